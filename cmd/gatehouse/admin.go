@@ -1,0 +1,695 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/as"
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+)
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// withStore parses flags, opens the store, and runs f.
+func withStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []string, f func(storage.Store) error) error {
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, _, err := sf.load()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(st)
+}
+
+func runClient(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "client", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"create": clientCreate, "list": clientList, "show": clientShow, "delete": clientDelete,
+	})
+}
+
+func clientCreate(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client create", "Register a client. A confidential client's secret is printed once and stored only as a hash.", out)
+	var sf storeFlags
+	id := fs.String("id", "", "client id (default: random)")
+	name := fs.String("name", "", "client name shown on the consent page")
+	confidential := fs.Bool("confidential", false, "a confidential client with a generated secret (client_secret_basic unless --auth-method says otherwise)")
+	method := fs.String("auth-method", "", "token endpoint auth method: none, client_secret_basic, client_secret_post, private_key_jwt")
+	jwksFile := fs.String("jwks-file", "", "JWK Set file with the client's public keys (for private_key_jwt)")
+	appType := fs.String("application-type", "", "native or web (default: native for public clients, web for confidential)")
+	var redirects, grants, scopes listFlag
+	fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable); loopback http URIs match any port")
+	fs.Var(&grants, "grant-type", "grant type (repeatable; default authorization_code and refresh_token, or client_credentials for a confidential client without redirect URIs)")
+	fs.Var(&scopes, "scope", "scope the client may be granted (repeatable; default: any scope of the resource)")
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		m := *method
+		if m == "" {
+			m = "none"
+			if *confidential {
+				m = "client_secret_basic"
+			}
+		}
+		if !slices.Contains([]string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}, m) {
+			return fmt.Errorf("--auth-method %q is not one of none, client_secret_basic, client_secret_post, private_key_jwt", m)
+		}
+		if len(grants) == 0 {
+			if m != "none" && len(redirects) == 0 {
+				grants = listFlag{"client_credentials"}
+			} else {
+				grants = listFlag{"authorization_code", "refresh_token"}
+			}
+		}
+		for _, g := range grants {
+			if !slices.Contains([]string{"authorization_code", "refresh_token", "client_credentials"}, g) {
+				return fmt.Errorf("--grant-type %q is not supported", g)
+			}
+		}
+		if slices.Contains(grants, "authorization_code") && len(redirects) == 0 {
+			return errors.New("the authorization_code grant needs at least one --redirect-uri")
+		}
+		if slices.Contains(grants, "client_credentials") && m == "none" {
+			return errors.New("client_credentials needs a confidential client: add --confidential")
+		}
+		for _, u := range redirects {
+			if err := clientreg.CheckRedirectURI(u); err != nil {
+				return err
+			}
+		}
+		at := *appType
+		if at == "" {
+			at = "native"
+			if m != "none" {
+				at = "web"
+			}
+		}
+		cid := *id
+		if cid == "" {
+			var err error
+			if cid, err = randomID(); err != nil {
+				return err
+			}
+		}
+		var jwks string
+		if m == "private_key_jwt" {
+			if *jwksFile == "" {
+				return errors.New("private_key_jwt needs --jwks-file")
+			}
+			b, err := os.ReadFile(*jwksFile)
+			if err != nil {
+				return err
+			}
+			if !json.Valid(b) {
+				return fmt.Errorf("%s is not JSON", *jwksFile)
+			}
+			jwks = string(b)
+		}
+		now := time.Now()
+		c := storage.Client{
+			ID: cid, Name: *name, RedirectURIs: redirects, GrantTypes: grants, ResponseTypes: []string{"code"},
+			TokenEndpointAuthMethod: m, Scopes: scopes, ApplicationType: at, JWKS: jwks,
+			Origin: storage.OriginStatic, Metadata: "{}", CreatedAt: now, UpdatedAt: now,
+		}
+		var secret string
+		if m == "client_secret_basic" || m == "client_secret_post" {
+			var err error
+			if secret, err = token.NewSecret(rand.Reader); err != nil {
+				return err
+			}
+			c.SecretHash = token.Hash(secret)
+		}
+		if err := st.CreateClient(ctx, c); err != nil {
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("a client with id %q already exists", cid)
+			}
+			return err
+		}
+		fmt.Fprintf(out, "client_id:     %s\n", cid)
+		if secret != "" {
+			fmt.Fprintf(out, "client_secret: %s\n(shown once: store it now; only its hash is kept)\n", secret)
+		}
+		return nil
+	})
+}
+
+func clientList(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client list", "List clients.", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		cs, err := st.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tORIGIN\tAUTH\tCREATED\tLAST USED\tTOKENS")
+		for _, c := range cs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.ID, c.Name, c.Origin, c.TokenEndpointAuthMethod, fmtTime(c.CreatedAt), fmtTime(c.LastUsedAt), c.TokenCount)
+		}
+		return tw.Flush()
+	})
+}
+
+func clientShow(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client show", "Show one client: gatehouse client show [flags] CLIENT_ID", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse client show CLIENT_ID")
+		}
+		c, err := st.GetClient(ctx, fs.Arg(0))
+		if err != nil {
+			return notFound(err, "client", fs.Arg(0))
+		}
+		v := map[string]any{
+			"client_id": c.ID, "client_name": c.Name, "redirect_uris": c.RedirectURIs, "grant_types": c.GrantTypes,
+			"token_endpoint_auth_method": c.TokenEndpointAuthMethod, "scopes": c.Scopes, "application_type": c.ApplicationType,
+			"origin": c.Origin, "created_at": fmtTime(c.CreatedAt), "last_used_at": fmtTime(c.LastUsedAt),
+			"token_count": c.TokenCount, "has_secret": c.SecretHash != "",
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
+		fmt.Fprintln(out, string(b))
+		return nil
+	})
+}
+
+func clientDelete(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client delete", "Delete a client and everything issued to it: gatehouse client delete [flags] CLIENT_ID", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse client delete CLIENT_ID")
+		}
+		if err := st.DeleteClient(ctx, fs.Arg(0)); err != nil {
+			return notFound(err, "client", fs.Arg(0))
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "client.deleted", ClientID: fs.Arg(0), Outcome: "success"})
+		fmt.Fprintf(out, "deleted client %s\n", fs.Arg(0))
+		return nil
+	})
+}
+
+func runUser(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "user", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"add": userAdd, "list": userList, "passwd": userPasswd, "delete": userDelete,
+	})
+}
+
+// readPassword takes the password from --password-file, or from the first
+// line of standard input, never from a flag value.
+func readPassword(file string, in io.Reader) (string, error) {
+	var b []byte
+	var err error
+	if file != "" {
+		b, err = os.ReadFile(file)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(in, 4096))
+	}
+	if err != nil {
+		return "", err
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimRight(pw, "\r")
+	if len(pw) < 8 {
+		return "", errors.New("the password must be at least 8 characters")
+	}
+	return pw, nil
+}
+
+func userAdd(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("user add", "Add a local user: gatehouse user add [flags] USERNAME (password from --password-file or standard input)", out)
+	var sf storeFlags
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: read standard input)")
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse user add USERNAME")
+		}
+		if _, err := st.GetUserByName(ctx, fs.Arg(0)); err == nil {
+			return fmt.Errorf("user %q already exists; use `gatehouse user passwd`", fs.Arg(0))
+		}
+		pw, err := readPassword(*pwFile, os.Stdin)
+		if err != nil {
+			return err
+		}
+		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "added user %s\n", fs.Arg(0))
+		return nil
+	})
+}
+
+func userPasswd(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("user passwd", "Set a user's password: gatehouse user passwd [flags] USERNAME", out)
+	var sf storeFlags
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: read standard input)")
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse user passwd USERNAME")
+		}
+		if _, err := st.GetUserByName(ctx, fs.Arg(0)); err != nil {
+			return notFound(err, "user", fs.Arg(0))
+		}
+		pw, err := readPassword(*pwFile, os.Stdin)
+		if err != nil {
+			return err
+		}
+		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "password updated for %s\n", fs.Arg(0))
+		return nil
+	})
+}
+
+func userList(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("user list", "List local users.", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		us, err := st.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USERNAME\tID\tCREATED")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Username, u.ID, fmtTime(u.CreatedAt))
+		}
+		return tw.Flush()
+	})
+}
+
+func userDelete(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("user delete", "Delete a user with their sessions, consents and tokens: gatehouse user delete [flags] USERNAME", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse user delete USERNAME")
+		}
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
+			return notFound(err, "user", fs.Arg(0))
+		}
+		if err := st.DeleteUser(ctx, u.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "deleted user %s\n", fs.Arg(0))
+		return nil
+	})
+}
+
+func runResource(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "resource", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"add": resourceAdd, "list": resourceList, "delete": resourceDelete,
+	})
+}
+
+func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("resource add", "Register (or replace) a protected resource: gatehouse resource add [flags] URL", out)
+	var sf storeFlags
+	name := fs.String("name", "", "display name")
+	var scopes, defaults listFlag
+	fs.Var(&scopes, "scope", `scope as NAME or "NAME=Description" or "NAME=Description=tool1,tool2" (repeatable)`)
+	fs.Var(&defaults, "default-scope", "scope granted when a request names none (repeatable)")
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse resource add [flags] URL")
+		}
+		canon, err := as.CanonicalResource(fs.Arg(0))
+		if err != nil {
+			return fmt.Errorf("resource URL %q: %w", fs.Arg(0), err)
+		}
+		r := storage.Resource{URL: canon, Name: *name, DefaultScopes: defaults}
+		for _, s := range scopes {
+			parts := strings.SplitN(s, "=", 3)
+			sc := storage.Scope{Name: parts[0]}
+			if len(parts) > 1 {
+				sc.Description = parts[1]
+			}
+			if len(parts) > 2 && parts[2] != "" {
+				sc.Tools = strings.Split(parts[2], ",")
+			}
+			r.Scopes = append(r.Scopes, sc)
+		}
+		for _, d := range defaults {
+			if !slices.ContainsFunc(r.Scopes, func(s storage.Scope) bool { return s.Name == d }) {
+				return fmt.Errorf("--default-scope %q is not one of the resource's --scope values", d)
+			}
+		}
+		now := time.Now()
+		r.CreatedAt, r.UpdatedAt = now, now
+		if err := st.PutResource(ctx, r); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "registered resource %s\n", canon)
+		return nil
+	})
+}
+
+func resourceList(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("resource list", "List protected resources.", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		rs, err := st.ListResources(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT")
+		for _, r := range rs {
+			var names []string
+			for _, s := range r.Scopes {
+				names = append(names, s.Name)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.URL, r.Name, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "))
+		}
+		return tw.Flush()
+	})
+}
+
+func resourceDelete(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("resource delete", "Delete a protected resource: gatehouse resource delete [flags] URL", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse resource delete URL")
+		}
+		canon, err := as.CanonicalResource(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if err := st.DeleteResource(ctx, canon); err != nil {
+			return notFound(err, "resource", canon)
+		}
+		fmt.Fprintf(out, "deleted resource %s\n", canon)
+		return nil
+	})
+}
+
+func runKeys(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "keys", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"list": keysList, "rotate": keysRotate, "gen-kek": keysGenKEK,
+	})
+}
+
+func keysList(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("keys list", "List signing keys (public information only).", out)
+	var sf storeFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, _, err := sf.load()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := st.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tPUBLISHED UNTIL")
+	for _, k := range keys {
+		state := "active"
+		if !k.RetiredAt.IsZero() {
+			state = "retired " + fmtTime(k.RetiredAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, fmtTime(k.RemoveAfter))
+	}
+	return tw.Flush()
+}
+
+func keysRotate(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("keys rotate", "Make a new signing key active. The previous key stays published for keys.retire_for so tokens it signed keep verifying.", out)
+	var sf storeFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, _, err := sf.load()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kr, err := openKeyring(ctx, c, st)
+	if err != nil {
+		return err
+	}
+	kid, err := kr.Rotate(ctx)
+	if err != nil {
+		return err
+	}
+	auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + kid})
+	fmt.Fprintf(out, "new active signing key %s\n", kid)
+	return nil
+}
+
+func keysGenKEK(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("keys gen-kek", "Write a new random 32-byte key-encryption key (hex) to FILE with mode 0600: gatehouse keys gen-kek FILE", out)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: gatehouse keys gen-kek FILE")
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(fs.Arg(0), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote %s\n", fs.Arg(0))
+	return nil
+}
+
+func runAudit(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "audit", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"query": auditQuery, "tail": auditTail,
+	})
+}
+
+func auditFlags(fs *flag.FlagSet) (*storage.AuditQuery, *string) {
+	q := &storage.AuditQuery{}
+	since := fs.String("since", "", "only events after this duration ago (e.g. 1h) or RFC 3339 time")
+	fs.StringVar(&q.Type, "type", "", `event type, or a prefix ending in "." (e.g. login.)`)
+	fs.StringVar(&q.UserID, "user-id", "", "only this user id")
+	fs.StringVar(&q.ClientID, "client", "", "only this client id")
+	fs.IntVar(&q.Limit, "limit", 100, "at most this many events")
+	return q, since
+}
+
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+func printAudit(out io.Writer, es []storage.AuditEvent) {
+	for _, e := range es {
+		fmt.Fprintf(out, "%s %-22s outcome=%s user=%s client=%s resource=%s ip=%s %s\n",
+			e.Time.UTC().Format(time.RFC3339), e.Type, e.Outcome, e.UserID, e.ClientID, e.Resource, e.IP, e.Detail)
+	}
+}
+
+func auditQuery(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("audit query", "Print audit events matching the filters.", out)
+	var sf storeFlags
+	q, since := auditFlags(fs)
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return fmt.Errorf("--since: %w", err)
+		}
+		q.Since = t
+		es, err := st.QueryAudit(ctx, *q)
+		if err != nil {
+			return err
+		}
+		printAudit(out, es)
+		return nil
+	})
+}
+
+func auditTail(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("audit tail", "Print the latest audit events and follow new ones until interrupted.", out)
+	var sf storeFlags
+	q, since := auditFlags(fs)
+	follow := fs.Bool("f", true, "keep following new events")
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return fmt.Errorf("--since: %w", err)
+		}
+		if t.IsZero() {
+			t = time.Now().Add(-time.Hour)
+		}
+		q.Since = t
+		for {
+			es, err := st.QueryAudit(ctx, *q)
+			if err != nil {
+				return err
+			}
+			printAudit(out, es)
+			if len(es) > 0 {
+				q.AfterID = es[len(es)-1].ID
+			}
+			if !*follow {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	})
+}
+
+func runMigrate(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("migrate", "Apply database migrations. SQLite also migrates on start; PostgreSQL only here or with `serve --migrate`.", out)
+	var sf storeFlags
+	sf.register(fs)
+	status := fs.Bool("status", false, "list applied and pending migrations instead of applying them")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, _, err := sf.load()
+	if err != nil {
+		return err
+	}
+	if c.Storage.Driver == "postgres" && *status {
+		st, err := postgres.Open(ctx, postgres.Options{DSN: c.Storage.PostgresDSN, Now: time.Now})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return printMigrationStatus(ctx, st, out)
+	}
+	st, err := openStore(ctx, c, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *status {
+		return printMigrationStatus(ctx, st, out)
+	}
+	fmt.Fprintf(out, "migrations applied (%s)\n", c.Storage.Driver)
+	return nil
+}
+
+func runConfig(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "config", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"check": configCheck,
+	})
+}
+
+func configCheck(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("config check", "Print the effective configuration with secrets redacted, then every problem with it.", out)
+	var sf storeFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, dev, err := sf.load()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, c.Redacted())
+	if err := c.Validate(dev); err != nil {
+		return fmt.Errorf("configuration has problems:\n%w", err)
+	}
+	fmt.Fprintln(out, "# configuration OK")
+	return nil
+}
+
+// auditCLI records an admin action taken through the CLI.
+func auditCLI(ctx context.Context, st storage.Store, e storage.AuditEvent) {
+	e.Time = time.Now().UTC()
+	e.IP = "cli"
+	_ = st.AppendAudit(ctx, e)
+}
+
+func notFound(err error, kind, id string) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("no %s %q", kind, id)
+	}
+	return err
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// migrator is what both SQL backends offer `gatehouse migrate --status`.
+type migrator interface {
+	MigrationStatus(ctx context.Context) ([]sqlstore.Migration, error)
+}
+
+func printMigrationStatus(ctx context.Context, st any, out io.Writer) error {
+	m, ok := st.(migrator)
+	if !ok {
+		return errors.New("this storage backend has no migrations")
+	}
+	ms, err := m.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tNAME\tSTATE")
+	for _, mg := range ms {
+		state := "pending"
+		if mg.Applied {
+			state = "applied " + fmtTime(mg.AppliedAt)
+		}
+		fmt.Fprintf(tw, "%04d\t%s\t%s\n", mg.Version, mg.Name, state)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/password"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// Names of what dev mode registers.
+const (
+	devClientID     = "gatehouse-demo"
+	devResourceName = "Gatehouse demo notes"
+	devUserDefault  = "demo"
+)
+
+func runDev(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("dev", "Run the authorization server with zero configuration: SQLite and keys in the data directory, a demo user, a demo client and a demo resource, issuer on loopback http.", out)
+	data := fs.String("data", defaultDataDir, "data directory (created if missing)")
+	listen := fs.String("listen", "127.0.0.1:8080", "listen address of the authorization server; the issuer is http://<listen>")
+	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
+	user := fs.String("user", "", "demo user as NAME:PASSWORD (default: user \"demo\" with a generated password, kept in the data directory)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", *listen, err)
+	}
+	if *mcpListen == "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p == 0 {
+			return fmt.Errorf("--listen %q needs a fixed port (the MCP server takes the next one)", *listen)
+		}
+		*mcpListen = net.JoinHostPort(host, strconv.Itoa(p+1))
+	}
+	c, err := devConfig(*data, *listen)
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(true); err != nil {
+		return fmt.Errorf("invalid dev configuration:\n%w", err)
+	}
+	log := newLogger(c)
+	st, err := openStore(ctx, c, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	username, pw, generated, err := ensureDevUser(ctx, st, *data, *user)
+	if err != nil {
+		return err
+	}
+	resourceURL := "http://" + *mcpListen + "/mcp"
+	if err := ensureDevResource(ctx, st, resourceURL); err != nil {
+		return err
+	}
+	if err := ensureDevClient(ctx, st); err != nil {
+		return err
+	}
+	srv, err := newServer(ctx, c, st, log, true)
+	if err != nil {
+		return err
+	}
+	return srv.run(ctx, func(addr string) {
+		fmt.Fprintf(out, "Gatehouse dev is running.\n\n")
+		fmt.Fprintf(out, "  Issuer:          %s\n", c.Issuer)
+		fmt.Fprintf(out, "  Metadata:        %s/.well-known/oauth-authorization-server\n", c.Issuer)
+		fmt.Fprintf(out, "  Demo resource:   %s (scopes notes:read notes:write)\n", resourceURL)
+		fmt.Fprintf(out, "  Demo client:     %s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port)\n", devClientID)
+		note := ""
+		if generated {
+			note = "  (generated; kept in " + filepath.Join(*data, "demo-password") + ")"
+		}
+		fmt.Fprintf(out, "  Demo user:       %s / %s%s\n", username, pw, note)
+		fmt.Fprintf(out, "  Data directory:  %s\n\n", *data)
+		fmt.Fprintf(out, "Next steps:\n")
+		fmt.Fprintf(out, "  curl %s/.well-known/oauth-authorization-server\n", c.Issuer)
+		fmt.Fprintf(out, "  gatehouse client create --name my-agent --redirect-uri http://127.0.0.1/callback\n")
+		fmt.Fprintf(out, "  gatehouse client create --name my-service --confidential --grant-type client_credentials\n")
+		fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
+	})
+}
+
+// ensureDevUser creates (or updates) the demo user. With spec NAME:PASSWORD
+// it sets that password; otherwise it reuses the password kept in the data
+// directory, generating one on first start.
+func ensureDevUser(ctx context.Context, st storage.Store, dir, spec string) (name, pw string, generated bool, err error) {
+	name = devUserDefault
+	pwFile := filepath.Join(dir, "demo-password")
+	if spec != "" {
+		var ok bool
+		name, pw, ok = strings.Cut(spec, ":")
+		if !ok || name == "" || pw == "" {
+			return "", "", false, errors.New("--user must be NAME:PASSWORD")
+		}
+	} else {
+		b, err := os.ReadFile(pwFile)
+		switch {
+		case err == nil:
+			pw = strings.TrimSpace(string(b))
+		case errors.Is(err, fs.ErrNotExist):
+			raw := make([]byte, 12)
+			if _, err := rand.Read(raw); err != nil {
+				return "", "", false, err
+			}
+			pw = base64.RawURLEncoding.EncodeToString(raw)
+			if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+				return "", "", false, err
+			}
+		default:
+			return "", "", false, err
+		}
+		generated = true
+	}
+	if err := upsertUser(ctx, st, name, pw); err != nil {
+		return "", "", false, err
+	}
+	return name, pw, generated, nil
+}
+
+// upsertUser creates the user or sets their password.
+func upsertUser(ctx context.Context, st storage.Store, name, pw string) error {
+	hash, err := password.Hash(pw, rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	u, err := st.GetUserByName(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		id, err := randomID()
+		if err != nil {
+			return err
+		}
+		return st.CreateUser(ctx, storage.User{ID: id, Username: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+	}
+	if err != nil {
+		return err
+	}
+	if ok, _ := password.Verify(pw, u.PasswordHash); ok {
+		return nil
+	}
+	_, err = st.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+		u.PasswordHash, u.UpdatedAt = hash, now
+		return u, nil
+	})
+	return err
+}
+
+// devScopes are the demo resource's scopes and the tools they unlock.
+var devScopes = []storage.Scope{
+	{Name: "notes:read", Description: "Read your notes", Tools: []string{"list_notes", "read_note"}},
+	{Name: "notes:write", Description: "Create and delete your notes", Tools: []string{"add_note", "delete_note"}},
+}
+
+// ensureDevResource registers the demo MCP server as the only demo
+// resource, replacing one left from a run on another port, so a request
+// without a resource parameter still finds exactly one.
+func ensureDevResource(ctx context.Context, st storage.Store, url string) error {
+	rs, err := st.ListResources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.Name == devResourceName && r.URL != url {
+			if err := st.DeleteResource(ctx, r.URL); err != nil {
+				return err
+			}
+		}
+	}
+	now := time.Now()
+	return st.PutResource(ctx, storage.Resource{
+		URL: url, Name: devResourceName, Scopes: devScopes,
+		DefaultScopes: []string{"notes:read"}, CreatedAt: now, UpdatedAt: now,
+	})
+}
+
+// ensureDevClient registers the demo public client.
+func ensureDevClient(ctx context.Context, st storage.Store) error {
+	_, err := st.GetClient(ctx, devClientID)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	now := time.Now()
+	return st.CreateClient(ctx, storage.Client{
+		ID: devClientID, Name: "Gatehouse demo client",
+		RedirectURIs:            []string{"http://127.0.0.1/callback", "http://localhost/callback"},
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		TokenEndpointAuthMethod: "none", ApplicationType: "native",
+		Origin: storage.OriginStatic, Metadata: "{}", CreatedAt: now, UpdatedAt: now,
+	})
+}
+
+// randomID returns a random identifier for users and clients.
+func randomID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/as"
+	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/metrics"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/web"
+)
+
+func runServe(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("serve", "Run the authorization server. Configuration: defaults < --config file < GATEHOUSE_* environment < flags.", out)
+	cfgPath := fs.String("config", os.Getenv("GATEHOUSE_CONFIG"), "config file (YAML or JSON); env GATEHOUSE_CONFIG")
+	listen := fs.String("listen", "", "listen address (overrides listen)")
+	issuer := fs.String("issuer", "", "issuer URL (overrides issuer)")
+	adminListen := fs.String("admin-listen", "", "admin listener for /metrics and /healthz (overrides admin_listen)")
+	migrate := fs.Bool("migrate", false, "apply PostgreSQL migrations before serving (SQLite always migrates)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		c.Listen = *listen
+	}
+	if *issuer != "" {
+		c.Issuer = *issuer
+	}
+	if *adminListen != "" {
+		c.AdminListen = *adminListen
+	}
+	if err := c.Resolve(os.LookupEnv); err != nil {
+		return err
+	}
+	if err := c.Validate(false); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log := newLogger(c)
+	st, err := openStore(ctx, c, *migrate)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := newServer(ctx, c, st, log, c.AllowInsecureIssuer)
+	if err != nil {
+		return err
+	}
+	return srv.run(ctx, func(addr string) {
+		fmt.Fprintf(out, "gatehouse: serving issuer %s on %s\n", c.Issuer, addr)
+	})
+}
+
+// server is a running authorization server and its admin listener.
+type server struct {
+	cfg     config.Config
+	as      *as.Server
+	handler http.Handler
+	admin   http.Handler
+	store   storage.Store
+	log     *slog.Logger
+	extra   []*http.Server // more listeners started and stopped with this one (dev's MCP server)
+}
+
+// newServer wires the authorization server from a validated config.
+func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog.Logger, allowHTTP bool) (*server, error) {
+	kr, err := openKeyring(ctx, c, st)
+	if err != nil {
+		return nil, fmt.Errorf("open signing keys: %w", err)
+	}
+	iss, err := url.Parse(c.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := web.New(web.Options{
+		Secure:       iss.Scheme == "https",
+		CSRFKey:      deriveKey(c.Keys.EncryptionKey, "csrf"),
+		StaticPrefix: iss.Path + "/static/",
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(time.Now)
+	a, err := as.New(as.Options{
+		Issuer:             c.Issuer,
+		Store:              st,
+		Keyring:            kr,
+		Pages:              pages,
+		Logger:             log,
+		Now:                time.Now,
+		AccessTokenTTL:     time.Duration(c.Tokens.AccessTokenTTL),
+		RefreshTokenTTL:    time.Duration(c.Tokens.RefreshTokenTTL),
+		GrantTTL:           time.Duration(c.Tokens.GrantTTL),
+		CodeTTL:            time.Duration(c.Tokens.CodeTTL),
+		SessionTTL:         time.Duration(c.Login.SessionTTL),
+		RefreshRetryWindow: time.Duration(c.Tokens.RefreshRetryWindow),
+		LoginMaxFailures:   c.Login.MaxFailures,
+		LoginWindow:        time.Duration(c.Login.Window),
+		TrustProxyHeaders:  c.TrustProxyHeaders,
+		OnGrant:            m.Grant,
+		AllowHTTPIssuer:    allowHTTP,
+	})
+	if err != nil {
+		return nil, err
+	}
+	admin := http.NewServeMux()
+	admin.Handle("/metrics", m.Handler())
+	admin.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := st.Ping(r.Context()); err != nil {
+			http.Error(w, "storage unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return &server{cfg: c, as: a, handler: m.Middleware(a), admin: admin, store: st, log: log}, nil
+}
+
+// httpServer returns an http.Server with the timeouts a public listener
+// needs: slow clients cannot hold connections open indefinitely.
+func httpServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// run listens, garbage-collects periodically, and shuts down gracefully
+// when ctx ends. ready is called with the bound address.
+func (s *server) run(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	pub := httpServer(s.handler, s.log)
+	servers := append([]*http.Server{pub}, s.extra...)
+	errc := make(chan error, 3)
+	go func() { errc <- pub.Serve(ln) }()
+	if s.cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", s.cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		adm := httpServer(s.admin, s.log)
+		servers = append(servers, adm)
+		go func() { errc <- adm.Serve(aln) }()
+	}
+	go s.gcLoop(ctx)
+	ready(ln.Addr().String())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, hs := range servers {
+		_ = hs.Shutdown(shutdown)
+	}
+	return nil
+}
+
+// gcLoop deletes expired rows every storage.gc_interval.
+func (s *server) gcLoop(ctx context.Context) {
+	t := time.NewTicker(time.Duration(s.cfg.Storage.GCInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := s.store.GarbageCollect(ctx, time.Now())
+			if err != nil {
+				s.log.Error("garbage collection failed", "cause", err)
+				continue
+			}
+			s.log.Debug("garbage collected", "result", fmt.Sprintf("%+v", res))
+		}
+	}
+}

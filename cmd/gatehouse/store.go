@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+)
+
+// defaultDataDir is where `gatehouse dev` keeps its state.
+const defaultDataDir = "./gatehouse-data"
+
+// storeFlags are the flags every admin command uses to find the store:
+// a config file (production) or a dev data directory.
+type storeFlags struct {
+	config string
+	data   string
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.config, "config", os.Getenv("GATEHOUSE_CONFIG"), "config file (YAML or JSON); env GATEHOUSE_CONFIG. Without it, the dev data directory is used")
+	fs.StringVar(&s.data, "data", defaultDataDir, "dev data directory (used when no --config is given)")
+}
+
+// load returns the effective configuration: from the config file and the
+// environment, or the dev layout of the data directory.
+func (s *storeFlags) load() (config.Config, bool, error) {
+	if s.config == "" {
+		c, err := devConfig(s.data, "127.0.0.1:8080")
+		return c, true, err
+	}
+	c, err := config.Load(s.config, os.LookupEnv)
+	if err != nil {
+		return c, false, err
+	}
+	if err := c.Resolve(os.LookupEnv); err != nil {
+		return c, false, err
+	}
+	return c, false, nil
+}
+
+// devConfig is the configuration of `gatehouse dev` for a data directory:
+// SQLite and a key-encryption key inside it, created on first use.
+func devConfig(dir, listen string) (config.Config, error) {
+	c := config.Default()
+	c.Listen = listen
+	c.AdminListen = ""
+	c.Issuer = "http://" + listen
+	c.Storage.SQLitePath = filepath.Join(dir, "gatehouse.db")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return c, fmt.Errorf("create data directory: %w", err)
+	}
+	kek, err := loadOrCreateKey(filepath.Join(dir, "kek"))
+	if err != nil {
+		return c, err
+	}
+	c.Keys.EncryptionKey = kek
+	c.Keys.EncryptionKeyFile = filepath.Join(dir, "kek")
+	return c, nil
+}
+
+// loadOrCreateKey reads a 32-byte key file, creating it (mode 0600) with a
+// random key when it does not exist.
+func loadOrCreateKey(path string) ([]byte, error) {
+	k, err := config.ReadKeyFile(path)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	k = make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// openStore opens the configured backend. SQLite migrates itself on open;
+// PostgreSQL migrates only when migrate is set (`gatehouse migrate`, or
+// `serve --migrate`), because several replicas share one database.
+func openStore(ctx context.Context, c config.Config, migrate bool) (storage.Store, error) {
+	switch c.Storage.Driver {
+	case "sqlite":
+		if err := os.MkdirAll(filepath.Dir(c.Storage.SQLitePath), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		st, err := sqlite.Open(ctx, sqlite.Options{Path: c.Storage.SQLitePath, Now: time.Now})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	case "postgres":
+		st, err := postgres.Open(ctx, postgres.Options{DSN: c.Storage.PostgresDSN, Now: time.Now, AutoMigrate: migrate})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("unknown storage driver %q", c.Storage.Driver)
+}
+
+// openKeyring opens the signing keys, creating the first key if none exists.
+func openKeyring(ctx context.Context, c config.Config, st storage.Store) (*token.Keyring, error) {
+	if len(c.Keys.EncryptionKey) != 32 {
+		return nil, errors.New("no key-encryption key: set keys.encryption_key_file")
+	}
+	return token.NewKeyring(ctx, token.KeyringOptions{
+		Keys:          st,
+		EncryptionKey: c.Keys.EncryptionKey,
+		Algorithm:     c.Keys.Algorithm,
+		Now:           time.Now,
+		RetireFor:     time.Duration(c.Keys.RetireFor),
+	})
+}
+
+// deriveKey derives a purpose-specific key from the key-encryption key, so
+// every replica gets the same CSRF key without another secret to deploy.
+func deriveKey(kek []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, kek, nil, "gatehouse "+purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot produce
+	}
+	return k
+}
+
+// newLogger builds the process logger from the log config.
+func newLogger(c config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,17 @@
+// Package as is the authorization server: an http.Handler serving the
+// discovery documents (RFC 8414 and OpenID Connect Discovery at every
+// well-known variant), the JWKS, /authorize with login and consent, /token
+// (authorization_code with PKCE S256, refresh_token with rotation and a retry
+// window, client_credentials), /revoke (RFC 7009) and /introspect (RFC 7662).
+//
+// It sees storage only through the storage interfaces and keeps nothing in
+// process memory that correctness depends on, so any number of processes can
+// share one database.
+//
+// Shared security phases — client authentication, exact redirect matching,
+// PKCE, resource-to-audience and scope policy — live in the dispatchers
+// (authorize.go, token.go), not in the individual grants, so a grant cannot
+// forget one. Grants are one file each (token_*.go) in this package rather
+// than a grant/ subpackage: they share the minting and audit helpers of
+// Server, and a subpackage would only move those behind an interface.
+package as

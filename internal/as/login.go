@@ -1,0 +1,373 @@
+package as
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/password"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+	"github.com/gatehouse-mcp/gatehouse/internal/web"
+)
+
+const sessionCookie = "gh_session"
+
+// Messages shown on the login page. The failure message never says which
+// field was wrong, so it reveals nothing about which accounts exist.
+const (
+	msgBadLogin     = "The username or password is incorrect."
+	msgFormExpired  = "The form expired or was sent from another page. Please try again."
+	msgTooManyTries = "Too many failed sign-in attempts. Try again in %s."
+)
+
+// currentSession returns the browser's valid session, or nil.
+func (s *Server) currentSession(r *http.Request) *storage.Session {
+	ck, err := r.Cookie(s.opts.Pages.CookieName(sessionCookie))
+	if err != nil || ck.Value == "" {
+		return nil
+	}
+	sess, err := s.opts.Store.GetSession(r.Context(), token.Hash(ck.Value))
+	if err != nil {
+		return nil
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		return nil
+	}
+	return &sess
+}
+
+// loadPendingRequest reads the hidden "request" field's pending
+// authorization request, or shows why it cannot continue.
+func (s *Server) loadPendingRequest(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
+	id := r.PostForm.Get("request")
+	if id == "" {
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The sign-in form is missing its request. Return to the application and start again."))
+		return storage.AuthRequest{}, false
+	}
+	ar, err := s.opts.Store.GetAuthRequest(r.Context(), id)
+	if err == nil && !s.now().Before(ar.ExpiresAt) {
+		err = storage.ErrNotFound
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "This sign-in request has expired or was already completed. Return to the application and start again."))
+		return storage.AuthRequest{}, false
+	}
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return storage.AuthRequest{}, false
+	}
+	return ar, true
+}
+
+// parseBrowserForm reads a POSTed browser form and checks its CSRF token.
+func (s *Server) parseBrowserForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		s.errorPage(w, r, http.StatusMethodNotAllowed, oauth.New(oauth.InvalidRequest, "This address accepts only form submissions."))
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The form could not be read."))
+		return false
+	}
+	if !s.opts.Pages.CheckCSRF(r) {
+		s.errorPage(w, r, http.StatusForbidden, oauth.New(oauth.InvalidRequest, msgFormExpired))
+		return false
+	}
+	return true
+}
+
+func (s *Server) clientName(ctx context.Context, clientID string) string {
+	c, err := s.opts.Store.GetClient(ctx, clientID)
+	if err != nil || c.Name == "" {
+		return clientID
+	}
+	return c.Name
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, username, msg string) {
+	s.opts.Pages.Login(w, r, status, web.LoginData{
+		Action:     s.base + pathLogin,
+		CSRF:       s.opts.Pages.CSRFToken(w, r),
+		Request:    ar.ID,
+		Username:   username,
+		Error:      msg,
+		ClientName: s.clientName(r.Context(), ar.ClientID),
+	})
+}
+
+// handleLogin checks a username and password. Failures are counted per
+// account and per client IP; past the limit further attempts are refused
+// until the window ends, without checking the password at all.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.parseBrowserForm(w, r) {
+		return
+	}
+	ar, ok := s.loadPendingRequest(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	pw := r.PostForm.Get("password")
+	now := s.now()
+	ip := s.clientIP(r)
+	acctKey, ipKey := "login:user:"+strings.ToLower(username), "login:ip:"+ip
+	for _, lim := range []struct {
+		key string
+		max int
+	}{{acctKey, s.opts.LoginMaxFailures}, {ipKey, 4 * s.opts.LoginMaxFailures}} {
+		n, reset, err := s.opts.Store.Failures(ctx, lim.key, now)
+		if err != nil {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+		if n >= lim.max {
+			wait := reset.Sub(now)
+			w.Header().Set("Retry-After", retryAfter(wait))
+			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: ar.ClientID, Outcome: "denied", Detail: "too many failures for " + strings.SplitN(lim.key, ":", 3)[1]})
+			s.showLogin(w, r, ar, http.StatusTooManyRequests, username, fmt.Sprintf(msgTooManyTries, humanDuration(wait)))
+			return
+		}
+	}
+	u, err := s.opts.Store.GetUserByName(ctx, username)
+	var valid bool
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		password.VerifyDummy(pw) // same cost as a real check: no user enumeration by timing
+	case err != nil:
+		s.serverErrorPage(w, r, err)
+		return
+	default:
+		valid, err = password.Verify(pw, u.PasswordHash)
+		if err != nil {
+			s.log.ErrorContext(ctx, "stored password hash unreadable", "user_id", u.ID, "cause", err)
+			valid = false
+		}
+	}
+	if !valid {
+		for _, k := range []string{acctKey, ipKey} {
+			if _, _, err := s.opts.Store.AddFailure(ctx, k, now, s.opts.LoginWindow); err != nil {
+				s.log.ErrorContext(ctx, "record login failure", "cause", err)
+			}
+		}
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: ar.ClientID, Outcome: "failure"})
+		s.showLogin(w, r, ar, http.StatusUnauthorized, username, msgBadLogin)
+		return
+	}
+	if err := s.opts.Store.ResetFailures(ctx, acctKey); err != nil {
+		s.log.ErrorContext(ctx, "reset login failures", "cause", err)
+	}
+	sess, err := s.startSession(w, r, u.ID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: ar.ClientID, Outcome: "success"})
+	s.continueAuthorization(w, r, ar, sess)
+}
+
+// startSession creates a new session for userID. The session id is always
+// new, and any previous session of this browser is deleted: an id planted
+// before login is never promoted (session fixation).
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID string) (*storage.Session, error) {
+	name := s.opts.Pages.CookieName(sessionCookie)
+	if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
+		if err := s.opts.Store.DeleteSession(r.Context(), token.Hash(ck.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+	}
+	id, err := s.newSecret()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sess := storage.Session{IDHash: token.Hash(id), UserID: userID, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL)}
+	if err := s.opts.Store.CreateSession(r.Context(), sess); err != nil {
+		return nil, err
+	}
+	s.opts.Pages.SetCookie(w, name, id, s.opts.SessionTTL)
+	return &sess, nil
+}
+
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, c storage.Client, sess *storage.Session) {
+	ctx := r.Context()
+	res, err := s.opts.Store.GetResource(ctx, ar.Resource)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	u, err := s.opts.Store.GetUser(ctx, sess.UserID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	var items []web.ScopeItem
+	for _, name := range ar.Scopes {
+		item := web.ScopeItem{Name: name}
+		if name == scopeOfflineAccess {
+			item.Description = "Stay connected: keep access when you are not using the application, until you revoke it."
+		}
+		for _, sc := range res.Scopes {
+			if sc.Name == name {
+				item.Description, item.Tools = sc.Description, sc.Tools
+			}
+		}
+		items = append(items, item)
+	}
+	host := ""
+	if ru, err := url.Parse(ar.RedirectURI); err == nil {
+		host = ru.Host
+		if host == "" {
+			host = ru.Scheme + ":" // private-use scheme: the scheme names the app
+		}
+	}
+	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return !clientreg.IsLoopbackRedirect(u) })
+	s.opts.Pages.Consent(w, r, web.ConsentData{
+		Action:       s.base + pathConsent,
+		CSRF:         s.opts.Pages.CSRFToken(w, r),
+		Request:      ar.ID,
+		Username:     u.Username,
+		ClientName:   orDefault(c.Name, c.ID),
+		ClientID:     c.ID,
+		RedirectURI:  ar.RedirectURI,
+		RedirectHost: host,
+		LoopbackOnly: loopbackOnly,
+		Resource:     res.URL,
+		ResourceName: orDefault(res.Name, res.URL),
+		Scopes:       items,
+	})
+}
+
+// handleConsent records the user's decision on the consent page.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	if !s.parseBrowserForm(w, r) {
+		return
+	}
+	ar, ok := s.loadPendingRequest(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	sess := s.currentSession(r)
+	if sess == nil {
+		s.showLogin(w, r, ar, http.StatusOK, "", "Your session ended. Please sign in again.")
+		return
+	}
+	switch r.PostForm.Get("decision") {
+	case "allow":
+	case "deny":
+		s.audit(ctx, r, storage.AuditEvent{Type: "consent.denied", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "denied"})
+		s.finishWithError(w, r, ar, oauth.New(oauth.AccessDenied, "the user declined the request"))
+		return
+	default:
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The consent form must be answered with Allow or Deny."))
+		return
+	}
+	now := s.now()
+	scopes := ar.Scopes
+	prev, err := s.opts.Store.GetConsent(ctx, sess.UserID, ar.ClientID, ar.Resource)
+	created := now
+	if err == nil {
+		created = prev.CreatedAt
+		for _, sc := range prev.Scopes {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	slices.Sort(scopes)
+	err = s.opts.Store.PutConsent(ctx, storage.Consent{UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Scopes: scopes, CreatedAt: created, UpdatedAt: now})
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "consent.given", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(ar.Scopes)})
+	s.issueCode(w, r, ar, sess)
+}
+
+// handleConsents lists the signed-in user's remembered consents (GET) and
+// revokes one (POST).
+func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
+	sess := s.currentSession(r)
+	if sess == nil {
+		s.opts.Pages.Message(w, r, http.StatusUnauthorized, web.MessageData{Title: "Not signed in", Body: "Sign in through an application first to manage what you have allowed."})
+		return
+	}
+	ctx := r.Context()
+	if r.Method == http.MethodPost {
+		if !s.parseBrowserForm(w, r) {
+			return
+		}
+		clientID, resource := r.PostForm.Get("client_id"), r.PostForm.Get("resource")
+		err := s.opts.Store.DeleteConsent(ctx, sess.UserID, clientID, resource)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+		s.audit(ctx, r, storage.AuditEvent{Type: "consent.revoked", UserID: sess.UserID, ClientID: clientID, Resource: resource, Outcome: "success"})
+		http.Redirect(w, r, s.base+pathConsents, http.StatusSeeOther)
+		return
+	}
+	cons, err := s.opts.Store.ListConsents(ctx, sess.UserID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	u, err := s.opts.Store.GetUser(ctx, sess.UserID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	d := web.ConsentsData{Action: s.base + pathConsents, CSRF: s.opts.Pages.CSRFToken(w, r), Username: u.Username}
+	for _, c := range cons {
+		d.Items = append(d.Items, web.ConsentItem{ClientName: s.clientName(ctx, c.ClientID), ClientID: c.ClientID, Resource: c.Resource, Scopes: c.Scopes, Granted: c.UpdatedAt})
+	}
+	s.opts.Pages.Consents(w, r, d)
+}
+
+// handleLogout ends the browser session (POST with a CSRF token).
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if !s.parseBrowserForm(w, r) {
+		return
+	}
+	name := s.opts.Pages.CookieName(sessionCookie)
+	if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
+		if err := s.opts.Store.DeleteSession(r.Context(), token.Hash(ck.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+	}
+	s.opts.Pages.ClearCookie(w, name)
+	s.opts.Pages.Message(w, r, http.StatusOK, web.MessageData{Title: "Signed out", Body: "You are signed out."})
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// humanDuration formats a wait for people: "3 minutes", "40 seconds".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()+0.5))
+	case d > time.Second:
+		return fmt.Sprintf("%d seconds", int(d.Seconds()+0.5))
+	}
+	return "a moment"
+}

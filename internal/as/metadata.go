@@ -1,0 +1,175 @@
+package as
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Grant types, response types and client authentication methods the server
+// supports.
+var (
+	grantTypesSupported  = []string{"authorization_code", "refresh_token", "client_credentials"}
+	authMethodsSupported = []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
+	assertionAlgs        = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
+
+// metadata is the authorization server metadata document (RFC 8414 §2),
+// which doubles as the OpenID Provider configuration.
+type metadata struct {
+	Issuer                                    string   `json:"issuer"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint"`
+	TokenEndpoint                             string   `json:"token_endpoint"`
+	JWKSURI                                   string   `json:"jwks_uri"`
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
+	ScopesSupported                           []string `json:"scopes_supported"`
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	ResponseModesSupported                    []string `json:"response_modes_supported"`
+	GrantTypesSupported                       []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValues         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseISSParameter         bool     `json:"authorization_response_iss_parameter_supported"`
+	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
+	PromptValuesSupported                     []string `json:"prompt_values_supported"`
+	SubjectTypesSupported                     []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
+	ResourceIndicatorsSupported               bool     `json:"resource_indicators_supported"`
+}
+
+// buildMetadata encodes the metadata once: it only changes with the
+// configuration and the registered resources' scopes, and serving
+// pre-encoded bytes keeps discovery off the CPU.
+func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
+	scopes, err := s.allScopes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := metadata{
+		Issuer:                                 s.opts.Issuer,
+		AuthorizationEndpoint:                  s.endpoint(pathAuthorize),
+		TokenEndpoint:                          s.endpoint(pathToken),
+		JWKSURI:                                s.endpoint(pathJWKS),
+		ScopesSupported:                        scopes,
+		ResponseTypesSupported:                 []string{"code"},
+		ResponseModesSupported:                 []string{"query"},
+		GrantTypesSupported:                    grantTypesSupported,
+		TokenEndpointAuthMethodsSupported:      authMethodsSupported,
+		TokenEndpointAuthSigningAlgValues:      assertionAlgs,
+		RevocationEndpoint:                     s.endpoint(pathRevoke),
+		RevocationEndpointAuthMethodsSupported: authMethodsSupported,
+		IntrospectionEndpoint:                  s.endpoint(pathIntrospect),
+		// Introspection reveals token contents: public clients may not call it.
+		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		CodeChallengeMethodsSupported:             []string{"S256"},
+		AuthorizationResponseISSParameter:         true,
+		PromptValuesSupported:                     []string{"none", "login", "consent"},
+		// OIDC Discovery requires these three even though no ID token is
+		// issued; they describe the access tokens' subject and signature.
+		SubjectTypesSupported:            []string{"public"},
+		IDTokenSigningAlgValuesSupported: []string{"ES256"},
+		ResourceIndicatorsSupported:      true,
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// allScopes returns every scope of every registered resource plus
+// offline_access, sorted.
+func (s *Server) allScopes(ctx context.Context) ([]string, error) {
+	rs, err := s.opts.Store.ListResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{scopeOfflineAccess}
+	for _, r := range rs {
+		for _, sc := range r.Scopes {
+			if !slices.Contains(out, sc.Name) {
+				out = append(out, sc.Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// metadataTTL bounds how stale scopes_supported may be after a resource is
+// added by another process (the CLI, another replica).
+const metadataTTL = 30 * time.Second
+
+// cachedMetadata is an encoded metadata document and when it was built.
+type cachedMetadata struct {
+	body  []byte
+	built time.Time
+}
+
+// metadataBytes returns the encoded metadata, rebuilding it when older
+// than metadataTTL. A failed rebuild keeps serving the previous document.
+func (s *Server) metadataBytes(ctx context.Context) []byte {
+	now := s.now()
+	c := s.metadata.Load()
+	if c != nil && now.Sub(c.built) < metadataTTL {
+		return c.body
+	}
+	b, err := s.buildMetadata(ctx)
+	if err != nil {
+		s.log.ErrorContext(ctx, "rebuild metadata failed", "cause", err)
+		if c != nil {
+			return c.body
+		}
+		return nil
+	}
+	s.metadata.Store(&cachedMetadata{body: b, built: now})
+	return b
+}
+
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	b := s.metadataBytes(r.Context())
+	if b == nil {
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	w.Write(b)
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	b, err := s.opts.Keyring.JWKS(r.Context())
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "jwks failed", "cause", err)
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	// Short: resource servers must see a rotated key soon, and they refetch
+	// on an unknown kid anyway.
+	h.Set("Cache-Control", "public, max-age=60")
+	w.Write(b)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	w.Write([]byte(`{"error":"invalid_request","error_description":"method not allowed"}` + "\n"))
+}

@@ -1,0 +1,145 @@
+package as
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// scopeOfflineAccess asks for a refresh token (SEP-2207). It is accepted
+// in requests but never appears in access tokens: it is about the grant,
+// not about what the resource may allow.
+const scopeOfflineAccess = "offline_access"
+
+// CanonicalResource normalises a resource indicator (RFC 8707 §2) for
+// comparison: scheme and host are lower-cased, a default port is dropped,
+// and the slash of a root path is removed, because JavaScript's URL turns
+// "https://mcp.example.com" into "https://mcp.example.com/" (SPEC-CHECKLIST
+// §3.4). Anything else — path case, query, a non-root trailing slash — is
+// kept exactly. It refuses relative URIs, fragments and user information.
+func CanonicalResource(s string) (string, error) {
+	if strings.Contains(s, "#") {
+		return "", errors.New("a resource indicator must not contain a fragment")
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return "", errors.New("a resource indicator must be an absolute URI")
+	}
+	if u.User != nil {
+		return "", errors.New("a resource indicator must not contain user information")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Host)
+	if scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else if scheme == "http" {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	path := u.EscapedPath()
+	if path == "/" {
+		path = ""
+	}
+	out := scheme + "://" + host + path
+	if u.RawQuery != "" || u.ForceQuery {
+		out += "?" + u.RawQuery
+	}
+	return out, nil
+}
+
+// resolveResource finds the resource a request is for. values are the
+// request's resource parameters. With none, the single registered resource
+// is the audience (documented default for 2025-03-26-era clients that send
+// no resource); with several registered resources, a resource is required.
+func (s *Server) resolveResource(ctx context.Context, values []string) (storage.Resource, error) {
+	switch len(values) {
+	case 0:
+		rs, err := s.opts.Store.ListResources(ctx)
+		if err != nil {
+			return storage.Resource{}, oauth.Internal(err)
+		}
+		if len(rs) == 1 {
+			return rs[0], nil
+		}
+		if len(rs) == 0 {
+			return storage.Resource{}, oauth.New(oauth.InvalidTarget, "no protected resource is registered with this authorization server")
+		}
+		return storage.Resource{}, oauth.New(oauth.InvalidTarget, "the resource parameter is required: this authorization server protects more than one resource")
+	case 1:
+	default:
+		return storage.Resource{}, oauth.New(oauth.InvalidTarget, "only one resource parameter is supported per request")
+	}
+	canon, err := CanonicalResource(values[0])
+	if err != nil {
+		return storage.Resource{}, oauth.New(oauth.InvalidTarget, "%s", err.Error())
+	}
+	r, err := s.opts.Store.GetResource(ctx, canon)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Resource{}, oauth.New(oauth.InvalidTarget, "the resource %q is not registered with this authorization server", truncate(values[0], 200))
+	}
+	if err != nil {
+		return storage.Resource{}, oauth.Internal(err)
+	}
+	return r, nil
+}
+
+// resolveScopes checks the requested scopes against the resource and the
+// client. An empty request takes the resource's default scopes (narrowed to
+// what the client may have). offline_access is accepted and reported
+// separately.
+func resolveScopes(requested []string, res storage.Resource, c storage.Client) (scopes []string, offline bool, err error) {
+	if len(requested) == 0 {
+		for _, sc := range res.DefaultScopes {
+			if clientMay(c, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+		return scopes, false, nil
+	}
+	for _, sc := range requested {
+		if sc == scopeOfflineAccess {
+			offline = true
+			continue
+		}
+		if !resourceHasScope(res, sc) {
+			return nil, false, oauth.New(oauth.InvalidScope, "the scope %q is not defined for the resource %s", truncate(sc, 100), res.URL)
+		}
+		if !clientMay(c, sc) {
+			return nil, false, oauth.New(oauth.InvalidScope, "the client is not allowed the scope %q", truncate(sc, 100))
+		}
+		scopes = append(scopes, sc)
+	}
+	return scopes, offline, nil
+}
+
+func resourceHasScope(r storage.Resource, name string) bool {
+	return slices.ContainsFunc(r.Scopes, func(s storage.Scope) bool { return s.Name == name })
+}
+
+// clientMay reports whether the client's scope allowlist permits name; an
+// empty allowlist permits every scope of the resource.
+func clientMay(c storage.Client, name string) bool {
+	return len(c.Scopes) == 0 || slices.Contains(c.Scopes, name)
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// truncate shortens client-supplied text before it is echoed in an error.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

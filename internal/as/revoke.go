@@ -1,0 +1,215 @@
+package as
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+)
+
+// handleRevoke is the revocation endpoint (RFC 7009). Revoking a refresh
+// token revokes its whole grant; revoking an access token records its jti
+// until it expires, so introspection reports it inactive. Unknown tokens,
+// and tokens of other clients, get the same 200 as a success (§2.2): the
+// answer must not reveal whether a token exists.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, f)
+	if err != nil {
+		return err
+	}
+	tok := f.get("token")
+	if tok == "" {
+		return oauth.New(oauth.InvalidRequest, "token is required")
+	}
+	hint := f.get("token_type_hint")
+	switch hint {
+	case "", "access_token", "refresh_token":
+	default:
+		return oauth.New(oauth.UnsupportedTokenType, "token_type_hint %q is not supported; use access_token or refresh_token", truncate(hint, 40))
+	}
+	if looksLikeJWT(tok) {
+		err = s.revokeAccessToken(ctx, r, c, tok)
+	} else {
+		err = s.revokeRefreshToken(ctx, r, c, tok)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) revokeRefreshToken(ctx context.Context, r *http.Request, c storage.Client, tok string) error {
+	rt, err := s.opts.Store.GetRefreshToken(ctx, token.Hash(tok))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	if rt.ClientID != c.ID {
+		return nil
+	}
+	if err := s.opts.Store.RevokeGrant(ctx, rt.GrantID, s.now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return oauth.Internal(err)
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "token.revoked", UserID: rt.UserID, ClientID: c.ID, Resource: rt.Resource, Outcome: "success", Detail: "refresh_token: grant revoked"})
+	return nil
+}
+
+func (s *Server) revokeAccessToken(ctx context.Context, r *http.Request, c storage.Client, tok string) error {
+	claims, err := s.opts.Keyring.Verify(ctx, tok)
+	if err != nil || claims.ClientID != c.ID {
+		return nil // expired, foreign or not ours: nothing to revoke
+	}
+	err = s.opts.Store.UseOnce(ctx, revokedJTIKey(claims.JTI), claims.ExpiresAt)
+	if err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+		return oauth.Internal(err)
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "token.revoked", UserID: userOf(claims), ClientID: c.ID, Resource: claims.Audience, Outcome: "success", Detail: "access_token"})
+	return nil
+}
+
+func revokedJTIKey(jti string) string { return "revoked:" + jti }
+
+// userOf returns the user of an access token: empty for client credentials,
+// where the subject is the client.
+func userOf(c token.AccessClaims) string {
+	if c.Subject == c.ClientID {
+		return ""
+	}
+	return c.Subject
+}
+
+// looksLikeJWT tells access tokens (JWS compact) from refresh tokens
+// (43-character base64url secrets without dots).
+func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
+
+// introspection is an RFC 7662 §2.2 response.
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	Nbf       int64  `json:"nbf,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	Aud       string `json:"aud,omitempty"`
+	Iss       string `json:"iss,omitempty"`
+	JTI       string `json:"jti,omitempty"`
+}
+
+// handleIntrospect is the introspection endpoint (RFC 7662). The caller
+// must authenticate as a confidential client: any such client (a resource
+// server is registered as one) may introspect access tokens, and a client
+// may introspect its own refresh tokens. A token that is unknown, expired,
+// revoked or belongs to a grant that was revoked is {"active":false}.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, f)
+	if err != nil {
+		return err
+	}
+	if c.TokenEndpointAuthMethod == authNone {
+		return oauth.New(oauth.InvalidClient, "introspection requires client authentication; public clients may not introspect").WithStatus(http.StatusUnauthorized)
+	}
+	tok := f.get("token")
+	if tok == "" {
+		return oauth.New(oauth.InvalidRequest, "token is required")
+	}
+	var resp introspection
+	if looksLikeJWT(tok) {
+		resp, err = s.introspectAccess(ctx, tok)
+	} else {
+		resp, err = s.introspectRefresh(ctx, c, tok)
+	}
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.Write(append(b, '\n'))
+	return nil
+}
+
+func (s *Server) introspectAccess(ctx context.Context, tok string) (introspection, error) {
+	claims, err := s.opts.Keyring.Verify(ctx, tok)
+	if err != nil {
+		return introspection{}, nil
+	}
+	revoked, err := s.opts.Store.Seen(ctx, revokedJTIKey(claims.JTI), s.now())
+	if err != nil {
+		return introspection{}, oauth.Internal(err)
+	}
+	if revoked {
+		return introspection{}, nil
+	}
+	if claims.GrantID != "" {
+		g, err := s.opts.Store.GetGrant(ctx, claims.GrantID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && !g.RevokedAt.IsZero()) {
+			return introspection{}, nil
+		}
+		if err != nil {
+			return introspection{}, oauth.Internal(err)
+		}
+	}
+	return introspection{
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		Exp: claims.ExpiresAt.Unix(), Iat: claims.IssuedAt.Unix(), Nbf: unixOrZero(claims.NotBefore),
+		Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, JTI: claims.JTI,
+	}, nil
+}
+
+func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok string) (introspection, error) {
+	rt, err := s.opts.Store.GetRefreshToken(ctx, token.Hash(tok))
+	if errors.Is(err, storage.ErrNotFound) {
+		return introspection{}, nil
+	}
+	if err != nil {
+		return introspection{}, oauth.Internal(err)
+	}
+	now := s.now()
+	if rt.ClientID != c.ID || !rt.RotatedAt.IsZero() || !now.Before(rt.ExpiresAt) {
+		return introspection{}, nil
+	}
+	g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return introspection{}, oauth.Internal(err)
+	}
+	if err != nil || !g.RevokedAt.IsZero() || !now.Before(g.ExpiresAt) {
+		return introspection{}, nil
+	}
+	return introspection{
+		Active: true, Scope: oauth.JoinScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
+		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: rt.Resource, Iss: s.opts.Issuer,
+	}, nil
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}

@@ -1,0 +1,331 @@
+package as
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+	"github.com/gatehouse-mcp/gatehouse/internal/web"
+)
+
+// Options configures a Server. Zero durations take the documented defaults.
+type Options struct {
+	// Issuer is the issuer identifier (RFC 8414 §2): an https URL (http only
+	// for loopback in dev mode) with no query or fragment and no trailing
+	// slash. Required. Metadata repeats it byte for byte.
+	Issuer string
+	// Store keeps all state. Required.
+	Store storage.Store
+	// Keyring signs access tokens. Required.
+	Keyring *token.Keyring
+	// Pages renders the browser pages. Required.
+	Pages *web.Pages
+	// Logger receives one line per error with its cause; nil discards.
+	Logger *slog.Logger
+	// Now is the clock. Required: nothing outside cmd/ reads the wall clock.
+	Now func() time.Time
+	// Rand is the source of every secret; nil means crypto/rand.
+	Rand io.Reader
+
+	// AccessTokenTTL is the access-token lifetime; default 10 minutes.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is how long an unused refresh token stays valid;
+	// default 30 days. Each rotation starts a new period.
+	RefreshTokenTTL time.Duration
+	// GrantTTL is the absolute lifetime of a grant (refresh family); default 90 days.
+	GrantTTL time.Duration
+	// CodeTTL is the authorization-code lifetime; default 60 seconds.
+	CodeTTL time.Duration
+	// AuthRequestTTL is how long a user has to log in and consent; default 15 minutes.
+	AuthRequestTTL time.Duration
+	// SessionTTL is the browser session lifetime; default 12 hours.
+	SessionTTL time.Duration
+	// RefreshRetryWindow is how long after a rotation an identical replay of
+	// the same refresh request gets the same answer instead of revoking the
+	// family (agents retry); default 30 seconds. Negative disables it.
+	RefreshRetryWindow time.Duration
+	// LoginMaxFailures is how many failed logins per account or per IP are
+	// allowed in LoginWindow before further attempts are refused with
+	// Retry-After; default 5 per account, 4× that per IP.
+	LoginMaxFailures int
+	// LoginWindow is the failure-counting window; default 15 minutes.
+	LoginWindow time.Duration
+	// ClientAuthMaxFailures bounds failed client authentications per client
+	// in LoginWindow; default 20.
+	ClientAuthMaxFailures int
+	// TrustProxyHeaders makes the client IP come from X-Forwarded-For's
+	// first entry. Only set it behind a proxy that overwrites the header.
+	TrustProxyHeaders bool
+	// OnGrant, if set, is called once per token request with the grant type
+	// and the outcome ("success" or the OAuth error code), for metrics.
+	OnGrant func(grantType, outcome string)
+	// AllowHTTPIssuer accepts an http issuer: dev mode on loopback, or an
+	// operator's explicit override behind a TLS-terminating proxy.
+	// Default false: https only.
+	AllowHTTPIssuer bool
+}
+
+// Server is the authorization server.
+type Server struct {
+	opts     Options
+	issuer   *url.URL
+	base     string // issuer path without trailing slash, "" for a root issuer
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+	secure   bool
+	metadata atomic.Pointer[cachedMetadata]
+	mux      *http.ServeMux
+}
+
+// Endpoint paths, relative to the issuer.
+const (
+	pathAuthorize  = "/authorize"
+	pathLogin      = "/login"
+	pathConsent    = "/consent"
+	pathToken      = "/token"
+	pathRevoke     = "/revoke"
+	pathIntrospect = "/introspect"
+	pathJWKS       = "/jwks"
+	pathConsents   = "/account/consents"
+	pathLogout     = "/logout"
+	pathStatic     = "/static/"
+)
+
+// New returns a Server for opts.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Keyring == nil || opts.Pages == nil || opts.Now == nil {
+		return nil, errors.New("as: Store, Keyring, Pages and Now are required")
+	}
+	iss, err := ParseIssuer(opts.Issuer, opts.AllowHTTPIssuer)
+	if err != nil {
+		return nil, err
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.AccessTokenTTL, 10*time.Minute)
+	def(&opts.RefreshTokenTTL, 30*24*time.Hour)
+	def(&opts.GrantTTL, 90*24*time.Hour)
+	def(&opts.CodeTTL, 60*time.Second)
+	def(&opts.AuthRequestTTL, 15*time.Minute)
+	def(&opts.SessionTTL, 12*time.Hour)
+	def(&opts.RefreshRetryWindow, 30*time.Second)
+	def(&opts.LoginWindow, 15*time.Minute)
+	if opts.LoginMaxFailures == 0 {
+		opts.LoginMaxFailures = 5
+	}
+	if opts.ClientAuthMaxFailures == 0 {
+		opts.ClientAuthMaxFailures = 20
+	}
+	s := &Server{
+		opts:   opts,
+		issuer: iss,
+		base:   strings.TrimSuffix(iss.Path, "/"),
+		log:    opts.Logger,
+		now:    opts.Now,
+		rand:   opts.Rand,
+		secure: iss.Scheme == "https",
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	b, err := s.buildMetadata(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("build metadata: %w", err)
+	}
+	s.metadata.Store(&cachedMetadata{body: b, built: s.now()})
+	s.routes()
+	return s, nil
+}
+
+// ParseIssuer checks an issuer identifier against RFC 8414 §2: an https URL
+// with no query or fragment (http is accepted when allowHTTP is set: dev
+// mode on loopback, or an operator's explicit override). A trailing slash is refused because the
+// metadata issuer must equal the configured one byte for byte and clients
+// build well-known URLs from it.
+func ParseIssuer(s string, allowHTTP bool) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q is not an absolute URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.Contains(s, "#") {
+		return nil, fmt.Errorf("issuer %q must not have a query or fragment", s)
+	}
+	if strings.HasSuffix(u.Path, "/") {
+		return nil, fmt.Errorf("issuer %q must not end with a slash", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return nil, fmt.Errorf("issuer %q must use https (http only in dev mode or with allow_insecure_issuer)", s)
+		}
+	default:
+		return nil, fmt.Errorf("issuer %q must use https", s)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("issuer %q must not contain user information", s)
+	}
+	return u, nil
+}
+
+// IsLoopbackHost reports whether host (without port) is a loopback name
+// or address: localhost, 127.0.0.0/8 or ::1.
+func IsLoopbackHost(host string) bool {
+	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if h == "localhost" || h == "::1" {
+		return true
+	}
+	return strings.HasPrefix(h, "127.") && strings.Count(h, ".") == 3
+}
+
+// Issuer returns the issuer identifier.
+func (s *Server) Issuer() string { return s.opts.Issuer }
+
+// endpoint returns the absolute URL of an endpoint path.
+func (s *Server) endpoint(p string) string { return s.opts.Issuer + p }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	b := s.base
+	// Discovery: RFC 8414 path insertion, OIDC path insertion and the OIDC
+	// path append form, so every client's try order finds the same bytes
+	// (SPEC-CHECKLIST §3.3).
+	meta := cors(http.HandlerFunc(s.handleMetadata))
+	mux.Handle("/.well-known/oauth-authorization-server"+b, meta)
+	mux.Handle("/.well-known/openid-configuration"+b, meta)
+	if b != "" {
+		mux.Handle(b+"/.well-known/openid-configuration", meta)
+		mux.Handle(b+"/.well-known/oauth-authorization-server", meta)
+	}
+	mux.Handle(b+pathJWKS, cors(http.HandlerFunc(s.handleJWKS)))
+
+	api := func(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+		return cors(s.apiHandler(h))
+	}
+	mux.Handle(b+pathToken, api(s.handleToken))
+	mux.Handle(b+pathRevoke, api(s.handleRevoke))
+	mux.Handle(b+pathIntrospect, api(s.handleIntrospect))
+
+	browser := func(h http.HandlerFunc) http.Handler { return web.SecureHeaders(h) }
+	mux.Handle(b+pathAuthorize, browser(s.handleAuthorize))
+	mux.Handle(b+pathLogin, browser(s.handleLogin))
+	mux.Handle(b+pathConsent, browser(s.handleConsent))
+	mux.Handle(b+pathConsents, browser(s.handleConsents))
+	mux.Handle(b+pathLogout, browser(s.handleLogout))
+	mux.Handle(b+pathStatic, http.StripPrefix(b, s.opts.Pages.StaticHandler()))
+	mux.Handle("/", browser(s.handleNotFound))
+	s.mux = mux
+}
+
+// apiHandler adapts a handler that returns an error: *oauth.Error values are
+// written as JSON with their status; anything else becomes server_error and
+// is logged with its cause, never sent.
+func (s *Server) apiHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		oe := oauth.As(err)
+		if oe.Code == oauth.ServerError || oe.Cause != nil {
+			s.log.LogAttrs(r.Context(), levelFor(oe), "request failed",
+				slog.String("path", r.URL.Path), slog.String("error", string(oe.Code)),
+				slog.String("description", oe.Description), slog.Any("cause", oe.Cause))
+		}
+		oauth.WriteJSON(w, oe)
+	})
+}
+
+func levelFor(oe *oauth.Error) slog.Level {
+	if oe.HTTPStatus() >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// cors opens a route to browser clients (MCP Inspector and other web
+// clients read metadata and call /token from a page). No credentials are
+// allowed, so a page gains nothing it could not do from a server.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.opts.Pages.Error(w, r, http.StatusNotFound, web.ErrorData{
+		Title:       "Page not found",
+		Description: "There is nothing at this address.",
+	})
+}
+
+// clientIP returns the caller's IP for throttling and the audit log.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.opts.TrustProxyHeaders {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+// audit appends an event to the audit log. A failure to audit is logged
+// but does not fail the request that caused it.
+func (s *Server) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+	e.Time = s.now().UTC()
+	if r != nil && e.IP == "" {
+		e.IP = s.clientIP(r)
+	}
+	if err := s.opts.Store.AppendAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", slog.String("type", e.Type), slog.Any("cause", err))
+	}
+}
+
+// newSecret returns a fresh 256-bit secret.
+func (s *Server) newSecret() (string, error) { return token.NewSecret(s.rand) }
+
+// newID returns a random identifier for rows that are not secrets
+// (auth requests, grants, jti).
+func (s *Server) newID() (string, error) {
+	id, err := token.NewSecret(s.rand)
+	if err != nil {
+		return "", err
+	}
+	return id[:22], nil // 132 bits: plenty for an identifier
+}

@@ -1,0 +1,191 @@
+package as
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+)
+
+// tokenResponse is the successful token response (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// handleToken is the token endpoint dispatcher. The phases every grant
+// shares run here, in this order, so no grant can skip one: strict form
+// parsing, client authentication, the client's permission for the grant
+// type. Each grant then checks what is its own and returns the response.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseForm(w, r, "resource")
+	if err != nil {
+		return err
+	}
+	gt := f.get("grant_type")
+	if gt == "" {
+		return oauth.New(oauth.InvalidRequest, "grant_type is required")
+	}
+	var grant func(context.Context, *http.Request, form, storage.Client) ([]byte, error)
+	switch gt {
+	case "authorization_code":
+		grant = s.grantAuthorizationCode
+	case "refresh_token":
+		grant = s.grantRefreshToken
+	case "client_credentials":
+		grant = s.grantClientCredentials
+	default:
+		return oauth.New(oauth.UnsupportedGrantType, "the grant type %q is not supported; supported: authorization_code, refresh_token, client_credentials", truncate(gt, 80))
+	}
+	err = s.runGrant(w, r, f, gt, grant)
+	if s.opts.OnGrant != nil {
+		outcome := "success"
+		if err != nil {
+			outcome = string(oauth.As(err).Code)
+		}
+		s.opts.OnGrant(gt, outcome)
+	}
+	return err
+}
+
+// runGrant authenticates the client, checks its permission for the grant
+// type, and runs the grant.
+func (s *Server) runGrant(w http.ResponseWriter, r *http.Request, f form, gt string, grant func(context.Context, *http.Request, form, storage.Client) ([]byte, error)) error {
+	ctx := r.Context()
+	c, err := s.authenticateClient(ctx, r, f)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(c.GrantTypes, gt) {
+		return oauth.New(oauth.UnauthorizedClient, "the client is not registered for the %s grant", gt)
+	}
+	body, err := grant(ctx, r, f, c)
+	if err != nil {
+		if oe := oauth.As(err); oe.Code != oauth.ServerError {
+			s.audit(ctx, r, storage.AuditEvent{Type: "token.refused", ClientID: c.ID, Outcome: "failure", Detail: gt + ": " + string(oe.Code)})
+		}
+		return err
+	}
+	s.touchClient(ctx, c)
+	writeTokenJSON(w, body)
+	return nil
+}
+
+// writeTokenJSON writes a token response with the headers of RFC 6749 §5.1.
+func writeTokenJSON(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.Write(body)
+}
+
+// touchClient records client activity at most once a minute per client, so
+// the client-credentials hot path does not write on every request.
+func (s *Server) touchClient(ctx context.Context, c storage.Client) {
+	now := s.now()
+	if now.Sub(c.LastUsedAt) < time.Minute {
+		return
+	}
+	if err := s.opts.Store.TouchClient(ctx, c.ID, now); err != nil {
+		s.log.ErrorContext(ctx, "touch client", "cause", err)
+	}
+}
+
+// accessToken describes an access token to mint.
+type accessToken struct {
+	subject  string
+	clientID string
+	grantID  string
+	resource string
+	scopes   []string
+	authTime time.Time
+}
+
+// mintAccess signs an RFC 9068 access token and returns it with its lifetime.
+func (s *Server) mintAccess(ctx context.Context, a accessToken) (string, error) {
+	jti, err := s.newID()
+	if err != nil {
+		return "", oauth.Internal(err)
+	}
+	now := s.now()
+	tok, err := s.opts.Keyring.Sign(ctx, token.AccessClaims{
+		Issuer:    s.opts.Issuer,
+		Subject:   a.subject,
+		Audience:  a.resource,
+		ClientID:  a.clientID,
+		Scope:     oauth.JoinScope(a.scopes),
+		JTI:       jti,
+		GrantID:   a.grantID,
+		IssuedAt:  now,
+		NotBefore: now,
+		ExpiresAt: now.Add(s.opts.AccessTokenTTL),
+		AuthTime:  a.authTime,
+	})
+	if err != nil {
+		return "", oauth.Internal(err)
+	}
+	return tok, nil
+}
+
+// encodeTokenResponse builds the JSON body of a token response.
+func (s *Server) encodeTokenResponse(access string, scopes []string, refresh string) ([]byte, error) {
+	b, err := json.Marshal(tokenResponse{
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(s.opts.AccessTokenTTL / time.Second),
+		Scope:        oauth.JoinScope(scopes),
+		RefreshToken: refresh,
+	})
+	if err != nil {
+		return nil, oauth.Internal(err)
+	}
+	return append(b, '\n'), nil
+}
+
+// checkTokenResource checks the optional resource parameter of a token
+// request against the resource the grant was made for: it may repeat it,
+// never change it (RFC 8707 §2.2 allows narrowing, and a grant here has
+// exactly one resource).
+func checkTokenResource(f form, granted string) error {
+	vals := f["resource"]
+	switch len(vals) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		return oauth.New(oauth.InvalidTarget, "only one resource parameter is supported per request")
+	}
+	canon, err := CanonicalResource(vals[0])
+	if err != nil {
+		return oauth.New(oauth.InvalidTarget, "%s", err.Error())
+	}
+	if canon != granted {
+		return oauth.New(oauth.InvalidTarget, "the resource %q is not the resource this grant was issued for", truncate(vals[0], 200))
+	}
+	return nil
+}
+
+// issuesRefreshTokens reports whether c gets refresh tokens. The policy
+// (SEP-2207): a client registered for the refresh_token grant gets one
+// with every authorization-code exchange, whether or not it asked for
+// offline_access, because real MCP clients expect one without asking.
+func issuesRefreshTokens(c storage.Client) bool {
+	return slices.Contains(c.GrantTypes, "refresh_token")
+}
+
+// retryAfter formats seconds for a Retry-After header.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(d.Seconds()) + 1)
+}

@@ -1,0 +1,150 @@
+package as
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+)
+
+// grantRefreshToken exchanges a refresh token (OAuth 2.1 §4.3) and rotates
+// it. A rotated token presented again is theft or a retry:
+//   - within RefreshRetryWindow of the rotation, the identical request
+//     (same client, scope and resource) gets the identical response, which
+//     was sealed with a key only the old token's holder can derive;
+//   - anything else revokes the whole grant (RFC 9700 §4.14.2).
+func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form, c storage.Client) ([]byte, error) {
+	presented := f.get("refresh_token")
+	if presented == "" {
+		return nil, oauth.New(oauth.InvalidRequest, "refresh_token is required")
+	}
+	hash := token.Hash(presented)
+	rt, err := s.opts.Store.GetRefreshToken(ctx, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth.New(oauth.InvalidGrant, "the refresh token is invalid")
+	}
+	if err != nil {
+		return nil, oauth.Internal(err)
+	}
+	if rt.ClientID != c.ID {
+		return nil, oauth.New(oauth.InvalidGrant, "the refresh token was issued to another client")
+	}
+	requested, err := oauth.ParseScope(f.get("scope"))
+	if err != nil {
+		return nil, oauth.New(oauth.InvalidScope, "%s", err.Error())
+	}
+	requested = slices.DeleteFunc(requested, func(s string) bool { return s == scopeOfflineAccess })
+	scopes := rt.Scopes
+	if len(requested) > 0 {
+		if !subset(requested, rt.Scopes) {
+			return nil, oauth.New(oauth.InvalidScope, "a refresh may only narrow the scope: %q was not granted", oauth.JoinScope(requested))
+		}
+		scopes = requested
+	}
+	if err := checkTokenResource(f, rt.Resource); err != nil {
+		return nil, err
+	}
+	key := retryKey(c.ID, scopes, rt.Resource)
+	now := s.now()
+	if !rt.RotatedAt.IsZero() {
+		return s.refreshReplay(ctx, r, presented, rt, key)
+	}
+	g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
+	if err != nil {
+		return nil, oauth.Internal(err)
+	}
+	if !g.RevokedAt.IsZero() {
+		return nil, oauth.New(oauth.InvalidGrant, "the refresh token has been revoked")
+	}
+	if !now.Before(rt.ExpiresAt) || !now.Before(g.ExpiresAt) {
+		return nil, oauth.New(oauth.InvalidGrant, "the refresh token has expired")
+	}
+
+	access, err := s.mintAccess(ctx, accessToken{
+		subject: rt.UserID, clientID: c.ID, grantID: rt.GrantID,
+		resource: rt.Resource, scopes: scopes, authTime: g.AuthTime,
+	})
+	if err != nil {
+		return nil, err
+	}
+	next, err := s.newSecret()
+	if err != nil {
+		return nil, oauth.Internal(err)
+	}
+	body, err := s.encodeTokenResponse(access, scopes, next)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := token.SealWithSecret(presented, body, s.rand)
+	if err != nil {
+		return nil, oauth.Internal(err)
+	}
+	err = s.opts.Store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
+		Hash: token.Hash(next), GrantID: rt.GrantID, ClientID: c.ID, UserID: rt.UserID,
+		Scopes: rt.Scopes, Resource: rt.Resource, CreatedAt: now,
+		ExpiresAt: minTime(now.Add(s.opts.RefreshTokenTTL), g.ExpiresAt),
+	}, sealed, key)
+	if errors.Is(err, storage.ErrTokenReused) {
+		// A concurrent request rotated it first: this one is a replay of it.
+		rt, err = s.opts.Store.GetRefreshToken(ctx, hash)
+		if err != nil {
+			return nil, oauth.Internal(err)
+		}
+		return s.refreshReplay(ctx, r, presented, rt, key)
+	}
+	if err != nil {
+		return nil, oauth.Internal(err)
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "token.issued", UserID: rt.UserID, ClientID: c.ID, Resource: rt.Resource, Outcome: "success", Detail: "refresh_token"})
+	return body, nil
+}
+
+// refreshReplay answers a rotated refresh token presented again.
+func (s *Server) refreshReplay(ctx context.Context, r *http.Request, presented string, rt storage.RefreshToken, key string) ([]byte, error) {
+	now := s.now()
+	inWindow := s.opts.RefreshRetryWindow > 0 && now.Sub(rt.RotatedAt) <= s.opts.RefreshRetryWindow
+	if inWindow && rt.RetryKey == key && len(rt.Retry) > 0 {
+		g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
+		if err != nil {
+			return nil, oauth.Internal(err)
+		}
+		if g.RevokedAt.IsZero() {
+			body, err := token.OpenWithSecret(presented, rt.Retry)
+			if err != nil {
+				return nil, oauth.Internal(err)
+			}
+			s.audit(ctx, r, storage.AuditEvent{Type: "refresh.retry", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "success", Detail: "identical retry inside the window answered with the same response"})
+			return body, nil
+		}
+	}
+	if err := s.opts.Store.RevokeGrant(ctx, rt.GrantID, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth.Internal(err)
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "refresh.reuse", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "denied", Detail: "rotated refresh token reused; grant revoked"})
+	return nil, oauth.New(oauth.InvalidGrant, "the refresh token was already used; the authorization has been revoked")
+}
+
+// retryKey fingerprints a refresh request so only an identical retry is
+// answered from the sealed response.
+func retryKey(clientID string, scopes []string, resource string) string {
+	h := sha256.New()
+	for _, p := range []string{clientID, oauth.JoinScope(scopes), resource} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,335 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration
+// string ("10m", "720h") in config files and the environment.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"10m\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is the whole configuration. Its json tags are the names used in
+// the config file; environment variables are GATEHOUSE_<SECTION>_<FIELD>
+// in upper case (e.g. GATEHOUSE_TOKENS_ACCESS_TOKEN_TTL).
+type Config struct {
+	// Issuer (issuer) is the issuer identifier: the public https URL of the
+	// authorization server, no trailing slash. Required.
+	Issuer string `json:"issuer"`
+	// Listen (listen) is the address the server listens on. Default 127.0.0.1:8080.
+	Listen string `json:"listen"`
+	// AdminListen (admin_listen) serves /metrics and /healthz; empty disables it.
+	// Default 127.0.0.1:9090.
+	AdminListen string `json:"admin_listen"`
+	// AllowInsecureIssuer (allow_insecure_issuer) permits an http issuer on
+	// a non-loopback host. Only for a TLS-terminating proxy in front of a
+	// private network; default false.
+	AllowInsecureIssuer bool `json:"allow_insecure_issuer"`
+	// TrustProxyHeaders (trust_proxy_headers) takes the client IP from
+	// X-Forwarded-For. Default false.
+	TrustProxyHeaders bool `json:"trust_proxy_headers"`
+
+	Storage Storage `json:"storage"`
+	Keys    Keys    `json:"keys"`
+	Tokens  Tokens  `json:"tokens"`
+	Login   Login   `json:"login"`
+	Log     Log     `json:"log"`
+}
+
+// Storage selects and configures the storage backend.
+type Storage struct {
+	// Driver (driver) is sqlite or postgres. Default sqlite.
+	Driver string `json:"driver"`
+	// SQLitePath (sqlite_path) is the SQLite database file. Default ./gatehouse-data/gatehouse.db.
+	SQLitePath string `json:"sqlite_path"`
+	// PostgresDSNFile (postgres_dsn_file) is a file holding the PostgreSQL
+	// connection string. The env var GATEHOUSE_STORAGE_POSTGRES_DSN may hold it directly.
+	PostgresDSNFile string `json:"postgres_dsn_file"`
+	// PostgresDSN is the resolved DSN (from the file or the environment);
+	// never read from the config file and redacted when printed.
+	PostgresDSN string `json:"-"`
+	// GCInterval (gc_interval) is how often expired rows are deleted. Default 10m.
+	GCInterval Duration `json:"gc_interval"`
+}
+
+// Keys configures signing keys.
+type Keys struct {
+	// EncryptionKeyFile (encryption_key_file) holds the 32-byte key (hex or
+	// base64) that encrypts signing keys at rest. Required outside dev mode.
+	EncryptionKeyFile string `json:"encryption_key_file"`
+	// EncryptionKey is the decoded key; never printed.
+	EncryptionKey []byte `json:"-"`
+	// Algorithm (algorithm) signs access tokens: ES256 (default), RS256 or EdDSA.
+	Algorithm string `json:"algorithm"`
+	// RetireFor (retire_for) is how long a rotated-out key stays published.
+	// Must exceed tokens.access_token_ttl. Default 24h.
+	RetireFor Duration `json:"retire_for"`
+}
+
+// Tokens configures lifetimes.
+type Tokens struct {
+	// AccessTokenTTL (access_token_ttl). Default 10m.
+	AccessTokenTTL Duration `json:"access_token_ttl"`
+	// RefreshTokenTTL (refresh_token_ttl): idle lifetime of a refresh token. Default 720h.
+	RefreshTokenTTL Duration `json:"refresh_token_ttl"`
+	// GrantTTL (grant_ttl): absolute lifetime of a refresh-token family. Default 2160h.
+	GrantTTL Duration `json:"grant_ttl"`
+	// CodeTTL (code_ttl): authorization-code lifetime. Default 60s.
+	CodeTTL Duration `json:"code_ttl"`
+	// RefreshRetryWindow (refresh_retry_window): how long an identical
+	// replay of a refresh request gets the same answer. Default 30s; "0s" uses the default, a negative value disables it.
+	RefreshRetryWindow Duration `json:"refresh_retry_window"`
+}
+
+// Login configures browser sign-in.
+type Login struct {
+	// SessionTTL (session_ttl). Default 12h.
+	SessionTTL Duration `json:"session_ttl"`
+	// MaxFailures (max_failures) per account within Window (4× per IP). Default 5.
+	MaxFailures int `json:"max_failures"`
+	// Window (window) for counting failures. Default 15m.
+	Window Duration `json:"window"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level (level): debug, info, warn or error. Default info.
+	Level string `json:"level"`
+	// Format (format): text or json. Default text.
+	Format string `json:"format"`
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:      "127.0.0.1:8080",
+		AdminListen: "127.0.0.1:9090",
+		Storage:     Storage{Driver: "sqlite", SQLitePath: "./gatehouse-data/gatehouse.db", GCInterval: Duration(10 * time.Minute)},
+		Keys:        Keys{Algorithm: "ES256", RetireFor: Duration(24 * time.Hour)},
+		Tokens: Tokens{
+			AccessTokenTTL:     Duration(10 * time.Minute),
+			RefreshTokenTTL:    Duration(720 * time.Hour),
+			GrantTTL:           Duration(2160 * time.Hour),
+			CodeTTL:            Duration(60 * time.Second),
+			RefreshRetryWindow: Duration(30 * time.Second),
+		},
+		Login: Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
+		Log:   Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load builds the configuration from the defaults, the file at path (if
+// not empty) and the environment lookup env (os.LookupEnv in production).
+// Flags are applied by the caller afterwards, then Resolve and Validate.
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	c := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		js, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			return c, fmt.Errorf("parse config %s: %w", path, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(js))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), "GATEHOUSE", env); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// applyEnv sets each field from GATEHOUSE_<PATH>, walking the json names.
+func applyEnv(v reflect.Value, prefix string, env func(string) (string, bool)) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := prefix + "_" + strings.ToUpper(name)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := applyEnv(fv, key, env); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := env(key)
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("environment variable %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(v reflect.Value, s string) error {
+	if v.Type() == reflect.TypeOf(Duration(0)) {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	default:
+		return fmt.Errorf("unsupported field type %s", v.Type())
+	}
+	return nil
+}
+
+// Resolve reads the secrets the configuration points at: the encryption
+// key file and the Postgres DSN (GATEHOUSE_STORAGE_POSTGRES_DSN, or
+// GATEHOUSE_STORAGE_POSTGRES_DSN_FILE / postgres_dsn_file).
+func (c *Config) Resolve(env func(string) (string, bool)) error {
+	var errs []error
+	if dsn, ok := env("GATEHOUSE_STORAGE_POSTGRES_DSN"); ok {
+		c.Storage.PostgresDSN = dsn
+	} else if c.Storage.PostgresDSNFile != "" {
+		b, err := os.ReadFile(c.Storage.PostgresDSNFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("storage.postgres_dsn_file: %w", err))
+		}
+		c.Storage.PostgresDSN = strings.TrimSpace(string(b))
+	}
+	if c.Keys.EncryptionKeyFile != "" {
+		k, err := ReadKeyFile(c.Keys.EncryptionKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("keys.encryption_key_file: %w", err))
+		}
+		c.Keys.EncryptionKey = k
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem with the configuration at once. dev
+// relaxes the rules that only make sense in production (an https issuer,
+// an encryption key file).
+func (c *Config) Validate(dev bool) error {
+	var errs []error
+	bad := func(cond bool, format string, args ...any) {
+		if cond {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		errs = append(errs, errors.New("issuer is required (the public https URL of this server)"))
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		errs = append(errs, fmt.Errorf("issuer %q must be an absolute https URL", c.Issuer))
+	default:
+		bad(strings.HasSuffix(c.Issuer, "/"), "issuer %q must not end with a slash", c.Issuer)
+		bad(u.RawQuery != "" || u.Fragment != "", "issuer %q must not have a query or fragment", c.Issuer)
+		loop := isLoopback(u.Hostname())
+		bad(u.Scheme == "http" && !loop && !c.AllowInsecureIssuer,
+			"issuer %q uses http on a non-loopback host: use https, or set allow_insecure_issuer behind a TLS-terminating proxy", c.Issuer)
+		bad(u.Scheme == "http" && loop && !dev && !c.AllowInsecureIssuer,
+			"issuer %q uses http: outside `gatehouse dev` the issuer must be https (or set allow_insecure_issuer)", c.Issuer)
+	}
+	bad(c.Listen == "", "listen is required")
+	switch c.Storage.Driver {
+	case "sqlite":
+		bad(c.Storage.SQLitePath == "", "storage.sqlite_path is required for the sqlite driver")
+	case "postgres":
+		bad(c.Storage.PostgresDSN == "", "storage: the postgres driver needs a DSN: set GATEHOUSE_STORAGE_POSTGRES_DSN or storage.postgres_dsn_file")
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver %q must be sqlite or postgres", c.Storage.Driver))
+	}
+	bad(c.Storage.GCInterval <= 0, "storage.gc_interval must be positive")
+	bad(!dev && len(c.Keys.EncryptionKey) == 0, "keys.encryption_key_file is required: a 32-byte key (hex or base64) that encrypts signing keys at rest; create one with `gatehouse keys gen-kek`")
+	bad(len(c.Keys.EncryptionKey) != 0 && len(c.Keys.EncryptionKey) != 32, "keys.encryption_key_file must hold exactly 32 bytes (got %d)", len(c.Keys.EncryptionKey))
+	switch c.Keys.Algorithm {
+	case "ES256", "RS256", "EdDSA":
+	default:
+		errs = append(errs, fmt.Errorf("keys.algorithm %q must be ES256, RS256 or EdDSA", c.Keys.Algorithm))
+	}
+	bad(c.Tokens.AccessTokenTTL <= 0, "tokens.access_token_ttl must be positive")
+	bad(c.Tokens.AccessTokenTTL > Duration(24*time.Hour), "tokens.access_token_ttl %s is too long: access tokens cannot be revoked at resource servers that verify locally; keep it under 24h", time.Duration(c.Tokens.AccessTokenTTL))
+	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL, "keys.retire_for (%s) must exceed tokens.access_token_ttl (%s), or tokens signed by a rotated key stop verifying early", time.Duration(c.Keys.RetireFor), time.Duration(c.Tokens.AccessTokenTTL))
+	bad(c.Tokens.RefreshTokenTTL <= 0, "tokens.refresh_token_ttl must be positive")
+	bad(c.Tokens.GrantTTL < c.Tokens.RefreshTokenTTL, "tokens.grant_ttl must be at least tokens.refresh_token_ttl")
+	bad(c.Tokens.CodeTTL <= 0 || c.Tokens.CodeTTL > Duration(10*time.Minute), "tokens.code_ttl must be between 1s and 10m (OAuth 2.1 §4.1.2)")
+	bad(c.Tokens.RefreshRetryWindow > Duration(5*time.Minute), "tokens.refresh_retry_window must be at most 5m: a longer window is a longer theft window")
+	bad(c.Login.SessionTTL <= 0, "login.session_ttl must be positive")
+	bad(c.Login.MaxFailures <= 0, "login.max_failures must be positive")
+	bad(c.Login.Window <= 0, "login.window must be positive")
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
+	}
+	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format %q must be text or json", c.Log.Format)
+	return errors.Join(errs...)
+}
+
+// Redacted returns the configuration as YAML with secrets replaced.
+func (c Config) Redacted() string {
+	b, _ := json.Marshal(c)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	st := m["storage"].(map[string]any)
+	if c.Storage.PostgresDSN != "" {
+		st["postgres_dsn"] = "<redacted>"
+	}
+	if len(c.Keys.EncryptionKey) > 0 {
+		m["keys"].(map[string]any)["encryption_key"] = "<redacted: 32 bytes loaded>"
+	}
+	y, _ := yaml.Marshal(m)
+	return string(y)
+}
+
+func isLoopback(h string) bool {
+	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+}

@@ -1,0 +1,154 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// busyTimeoutMS is how long a connection waits for a lock held by another
+// connection or process before giving up with SQLITE_BUSY.
+const busyTimeoutMS = 5000
+
+// Options configures [Open].
+type Options struct {
+	// Path is the database file, created if missing. Required; ":memory:"
+	// is refused because the writer and the read pool would each get their
+	// own empty database.
+	Path string
+	// Now is the clock for operations whose interface takes no time
+	// (Replay.UseOnce, migration timestamps). Nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the SQLite backend. Besides storage.Store it has Migrate and
+// MigrationStatus (from sqlstore.Store) for `gatehouse migrate`.
+type Store struct {
+	*sqlstore.Store
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Dialect is the SQLite flavour of the shared queries.
+var Dialect = sqlstore.Dialect{
+	Name:        "sqlite",
+	TableExists: "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+	// Writers are serialised by BEGIN IMMEDIATE on the single writer
+	// connection (_txlock=immediate in the DSN), so ForUpdate, LockTable
+	// and MigrationLock stay empty.
+	MapError: mapError,
+}
+
+// Open opens (creating if needed) the database at opts.Path and applies
+// pending migrations.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" || opts.Path == ":memory:" || strings.HasPrefix(opts.Path, "file:") {
+		return nil, fmt.Errorf("sqlite: Path must be a file path, got %q", opts.Path)
+	}
+	if strings.ContainsAny(opts.Path, "?#") {
+		return nil, fmt.Errorf("sqlite: Path must not contain ? or #, got %q", opts.Path)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	common.Add("_pragma", "foreign_keys(1)")
+	common.Add("_pragma", "synchronous(NORMAL)")
+
+	wq := cloneValues(common)
+	// journal_mode is persistent in the file; setting it on the writer,
+	// which connects first, is enough.
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", opts.Path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer: %w", err)
+	}
+	// One writer connection: SQLite admits one writer at a time anyway, and
+	// queueing in the pool is cheaper than spinning on SQLITE_BUSY.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", opts.Path, err)
+	}
+
+	rq := cloneValues(common)
+	// query_only makes a write through the read pool fail loudly instead
+	// of competing with the writer connection for the lock.
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", opts.Path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open reader: %w", err)
+	}
+	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+
+	migrations, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s, err := sqlstore.New(sqlstore.Config{Writer: w, Reader: r, Dialect: Dialect, Migrations: migrations, Now: opts.Now})
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return &Store{Store: s}, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+// mapError maps SQLite result codes to the storage sentinels, keeping the
+// driver error in the chain.
+func mapError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return fmt.Errorf("%w: %w", storage.ErrAlreadyExists, err)
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return fmt.Errorf("%w (referenced row): %w", storage.ErrNotFound, err)
+	}
+	// Primary codes live in the low byte of extended codes
+	// (SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE, …).
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("%w: %w", storage.ErrConflict, err)
+	}
+	return err
+}

@@ -1,0 +1,89 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// defaultAuditLimit is the page size when AuditQuery.Limit is zero.
+const defaultAuditLimit = 100
+
+var auditCols = []string{"id", "event_time", "type", "user_id", "client_id", "resource", "ip", "outcome", "detail"}
+
+func scanAudit(r rowScanner) (storage.AuditEvent, error) {
+	var (
+		e  storage.AuditEvent
+		ts int64
+	)
+	err := r.Scan(&e.ID, &ts, &e.Type, &e.UserID, &e.ClientID, &e.Resource, &e.IP, &e.Outcome, &e.Detail)
+	if err != nil {
+		return storage.AuditEvent{}, err
+	}
+	e.Time = fromMicros(ts)
+	return e, nil
+}
+
+// AppendAudit appends e; the store assigns ID (e.ID is ignored), increasing
+// with every append.
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
+	_, err := s.exec(ctx, s.w, insertSQL("audit_events", auditCols[1:]),
+		micros(e.Time), e.Type, e.UserID, e.ClientID, e.Resource, e.IP, e.Outcome, e.Detail)
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// QueryAudit returns matching events in ascending ID order, at most
+// q.Limit (0 or negative: 100). Since is inclusive and Until exclusive, so
+// consecutive windows neither overlap nor leave gaps. A Type ending in "."
+// matches by prefix, compared exactly (not with LIKE, which SQLite folds
+// to ASCII case-insensitive and which would need escaping of _ and %).
+func (s *Store) QueryAudit(ctx context.Context, q storage.AuditQuery) ([]storage.AuditEvent, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if !q.Since.IsZero() {
+		where, args = append(where, "event_time >= ?"), append(args, micros(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where, args = append(where, "event_time < ?"), append(args, micros(q.Until))
+	}
+	switch {
+	case q.Type == "":
+	case strings.HasSuffix(q.Type, "."):
+		where = append(where, "substr(type, 1, ?) = ?")
+		args = append(args, utf8.RuneCountInString(q.Type), q.Type)
+	default:
+		where, args = append(where, "type = ?"), append(args, q.Type)
+	}
+	if q.UserID != "" {
+		where, args = append(where, "user_id = ?"), append(args, q.UserID)
+	}
+	if q.ClientID != "" {
+		where, args = append(where, "client_id = ?"), append(args, q.ClientID)
+	}
+	if q.AfterID > 0 {
+		where, args = append(where, "id > ?"), append(args, q.AfterID)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	query := "SELECT " + cols(auditCols) + " FROM audit_events"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id LIMIT ?"
+	args = append(args, limit)
+	es, err := queryAll(ctx, s, s.r, scanAudit, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query audit: %w", err)
+	}
+	return es, nil
+}

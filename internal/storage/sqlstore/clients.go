@@ -1,0 +1,300 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// clientCols lists the clients columns; id first, the order of clientArgs
+// and scanClient.
+var clientCols = []string{
+	"id", "secret_hash", "secret_expires_at", "name", "redirect_uris",
+	"grant_types", "response_types", "token_endpoint_auth_method", "scopes",
+	"application_type", "jwks", "jwks_uri", "origin",
+	"registration_token_hash", "metadata", "created_at", "updated_at",
+	"last_used_at", "token_count",
+}
+
+var (
+	clientSelect = "SELECT " + cols(clientCols) + " FROM clients"
+	clientInsert = insertSQL("clients", clientCols)
+	clientUpdate = "UPDATE clients SET " + setSQL(clientCols[1:]) + " WHERE id = ?"
+)
+
+func clientArgs(c storage.Client) []any {
+	return []any{
+		c.ID, c.SecretHash, micros(c.SecretExpiresAt), c.Name,
+		encodeJSON(c.RedirectURIs), encodeJSON(c.GrantTypes),
+		encodeJSON(c.ResponseTypes), c.TokenEndpointAuthMethod,
+		encodeJSON(c.Scopes), c.ApplicationType, c.JWKS, c.JWKSURI,
+		string(c.Origin), c.RegistrationTokenHash, c.Metadata,
+		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.LastUsedAt),
+		c.TokenCount,
+	}
+}
+
+func scanClient(r rowScanner) (storage.Client, error) {
+	var (
+		c                                      storage.Client
+		secretExp, created, updated, lastUsed  int64
+		redirect, grants, responses, scopes, o string
+	)
+	err := r.Scan(&c.ID, &c.SecretHash, &secretExp, &c.Name, &redirect,
+		&grants, &responses, &c.TokenEndpointAuthMethod, &scopes,
+		&c.ApplicationType, &c.JWKS, &c.JWKSURI, &o,
+		&c.RegistrationTokenHash, &c.Metadata, &created, &updated,
+		&lastUsed, &c.TokenCount)
+	if err != nil {
+		return storage.Client{}, err
+	}
+	c.SecretExpiresAt = fromMicros(secretExp)
+	c.RedirectURIs = decodeList(redirect, &err)
+	c.GrantTypes = decodeList(grants, &err)
+	c.ResponseTypes = decodeList(responses, &err)
+	c.Scopes = decodeList(scopes, &err)
+	c.Origin = storage.ClientOrigin(o)
+	c.CreatedAt = fromMicros(created)
+	c.UpdatedAt = fromMicros(updated)
+	c.LastUsedAt = fromMicros(lastUsed)
+	return c, err
+}
+
+// CreateClient stores a new client; storage.ErrAlreadyExists if the ID is
+// taken.
+func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
+	if _, err := s.exec(ctx, s.w, clientInsert, clientArgs(c)...); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	return nil
+}
+
+// GetClient returns the client id, or storage.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error) {
+	c, err := queryRow(ctx, s, s.r, scanClient, clientSelect+" WHERE id = ?", id)
+	if err != nil {
+		return storage.Client{}, fmt.Errorf("get client: %w", err)
+	}
+	return c, nil
+}
+
+// ListClients returns every client ordered by ID.
+func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
+	cs, err := queryAll(ctx, s, s.r, scanClient, clientSelect+" ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	return cs, nil
+}
+
+// UpdateClient loads the client (locking it), applies fn and stores the
+// result in one transaction. If fn fails the row is left unchanged and fn's
+// error is returned wrapped. fn must not use the Store (on SQLite the only
+// writer connection is busy running it) and may not change the ID.
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+	var out storage.Client
+	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		old, err := queryRow(ctx, s, tx, scanClient, clientSelect+" WHERE id = ?"+s.d.ForUpdate, id)
+		if err != nil {
+			return err
+		}
+		c, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if c.ID != id {
+			return fmt.Errorf("client id cannot change (%q to %q)", id, c.ID)
+		}
+		args := append(clientArgs(c)[1:], id)
+		if _, err := s.exec(ctx, tx, clientUpdate, args...); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return storage.Client{}, fmt.Errorf("update client: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteClient removes the client and, explicitly in the same transaction
+// (foreign keys only back this up), its pending auth requests, codes,
+// grants, refresh tokens and consents.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		return s.cascade(ctx, tx, id,
+			"DELETE FROM refresh_tokens WHERE client_id = ? OR grant_id IN (SELECT id FROM grants WHERE client_id = ?)",
+			"DELETE FROM grants WHERE client_id = ?",
+			"DELETE FROM auth_codes WHERE client_id = ?",
+			"DELETE FROM consents WHERE client_id = ?",
+			"DELETE FROM auth_requests WHERE client_id = ?",
+			"DELETE FROM clients WHERE id = ?",
+		)
+	})
+	if err != nil {
+		return fmt.Errorf("delete client: %w", err)
+	}
+	return nil
+}
+
+// TouchClient records that the client obtained a token at t: it counts the
+// token and moves LastUsedAt forward (never back, since replicas may
+// report out of order).
+func (s *Store) TouchClient(ctx context.Context, id string, t time.Time) error {
+	ts := micros(t)
+	n, err := s.exec(ctx, s.w, `UPDATE clients SET token_count = token_count + 1,
+		last_used_at = CASE WHEN last_used_at < ? THEN ? ELSE last_used_at END
+		WHERE id = ?`, ts, ts, id)
+	if err == nil && n == 0 {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("touch client: %w", err)
+	}
+	return nil
+}
+
+// userCols lists the users columns, id first.
+var userCols = []string{"id", "username", "password_hash", "created_at", "updated_at"}
+
+var (
+	userSelect = "SELECT " + cols(userCols) + " FROM users"
+	userInsert = insertSQL("users", userCols)
+	userUpdate = "UPDATE users SET " + setSQL(userCols[1:]) + " WHERE id = ?"
+)
+
+func userArgs(u storage.User) []any {
+	return []any{u.ID, u.Username, u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt)}
+}
+
+func scanUser(r rowScanner) (storage.User, error) {
+	var u storage.User
+	var created, updated int64
+	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &updated); err != nil {
+		return storage.User{}, err
+	}
+	u.CreatedAt = fromMicros(created)
+	u.UpdatedAt = fromMicros(updated)
+	return u, nil
+}
+
+// CreateUser stores a new user; storage.ErrAlreadyExists if the ID or the
+// username is taken.
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	if _, err := s.exec(ctx, s.w, userInsert, userArgs(u)...); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
+}
+
+// GetUser returns the user id, or storage.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := queryRow(ctx, s, s.r, scanUser, userSelect+" WHERE id = ?", id)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+// GetUserByName returns the user with username (exact, case-sensitive
+// match), or storage.ErrNotFound.
+func (s *Store) GetUserByName(ctx context.Context, username string) (storage.User, error) {
+	u, err := queryRow(ctx, s, s.r, scanUser, userSelect+" WHERE username = ?", username)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("get user by name: %w", err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by username.
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	us, err := queryAll(ctx, s, s.r, scanUser, userSelect+" ORDER BY username")
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return us, nil
+}
+
+// UpdateUser loads the user (locking it), applies fn and stores the result
+// in one transaction; see [Store.UpdateClient] for the rules fn follows.
+// Renaming to a taken username is storage.ErrAlreadyExists.
+func (s *Store) UpdateUser(ctx context.Context, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
+	var out storage.User
+	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		old, err := queryRow(ctx, s, tx, scanUser, userSelect+" WHERE id = ?"+s.d.ForUpdate, id)
+		if err != nil {
+			return err
+		}
+		u, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if u.ID != id {
+			return fmt.Errorf("user id cannot change (%q to %q)", id, u.ID)
+		}
+		args := append(userArgs(u)[1:], id)
+		if _, err := s.exec(ctx, tx, userUpdate, args...); err != nil {
+			return err
+		}
+		out = u
+		return nil
+	})
+	if err != nil {
+		return storage.User{}, fmt.Errorf("update user: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser removes the user and, explicitly in the same transaction, their
+// sessions, consents, codes, grants and refresh tokens.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		return s.cascade(ctx, tx, id,
+			"DELETE FROM refresh_tokens WHERE user_id = ? OR grant_id IN (SELECT id FROM grants WHERE user_id = ?)",
+			"DELETE FROM grants WHERE user_id = ?",
+			"DELETE FROM auth_codes WHERE user_id = ?",
+			"DELETE FROM consents WHERE user_id = ?",
+			"DELETE FROM sessions WHERE user_id = ?",
+			"DELETE FROM users WHERE id = ?",
+		)
+	})
+	if err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	return nil
+}
+
+// cascade runs deletes whose every ? is id; the last one deletes the owner
+// and must match a row, else storage.ErrNotFound. Dependents go first so a
+// foreign key never sees a dangling row mid-transaction.
+func (s *Store) cascade(ctx context.Context, tx *sql.Tx, id string, deletes ...string) error {
+	var n int64
+	for _, q := range deletes {
+		args := make([]any, strings.Count(q, "?"))
+		for i := range args {
+			args[i] = id
+		}
+		var err error
+		if n, err = s.exec(ctx, tx, q, args...); err != nil {
+			return err
+		}
+	}
+	return errNotFoundIfZero(n, nil)
+}
+
+// errNotFoundIfZero returns err, or storage.ErrNotFound when a keyed delete
+// or update matched no row.
+func errNotFoundIfZero(n int64, err error) error {
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,390 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends return these (possibly wrapped) so callers can
+// use errors.Is without knowing the driver.
+var (
+	// ErrNotFound means no row matched the key.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists means a row with the same key exists.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrConflict means a concurrent writer won; the operation may be retried.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrConsumed means a single-use authorization code was already redeemed.
+	// ConsumeAuthCode returns it together with the stored code, so the caller
+	// can revoke the grant that the first redemption created.
+	ErrConsumed = errors.New("storage: already consumed")
+	// ErrTokenReused means a refresh token that was already rotated was
+	// presented again. RotateRefreshToken returns it together with the stored
+	// token so the caller can apply the retry window or revoke the family.
+	ErrTokenReused = errors.New("storage: refresh token reused")
+)
+
+// ClientOrigin says how a client came to exist.
+type ClientOrigin string
+
+// Client origins.
+const (
+	OriginStatic ClientOrigin = "static" // created by an operator (CLI or config)
+	OriginDCR    ClientOrigin = "dcr"    // RFC 7591 dynamic registration
+	OriginCIMD   ClientOrigin = "cimd"   // client ID metadata document
+)
+
+// Client is an OAuth client.
+type Client struct {
+	ID string
+	// SecretHash is the SHA-256 of the client secret; empty for clients that
+	// do not authenticate with a shared secret.
+	SecretHash string
+	// SecretExpiresAt is zero when the secret does not expire.
+	SecretExpiresAt time.Time
+	Name            string
+	RedirectURIs    []string
+	GrantTypes      []string
+	ResponseTypes   []string
+	// TokenEndpointAuthMethod is one of none, client_secret_basic,
+	// client_secret_post, private_key_jwt.
+	TokenEndpointAuthMethod string
+	// Scopes the client may be granted; empty means any scope of the resource.
+	Scopes          []string
+	ApplicationType string // "web" or "native"
+	// JWKS is a JSON Web Key Set document (RFC 7517) for private_key_jwt.
+	JWKS    string
+	JWKSURI string
+	Origin  ClientOrigin
+	// RegistrationTokenHash is the SHA-256 of the RFC 7592 registration
+	// access token of a dynamic client.
+	RegistrationTokenHash string
+	// Metadata holds the client's registration metadata as JSON, including
+	// fields the server does not interpret (kept, not rejected).
+	Metadata   string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastUsedAt time.Time // zero until the client first obtained a token
+	TokenCount int64
+}
+
+// Clients stores OAuth clients.
+type Clients interface {
+	CreateClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient loads the client, applies fn and stores the result in one
+	// transaction. The ID cannot change.
+	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	// DeleteClient removes the client and everything issued to it
+	// (codes, refresh tokens, consents).
+	DeleteClient(ctx context.Context, id string) error
+	// TouchClient records that the client obtained a token at t.
+	TouchClient(ctx context.Context, id string, t time.Time) error
+}
+
+// User is a local user who can log in.
+type User struct {
+	ID           string
+	Username     string
+	PasswordHash string // PHC-formatted argon2id hash
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Users stores local users.
+type Users interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByName(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	// DeleteUser removes the user with their sessions, consents, codes and
+	// refresh tokens.
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// Scope describes one scope of a resource.
+type Scope struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Tools       []string `json:"tools,omitempty"` // MCP tools this scope unlocks
+}
+
+// Resource is a protected resource (an MCP server) tokens can be issued for.
+type Resource struct {
+	// URL is the canonical resource URI (RFC 8707), the access-token audience.
+	URL           string
+	Name          string
+	Scopes        []Scope
+	DefaultScopes []string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Resources stores protected resources.
+type Resources interface {
+	// PutResource creates or replaces the resource with r.URL.
+	PutResource(ctx context.Context, r Resource) error
+	GetResource(ctx context.Context, url string) (Resource, error)
+	ListResources(ctx context.Context) ([]Resource, error)
+	DeleteResource(ctx context.Context, url string) error
+}
+
+// Session is a browser login session.
+type Session struct {
+	IDHash    string // SHA-256 of the cookie value
+	UserID    string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Sessions stores browser sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, idHash string) (Session, error)
+	DeleteSession(ctx context.Context, idHash string) error
+}
+
+// AuthRequest is an authorization request that passed validation and waits
+// for the user to log in and consent. It lives in storage so any replica can
+// finish it.
+type AuthRequest struct {
+	ID                  string
+	ClientID            string
+	RedirectURI         string
+	State               string
+	Scopes              []string
+	Resource            string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Nonce               string
+	Prompt              string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+}
+
+// AuthRequests stores pending authorization requests.
+type AuthRequests interface {
+	CreateAuthRequest(ctx context.Context, r AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
+	DeleteAuthRequest(ctx context.Context, id string) error
+}
+
+// AuthCode is an issued authorization code.
+type AuthCode struct {
+	Hash                string // SHA-256 of the code
+	ClientID            string
+	UserID              string
+	RedirectURI         string
+	Scopes              []string
+	Resource            string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Nonce               string
+	// GrantID names the grant (refresh-token family) that redeeming the code
+	// creates, so a replay can revoke what the first redemption issued.
+	GrantID    string
+	AuthTime   time.Time
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	ConsumedAt time.Time // zero while unused
+}
+
+// AuthCodes stores authorization codes.
+type AuthCodes interface {
+	CreateAuthCode(ctx context.Context, c AuthCode) error
+	// ConsumeAuthCode atomically marks the code used at now and returns it.
+	// It returns ErrNotFound for an unknown code, and the stored code with
+	// ErrConsumed when it was used before: exactly one of any number of
+	// concurrent callers succeeds.
+	ConsumeAuthCode(ctx context.Context, hash string, now time.Time) (AuthCode, error)
+}
+
+// Grant is what a user (or a client, for client credentials) granted a
+// client: the family every refresh token and access token of one
+// authorization descends from. Revoking it revokes all of them.
+type Grant struct {
+	ID        string
+	ClientID  string
+	UserID    string // empty for client credentials
+	Resource  string
+	Scopes    []string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time // absolute lifetime of the family
+	RevokedAt time.Time // zero while active
+}
+
+// RefreshToken is one member of a grant's rotation chain.
+type RefreshToken struct {
+	Hash      string // SHA-256 of the token
+	GrantID   string
+	ClientID  string
+	UserID    string
+	Scopes    []string
+	Resource  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// RotatedAt is zero while this is the family's current token.
+	RotatedAt time.Time
+	// Retry holds the response that rotating this token produced, sealed
+	// with a key only the holder of this token can derive, so an identical
+	// retry inside the window gets the identical answer without the server
+	// keeping any token in clear.
+	Retry []byte
+	// RetryKey fingerprints the rotating request (client, scope, resource):
+	// only an identical request is answered from Retry.
+	RetryKey string
+}
+
+// Grants stores grants and their refresh tokens.
+type Grants interface {
+	CreateGrant(ctx context.Context, g Grant) error
+	GetGrant(ctx context.Context, id string) (Grant, error)
+	// RevokeGrant marks the grant revoked at t. Revoking twice is not an
+	// error; the first time stays recorded.
+	RevokeGrant(ctx context.Context, id string, t time.Time) error
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// RotateRefreshToken atomically marks the token oldHash rotated at
+	// next.CreatedAt, stores retry and retryKey on it, and inserts next.
+	// When oldHash was already rotated it inserts nothing and returns the
+	// stored old token with ErrTokenReused; exactly one of any number of
+	// concurrent callers succeeds. ErrNotFound for an unknown hash.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, retry []byte, retryKey string) error
+}
+
+// Consent records that a user allowed a client scopes at a resource.
+type Consent struct {
+	UserID    string
+	ClientID  string
+	Resource  string
+	Scopes    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Consents stores remembered consents, one per user × client × resource.
+type Consents interface {
+	// PutConsent creates or replaces the consent for (UserID, ClientID, Resource).
+	PutConsent(ctx context.Context, c Consent) error
+	GetConsent(ctx context.Context, userID, clientID, resource string) (Consent, error)
+	ListConsents(ctx context.Context, userID string) ([]Consent, error)
+	DeleteConsent(ctx context.Context, userID, clientID, resource string) error
+}
+
+// SigningKey is an access-token signing key.
+type SigningKey struct {
+	ID        string // kid
+	Algorithm string // JOSE alg, e.g. ES256
+	// PrivateKey is the private key, encrypted at rest by the token package.
+	PrivateKey []byte
+	// PublicJWK is the public key as a JSON Web Key.
+	PublicJWK string
+	CreatedAt time.Time
+	// RetiredAt is zero for the active key. A retired key signs nothing but
+	// stays published until RemoveAfter.
+	RetiredAt   time.Time
+	RemoveAfter time.Time
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	// ListSigningKeys returns every key, newest first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// RotateSigningKey retires every active key at next.CreatedAt (keeping
+	// it published until removeAfter) and makes next the active key, in one
+	// transaction.
+	RotateSigningKey(ctx context.Context, next SigningKey, removeAfter time.Time) error
+}
+
+// Replay guards against reuse of one-time values such as the jti of a
+// private_key_jwt client assertion or of a revoked access token.
+type Replay interface {
+	// UseOnce records key until expiresAt. It returns ErrAlreadyExists if
+	// key was recorded before and has not expired.
+	UseOnce(ctx context.Context, key string, expiresAt time.Time) error
+	// Seen reports whether key is recorded and unexpired at now.
+	Seen(ctx context.Context, key string, now time.Time) (bool, error)
+}
+
+// Throttle counts failures (logins, client authentication) per key.
+type Throttle interface {
+	// AddFailure counts a failure for key at now within a window that
+	// starts at the first failure and lasts window; it returns the count in
+	// the current window and when that window ends.
+	AddFailure(ctx context.Context, key string, now time.Time, window time.Duration) (count int, resetAt time.Time, err error)
+	// Failures returns the count for key in its window at now.
+	Failures(ctx context.Context, key string, now time.Time) (count int, resetAt time.Time, err error)
+	// ResetFailures forgets key.
+	ResetFailures(ctx context.Context, key string) error
+}
+
+// AuditEvent is one security-relevant event. It never contains a secret.
+type AuditEvent struct {
+	ID       int64 // assigned by the store
+	Time     time.Time
+	Type     string // e.g. login.success, token.issued, refresh.reuse
+	UserID   string
+	ClientID string
+	Resource string
+	IP       string
+	Outcome  string // success, failure, denied, ...
+	Detail   string
+}
+
+// AuditQuery filters audit events. Zero fields match everything.
+type AuditQuery struct {
+	Since    time.Time
+	Until    time.Time
+	Type     string // exact type, or a prefix ending in "." (e.g. "login.")
+	UserID   string
+	ClientID string
+	AfterID  int64 // only events with ID > AfterID (for tailing)
+	Limit    int   // 0 means 100
+}
+
+// Audit stores the audit log.
+type Audit interface {
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// QueryAudit returns matching events in ascending ID order.
+	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+}
+
+// GCResult counts what GarbageCollect removed.
+type GCResult struct {
+	AuthRequests  int64
+	AuthCodes     int64
+	Sessions      int64
+	RefreshTokens int64
+	Grants        int64
+	Replay        int64
+	Throttle      int64
+	Keys          int64
+}
+
+// Store is everything the authorization server keeps.
+type Store interface {
+	Clients
+	Users
+	Resources
+	Sessions
+	AuthRequests
+	AuthCodes
+	Grants
+	Consents
+	Keys
+	Replay
+	Throttle
+	Audit
+	// GarbageCollect deletes rows that expired before now: auth requests,
+	// codes, sessions, refresh tokens and grants past their expiry, replay
+	// and throttle entries, and retired keys past RemoveAfter.
+	GarbageCollect(ctx context.Context, now time.Time) (GCResult, error)
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,248 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// racers is how many goroutines each race runs.
+const racers = 20
+
+// RunConcurrencyTests races goroutines on the atomic verbs: exactly one of
+// them may win a single-use code, a refresh rotation or a replay key, and
+// update closures and failure counts must not lose updates.
+func RunConcurrencyTests(t *testing.T, open func(t *testing.T) storage.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store)
+	}{
+		{"ConcurrentConsumeAuthCode", raceConsumeAuthCode},
+		{"ConcurrentRotateRefreshToken", raceRotateRefreshToken},
+		{"ConcurrentUseOnce", raceUseOnce},
+		{"ConcurrentAddFailure", raceAddFailure},
+		{"ConcurrentUpdateClient", raceUpdateClient},
+		{"ConcurrentRotateSigningKey", raceRotateSigningKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// race runs fn(i) for i in [0, racers) in goroutines released together,
+// and returns their errors by i.
+func race(fn func(i int) error) []error {
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, racers)
+	)
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// warmUp opens pool connections with a round of concurrent reads, so the
+// race that follows is not staggered by connection setup.
+func warmUp(s storage.Store) {
+	race(func(i int) error {
+		_, err := s.Seen(context.Background(), fmt.Sprint("warm-up", i), t0)
+		return err
+	})
+}
+
+// oneWinner checks that exactly one error is nil and all others match
+// loser, and returns the winner's index (-1 if none).
+func oneWinner(t *testing.T, call string, errs []error, loser error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("%s: racers %d and %d both succeeded", call, winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, loser):
+			t.Errorf("%s (racer %d) = %v, want nil or %v", call, i, err, loser)
+		}
+	}
+	if winner < 0 {
+		t.Errorf("%s: no racer succeeded", call)
+	}
+	return winner
+}
+
+func raceConsumeAuthCode(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	mustCreateUser(t, s, "u1")
+	mustCreateAuthCode(t, s, newAuthCode("code", "c1", "u1"))
+
+	warmUp(s)
+	got := make([]storage.AuthCode, racers)
+	errs := race(func(i int) error {
+		var err error
+		got[i], err = s.ConsumeAuthCode(ctx, "code", at(time.Duration(i+1)*time.Second))
+		return err
+	})
+	w := oneWinner(t, `ConsumeAuthCode("code")`, errs, storage.ErrConsumed)
+	if w < 0 {
+		return
+	}
+	// Every loser sees the code as the winner consumed it.
+	for i := range got {
+		if !got[i].ConsumedAt.Equal(got[w].ConsumedAt) || got[i].Hash != "code" {
+			t.Errorf("ConsumeAuthCode (racer %d) = %q consumed at %v, want %q consumed at %v (racer %d)",
+				i, got[i].Hash, got[i].ConsumedAt, "code", got[w].ConsumedAt, w)
+		}
+	}
+	if want := at(time.Duration(w+1) * time.Second); !got[w].ConsumedAt.Equal(want) {
+		t.Errorf("winner's ConsumedAt = %v, want %v", got[w].ConsumedAt, want)
+	}
+}
+
+func raceRotateRefreshToken(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	mustCreateUser(t, s, "u1")
+	g := newGrant("g1", "c1", "u1")
+	mustCreateGrant(t, s, g)
+	mustCreateRefreshToken(t, s, newRefreshToken("old", g))
+
+	next := func(i int) storage.RefreshToken {
+		rt := newRefreshToken(fmt.Sprint("next", i), g)
+		rt.CreatedAt = at(time.Duration(i+1) * time.Second)
+		return rt
+	}
+	warmUp(s)
+	errs := race(func(i int) error {
+		return s.RotateRefreshToken(ctx, "old", next(i), []byte(fmt.Sprint("retry", i)), fmt.Sprint("key", i))
+	})
+	w := oneWinner(t, `RotateRefreshToken("old")`, errs, storage.ErrTokenReused)
+	if w < 0 {
+		return
+	}
+	old, err := s.GetRefreshToken(ctx, "old")
+	wantErr(t, `GetRefreshToken("old")`, err, nil)
+	if string(old.Retry) != fmt.Sprint("retry", w) || old.RetryKey != fmt.Sprint("key", w) || !old.RotatedAt.Equal(next(w).CreatedAt) {
+		t.Errorf(`GetRefreshToken("old") = Retry %q, RetryKey %q, RotatedAt %v; want the winner's %q, %q, %v`,
+			old.Retry, old.RetryKey, old.RotatedAt, fmt.Sprint("retry", w), fmt.Sprint("key", w), next(w).CreatedAt)
+	}
+	for i := range racers {
+		_, err := s.GetRefreshToken(ctx, fmt.Sprint("next", i))
+		wantFound(t, fmt.Sprintf("GetRefreshToken(%q)", fmt.Sprint("next", i)), err, i == w)
+	}
+}
+
+func raceUseOnce(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	warmUp(s)
+	errs := race(func(int) error { return s.UseOnce(ctx, "jti", farFuture) })
+	oneWinner(t, `UseOnce("jti")`, errs, storage.ErrAlreadyExists)
+
+	// Taking over an expired entry is a race too.
+	if err := s.UseOnce(ctx, "expired", longAgo); err != nil {
+		t.Fatalf(`UseOnce("expired") = %v`, err)
+	}
+	errs = race(func(int) error { return s.UseOnce(ctx, "expired", farFuture) })
+	oneWinner(t, `UseOnce("expired") after expiry`, errs, storage.ErrAlreadyExists)
+}
+
+func raceAddFailure(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	warmUp(s)
+	counts := make([]int, racers)
+	errs := race(func(i int) error {
+		var err error
+		counts[i], _, err = s.AddFailure(ctx, "k", at(time.Second), time.Hour)
+		return err
+	})
+	for i, err := range errs {
+		wantErr(t, fmt.Sprintf("AddFailure (racer %d)", i), err, nil)
+	}
+	// Every failure is counted once: the counts are 1…racers.
+	slices.Sort(counts)
+	for i, n := range counts {
+		if n != i+1 {
+			t.Fatalf("AddFailure counts = %v, want 1…%d", counts, racers)
+		}
+	}
+	n, _, err := s.Failures(ctx, "k", at(2*time.Second))
+	if err != nil || n != racers {
+		t.Errorf(`Failures("k") = %d, %v; want %d, nil`, n, err, racers)
+	}
+}
+
+func raceUpdateClient(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "c1")
+	warmUp(s)
+	errs := race(func(int) error {
+		_, err := s.UpdateClient(ctx, "c1", func(old storage.Client) (storage.Client, error) {
+			old.TokenCount++
+			return old, nil
+		})
+		return err
+	})
+	failed := 0
+	for i, err := range errs {
+		// A backend may refuse a racer with ErrConflict (the caller
+		// retries), but must never lose an update it reported done.
+		if err != nil && !errors.Is(err, storage.ErrConflict) {
+			t.Errorf("UpdateClient (racer %d) = %v, want nil or ErrConflict", i, err)
+		}
+		if err != nil {
+			failed++
+		}
+	}
+	got, err := s.GetClient(ctx, "c1")
+	wantErr(t, `GetClient("c1")`, err, nil)
+	if want := c.TokenCount + int64(racers-failed); got.TokenCount != want {
+		t.Errorf(`GetClient("c1").TokenCount = %d, want %d (%d updates succeeded)`, got.TokenCount, want, racers-failed)
+	}
+}
+
+func raceRotateSigningKey(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	// With an active key every racer first contends for its row; without a
+	// table-level guard, racers that queued on it each insert a key.
+	if err := s.RotateSigningKey(ctx, newKey("initial", at(-time.Hour)), at(1000*time.Hour)); err != nil {
+		t.Fatalf(`RotateSigningKey("initial") = %v`, err)
+	}
+	warmUp(s)
+	// A few rounds: a lost race shows up often, not always.
+	for round := range 3 {
+		errs := race(func(i int) error {
+			k := newKey(fmt.Sprintf("k%d-%d", round, i), at(time.Duration(round*racers+i)*time.Hour))
+			return s.RotateSigningKey(ctx, k, at(1000*time.Hour))
+		})
+		for i, err := range errs {
+			if err != nil && !errors.Is(err, storage.ErrConflict) {
+				t.Errorf("RotateSigningKey (round %d, racer %d) = %v, want nil or ErrConflict", round, i, err)
+			}
+		}
+		keys, err := s.ListSigningKeys(ctx)
+		wantErr(t, "ListSigningKeys()", err, nil)
+		active := 0
+		for _, k := range keys {
+			if k.RetiredAt.IsZero() {
+				active++
+			}
+		}
+		if active != 1 {
+			t.Fatalf("after concurrent rotations (round %d) %d keys are active, want 1", round, active)
+		}
+	}
+}

@@ -1,0 +1,1199 @@
+package storagetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// t0 is the suite's reference time: exact to the microsecond (what backends
+// keep) and UTC (what they return), so values round-trip unchanged.
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
+
+// at returns t0 + d.
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// Clock-independent expiries for Replay.UseOnce, whose "now" is the store's
+// own clock.
+var (
+	longAgo    = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	farFuture  = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	errFromFn  = errors.New("storagetest: error from update closure")
+	equateNone = cmpopts.EquateEmpty()
+)
+
+// RunTests runs one subtest per aggregate against stores from open, which
+// must return a fresh, empty store on every call (see the package doc).
+func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store)
+	}{
+		{"ClientsCRUD", testClients},
+		{"ClientCascadeDelete", testClientCascade},
+		{"Users", testUsers},
+		{"UserCascadeDelete", testUserCascade},
+		{"Resources", testResources},
+		{"Sessions", testSessions},
+		{"AuthRequests", testAuthRequests},
+		{"AuthCodes", testAuthCodes},
+		{"GrantsAndRefreshTokens", testGrantsAndRefreshTokens},
+		{"Consents", testConsents},
+		{"KeysRotation", testKeys},
+		{"Replay", testReplay},
+		{"Throttle", testThrottle},
+		{"Audit", testAudit},
+		{"GarbageCollect", testGarbageCollect},
+		{"TimezoneRoundTrip", testTimezoneRoundTrip},
+		{"Ping", testPing},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// ---- fixtures -------------------------------------------------------------
+
+func newClient(id string) storage.Client {
+	return storage.Client{
+		ID:                      id,
+		SecretHash:              "secret-hash-" + id,
+		SecretExpiresAt:         at(720 * time.Hour),
+		Name:                    "Client " + id,
+		RedirectURIs:            []string{"https://" + id + ".example/cb", "http://127.0.0.1/cb"},
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		TokenEndpointAuthMethod: "client_secret_basic",
+		Scopes:                  []string{"read", "write"},
+		ApplicationType:         "web",
+		JWKS:                    `{"keys":[]}`,
+		JWKSURI:                 "https://" + id + ".example/jwks",
+		Origin:                  storage.OriginDCR,
+		RegistrationTokenHash:   "reg-hash-" + id,
+		Metadata:                `{"client_name":"Client ` + id + `","x-unknown":1}`,
+		CreatedAt:               t0,
+		UpdatedAt:               at(time.Minute),
+		LastUsedAt:              at(2 * time.Minute),
+		TokenCount:              7,
+	}
+}
+
+func newUser(id string) storage.User {
+	return storage.User{
+		ID:           id,
+		Username:     "name-" + id,
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		CreatedAt:    t0,
+		UpdatedAt:    at(time.Second),
+	}
+}
+
+func newAuthRequest(id, clientID string) storage.AuthRequest {
+	return storage.AuthRequest{
+		ID:                  id,
+		ClientID:            clientID,
+		RedirectURI:         "https://" + clientID + ".example/cb",
+		State:               "state-" + id,
+		Scopes:              []string{"read"},
+		Resource:            "https://mcp.example/",
+		CodeChallenge:       "challenge-" + id,
+		CodeChallengeMethod: "S256",
+		Nonce:               "nonce-" + id,
+		Prompt:              "consent",
+		CreatedAt:           t0,
+		ExpiresAt:           at(10 * time.Minute),
+	}
+}
+
+func newAuthCode(hash, clientID, userID string) storage.AuthCode {
+	return storage.AuthCode{
+		Hash:                hash,
+		ClientID:            clientID,
+		UserID:              userID,
+		RedirectURI:         "https://" + clientID + ".example/cb",
+		Scopes:              []string{"read", "write"},
+		Resource:            "https://mcp.example/",
+		CodeChallenge:       "challenge-" + hash,
+		CodeChallengeMethod: "S256",
+		Nonce:               "nonce-" + hash,
+		GrantID:             "grant-for-" + hash,
+		AuthTime:            at(-time.Minute),
+		CreatedAt:           t0,
+		ExpiresAt:           at(time.Minute),
+	}
+}
+
+func newGrant(id, clientID, userID string) storage.Grant {
+	return storage.Grant{
+		ID:        id,
+		ClientID:  clientID,
+		UserID:    userID,
+		Resource:  "https://mcp.example/",
+		Scopes:    []string{"read"},
+		AuthTime:  at(-time.Minute),
+		CreatedAt: t0,
+		ExpiresAt: at(30 * 24 * time.Hour),
+	}
+}
+
+func newRefreshToken(hash string, g storage.Grant) storage.RefreshToken {
+	return storage.RefreshToken{
+		Hash:      hash,
+		GrantID:   g.ID,
+		ClientID:  g.ClientID,
+		UserID:    g.UserID,
+		Scopes:    g.Scopes,
+		Resource:  g.Resource,
+		CreatedAt: t0,
+		ExpiresAt: at(24 * time.Hour),
+	}
+}
+
+func newConsent(userID, clientID, resource string) storage.Consent {
+	return storage.Consent{
+		UserID:    userID,
+		ClientID:  clientID,
+		Resource:  resource,
+		Scopes:    []string{"read"},
+		CreatedAt: t0,
+		UpdatedAt: t0,
+	}
+}
+
+func newKey(id string, created time.Time) storage.SigningKey {
+	return storage.SigningKey{
+		ID:         id,
+		Algorithm:  "ES256",
+		PrivateKey: []byte("sealed-private-key-" + id),
+		PublicJWK:  `{"kty":"EC","kid":"` + id + `"}`,
+		CreatedAt:  created,
+	}
+}
+
+func mustCreateClient(t *testing.T, s storage.Store, id string) storage.Client {
+	t.Helper()
+	c := newClient(id)
+	if err := s.CreateClient(t.Context(), c); err != nil {
+		t.Fatalf("CreateClient(%q) = %v, want nil", id, err)
+	}
+	return c
+}
+
+func mustCreateUser(t *testing.T, s storage.Store, id string) storage.User {
+	t.Helper()
+	u := newUser(id)
+	if err := s.CreateUser(t.Context(), u); err != nil {
+		t.Fatalf("CreateUser(%q) = %v, want nil", id, err)
+	}
+	return u
+}
+
+func mustCreateGrant(t *testing.T, s storage.Store, g storage.Grant) {
+	t.Helper()
+	if err := s.CreateGrant(t.Context(), g); err != nil {
+		t.Fatalf("CreateGrant(%q) = %v, want nil", g.ID, err)
+	}
+}
+
+func mustCreateRefreshToken(t *testing.T, s storage.Store, rt storage.RefreshToken) {
+	t.Helper()
+	if err := s.CreateRefreshToken(t.Context(), rt); err != nil {
+		t.Fatalf("CreateRefreshToken(%q) = %v, want nil", rt.Hash, err)
+	}
+}
+
+func mustCreateAuthCode(t *testing.T, s storage.Store, c storage.AuthCode) {
+	t.Helper()
+	if err := s.CreateAuthCode(t.Context(), c); err != nil {
+		t.Fatalf("CreateAuthCode(%q) = %v, want nil", c.Hash, err)
+	}
+}
+
+func mustPutConsent(t *testing.T, s storage.Store, c storage.Consent) {
+	t.Helper()
+	if err := s.PutConsent(t.Context(), c); err != nil {
+		t.Fatalf("PutConsent(%q, %q, %q) = %v, want nil", c.UserID, c.ClientID, c.Resource, err)
+	}
+}
+
+func mustCreateSession(t *testing.T, s storage.Store, ss storage.Session) {
+	t.Helper()
+	if err := s.CreateSession(t.Context(), ss); err != nil {
+		t.Fatalf("CreateSession(%q) = %v, want nil", ss.IDHash, err)
+	}
+}
+
+// wantErr fails unless err matches want: nil means no error, anything
+// else errors.Is.
+func wantErr(t *testing.T, call string, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Errorf("%s = %v, want nil", call, err)
+	case want != nil && !errors.Is(err, want):
+		t.Errorf("%s = %v, want %v", call, err, want)
+	}
+}
+
+// wantFound checks that a Get-style call found (want true) or did not
+// find the row.
+func wantFound(t *testing.T, call string, err error, want bool) {
+	t.Helper()
+	if want {
+		wantErr(t, call, err, nil)
+	} else {
+		wantErr(t, call, err, storage.ErrNotFound)
+	}
+}
+
+// diff fails the test when got differs from want.
+func diff(t *testing.T, call string, got, want any, opts ...cmp.Option) {
+	t.Helper()
+	if d := cmp.Diff(want, got, opts...); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", call, d)
+	}
+}
+
+// ---- clients --------------------------------------------------------------
+
+func testClients(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	c := mustCreateClient(t, s, "c1")
+
+	got, err := s.GetClient(ctx, "c1")
+	wantErr(t, `GetClient("c1")`, err, nil)
+	diff(t, `GetClient("c1")`, got, c)
+
+	dup := newClient("c1")
+	dup.Name = "other"
+	wantErr(t, `CreateClient("c1") again`, s.CreateClient(ctx, dup), storage.ErrAlreadyExists)
+	got, _ = s.GetClient(ctx, "c1")
+	diff(t, `GetClient("c1") after duplicate create`, got, c)
+
+	_, err = s.GetClient(ctx, "nope")
+	wantErr(t, `GetClient("nope")`, err, storage.ErrNotFound)
+
+	// A minimal client: empty lists and zero times come back empty/zero.
+	minimal := storage.Client{ID: "c0", Origin: storage.OriginStatic}
+	wantErr(t, `CreateClient("c0")`, s.CreateClient(ctx, minimal), nil)
+	got, err = s.GetClient(ctx, "c0")
+	wantErr(t, `GetClient("c0")`, err, nil)
+	diff(t, `GetClient("c0")`, got, minimal, equateNone)
+	if !got.LastUsedAt.IsZero() || !got.SecretExpiresAt.IsZero() {
+		t.Errorf("GetClient(%q) times = %v, %v, want zero", "c0", got.LastUsedAt, got.SecretExpiresAt)
+	}
+
+	c2 := mustCreateClient(t, s, "c2")
+	list, err := s.ListClients(ctx)
+	wantErr(t, "ListClients()", err, nil)
+	diff(t, "ListClients()", list, []storage.Client{minimal, c, c2}, equateNone)
+
+	// Update through a closure.
+	updated, err := s.UpdateClient(ctx, "c1", func(old storage.Client) (storage.Client, error) {
+		diff(t, "UpdateClient closure argument", old, c)
+		old.Name = "renamed"
+		old.Scopes = []string{"read"}
+		old.RedirectURIs = append(old.RedirectURIs, "https://c1.example/cb2")
+		old.UpdatedAt = at(time.Hour)
+		return old, nil
+	})
+	wantErr(t, `UpdateClient("c1")`, err, nil)
+	want := c
+	want.Name = "renamed"
+	want.Scopes = []string{"read"}
+	want.RedirectURIs = []string{"https://c1.example/cb", "http://127.0.0.1/cb", "https://c1.example/cb2"}
+	want.UpdatedAt = at(time.Hour)
+	diff(t, `UpdateClient("c1") result`, updated, want)
+	got, _ = s.GetClient(ctx, "c1")
+	diff(t, `GetClient("c1") after update`, got, want)
+
+	// A failing closure leaves the row unchanged and its error visible.
+	_, err = s.UpdateClient(ctx, "c1", func(old storage.Client) (storage.Client, error) {
+		old.Name = "must not be stored"
+		return old, errFromFn
+	})
+	wantErr(t, `UpdateClient("c1") with failing closure`, err, errFromFn)
+	got, _ = s.GetClient(ctx, "c1")
+	diff(t, `GetClient("c1") after failed update`, got, want)
+
+	// The ID cannot change.
+	_, err = s.UpdateClient(ctx, "c1", func(old storage.Client) (storage.Client, error) {
+		old.ID = "c9"
+		return old, nil
+	})
+	if err == nil {
+		t.Errorf(`UpdateClient("c1") changing the ID = nil, want an error`)
+	}
+	_, err = s.GetClient(ctx, "c9")
+	wantErr(t, `GetClient("c9") after ID change attempt`, err, storage.ErrNotFound)
+
+	_, err = s.UpdateClient(ctx, "nope", func(old storage.Client) (storage.Client, error) {
+		t.Errorf("UpdateClient(%q) called the closure", "nope")
+		return old, nil
+	})
+	wantErr(t, `UpdateClient("nope")`, err, storage.ErrNotFound)
+
+	// TouchClient counts tokens and never moves LastUsedAt back.
+	wantErr(t, `TouchClient("c2", +1h)`, s.TouchClient(ctx, "c2", at(time.Hour)), nil)
+	wantErr(t, `TouchClient("c2", +30m)`, s.TouchClient(ctx, "c2", at(30*time.Minute)), nil)
+	got, _ = s.GetClient(ctx, "c2")
+	if got.TokenCount != c2.TokenCount+2 || !got.LastUsedAt.Equal(at(time.Hour)) {
+		t.Errorf("after two TouchClient: TokenCount, LastUsedAt = %d, %v, want %d, %v",
+			got.TokenCount, got.LastUsedAt, c2.TokenCount+2, at(time.Hour))
+	}
+	wantErr(t, `TouchClient("nope")`, s.TouchClient(ctx, "nope", t0), storage.ErrNotFound)
+
+	wantErr(t, `DeleteClient("c2")`, s.DeleteClient(ctx, "c2"), nil)
+	_, err = s.GetClient(ctx, "c2")
+	wantErr(t, `GetClient("c2") after delete`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteClient("c2") again`, s.DeleteClient(ctx, "c2"), storage.ErrNotFound)
+}
+
+// issued is everything issued to one (client, user) pair, for cascade tests.
+type issued struct {
+	req     string
+	code    string
+	grant   string
+	refresh string
+	cc      string // client-credentials grant (no user)
+	session string
+	consent [3]string
+}
+
+func issueAll(t *testing.T, s storage.Store, clientID, userID string) issued {
+	t.Helper()
+	ctx := t.Context()
+	p := clientID + "-" + userID
+	is := issued{
+		req:     "req-" + p,
+		code:    "code-" + p,
+		grant:   "grant-" + p,
+		refresh: "rt-" + p,
+		cc:      "cc-" + p,
+		session: "sess-" + p,
+		consent: [3]string{userID, clientID, "https://mcp.example/"},
+	}
+	if err := s.CreateAuthRequest(ctx, newAuthRequest(is.req, clientID)); err != nil {
+		t.Fatalf("CreateAuthRequest(%q) = %v", is.req, err)
+	}
+	mustCreateAuthCode(t, s, newAuthCode(is.code, clientID, userID))
+	g := newGrant(is.grant, clientID, userID)
+	mustCreateGrant(t, s, g)
+	mustCreateRefreshToken(t, s, newRefreshToken(is.refresh, g))
+	mustCreateGrant(t, s, newGrant(is.cc, clientID, ""))
+	mustPutConsent(t, s, newConsent(userID, clientID, "https://mcp.example/"))
+	mustCreateSession(t, s, storage.Session{IDHash: is.session, UserID: userID, AuthTime: t0, CreatedAt: t0, ExpiresAt: at(time.Hour)})
+	return is
+}
+
+// checkIssued checks which of is still exist. Sessions belong to users
+// only, so they are checked separately through sessionWant.
+func checkIssued(t *testing.T, s storage.Store, is issued, want, sessionWant bool) {
+	t.Helper()
+	ctx := t.Context()
+	_, err := s.GetAuthRequest(ctx, is.req)
+	wantFound(t, fmt.Sprintf("GetAuthRequest(%q)", is.req), err, want)
+	_, err = s.ConsumeAuthCode(ctx, is.code, at(time.Second))
+	if want {
+		// Consumed now; a later check sees ErrConsumed, still "found".
+		if err != nil && !errors.Is(err, storage.ErrConsumed) {
+			t.Errorf("ConsumeAuthCode(%q) = %v, want nil or ErrConsumed", is.code, err)
+		}
+	} else {
+		wantErr(t, fmt.Sprintf("ConsumeAuthCode(%q)", is.code), err, storage.ErrNotFound)
+	}
+	_, err = s.GetGrant(ctx, is.grant)
+	wantFound(t, fmt.Sprintf("GetGrant(%q)", is.grant), err, want)
+	_, err = s.GetRefreshToken(ctx, is.refresh)
+	wantFound(t, fmt.Sprintf("GetRefreshToken(%q)", is.refresh), err, want)
+	_, err = s.GetConsent(ctx, is.consent[0], is.consent[1], is.consent[2])
+	wantFound(t, fmt.Sprintf("GetConsent(%q, %q, %q)", is.consent[0], is.consent[1], is.consent[2]), err, want)
+	_, err = s.GetSession(ctx, is.session)
+	wantFound(t, fmt.Sprintf("GetSession(%q)", is.session), err, sessionWant)
+}
+
+func testClientCascade(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "gone")
+	mustCreateClient(t, s, "kept")
+	mustCreateUser(t, s, "u1")
+	a := issueAll(t, s, "gone", "u1")
+	b := issueAll(t, s, "kept", "u1")
+
+	wantErr(t, `DeleteClient("gone")`, s.DeleteClient(ctx, "gone"), nil)
+	_, err := s.GetGrant(ctx, a.cc)
+	wantFound(t, fmt.Sprintf("GetGrant(%q) (client credentials)", a.cc), err, false)
+	// The client's things are gone; the user's session is not the
+	// client's and stays.
+	checkIssued(t, s, a, false, true)
+	checkIssued(t, s, b, true, true)
+	_, err = s.GetUser(ctx, "u1")
+	wantFound(t, `GetUser("u1")`, err, true)
+}
+
+// ---- users ----------------------------------------------------------------
+
+func testUsers(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	u := mustCreateUser(t, s, "u1")
+	got, err := s.GetUser(ctx, "u1")
+	wantErr(t, `GetUser("u1")`, err, nil)
+	diff(t, `GetUser("u1")`, got, u)
+
+	got, err = s.GetUserByName(ctx, "name-u1")
+	wantErr(t, `GetUserByName("name-u1")`, err, nil)
+	diff(t, `GetUserByName("name-u1")`, got, u)
+	_, err = s.GetUserByName(ctx, "NAME-U1")
+	wantErr(t, `GetUserByName("NAME-U1")`, err, storage.ErrNotFound)
+	_, err = s.GetUser(ctx, "nope")
+	wantErr(t, `GetUser("nope")`, err, storage.ErrNotFound)
+
+	wantErr(t, `CreateUser("u1") again`, s.CreateUser(ctx, newUser("u1")), storage.ErrAlreadyExists)
+	sameName := newUser("u2")
+	sameName.Username = u.Username
+	wantErr(t, `CreateUser("u2") with u1's username`, s.CreateUser(ctx, sameName), storage.ErrAlreadyExists)
+
+	// "a-user" sorts before "name-u1" by username, after it by ID.
+	u3 := newUser("u3")
+	u3.Username = "a-user"
+	if err := s.CreateUser(ctx, u3); err != nil {
+		t.Fatalf("CreateUser(%q) = %v", "u3", err)
+	}
+	list, err := s.ListUsers(ctx)
+	wantErr(t, "ListUsers()", err, nil)
+	diff(t, "ListUsers()", list, []storage.User{u3, u})
+
+	updated, err := s.UpdateUser(ctx, "u1", func(old storage.User) (storage.User, error) {
+		old.Username = "renamed"
+		old.PasswordHash = "new-hash"
+		old.UpdatedAt = at(time.Hour)
+		return old, nil
+	})
+	wantErr(t, `UpdateUser("u1")`, err, nil)
+	want := u
+	want.Username, want.PasswordHash, want.UpdatedAt = "renamed", "new-hash", at(time.Hour)
+	diff(t, `UpdateUser("u1") result`, updated, want)
+	got, _ = s.GetUserByName(ctx, "renamed")
+	diff(t, `GetUserByName("renamed")`, got, want)
+
+	_, err = s.UpdateUser(ctx, "u1", func(old storage.User) (storage.User, error) {
+		old.Username = "a-user"
+		return old, nil
+	})
+	wantErr(t, `UpdateUser("u1") to a taken username`, err, storage.ErrAlreadyExists)
+	_, err = s.UpdateUser(ctx, "u1", func(old storage.User) (storage.User, error) {
+		old.PasswordHash = "must not be stored"
+		return old, errFromFn
+	})
+	wantErr(t, `UpdateUser("u1") with failing closure`, err, errFromFn)
+	got, _ = s.GetUser(ctx, "u1")
+	diff(t, `GetUser("u1") after failed updates`, got, want)
+
+	_, err = s.UpdateUser(ctx, "nope", func(old storage.User) (storage.User, error) { return old, nil })
+	wantErr(t, `UpdateUser("nope")`, err, storage.ErrNotFound)
+
+	wantErr(t, `DeleteUser("u3")`, s.DeleteUser(ctx, "u3"), nil)
+	_, err = s.GetUser(ctx, "u3")
+	wantErr(t, `GetUser("u3") after delete`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteUser("u3") again`, s.DeleteUser(ctx, "u3"), storage.ErrNotFound)
+}
+
+func testUserCascade(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	mustCreateUser(t, s, "gone")
+	mustCreateUser(t, s, "kept")
+	a := issueAll(t, s, "c1", "gone")
+	b := issueAll(t, s, "c1", "kept")
+
+	wantErr(t, `DeleteUser("gone")`, s.DeleteUser(ctx, "gone"), nil)
+	// Auth requests carry no user, and client-credentials grants belong
+	// to the client: both stay.
+	_, err := s.GetAuthRequest(ctx, a.req)
+	wantFound(t, fmt.Sprintf("GetAuthRequest(%q)", a.req), err, true)
+	_, err = s.GetGrant(ctx, a.cc)
+	wantFound(t, fmt.Sprintf("GetGrant(%q) (client credentials)", a.cc), err, true)
+	_, err = s.ConsumeAuthCode(ctx, a.code, at(time.Second))
+	wantErr(t, fmt.Sprintf("ConsumeAuthCode(%q)", a.code), err, storage.ErrNotFound)
+	for _, check := range []struct {
+		call string
+		err  error
+	}{
+		{fmt.Sprintf("GetGrant(%q)", a.grant), second(s.GetGrant(ctx, a.grant))},
+		{fmt.Sprintf("GetRefreshToken(%q)", a.refresh), second(s.GetRefreshToken(ctx, a.refresh))},
+		{fmt.Sprintf("GetConsent(%q)", a.consent), second(s.GetConsent(ctx, a.consent[0], a.consent[1], a.consent[2]))},
+		{fmt.Sprintf("GetSession(%q)", a.session), second(s.GetSession(ctx, a.session))},
+	} {
+		wantErr(t, check.call, check.err, storage.ErrNotFound)
+	}
+	checkIssued(t, s, b, true, true)
+	_, err = s.GetClient(ctx, "c1")
+	wantFound(t, `GetClient("c1")`, err, true)
+}
+
+// second returns the error of a two-result call.
+func second[T any](_ T, err error) error { return err }
+
+// ---- resources ------------------------------------------------------------
+
+func testResources(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	r := storage.Resource{
+		URL:  "https://mcp.example/",
+		Name: "MCP",
+		Scopes: []storage.Scope{
+			{Name: "read", Description: "Read things", Tools: []string{"list", "get"}},
+			{Name: "write"},
+		},
+		DefaultScopes: []string{"read"},
+		CreatedAt:     t0,
+		UpdatedAt:     t0,
+	}
+	wantErr(t, "PutResource()", s.PutResource(ctx, r), nil)
+	got, err := s.GetResource(ctx, r.URL)
+	wantErr(t, fmt.Sprintf("GetResource(%q)", r.URL), err, nil)
+	diff(t, fmt.Sprintf("GetResource(%q)", r.URL), got, r)
+
+	r.Name = "MCP v2"
+	r.Scopes = r.Scopes[:1]
+	r.DefaultScopes = nil
+	r.UpdatedAt = at(time.Hour)
+	wantErr(t, "PutResource() replacing", s.PutResource(ctx, r), nil)
+	got, _ = s.GetResource(ctx, r.URL)
+	diff(t, fmt.Sprintf("GetResource(%q) after replace", r.URL), got, r, equateNone)
+
+	a := storage.Resource{URL: "https://a.example/mcp", Name: "A", CreatedAt: t0, UpdatedAt: t0}
+	wantErr(t, "PutResource(a)", s.PutResource(ctx, a), nil)
+	list, err := s.ListResources(ctx)
+	wantErr(t, "ListResources()", err, nil)
+	diff(t, "ListResources()", list, []storage.Resource{a, r}, equateNone)
+
+	_, err = s.GetResource(ctx, "https://nope.example/")
+	wantErr(t, "GetResource(unknown)", err, storage.ErrNotFound)
+	wantErr(t, "DeleteResource(a)", s.DeleteResource(ctx, a.URL), nil)
+	_, err = s.GetResource(ctx, a.URL)
+	wantErr(t, "GetResource(a) after delete", err, storage.ErrNotFound)
+	wantErr(t, "DeleteResource(a) again", s.DeleteResource(ctx, a.URL), storage.ErrNotFound)
+}
+
+// ---- sessions and auth requests -------------------------------------------
+
+func testSessions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	ss := storage.Session{IDHash: "sess1", UserID: "u1", AuthTime: at(-time.Minute), CreatedAt: t0, ExpiresAt: at(8 * time.Hour)}
+	mustCreateSession(t, s, ss)
+	got, err := s.GetSession(ctx, "sess1")
+	wantErr(t, `GetSession("sess1")`, err, nil)
+	diff(t, `GetSession("sess1")`, got, ss)
+
+	wantErr(t, `CreateSession("sess1") again`, s.CreateSession(ctx, ss), storage.ErrAlreadyExists)
+	orphan := ss
+	orphan.IDHash, orphan.UserID = "sess2", "nope"
+	wantErr(t, "CreateSession() for an unknown user", s.CreateSession(ctx, orphan), storage.ErrNotFound)
+
+	_, err = s.GetSession(ctx, "nope")
+	wantErr(t, `GetSession("nope")`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteSession("sess1")`, s.DeleteSession(ctx, "sess1"), nil)
+	_, err = s.GetSession(ctx, "sess1")
+	wantErr(t, `GetSession("sess1") after delete`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteSession("sess1") again`, s.DeleteSession(ctx, "sess1"), storage.ErrNotFound)
+}
+
+func testAuthRequests(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	r := newAuthRequest("req1", "c1")
+	wantErr(t, `CreateAuthRequest("req1")`, s.CreateAuthRequest(ctx, r), nil)
+	got, err := s.GetAuthRequest(ctx, "req1")
+	wantErr(t, `GetAuthRequest("req1")`, err, nil)
+	diff(t, `GetAuthRequest("req1")`, got, r)
+
+	wantErr(t, `CreateAuthRequest("req1") again`, s.CreateAuthRequest(ctx, r), storage.ErrAlreadyExists)
+	wantErr(t, "CreateAuthRequest() for an unknown client",
+		s.CreateAuthRequest(ctx, newAuthRequest("req2", "nope")), storage.ErrNotFound)
+
+	_, err = s.GetAuthRequest(ctx, "nope")
+	wantErr(t, `GetAuthRequest("nope")`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteAuthRequest("req1")`, s.DeleteAuthRequest(ctx, "req1"), nil)
+	_, err = s.GetAuthRequest(ctx, "req1")
+	wantErr(t, `GetAuthRequest("req1") after delete`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteAuthRequest("req1") again`, s.DeleteAuthRequest(ctx, "req1"), storage.ErrNotFound)
+}
+
+// ---- auth codes -----------------------------------------------------------
+
+func testAuthCodes(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	mustCreateUser(t, s, "u1")
+	c := newAuthCode("code1", "c1", "u1")
+	mustCreateAuthCode(t, s, c)
+	wantErr(t, `CreateAuthCode("code1") again`, s.CreateAuthCode(ctx, c), storage.ErrAlreadyExists)
+	wantErr(t, "CreateAuthCode() for an unknown client",
+		s.CreateAuthCode(ctx, newAuthCode("code2", "nope", "u1")), storage.ErrNotFound)
+
+	first := at(5 * time.Second)
+	got, err := s.ConsumeAuthCode(ctx, "code1", first)
+	wantErr(t, `ConsumeAuthCode("code1")`, err, nil)
+	want := c
+	want.ConsumedAt = first
+	diff(t, `ConsumeAuthCode("code1")`, got, want)
+
+	// A replay gets the stored code (so the caller can revoke
+	// want.GrantID) and ErrConsumed; the first consumption time stays.
+	got, err = s.ConsumeAuthCode(ctx, "code1", at(10*time.Second))
+	wantErr(t, `ConsumeAuthCode("code1") again`, err, storage.ErrConsumed)
+	diff(t, `ConsumeAuthCode("code1") again`, got, want)
+
+	_, err = s.ConsumeAuthCode(ctx, "nope", first)
+	wantErr(t, `ConsumeAuthCode("nope")`, err, storage.ErrNotFound)
+	if errors.Is(err, storage.ErrConsumed) {
+		t.Errorf(`ConsumeAuthCode("nope") = %v, want not ErrConsumed`, err)
+	}
+}
+
+// ---- grants and refresh tokens --------------------------------------------
+
+func testGrantsAndRefreshTokens(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	mustCreateUser(t, s, "u1")
+	g := newGrant("g1", "c1", "u1")
+	mustCreateGrant(t, s, g)
+	got, err := s.GetGrant(ctx, "g1")
+	wantErr(t, `GetGrant("g1")`, err, nil)
+	diff(t, `GetGrant("g1")`, got, g)
+	wantErr(t, `CreateGrant("g1") again`, s.CreateGrant(ctx, g), storage.ErrAlreadyExists)
+	_, err = s.GetGrant(ctx, "nope")
+	wantErr(t, `GetGrant("nope")`, err, storage.ErrNotFound)
+
+	cc := newGrant("cc1", "c1", "")
+	cc.ExpiresAt = time.Time{} // no absolute lifetime
+	mustCreateGrant(t, s, cc)
+	got, _ = s.GetGrant(ctx, "cc1")
+	diff(t, `GetGrant("cc1")`, got, cc)
+
+	// Revocation: the first time stays recorded.
+	wantErr(t, `RevokeGrant("cc1")`, s.RevokeGrant(ctx, "cc1", at(time.Hour)), nil)
+	wantErr(t, `RevokeGrant("cc1") again`, s.RevokeGrant(ctx, "cc1", at(2*time.Hour)), nil)
+	got, _ = s.GetGrant(ctx, "cc1")
+	if !got.RevokedAt.Equal(at(time.Hour)) {
+		t.Errorf(`GetGrant("cc1").RevokedAt = %v, want %v`, got.RevokedAt, at(time.Hour))
+	}
+	wantErr(t, `RevokeGrant("nope")`, s.RevokeGrant(ctx, "nope", t0), storage.ErrNotFound)
+
+	rt1 := newRefreshToken("rt1", g)
+	mustCreateRefreshToken(t, s, rt1)
+	gotRT, err := s.GetRefreshToken(ctx, "rt1")
+	wantErr(t, `GetRefreshToken("rt1")`, err, nil)
+	diff(t, `GetRefreshToken("rt1")`, gotRT, rt1)
+	wantErr(t, `CreateRefreshToken("rt1") again`, s.CreateRefreshToken(ctx, rt1), storage.ErrAlreadyExists)
+	orphan := newRefreshToken("rt-orphan", newGrant("nope", "c1", "u1"))
+	wantErr(t, "CreateRefreshToken() for an unknown grant", s.CreateRefreshToken(ctx, orphan), storage.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, "nope")
+	wantErr(t, `GetRefreshToken("nope")`, err, storage.ErrNotFound)
+
+	// Rotation.
+	rt2 := newRefreshToken("rt2", g)
+	rt2.CreatedAt, rt2.ExpiresAt = at(time.Hour), at(25*time.Hour)
+	retry := []byte("sealed response 1")
+	wantErr(t, `RotateRefreshToken("rt1", "rt2")`, s.RotateRefreshToken(ctx, "rt1", rt2, retry, "key1"), nil)
+	wantRT1 := rt1
+	wantRT1.RotatedAt, wantRT1.Retry, wantRT1.RetryKey = rt2.CreatedAt, retry, "key1"
+	gotRT, _ = s.GetRefreshToken(ctx, "rt1")
+	diff(t, `GetRefreshToken("rt1") after rotation`, gotRT, wantRT1)
+	gotRT, err = s.GetRefreshToken(ctx, "rt2")
+	wantErr(t, `GetRefreshToken("rt2")`, err, nil)
+	diff(t, `GetRefreshToken("rt2")`, gotRT, rt2)
+
+	// Reuse: nothing inserted, the winner's retry data stays readable.
+	rt3 := newRefreshToken("rt3", g)
+	rt3.CreatedAt = at(2 * time.Hour)
+	err = s.RotateRefreshToken(ctx, "rt1", rt3, []byte("sealed response 2"), "key2")
+	wantErr(t, `RotateRefreshToken("rt1", "rt3")`, err, storage.ErrTokenReused)
+	_, err = s.GetRefreshToken(ctx, "rt3")
+	wantErr(t, `GetRefreshToken("rt3") after reuse`, err, storage.ErrNotFound)
+	gotRT, _ = s.GetRefreshToken(ctx, "rt1")
+	diff(t, `GetRefreshToken("rt1") after reuse`, gotRT, wantRT1)
+
+	wantErr(t, `RotateRefreshToken("nope", "rt3")`,
+		s.RotateRefreshToken(ctx, "nope", rt3, nil, ""), storage.ErrNotFound)
+
+	// A next token whose hash exists rotates nothing.
+	err = s.RotateRefreshToken(ctx, "rt2", rt1, []byte("x"), "key3")
+	wantErr(t, `RotateRefreshToken("rt2", "rt1")`, err, storage.ErrAlreadyExists)
+	gotRT, _ = s.GetRefreshToken(ctx, "rt2")
+	diff(t, `GetRefreshToken("rt2") after failed rotation`, gotRT, rt2)
+
+	// Rotating with empty retry data stores none.
+	wantErr(t, `RotateRefreshToken("rt2", "rt3")`, s.RotateRefreshToken(ctx, "rt2", rt3, nil, ""), nil)
+	gotRT, _ = s.GetRefreshToken(ctx, "rt2")
+	if len(gotRT.Retry) != 0 || gotRT.RetryKey != "" || !gotRT.RotatedAt.Equal(rt3.CreatedAt) {
+		t.Errorf(`GetRefreshToken("rt2") = Retry %q, RetryKey %q, RotatedAt %v; want empty, empty, %v`,
+			gotRT.Retry, gotRT.RetryKey, gotRT.RotatedAt, rt3.CreatedAt)
+	}
+}
+
+// ---- consents -------------------------------------------------------------
+
+func testConsents(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	mustCreateClient(t, s, "c1")
+	mustCreateClient(t, s, "c2")
+
+	c := newConsent("u1", "c2", "https://mcp.example/")
+	mustPutConsent(t, s, c)
+	got, err := s.GetConsent(ctx, "u1", "c2", "https://mcp.example/")
+	wantErr(t, "GetConsent()", err, nil)
+	diff(t, "GetConsent()", got, c)
+
+	c.Scopes = []string{"read", "write"}
+	c.UpdatedAt = at(time.Hour)
+	mustPutConsent(t, s, c)
+	got, _ = s.GetConsent(ctx, "u1", "c2", "https://mcp.example/")
+	diff(t, "GetConsent() after replace", got, c)
+
+	b := newConsent("u1", "c1", "https://b.example/")
+	a := newConsent("u1", "c1", "https://a.example/")
+	other := newConsent("u2", "c1", "https://a.example/")
+	for _, x := range []storage.Consent{b, a, other} {
+		mustPutConsent(t, s, x)
+	}
+	list, err := s.ListConsents(ctx, "u1")
+	wantErr(t, `ListConsents("u1")`, err, nil)
+	diff(t, `ListConsents("u1")`, list, []storage.Consent{a, b, c})
+	list, err = s.ListConsents(ctx, "nope")
+	wantErr(t, `ListConsents("nope")`, err, nil)
+	if len(list) != 0 {
+		t.Errorf(`ListConsents("nope") = %v, want empty`, list)
+	}
+
+	wantErr(t, "PutConsent() for an unknown user",
+		s.PutConsent(ctx, newConsent("nope", "c1", "https://a.example/")), storage.ErrNotFound)
+	_, err = s.GetConsent(ctx, "u1", "c1", "https://nope.example/")
+	wantErr(t, "GetConsent(unknown)", err, storage.ErrNotFound)
+	wantErr(t, "DeleteConsent(a)", s.DeleteConsent(ctx, "u1", "c1", "https://a.example/"), nil)
+	_, err = s.GetConsent(ctx, "u1", "c1", "https://a.example/")
+	wantErr(t, "GetConsent(a) after delete", err, storage.ErrNotFound)
+	got, _ = s.GetConsent(ctx, "u2", "c1", "https://a.example/")
+	diff(t, "GetConsent(other user) after delete", got, other)
+	wantErr(t, "DeleteConsent(a) again", s.DeleteConsent(ctx, "u1", "c1", "https://a.example/"), storage.ErrNotFound)
+}
+
+// ---- signing keys ---------------------------------------------------------
+
+func testKeys(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	list, err := s.ListSigningKeys(ctx)
+	wantErr(t, "ListSigningKeys() on an empty store", err, nil)
+	if len(list) != 0 {
+		t.Errorf("ListSigningKeys() on an empty store = %v, want empty", list)
+	}
+
+	k1 := newKey("k1", t0)
+	wantErr(t, `RotateSigningKey("k1")`, s.RotateSigningKey(ctx, k1, at(time.Hour)), nil)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after first rotation", list, []storage.SigningKey{k1})
+
+	k2 := newKey("k2", at(24*time.Hour))
+	wantErr(t, `RotateSigningKey("k2")`, s.RotateSigningKey(ctx, k2, at(48*time.Hour)), nil)
+	k1.RetiredAt, k1.RemoveAfter = k2.CreatedAt, at(48*time.Hour)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after second rotation", list, []storage.SigningKey{k2, k1})
+
+	k3 := newKey("k3", at(72*time.Hour))
+	wantErr(t, `RotateSigningKey("k3")`, s.RotateSigningKey(ctx, k3, at(96*time.Hour)), nil)
+	// Only the active key is retired; k1 keeps its own dates.
+	k2.RetiredAt, k2.RemoveAfter = k3.CreatedAt, at(96*time.Hour)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after third rotation", list, []storage.SigningKey{k3, k2, k1})
+
+	// A failing rotation changes nothing: k3 stays active.
+	dup := newKey("k2", at(100*time.Hour))
+	wantErr(t, `RotateSigningKey("k2") again`, s.RotateSigningKey(ctx, dup, at(120*time.Hour)), storage.ErrAlreadyExists)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after failed rotation", list, []storage.SigningKey{k3, k2, k1})
+}
+
+// ---- replay ---------------------------------------------------------------
+
+func testReplay(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	wantErr(t, `UseOnce("jti1")`, s.UseOnce(ctx, "jti1", farFuture), nil)
+	wantErr(t, `UseOnce("jti1") again`, s.UseOnce(ctx, "jti1", farFuture), storage.ErrAlreadyExists)
+	wantErr(t, `UseOnce("jti2")`, s.UseOnce(ctx, "jti2", farFuture), nil)
+
+	for _, tt := range []struct {
+		key  string
+		now  time.Time
+		want bool
+	}{
+		{"jti1", t0, true},
+		{"jti1", farFuture.Add(-time.Microsecond), true},
+		{"jti1", farFuture, false}, // expired at its expiry instant
+		{"nope", t0, false},
+	} {
+		got, err := s.Seen(ctx, tt.key, tt.now)
+		if err != nil || got != tt.want {
+			t.Errorf("Seen(%q, %v) = %v, %v; want %v, nil", tt.key, tt.now, got, err, tt.want)
+		}
+	}
+
+	// An expired entry (by the store's clock) can be used again.
+	wantErr(t, `UseOnce("old")`, s.UseOnce(ctx, "old", longAgo), nil)
+	wantErr(t, `UseOnce("old") after expiry`, s.UseOnce(ctx, "old", farFuture), nil)
+	wantErr(t, `UseOnce("old") a third time`, s.UseOnce(ctx, "old", farFuture), storage.ErrAlreadyExists)
+	if seen, err := s.Seen(ctx, "old", t0); err != nil || !seen {
+		t.Errorf(`Seen("old", %v) = %v, %v; want true, nil`, t0, seen, err)
+	}
+
+	// A zero expiry never expires.
+	wantErr(t, `UseOnce("forever")`, s.UseOnce(ctx, "forever", time.Time{}), nil)
+	wantErr(t, `UseOnce("forever") again`, s.UseOnce(ctx, "forever", farFuture), storage.ErrAlreadyExists)
+	if seen, err := s.Seen(ctx, "forever", farFuture); err != nil || !seen {
+		t.Errorf(`Seen("forever", %v) = %v, %v; want true, nil`, farFuture, seen, err)
+	}
+}
+
+// ---- throttle -------------------------------------------------------------
+
+func testThrottle(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	const window = time.Minute
+	type result struct {
+		Count   int
+		ResetAt time.Time
+	}
+	add := func(key string, now time.Time) result {
+		t.Helper()
+		n, reset, err := s.AddFailure(ctx, key, now, window)
+		if err != nil {
+			t.Fatalf("AddFailure(%q, %v) = %v", key, now, err)
+		}
+		return result{n, reset}
+	}
+	failures := func(key string, now time.Time) result {
+		t.Helper()
+		n, reset, err := s.Failures(ctx, key, now)
+		if err != nil {
+			t.Fatalf("Failures(%q, %v) = %v", key, now, err)
+		}
+		return result{n, reset}
+	}
+
+	diff(t, "AddFailure(k, t0)", add("k", t0), result{1, at(window)})
+	diff(t, "AddFailure(k, t0+10s)", add("k", at(10*time.Second)), result{2, at(window)})
+	diff(t, "AddFailure(other, t0+20s)", add("other", at(20*time.Second)), result{1, at(20*time.Second + window)})
+	diff(t, "Failures(k, t0+30s)", failures("k", at(30*time.Second)), result{2, at(window)})
+	diff(t, "Failures(k, t0+window-1µs)", failures("k", at(window-time.Microsecond)), result{2, at(window)})
+	// The window ends at resetAt.
+	diff(t, "Failures(k, t0+window)", failures("k", at(window)), result{})
+	diff(t, "AddFailure(k, t0+window)", add("k", at(window)), result{1, at(2 * window)})
+	diff(t, "Failures(nope, t0)", failures("nope", t0), result{})
+
+	wantErr(t, `ResetFailures("k")`, s.ResetFailures(ctx, "k"), nil)
+	diff(t, "Failures(k) after reset", failures("k", at(window)), result{})
+	diff(t, "Failures(other) after resetting k", failures("other", at(30*time.Second)), result{1, at(20*time.Second + window)})
+	wantErr(t, `ResetFailures("nope")`, s.ResetFailures(ctx, "nope"), nil)
+}
+
+// ---- audit ----------------------------------------------------------------
+
+func testAudit(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	events := []storage.AuditEvent{
+		{Time: t0, Type: "login.success", UserID: "u1", IP: "192.0.2.1", Outcome: "success"},
+		{Time: at(time.Minute), Type: "login.failure", UserID: "u2", IP: "192.0.2.2", Outcome: "failure", Detail: "bad password"},
+		{Time: at(2 * time.Minute), Type: "token.issued", UserID: "u1", ClientID: "c1", Resource: "https://mcp.example/", Outcome: "success"},
+		{Time: at(3 * time.Minute), Type: "loginx.other", UserID: "u1", Outcome: "success"},
+		{Time: at(4 * time.Minute), Type: "Login.success", UserID: "u1", Outcome: "success"},
+		{Time: at(5 * time.Minute), Type: "refresh.reuse", UserID: "u1", ClientID: "c2", Outcome: "denied"},
+		{Time: at(6 * time.Minute), Type: "login", UserID: "u1", Outcome: "success"},
+	}
+	for i, e := range events {
+		e.ID = 9999 // ignored: the store assigns IDs
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit(#%d) = %v", i, err)
+		}
+	}
+	all, err := s.QueryAudit(ctx, storage.AuditQuery{})
+	wantErr(t, "QueryAudit({})", err, nil)
+	if len(all) != len(events) {
+		t.Fatalf("QueryAudit({}) returned %d events, want %d", len(all), len(events))
+	}
+	for i := range all {
+		if i > 0 && all[i].ID <= all[i-1].ID {
+			t.Errorf("QueryAudit({}) IDs %d, %d not ascending", all[i-1].ID, all[i].ID)
+		}
+		want := events[i]
+		want.ID = all[i].ID
+		diff(t, fmt.Sprintf("QueryAudit({})[%d]", i), all[i], want)
+	}
+
+	// pick returns the events at idx, with their stored IDs.
+	pick := func(idx ...int) []storage.AuditEvent {
+		var out []storage.AuditEvent
+		for _, i := range idx {
+			out = append(out, all[i])
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		q    storage.AuditQuery
+		want []storage.AuditEvent
+	}{
+		{"exact type", storage.AuditQuery{Type: "login.success"}, pick(0)},
+		{"type without dot is exact", storage.AuditQuery{Type: "login"}, pick(6)},
+		{"prefix", storage.AuditQuery{Type: "login."}, pick(0, 1)},
+		{"unknown type", storage.AuditQuery{Type: "nope"}, nil},
+		{"user", storage.AuditQuery{UserID: "u2"}, pick(1)},
+		{"client", storage.AuditQuery{ClientID: "c1"}, pick(2)},
+		{"user and prefix", storage.AuditQuery{UserID: "u1", Type: "login."}, pick(0)},
+		{"since inclusive", storage.AuditQuery{Since: at(5 * time.Minute)}, pick(5, 6)},
+		{"until exclusive", storage.AuditQuery{Until: at(time.Minute)}, pick(0)},
+		{"since and until", storage.AuditQuery{Since: at(time.Minute), Until: at(3 * time.Minute)}, pick(1, 2)},
+		{"after id", storage.AuditQuery{AfterID: all[4].ID}, pick(5, 6)},
+		{"limit", storage.AuditQuery{Limit: 2}, pick(0, 1)},
+		{"after id and limit", storage.AuditQuery{AfterID: all[0].ID, Limit: 2}, pick(1, 2)},
+	} {
+		got, err := s.QueryAudit(ctx, tt.q)
+		if err != nil {
+			t.Errorf("QueryAudit(%s: %+v) = %v", tt.name, tt.q, err)
+			continue
+		}
+		diff(t, fmt.Sprintf("QueryAudit(%s: %+v)", tt.name, tt.q), got, tt.want, equateNone)
+	}
+
+	// Limit 0 means 100.
+	for i := range 110 {
+		if err := s.AppendAudit(ctx, storage.AuditEvent{Time: at(time.Hour), Type: "bulk.event", Detail: fmt.Sprint(i)}); err != nil {
+			t.Fatalf("AppendAudit(bulk #%d) = %v", i, err)
+		}
+	}
+	got, err := s.QueryAudit(ctx, storage.AuditQuery{Type: "bulk."})
+	if err != nil || len(got) != 100 || got[0].Detail != "0" {
+		t.Errorf(`QueryAudit({Type: "bulk."}) = %d events (first %+v), %v; want 100 starting at "0", nil`, len(got), first(got), err)
+	}
+}
+
+func first[T any](s []T) any {
+	if len(s) == 0 {
+		return nil
+	}
+	return s[0]
+}
+
+// ---- garbage collection ---------------------------------------------------
+
+func testGarbageCollect(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	now := at(time.Hour)
+	past, future := at(30*time.Minute), at(2*time.Hour)
+	mustCreateClient(t, s, "c1")
+	mustCreateUser(t, s, "u1")
+
+	// One of each with an expiry in the past, at now (expired at its
+	// instant), in the future and zero (never).
+	exp := []time.Time{past, now, future, {}}
+	wantGone := []bool{true, true, false, false}
+
+	for i, e := range exp {
+		r := newAuthRequest(fmt.Sprint("req", i), "c1")
+		r.ExpiresAt = e
+		if err := s.CreateAuthRequest(ctx, r); err != nil {
+			t.Fatalf("CreateAuthRequest(%q) = %v", r.ID, err)
+		}
+		c := newAuthCode(fmt.Sprint("code", i), "c1", "u1")
+		c.ExpiresAt = e
+		mustCreateAuthCode(t, s, c)
+		mustCreateSession(t, s, storage.Session{IDHash: fmt.Sprint("sess", i), UserID: "u1", CreatedAt: t0, ExpiresAt: e})
+		// Each grant has an unexpired token, which goes with an expired
+		// grant.
+		g := newGrant(fmt.Sprint("grant", i), "c1", "u1")
+		g.ExpiresAt = e
+		mustCreateGrant(t, s, g)
+		rt := newRefreshToken(fmt.Sprint("rt-live", i), g)
+		rt.ExpiresAt = future
+		mustCreateRefreshToken(t, s, rt)
+		if err := s.UseOnce(ctx, fmt.Sprint("jti", i), e); err != nil {
+			t.Fatalf("UseOnce(jti%d) = %v", i, err)
+		}
+	}
+	// Tokens with each expiry, in the everlasting grant3.
+	for i, e := range exp {
+		rt := newRefreshToken(fmt.Sprint("rt", i), newGrant("grant3", "c1", "u1"))
+		rt.ExpiresAt = e
+		mustCreateRefreshToken(t, s, rt)
+	}
+	// A revoked but unexpired grant stays, so reuse of its tokens is
+	// still recognised.
+	revoked := newGrant("revoked", "c1", "u1")
+	revoked.ExpiresAt = future
+	mustCreateGrant(t, s, revoked)
+	wantErr(t, `RevokeGrant("revoked")`, s.RevokeGrant(ctx, "revoked", t0), nil)
+
+	// Throttle windows ending before, at and after now.
+	for i, start := range []time.Time{at(-time.Hour), at(0), at(30 * time.Minute)} {
+		if _, _, err := s.AddFailure(ctx, fmt.Sprint("thr", i), start, time.Hour); err != nil {
+			t.Fatalf("AddFailure(thr%d) = %v", i, err)
+		}
+	}
+	// Keys: k1 is retired by k2 until past (removable), k2 by k3 until
+	// future (kept), k3 is active (kept).
+	for _, k := range []struct {
+		key         storage.SigningKey
+		removeAfter time.Time
+	}{
+		{newKey("k1", at(-3*time.Hour)), time.Time{}}, // nothing to retire yet
+		{newKey("k2", at(-2*time.Hour)), past},
+		{newKey("k3", at(-time.Hour)), future},
+	} {
+		if err := s.RotateSigningKey(ctx, k.key, k.removeAfter); err != nil {
+			t.Fatalf("RotateSigningKey(%q) = %v", k.key.ID, err)
+		}
+	}
+
+	got, err := s.GarbageCollect(ctx, now)
+	wantErr(t, "GarbageCollect(now)", err, nil)
+	want := storage.GCResult{
+		AuthRequests: 2,
+		AuthCodes:    2,
+		Sessions:     2,
+		// rt0, rt1 by expiry; rt-live0, rt-live1 with their grants.
+		RefreshTokens: 4,
+		Grants:        2,
+		Replay:        2,
+		Throttle:      2,
+		Keys:          1,
+	}
+	diff(t, "GarbageCollect(now)", got, want)
+
+	for i := range exp {
+		gone := wantGone[i]
+		_, err := s.GetAuthRequest(ctx, fmt.Sprint("req", i))
+		wantFound(t, fmt.Sprintf("GetAuthRequest(req%d)", i), err, !gone)
+		_, err = s.GetSession(ctx, fmt.Sprint("sess", i))
+		wantFound(t, fmt.Sprintf("GetSession(sess%d)", i), err, !gone)
+		_, err = s.GetGrant(ctx, fmt.Sprint("grant", i))
+		wantFound(t, fmt.Sprintf("GetGrant(grant%d)", i), err, !gone)
+		_, err = s.GetRefreshToken(ctx, fmt.Sprint("rt", i))
+		wantFound(t, fmt.Sprintf("GetRefreshToken(rt%d)", i), err, !gone)
+		_, err = s.GetRefreshToken(ctx, fmt.Sprint("rt-live", i))
+		wantFound(t, fmt.Sprintf("GetRefreshToken(rt-live%d)", i), err, !gone)
+		_, err = s.ConsumeAuthCode(ctx, fmt.Sprint("code", i), now)
+		wantFound(t, fmt.Sprintf("ConsumeAuthCode(code%d)", i), err, !gone)
+	}
+	_, err = s.GetGrant(ctx, "revoked")
+	wantFound(t, `GetGrant("revoked")`, err, true)
+	if seen, _ := s.Seen(ctx, "jti2", t0); !seen {
+		t.Errorf(`Seen("jti2") after GC = false, want true`)
+	}
+	if n, _, _ := s.Failures(ctx, "thr2", now); n != 1 {
+		t.Errorf(`Failures("thr2") after GC = %d, want 1`, n)
+	}
+	keys, _ := s.ListSigningKeys(ctx)
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.ID)
+	}
+	diff(t, "ListSigningKeys() IDs after GC", ids, []string{"k3", "k2"})
+
+	got, err = s.GarbageCollect(ctx, now)
+	wantErr(t, "GarbageCollect(now) again", err, nil)
+	diff(t, "GarbageCollect(now) again", got, storage.GCResult{})
+}
+
+// ---- time zones -----------------------------------------------------------
+
+func testTimezoneRoundTrip(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	// Odd offsets and sub-microsecond digits: what comes back must be
+	// UTC and equal to the input truncated to microseconds.
+	zones := []*time.Location{
+		time.FixedZone("UTC+05:45", 5*3600+45*60),
+		time.FixedZone("UTC-09:30", -(9*3600 + 30*60)),
+	}
+	in := []time.Time{
+		time.Date(2025, 6, 30, 23, 59, 59, 999999999, zones[0]),
+		time.Date(2024, 2, 29, 0, 0, 0, 123456789, zones[1]),
+		time.Date(2031, 12, 31, 12, 0, 0, 1, zones[0]),
+	}
+	want := func(tm time.Time) time.Time { return tm.Truncate(time.Microsecond).UTC() }
+	check := func(call string, got, sent time.Time) {
+		t.Helper()
+		if got.Location() != time.UTC || !got.Equal(want(sent)) {
+			t.Errorf("%s = %v (%v), want %v (UTC)", call, got, got.Location(), want(sent))
+		}
+	}
+
+	c := storage.Client{ID: "tz", CreatedAt: in[0], UpdatedAt: in[1], LastUsedAt: in[2], SecretExpiresAt: in[0]}
+	wantErr(t, `CreateClient("tz")`, s.CreateClient(ctx, c), nil)
+	gotC, err := s.GetClient(ctx, "tz")
+	wantErr(t, `GetClient("tz")`, err, nil)
+	check("GetClient().CreatedAt", gotC.CreatedAt, in[0])
+	check("GetClient().UpdatedAt", gotC.UpdatedAt, in[1])
+	check("GetClient().LastUsedAt", gotC.LastUsedAt, in[2])
+
+	u := storage.User{ID: "tz", Username: "tz", CreatedAt: in[1]}
+	wantErr(t, `CreateUser("tz")`, s.CreateUser(ctx, u), nil)
+	gotU, _ := s.GetUser(ctx, "tz")
+	check("GetUser().CreatedAt", gotU.CreatedAt, in[1])
+	if !gotU.UpdatedAt.IsZero() {
+		t.Errorf("GetUser().UpdatedAt = %v, want the zero time", gotU.UpdatedAt)
+	}
+
+	ss := storage.Session{IDHash: "tz", UserID: "tz", AuthTime: in[0], CreatedAt: in[1], ExpiresAt: in[2]}
+	mustCreateSession(t, s, ss)
+	gotS, _ := s.GetSession(ctx, "tz")
+	check("GetSession().AuthTime", gotS.AuthTime, in[0])
+	check("GetSession().ExpiresAt", gotS.ExpiresAt, in[2])
+
+	code := newAuthCode("tz", "tz", "tz")
+	code.CreatedAt, code.ExpiresAt = in[0], in[1]
+	mustCreateAuthCode(t, s, code)
+	gotCode, err := s.ConsumeAuthCode(ctx, "tz", in[2])
+	wantErr(t, `ConsumeAuthCode("tz")`, err, nil)
+	check("ConsumeAuthCode().ConsumedAt", gotCode.ConsumedAt, in[2])
+	check("ConsumeAuthCode().ExpiresAt", gotCode.ExpiresAt, in[1])
+
+	if err := s.AppendAudit(ctx, storage.AuditEvent{Time: in[0], Type: "tz"}); err != nil {
+		t.Fatalf("AppendAudit() = %v", err)
+	}
+	// Query bounds in another zone select the same instant.
+	evs, err := s.QueryAudit(ctx, storage.AuditQuery{Since: in[0].In(zones[1]).Truncate(time.Microsecond), Type: "tz"})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("QueryAudit(Since in another zone) = %d events, %v; want 1, nil", len(evs), err)
+	}
+	check("QueryAudit()[0].Time", evs[0].Time, in[0])
+
+	k := newKey("tz", in[1])
+	wantErr(t, `RotateSigningKey("tz")`, s.RotateSigningKey(ctx, k, in[2]), nil)
+	k2 := newKey("tz2", in[2])
+	wantErr(t, `RotateSigningKey("tz2")`, s.RotateSigningKey(ctx, k2, in[0]), nil)
+	keys, _ := s.ListSigningKeys(ctx)
+	if len(keys) != 2 {
+		t.Fatalf("ListSigningKeys() = %d keys, want 2", len(keys))
+	}
+	check("ListSigningKeys()[1].RetiredAt", keys[1].RetiredAt, in[2])
+	check("ListSigningKeys()[1].RemoveAfter", keys[1].RemoveAfter, in[0])
+
+	n, reset, err := s.AddFailure(ctx, "tz", in[0], time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("AddFailure() = %d, %v, want 1, nil", n, err)
+	}
+	check("AddFailure() resetAt", reset, in[0].Add(time.Hour))
+}
+
+func testPing(t *testing.T, s storage.Store) {
+	wantErr(t, "Ping()", s.Ping(t.Context()), nil)
+}

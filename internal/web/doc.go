@@ -1,0 +1,18 @@
+// Package web renders the authorization server's browser pages (sign-in,
+// consent, error and message pages, and the list of remembered consents)
+// and holds the security plumbing every browser route needs: strict
+// response headers ([SecureHeaders]), signed double-submit CSRF tokens
+// ([Pages.CSRFToken], [Pages.CheckCSRF]) and cookie helpers that add the
+// __Host- prefix and Secure attribute when the issuer is https.
+//
+// The pages are server-rendered with html/template from an embedded file
+// system and need no JavaScript: the Content-Security-Policy forbids
+// scripts and inline styles, and the only subresource is one same-origin
+// stylesheet served by [Pages.StaticHandler].
+//
+// This package only renders and protects pages; it decides nothing about
+// authorization. The handlers in internal/as parse the forms, call
+// [Pages.CheckCSRF] and choose which page to show. Browser routes use this
+// package; API routes (token, registration, metadata) are JSON only and
+// must not. The package imports only the standard library.
+package web

@@ -1,0 +1,349 @@
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pageNames lists the templates under templates/, one per page; each is
+// parsed together with layout.html into its own template set, because
+// every page defines the same "title" and "content" blocks.
+var pageNames = []string{"login", "consent", "error", "message", "consents"}
+
+// Options configures [New]. The zero value of every field except CSRFKey
+// is a documented default.
+type Options struct {
+	// ProductName is shown in the page header and the window title.
+	// Empty means "Gatehouse".
+	ProductName string
+	// Secure is true when the issuer is https. Cookies then get the Secure
+	// attribute and the __Host- name prefix. Leave it false only for plain
+	// http development on localhost, where browsers reject both.
+	Secure bool
+	// CSRFKey is the HMAC-SHA256 key that signs CSRF tokens. Required: at
+	// least 32 bytes, from crypto/rand, the same on every replica so that a
+	// form rendered by one replica can be posted to another. New copies it.
+	CSRFKey []byte
+	// StaticPrefix is the URL path prefix the stylesheet is served under;
+	// mount [Pages.StaticHandler] there. It must start with "/"; a missing
+	// trailing "/" is added. Empty means "/static/".
+	StaticPrefix string
+	// Logger receives template execution errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Pages renders the browser pages and issues and checks CSRF tokens.
+// Create one with [New]; it is safe for concurrent use.
+type Pages struct {
+	product    string
+	secure     bool
+	csrfKey    []byte
+	prefix     string
+	stylesheet string // full URL path of the content-hashed stylesheet
+	cssETag    string
+	log        *slog.Logger
+	tmpl       map[string]*template.Template
+}
+
+// New checks opts, fills in defaults and parses the embedded templates.
+func New(opts Options) (*Pages, error) {
+	if len(opts.CSRFKey) < 32 {
+		return nil, errors.New("web: CSRFKey must be at least 32 bytes")
+	}
+	p := &Pages{
+		product: opts.ProductName,
+		secure:  opts.Secure,
+		csrfKey: bytes.Clone(opts.CSRFKey),
+		prefix:  opts.StaticPrefix,
+		log:     opts.Logger,
+		tmpl:    make(map[string]*template.Template, len(pageNames)),
+	}
+	if p.product == "" {
+		p.product = "Gatehouse"
+	}
+	if p.prefix == "" {
+		p.prefix = "/static/"
+	}
+	if !strings.HasPrefix(p.prefix, "/") {
+		return nil, errors.New(`web: StaticPrefix must start with "/"`)
+	}
+	if !strings.HasSuffix(p.prefix, "/") {
+		p.prefix += "/"
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	sum := sha256.Sum256(stylesheet)
+	hash := hex.EncodeToString(sum[:6])
+	p.stylesheet = p.prefix + "gatehouse." + hash + ".css"
+	p.cssETag = `"` + hash + `"`
+
+	funcs := template.FuncMap{
+		"join":       strings.Join,
+		"formatTime": formatTime,
+		"rfc3339":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		p.tmpl[name] = t
+	}
+	return p, nil
+}
+
+// StylesheetURL returns the URL path the pages link their stylesheet
+// from: StaticPrefix plus a file name carrying a hash of its content, so it
+// can be cached for a year and still change with each release.
+func (p *Pages) StylesheetURL() string { return p.stylesheet }
+
+// LoginData is what the sign-in page shows.
+type LoginData struct {
+	// Action is the URL the form posts to.
+	Action string
+	// CSRF is the csrf_token field. Empty means Login calls
+	// [Pages.CSRFToken] itself.
+	CSRF string
+	// Request is the hidden "request" field: the id of the pending
+	// authorization request, or empty when signing in for the account pages.
+	Request string
+	// Username pre-fills the username field, e.g. after a failed attempt.
+	// The password is never sent back.
+	Username string
+	// Error is shown above the form, e.g. "Wrong username or password."
+	Error string
+	// ClientName, when set, adds "to continue to <ClientName>".
+	ClientName string
+}
+
+// ConsentData is what the consent page shows.
+type ConsentData struct {
+	// Action is the URL the form posts to.
+	Action string
+	// CSRF is the csrf_token field. Empty means Consent calls
+	// [Pages.CSRFToken] itself.
+	CSRF string
+	// Request is the hidden "request" field: the pending authorization
+	// request id.
+	Request string
+	// Username is who is signed in.
+	Username string
+	// ClientName is the client's display name. Empty means ClientID.
+	ClientName string
+	// ClientID is the client_id, shown in full.
+	ClientID string
+	// ClientURI is the client's home page, optional. It is shown as text,
+	// not as a link, so that the consent page never sends the user to a
+	// site the client chose.
+	ClientURI string
+	// Publisher is the verified domain of a client identified by a
+	// metadata document URL (CIMD), optional.
+	Publisher string
+	// RedirectURI is where the browser goes after the decision.
+	RedirectURI string
+	// RedirectHost is shown big and bold: "After you allow, you will be
+	// sent to <host>". Empty means the host of RedirectURI (or its scheme,
+	// for a private-use scheme like com.example.app:/cb).
+	RedirectHost string
+	// LoopbackOnly shows a warning that the redirect goes to this computer,
+	// where any local program could be receiving it.
+	LoopbackOnly bool
+	// Resource is the RFC 8707 resource the token is for.
+	Resource string
+	// ResourceName is a display name for Resource, optional.
+	ResourceName string
+	// Scopes are the requested scopes, in the order to show them.
+	Scopes []ScopeItem
+	// Warnings are shown at the top, one item each, e.g. "This app was
+	// registered a minute ago."
+	Warnings []string
+}
+
+// ScopeItem is one requested scope on the consent page.
+type ScopeItem struct {
+	// Name is the scope value, e.g. "files:read".
+	Name string
+	// Description says in plain words what the scope allows. Optional.
+	Description string
+	// Tools lists the MCP tools the scope unlocks, shown as
+	// "Unlocks tools: a, b". Optional.
+	Tools []string
+}
+
+// ErrorData is what the error page shows. No field may contain secrets or
+// internal error text: it all reaches the browser.
+type ErrorData struct {
+	// Title is the heading. Empty means the HTTP status text.
+	Title string
+	// Description explains what went wrong and what to do next. Optional.
+	Description string
+	// Code is the OAuth error code, e.g. "invalid_request". Optional.
+	Code string
+}
+
+// MessageData is what a plain message page shows, e.g. "You declined",
+// "Consent revoked" or "Signed out".
+type MessageData struct {
+	// Title is the heading.
+	Title string
+	// Body is one paragraph under it. Optional.
+	Body string
+}
+
+// ConsentsData is what the page listing the user's remembered consents
+// shows. Each item gets its own revoke form posting csrf_token, client_id,
+// resource and a submit button named revoke.
+type ConsentsData struct {
+	// Action is the URL the revoke forms post to.
+	Action string
+	// CSRF is the csrf_token field. Empty means Consents calls
+	// [Pages.CSRFToken] itself.
+	CSRF string
+	// Username is who is signed in.
+	Username string
+	// Items are the remembered consents, in the order to show them.
+	Items []ConsentItem
+}
+
+// ConsentItem is one remembered consent on the consents page.
+type ConsentItem struct {
+	// ClientName is the client's display name. Empty means ClientID.
+	ClientName string
+	// ClientID is the client_id, posted back by the revoke form.
+	ClientID string
+	// Resource is the resource the consent is for, posted back by the
+	// revoke form.
+	Resource string
+	// ResourceName is a display name for Resource, optional.
+	ResourceName string
+	// Scopes are the scopes the user allowed.
+	Scopes []string
+	// Granted is when the user allowed them, shown in UTC. Zero shows
+	// "unknown".
+	Granted time.Time
+}
+
+// view is what the layout template receives.
+type view struct {
+	Product    string
+	Stylesheet string
+	Page       any
+}
+
+// Login writes the sign-in page with the given status; 0 means 200. Use
+// 401 to show it again after a failed attempt.
+func (p *Pages) Login(w http.ResponseWriter, r *http.Request, status int, d LoginData) {
+	if d.CSRF == "" {
+		d.CSRF = p.CSRFToken(w, r)
+	}
+	p.render(w, r, orStatus(status, http.StatusOK), "login", d)
+}
+
+// Consent writes the consent page with status 200.
+func (p *Pages) Consent(w http.ResponseWriter, r *http.Request, d ConsentData) {
+	if d.CSRF == "" {
+		d.CSRF = p.CSRFToken(w, r)
+	}
+	if d.ClientName == "" {
+		d.ClientName = d.ClientID
+	}
+	if d.RedirectHost == "" {
+		d.RedirectHost = redirectHost(d.RedirectURI)
+	}
+	p.render(w, r, http.StatusOK, "consent", d)
+}
+
+// Error writes the error page with the given status; 0 means 500.
+func (p *Pages) Error(w http.ResponseWriter, r *http.Request, status int, d ErrorData) {
+	status = orStatus(status, http.StatusInternalServerError)
+	if d.Title == "" {
+		d.Title = http.StatusText(status)
+	}
+	p.render(w, r, status, "error", d)
+}
+
+// Message writes a page with a heading and one paragraph, with the given
+// status; 0 means 200.
+func (p *Pages) Message(w http.ResponseWriter, r *http.Request, status int, d MessageData) {
+	p.render(w, r, orStatus(status, http.StatusOK), "message", d)
+}
+
+// Consents writes the page listing the user's remembered consents, each
+// with a revoke button, with status 200.
+func (p *Pages) Consents(w http.ResponseWriter, r *http.Request, d ConsentsData) {
+	if d.CSRF == "" {
+		d.CSRF = p.CSRFToken(w, r)
+	}
+	items := make([]ConsentItem, len(d.Items))
+	for i, it := range d.Items {
+		if it.ClientName == "" {
+			it.ClientName = it.ClientID
+		}
+		items[i] = it
+	}
+	d.Items = items
+	p.render(w, r, http.StatusOK, "consents", d)
+}
+
+// render executes a page into a buffer first, so that a template error
+// becomes a clean 500 instead of half a page, then writes it with the
+// security headers, so that a page is protected even on a route someone
+// forgot to wrap in SecureHeaders.
+func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+	var buf bytes.Buffer
+	err := p.tmpl[page].ExecuteTemplate(&buf, "layout", view{Product: p.product, Stylesheet: p.stylesheet, Page: data})
+	h := w.Header()
+	setSecurityHeaders(h)
+	if err != nil {
+		p.log.ErrorContext(r.Context(), "web: render page", "page", page, "err", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	// An error here means the client went away; there is no one to tell.
+	_, _ = w.Write(buf.Bytes())
+}
+
+func orStatus(status, def int) int {
+	if status == 0 {
+		return def
+	}
+	return status
+}
+
+// redirectHost is what the consent page names as the destination: the
+// host (with port) of an http(s) redirect URI, or "scheme:" for a
+// private-use scheme that has no host.
+func redirectHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Host != "" {
+		return u.Host
+	}
+	if u.Scheme != "" {
+		return u.Scheme + ":"
+	}
+	return raw
+}
+
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+}
