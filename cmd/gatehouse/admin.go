@@ -32,7 +32,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // withStore parses flags, opens the store, and runs f.
 func withStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []string, f func(storage.Store) error) error {
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, _, err := sf.load()
@@ -148,6 +148,7 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 			}
 			return err
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "client.registered", ClientID: cid, Outcome: "success", Detail: "static, " + m})
 		fmt.Fprintf(out, "client_id:     %s\n", cid)
 		if secret != "" {
 			fmt.Fprintf(out, "client_secret: %s\n(shown once: store it now; only its hash is kept)\n", secret)
@@ -257,6 +258,7 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
 			return err
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.added", Outcome: "success", Detail: fs.Arg(0)})
 		fmt.Fprintf(out, "added user %s\n", fs.Arg(0))
 		return nil
 	})
@@ -280,6 +282,7 @@ func userPasswd(ctx context.Context, args []string, out io.Writer) error {
 		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
 			return err
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.password_changed", Outcome: "success", Detail: fs.Arg(0)})
 		fmt.Fprintf(out, "password updated for %s\n", fs.Arg(0))
 		return nil
 	})
@@ -316,6 +319,7 @@ func userDelete(ctx context.Context, args []string, out io.Writer) error {
 		if err := st.DeleteUser(ctx, u.ID); err != nil {
 			return err
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.deleted", UserID: u.ID, Outcome: "success", Detail: fs.Arg(0)})
 		fmt.Fprintf(out, "deleted user %s\n", fs.Arg(0))
 		return nil
 	})
@@ -419,7 +423,7 @@ func keysList(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("keys list", "List signing keys (public information only).", out)
 	var sf storeFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, _, err := sf.load()
@@ -451,7 +455,7 @@ func keysRotate(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("keys rotate", "Make a new signing key active. The previous key stays published for keys.retire_for so tokens it signed keep verifying.", out)
 	var sf storeFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, _, err := sf.load()
@@ -478,7 +482,7 @@ func keysRotate(ctx context.Context, args []string, out io.Writer) error {
 
 func keysGenKEK(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("keys gen-kek", "Write a new random 32-byte key-encryption key (hex) to FILE with mode 0600: gatehouse keys gen-kek FILE", out)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -595,7 +599,7 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	var sf storeFlags
 	sf.register(fs)
 	status := fs.Bool("status", false, "list applied and pending migrations instead of applying them")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, _, err := sf.load()
@@ -632,7 +636,7 @@ func configCheck(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("config check", "Print the effective configuration with secrets redacted, then every problem with it.", out)
 	var sf storeFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, dev, err := sf.load()

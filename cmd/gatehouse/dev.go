@@ -32,7 +32,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address of the authorization server; the issuer is http://<listen>")
 	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
 	user := fs.String("user", "", "demo user as NAME:PASSWORD (default: user \"demo\" with a generated password, kept in the data directory)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(*listen)

@@ -103,3 +103,26 @@ func newFlags(name, summary string, out io.Writer) *flag.FlagSet {
 	}
 	return fs
 }
+
+// parseFlags parses args allowing flags after positional arguments
+// (`gatehouse resource add URL --scope s`), which the flag package alone
+// stops at. Everything after a literal "--" is positional.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}

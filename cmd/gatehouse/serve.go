@@ -26,7 +26,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	issuer := fs.String("issuer", "", "issuer URL (overrides issuer)")
 	adminListen := fs.String("admin-listen", "", "admin listener for /metrics and /healthz (overrides admin_listen)")
 	migrate := fs.Bool("migrate", false, "apply PostgreSQL migrations before serving (SQLite always migrates)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c, err := config.Load(*cfgPath, os.LookupEnv)

@@ -297,7 +297,7 @@ func (c *Config) Validate(dev bool) error {
 	}
 	bad(c.Tokens.AccessTokenTTL <= 0, "tokens.access_token_ttl must be positive")
 	bad(c.Tokens.AccessTokenTTL > Duration(24*time.Hour), "tokens.access_token_ttl %s is too long: access tokens cannot be revoked at resource servers that verify locally; keep it under 24h", time.Duration(c.Tokens.AccessTokenTTL))
-	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL, "keys.retire_for (%s) must exceed tokens.access_token_ttl (%s), or tokens signed by a rotated key stop verifying early", time.Duration(c.Keys.RetireFor), time.Duration(c.Tokens.AccessTokenTTL))
+	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL+Duration(time.Minute), "keys.retire_for (%s) must exceed tokens.access_token_ttl (%s) by more than a minute (the key-reload interval), or tokens signed by a rotated key stop verifying early", time.Duration(c.Keys.RetireFor), time.Duration(c.Tokens.AccessTokenTTL))
 	bad(c.Tokens.RefreshTokenTTL <= 0, "tokens.refresh_token_ttl must be positive")
 	bad(c.Tokens.GrantTTL < c.Tokens.RefreshTokenTTL, "tokens.grant_ttl must be at least tokens.refresh_token_ttl")
 	bad(c.Tokens.CodeTTL <= 0 || c.Tokens.CodeTTL > Duration(10*time.Minute), "tokens.code_ttl must be between 1s and 10m (OAuth 2.1 §4.1.2)")

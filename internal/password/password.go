@@ -35,7 +35,7 @@ type Params struct {
 // DefaultParams are the parameters [Hash] uses: RFC 9106 §4's second
 // recommended option (64 MiB, 3 passes) with 2 lanes instead of 4 to
 // match the 2-core machines Gatehouse is sized for, a 16-byte salt and a
-// 32-byte key. One hash holds 64 MiB for its duration and took 0.1–0.15 s
+// 32-byte key. One hash holds 64 MiB for its duration and took 60–150 ms
 // on the 2-core development machine (BenchmarkHash): that is the price of
 // a login, and it bounds logins to roughly ten per second per two cores.
 var DefaultParams = Params{

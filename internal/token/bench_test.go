@@ -9,8 +9,8 @@ import (
 )
 
 // BenchmarkSign measures the hot path of the token endpoint. Compare
-// ES256 with BenchmarkRawECDSASign: the difference is JSON encoding,
-// base64 and go-jose's assembly of the JWS.
+// ES256 with BenchmarkRawECDSASign: the difference should be no more than
+// BenchmarkClaimsJSON plus base64 (about a microsecond).
 func BenchmarkSign(b *testing.B) {
 	for _, alg := range allAlgs {
 		b.Run(alg, func(b *testing.B) {

@@ -16,7 +16,11 @@
 //     [VerifyClientAssertion].
 //
 // All JOSE parsing and verification goes through go-jose; the package
-// never accepts "none" or a MAC algorithm for a signature.
+// never accepts "none" or a MAC algorithm for a signature. Only the output
+// side of access-token signing is built directly — a fixed per-key header,
+// two base64 strings and one signature — because that keeps signing at the
+// cost of the signature itself; tests check it against go-jose byte for
+// byte.
 //
 // Time and randomness are injected (KeyringOptions.Now, io.Reader
 // arguments). This package must not import HTTP, web or protocol packages,

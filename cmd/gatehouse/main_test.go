@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a goroutine-safe bytes.Buffer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string               { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestDevStartsAndServes: `gatehouse dev` prints the issuer and demo
+// credentials and serves metadata, with nothing configured.
+func TestDevStartsAndServes(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--data", filepath.Join(dir, "data"), "--listen", listen, "--mcp-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--user", "tester:a-long-password"}, out)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner after 20s; output:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"Issuer:          http://" + listen, "tester / a-long-password", "gatehouse-demo"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	resp, err := http.Get("http://" + listen + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"issuer": "http://`+listen+`"`) {
+		t.Errorf("metadata = %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("dev returned %v after shutdown", err)
+	}
+}
+
+// TestAdminCommands runs the CLI against a dev data directory.
+func TestAdminCommands(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	ctx := context.Background()
+	runOK := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(ctx, append(args, "--data", data), &out); err != nil {
+			t.Fatalf("gatehouse %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+	out := runOK("client", "create", "--name", "svc", "--confidential", "--id", "svc")
+	if !strings.Contains(out, "client_secret: ") {
+		t.Errorf("confidential client create printed no secret:\n%s", out)
+	}
+	runOK("client", "create", "--name", "cli", "--redirect-uri", "http://127.0.0.1/callback", "--id", "cli")
+	list := runOK("client", "list")
+	for _, want := range []string{"svc", "cli", "static", "client_secret_basic", "none"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("client list lacks %q:\n%s", want, list)
+		}
+	}
+	var out2 bytes.Buffer
+	err := run(ctx, []string{"client", "create", "--redirect-uri", "javascript:alert(1)", "--data", data}, &out2)
+	if err == nil || !strings.Contains(err.Error(), "javascript") {
+		t.Errorf("client create with javascript: redirect = %v, want refused", err)
+	}
+	runOK("resource", "add", "https://MCP.example.com/", "--scope", "files:read=Read files=list,get", "--default-scope", "files:read")
+	if rl := runOK("resource", "list"); !strings.Contains(rl, "https://mcp.example.com ") {
+		t.Errorf("resource not canonicalised:\n%s", rl)
+	}
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("a-long-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runOK("user", "add", "bob", "--password-file", pw)
+	if ul := runOK("user", "list"); !strings.Contains(ul, "bob") {
+		t.Errorf("user list lacks bob:\n%s", ul)
+	}
+	runOK("keys", "rotate") // creates the first key, then rotates it out
+	runOK("keys", "rotate")
+	keys := runOK("keys", "list")
+	if strings.Count(keys, "ES256") != 3 || strings.Count(keys, " active ") != 1 || strings.Count(keys, "retired") != 2 {
+		t.Errorf("after two rotations, want 1 active and 2 retired keys:\n%s", keys)
+	}
+	runOK("client", "delete", "cli")
+	audit := runOK("audit", "query", "--since", "1h")
+	for _, want := range []string{"client.registered", "client.deleted", "key.rotated", "user.added"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %s:\n%s", want, audit)
+		}
+	}
+	if st := runOK("migrate", "--status"); !strings.Contains(st, "applied") {
+		t.Errorf("migrate --status:\n%s", st)
+	}
+	cc := runOK("config", "check")
+	if !strings.Contains(cc, "configuration OK") || strings.Contains(cc, "encryption_key\": \"") {
+		t.Errorf("config check:\n%s", cc)
+	}
+	sc := bufio.NewScanner(strings.NewReader(runOK("client", "show", "svc")))
+	found := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"has_secret": true`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("client show svc does not report a secret")
+	}
+}

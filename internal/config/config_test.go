@@ -1,0 +1,109 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestLoadLayers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gatehouse.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\ntokens:\n  access_token_ttl: 5m\nlogin:\n  max_failures: 7\n"), 0o600))
+	c, err := Load(path, env(map[string]string{"GATEHOUSE_LOGIN_MAX_FAILURES": "9", "GATEHOUSE_STORAGE_DRIVER": "postgres"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://auth.example.com" || time.Duration(c.Tokens.AccessTokenTTL) != 5*time.Minute {
+		t.Errorf("file values not applied: %+v", c)
+	}
+	if c.Login.MaxFailures != 9 || c.Storage.Driver != "postgres" {
+		t.Errorf("env did not override the file: max_failures=%d driver=%q", c.Login.MaxFailures, c.Storage.Driver)
+	}
+	if time.Duration(c.Tokens.CodeTTL) != time.Minute {
+		t.Errorf("default code_ttl lost: %v", time.Duration(c.Tokens.CodeTTL))
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://a.example\ntokens:\n  acess_token_ttl: 5m\n"), 0o600))
+	_, err := Load(path, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "acess_token_ttl") {
+		t.Errorf("Load with a misspelt key = %v, want an error naming it", err)
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	c := Default()
+	c.Issuer = "http://auth.example.com/"
+	c.Storage.Driver = "postgres"
+	c.Keys.Algorithm = "HS256"
+	c.Tokens.CodeTTL = Duration(time.Hour)
+	c.Log.Level = "loud"
+	err := c.Validate(false)
+	if err == nil {
+		t.Fatal("Validate = nil, want errors")
+	}
+	for _, want := range []string{
+		"must not end with a slash", "non-loopback host", "needs a DSN", "keys.encryption_key_file is required",
+		`keys.algorithm "HS256"`, "tokens.code_ttl", `log.level "loud"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestValidateDevAndProduction(t *testing.T) {
+	c := Default()
+	c.Issuer = "http://127.0.0.1:8080"
+	if err := c.Validate(true); err != nil {
+		t.Errorf("dev config: %v", err)
+	}
+	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "outside `gatehouse dev`") {
+		t.Errorf("http loopback issuer in production = %v, want refused", err)
+	}
+	c.Issuer = "https://auth.example.com"
+	c.Keys.EncryptionKey = make([]byte, 32)
+	if err := c.Validate(false); err != nil {
+		t.Errorf("production config: %v", err)
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	c := Default()
+	c.Storage.PostgresDSN = "postgres://u:hunter2@db/x"
+	c.Keys.EncryptionKey = []byte(strings.Repeat("k", 32))
+	out := c.Redacted()
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "kkkk") {
+		t.Errorf("Redacted leaks a secret:\n%s", out)
+	}
+	if !strings.Contains(out, "<redacted") {
+		t.Errorf("Redacted does not mark redactions:\n%s", out)
+	}
+}
+
+func TestDecodeKey(t *testing.T) {
+	for _, s := range []string{strings.Repeat("ab", 32), "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="} {
+		if k, err := DecodeKey(s); err != nil || len(k) != 32 {
+			t.Errorf("DecodeKey(%q) = %d bytes, %v", s, len(k), err)
+		}
+	}
+	if _, err := DecodeKey("short"); err == nil {
+		t.Errorf("DecodeKey(short) = nil error")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
