@@ -3,6 +3,8 @@ package as
 import (
 	"context"
 	"encoding/json"
+	"html"
+	"regexp"
 	"net/http"
 	"net/url"
 	"strings"
@@ -284,5 +286,44 @@ func assertOAuthError(t *testing.T, status int, body string, wantStatus int, wan
 	}
 	if e.Description == "" {
 		t.Errorf("error %q has no error_description", e.Error)
+	}
+}
+
+// TestConsentRevocation: withdrawing a consent on the account page revokes
+// the client's refresh tokens and asks for consent again next time.
+func TestConsentRevocation(t *testing.T) {
+	ts := newTestServer(t, nil)
+	b := newBrowser(t)
+	loc := ts.authorize(t, b, defaultAuth())
+	s, _, body := ts.post(t, "/token", exchange(loc.Query().Get("code")), "", "")
+	if s != 200 {
+		t.Fatal(body)
+	}
+	var tr tokenResponse
+	must(t, json.Unmarshal([]byte(body), &tr))
+
+	p := b.get(ts.URL + "/account/consents")
+	if p.status != 200 || !strings.Contains(p.body, "Public App") {
+		t.Fatalf("consents page = %d, want it to list Public App:\n%s", p.status, p.body)
+	}
+	m := regexp.MustCompile(`<form[^>]*action="([^"]+)"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no revoke form:\n%s", p.body)
+	}
+	v := url.Values{}
+	for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+		v.Set(h[1], html.UnescapeString(h[2]))
+	}
+	if v.Get("client_id") != publicClient || v.Get("resource") != testResource {
+		t.Fatalf("revoke form fields = %v", v)
+	}
+	r := b.post(ts.origin()+html.UnescapeString(m[1]), v)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("revoke consent = %d:\n%s", r.status, r.body)
+	}
+	s, _, body = ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {publicClient}}, "", "")
+	assertOAuthError(t, s, body, 400, "invalid_grant")
+	if p := b.get(defaultAuth().url(ts.URL)); !strings.Contains(p.body, `id="consent-form"`) {
+		t.Errorf("after revocation the consent page is not shown again (status %d)", p.status)
 	}
 }

@@ -317,7 +317,14 @@ func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
 			s.serverErrorPage(w, r, err)
 			return
 		}
-		s.audit(ctx, r, storage.AuditEvent{Type: "consent.revoked", UserID: sess.UserID, ClientID: clientID, Resource: resource, Outcome: "success"})
+		// Withdrawing consent also ends what it allowed: the client's
+		// refresh tokens for this resource stop working at once.
+		n, err := s.opts.Store.RevokeGrants(ctx, sess.UserID, clientID, resource, s.now())
+		if err != nil {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+		s.audit(ctx, r, storage.AuditEvent{Type: "consent.revoked", UserID: sess.UserID, ClientID: clientID, Resource: resource, Outcome: "success", Detail: fmt.Sprintf("%d grants revoked", n)})
 		http.Redirect(w, r, s.base+pathConsents, http.StatusSeeOther)
 		return
 	}

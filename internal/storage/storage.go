@@ -247,6 +247,10 @@ type Grants interface {
 	// RevokeGrant marks the grant revoked at t. Revoking twice is not an
 	// error; the first time stays recorded.
 	RevokeGrant(ctx context.Context, id string, t time.Time) error
+	// RevokeGrants revokes at t every active grant of userID to clientID at
+	// resource (what withdrawing a consent must end) and returns how many
+	// it revoked.
+	RevokeGrants(ctx context.Context, userID, clientID, resource string, t time.Time) (int64, error)
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken atomically marks the token oldHash rotated at

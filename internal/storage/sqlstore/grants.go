@@ -60,6 +60,20 @@ func (s *Store) GetGrant(ctx context.Context, id string) (storage.Grant, error) 
 	return g, nil
 }
 
+// RevokeGrants revokes every active grant of userID to clientID at
+// resource at t, returning the count.
+func (s *Store) RevokeGrants(ctx context.Context, userID, clientID, resource string, t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, errors.New("revoke grants: t is the zero time")
+	}
+	n, err := s.exec(ctx, s.w, "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND client_id = ? AND resource = ? AND revoked_at = 0",
+		micros(t), userID, clientID, resource)
+	if err != nil {
+		return 0, fmt.Errorf("revoke grants: %w", err)
+	}
+	return n, nil
+}
+
 // RevokeGrant marks the grant revoked at t unless it already is (the first
 // revocation time stays); storage.ErrNotFound for an unknown grant. Its
 // refresh tokens stay stored, so a later presentation is still recognised

@@ -689,6 +689,35 @@ func testGrantsAndRefreshTokens(t *testing.T, s storage.Store) {
 	}
 	wantErr(t, `RevokeGrant("nope")`, s.RevokeGrant(ctx, "nope", t0), storage.ErrNotFound)
 
+	// RevokeGrants ends exactly the active grants of one user × client ×
+	// resource: not other users', clients' or resources', and not twice.
+	mustCreateUser(t, s, "u2")
+	mustCreateClient(t, s, "c2")
+	same1, same2 := newGrant("bulk1", "c1", "u1"), newGrant("bulk2", "c1", "u1")
+	otherUser, otherClient, otherRes := newGrant("bulk3", "c1", "u2"), newGrant("bulk4", "c2", "u1"), newGrant("bulk5", "c1", "u1")
+	otherRes.Resource = "https://elsewhere.example.com/mcp"
+	for _, bg := range []storage.Grant{same1, same2, otherUser, otherClient, otherRes} {
+		mustCreateGrant(t, s, bg)
+	}
+	n, err := s.RevokeGrants(ctx, "u1", "c1", same1.Resource, at(3*time.Hour))
+	wantErr(t, "RevokeGrants()", err, nil)
+	// g1 (created above for u1, c1 at the same resource) is revoked too.
+	if n != 3 {
+		t.Errorf("RevokeGrants() = %d, want 3 (g1, bulk1, bulk2)", n)
+	}
+	for id, revoked := range map[string]bool{"g1": true, "bulk1": true, "bulk2": true, "bulk3": false, "bulk4": false, "bulk5": false} {
+		got, _ := s.GetGrant(ctx, id)
+		if got.RevokedAt.IsZero() == revoked {
+			t.Errorf("after RevokeGrants(), grant %s revoked = %v, want %v", id, !got.RevokedAt.IsZero(), revoked)
+		}
+	}
+	if n, _ := s.RevokeGrants(ctx, "u1", "c1", same1.Resource, at(4*time.Hour)); n != 0 {
+		t.Errorf("RevokeGrants() again = %d, want 0", n)
+	}
+	if got, _ := s.GetGrant(ctx, "g1"); !got.RevokedAt.Equal(at(3 * time.Hour)) {
+		t.Errorf("RevokeGrants() again moved RevokedAt to %v", got.RevokedAt)
+	}
+
 	rt1 := newRefreshToken("rt1", g)
 	mustCreateRefreshToken(t, s, rt1)
 	gotRT, err := s.GetRefreshToken(ctx, "rt1")
