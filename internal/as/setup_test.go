@@ -367,3 +367,5 @@ func (ts *testServer) post(t *testing.T, path string, form url.Values, basicUser
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(body)
 }
+
+func storageQueryAll() storage.AuditQuery { return storage.AuditQuery{Limit: 1000} }

@@ -280,3 +280,26 @@ func TestClientSecretThrottle(t *testing.T) {
 		t.Errorf("after the window = %d %s, want 200", s, body)
 	}
 }
+
+// TestTokenResponsesGolden pins the success bodies of /token, /introspect
+// and /revoke, with token values masked.
+func TestTokenResponsesGolden(t *testing.T) {
+	ts := newTestServer(t, nil)
+	var out strings.Builder
+	code := ts.code(t, defaultAuth())
+	s, h, body := ts.post(t, "/token", exchange(code), "", "")
+	fmt.Fprintf(&out, "authorization_code: %d %s %s", s, h.Get("Cache-Control"), maskTokens(body))
+	var tr tokenResponse
+	must(t, json.Unmarshal([]byte(body), &tr))
+	s, h, body = ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {publicClient}}, "", "")
+	fmt.Fprintf(&out, "refresh_token: %d %s %s", s, h.Get("Cache-Control"), maskTokens(body))
+	s, h, body = ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}, confClient, confSecret)
+	fmt.Fprintf(&out, "client_credentials: %d %s %s", s, h.Get("Cache-Control"), maskTokens(body))
+	s, h, body = ts.post(t, "/introspect", url.Values{"token": {tr.AccessToken}}, confClient, confSecret)
+	fmt.Fprintf(&out, "introspect active: %d %s %s", s, h.Get("Cache-Control"), maskTokens(body))
+	s, h, body = ts.post(t, "/introspect", url.Values{"token": {"garbage"}}, confClient, confSecret)
+	fmt.Fprintf(&out, "introspect inactive: %d %s %s", s, h.Get("Cache-Control"), body)
+	s, h, body = ts.post(t, "/revoke", url.Values{"token": {"garbage"}}, confClient, confSecret)
+	fmt.Fprintf(&out, "revoke: %d %q %q\n", s, h.Get("Cache-Control"), body)
+	golden(t, ts, "token_responses", out.String())
+}
