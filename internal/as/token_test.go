@@ -253,7 +253,7 @@ func TestRevokeAndIntrospect(t *testing.T) {
 	assertOAuthError(t, s, body, 400, "unsupported_token_type")
 	// Expired tokens are inactive.
 	ts.Clock.Advance(11 * time.Minute)
-	s, _, body = ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}, confClient, confSecret)
+	_, _, body = ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}, confClient, confSecret)
 	must(t, json.Unmarshal([]byte(body), &tr))
 	ts.Clock.Advance(11 * time.Minute)
 	if ts.introspect(t, tr.AccessToken) {
