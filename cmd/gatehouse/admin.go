@@ -49,7 +49,7 @@ func withStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []str
 
 func runClient(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "client", args, out, map[string]func(context.Context, []string, io.Writer) error{
-		"create": clientCreate, "list": clientList, "show": clientShow, "delete": clientDelete,
+		"create": clientCreate, "list": clientList, "show": clientShow, "delete": clientDelete, "token": clientToken,
 	})
 }
 
@@ -452,7 +452,7 @@ func keysList(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func keysRotate(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("keys rotate", "Make a new signing key active. The previous key stays published for keys.retire_for so tokens it signed keep verifying.", out)
+	fs := newFlags("keys rotate", "Add a new signing key. It is published at once and signs after keys.activation_delay (so every replica and resource server knows it first); the previous key stays published for keys.retire_for so tokens it signed keep verifying.", out)
 	var sf storeFlags
 	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -476,7 +476,8 @@ func keysRotate(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + kid})
-	fmt.Fprintf(out, "new active signing key %s\n", kid)
+	fmt.Fprintf(out, "new signing key %s: published now, signs from %s (keys.activation_delay %s); the previous key signs until then\n",
+		kid, time.Now().Add(time.Duration(c.Keys.ActivationDelay)).UTC().Format(time.RFC3339), time.Duration(c.Keys.ActivationDelay))
 	return nil
 }
 

@@ -70,7 +70,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err := ensureDevClient(ctx, st); err != nil {
 		return err
 	}
-	srv, err := newServer(ctx, c, st, log, true)
+	srv, err := newServer(ctx, c, st, log, true, true)
 	if err != nil {
 		return err
 	}

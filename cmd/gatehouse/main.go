@@ -31,7 +31,7 @@ func commands() []command {
 		{"serve", "run the authorization server from a config file, the environment and flags", runServe},
 		{"migrate", "apply database migrations (or --status to list them)", runMigrate},
 		{"config", "config check: print the effective configuration (secrets redacted) and every error", runConfig},
-		{"client", "manage OAuth clients: create | list | show | delete", runClient},
+		{"client", "manage OAuth clients: create | list | show | delete | token (initial access tokens)", runClient},
 		{"user", "manage local users: add | list | passwd | delete", runUser},
 		{"resource", "manage protected resources: add | list | delete", runResource},
 		{"keys", "manage signing keys: list | rotate | gen-kek", runKeys},

@@ -54,7 +54,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	srv, err := newServer(ctx, c, st, log, c.AllowInsecureIssuer)
+	srv, err := newServer(ctx, c, st, log, c.AllowInsecureIssuer, false)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ type server struct {
 }
 
 // newServer wires the authorization server from a validated config.
-func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog.Logger, allowHTTP bool) (*server, error) {
+func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog.Logger, allowHTTP, dev bool) (*server, error) {
 	kr, err := openKeyring(ctx, c, st)
 	if err != nil {
 		return nil, fmt.Errorf("open signing keys: %w", err)
@@ -112,6 +112,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		TrustProxyHeaders:  c.TrustProxyHeaders,
 		OnGrant:            m.Grant,
 		AllowHTTPIssuer:    allowHTTP,
+		Registration:       registrationOptions(c.Registration, dev),
 	})
 	if err != nil {
 		return nil, err
@@ -195,6 +196,11 @@ func (s *server) gcLoop(ctx context.Context) {
 				continue
 			}
 			s.log.Debug("garbage collected", "result", fmt.Sprintf("%+v", res))
+			if n, err := s.as.Reap(ctx, time.Now()); err != nil {
+				s.log.Error("reaping dynamic clients failed", "cause", err)
+			} else if n > 0 {
+				s.log.Info("reaped dynamic clients", "count", n)
+			}
 		}
 	}
 }

@@ -124,11 +124,13 @@ func openKeyring(ctx context.Context, c config.Config, st storage.Store) (*token
 		return nil, errors.New("no key-encryption key: set keys.encryption_key_file")
 	}
 	return token.NewKeyring(ctx, token.KeyringOptions{
-		Keys:          st,
-		EncryptionKey: c.Keys.EncryptionKey,
-		Algorithm:     c.Keys.Algorithm,
-		Now:           time.Now,
-		RetireFor:     time.Duration(c.Keys.RetireFor),
+		Keys:            st,
+		EncryptionKey:   c.Keys.EncryptionKey,
+		Algorithm:       c.Keys.Algorithm,
+		Now:             time.Now,
+		RetireFor:       time.Duration(c.Keys.RetireFor),
+		RefreshInterval: time.Duration(c.Keys.RefreshInterval),
+		ActivationDelay: time.Duration(c.Keys.ActivationDelay),
 	})
 }
 

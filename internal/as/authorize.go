@@ -67,17 +67,20 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.A
 			return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "the parameter %q is repeated; each parameter may appear only once", truncate(k, 64))
 		}
 	}
+	if e := checkParams(q); e != nil {
+		return storage.AuthRequest{}, nil, e
+	}
 	get := func(k string) string { return q.Get(k) }
 	clientID := get("client_id")
 	if clientID == "" {
 		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "client_id is missing from the authorization request")
 	}
-	c, err := s.opts.Store.GetClient(ctx, clientID)
+	c, err := s.lookupClient(ctx, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidClient, "the client %q is not registered with this authorization server", truncate(clientID, 200))
 	}
 	if err != nil {
-		return storage.AuthRequest{}, nil, oauth.Internal(err)
+		return storage.AuthRequest{}, nil, oauth.As(err)
 	}
 	redirectURI := get("redirect_uri")
 	if redirectURI == "" {

@@ -97,10 +97,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, basicFailure("client_id in the body does not match the Basic credentials")
 	}
 
-	c, err := s.opts.Store.GetClient(ctx, id)
+	c, err := s.lookupClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) && altID != "" && altID != id {
 		id = altID
-		c, err = s.opts.Store.GetClient(ctx, id)
+		c, err = s.lookupClient(ctx, id)
 	}
 	fail := func(desc string) error {
 		if usedBasic {
@@ -112,7 +112,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, fail("the client is unknown or its credentials are wrong")
 	}
 	if err != nil {
-		return storage.Client{}, oauth.Internal(err)
+		return storage.Client{}, oauth.As(err)
 	}
 	if c.TokenEndpointAuthMethod != method {
 		return storage.Client{}, fail(fmt.Sprintf("the client is registered for %s authentication but used %s", c.TokenEndpointAuthMethod, method))
@@ -132,7 +132,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 			ok = token.Equal(token.Hash(altSec), c.SecretHash)
 		}
 		if !ok {
-			s.recordClientFailure(ctx, r, c.ID)
+			if err := s.recordClientFailure(ctx, r, c.ID); err != nil {
+				return storage.Client{}, err
+			}
 			return storage.Client{}, fail("the client is unknown or its credentials are wrong")
 		}
 		if !c.SecretExpiresAt.IsZero() && !s.now().Before(c.SecretExpiresAt) {
@@ -141,7 +143,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return c, nil
 	case authPrivateJWT:
 		if err := s.verifyAssertion(ctx, c, assertion); err != nil {
-			s.recordClientFailure(ctx, r, c.ID)
+			if terr := s.recordClientFailure(ctx, r, c.ID); terr != nil {
+				return storage.Client{}, terr
+			}
 			return storage.Client{}, err
 		}
 		return c, nil
@@ -183,18 +187,34 @@ func (s *Server) checkClientThrottle(ctx context.Context, clientID string) error
 		return oauth.Internal(err)
 	}
 	if n >= s.opts.ClientAuthMaxFailures {
-		retry := int(reset.Sub(s.now()).Seconds()) + 1
-		return oauth.New(oauth.InvalidClient, "too many failed authentication attempts for this client; retry after %d seconds", retry).
-			WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
+		return s.clientThrottled(reset)
 	}
 	return nil
 }
 
-func (s *Server) recordClientFailure(ctx context.Context, r *http.Request, clientID string) {
-	if _, _, err := s.opts.Store.AddFailure(ctx, "client:"+clientID, s.now(), s.opts.LoginWindow); err != nil {
-		s.log.ErrorContext(ctx, "record client failure", "cause", err)
-	}
+func (s *Server) clientThrottled(reset time.Time) *oauth.Error {
+	retry := int(reset.Sub(s.now()).Seconds()) + 1
+	return oauth.New(oauth.InvalidClient, "too many failed authentication attempts for this client; retry after %d seconds", retry).
+		WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
+}
+
+// recordClientFailure counts a failed authentication. Unlike logins, the
+// attempt is counted after the check: client secrets are 256-bit random,
+// so guessing is hopeless and the throttle is defence in depth, and the
+// client-credentials hot path should not pay two writes per request. A
+// failure that takes the count past the limit is answered 429 like the
+// attempts after it, so parallel guesses see the limit too.
+func (s *Server) recordClientFailure(ctx context.Context, r *http.Request, clientID string) error {
 	s.audit(ctx, r, storage.AuditEvent{Type: "client.auth_failure", ClientID: clientID, Outcome: "failure"})
+	n, reset, err := s.opts.Store.AddFailure(ctx, "client:"+clientID, s.now(), s.opts.LoginWindow)
+	if err != nil {
+		s.log.ErrorContext(ctx, "record client failure", "cause", err)
+		return nil
+	}
+	if n > s.opts.ClientAuthMaxFailures {
+		return s.clientThrottled(reset)
+	}
+	return nil
 }
 
 func basicFailure(desc string) *oauth.Error {
@@ -211,13 +231,16 @@ func parseBasic(b64 string) (id, secret, rawID, rawSecret string, ok bool) {
 	if err != nil {
 		return "", "", "", "", false
 	}
+	if checkParams(url.Values{"": {string(dec)}}) != nil {
+		return "", "", "", "", false // not UTF-8 text, or control characters
+	}
 	rawID, rawSecret, found := strings.Cut(string(dec), ":")
 	if !found || rawID == "" {
 		return "", "", "", "", false
 	}
 	id, err1 := url.QueryUnescape(rawID)
 	secret, err2 := url.QueryUnescape(rawSecret)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || checkParams(url.Values{"": {id, secret}}) != nil {
 		// Not valid form encoding: the raw values are all there is.
 		return rawID, rawSecret, rawID, rawSecret, true
 	}

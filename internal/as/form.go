@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"unicode/utf8"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
@@ -63,7 +64,39 @@ func decodeForm(body string, multi ...string) (form, error) {
 			return nil, oauth.New(oauth.InvalidRequest, "the parameter %q is repeated; each parameter may appear only once", truncate(k, 64))
 		}
 	}
+	if err := checkParams(v); err != nil {
+		return nil, err
+	}
 	return form(v), nil
+}
+
+// checkParams refuses parameter names and values that are not valid UTF-8
+// or contain control characters (NUL, CR, LF, …): OAuth parameters are
+// printable text, and such bytes only ever arrive to confuse a parser, a
+// log or a database further down.
+func checkParams(v url.Values) *oauth.Error {
+	bad := func(s string) bool {
+		if !utf8.ValidString(s) {
+			return true
+		}
+		for _, r := range s {
+			if r < 0x20 && r != '\t' || r == 0x7f {
+				return true
+			}
+		}
+		return false
+	}
+	for k, vs := range v {
+		if bad(k) {
+			return oauth.New(oauth.InvalidRequest, "a parameter name is not valid UTF-8 text")
+		}
+		for _, x := range vs {
+			if bad(x) {
+				return oauth.New(oauth.InvalidRequest, "the parameter %q is not valid UTF-8 text or contains control characters", truncate(k, 64))
+			}
+		}
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {

@@ -79,6 +79,10 @@ func (s *Server) parseBrowserForm(w http.ResponseWriter, r *http.Request) bool {
 		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The form could not be read."))
 		return false
 	}
+	if e := checkParams(r.PostForm); e != nil {
+		s.errorPage(w, r, http.StatusBadRequest, e)
+		return false
+	}
 	if !s.opts.Pages.CheckCSRF(r) {
 		s.errorPage(w, r, http.StatusForbidden, oauth.New(oauth.InvalidRequest, msgFormExpired))
 		return false
@@ -122,19 +126,33 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	ip := s.clientIP(r)
 	acctKey, ipKey := "login:user:"+strings.ToLower(username), "login:ip:"+ip
+	// Each attempt is counted before its password is checked, so parallel
+	// guesses cannot all slip under the limit between a check and a
+	// count; a successful login refunds its count.
+	var reserved []string
+	refund := func() {
+		for _, k := range reserved {
+			if err := s.opts.Store.RemoveFailure(ctx, k); err != nil {
+				s.log.ErrorContext(ctx, "refund login attempt", "cause", err)
+			}
+		}
+	}
 	for _, lim := range []struct {
-		key string
-		max int
-	}{{acctKey, s.opts.LoginMaxFailures}, {ipKey, 4 * s.opts.LoginMaxFailures}} {
-		n, reset, err := s.opts.Store.Failures(ctx, lim.key, now)
+		key, what string
+		max       int
+	}{{acctKey, "account", s.opts.LoginMaxFailures}, {ipKey, "ip", 4 * s.opts.LoginMaxFailures}} {
+		n, reset, err := s.opts.Store.AddFailure(ctx, lim.key, now, s.opts.LoginWindow)
 		if err != nil {
+			refund()
 			s.serverErrorPage(w, r, err)
 			return
 		}
-		if n >= lim.max {
+		reserved = append(reserved, lim.key)
+		if n > lim.max {
+			refund()
 			wait := reset.Sub(now)
 			w.Header().Set("Retry-After", retryAfter(wait))
-			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: ar.ClientID, Outcome: "denied", Detail: "too many failures for " + strings.SplitN(lim.key, ":", 3)[1]})
+			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: ar.ClientID, Outcome: "denied", Detail: "too many failures for this " + lim.what})
 			s.showLogin(w, r, ar, http.StatusTooManyRequests, username, fmt.Sprintf(msgTooManyTries, humanDuration(wait)))
 			return
 		}
@@ -145,6 +163,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, storage.ErrNotFound):
 		password.VerifyDummy(pw) // same cost as a real check: no user enumeration by timing
 	case err != nil:
+		refund()
 		s.serverErrorPage(w, r, err)
 		return
 	default:
@@ -155,11 +174,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !valid {
-		for _, k := range []string{acctKey, ipKey} {
-			if _, _, err := s.opts.Store.AddFailure(ctx, k, now, s.opts.LoginWindow); err != nil {
-				s.log.ErrorContext(ctx, "record login failure", "cause", err)
-			}
-		}
+		// The attempt was counted above: it stays counted.
 		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: ar.ClientID, Outcome: "failure"})
 		s.showLogin(w, r, ar, http.StatusUnauthorized, username, msgBadLogin)
 		return
@@ -167,6 +182,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := s.opts.Store.ResetFailures(ctx, acctKey); err != nil {
 		s.log.ErrorContext(ctx, "reset login failures", "cause", err)
 	}
+	reserved = []string{ipKey}
+	refund()
 	sess, err := s.startSession(w, r, u.ID)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
@@ -231,6 +248,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 			host = ru.Scheme + ":" // private-use scheme: the scheme names the app
 		}
 	}
+	publisher, clientURI, warnings := s.consentDetails(c)
 	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return !clientreg.IsLoopbackRedirect(u) })
 	s.opts.Pages.Consent(w, r, web.ConsentData{
 		Action:       s.base + pathConsent,
@@ -245,6 +263,9 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 		Resource:     res.URL,
 		ResourceName: orDefault(res.Name, res.URL),
 		Scopes:       items,
+		Publisher:    publisher,
+		ClientURI:    clientURI,
+		Warnings:     warnings,
 	})
 }
 

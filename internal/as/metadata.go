@@ -56,6 +56,7 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 		AuthorizationEndpoint:                  s.endpoint(pathAuthorize),
 		TokenEndpoint:                          s.endpoint(pathToken),
 		JWKSURI:                                s.endpoint(pathJWKS),
+		RegistrationEndpoint:                   s.registrationEndpoint(),
 		ScopesSupported:                        scopes,
 		ResponseTypesSupported:                 []string{"code"},
 		ResponseModesSupported:                 []string{"query"},
@@ -69,6 +70,7 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		AuthorizationResponseISSParameter:         true,
+		ClientIDMetadataDocumentSupported:         s.opts.Registration.CIMD.Enabled,
 		PromptValuesSupported:                     []string{"none", "login", "consent"},
 		// OIDC Discovery requires these three even though no ID token is
 		// issued; they describe the access tokens' subject and signature.

@@ -74,6 +74,10 @@ type Options struct {
 	// operator's explicit override behind a TLS-terminating proxy.
 	// Default false: https only.
 	AllowHTTPIssuer bool
+	// Registration configures dynamic client registration (RFC 7591/7592)
+	// and client ID metadata documents; see [Registration]. The zero
+	// value disables both.
+	Registration Registration
 }
 
 // Server is the authorization server.
@@ -87,6 +91,7 @@ type Server struct {
 	secure   bool
 	metadata atomic.Pointer[cachedMetadata]
 	mux      *http.ServeMux
+	reg      *registry // registration state (register.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -146,6 +151,9 @@ func New(opts Options) (*Server, error) {
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
+	if s.reg, err = newRegistry(&s.opts.Registration); err != nil {
+		return nil, err
+	}
 	b, err := s.buildMetadata(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("build metadata: %w", err)
@@ -202,8 +210,18 @@ func (s *Server) Issuer() string { return s.opts.Issuer }
 // endpoint returns the absolute URL of an endpoint path.
 func (s *Server) endpoint(p string) string { return s.opts.Issuer + p }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Every response starts with safe
+// defaults — no sniffing, no framing, no active content — which the
+// browser pages replace with their own fuller policy; this covers the
+// responses no route writes, such as the mux's path-cleaning redirects.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	s.mux.ServeHTTP(w, r)
+}
 
 func (s *Server) routes() {
 	mux := http.NewServeMux()
@@ -226,6 +244,8 @@ func (s *Server) routes() {
 	mux.Handle(b+pathToken, api(s.handleToken))
 	mux.Handle(b+pathRevoke, api(s.handleRevoke))
 	mux.Handle(b+pathIntrospect, api(s.handleIntrospect))
+	mux.Handle(b+pathRegister, api(s.handleRegister))
+	mux.Handle(b+pathRegister+"/", regCORS(s.apiHandler(s.handleClientConfig)))
 
 	browser := func(h http.HandlerFunc) http.Handler { return web.SecureHeaders(h) }
 	mux.Handle(b+pathAuthorize, browser(s.handleAuthorize))
@@ -293,9 +313,16 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 // clientIP returns the caller's IP for throttling and the audit log.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.opts.TrustProxyHeaders {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
+		// The last entry is the one the trusted proxy appended; everything
+		// before it came from the client and can be forged.
+		if xffs := r.Header.Values("X-Forwarded-For"); len(xffs) > 0 {
+			xff := xffs[len(xffs)-1]
+			if i := strings.LastIndexByte(xff, ','); i >= 0 {
+				xff = xff[i+1:]
+			}
+			if ip := strings.TrimSpace(xff); ip != "" {
+				return ip
+			}
 		}
 	}
 	host := r.RemoteAddr

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -115,11 +117,18 @@ func (s *Server) refreshReplay(ctx context.Context, r *http.Request, presented s
 		if err != nil {
 			return nil, oauth.Internal(err)
 		}
-		if g.RevokedAt.IsZero() {
-			body, err := token.OpenWithSecret(presented, rt.Retry)
-			if err != nil {
-				return nil, oauth.Internal(err)
-			}
+		body, err := token.OpenWithSecret(presented, rt.Retry)
+		if err != nil {
+			return nil, oauth.Internal(err)
+		}
+		// A retry is only a retry while its answer is unused: once the
+		// successor token has itself been rotated, the client evidently
+		// got the answer, and this is a copy of the old token.
+		successorUnused, err := s.successorUnused(ctx, body)
+		if err != nil {
+			return nil, err
+		}
+		if g.RevokedAt.IsZero() && successorUnused {
 			s.audit(ctx, r, storage.AuditEvent{Type: "refresh.retry", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "success", Detail: "identical retry inside the window answered with the same response"})
 			return body, nil
 		}
@@ -129,6 +138,23 @@ func (s *Server) refreshReplay(ctx context.Context, r *http.Request, presented s
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "refresh.reuse", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "denied", Detail: "rotated refresh token reused; grant revoked"})
 	return nil, oauth.New(oauth.InvalidGrant, "the refresh token was already used; the authorization has been revoked")
+}
+
+// successorUnused reports whether the refresh token in a sealed rotation
+// response is still the current token of its family.
+func (s *Server) successorUnused(ctx context.Context, body []byte) (bool, error) {
+	var resp tokenResponse
+	if err := json.Unmarshal(body, &resp); err != nil || resp.RefreshToken == "" {
+		return false, oauth.Internal(fmt.Errorf("sealed refresh response unreadable: %v", err))
+	}
+	next, err := s.opts.Store.GetRefreshToken(ctx, token.Hash(resp.RefreshToken))
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, oauth.Internal(err)
+	}
+	return next.RotatedAt.IsZero(), nil
 }
 
 // retryKey fingerprints a refresh request so only an identical retry is

@@ -1,5 +1,10 @@
 // Package clientreg holds client-registration policy: redirect-URI
-// validation at registration time and matching at authorization time.
+// validation at registration time and matching at authorization time,
+// RFC 7591 metadata parsing (strict JSON, limits, defaults), client ID
+// metadata documents (CIMD: URL rules, the SSRF-safe fetcher and its
+// cache), and initial access tokens.
 //
-// It imports only the standard library and storage types.
+// It imports only the standard library and storage types: no HTTP
+// handlers, no OAuth error types (its [Error] carries the RFC 7591 code
+// as a string for internal/as to translate).
 package clientreg

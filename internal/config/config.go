@@ -61,6 +61,8 @@ type Config struct {
 	Tokens  Tokens  `json:"tokens"`
 	Login   Login   `json:"login"`
 	Log     Log     `json:"log"`
+
+	Registration Registration `json:"registration"`
 }
 
 // Storage selects and configures the storage backend.
@@ -91,6 +93,15 @@ type Keys struct {
 	// RetireFor (retire_for) is how long a rotated-out key stays published.
 	// Must exceed tokens.access_token_ttl. Default 24h.
 	RetireFor Duration `json:"retire_for"`
+	// RefreshInterval (refresh_interval) is how often a server re-reads the
+	// signing keys from storage, so a rotation made by another replica or
+	// the CLI is served (JWKS) and used (signing) within it. Default 30s.
+	RefreshInterval Duration `json:"refresh_interval"`
+	// ActivationDelay (activation_delay) is how long a rotated-in key is
+	// published before it signs: long enough for every replica to reload
+	// it and for resource servers' cached JWKS (max-age 60s) to expire.
+	// Default 90s.
+	ActivationDelay Duration `json:"activation_delay"`
 }
 
 // Tokens configures lifetimes.
@@ -132,7 +143,7 @@ func Default() Config {
 		Listen:      "127.0.0.1:8080",
 		AdminListen: "127.0.0.1:9090",
 		Storage:     Storage{Driver: "sqlite", SQLitePath: "./gatehouse-data/gatehouse.db", GCInterval: Duration(10 * time.Minute)},
-		Keys:        Keys{Algorithm: "ES256", RetireFor: Duration(24 * time.Hour)},
+		Keys:        Keys{Algorithm: "ES256", RetireFor: Duration(24 * time.Hour), RefreshInterval: Duration(30 * time.Second), ActivationDelay: Duration(90 * time.Second)},
 		Tokens: Tokens{
 			AccessTokenTTL:     Duration(10 * time.Minute),
 			RefreshTokenTTL:    Duration(720 * time.Hour),
@@ -140,8 +151,9 @@ func Default() Config {
 			CodeTTL:            Duration(60 * time.Second),
 			RefreshRetryWindow: Duration(30 * time.Second),
 		},
-		Login: Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
-		Log:   Log{Level: "info", Format: "text"},
+		Login:        Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
+		Log:          Log{Level: "info", Format: "text"},
+		Registration: DefaultRegistration(),
 	}
 }
 
@@ -297,7 +309,11 @@ func (c *Config) Validate(dev bool) error {
 	}
 	bad(c.Tokens.AccessTokenTTL <= 0, "tokens.access_token_ttl must be positive")
 	bad(c.Tokens.AccessTokenTTL > Duration(24*time.Hour), "tokens.access_token_ttl %s is too long: access tokens cannot be revoked at resource servers that verify locally; keep it under 24h", time.Duration(c.Tokens.AccessTokenTTL))
-	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL+Duration(time.Minute), "keys.retire_for (%s) must exceed tokens.access_token_ttl (%s) by more than a minute (the key-reload interval), or tokens signed by a rotated key stop verifying early", time.Duration(c.Keys.RetireFor), time.Duration(c.Tokens.AccessTokenTTL))
+	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL+c.Keys.RefreshInterval+c.Keys.ActivationDelay,
+		"keys.retire_for (%s) must exceed tokens.access_token_ttl (%s) + keys.refresh_interval (%s) + keys.activation_delay (%s), or tokens signed by a rotated key stop verifying early",
+		time.Duration(c.Keys.RetireFor), time.Duration(c.Tokens.AccessTokenTTL), time.Duration(c.Keys.RefreshInterval), time.Duration(c.Keys.ActivationDelay))
+	bad(c.Keys.ActivationDelay < 0 || c.Keys.ActivationDelay > Duration(time.Hour), "keys.activation_delay must be between 0s and 1h")
+	bad(c.Keys.RefreshInterval <= 0 || c.Keys.RefreshInterval > Duration(10*time.Minute), "keys.refresh_interval must be between 1s and 10m")
 	bad(c.Tokens.RefreshTokenTTL <= 0, "tokens.refresh_token_ttl must be positive")
 	bad(c.Tokens.GrantTTL < c.Tokens.RefreshTokenTTL, "tokens.grant_ttl must be at least tokens.refresh_token_ttl")
 	bad(c.Tokens.CodeTTL <= 0 || c.Tokens.CodeTTL > Duration(10*time.Minute), "tokens.code_ttl must be between 1s and 10m (OAuth 2.1 §4.1.2)")
@@ -311,6 +327,10 @@ func (c *Config) Validate(dev bool) error {
 		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
 	}
 	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format %q must be text or json", c.Log.Format)
+	errs = append(errs, c.Registration.validate(dev)...)
+	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL,
+		"registration.idle_ttl (%s) must be at least tokens.refresh_token_ttl (%s), or clients are reaped while their refresh tokens are still valid",
+		time.Duration(c.Registration.IdleTTL), time.Duration(c.Tokens.RefreshTokenTTL))
 	return errors.Join(errs...)
 }
 

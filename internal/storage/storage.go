@@ -325,6 +325,10 @@ type Throttle interface {
 	Failures(ctx context.Context, key string, now time.Time) (count int, resetAt time.Time, err error)
 	// ResetFailures forgets key.
 	ResetFailures(ctx context.Context, key string) error
+	// RemoveFailure takes one count back from key's current window (never
+	// below zero): callers that count an attempt before checking it, so
+	// parallel attempts cannot all pass the check, refund it on success.
+	RemoveFailure(ctx context.Context, key string) error
 }
 
 // AuditEvent is one security-relevant event. It never contains a secret.

@@ -73,6 +73,14 @@ type KeyringOptions struct {
 	// RefreshInterval (a replica may sign with a just-retired key until
 	// its next refresh). Zero means DefaultRetireFor (24h).
 	RetireFor time.Duration
+	// ActivationDelay is how long a new key is published before it signs.
+	// Every replica must have reloaded it (RefreshInterval) and every
+	// resource server's cached JWKS must have expired before a token
+	// signed with it appears, or a resource server whose JWKS came from a
+	// replica that had not seen the key yet rejects a valid token. Until
+	// then the previous key keeps signing. Zero (the default) activates a
+	// new key at once; the first key of an empty store always signs at once.
+	ActivationDelay time.Duration
 	// Leeway is the clock skew Verify tolerates on exp and nbf, for
 	// replicas whose clocks differ slightly. Zero (the default) compares
 	// strictly.
@@ -110,6 +118,7 @@ type Keyring struct {
 	refresh   time.Duration
 	retireFor time.Duration
 	leeway    time.Duration
+	activate  time.Duration
 
 	set         atomic.Pointer[keySet]
 	jwks        atomic.Pointer[jwksDoc]
@@ -190,6 +199,7 @@ func NewKeyring(ctx context.Context, opts KeyringOptions) (*Keyring, error) {
 		now:       opts.Now,
 		rand:      cmp.Or[io.Reader](opts.Rand, rand.Reader),
 		refresh:   cmp.Or(opts.RefreshInterval, DefaultRefreshInterval),
+		activate:  opts.ActivationDelay,
 		retireFor: cmp.Or(opts.RetireFor, DefaultRetireFor),
 		leeway:    opts.Leeway,
 		cache:     map[string]*signingKey{},
@@ -203,7 +213,7 @@ func NewKeyring(ctx context.Context, opts KeyringOptions) (*Keyring, error) {
 		return nil, errors.New("token: KeyringOptions.Now is required")
 	case k.alg != ES256 && k.alg != RS256 && k.alg != EdDSA:
 		return nil, fmt.Errorf("token: KeyringOptions.Algorithm %q is not one of ES256, RS256, EdDSA", k.alg)
-	case k.refresh < 0 || k.retireFor < 0 || k.leeway < 0:
+	case k.refresh < 0 || k.retireFor < 0 || k.leeway < 0 || k.activate < 0:
 		return nil, errors.New("token: KeyringOptions durations must not be negative")
 	case k.retireFor <= k.refresh:
 		return nil, fmt.Errorf("token: KeyringOptions.RetireFor (%v) must exceed RefreshInterval (%v)", k.retireFor, k.refresh)
@@ -264,12 +274,42 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 	slices.SortStableFunc(set.ordered, func(a, b *loadedKey) int {
 		return cmp.Or(b.created.Compare(a.created), strings.Compare(b.kid, a.kid))
 	})
+	// The signer is the newest key that has been published for at least
+	// the activation delay — normally the one storage lists as active
+	// (and if a racing write left two, the newest wins, on every replica
+	// alike). A younger key is published but waits; meanwhile the key it
+	// replaced signs, though storage already marks that one retired.
+	next := now.Add(k.refresh)
+	cutoff := now.Add(-k.activate)
+	pending := false
 	for _, lk := range set.ordered {
-		// Normally exactly one key is active. If a racing write left two,
-		// the newest wins — on every replica alike.
+		if !lk.published(now) {
+			continue
+		}
 		if lk.retired.IsZero() {
+			if lk.created.After(cutoff) {
+				pending = true
+				if at := lk.created.Add(k.activate); at.Before(next) {
+					next = at // reload when it becomes due to sign
+				}
+				continue
+			}
 			set.active = lk
 			break
+		}
+		if pending {
+			set.active = lk // the key the pending one replaces
+			break
+		}
+	}
+	if set.active == nil {
+		// Only young keys (a store's first key, or clocks apart): the
+		// newest unretired one signs rather than nothing.
+		for _, lk := range set.ordered {
+			if lk.retired.IsZero() {
+				set.active = lk
+				break
+			}
 		}
 	}
 	k.cache = cache
@@ -277,7 +317,7 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 		k.set.Store(set)
 	}
 	k.loadedAt.Store(now.UnixNano())
-	k.nextRefresh.Store(now.Add(k.refresh).UnixNano())
+	k.nextRefresh.Store(next.UnixNano())
 	return nil
 }
 

@@ -685,3 +685,43 @@ func jwksKIDs(t *testing.T, body []byte) []string {
 	}
 	return kids
 }
+
+// TestActivationDelay: a rotated-in key is published at once but signs
+// only after the delay, so no token reaches a resource server before the
+// key is in every replica's JWKS; the first key of a store signs at once.
+func TestActivationDelay(t *testing.T) {
+	ctx := t.Context()
+	store, clk := &fakeKeys{}, newClock()
+	const delay = 90 * time.Second
+	k, err := NewKeyring(ctx, KeyringOptions{Keys: store, EncryptionKey: make([]byte, KeySize), Now: clk.Now, ActivationDelay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := k.Sign(ctx, testClaims(clk.Now()))
+	if err != nil {
+		t.Fatalf("the first key does not sign at once: %v", err)
+	}
+	first := headerKID(t, tok)
+	clk.Advance(time.Second)
+	second, err := k.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := k.JWKS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(jwks), second) || !strings.Contains(string(jwks), first) {
+		t.Fatalf("right after rotation the JWKS does not publish both keys: %s", jwks)
+	}
+	clk.Advance(delay - 2*time.Second)
+	tok, _ = k.Sign(ctx, testClaims(clk.Now()))
+	if got := headerKID(t, tok); got != first {
+		t.Errorf("before the delay, signed with %s, want the previous key %s", got, first)
+	}
+	clk.Advance(2 * time.Second)
+	tok, _ = k.Sign(ctx, testClaims(clk.Now()))
+	if got := headerKID(t, tok); got != second {
+		t.Errorf("after the delay, signed with %s, want the new key %s", got, second)
+	}
+}

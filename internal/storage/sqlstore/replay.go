@@ -86,6 +86,15 @@ func (s *Store) Failures(ctx context.Context, key string, now time.Time) (int, t
 	return int(count), fromMicros(resetAt), nil
 }
 
+// RemoveFailure decrements key's count, never below zero; an unknown key
+// is not an error.
+func (s *Store) RemoveFailure(ctx context.Context, key string) error {
+	if _, err := s.exec(ctx, s.w, "UPDATE throttle SET failures = failures - 1 WHERE throttle_key = ? AND failures > 0", key); err != nil {
+		return fmt.Errorf("remove failure: %w", err)
+	}
+	return nil
+}
+
 // ResetFailures forgets key; forgetting an unknown key is not an error.
 func (s *Store) ResetFailures(ctx context.Context, key string) error {
 	if _, err := s.exec(ctx, s.w, "DELETE FROM throttle WHERE throttle_key = ?", key); err != nil {

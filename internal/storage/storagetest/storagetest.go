@@ -933,6 +933,19 @@ func testThrottle(t *testing.T, s storage.Store) {
 	diff(t, "Failures(k) after reset", failures("k", at(window)), result{})
 	diff(t, "Failures(other) after resetting k", failures("other", at(30*time.Second)), result{1, at(20*time.Second + window)})
 	wantErr(t, `ResetFailures("nope")`, s.ResetFailures(ctx, "nope"), nil)
+
+	// RemoveFailure refunds one count, never below zero, and keeps the window.
+	diff(t, "AddFailure(r, t0)", add("r", t0), result{1, at(window)})
+	diff(t, "AddFailure(r, t0+1s)", add("r", at(time.Second)), result{2, at(window)})
+	wantErr(t, `RemoveFailure("r")`, s.RemoveFailure(ctx, "r"), nil)
+	diff(t, "Failures(r) after one refund", failures("r", at(2*time.Second)), result{1, at(window)})
+	wantErr(t, `RemoveFailure("r")`, s.RemoveFailure(ctx, "r"), nil)
+	wantErr(t, `RemoveFailure("r") at zero`, s.RemoveFailure(ctx, "r"), nil)
+	if got := failures("r", at(2*time.Second)); got.Count != 0 {
+		t.Errorf("Failures(r) after refunds past zero = %d, want 0", got.Count)
+	}
+	diff(t, "AddFailure(r) after refunds", add("r", at(3*time.Second)), result{1, at(window)})
+	wantErr(t, `RemoveFailure("nope")`, s.RemoveFailure(ctx, "nope"), nil)
 }
 
 // ---- audit ----------------------------------------------------------------

@@ -1,0 +1,427 @@
+package as
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"html"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// docServer serves client metadata documents over TLS on 127.0.0.1 and
+// counts the requests per path.
+type docServer struct {
+	*httptest.Server
+	pool *x509.CertPool
+
+	mu    sync.Mutex
+	docs  map[string]docResponse
+	hits  map[string]int
+	total atomic.Int64
+}
+
+// docResponse is what a path answers.
+type docResponse struct {
+	status       int
+	body         string
+	cacheControl string
+	location     string
+	delay        time.Duration
+}
+
+func newDocServer(t *testing.T) *docServer {
+	t.Helper()
+	d := &docServer{docs: map[string]docResponse{}, hits: map[string]int{}}
+	d.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.total.Add(1)
+		d.mu.Lock()
+		d.hits[r.URL.Path]++
+		resp, ok := d.docs[r.URL.Path]
+		d.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		time.Sleep(resp.delay)
+		if resp.cacheControl != "" {
+			w.Header().Set("Cache-Control", resp.cacheControl)
+		}
+		if resp.location != "" {
+			w.Header().Set("Location", resp.location)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(max(resp.status, 200))
+		io.WriteString(w, resp.body)
+	}))
+	d.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
+	d.StartTLS()
+	t.Cleanup(d.Close)
+	d.pool = x509.NewCertPool()
+	d.pool.AddCert(d.Certificate())
+	return d
+}
+
+func (d *docServer) set(path string, r docResponse) {
+	d.mu.Lock()
+	d.docs[path] = r
+	d.mu.Unlock()
+}
+
+func (d *docServer) count(path string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hits[path]
+}
+
+// doc returns a metadata document for the URL of path, with extra members.
+func (d *docServer) doc(path string, extra map[string]any) string {
+	m := map[string]any{
+		"client_id":      d.URL + path,
+		"client_name":    "Claude Code",
+		"redirect_uris":  []string{"http://localhost/callback", "http://127.0.0.1/callback"},
+		"grant_types":    []string{"authorization_code", "refresh_token"},
+		"response_types": []string{"code"},
+		"client_uri":     "https://claude.ai",
+	}
+	for k, v := range extra {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// cimdOptions turns CIMD on with the dev allowance for the document
+// server's loopback address and its certificate injected.
+func cimdOptions(d *docServer, mod func(*Registration)) func(*Options) {
+	return func(o *Options) {
+		o.Registration = Registration{CIMD: CIMD{Enabled: true, Fetch: clientreg.FetchOptions{AllowHosts: []string{"127.0.0.1"}, RootCAs: d.pool}}}
+		if mod != nil {
+			mod(&o.Registration)
+		}
+	}
+}
+
+// cimdAuth is an authorization request of a metadata-document client
+// with a loopback redirect on an ephemeral port (what Claude Code sends).
+func cimdAuth(id string) authRequest {
+	return authRequest{clientID: id, redirectURI: "http://localhost:49152/callback", scope: "notes:read", resource: testResource, state: "st-c", verifier: testVerifier}
+}
+
+// redeem exchanges a code of a metadata-document client.
+func (ts *testServer) redeem(t *testing.T, a authRequest, code string) tokenResponse {
+	t.Helper()
+	s, _, body := ts.post(t, "/token", url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "client_id": {a.clientID},
+		"redirect_uri": {a.redirectURI}, "code_verifier": {a.verifier},
+	}, "", "")
+	if s != 200 {
+		t.Fatalf("code exchange = %d %s", s, body)
+	}
+	var tr tokenResponse
+	must(t, json.Unmarshal([]byte(body), &tr))
+	return tr
+}
+
+// TestCIMDFlow: a metadata-document client (Claude Code's shape) goes
+// through /authorize to a code, a token and a refresh, with one fetch; it
+// is stored as an Origin cimd client; the consent page is told its domain.
+func TestCIMDFlow(t *testing.T) {
+	d := newDocServer(t)
+	id := d.URL + "/oauth/claude-code-client-metadata"
+	d.set("/oauth/claude-code-client-metadata", docResponse{body: d.doc("/oauth/claude-code-client-metadata", nil), cacheControl: "max-age=3600"})
+	ts := newTestServer(t, cimdOptions(d, nil))
+
+	_, meta := fetch(t, ts.URL+"/.well-known/oauth-authorization-server")
+	if !strings.Contains(meta, `"client_id_metadata_document_supported": true`) || strings.Contains(meta, "registration_endpoint") {
+		t.Errorf("metadata does not advertise CIMD alone:\n%s", meta)
+	}
+
+	a := cimdAuth(id)
+	b := newBrowser(t)
+	p := b.get(a.url(ts.URL))
+	p = ts.login(t, b, p, testUser, testPassword)
+	if p.status != 200 || !strings.Contains(p.body, `id="consent-form"`) {
+		t.Fatalf("no consent page: %d\n%s", p.status, p.body)
+	}
+	if !strings.Contains(p.body, "Claude Code") {
+		t.Error("the consent page does not name the client")
+	}
+	loc := location(t, ts.consent(t, b, p, "allow"))
+	if loc.Query().Get("state") != "st-c" || !strings.HasPrefix(loc.String(), "http://localhost:49152/callback?") {
+		t.Fatalf("redirect to %s", loc)
+	}
+	tr := ts.redeem(t, a, loc.Query().Get("code"))
+	s, _, body := ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {id}}, "", "")
+	if s != 200 {
+		t.Fatalf("refresh = %d %s", s, body)
+	}
+	if n := d.count("/oauth/claude-code-client-metadata"); n != 1 {
+		t.Errorf("document fetched %d times for authorize, token and refresh; want 1 (cached)", n)
+	}
+
+	c, err := ts.Store.GetClient(t.Context(), id)
+	must(t, err)
+	if c.Origin != storage.OriginCIMD || c.Name != "Claude Code" || c.TokenEndpointAuthMethod != "none" || c.ApplicationType != "native" || c.TokenCount == 0 {
+		t.Errorf("stored client = %+v", c)
+	}
+	pub, uri, warns := ts.consentDetails(c)
+	if pub != "127.0.0.1" || uri != "" || warns != nil {
+		t.Errorf("consentDetails = %q %q %q; want the document's host as publisher, and no client_uri off that host", pub, uri, warns)
+	}
+
+	// max-age 3600 within [5m, 24h]: refetched after an hour.
+	ts.Clock.Advance(59 * time.Minute)
+	if _, err := ts.lookupClient(t.Context(), id); err != nil || d.count("/oauth/claude-code-client-metadata") != 1 {
+		t.Fatalf("lookup within max-age: %v, %d fetches", err, d.count("/oauth/claude-code-client-metadata"))
+	}
+	ts.Clock.Advance(2 * time.Minute)
+	if _, err := ts.lookupClient(t.Context(), id); err != nil || d.count("/oauth/claude-code-client-metadata") != 2 {
+		t.Fatalf("lookup after max-age: %v, %d fetches", err, d.count("/oauth/claude-code-client-metadata"))
+	}
+}
+
+// TestCIMDRefusals: a document that cannot be used stops the request at
+// /authorize with an error page (never a redirect) that says why.
+func TestCIMDRefusals(t *testing.T) {
+	d := newDocServer(t)
+	set := func(path string, r docResponse) string { d.set(path, r); return d.URL + path }
+	docAt := func(path string, extra map[string]any) string {
+		return set(path, docResponse{body: d.doc(path, extra)})
+	}
+	ts := newTestServer(t, cimdOptions(d, func(r *Registration) {
+		r.CIMD.Fetch.Timeout = 300 * time.Millisecond
+	}))
+	tests := []struct {
+		name, id, redirect, want string
+	}{
+		{"client_id mismatch", docAt("/mismatch", map[string]any{"client_id": d.URL + "/other"}), "", "does not equal its URL"},
+		{"shared secret method", docAt("/secret", map[string]any{"token_endpoint_auth_method": "client_secret_basic"}), "", "must not use token_endpoint_auth_method client_secret_basic"},
+		{"client_secret member", docAt("/secret2", map[string]any{"client_secret": "s"}), "", "must not contain client_secret"},
+		{"no client_name", docAt("/noname", map[string]any{"client_name": nil}), "", "no client_name"},
+		{"no redirect_uris", docAt("/noredirect", map[string]any{"redirect_uris": nil}), "", "no redirect_uris"},
+		{"bad redirect uri", docAt("/js", map[string]any{"redirect_uris": []string{"javascript:alert(1)"}}), "javascript:alert(1)", "never allowed"},
+		{"redirect not listed", docAt("/listed", nil), "http://localhost:5555/elsewhere", "is not registered for this client"},
+		{"not json", set("/notjson", docResponse{body: "<html>"}), "", "not valid JSON"},
+		{"404", d.URL + "/missing", "", "status 404; only 200"},
+		{"500", set("/error", docResponse{status: 500, body: "{}"}), "", "status 500"},
+		{"redirect", set("/moved", docResponse{status: 302, location: "https://127.0.0.1:1/internal"}), "", "redirects are not followed"},
+		{"oversized", set("/big", docResponse{body: `{"client_name":"` + strings.Repeat("x", 6000) + `"}`}), "", "larger than 5120 bytes"},
+		{"slow", set("/slow", docResponse{body: "{}", delay: time.Second}), "", "timed out"},
+		{"dot segment", d.URL + "/a/../mismatch", "", `must not contain "." or ".." path segments`},
+		{"user information", strings.Replace(d.URL, "https://", "https://u@", 1) + "/x", "", "must not contain user information"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := cimdAuth(tt.id)
+			if tt.redirect != "" {
+				a.redirectURI = tt.redirect
+			}
+			p := newBrowser(t).get(a.url(ts.URL))
+			body := html.UnescapeString(p.body)
+			if p.status != 400 || p.header.Get("Location") != "" || !strings.Contains(body, tt.want) {
+				t.Fatalf("GET /authorize = %d (Location %q), want 400 with %q:\n%s", p.status, p.header.Get("Location"), tt.want, body)
+			}
+		})
+	}
+	// Nothing was stored for a refused document.
+	cs, err := ts.Store.ListClients(t.Context())
+	must(t, err)
+	for _, c := range cs {
+		if c.Origin == storage.OriginCIMD && c.ID != d.URL+"/listed" {
+			t.Errorf("refused document stored as client %s", c.ID)
+		}
+	}
+}
+
+// TestCIMDSSRF: without the dev allowance, a document URL on a
+// special-use address is refused before any connection, through /authorize
+// and /token alike.
+func TestCIMDSSRF(t *testing.T) {
+	d := newDocServer(t)
+	d.set("/doc", docResponse{body: d.doc("/doc", nil)})
+	ts := newTestServer(t, func(o *Options) {
+		o.Registration = Registration{CIMD: CIMD{Enabled: true, Fetch: clientreg.FetchOptions{RootCAs: d.pool}}}
+	})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(d.URL, "https://"))
+	for _, id := range []string{d.URL + "/doc", "https://localhost:" + port + "/doc", "https://[::ffff:127.0.0.1]:" + port + "/doc", "https://169.254.169.254/latest/meta-data/doc", "https://10.0.0.1/doc"} {
+		p := newBrowser(t).get(cimdAuth(id).url(ts.URL))
+		if body := html.UnescapeString(p.body); p.status != 400 || !strings.Contains(body, "refused to prevent server-side request forgery") {
+			t.Errorf("authorize with %s = %d:\n%s", id, p.status, body)
+		}
+		s, _, body := ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}, "", "")
+		assertOAuthError(t, s, body, 401, "invalid_client")
+	}
+	if n := d.total.Load(); n != 0 {
+		t.Errorf("the internal server got %d requests", n)
+	}
+}
+
+// TestCIMDTrustPolicy: with an allowlist, only listed domains or exact
+// URLs are fetched.
+func TestCIMDTrustPolicy(t *testing.T) {
+	d := newDocServer(t)
+	d.set("/doc", docResponse{body: d.doc("/doc", nil)})
+	d.set("/other", docResponse{body: d.doc("/other", nil)})
+	ts := newTestServer(t, cimdOptions(d, func(r *Registration) {
+		r.CIMD.AllowDomains = []string{"claude.ai"}
+		r.CIMD.AllowURLs = []string{d.URL + "/doc"}
+	}))
+	if _, err := ts.lookupClient(t.Context(), d.URL+"/doc"); err != nil {
+		t.Fatalf("listed URL refused: %v", err)
+	}
+	_, err := ts.lookupClient(t.Context(), d.URL+"/other")
+	if err == nil || !strings.Contains(err.Error(), "does not accept client metadata documents from 127.0.0.1") {
+		t.Fatalf("unlisted URL: %v", err)
+	}
+	if n := d.count("/other"); n != 0 {
+		t.Errorf("an untrusted document was fetched %d times", n)
+	}
+}
+
+// TestCIMDCaching: concurrent requests fetch once; failures are not
+// cached; Cache-Control is clamped to the configured bounds.
+func TestCIMDCaching(t *testing.T) {
+	d := newDocServer(t)
+	ts := newTestServer(t, cimdOptions(d, func(r *Registration) { r.CIMD.MinTTL, r.CIMD.MaxTTL = 5*time.Minute, time.Hour }))
+	ctx := t.Context()
+
+	d.set("/burst", docResponse{body: d.doc("/burst", nil), delay: 100 * time.Millisecond})
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			if _, err := ts.lookupClient(ctx, d.URL+"/burst"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := d.count("/burst"); n != 1 {
+		t.Errorf("30 concurrent lookups fetched %d times, want 1", n)
+	}
+
+	d.set("/flaky", docResponse{status: 503, body: "{}"})
+	if _, err := ts.lookupClient(ctx, d.URL+"/flaky"); err == nil {
+		t.Fatal("a 503 document was accepted")
+	}
+	d.set("/flaky", docResponse{body: d.doc("/flaky", nil)})
+	if _, err := ts.lookupClient(ctx, d.URL+"/flaky"); err != nil {
+		t.Fatalf("the failure was cached: %v", err)
+	}
+
+	for _, tt := range []struct {
+		path, cc string
+		fresh    time.Duration // still cached after this long
+	}{
+		{"/short", "max-age=10", 4 * time.Minute},    // raised to min_ttl
+		{"/long", "max-age=86400", 59 * time.Minute}, // lowered to max_ttl
+		{"/nostore", "no-store", 4 * time.Minute},    // min_ttl
+		{"/none", "", 4 * time.Minute},               // min_ttl
+	} {
+		d.set(tt.path, docResponse{body: d.doc(tt.path, nil), cacheControl: tt.cc})
+		start := ts.Clock.Now()
+		if _, err := ts.lookupClient(ctx, d.URL+tt.path); err != nil {
+			t.Fatal(err)
+		}
+		ts.Clock.Advance(tt.fresh)
+		ts.lookupClient(ctx, d.URL+tt.path)
+		if n := d.count(tt.path); n != 1 {
+			t.Errorf("%s (%q): %d fetches within %s, want 1", tt.path, tt.cc, n, tt.fresh)
+		}
+		ts.Clock.Advance(time.Hour + time.Minute - ts.Clock.Now().Sub(start))
+		ts.lookupClient(ctx, d.URL+tt.path)
+		if n := d.count(tt.path); n != 2 {
+			t.Errorf("%s (%q): %d fetches after the bound, want 2", tt.path, tt.cc, n)
+		}
+	}
+}
+
+// TestCIMDDocumentChanges: a cosmetic change updates the stored client;
+// a changed redirect URI re-creates it, revoking its tokens.
+func TestCIMDDocumentChanges(t *testing.T) {
+	d := newDocServer(t)
+	const path = "/client.json"
+	id := d.URL + path
+	d.set(path, docResponse{body: d.doc(path, nil)})
+	ts := newTestServer(t, cimdOptions(d, nil))
+	a := cimdAuth(id)
+	tr := ts.redeem(t, a, ts.code(t, a))
+	refresh := func() int {
+		s, _, b := ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {id}}, "", "")
+		if s == 200 {
+			must(t, json.Unmarshal([]byte(b), &tr))
+		}
+		return s
+	}
+
+	d.set(path, docResponse{body: d.doc(path, map[string]any{"client_name": "Claude Code 2"})})
+	ts.Clock.Advance(6 * time.Minute)
+	if s := refresh(); s != 200 {
+		t.Fatalf("refresh after a cosmetic change = %d", s)
+	}
+	c, err := ts.Store.GetClient(t.Context(), id)
+	must(t, err)
+	if c.Name != "Claude Code 2" || c.TokenCount < 2 {
+		t.Errorf("after a cosmetic change: %+v", c)
+	}
+
+	d.set(path, docResponse{body: d.doc(path, map[string]any{"redirect_uris": []string{"http://127.0.0.1/other"}})})
+	ts.Clock.Advance(6 * time.Minute)
+	if s := refresh(); s != 400 {
+		t.Fatalf("refresh after a redirect change = %d, want 400 (tokens revoked)", s)
+	}
+	events, err := ts.Store.QueryAudit(t.Context(), storage.AuditQuery{Type: "client.cimd_changed"})
+	must(t, err)
+	if len(events) != 1 {
+		t.Errorf("%d client.cimd_changed events, want 1", len(events))
+	}
+}
+
+// TestCIMDPreregisteredAndDisabled: an operator's client with a URL id is
+// used as is; with CIMD off a URL id is just an unknown client; unused
+// document clients are reaped like registered ones.
+func TestCIMDPreregisteredAndDisabled(t *testing.T) {
+	d := newDocServer(t)
+	ts := newTestServer(t, cimdOptions(d, nil))
+	ctx := t.Context()
+	static := d.URL + "/pinned"
+	now := ts.Clock.Now()
+	must(t, ts.Store.CreateClient(ctx, storage.Client{ID: static, Name: "Pinned", RedirectURIs: []string{"http://localhost/callback"}, GrantTypes: []string{"authorization_code"},
+		ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none", ApplicationType: "native", Origin: storage.OriginStatic, Metadata: "{}", CreatedAt: now, UpdatedAt: now}))
+	if c, err := ts.lookupClient(ctx, static); err != nil || c.Name != "Pinned" || d.total.Load() != 0 {
+		t.Fatalf("pre-registered URL client: %+v, %v, %d fetches", c, err, d.total.Load())
+	}
+
+	d.set("/unused", docResponse{body: d.doc("/unused", nil)})
+	if _, err := ts.lookupClient(ctx, d.URL+"/unused"); err != nil {
+		t.Fatal(err)
+	}
+	ts.Clock.Advance(25 * time.Hour)
+	if n, err := ts.Reap(ctx, ts.Clock.Now()); err != nil || n != 1 {
+		t.Fatalf("Reap = %d, %v; want the unused document client", n, err)
+	}
+	if _, err := ts.lookupClient(ctx, d.URL+"/unused"); err != nil {
+		t.Fatalf("a reaped document client does not come back: %v", err)
+	}
+
+	off := newTestServer(t, nil)
+	p := newBrowser(t).get(cimdAuth(d.URL + "/unused").url(off.URL))
+	if p.status != 400 || !strings.Contains(html.UnescapeString(p.body), "is not registered with this authorization server") {
+		t.Errorf("CIMD off: %d\n%s", p.status, p.body)
+	}
+}

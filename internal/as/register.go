@@ -1,0 +1,917 @@
+package as
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+)
+
+// pathRegister is the RFC 7591 registration endpoint; a client's RFC 7592
+// configuration endpoint (registration_client_uri) is pathRegister/<id>.
+const pathRegister = "/register"
+
+// RegistrationMode says who may use the registration endpoint.
+type RegistrationMode string
+
+// Registration modes.
+const (
+	// RegistrationClosed (also the zero value "") refuses every
+	// registration with 403 and leaves registration_endpoint out of the
+	// metadata. Clients registered before keep working, and RFC 7592
+	// management of them still works.
+	RegistrationClosed RegistrationMode = "closed"
+	// RegistrationOpen lets anyone register (the MCP default), within the
+	// per-IP rate limit and the cap on dynamic clients.
+	RegistrationOpen RegistrationMode = "open"
+	// RegistrationToken requires an initial access token (RFC 7591 §3)
+	// created with `gatehouse client token create`, sent as a Bearer token.
+	RegistrationToken RegistrationMode = "token"
+)
+
+// Registration configures dynamic client registration (RFC 7591 and
+// RFC 7592) and client ID metadata documents. The zero value disables
+// both; zero numbers and durations take the documented defaults.
+type Registration struct {
+	// Mode is closed (zero), open or token.
+	Mode RegistrationMode
+	// RateLimit is how many registration requests one client IP may make
+	// per RateWindow; default 60, negative means unlimited.
+	RateLimit int
+	// RateWindow is the rate-limit window; default 1 hour.
+	RateWindow time.Duration
+	// MaxClients caps the number of dynamic clients (registered and
+	// metadata-document clients together); default 10000, negative means
+	// no cap. At the cap, registration answers 503 until reaping frees room.
+	MaxClients int
+	// AllowedScopes are the scopes a dynamic client may register for; a
+	// registration asking for others is refused, and one asking for none
+	// gets these. Empty means any scope of any resource.
+	AllowedScopes []string
+	// UnusedTTL is how long a dynamic client that never obtained a token
+	// is kept after its (last) registration; default 24 hours, negative
+	// means forever.
+	UnusedTTL time.Duration
+	// IdleTTL is how long a dynamic client is kept after it last obtained
+	// a token; default 90 days, negative means forever. Keep it above the
+	// refresh-token lifetime, or reaping ends sessions that are still valid.
+	IdleTTL time.Duration
+	// Redirect is the redirect URI policy for dynamic clients and
+	// metadata documents.
+	Redirect clientreg.RedirectPolicy
+	// CIMD configures client ID metadata documents.
+	CIMD CIMD
+}
+
+// CIMD configures client ID metadata documents
+// (draft-ietf-oauth-client-id-metadata-document): a client_id that is an
+// https URL with a path names a JSON document the server fetches.
+type CIMD struct {
+	// Enabled turns CIMD on and advertises
+	// client_id_metadata_document_supported. Default false.
+	Enabled bool
+	// AllowDomains and AllowURLs are the trust policy: when both are
+	// empty any document URL is accepted (open); otherwise only URLs on
+	// one of AllowDomains (or their subdomains) or listed exactly in
+	// AllowURLs.
+	AllowDomains []string
+	AllowURLs    []string
+	// MinTTL and MaxTTL bound how long a document is cached, whatever its
+	// Cache-Control max-age says; defaults 5 minutes and 24 hours. A
+	// document without max-age (or with no-store/no-cache) is cached for
+	// MinTTL. Failures are never cached.
+	MinTTL time.Duration
+	MaxTTL time.Duration
+	// Fetch configures the SSRF-safe fetcher (timeouts, body cap; tests
+	// inject RootCAs, AllowHosts and a resolver).
+	Fetch clientreg.FetchOptions
+}
+
+// Defaults of Registration.
+const (
+	defaultRegRateLimit  = 60
+	defaultRegRateWindow = time.Hour
+	defaultMaxClients    = 10000
+	defaultUnusedTTL     = 24 * time.Hour
+	defaultIdleTTL       = 90 * 24 * time.Hour
+	defaultCIMDMinTTL    = 5 * time.Minute
+	defaultCIMDMaxTTL    = 24 * time.Hour
+)
+
+// dedupSlots is how many deterministic client ids one metadata
+// fingerprint may occupy before registration falls back to random ids.
+const dedupSlots = 8
+
+// registry is the server's registration state: the CIMD fetcher and its
+// document cache.
+type registry struct {
+	fetcher *clientreg.Fetcher
+	cache   *clientreg.Cache[storage.Client]
+}
+
+// newRegistry applies the defaults to r and builds the fetcher.
+func newRegistry(r *Registration) (*registry, error) {
+	switch r.Mode {
+	case "":
+		r.Mode = RegistrationClosed
+	case RegistrationClosed, RegistrationOpen, RegistrationToken:
+	default:
+		return nil, fmt.Errorf("as: registration mode %q must be open, token or closed", r.Mode)
+	}
+	if r.RateLimit == 0 {
+		r.RateLimit = defaultRegRateLimit
+	}
+	if r.RateWindow <= 0 {
+		r.RateWindow = defaultRegRateWindow
+	}
+	if r.MaxClients == 0 {
+		r.MaxClients = defaultMaxClients
+	}
+	if r.UnusedTTL == 0 {
+		r.UnusedTTL = defaultUnusedTTL
+	}
+	if r.IdleTTL == 0 {
+		r.IdleTTL = defaultIdleTTL
+	}
+	if r.CIMD.MinTTL <= 0 {
+		r.CIMD.MinTTL = defaultCIMDMinTTL
+	}
+	if r.CIMD.MaxTTL <= 0 {
+		r.CIMD.MaxTTL = defaultCIMDMaxTTL
+	}
+	if r.CIMD.MaxTTL < r.CIMD.MinTTL {
+		r.CIMD.MaxTTL = r.CIMD.MinTTL
+	}
+	return &registry{
+		fetcher: clientreg.NewFetcher(r.CIMD.Fetch),
+		cache:   clientreg.NewCache[storage.Client](0),
+	}, nil
+}
+
+// registrationEndpoint is the metadata's registration_endpoint: empty
+// (left out) when registration is closed (AS-6: advertise only if offered).
+func (s *Server) registrationEndpoint() string {
+	if m := s.opts.Registration.Mode; m == RegistrationOpen || m == RegistrationToken {
+		return s.endpoint(pathRegister)
+	}
+	return ""
+}
+
+// handleRegister is the registration endpoint (RFC 7591 §3). A request
+// identical to an earlier registration whose client never obtained a
+// token gets that client back instead of a new one (see registerClient).
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return oauth.New(oauth.InvalidRequest, "the registration endpoint accepts only POST").WithStatus(http.StatusMethodNotAllowed).WithHeader("Allow", "POST")
+	}
+	ctx := r.Context()
+	reg := &s.opts.Registration
+	var iat string
+	switch reg.Mode {
+	case RegistrationOpen:
+	case RegistrationToken:
+		iat = bearerToken(r)
+		if err := clientreg.UseInitialAccessToken(ctx, s.opts.Store, iat, s.now(), false); err != nil {
+			return s.iatError(err)
+		}
+	default:
+		desc := "dynamic client registration is disabled on this server; ask its operator for a client_id"
+		if reg.CIMD.Enabled {
+			desc += ", or use a client ID metadata document URL as client_id"
+		}
+		return oauth.New(oauth.AccessDenied, "%s", desc).WithStatus(http.StatusForbidden)
+	}
+	if err := s.checkRegistrationRate(ctx, r); err != nil {
+		return err
+	}
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	md, err := clientreg.Parse(body, clientreg.Options{Kind: clientreg.Register, Redirect: reg.Redirect})
+	if err != nil {
+		return registrationError(err)
+	}
+	if err := s.applyScopePolicy(ctx, md, true); err != nil {
+		return err
+	}
+	if iat != "" {
+		// A single-use token is consumed only by a request that passed
+		// validation, so a client can fix its metadata and retry.
+		if err := clientreg.UseInitialAccessToken(ctx, s.opts.Store, iat, s.now(), true); err != nil {
+			return s.iatError(err)
+		}
+	}
+	info, c, existing, err := s.registerClient(ctx, md)
+	if err != nil {
+		return err
+	}
+	detail := "new"
+	if existing {
+		detail = "existing unused registration returned"
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "client.registered", ClientID: c.ID, Outcome: "success", Detail: detail})
+	writeRegistration(w, http.StatusCreated, info)
+	return nil
+}
+
+// registerClient stores md as a new dynamic client, or returns an
+// identical unused one (existing true). De-duplication: the client id is
+// derived from the canonical metadata (every field, unknown ones
+// included, after defaults), so identical registrations meet at the same
+// row and the database's unique key makes concurrent ones agree. When
+// that row's client has obtained a token it is left alone and the next
+// derived id is tried, up to dedupSlots, then a random id.
+//
+// Returning an existing client rotates its registration access token and,
+// for a confidential client, replaces its secret: only the latest
+// registration response holds working credentials. The earlier registrant
+// never used them (the client never obtained a token), which is what
+// makes this safe.
+func (s *Server) registerClient(ctx context.Context, md *clientreg.Metadata) (info map[string]any, c storage.Client, existing bool, err error) {
+	canon := md.JSON()
+	for k := range dedupSlots {
+		info, c, existing, ok, err := s.tryRegisterSlot(ctx, s.slotID(canon, k), md, canon)
+		if err != nil || ok {
+			return info, c, existing, err
+		}
+	}
+	id, err := s.newID()
+	if err != nil {
+		return nil, storage.Client{}, false, oauth.Internal(err)
+	}
+	info, c, existing, ok, err := s.tryRegisterSlot(ctx, "dcr_"+id, md, canon)
+	if err == nil && !ok {
+		err = oauth.Internal(errors.New("random client id collided"))
+	}
+	return info, c, existing, err
+}
+
+// errSlotTaken means a derived client id holds a client that cannot be
+// reused (it obtained a token, or its metadata was changed).
+var errSlotTaken = errors.New("registration slot taken")
+
+// tryRegisterSlot creates the client at id or reuses the unused identical
+// one there. ok is false when the slot is taken by another client.
+func (s *Server) tryRegisterSlot(ctx context.Context, id string, md *clientreg.Metadata, canon string) (info map[string]any, c storage.Client, existing, ok bool, err error) {
+	for range 3 {
+		cur, err := s.opts.Store.GetClient(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			if err := s.checkClientCap(ctx); err != nil {
+				return nil, storage.Client{}, false, false, err
+			}
+			c, rat, secret, err := s.newDynamicClient(id, md, canon)
+			if err != nil {
+				return nil, storage.Client{}, false, false, err
+			}
+			err = s.opts.Store.CreateClient(ctx, c)
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				continue // a concurrent identical registration won: reuse it
+			}
+			if err != nil {
+				return nil, storage.Client{}, false, false, oauth.Internal(err)
+			}
+			return s.clientInfo(c, rat, secret), c, false, true, nil
+		}
+		if err != nil {
+			return nil, storage.Client{}, false, false, oauth.Internal(err)
+		}
+		if !reusable(cur, canon) {
+			return nil, storage.Client{}, false, false, nil
+		}
+		rat, err := s.newSecret()
+		if err != nil {
+			return nil, storage.Client{}, false, false, oauth.Internal(err)
+		}
+		var secret string
+		if md.Confidential() {
+			if secret, err = s.newSecret(); err != nil {
+				return nil, storage.Client{}, false, false, oauth.Internal(err)
+			}
+		}
+		now := s.now()
+		updated, err := s.opts.Store.UpdateClient(ctx, id, func(old storage.Client) (storage.Client, error) {
+			if !reusable(old, canon) {
+				return old, errSlotTaken
+			}
+			old.RegistrationTokenHash = token.Hash(rat)
+			if secret != "" {
+				old.SecretHash = token.Hash(secret)
+			}
+			old.UpdatedAt = now
+			return old, nil
+		})
+		switch {
+		case errors.Is(err, errSlotTaken):
+			return nil, storage.Client{}, false, false, nil
+		case errors.Is(err, storage.ErrNotFound):
+			continue // reaped meanwhile
+		case err != nil:
+			return nil, storage.Client{}, false, false, oauth.Internal(err)
+		}
+		return s.clientInfo(updated, rat, secret), updated, true, true, nil
+	}
+	return nil, storage.Client{}, false, false, oauth.New(oauth.TemporarilyUnavailable, "the registration conflicted with concurrent ones; try again").WithStatus(http.StatusServiceUnavailable)
+}
+
+// reusable reports whether c is a dynamic client with exactly the
+// metadata canon that never obtained a token.
+func reusable(c storage.Client, canon string) bool {
+	return c.Origin == storage.OriginDCR && c.Metadata == canon && c.LastUsedAt.IsZero() && c.TokenCount == 0
+}
+
+// slotID derives the k-th client id for canonical metadata. The prefix
+// keeps registered ids apart from static ones and never starts with
+// https:// (CIMD -01: an AS issuing its own ids must not).
+func (s *Server) slotID(canon string, k int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "gatehouse/dcr/v1\x00%s\x00%d\x00", s.opts.Issuer, k)
+	io.WriteString(h, canon)
+	return "dcr_" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// newDynamicClient builds a registered client with fresh credentials.
+func (s *Server) newDynamicClient(id string, md *clientreg.Metadata, canon string) (c storage.Client, rat, secret string, err error) {
+	if rat, err = s.newSecret(); err != nil {
+		return c, "", "", oauth.Internal(err)
+	}
+	if md.Confidential() {
+		if secret, err = s.newSecret(); err != nil {
+			return c, "", "", oauth.Internal(err)
+		}
+	}
+	now := s.now()
+	c = clientFromMetadata(id, md, storage.OriginDCR)
+	c.Metadata = canon
+	c.RegistrationTokenHash = token.Hash(rat)
+	if secret != "" {
+		c.SecretHash = token.Hash(secret)
+	}
+	c.CreatedAt, c.UpdatedAt = now, now
+	return c, rat, secret, nil
+}
+
+// clientFromMetadata maps validated metadata onto a storage.Client
+// (without timestamps and credentials).
+func clientFromMetadata(id string, md *clientreg.Metadata, origin storage.ClientOrigin) storage.Client {
+	var scopes []string
+	for _, sc := range md.Scope {
+		if sc != scopeOfflineAccess {
+			scopes = append(scopes, sc)
+		}
+	}
+	return storage.Client{
+		ID:                      id,
+		Name:                    md.ClientName,
+		RedirectURIs:            md.RedirectURIs,
+		GrantTypes:              md.GrantTypes,
+		ResponseTypes:           md.ResponseTypes,
+		TokenEndpointAuthMethod: md.TokenEndpointAuthMethod,
+		Scopes:                  scopes,
+		ApplicationType:         md.ApplicationType,
+		JWKS:                    md.JWKS,
+		JWKSURI:                 md.JWKSURI,
+		Origin:                  origin,
+		Metadata:                md.JSON(),
+	}
+}
+
+// applyScopePolicy narrows md's scope to what dynamic clients may have.
+// Scope values no registered resource defines (openid, profile, ...) are
+// dropped rather than refused: clients copy them from elsewhere, and
+// keeping them would only turn the client's allowlist into nothing
+// usable. With AllowedScopes configured, any other requested scope is
+// refused (strict, for registration requests) or dropped (for metadata
+// documents, which are written for many servers), and a client asking for
+// none gets AllowedScopes. The response echoes the result.
+func (s *Server) applyScopePolicy(ctx context.Context, md *clientreg.Metadata, strict bool) error {
+	known, err := s.allScopes(ctx)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	allowed := s.opts.Registration.AllowedScopes
+	var kept []string
+	for _, sc := range md.Scope {
+		if !slices.Contains(known, sc) {
+			continue
+		}
+		if len(allowed) > 0 && sc != scopeOfflineAccess && !slices.Contains(allowed, sc) {
+			if strict {
+				return oauth.New(oauth.InvalidClientMetadata, "the scope %q is not available to dynamically registered clients; available: %s", truncate(sc, 80), strings.Join(allowed, " "))
+			}
+			continue
+		}
+		kept = append(kept, sc)
+	}
+	if len(allowed) > 0 && !slices.ContainsFunc(kept, func(sc string) bool { return sc != scopeOfflineAccess }) {
+		kept = append(slices.Clone(allowed), kept...)
+	}
+	md.SetScope(kept)
+	return nil
+}
+
+// clientInfo is the client information response (RFC 7591 §3.2.1,
+// RFC 7592 §3): the stored metadata, unknown members included, plus what
+// the server issued. rat and secret are included when not empty.
+func (s *Server) clientInfo(c storage.Client, rat, secret string) map[string]any {
+	m := clientreg.DecodeFields(c.Metadata)
+	m["client_id"] = c.ID
+	m["client_id_issued_at"] = c.CreatedAt.Unix()
+	m["registration_client_uri"] = s.endpoint(pathRegister + "/" + url.PathEscape(c.ID))
+	if rat != "" {
+		m["registration_access_token"] = rat
+	}
+	if secret != "" {
+		m["client_secret"] = secret
+		var exp int64
+		if !c.SecretExpiresAt.IsZero() {
+			exp = c.SecretExpiresAt.Unix()
+		}
+		m["client_secret_expires_at"] = exp
+	}
+	return m
+}
+
+// writeRegistration writes a client information response; credentials
+// inside mean it must never be cached.
+func writeRegistration(w http.ResponseWriter, status int, info map[string]any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(info)
+}
+
+// readJSONBody reads a registration or update body: application/json, at
+// most clientreg.MaxRegistrationBytes.
+func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, oauth.New(oauth.InvalidClientMetadata, "the request body must be application/json").WithStatus(http.StatusUnsupportedMediaType)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, clientreg.MaxRegistrationBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, oauth.New(oauth.InvalidClientMetadata, "the request body is larger than %d bytes", clientreg.MaxRegistrationBytes).WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return nil, oauth.New(oauth.InvalidClientMetadata, "the request body could not be read")
+	}
+	return body, nil
+}
+
+// registrationError turns a clientreg error into an OAuth error.
+func registrationError(err error) error {
+	var ce *clientreg.Error
+	if errors.As(err, &ce) {
+		return oauth.New(oauth.Code(ce.Code), "%s", ce.Description)
+	}
+	return oauth.Internal(err)
+}
+
+// bearerToken returns the Bearer token of the Authorization header, or "".
+func bearerToken(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// invalidToken is the 401 for a missing or wrong Bearer token (RFC 6750 §3.1).
+func invalidToken(desc string) *oauth.Error {
+	return oauth.New(oauth.InvalidToken, "%s", desc).WithStatus(http.StatusUnauthorized).
+		WithHeader("WWW-Authenticate", `Bearer error="invalid_token"`)
+}
+
+func (s *Server) iatError(err error) error {
+	if errors.Is(err, clientreg.ErrInvalidInitialAccessToken) {
+		return invalidToken("registration requires a valid initial access token from the operator (gatehouse client token create), sent as Authorization: Bearer; " + err.Error())
+	}
+	return oauth.Internal(err)
+}
+
+// checkRegistrationRate counts the request against the client IP's
+// budget and refuses it beyond RateLimit per RateWindow.
+func (s *Server) checkRegistrationRate(ctx context.Context, r *http.Request) error {
+	reg := &s.opts.Registration
+	if reg.RateLimit < 0 {
+		return nil
+	}
+	now := s.now()
+	n, reset, err := s.opts.Store.AddFailure(ctx, "register:ip:"+s.clientIP(r), now, reg.RateWindow)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	if n > reg.RateLimit {
+		retry := int(reset.Sub(now).Seconds()) + 1
+		return oauth.New(oauth.TemporarilyUnavailable, "too many registrations from this address; retry after %d seconds", retry).
+			WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
+	}
+	return nil
+}
+
+// checkClientCap refuses a new dynamic client at MaxClients. It counts by
+// listing clients: registration is rare and rate-limited, and the storage
+// interface has no count.
+func (s *Server) checkClientCap(ctx context.Context) error {
+	limit := s.opts.Registration.MaxClients
+	if limit < 0 {
+		return nil
+	}
+	cs, err := s.opts.Store.ListClients(ctx)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	n := 0
+	for _, c := range cs {
+		if c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD {
+			n++
+		}
+	}
+	if n >= limit {
+		return oauth.New(oauth.TemporarilyUnavailable, "this server has reached its limit of %d dynamically registered clients; try again later or ask its operator", limit).
+			WithStatus(http.StatusServiceUnavailable)
+	}
+	return nil
+}
+
+// handleClientConfig is a client configuration endpoint (RFC 7592 §2):
+// GET reads, PUT replaces and DELETE removes the registration, each
+// authenticated by the registration access token as a Bearer token.
+func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodPut, http.MethodDelete:
+	default:
+		return oauth.New(oauth.InvalidRequest, "the client configuration endpoint accepts GET, PUT and DELETE").WithStatus(http.StatusMethodNotAllowed).WithHeader("Allow", "GET, PUT, DELETE")
+	}
+	ctx := r.Context()
+	id := strings.TrimPrefix(r.URL.Path, s.base+pathRegister+"/")
+	rat := bearerToken(r)
+	if rat == "" {
+		return invalidToken("the registration access token is missing: send it as Authorization: Bearer")
+	}
+	c, err := s.opts.Store.GetClient(ctx, id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return oauth.Internal(err)
+	}
+	// Unknown client, a client without a registration access token and a
+	// wrong token look the same (RFC 7592 §2: 401 for all).
+	if err != nil || c.Origin != storage.OriginDCR || c.RegistrationTokenHash == "" || !token.Equal(token.Hash(rat), c.RegistrationTokenHash) {
+		return invalidToken("the registration access token is not valid for this client")
+	}
+	switch r.Method {
+	case http.MethodGet:
+		// The presented token is echoed: RFC 7592 §3 requires it in the
+		// response, and only its hash is stored.
+		writeRegistration(w, http.StatusOK, s.clientInfo(c, rat, ""))
+		return nil
+	case http.MethodDelete:
+		if err := s.opts.Store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return oauth.Internal(err)
+		}
+		s.audit(ctx, r, storage.AuditEvent{Type: "client.deleted", ClientID: c.ID, Outcome: "success", Detail: "RFC 7592 delete"})
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return s.updateRegistration(w, r, c, rat)
+}
+
+// updateRegistration handles an RFC 7592 §2.2 update: the body replaces
+// the metadata (omitted fields are dropped, defaults reapplied). The
+// secret is kept while the client stays confidential; a client becoming
+// confidential gets one, returned once. A change to redirect URIs, grant
+// types, authentication method, keys or scope deletes and re-creates the
+// client under the same id, which revokes its tokens, codes and consents:
+// a remembered consent must not carry over to a new redirect URI.
+func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c storage.Client, rat string) error {
+	ctx := r.Context()
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	md, err := clientreg.Parse(body, clientreg.Options{Kind: clientreg.Update, ClientID: c.ID, Redirect: s.opts.Registration.Redirect})
+	if err != nil {
+		return registrationError(err)
+	}
+	if md.ClientSecret != "" && (c.SecretHash == "" || !token.Equal(token.Hash(md.ClientSecret), c.SecretHash)) {
+		return oauth.New(oauth.InvalidClientMetadata, "client_secret does not match the client's current secret; a client cannot choose its secret (RFC 7592 §2.2)")
+	}
+	if err := s.applyScopePolicy(ctx, md, true); err != nil {
+		return err
+	}
+	next := clientFromMetadata(c.ID, md, storage.OriginDCR)
+	next.RegistrationTokenHash = c.RegistrationTokenHash
+	next.CreatedAt, next.UpdatedAt = c.CreatedAt, s.now()
+	next.LastUsedAt, next.TokenCount = c.LastUsedAt, c.TokenCount
+	var secret string
+	if md.Confidential() {
+		if c.SecretHash != "" {
+			next.SecretHash, next.SecretExpiresAt = c.SecretHash, c.SecretExpiresAt
+		} else {
+			if secret, err = s.newSecret(); err != nil {
+				return oauth.Internal(err)
+			}
+			next.SecretHash = token.Hash(secret)
+		}
+	}
+	detail := "metadata updated"
+	if securityChanged(c, next) {
+		if err := s.opts.Store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return oauth.Internal(err)
+		}
+		next.LastUsedAt, next.TokenCount = time.Time{}, 0
+		if err := s.opts.Store.CreateClient(ctx, next); err != nil {
+			return oauth.Internal(err)
+		}
+		detail = "security-relevant change: tokens, codes and consents revoked"
+	} else {
+		next, err = s.opts.Store.UpdateClient(ctx, c.ID, func(old storage.Client) (storage.Client, error) {
+			next.LastUsedAt, next.TokenCount = old.LastUsedAt, old.TokenCount
+			return next, nil
+		})
+		if err != nil {
+			return oauth.Internal(err)
+		}
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "client.updated", ClientID: c.ID, Outcome: "success", Detail: detail})
+	writeRegistration(w, http.StatusOK, s.clientInfo(next, rat, secret))
+	return nil
+}
+
+// securityChanged reports whether b differs from a in anything that
+// decides where codes go or who can redeem them.
+func securityChanged(a, b storage.Client) bool {
+	return !slices.Equal(a.RedirectURIs, b.RedirectURIs) || !slices.Equal(a.GrantTypes, b.GrantTypes) ||
+		a.TokenEndpointAuthMethod != b.TokenEndpointAuthMethod || a.JWKS != b.JWKS || a.JWKSURI != b.JWKSURI ||
+		!slices.Equal(a.Scopes, b.Scopes) || (a.SecretHash == "") != (b.SecretHash == "")
+}
+
+// regCORS opens the client configuration endpoint to browser clients
+// (MCP Inspector registers from a page); like cors, but its preflight
+// allows PUT and DELETE.
+func regCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("X-Content-Type-Options", "nosniff")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, PUT, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Reap deletes dynamic clients (registered and metadata-document ones)
+// that never obtained a token within UnusedTTL of their last
+// registration, or whose last token is older than IdleTTL. It deletes
+// through DeleteClient, which removes their codes, grants, refresh tokens
+// and consents, so nothing they held keeps working. A client that
+// obtained a token within IdleTTL is never reaped. The server's GC loop
+// calls it; it returns how many clients it deleted.
+func (s *Server) Reap(ctx context.Context, now time.Time) (int, error) {
+	cs, err := s.opts.Store.ListClients(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reap clients: %w", err)
+	}
+	n := 0
+	for _, c := range cs {
+		why := s.reapReason(c, now)
+		if why == "" {
+			continue
+		}
+		if err := s.opts.Store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, fmt.Errorf("reap client %s: %w", c.ID, err)
+		}
+		s.reg.cache.Forget(c.ID)
+		s.audit(ctx, nil, storage.AuditEvent{Type: "client.reaped", ClientID: c.ID, Outcome: "success", Detail: why})
+		n++
+	}
+	return n, nil
+}
+
+// reapReason says why c should be reaped at now, or "" to keep it.
+func (s *Server) reapReason(c storage.Client, now time.Time) string {
+	if c.Origin != storage.OriginDCR && c.Origin != storage.OriginCIMD {
+		return ""
+	}
+	reg := &s.opts.Registration
+	if c.LastUsedAt.IsZero() && c.TokenCount == 0 {
+		since := c.CreatedAt
+		if c.UpdatedAt.After(since) {
+			since = c.UpdatedAt
+		}
+		if reg.UnusedTTL > 0 && !now.Before(since.Add(reg.UnusedTTL)) {
+			return "never obtained a token within " + reg.UnusedTTL.String()
+		}
+		return ""
+	}
+	if reg.IdleTTL > 0 && !now.Before(c.LastUsedAt.Add(reg.IdleTTL)) {
+		return "no token for " + reg.IdleTTL.String()
+	}
+	return ""
+}
+
+// lookupClient finds the client a request names. A client_id that is a
+// metadata-document URL (CIMD enabled) resolves through the document,
+// unless the operator registered a client with that id. It returns
+// storage.ErrNotFound for an unknown ordinary id, and *oauth.Error
+// (invalid_client, 401) when a document cannot be used.
+func (s *Server) lookupClient(ctx context.Context, id string) (storage.Client, error) {
+	if !s.opts.Registration.CIMD.Enabled || !clientreg.IsClientIDURL(id) {
+		return s.opts.Store.GetClient(ctx, id)
+	}
+	c, err := s.opts.Store.GetClient(ctx, id)
+	if err == nil && c.Origin != storage.OriginCIMD {
+		return c, nil // pre-registered by the operator (CIMD -01 §8)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, err
+	}
+	return s.resolveCIMD(ctx, id)
+}
+
+// cimdError is the error for a metadata document that cannot be used.
+func cimdError(format string, args ...any) *oauth.Error {
+	return oauth.New(oauth.InvalidClient, format, args...).WithStatus(http.StatusUnauthorized)
+}
+
+// resolveCIMD returns the client of a metadata-document URL: from the
+// cache while fresh, else fetched and validated (one fetch for all
+// concurrent requests), and kept in storage as an Origin cimd client so
+// codes, tokens, consents and `gatehouse client list` work as for any
+// client. The stored row follows the document: cosmetic changes update
+// it, a change to redirect URIs, grant types, authentication or keys
+// re-creates it, revoking its tokens and consents (CIMD §4.2 item 7).
+func (s *Server) resolveCIMD(ctx context.Context, id string) (storage.Client, error) {
+	if err := clientreg.CheckClientIDURL(id); err != nil {
+		return storage.Client{}, cimdError("the client_id %q is not a valid client metadata document URL: %s", truncate(id, 200), err.Error())
+	}
+	if !s.cimdTrusted(id) {
+		return storage.Client{}, cimdError("this server does not accept client metadata documents from %s", clientreg.DocumentHost(id))
+	}
+	want, err := s.reg.cache.Do(ctx, id, s.now, func(ctx context.Context) (storage.Client, time.Duration, error) {
+		return s.fetchCIMD(ctx, id)
+	})
+	if err != nil {
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			return storage.Client{}, oe
+		}
+		return storage.Client{}, cimdError("the client metadata document could not be used: %s", err.Error())
+	}
+	return s.syncCIMDClient(ctx, want)
+}
+
+// fetchCIMD fetches and validates a document (and its jwks_uri) and
+// returns the client it describes with its cache lifetime.
+func (s *Server) fetchCIMD(ctx context.Context, id string) (storage.Client, time.Duration, error) {
+	cfg := &s.opts.Registration.CIMD
+	res, err := s.reg.fetcher.Fetch(ctx, id)
+	if err != nil {
+		return storage.Client{}, 0, err
+	}
+	md, err := clientreg.Parse(res.Body, clientreg.Options{Kind: clientreg.Document, ClientID: id, Redirect: s.opts.Registration.Redirect})
+	if err != nil {
+		var ce *clientreg.Error
+		if errors.As(err, &ce) {
+			return storage.Client{}, 0, cimdError("the client metadata document %s is invalid: %s", truncate(id, 200), ce.Description)
+		}
+		return storage.Client{}, 0, err
+	}
+	if err := s.applyScopePolicy(ctx, md, false); err != nil {
+		return storage.Client{}, 0, err
+	}
+	c := clientFromMetadata(id, md, storage.OriginCIMD)
+	if md.JWKSURI != "" {
+		jr, err := s.reg.fetcher.FetchLimit(ctx, md.JWKSURI, 16<<10)
+		if err != nil {
+			return storage.Client{}, 0, fmt.Errorf("its jwks_uri: %w", err)
+		}
+		if c.JWKS, err = clientreg.CheckJWKSDocument(jr.Body); err != nil {
+			var ce *clientreg.Error
+			errors.As(err, &ce)
+			return storage.Client{}, 0, cimdError("the JWK Set at the jwks_uri of %s is invalid: %s", truncate(id, 200), ce.Description)
+		}
+	}
+	ttl := cfg.MinTTL
+	if res.HasMaxAge && !res.NoStore {
+		ttl = min(max(res.MaxAge, cfg.MinTTL), cfg.MaxTTL)
+	}
+	return c, ttl, nil
+}
+
+// syncCIMDClient makes the stored row of a document client match want.
+func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (storage.Client, error) {
+	for range 3 {
+		cur, err := s.opts.Store.GetClient(ctx, want.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			if err := s.checkClientCap(ctx); err != nil {
+				return storage.Client{}, err
+			}
+			c := want
+			c.CreatedAt, c.UpdatedAt = s.now(), s.now()
+			err := s.opts.Store.CreateClient(ctx, c)
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				continue
+			}
+			if err != nil {
+				return storage.Client{}, oauth.Internal(err)
+			}
+			s.audit(ctx, nil, storage.AuditEvent{Type: "client.cimd_registered", ClientID: c.ID, Outcome: "success"})
+			return c, nil
+		}
+		if err != nil {
+			return storage.Client{}, oauth.Internal(err)
+		}
+		if cur.Origin != storage.OriginCIMD {
+			return cur, nil
+		}
+		if cur.Metadata == want.Metadata && cur.JWKS == want.JWKS {
+			return cur, nil
+		}
+		if securityChanged(cur, want) {
+			if err := s.opts.Store.DeleteClient(ctx, cur.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return storage.Client{}, oauth.Internal(err)
+			}
+			s.audit(ctx, nil, storage.AuditEvent{Type: "client.cimd_changed", ClientID: cur.ID, Outcome: "success", Detail: "security-relevant change: tokens, codes and consents revoked"})
+			continue
+		}
+		now := s.now()
+		c, err := s.opts.Store.UpdateClient(ctx, cur.ID, func(old storage.Client) (storage.Client, error) {
+			old.Name, old.Metadata, old.ApplicationType, old.ResponseTypes = want.Name, want.Metadata, want.ApplicationType, want.ResponseTypes
+			old.UpdatedAt = now
+			return old, nil
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return storage.Client{}, oauth.Internal(err)
+		}
+		return c, nil
+	}
+	return storage.Client{}, oauth.New(oauth.TemporarilyUnavailable, "the client's metadata changed concurrently; try again").WithStatus(http.StatusServiceUnavailable)
+}
+
+// cimdTrusted applies the CIMD trust policy to a document URL.
+func (s *Server) cimdTrusted(id string) bool {
+	cfg := &s.opts.Registration.CIMD
+	if len(cfg.AllowDomains) == 0 && len(cfg.AllowURLs) == 0 {
+		return true
+	}
+	if slices.Contains(cfg.AllowURLs, id) {
+		return true
+	}
+	host := clientreg.DocumentHost(id)
+	return slices.ContainsFunc(cfg.AllowDomains, func(d string) bool { return clientreg.HostMatchesDomain(host, d) })
+}
+
+// consentDetails returns what the consent page says about where a client
+// comes from (web.ConsentData Publisher, ClientURI, Warnings):
+//   - a metadata-document client: its document's domain as the verified
+//     publisher (CIMD proves control of that domain; AS-19), and its
+//     client_uri when it is on that domain;
+//   - a dynamically registered client: its self-declared client_uri and
+//     a warning that nothing about it was verified;
+//   - a static client: nothing.
+//
+// Whether the redirect goes to this computer (LoopbackOnly) is decided by
+// showConsent from the redirect URIs, for every kind of client.
+func (s *Server) consentDetails(c storage.Client) (publisher, clientURI string, warnings []string) {
+	uri, _ := clientreg.DecodeFields(c.Metadata)["client_uri"].(string)
+	switch c.Origin {
+	case storage.OriginCIMD:
+		publisher = clientreg.DocumentHost(c.ID)
+		if u, err := url.Parse(uri); err == nil && uri != "" && clientreg.HostMatchesDomain(u.Hostname(), publisher) {
+			clientURI = uri
+		}
+	case storage.OriginDCR:
+		clientURI = uri
+		warnings = append(warnings, "This application registered itself with this server automatically: its name and web address were not verified.")
+	}
+	return publisher, clientURI, warnings
+}

@@ -1,0 +1,686 @@
+package as
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// openRegistration enables open registration without a rate limit; mod
+// adjusts the rest.
+func openRegistration(mod func(*Registration)) func(*Options) {
+	return func(o *Options) {
+		o.Registration = Registration{Mode: RegistrationOpen, RateLimit: -1}
+		if mod != nil {
+			mod(&o.Registration)
+		}
+	}
+}
+
+// regResp is a response of the registration endpoints.
+type regResp struct {
+	status int
+	header http.Header
+	body   string
+	json   map[string]any
+}
+
+func (r regResp) str(k string) string { s, _ := r.json[k].(string); return s }
+
+// call sends a request to a registration endpoint path.
+func (ts *testServer) call(t *testing.T, method, path, contentType, body, bearer string) regResp {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := regResp{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	_ = json.Unmarshal(b, &r.json)
+	return r
+}
+
+// register POSTs a registration request.
+func (ts *testServer) register(t *testing.T, body string) regResp {
+	t.Helper()
+	return ts.call(t, http.MethodPost, "/register", "application/json", body, "")
+}
+
+// mustRegister registers and fails the test unless it gets 201.
+func (ts *testServer) mustRegister(t *testing.T, body string) regResp {
+	t.Helper()
+	r := ts.register(t, body)
+	if r.status != http.StatusCreated {
+		t.Fatalf("register = %d %s", r.status, r.body)
+	}
+	return r
+}
+
+// maskRegistration pins a client information response's shape: issued
+// values become their names, and the JSON is re-indented with sorted keys.
+func maskRegistration(t *testing.T, body string) string {
+	t.Helper()
+	var m map[string]any
+	must(t, json.Unmarshal([]byte(body), &m))
+	for _, k := range []string{"client_id", "client_secret", "registration_access_token", "registration_client_uri"} {
+		if _, ok := m[k]; ok {
+			m[k] = "<" + k + ">"
+		}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	must(t, enc.Encode(m))
+	return b.String()
+}
+
+// Metadata of real clients (approximately what they send).
+const (
+	cursorMetadata = `{"client_name":"Cursor","redirect_uris":["cursor://anysphere.cursor-mcp/oauth/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`
+	sdkMetadata    = `{"client_name":"MCP SDK client","client_uri":"https://sdk.example.com","redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"x_vendor_flag":{"beta":true}}`
+)
+
+// TestRegisterRefusals: each bad registration gets its exact error code,
+// description and status (golden bodies), with no-store, and stores nothing.
+func TestRegisterRefusals(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	reg := func(fields string) string { return `{"client_name":"X",` + fields + `}` }
+	native := func(uri string) string {
+		return reg(`"application_type":"native","token_endpoint_auth_method":"none","redirect_uris":["` + uri + `"]`)
+	}
+	web := func(uri string) string { return reg(`"application_type":"web","redirect_uris":["` + uri + `"]`) }
+	tests := []struct {
+		name, body string
+		wantStatus int
+		wantCode   string
+	}{
+		{"javascript uri", native("javascript:alert(document.cookie)"), 400, "invalid_redirect_uri"},
+		{"data uri", native("data:text/html;base64,PHNjcmlwdD4="), 400, "invalid_redirect_uri"},
+		{"file uri", native("file:///etc/passwd"), 400, "invalid_redirect_uri"},
+		{"vbscript uri", native("vbscript:msgbox(1)"), 400, "invalid_redirect_uri"},
+		{"fragment", web("https://app.example.com/cb#x"), 400, "invalid_redirect_uri"},
+		{"non-loopback http", native("http://app.example.com/cb"), 400, "invalid_redirect_uri"},
+		{"wildcard", web("https://*.example.com/cb"), 400, "invalid_redirect_uri"},
+		{"loopback for a web client", web("http://127.0.0.1/callback"), 400, "invalid_redirect_uri"},
+		{"private scheme for a web client", web("cursor://anysphere.cursor-mcp/oauth/callback"), 400, "invalid_redirect_uri"},
+		{"unlisted private scheme", native("myapp://callback"), 400, "invalid_redirect_uri"},
+		{"opaque private scheme", native("com.example.app:callback"), 400, "invalid_redirect_uri"},
+		{"user information", web("https://user@app.example.com/cb"), 400, "invalid_redirect_uri"},
+		{"relative uri", web("/callback"), 400, "invalid_redirect_uri"},
+		{"no redirect_uris", reg(`"token_endpoint_auth_method":"none"`), 400, "invalid_redirect_uri"},
+		{"case-variant member name", `{"Redirect_URIs":["https://app.example.com/cb"]}`, 400, "invalid_redirect_uri"},
+		{"unknown auth method", reg(`"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"tls_client_auth"`), 400, "invalid_client_metadata"},
+		{"client_secret_jwt", reg(`"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"client_secret_jwt"`), 400, "invalid_client_metadata"},
+		{"implicit grant", reg(`"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"]`), 400, "invalid_client_metadata"},
+		{"password grant", reg(`"redirect_uris":["https://a.example/cb"],"grant_types":["password"]`), 400, "invalid_client_metadata"},
+		{"device grant", reg(`"redirect_uris":["https://a.example/cb"],"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]`), 400, "invalid_client_metadata"},
+		{"token response type", reg(`"redirect_uris":["https://a.example/cb"],"response_types":["code","token"]`), 400, "invalid_client_metadata"},
+		{"jwks and jwks_uri", reg(`"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"EC"}]},"jwks_uri":"https://a.example/jwks"`), 400, "invalid_client_metadata"},
+		{"private_key_jwt without keys", reg(`"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt"`), 400, "invalid_client_metadata"},
+		{"private key in jwks", reg(`"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"x","y":"y","d":"secret"}]}`), 400, "invalid_client_metadata"},
+		{"client_credentials with none", `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}`, 400, "invalid_client_metadata"},
+		{"oversized client_name", `{"client_name":"` + strings.Repeat("N", 201) + `","redirect_uris":["https://a.example/cb"]}`, 400, "invalid_client_metadata"},
+		{"oversized redirect uri", `{"redirect_uris":["https://a.example/` + strings.Repeat("p", 2048) + `"]}`, 400, "invalid_redirect_uri"},
+		{"too many redirect uris", `{"redirect_uris":[` + strings.TrimSuffix(strings.Repeat(`"https://a.example/cb",`, 21), ",") + `]}`, 400, "invalid_redirect_uri"},
+		{"bad application_type", reg(`"redirect_uris":["https://a.example/cb"],"application_type":"desktop"`), 400, "invalid_client_metadata"},
+		{"client_id sent", reg(`"redirect_uris":["https://a.example/cb"],"client_id":"mine"`), 400, "invalid_client_metadata"},
+		{"duplicate member", `{"redirect_uris":["https://a.example/cb"],"redirect_uris":["https://evil.example/cb"]}`, 400, "invalid_client_metadata"},
+		{"not an object", `["https://a.example/cb"]`, 400, "invalid_client_metadata"},
+		{"malformed json", `{"redirect_uris":`, 400, "invalid_client_metadata"},
+		{"trailing data", `{"redirect_uris":["https://a.example/cb"]} x`, 400, "invalid_client_metadata"},
+	}
+	before := ts.snapshot(t)
+	var bodies strings.Builder
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ts.register(t, tt.body)
+			assertOAuthError(t, r.status, r.body, tt.wantStatus, tt.wantCode)
+			if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", cc)
+			}
+			fmt.Fprintf(&bodies, "%s: %d %s", tt.name, r.status, r.body)
+		})
+	}
+	for _, tt := range []struct {
+		name, method, contentType, body string
+		wantStatus                      int
+		wantCode                        string
+	}{
+		{"form content type", http.MethodPost, "application/x-www-form-urlencoded", "redirect_uris=https://a.example/cb", 415, "invalid_client_metadata"},
+		{"no content type", http.MethodPost, "", `{}`, 415, "invalid_client_metadata"},
+		{"body too large", http.MethodPost, "application/json", `{"x":"` + strings.Repeat("a", clientreg.MaxRegistrationBytes) + `"}`, 413, "invalid_client_metadata"},
+		{"GET", http.MethodGet, "", "", 405, "invalid_request"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ts.call(t, tt.method, "/register", tt.contentType, tt.body, "")
+			assertOAuthError(t, r.status, r.body, tt.wantStatus, tt.wantCode)
+			fmt.Fprintf(&bodies, "%s: %d %s", tt.name, r.status, r.body)
+		})
+	}
+	golden(t, ts, "register_errors", bodies.String())
+	if after := ts.snapshot(t); after != before {
+		t.Error("a refused registration changed storage")
+	}
+}
+
+// TestRegisterResponses: accepted registrations echo the normalised
+// metadata (defaults, inferred application_type, unknown members) with
+// the issued values, 201 and no-store.
+func TestRegisterResponses(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	for _, tt := range []struct{ name, body string }{
+		{"register_cursor", cursorMetadata},
+		{"register_sdk", sdkMetadata},
+		{"register_confidential", `{"client_name":"Web App","redirect_uris":["https://app.example.com/cb"],"scope":"notes:read openid"}`},
+		{"register_claude_web", `{"client_name":"claudeai","redirect_uris":["https://claude.ai/api/mcp/auth_callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"application_type":"web"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ts.mustRegister(t, tt.body)
+			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Content-Type") != "application/json" {
+				t.Errorf("headers %v, want application/json and no-store", r.header)
+			}
+			id := r.str("client_id")
+			if !strings.HasPrefix(id, "dcr_") || r.str("registration_client_uri") != ts.URL+"/register/"+id || r.str("registration_access_token") == "" {
+				t.Errorf("issued values wrong: %s", r.body)
+			}
+			if got := int64(r.json["client_id_issued_at"].(float64)); got != ts.Clock.Now().Unix() {
+				t.Errorf("client_id_issued_at = %d, want %d", got, ts.Clock.Now().Unix())
+			}
+			golden(t, ts, tt.name, maskRegistration(t, r.body))
+			c, err := ts.Store.GetClient(t.Context(), id)
+			must(t, err)
+			if c.Origin != storage.OriginDCR || c.RegistrationTokenHash == "" || (c.SecretHash != "") != (r.str("client_secret") != "") {
+				t.Errorf("stored client %+v does not match the response", c)
+			}
+		})
+	}
+}
+
+// TestRegisteredClientFlow: a registered native client completes the
+// authorization code flow with a loopback redirect on any port, and a
+// registered confidential client's secret works at the token endpoint.
+func TestRegisteredClientFlow(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	id := ts.mustRegister(t, sdkMetadata).str("client_id")
+	a := defaultAuth()
+	a.clientID = id
+	form := exchange(ts.code(t, a))
+	form.Set("client_id", id)
+	s, _, body := ts.post(t, "/token", form, "", "")
+	if s != 200 || !strings.Contains(body, `"refresh_token"`) {
+		t.Fatalf("code exchange = %d %s", s, body)
+	}
+	c, err := ts.Store.GetClient(t.Context(), id)
+	must(t, err)
+	if c.TokenCount != 1 || c.LastUsedAt.IsZero() {
+		t.Errorf("client use not recorded: %+v", c)
+	}
+
+	r := ts.mustRegister(t, `{"client_name":"Worker","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_post"}`)
+	s, _, body = ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource},
+		"client_id": {r.str("client_id")}, "client_secret": {r.str("client_secret")}}, "", "")
+	if s != 200 {
+		t.Fatalf("client_credentials with the registered secret = %d %s", s, body)
+	}
+	if r.json["client_secret_expires_at"] != float64(0) {
+		t.Errorf("client_secret_expires_at = %v, want 0", r.json["client_secret_expires_at"])
+	}
+}
+
+// TestRegistrationManagement: RFC 7592 read, update and delete with the
+// registration access token; anything else is 401 invalid_token.
+func TestRegistrationManagement(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	conf := `{"client_name":"App","redirect_uris":["https://app.example.com/cb"],"grant_types":["authorization_code","client_credentials"],"token_endpoint_auth_method":"client_secret_post"}`
+	r := ts.mustRegister(t, conf)
+	id, rat, secret := r.str("client_id"), r.str("registration_access_token"), r.str("client_secret")
+	path := "/register/" + id
+	other := ts.mustRegister(t, cursorMetadata)
+
+	got := ts.call(t, http.MethodGet, path, "", "", rat)
+	if got.status != 200 || got.str("registration_access_token") != rat || got.str("client_name") != "App" || got.str("client_secret") != "" {
+		t.Fatalf("GET = %d %s", got.status, got.body)
+	}
+	if got.header.Get("Cache-Control") != "no-store" {
+		t.Error("GET response is cacheable")
+	}
+	for _, tt := range []struct{ name, path, token string }{
+		{"no token", path, ""},
+		{"wrong token", path, "nope"},
+		{"another client's token", "/register/" + other.str("client_id"), rat},
+		{"static client", "/register/" + webClient, rat},
+		{"unknown client", "/register/dcr_unknown", rat},
+	} {
+		g := ts.call(t, http.MethodGet, tt.path, "", "", tt.token)
+		assertOAuthError(t, g.status, g.body, 401, "invalid_token")
+		if !strings.HasPrefix(g.header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate = %q", tt.name, g.header.Get("WWW-Authenticate"))
+		}
+	}
+	if g := ts.call(t, http.MethodPost, path, "application/json", "{}", rat); g.status != 405 {
+		t.Errorf("POST to the configuration endpoint = %d, want 405", g.status)
+	}
+	if g := ts.call(t, http.MethodOptions, path, "", "", ""); g.status != 204 || !strings.Contains(g.header.Get("Access-Control-Allow-Methods"), "PUT") {
+		t.Errorf("CORS preflight = %d %v", g.status, g.header)
+	}
+
+	cc := func(sec string) int {
+		s, _, _ := ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}, "client_id": {id}, "client_secret": {sec}}, "", "")
+		return s
+	}
+	update := func(fields string) regResp {
+		return ts.call(t, http.MethodPut, path, "application/json", `{"client_id":"`+id+`",`+fields+`}`, rat)
+	}
+	base := `"redirect_uris":["https://app.example.com/cb"],"grant_types":["authorization_code","client_credentials"],"token_endpoint_auth_method":"client_secret_post"`
+	for _, tt := range []struct {
+		name, body string
+		code       string
+	}{
+		{"wrong client_secret", `"client_secret":"guess",` + base, "invalid_client_metadata"},
+		{"registration_access_token sent", `"registration_access_token":"` + rat + `",` + base, "invalid_client_metadata"},
+		{"bad redirect uri", `"redirect_uris":["javascript:alert(1)"]`, "invalid_redirect_uri"},
+	} {
+		u := update(tt.body)
+		assertOAuthError(t, u.status, u.body, 400, tt.code)
+	}
+	if u := ts.call(t, http.MethodPut, path, "application/json", `{"client_name":"x",`+base+`}`, rat); u.status != 400 {
+		t.Errorf("PUT without client_id = %d %s", u.status, u.body)
+	}
+	// A cosmetic update keeps the secret.
+	u := update(`"client_secret":"` + secret + `","client_name":"App 2","x_extra":1,` + base)
+	if u.status != 200 || u.str("client_name") != "App 2" || u.json["x_extra"] != float64(1) || u.str("client_secret") != "" {
+		t.Fatalf("PUT = %d %s", u.status, u.body)
+	}
+	if s := cc(secret); s != 200 {
+		t.Fatalf("client_credentials after a cosmetic update = %d", s)
+	}
+	// Omitted fields are removed (RFC 7592 §2.2): no client_name now.
+	u = update(base)
+	if _, ok := u.json["client_name"]; u.status != 200 || ok {
+		t.Errorf("PUT without client_name = %d %s, want it removed", u.status, u.body)
+	}
+
+	// A public client's redirect change revokes its tokens; a cosmetic
+	// change does not.
+	pub := ts.mustRegister(t, sdkMetadata)
+	pid, prat := pub.str("client_id"), pub.str("registration_access_token")
+	a := defaultAuth()
+	a.clientID = pid
+	form := exchange(ts.code(t, a))
+	form.Set("client_id", pid)
+	s, _, body := ts.post(t, "/token", form, "", "")
+	if s != 200 {
+		t.Fatal(body)
+	}
+	var tr tokenResponse
+	must(t, json.Unmarshal([]byte(body), &tr))
+	refresh := func() (int, string) {
+		s, _, b := ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {pid}}, "", "")
+		if s == 200 {
+			var next tokenResponse
+			must(t, json.Unmarshal([]byte(b), &next))
+			tr = next
+		}
+		return s, b
+	}
+	sdkWith := func(name, redirect string) string {
+		return `{"client_id":"` + pid + `","client_name":"` + name + `","redirect_uris":["` + redirect + `"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`
+	}
+	if u := ts.call(t, http.MethodPut, "/register/"+pid, "application/json", sdkWith("Renamed", "http://127.0.0.1/callback"), prat); u.status != 200 {
+		t.Fatalf("cosmetic PUT = %d %s", u.status, u.body)
+	}
+	if s, b := refresh(); s != 200 {
+		t.Fatalf("refresh after a cosmetic update = %d %s", s, b)
+	}
+	if u := ts.call(t, http.MethodPut, "/register/"+pid, "application/json", sdkWith("Renamed", "http://127.0.0.1/other"), prat); u.status != 200 {
+		t.Fatalf("redirect PUT = %d %s", u.status, u.body)
+	}
+	if s, b := refresh(); s != 400 || !strings.Contains(b, "invalid_grant") {
+		t.Fatalf("refresh after a redirect change = %d %s, want invalid_grant", s, b)
+	}
+	if g := ts.call(t, http.MethodGet, "/register/"+pid, "", "", prat); g.status != 200 {
+		t.Fatalf("the registration access token stopped working after re-creation: %d", g.status)
+	}
+
+	// Delete.
+	if d := ts.call(t, http.MethodDelete, path, "", "", rat); d.status != 204 {
+		t.Fatalf("DELETE = %d %s", d.status, d.body)
+	}
+	if g := ts.call(t, http.MethodGet, path, "", "", rat); g.status != 401 {
+		t.Errorf("GET after DELETE = %d, want 401", g.status)
+	}
+	if _, err := ts.Store.GetClient(t.Context(), id); err == nil {
+		t.Error("client still stored after DELETE")
+	}
+	if s := cc(secret); s != 401 {
+		t.Errorf("client_credentials after DELETE = %d, want 401", s)
+	}
+}
+
+// registerDirect runs a registration without HTTP (no rate limit), for
+// load tests.
+func (ts *testServer) registerDirect(t *testing.T, body string) (storage.Client, bool, error) {
+	md, err := clientreg.Parse([]byte(body), clientreg.Options{Kind: clientreg.Register, Redirect: ts.opts.Registration.Redirect})
+	if err != nil {
+		return storage.Client{}, false, err
+	}
+	if err := ts.applyScopePolicy(t.Context(), md, true); err != nil {
+		return storage.Client{}, false, err
+	}
+	_, c, existing, err := ts.registerClient(t.Context(), md)
+	return c, existing, err
+}
+
+func (ts *testServer) dynamicClients(t *testing.T) []storage.Client {
+	t.Helper()
+	cs, err := ts.Store.ListClients(t.Context())
+	must(t, err)
+	return slices.DeleteFunc(cs, func(c storage.Client) bool { return c.Origin != storage.OriginDCR })
+}
+
+// TestRegisterDedup: identical registrations of a client that never
+// obtained a token share one row, whatever the concurrency; the latest
+// registration's credentials are the valid ones; once the client has
+// obtained a token, an identical registration gets a new client.
+func TestRegisterDedup(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	ids := make(chan string, 1000)
+	for range 1000 {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, _, err := ts.registerDirect(t, cursorMetadata)
+			if err != nil {
+				t.Errorf("register: %v", err)
+				return
+			}
+			ids <- c.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if n := len(ts.dynamicClients(t)); n != 1 || len(seen) != 1 {
+		t.Fatalf("1000 identical registrations left %d clients (%d distinct ids), want 1", n, len(seen))
+	}
+
+	// Over HTTP: same id, rotated registration access token.
+	r1, r2 := ts.mustRegister(t, cursorMetadata), ts.mustRegister(t, cursorMetadata)
+	if r1.str("client_id") != r2.str("client_id") || r1.str("registration_access_token") == r2.str("registration_access_token") {
+		t.Fatalf("re-registration: %s / %s", r1.body, r2.body)
+	}
+	if g := ts.call(t, http.MethodGet, "/register/"+r1.str("client_id"), "", "", r1.str("registration_access_token")); g.status != 401 {
+		t.Errorf("the earlier registration access token still works: %d", g.status)
+	}
+	if g := ts.call(t, http.MethodGet, "/register/"+r2.str("client_id"), "", "", r2.str("registration_access_token")); g.status != 200 {
+		t.Errorf("the latest registration access token does not work: %d", g.status)
+	}
+	// Different metadata is a different client.
+	if r := ts.mustRegister(t, strings.Replace(cursorMetadata, `"Cursor"`, `"Cursor Nightly"`, 1)); r.str("client_id") == r1.str("client_id") {
+		t.Error("different metadata got the same client")
+	}
+	// A confidential re-registration replaces the secret.
+	conf := `{"client_name":"Svc","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic"}`
+	c1, c2 := ts.mustRegister(t, conf), ts.mustRegister(t, conf)
+	cid := c1.str("client_id")
+	if c2.str("client_id") != cid || c1.str("client_secret") == c2.str("client_secret") {
+		t.Fatalf("confidential re-registration: %s / %s", c1.body, c2.body)
+	}
+	cc := url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}
+	if s, _, _ := ts.post(t, "/token", cc, cid, c1.str("client_secret")); s != 401 {
+		t.Errorf("the replaced secret still works: %d", s)
+	}
+	if s, _, b := ts.post(t, "/token", cc, cid, c2.str("client_secret")); s != 200 {
+		t.Fatalf("the new secret does not work: %d %s", s, b)
+	}
+	// The client has now obtained a token: an identical registration is a
+	// new client, and the used one keeps its secret.
+	c3 := ts.mustRegister(t, conf)
+	if c3.str("client_id") == cid {
+		t.Fatal("a used client was handed to a new registration")
+	}
+	if s, _, _ := ts.post(t, "/token", cc, cid, c2.str("client_secret")); s != 200 {
+		t.Errorf("re-registration broke the used client's secret: %d", s)
+	}
+	if c4 := ts.mustRegister(t, conf); c4.str("client_id") != c3.str("client_id") {
+		t.Error("the second unused identical registration was not de-duplicated")
+	}
+}
+
+// TestReap: unused dynamic clients go after UnusedTTL, idle ones after
+// IdleTTL, taking their tokens with them; clients in use and static
+// clients stay.
+func TestReap(t *testing.T) {
+	ts := newTestServer(t, openRegistration(func(r *Registration) {
+		r.UnusedTTL, r.IdleTTL = 24*time.Hour, 48*time.Hour
+	}))
+	ctx := t.Context()
+	unused := ts.mustRegister(t, cursorMetadata).str("client_id")
+	reregistered := ts.mustRegister(t, `{"client_name":"Again","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`).str("client_id")
+	used := ts.mustRegister(t, sdkMetadata).str("client_id")
+	a := defaultAuth()
+	a.clientID = used
+	form := exchange(ts.code(t, a))
+	form.Set("client_id", used)
+	s, _, body := ts.post(t, "/token", form, "", "")
+	if s != 200 {
+		t.Fatal(body)
+	}
+	var tr tokenResponse
+	must(t, json.Unmarshal([]byte(body), &tr))
+	refresh := func() (int, string) {
+		s, _, b := ts.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {used}}, "", "")
+		if s == 200 {
+			must(t, json.Unmarshal([]byte(b), &tr))
+		}
+		return s, b
+	}
+	exists := func(id string) bool {
+		_, err := ts.Store.GetClient(ctx, id)
+		return err == nil
+	}
+
+	ts.Clock.Advance(23 * time.Hour)
+	ts.mustRegister(t, `{"client_name":"Again","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`)
+	ts.Clock.Advance(2 * time.Hour) // t = 25h
+	n, err := ts.Reap(ctx, ts.Clock.Now())
+	must(t, err)
+	if n != 1 || exists(unused) || !exists(reregistered) || !exists(used) {
+		t.Fatalf("reap at 25h deleted %d; unused=%v reregistered=%v used=%v; want only the unused client gone", n, exists(unused), exists(reregistered), exists(used))
+	}
+	if s, b := refresh(); s != 200 { // in use at 25h
+		t.Fatalf("refresh = %d %s", s, b)
+	}
+	ts.Clock.Advance(47 * time.Hour) // 47h after its last token
+	n, err = ts.Reap(ctx, ts.Clock.Now())
+	must(t, err)
+	if !exists(used) || exists(reregistered) || n != 1 {
+		t.Fatalf("reap at 72h: deleted %d, used=%v reregistered=%v", n, exists(used), exists(reregistered))
+	}
+	ts.Clock.Advance(2 * time.Hour) // 49h idle
+	if n, err = ts.Reap(ctx, ts.Clock.Now()); err != nil || n != 1 || exists(used) {
+		t.Fatalf("reap at 74h: %d, %v; the idle client should be gone", n, err)
+	}
+	if s, b := refresh(); s != 401 || !strings.Contains(b, "invalid_client") {
+		t.Fatalf("refresh with a reaped client's token = %d %s, want 401 invalid_client", s, b)
+	}
+	for _, id := range []string{publicClient, confClient, webClient} {
+		if !exists(id) {
+			t.Errorf("static client %s was reaped", id)
+		}
+	}
+	events, err := ts.Store.QueryAudit(ctx, storage.AuditQuery{Type: "client.reaped"})
+	must(t, err)
+	if len(events) != 3 {
+		t.Errorf("%d client.reaped audit events, want 3", len(events))
+	}
+}
+
+// TestRegistrationModes: closed (the zero value) refuses and advertises
+// nothing; open advertises the endpoint; token requires an initial access
+// token, which can be single-use, expire and be revoked.
+func TestRegistrationModes(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		r := ts.register(t, sdkMetadata)
+		assertOAuthError(t, r.status, r.body, 403, "access_denied")
+		_, meta := fetch(t, ts.URL+"/.well-known/oauth-authorization-server")
+		if strings.Contains(meta, "registration_endpoint") || strings.Contains(meta, "client_id_metadata_document_supported") {
+			t.Errorf("closed registration is advertised:\n%s", meta)
+		}
+	})
+	t.Run("open", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(nil))
+		_, meta := fetch(t, ts.URL+"/.well-known/oauth-authorization-server")
+		var m map[string]any
+		must(t, json.Unmarshal([]byte(meta), &m))
+		if m["registration_endpoint"] != ts.URL+"/register" {
+			t.Errorf("registration_endpoint = %v", m["registration_endpoint"])
+		}
+	})
+	t.Run("issuer with a path", func(t *testing.T) {
+		ts := newTestServerPath(t, "/tenant1", openRegistration(nil))
+		r := ts.mustRegister(t, cursorMetadata)
+		uri := r.str("registration_client_uri")
+		if !strings.HasPrefix(uri, ts.URL+"/register/dcr_") {
+			t.Fatalf("registration_client_uri = %q", uri)
+		}
+		if g := ts.call(t, http.MethodGet, strings.TrimPrefix(uri, ts.URL), "", "", r.str("registration_access_token")); g.status != 200 {
+			t.Errorf("GET registration_client_uri = %d %s", g.status, g.body)
+		}
+	})
+	t.Run("token", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(func(r *Registration) { r.Mode = RegistrationToken }))
+		ctx := t.Context()
+		post := func(body, tok string) regResp {
+			return ts.call(t, http.MethodPost, "/register", "application/json", body, tok)
+		}
+		r := post(sdkMetadata, "")
+		assertOAuthError(t, r.status, r.body, 401, "invalid_token")
+		if r.header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+			t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
+		}
+		multi, id, err := clientreg.CreateInitialAccessToken(ctx, ts.Store, nil, ts.Clock.Now(), time.Hour, false)
+		must(t, err)
+		if r := post(sdkMetadata, multi); r.status != 201 {
+			t.Fatalf("with a token = %d %s", r.status, r.body)
+		}
+		if r := post(cursorMetadata, multi); r.status != 201 {
+			t.Fatalf("reusing a multi-use token = %d %s", r.status, r.body)
+		}
+		once, _, err := clientreg.CreateInitialAccessToken(ctx, ts.Store, nil, ts.Clock.Now(), time.Hour, true)
+		must(t, err)
+		if r := post(`{"redirect_uris":["javascript:x"]}`, once); r.status != 400 {
+			t.Fatalf("bad metadata with a single-use token = %d", r.status)
+		}
+		if r := post(sdkMetadata, once); r.status != 201 {
+			t.Fatalf("single-use token after a refused request = %d %s: refused requests must not consume it", r.status, r.body)
+		}
+		if r := post(cursorMetadata, once); r.status != 401 {
+			t.Errorf("single-use token reused = %d", r.status)
+		}
+		must(t, clientreg.RevokeInitialAccessToken(ctx, ts.Store, ts.Clock.Now(), id))
+		if r := post(sdkMetadata, multi); r.status != 401 {
+			t.Errorf("revoked token = %d", r.status)
+		}
+		other, _, err := clientreg.CreateInitialAccessToken(ctx, ts.Store, nil, ts.Clock.Now(), time.Hour, false)
+		must(t, err)
+		ts.Clock.Advance(time.Hour)
+		if r := post(sdkMetadata, other); r.status != 401 {
+			t.Errorf("expired token = %d", r.status)
+		}
+	})
+}
+
+// TestRegistrationLimits: the per-IP rate limit, the cap on dynamic
+// clients and the scope policy.
+func TestRegistrationLimits(t *testing.T) {
+	t.Run("rate limit", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(func(r *Registration) { r.RateLimit, r.RateWindow = 3, time.Minute }))
+		for i := range 3 {
+			ts.mustRegister(t, fmt.Sprintf(`{"client_name":"c%d","redirect_uris":["https://a.example/cb"]}`, i))
+		}
+		r := ts.register(t, cursorMetadata)
+		assertOAuthError(t, r.status, r.body, 429, "temporarily_unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		ts.Clock.Advance(time.Minute)
+		ts.mustRegister(t, cursorMetadata)
+	})
+	t.Run("cap", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(func(r *Registration) { r.MaxClients = 2 }))
+		ts.mustRegister(t, cursorMetadata)
+		ts.mustRegister(t, sdkMetadata)
+		ts.mustRegister(t, cursorMetadata) // de-duplicated: no new row
+		r := ts.register(t, `{"client_name":"third","redirect_uris":["https://a.example/cb"]}`)
+		assertOAuthError(t, r.status, r.body, 503, "temporarily_unavailable")
+	})
+	t.Run("scopes", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(func(r *Registration) { r.AllowedScopes = []string{"notes:read"} }))
+		r := ts.register(t, `{"redirect_uris":["https://a.example/cb"],"scope":"notes:read notes:write"}`)
+		assertOAuthError(t, r.status, r.body, 400, "invalid_client_metadata")
+		if !strings.Contains(r.body, `notes:write`) {
+			t.Errorf("the refusal does not name the scope: %s", r.body)
+		}
+		for i, tt := range []struct{ scope, want string }{
+			{`"scope":"openid profile notes:read offline_access",`, "notes:read offline_access"},
+			{``, "notes:read"},
+			{`"scope":"openid",`, "notes:read"},
+		} {
+			r := ts.mustRegister(t, fmt.Sprintf(`{%s"redirect_uris":["https://a.example/cb"],"client_name":"s%d"}`, tt.scope, i))
+			if r.str("scope") != tt.want {
+				t.Errorf("scope %s echoed %q, want %q", tt.scope, r.str("scope"), tt.want)
+			}
+			c, err := ts.Store.GetClient(t.Context(), r.str("client_id"))
+			must(t, err)
+			if !slices.Equal(c.Scopes, []string{"notes:read"}) {
+				t.Errorf("stored scopes %q, want [notes:read]", c.Scopes)
+			}
+		}
+	})
+}
+
+// TestConsentDetails: what the consent page is told about each kind of client.
+func TestConsentDetails(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	r := ts.mustRegister(t, sdkMetadata)
+	c, err := ts.Store.GetClient(t.Context(), r.str("client_id"))
+	must(t, err)
+	pub, uri, warns := ts.consentDetails(c)
+	if pub != "" || uri != "https://sdk.example.com" || len(warns) != 1 {
+		t.Errorf("dcr consent details = %q %q %q", pub, uri, warns)
+	}
+	c, err = ts.Store.GetClient(t.Context(), publicClient)
+	must(t, err)
+	if pub, uri, warns := ts.consentDetails(c); pub != "" || uri != "" || warns != nil {
+		t.Errorf("static consent details = %q %q %q", pub, uri, warns)
+	}
+}

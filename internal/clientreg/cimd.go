@@ -1,0 +1,83 @@
+package clientreg
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// IsClientIDURL reports whether a client_id names a client metadata
+// document: it starts with "https://" and has a path other than "/"
+// (SPEC-CHECKLIST §4.1). Whether the URL is otherwise acceptable is
+// [CheckClientIDURL]'s job, so that a malformed document URL gets a
+// precise error instead of "unknown client".
+func IsClientIDURL(s string) bool {
+	if !strings.HasPrefix(s, "https://") {
+		return false
+	}
+	rest := s[len("https://"):]
+	i := strings.IndexAny(rest, "/?#")
+	if i < 0 || rest[i] != '/' {
+		return false
+	}
+	path := rest[i:]
+	if j := strings.IndexAny(path, "?#"); j >= 0 {
+		path = path[:j]
+	}
+	return path != "/"
+}
+
+// CheckClientIDURL checks a metadata-document client_id against
+// CIMD §3: https, a host, a path, no fragment, no user information, no
+// "." or ".." path segments. A query is allowed (the draft says SHOULD
+// NOT, which binds the client). Its length is capped at 2048 bytes.
+func CheckClientIDURL(s string) error {
+	if len(s) > maxURILen {
+		return errors.New("the URL is longer than 2048 bytes")
+	}
+	if strings.ContainsAny(s, "#") {
+		return errors.New("the URL must not contain a fragment")
+	}
+	if hasSpaceOrControl(s) {
+		return errors.New("the URL must not contain spaces or control characters")
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
+		return errors.New("the URL must be an absolute https URL")
+	}
+	if u.User != nil {
+		return errors.New("the URL must not contain user information")
+	}
+	if u.Path == "" || u.Path == "/" {
+		return errors.New("the URL must have a path")
+	}
+	for _, seg := range strings.Split(u.EscapedPath(), "/") {
+		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") ||
+			strings.EqualFold(seg, ".%2e") || strings.EqualFold(seg, "%2e.") {
+			return errors.New(`the URL must not contain "." or ".." path segments`)
+		}
+	}
+	return nil
+}
+
+// DocumentHost returns the lower-cased host name (without port) of a
+// metadata-document client_id, the domain shown as the verified
+// publisher on the consent page; "" if s does not parse.
+func DocumentHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
+
+// HostMatchesDomain reports whether host equals domain or is a subdomain
+// of it, case-insensitively. A leading dot on domain is ignored.
+func HostMatchesDomain(host, domain string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	domain = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(domain, "."), "."))
+	if domain == "" {
+		return false
+	}
+	return host == domain || strings.HasSuffix(host, "."+domain)
+}

@@ -1,0 +1,167 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+)
+
+// Registration configures how clients come to exist without an operator:
+// RFC 7591 dynamic client registration (with RFC 7592 management) and
+// client ID metadata documents (CIMD).
+type Registration struct {
+	// Mode (mode) is who may register at /register: open (anyone, within
+	// the rate limit and the cap), token (only with an initial access token
+	// from `gatehouse client token create`) or closed (no registration
+	// endpoint). Empty means open under `gatehouse dev` and token under
+	// `gatehouse serve`; see [Registration.EffectiveMode].
+	Mode string `json:"mode"`
+	// RateLimit (rate_limit) is how many registration requests one client
+	// IP may make per rate_window. Default 60; negative means unlimited.
+	RateLimit int `json:"rate_limit"`
+	// RateWindow (rate_window). Default 1h.
+	RateWindow Duration `json:"rate_window"`
+	// MaxClients (max_clients) caps dynamic clients (registered plus
+	// metadata-document clients). Default 10000; negative means no cap.
+	MaxClients int `json:"max_clients"`
+	// AllowedScopes (allowed_scopes) are the scopes a dynamic client may
+	// register for; empty means any scope of any resource.
+	AllowedScopes []string `json:"allowed_scopes"`
+	// UnusedTTL (unused_ttl): a dynamic client that never obtained a token
+	// is deleted this long after it registered. Default 24h; negative
+	// keeps such clients forever.
+	UnusedTTL Duration `json:"unused_ttl"`
+	// IdleTTL (idle_ttl): a dynamic client is deleted this long after it
+	// last obtained a token. Default 2160h (90 days); negative keeps them
+	// forever. Keep it above tokens.refresh_token_ttl.
+	IdleTTL Duration `json:"idle_ttl"`
+	// PrivateUseSchemes (private_use_schemes) are private-use redirect URI
+	// schemes native clients may register besides reverse-domain ones.
+	// Default: claude, cursor, vscode, vscode-insiders, windsurf. An empty
+	// list allows none.
+	PrivateUseSchemes []string `json:"private_use_schemes"`
+	// ReverseDomainSchemes (reverse_domain_schemes) lets native clients
+	// register private-use schemes that contain a dot
+	// (com.example.app:/callback, RFC 8252 §7.1). Default true.
+	ReverseDomainSchemes bool `json:"reverse_domain_schemes"`
+
+	CIMD CIMD `json:"cimd"`
+}
+
+// CIMD configures client ID metadata documents: a client_id that is an
+// https URL with a path names a JSON document that Gatehouse fetches.
+type CIMD struct {
+	// Mode (mode): open (any document URL), allowlist (only allow_domains
+	// and allow_urls) or off. Default open.
+	Mode string `json:"mode"`
+	// AllowDomains (allow_domains): with mode allowlist, document URLs on
+	// these domains or their subdomains are accepted.
+	AllowDomains []string `json:"allow_domains"`
+	// AllowURLs (allow_urls): with mode allowlist, these exact document
+	// URLs are accepted.
+	AllowURLs []string `json:"allow_urls"`
+	// MinTTL (min_ttl) and MaxTTL (max_ttl) bound how long a document is
+	// cached whatever its Cache-Control says. Defaults 5m and 24h.
+	MinTTL Duration `json:"min_ttl"`
+	MaxTTL Duration `json:"max_ttl"`
+	// AllowHosts (allow_hosts) are host names whose documents may be
+	// fetched from loopback or private addresses. Only for `gatehouse
+	// dev` and tests; refused by `gatehouse serve`.
+	AllowHosts []string `json:"allow_hosts"`
+}
+
+// DefaultRegistration returns the registration defaults.
+func DefaultRegistration() Registration {
+	return Registration{
+		RateLimit:            60,
+		RateWindow:           Duration(time.Hour),
+		MaxClients:           10000,
+		UnusedTTL:            Duration(24 * time.Hour),
+		IdleTTL:              Duration(90 * 24 * time.Hour),
+		PrivateUseSchemes:    slices.Clone(clientreg.DefaultPrivateUseSchemes),
+		ReverseDomainSchemes: true,
+		CIMD:                 CIMD{Mode: "open", MinTTL: Duration(5 * time.Minute), MaxTTL: Duration(24 * time.Hour)},
+	}
+}
+
+// EffectiveMode is the registration mode in force: Mode, or when it is
+// empty, open in dev mode (so MCP clients just work) and token otherwise
+// (an operator opts in to open registration deliberately).
+func (r Registration) EffectiveMode(dev bool) string {
+	switch {
+	case r.Mode != "":
+		return r.Mode
+	case dev:
+		return "open"
+	}
+	return "token"
+}
+
+// validate reports every problem with the registration section. dev
+// allows cimd.allow_hosts.
+func (r Registration) validate(dev bool) []error {
+	var errs []error
+	bad := func(cond bool, format string, args ...any) {
+		if cond {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	switch r.Mode {
+	case "", "open", "token", "closed":
+	default:
+		errs = append(errs, fmt.Errorf("registration.mode %q must be open, token or closed", r.Mode))
+	}
+	bad(r.RateWindow < 0, "registration.rate_window must not be negative")
+	for _, sc := range r.AllowedScopes {
+		bad(sc == "" || strings.ContainsAny(sc, " \t\"\\"), "registration.allowed_scopes: %q is not a scope value", sc)
+	}
+	for _, sch := range r.PrivateUseSchemes {
+		switch {
+		case !validScheme(sch):
+			errs = append(errs, fmt.Errorf("registration.private_use_schemes: %q is not a URI scheme (letters, digits, +, -, .; starting with a letter)", sch))
+		case slices.Contains([]string{"http", "https", "javascript", "data", "file", "vbscript", "blob", "about"}, strings.ToLower(sch)):
+			errs = append(errs, fmt.Errorf("registration.private_use_schemes: %q cannot be a private-use scheme", sch))
+		}
+	}
+	c := r.CIMD
+	switch c.Mode {
+	case "", "open", "off":
+		bad(len(c.AllowDomains)+len(c.AllowURLs) > 0, "registration.cimd.allow_domains and allow_urls only apply with registration.cimd.mode allowlist (mode is %q)", c.Mode)
+	case "allowlist":
+		bad(len(c.AllowDomains)+len(c.AllowURLs) == 0, "registration.cimd.mode allowlist needs allow_domains or allow_urls")
+	default:
+		errs = append(errs, fmt.Errorf("registration.cimd.mode %q must be open, allowlist or off", c.Mode))
+	}
+	for _, d := range c.AllowDomains {
+		bad(d == "" || strings.ContainsAny(d, "/:@ *"), "registration.cimd.allow_domains: %q must be a bare domain such as example.com", d)
+	}
+	for _, u := range c.AllowURLs {
+		if err := clientreg.CheckClientIDURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("registration.cimd.allow_urls: %q: %v", u, err))
+		}
+	}
+	bad(c.MinTTL < 0 || c.MaxTTL < 0, "registration.cimd.min_ttl and max_ttl must not be negative")
+	bad(c.MinTTL > 0 && c.MaxTTL > 0 && c.MaxTTL < c.MinTTL, "registration.cimd.max_ttl (%s) must be at least min_ttl (%s)", time.Duration(c.MaxTTL), time.Duration(c.MinTTL))
+	bad(c.MaxTTL > Duration(7*24*time.Hour), "registration.cimd.max_ttl must be at most 168h: a client's changed document must take effect within a week")
+	bad(!dev && len(c.AllowHosts) > 0, "registration.cimd.allow_hosts lets documents be fetched from loopback and private addresses; it is only accepted by `gatehouse dev`")
+	return errs
+}
+
+// validScheme reports whether s is a URI scheme (RFC 3986 §3.1).
+func validScheme(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}

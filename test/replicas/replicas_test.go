@@ -1,0 +1,357 @@
+// Package replicas runs two `gatehouse serve` processes on one PostgreSQL
+// database, with the same configuration and issuer, and checks that they
+// behave as one authorization server: codes, refresh rotation, sessions,
+// revocation, login throttling and signing keys are shared.
+//
+// Both processes have the issuer of replica A; the test talks to B on its
+// own port (the forms post to absolute paths, so that works). Without
+// PostgreSQL the test skips locally and fails under CI=true.
+package replicas
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-mcp/gatehouse/test/crash"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	crash.StopPostgres()
+	os.Exit(code)
+}
+
+const retryWindow = time.Second // tokens.refresh_retry_window
+
+// Key settings of the test deployment (keys.refresh_interval and
+// keys.activation_delay), short so rotation is observable in seconds; the
+// delay exceeds the interval, as in production (30s and 90s).
+const (
+	keyRefresh    = 2 * time.Second
+	keyActivation = 5 * time.Second
+	keyReloadWait = keyActivation + 2*keyRefresh
+)
+
+// kidOf returns the kid in a JWT's header.
+func kidOf(t *testing.T, jwt string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.SplitN(jwt, ".", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(h, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Kid
+}
+
+// rep wraps a client for one test and fails it on any error.
+type rep struct {
+	t *testing.T
+	c *crash.Client
+}
+
+func (r rep) fatal(err error) {
+	r.t.Helper()
+	if err != nil {
+		r.t.Fatalf("%s: %v", r.c.Base, err)
+	}
+}
+
+func (r rep) token(form url.Values) crash.TokenResponse {
+	r.t.Helper()
+	tr, err := r.c.Token(form, "", "")
+	r.fatal(err)
+	return tr
+}
+
+func (r rep) authorize(verifier string) string {
+	r.t.Helper()
+	code, err := r.c.Authorize(verifier)
+	r.fatal(err)
+	return code
+}
+
+// tokens runs the code flow and redeems the code here.
+func (r rep) tokens() crash.TokenResponse {
+	r.t.Helper()
+	v := crash.Verifier()
+	return r.token(crash.ExchangeForm(r.authorize(v), v))
+}
+
+func (r rep) cc(secret string) string {
+	r.t.Helper()
+	tr, err := r.c.ClientCredentials(secret)
+	r.fatal(err)
+	return tr.AccessToken
+}
+
+func (r rep) introspect(secret, tok string) bool {
+	r.t.Helper()
+	active, err := r.c.Introspect(secret, tok)
+	r.fatal(err)
+	return active
+}
+
+func (r rep) jwks() jose.JSONWebKeySet {
+	r.t.Helper()
+	set, err := r.c.JWKS()
+	r.fatal(err)
+	return set
+}
+
+func (r rep) get(path string) crash.Response {
+	r.t.Helper()
+	resp, err := r.c.Get(path)
+	r.fatal(err)
+	return resp
+}
+
+// wantInvalidGrant fails unless err is a 400 invalid_grant.
+func wantInvalidGrant(t *testing.T, what string, err error) {
+	t.Helper()
+	if !crash.IsOAuthError(err, http.StatusBadRequest, "invalid_grant") {
+		t.Errorf("%s = %v, want 400 invalid_grant", what, err)
+	}
+}
+
+func TestReplicas(t *testing.T) {
+	bin := crash.BuildBinary(t)
+	dsn := crash.PostgresDSN(t)
+	addrA, addrB := crash.FreeAddr(t), crash.FreeAddr(t)
+	issuer := "http://" + addrA
+	d := crash.NewDeployment(t, bin, crash.Backend{Driver: "postgres", DSN: dsn}, issuer,
+		"tokens:\n  refresh_retry_window: "+retryWindow.String()+"\n")
+	d.Env = append(d.Env, "GATEHOUSE_KEYS_REFRESH_INTERVAL="+keyRefresh.String(), "GATEHOUSE_KEYS_ACTIVATION_DELAY="+keyActivation.String())
+	d.Setup()
+	a := d.Start(addrA, true)
+	// B loads its keys a little later than A, as replicas started by a
+	// rolling deployment do; see "key rotation".
+	time.Sleep(2 * time.Second)
+	b := d.Start(addrB, true)
+	atA := func() *crash.Client { return crash.NewClient(issuer, a.URL) }
+	atB := func() *crash.Client { return crash.NewClient(issuer, b.URL) }
+	secret := d.ServiceSecret
+
+	keysBefore := crash.KeyIDs(rep{t, atA()}.jwks())
+	oldToken := rep{t, atA()}.cc(secret)
+
+	t.Run("code issued by A is redeemed at B, once", func(t *testing.T) {
+		v := crash.Verifier()
+		code := rep{t, atA()}.authorize(v)
+		tr := rep{t, atB()}.token(crash.ExchangeForm(code, v))
+		_, err := atA().Token(crash.ExchangeForm(code, v), "", "")
+		wantInvalidGrant(t, "the same code replayed at A", err)
+		if (rep{t, atB()}).introspect(secret, tr.AccessToken) {
+			t.Errorf("the replay at A did not revoke what B issued for the code")
+		}
+	})
+
+	t.Run("login and consent through B's forms; session shared with A", func(t *testing.T) {
+		cb := atB()
+		v := crash.Verifier()
+		code := rep{t, cb}.authorize(v)
+		rep{t, atA()}.token(crash.ExchangeForm(code, v))
+		// Same browser (cookies are per host, not per port) at A: signed in.
+		ca := &crash.Client{Issuer: issuer, Base: a.URL, HTTP: cb.HTTP}
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {crash.AppClient}, "redirect_uri": {crash.AppRedirect},
+			"code_challenge": {crash.Challenge(v)}, "code_challenge_method": {"S256"}, "resource": {crash.Resource},
+		}
+		r := rep{t, ca}.get("/authorize?" + q.Encode())
+		if r.Status != http.StatusFound || !strings.Contains(r.Header.Get("Location"), "code=") {
+			t.Errorf("A with B's session cookie: status %d Location %q, want a code without signing in", r.Status, r.Header.Get("Location"))
+		}
+	})
+
+	t.Run("refresh rotated at A is refused at B", func(t *testing.T) {
+		A := rep{t, atA()}
+		first := A.tokens()
+		second := A.token(crash.RefreshForm(first.RefreshToken))
+		time.Sleep(retryWindow + 200*time.Millisecond)
+		_, err := atB().Token(crash.RefreshForm(first.RefreshToken), "", "")
+		wantInvalidGrant(t, "a token rotated at A, presented at B after the retry window", err)
+		_, err = A.c.Token(crash.RefreshForm(second.RefreshToken), "", "")
+		wantInvalidGrant(t, "the family's newest token at A after the reuse at B", err)
+		if A.introspect(secret, second.AccessToken) {
+			t.Errorf("the family's access token is active at A after the reuse at B")
+		}
+	})
+
+	t.Run("identical retry at B inside the window gets A's answer", func(t *testing.T) {
+		A := rep{t, atA()}
+		first := A.tokens()
+		second := A.token(crash.RefreshForm(first.RefreshToken))
+		retry := rep{t, atB()}.token(crash.RefreshForm(first.RefreshToken))
+		if retry.RefreshToken != second.RefreshToken || retry.AccessToken != second.AccessToken {
+			t.Errorf("the identical retry at B got a different answer than A gave")
+		}
+	})
+
+	t.Run("revocation at A is seen by introspection at B", func(t *testing.T) {
+		A, B := rep{t, atA()}, rep{t, atB()}
+		tok := B.cc(secret)
+		if !B.introspect(secret, tok) {
+			t.Fatalf("fresh access token inactive at B")
+		}
+		A.fatal(A.c.Revoke(url.Values{"token": {tok}}, crash.ServiceClient, secret))
+		if B.introspect(secret, tok) {
+			t.Errorf("an access token revoked at A is active at B")
+		}
+
+		tr := A.tokens()
+		A.fatal(A.c.Revoke(url.Values{"token": {tr.RefreshToken}, "client_id": {crash.AppClient}}, "", ""))
+		if B.introspect(secret, tr.AccessToken) {
+			t.Errorf("the access token of a grant revoked at A is active at B")
+		}
+		_, err := B.c.Token(crash.RefreshForm(tr.RefreshToken), "", "")
+		wantInvalidGrant(t, "a refresh token revoked at A, used at B", err)
+	})
+
+	t.Run("login throttling is shared", func(t *testing.T) {
+		pw := filepath.Join(d.Dir, "bob-password")
+		if err := os.WriteFile(pw, []byte("bob's long password\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.CLI("user", "add", "bob", "--password-file", pw)
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {crash.AppClient}, "redirect_uri": {crash.AppRedirect},
+			"code_challenge": {crash.Challenge(crash.Verifier())}, "code_challenge_method": {"S256"}, "resource": {crash.Resource},
+		}
+		c := atA()
+		p := rep{t, c}.get("/authorize?" + q.Encode())
+		var err error
+		for i := range 5 { // login.max_failures defaults to 5
+			c.Base = []string{a.URL, b.URL}[i%2]
+			p, err = c.Submit(p, "login-form", url.Values{"username": {"bob"}, "password": {"guess"}})
+			if err != nil || p.Status != http.StatusUnauthorized {
+				t.Fatalf("guess %d at %s: status %d %v, want 401", i, c.Base, p.Status, err)
+			}
+		}
+		c.Base = b.URL
+		p, err = c.Submit(p, "login-form", url.Values{"username": {"bob"}, "password": {"bob's long password"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Status != http.StatusTooManyRequests || p.Header.Get("Retry-After") == "" {
+			t.Errorf("after 5 failures spread over A and B: status %d Retry-After %q, want 429 with Retry-After", p.Status, p.Header.Get("Retry-After"))
+		}
+	})
+
+	t.Run("malformed identifiers are refused, not a 500, on PostgreSQL", func(t *testing.T) {
+		// PostgreSQL refuses text that is not UTF-8 or holds NUL (SQLSTATE
+		// 22021); SQLite does not, so only this backend shows it.
+		for _, tt := range []struct{ name, path, body string }{
+			{"client_id not UTF-8", "/token", "grant_type=client_credentials&client_id=%FF%FE"},
+			{"client_id with NUL", "/token", "grant_type=client_credentials&client_id=a%00b"},
+			{"authorize client_id not UTF-8", "/authorize?client_id=%FF&redirect_uri=x", ""},
+			{"authorize state not UTF-8", "/authorize?" + url.Values{
+				"response_type": {"code"}, "client_id": {crash.AppClient}, "redirect_uri": {crash.AppRedirect},
+				"code_challenge": {crash.Challenge(crash.Verifier())}, "code_challenge_method": {"S256"},
+			}.Encode() + "&state=%FF", ""},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				B := rep{t, atB()}
+				var r crash.Response
+				if tt.body == "" {
+					r = B.get(tt.path)
+				} else {
+					req, err := http.NewRequest(http.MethodPost, B.c.Base+tt.path, strings.NewReader(tt.body))
+					B.fatal(err)
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					r, err = B.c.Do(req)
+					B.fatal(err)
+				}
+				if r.Status >= 500 {
+					t.Errorf("status %d, want a 4xx refusal (or a redirect), not a server error", r.Status)
+				}
+			})
+		}
+	})
+
+	t.Run("key rotation", func(t *testing.T) {
+		d.CLI("keys", "rotate")
+		start := time.Now()
+		var newKID string
+		reported := map[[2]int]bool{}
+		var published [2]time.Duration // when A's and B's JWKS first listed a new key
+		for time.Since(start) < keyReloadWait && (published[0] == 0 || published[1] == 0) {
+			// Tokens from both replicas, then both key sets: a replica
+			// that signs with a key must find it published everywhere,
+			// or a resource server whose JWKS fetch lands on another
+			// replica rejects a valid token.
+			var toks [2]string
+			for i, c := range []*crash.Client{atA(), atB()} {
+				toks[i] = rep{t, c}.cc(secret)
+			}
+			var sets [2][]string
+			for i, c := range []*crash.Client{atA(), atB()} {
+				sets[i] = crash.KeyIDs(rep{t, c}.jwks())
+				for _, k := range sets[i] {
+					if !slices.Contains(keysBefore, k) {
+						newKID = k
+						if published[i] == 0 {
+							published[i] = time.Since(start)
+						}
+					}
+				}
+			}
+			for i, tok := range toks {
+				kid := kidOf(t, tok)
+				for j := range sets {
+					if !slices.Contains(sets[j], kid) && !reported[[2]int{i, j}] {
+						reported[[2]int{i, j}] = true
+						t.Errorf("%.1fs after the rotation replica %c signs with key %s, which replica %c's JWKS does not publish yet (%v)",
+							time.Since(start).Seconds(), "AB"[i], kid, "AB"[j], sets[j])
+					}
+				}
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("new key %s published by A after %v, by B after %v", newKID, published[0], published[1])
+		if published[0] == 0 || published[1] == 0 {
+			t.Fatalf("after %v the rotated key is published by A: %v, by B: %v; want both", keyReloadWait, published[0] != 0, published[1] != 0)
+		}
+		// Past the activation delay (and a reload), both replicas sign with
+		// the new key.
+		time.Sleep(time.Until(start.Add(keyActivation + keyRefresh + 500*time.Millisecond)))
+		for i, c := range []*crash.Client{atA(), atB()} {
+			if kid := kidOf(t, rep{t, c}.cc(secret)); kid != newKID {
+				t.Errorf("after the activation delay replica %c signs with %s, want the new key %s", "AB"[i], kid, newKID)
+			}
+		}
+		// Tokens signed now verify at the other replica, and against its
+		// JWKS; tokens signed before the rotation still verify at both.
+		for i, c := range []*crash.Client{atA(), atB()} {
+			here, other := rep{t, c}, rep{t, []*crash.Client{atB(), atA()}[i]}
+			tok := here.cc(secret)
+			t.Logf("replica %c now signs with %s (new key %s)", "AB"[i], kidOf(t, tok), newKID)
+			if !other.introspect(secret, tok) {
+				t.Errorf("a token signed by replica %c with the new key is inactive at the other", "AB"[i])
+			}
+			set := other.jwks()
+			if _, err := crash.VerifyAccessToken(tok, set, issuer, time.Now()); err != nil {
+				t.Errorf("a token signed by replica %c does not verify against the other's JWKS: %v", "AB"[i], err)
+			}
+			if _, err := crash.VerifyAccessToken(oldToken, set, issuer, time.Now()); err != nil {
+				t.Errorf("a token signed before the rotation does not verify against replica %c's JWKS: %v", "BA"[i], err)
+			}
+			if !here.introspect(secret, oldToken) {
+				t.Errorf("a token signed before the rotation is inactive at replica %c", "AB"[i])
+			}
+		}
+	})
+}
