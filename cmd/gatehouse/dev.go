@@ -9,12 +9,16 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/demo"
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
@@ -32,6 +36,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address of the authorization server; the issuer is http://<listen>")
 	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
 	user := fs.String("user", "", "demo user as NAME:PASSWORD (default: user \"demo\" with a generated password, kept in the data directory)")
+	accessTTL := fs.Duration("access-token-ttl", 0, "access-token lifetime (default: the configuration default, 10m); a short one lets you watch clients refresh")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +54,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	c, err := devConfig(*data, *listen)
 	if err != nil {
 		return err
+	}
+	if *accessTTL != 0 {
+		c.Tokens.AccessTokenTTL = config.Duration(*accessTTL)
 	}
 	if err := c.Validate(true); err != nil {
 		return fmt.Errorf("invalid dev configuration:\n%w", err)
@@ -74,20 +82,54 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The demo MCP server: a listener of its own, served once the
+	// authorization server listens (it fetches the JWKS from it on the
+	// first request) and shut down with it.
+	mcpHandler, err := demo.NewHandler(demo.Options{
+		Issuer:     c.Issuer,
+		Resource:   resourceURL,
+		Name:       devResourceName,
+		ToolScopes: devToolScopes(),
+		Logger:     log.With("server", "demo-mcp"),
+	})
+	if err != nil {
+		return fmt.Errorf("demo MCP server: %w", err)
+	}
+	mcpLn, err := net.Listen("tcp", *mcpListen)
+	if err != nil {
+		return fmt.Errorf("--mcp-listen %q: %w", *mcpListen, err)
+	}
+	defer mcpLn.Close()
+	mcpSrv := httpServer(mcpHandler, log)
+	// Streamable HTTP keeps server-sent event streams open as long as a
+	// session lives: a write timeout would cut them.
+	mcpSrv.WriteTimeout = 0
+	srv.extra = append(srv.extra, mcpSrv)
 	return srv.run(ctx, func(addr string) {
+		go func() {
+			if err := mcpSrv.Serve(mcpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("demo MCP server stopped", "cause", err)
+			}
+		}()
 		fmt.Fprintf(out, "Gatehouse dev is running.\n\n")
 		fmt.Fprintf(out, "  Issuer:          %s\n", c.Issuer)
 		fmt.Fprintf(out, "  Metadata:        %s/.well-known/oauth-authorization-server\n", c.Issuer)
 		fmt.Fprintf(out, "  Demo resource:   %s (scopes notes:read notes:write)\n", resourceURL)
-		fmt.Fprintf(out, "  Demo client:     %s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port)\n", devClientID)
+		fmt.Fprintf(out, "  Demo MCP server: %s (Streamable HTTP; list_notes, read_note need notes:read; add_note, delete_note need notes:write)\n", resourceURL)
+		fmt.Fprintf(out, "  Demo client:     %s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port, and MCP Inspector's /oauth/callback)\n", devClientID)
 		note := ""
 		if generated {
 			note = "  (generated; kept in " + filepath.Join(*data, "demo-password") + ")"
 		}
 		fmt.Fprintf(out, "  Demo user:       %s / %s%s\n", username, pw, note)
 		fmt.Fprintf(out, "  Data directory:  %s\n\n", *data)
+		fmt.Fprintf(out, "Connect with MCP Inspector:\n")
+		fmt.Fprintf(out, "  npx @modelcontextprotocol/inspector\n")
+		fmt.Fprintf(out, "  then Transport Type \"Streamable HTTP\", URL %s, Connect, and sign in as %s.\n", resourceURL, username)
+		fmt.Fprintf(out, "  (If it cannot register itself, enter Client ID %s under Authentication.)\n\n", devClientID)
 		fmt.Fprintf(out, "Next steps:\n")
 		fmt.Fprintf(out, "  curl %s/.well-known/oauth-authorization-server\n", c.Issuer)
+		fmt.Fprintf(out, "  curl -i %s   (the 401 challenge that starts discovery)\n", resourceURL)
 		fmt.Fprintf(out, "  gatehouse client create --name my-agent --redirect-uri http://127.0.0.1/callback\n")
 		fmt.Fprintf(out, "  gatehouse client create --name my-service --confidential --grant-type client_credentials\n")
 		fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
@@ -165,6 +207,18 @@ var devScopes = []storage.Scope{
 	{Name: "notes:write", Description: "Create and delete your notes", Tools: []string{"add_note", "delete_note"}},
 }
 
+// devToolScopes returns tool → scopes from devScopes, so the demo MCP
+// server enforces exactly what the resource registration advertises.
+func devToolScopes() map[string][]string {
+	m := map[string][]string{}
+	for _, sc := range devScopes {
+		for _, tool := range sc.Tools {
+			m[tool] = append(m[tool], sc.Name)
+		}
+	}
+	return m
+}
+
 // ensureDevResource registers the demo MCP server as the only demo
 // resource, replacing one left from a run on another port, so a request
 // without a resource parameter still finds exactly one.
@@ -187,11 +241,32 @@ func ensureDevResource(ctx context.Context, st storage.Store, url string) error 
 	})
 }
 
-// ensureDevClient registers the demo public client.
+// devRedirectURIs are the demo client's redirect URIs (loopback: any
+// port): a generic /callback, and MCP Inspector's OAuth callbacks.
+var devRedirectURIs = []string{
+	"http://127.0.0.1/callback", "http://localhost/callback",
+	"http://localhost/oauth/callback", "http://localhost/oauth/callback/debug",
+	"http://127.0.0.1/oauth/callback", "http://127.0.0.1/oauth/callback/debug",
+}
+
+// ensureDevClient registers the demo public client, adding the redirect
+// URIs a data directory from an older version lacks.
 func ensureDevClient(ctx context.Context, st storage.Store) error {
-	_, err := st.GetClient(ctx, devClientID)
+	cl, err := st.GetClient(ctx, devClientID)
 	if err == nil {
-		return nil
+		if !slices.ContainsFunc(devRedirectURIs, func(u string) bool { return !slices.Contains(cl.RedirectURIs, u) }) {
+			return nil
+		}
+		_, err := st.UpdateClient(ctx, devClientID, func(c storage.Client) (storage.Client, error) {
+			for _, u := range devRedirectURIs {
+				if !slices.Contains(c.RedirectURIs, u) {
+					c.RedirectURIs = append(c.RedirectURIs, u)
+				}
+			}
+			c.UpdatedAt = time.Now()
+			return c, nil
+		})
+		return err
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -199,7 +274,7 @@ func ensureDevClient(ctx context.Context, st storage.Store) error {
 	now := time.Now()
 	return st.CreateClient(ctx, storage.Client{
 		ID: devClientID, Name: "Gatehouse demo client",
-		RedirectURIs:            []string{"http://127.0.0.1/callback", "http://localhost/callback"},
+		RedirectURIs:            slices.Clone(devRedirectURIs),
 		GrantTypes:              []string{"authorization_code", "refresh_token"},
 		ResponseTypes:           []string{"code"},
 		TokenEndpointAuthMethod: "none", ApplicationType: "native",

@@ -1,0 +1,361 @@
+package demo
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// fakeAS publishes one ES256 key and signs access tokens with it.
+type fakeAS struct {
+	srv    *httptest.Server
+	issuer string
+	key    *ecdsa.PrivateKey
+}
+
+func newFakeAS(t *testing.T) *fakeAS {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &fakeAS{key: key}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, a.issuer, a.issuer+"/jwks")
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	})
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
+	a.issuer = a.srv.URL
+	return a
+}
+
+// token returns an access token for resource.
+func (a *fakeAS) token(t *testing.T, resource, sub, scope string, mod func(map[string]any)) string {
+	t.Helper()
+	now := time.Now()
+	claims := map[string]any{
+		"iss": a.issuer, "sub": sub, "aud": resource, "client_id": "test-client", "scope": scope,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": fmt.Sprint(now.UnixNano()),
+	}
+	if mod != nil {
+		mod(claims)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: a.key},
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(claims)
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// demoServer is the demo behind an httptest server, with tool executions
+// counted.
+type demoServer struct {
+	as       *fakeAS
+	srv      *httptest.Server
+	resource string
+	mu       sync.Mutex
+	ran      map[string]int
+}
+
+func newDemoServer(t *testing.T) *demoServer {
+	t.Helper()
+	a := newFakeAS(t)
+	srv := httptest.NewUnstartedServer(nil)
+	d := &demoServer{as: a, srv: srv, resource: "http://" + srv.Listener.Addr().String() + "/mcp", ran: map[string]int{}}
+	h, err := NewHandler(Options{Issuer: a.issuer, Resource: d.resource, HTTPClient: a.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolRan = func(tool string) {
+		d.mu.Lock()
+		d.ran[tool]++
+		d.mu.Unlock()
+	}
+	t.Cleanup(func() { toolRan = nil })
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return d
+}
+
+func (d *demoServer) executions() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range d.ran {
+		out[k] = v
+	}
+	return out
+}
+
+// bearerTransport adds a fixed Authorization header.
+type bearerTransport struct{ token string }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// connect opens an MCP session with a fixed token.
+func (d *demoServer) connect(t *testing.T, token string) *mcp.ClientSession {
+	t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "demo-test", Version: "1"}, nil)
+	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
+		Endpoint:             d.resource,
+		HTTPClient:           &http.Client{Transport: bearerTransport{token}},
+		DisableStandaloneSSE: true,
+	}, nil)
+	if err != nil {
+		t.Fatalf("Connect(%s) = %v", d.resource, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	res, err := cs.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("ListTools = %v", err)
+	}
+	var names []string
+	for _, tool := range res.Tools {
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+func TestDemoNotes(t *testing.T) {
+	d := newDemoServer(t)
+	aliceRead := d.connect(t, d.as.token(t, d.resource, "alice", "notes:read", nil))
+	aliceRW := d.connect(t, d.as.token(t, d.resource, "alice", "notes:read notes:write", nil))
+	bobRW := d.connect(t, d.as.token(t, d.resource, "bob", "notes:read notes:write", nil))
+	ctx := t.Context()
+
+	if diff := cmp.Diff([]string{"list_notes", "read_note"}, toolNames(t, aliceRead)); diff != "" {
+		t.Errorf("tools/list with notes:read (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"add_note", "delete_note", "list_notes", "read_note"}, toolNames(t, aliceRW)); diff != "" {
+		t.Errorf("tools/list with notes:read notes:write (-want +got):\n%s", diff)
+	}
+
+	// notes:read cannot add: the call fails before the tool runs.
+	_, err := aliceRead.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "insufficient_scope") {
+		t.Errorf("CallTool(add_note) with notes:read = %v, want an insufficient_scope error", err)
+	}
+	if n := d.executions()["add_note"]; n != 0 {
+		t.Errorf("add_note ran %d times with notes:read, want 0", n)
+	}
+	// The session survives the refusal.
+	if _, err := aliceRead.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"}); err != nil {
+		t.Errorf("CallTool(list_notes) after a refused call = %v", err)
+	}
+
+	res, err := aliceRW.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "Groceries", "text": "milk"}})
+	if err != nil || res.IsError {
+		t.Fatalf("CallTool(add_note) = %+v, %v", res, err)
+	}
+	var added Note
+	if err := remarshal(res.StructuredContent, &added); err != nil || added.ID != "1" || added.Title != "Groceries" {
+		t.Errorf("add_note result = %+v (%v), want note 1 Groceries", res.StructuredContent, err)
+	}
+	// Alice's read-only session sees it; Bob does not.
+	res, err = aliceRead.CallTool(ctx, &mcp.CallToolParams{Name: "read_note", Arguments: map[string]any{"id": "1"}})
+	if err != nil || res.IsError {
+		t.Fatalf("CallTool(read_note) = %+v, %v", res, err)
+	}
+	var note Note
+	if err := remarshal(res.StructuredContent, &note); err != nil || note.Text != "milk" {
+		t.Errorf("read_note = %+v (%v), want text milk", res.StructuredContent, err)
+	}
+	res, err = bobRW.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list listOut
+	if err := remarshal(res.StructuredContent, &list); err != nil || len(list.Notes) != 0 {
+		t.Errorf("Bob's list_notes = %+v (%v), want none", res.StructuredContent, err)
+	}
+	res, err = bobRW.CallTool(ctx, &mcp.CallToolParams{Name: "delete_note", Arguments: map[string]any{"id": "1"}})
+	if err != nil || !res.IsError {
+		t.Errorf("Bob's delete_note(1) = %+v, %v, want a tool error", res, err)
+	}
+	res, err = aliceRW.CallTool(ctx, &mcp.CallToolParams{Name: "delete_note", Arguments: map[string]any{"id": "1"}})
+	if err != nil || res.IsError {
+		t.Errorf("Alice's delete_note(1) = %+v, %v", res, err)
+	}
+}
+
+func remarshal(in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// TestDemoRefusesTokens sends bad tokens to the real SDK server: each is a
+// 401 with the challenge, and no tool runs.
+func TestDemoRefusesTokens(t *testing.T) {
+	d := newDemoServer(t)
+	good := d.as.token(t, d.resource, "alice", "notes:read notes:write", nil)
+	metaURL := strings.Replace(d.resource, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
+	base := `Bearer resource_metadata="` + metaURL + `", scope="notes:read"`
+	otherAS := newFakeAS(t)
+	tests := []struct {
+		name, auth, query, want string
+	}{
+		{"no token", "", "", base},
+		{"query string", "", url.Values{"access_token": {good}}.Encode(), base},
+		{"expired", d.as.token(t, d.resource, "alice", "notes:read notes:write", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
+			"", base + `, error="invalid_token", error_description="token expired"`},
+		{"another resource", d.as.token(t, "http://127.0.0.1:1/mcp", "alice", "notes:read notes:write", nil),
+			"", base + `, error="invalid_token", error_description="token is for another resource"`},
+		{"another issuer's key", otherAS.token(t, d.resource, "alice", "notes:read notes:write", func(c map[string]any) { c["iss"] = d.as.issuer }),
+			"", base + `, error="invalid_token", error_description="invalid signature"`},
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_note","arguments":{"title":"x"}}}`
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := d.resource
+			if tt.query != "" {
+				u += "?" + tt.query
+			}
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			if tt.auth != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != tt.want {
+				t.Errorf("POST = %d %s\nwant 401 %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tt.want)
+			}
+		})
+	}
+	if got := d.executions(); len(got) != 0 {
+		t.Errorf("tool executions = %v, want none", got)
+	}
+}
+
+// TestDemoSessionBoundToUser checks that the SDK's session hijacking guard
+// works with the subject rsmcp passes: Bob cannot use Alice's session.
+func TestDemoSessionBoundToUser(t *testing.T) {
+	d := newDemoServer(t)
+	alice := d.as.token(t, d.resource, "alice", "notes:read notes:write", nil)
+	bob := d.as.token(t, d.resource, "bob", "notes:read notes:write", nil)
+	post := func(tok, session, body string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, d.resource, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := post(alice, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	session := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || session == "" {
+		t.Fatalf("initialize = %d, session %q", resp.StatusCode, session)
+	}
+	if r := post(alice, session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("initialized = %d", r.StatusCode)
+	}
+	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add_note","arguments":{"title":"hijack"}}}`
+	if r := post(bob, session, call); r.StatusCode != http.StatusForbidden {
+		t.Errorf("Bob's call on Alice's session = %d, want 403", r.StatusCode)
+	}
+	if n := d.executions()["add_note"]; n != 0 {
+		t.Errorf("add_note ran %d times on a hijacked session, want 0", n)
+	}
+	if r := post(alice, session, call); r.StatusCode != http.StatusOK {
+		t.Errorf("Alice's call on her session = %d, want 200", r.StatusCode)
+	}
+}
+
+func TestDemoMetadata(t *testing.T) {
+	d := newDemoServer(t)
+	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+		resp, err := http.Get(strings.Replace(d.resource, "/mcp", path, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		want := map[string]any{
+			"resource":                 d.resource,
+			"authorization_servers":    []any{d.as.issuer},
+			"scopes_supported":         []any{"notes:read"},
+			"bearer_methods_supported": []any{"header"},
+			"resource_name":            "Gatehouse demo notes",
+		}
+		if diff := cmp.Diff(want, m); diff != "" {
+			t.Errorf("GET %s (-want +got):\n%s", path, diff)
+		}
+	}
+}
+
+func TestNotesLimits(t *testing.T) {
+	n := newNotes(time.Now)
+	for i := range maxNotesPerUser {
+		if _, err := n.add("u", fmt.Sprint("n", i), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.add("u", "one too many", ""); err == nil {
+		t.Error("add beyond the per-user limit succeeded")
+	}
+	if _, err := n.add("v", "", ""); err == nil {
+		t.Error("add without a title succeeded")
+	}
+	if _, err := n.get("v", "1"); !errors.Is(err, errNotFound) {
+		t.Errorf("get(v, 1) = %v, want %v", err, errNotFound)
+	}
+}

@@ -1,0 +1,242 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/gatehouse-mcp/gatehouse/rs"
+	"github.com/gatehouse-mcp/gatehouse/rs/rsmcp"
+)
+
+// Scopes of the demo resource.
+const (
+	ScopeRead  = "notes:read"
+	ScopeWrite = "notes:write"
+)
+
+// DefaultToolScopes are the scopes each tool needs.
+var DefaultToolScopes = map[string][]string{
+	"list_notes":  {ScopeRead},
+	"read_note":   {ScopeRead},
+	"add_note":    {ScopeWrite},
+	"delete_note": {ScopeWrite},
+}
+
+// ClockSkew is the demo's tolerance for exp and nbf: the authorization
+// server and the demo may run on different machines.
+const ClockSkew = 5 * time.Second
+
+// InspectorOrigins are the browser origins of MCP Inspector's web UI,
+// allowed to call the demo cross-origin.
+var InspectorOrigins = []string{"http://localhost:6274", "http://127.0.0.1:6274"}
+
+// Options configures [NewHandler].
+type Options struct {
+	// Issuer is the authorization server's issuer. Required.
+	Issuer string
+	// Resource is the MCP endpoint's URL, such as
+	// "http://127.0.0.1:8081/mcp": the audience tokens must carry and the
+	// resource of the protected resource metadata. Its path is where the
+	// handler serves MCP. Required.
+	Resource string
+	// Name is the resource_name in the metadata. Empty means "Gatehouse
+	// demo notes".
+	Name string
+	// ToolScopes maps each tool to the scopes it needs; nil means
+	// DefaultToolScopes.
+	ToolScopes map[string][]string
+	// Verifier checks tokens. Nil means an rs.JWTVerifier for Issuer and
+	// Resource using HTTPClient.
+	Verifier rs.Verifier
+	// HTTPClient fetches the authorization server's metadata and keys.
+	// Nil means rs's default.
+	HTTPClient *http.Client
+	// AllowedOrigins are the browser origins allowed to call. Nil means
+	// InspectorOrigins.
+	AllowedOrigins []string
+	// Logger receives the server's log. Nil means no logging.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// NewHandler returns the demo server: MCP at the path of opts.Resource,
+// protected by rs with per-tool scopes, and the protected resource metadata
+// at both well-known locations.
+func NewHandler(opts Options) (http.Handler, error) {
+	if opts.Issuer == "" || opts.Resource == "" {
+		return nil, errors.New("demo: Issuer and Resource are required")
+	}
+	if opts.Name == "" {
+		opts.Name = "Gatehouse demo notes"
+	}
+	if opts.ToolScopes == nil {
+		opts.ToolScopes = DefaultToolScopes
+	}
+	if opts.AllowedOrigins == nil {
+		opts.AllowedOrigins = InspectorOrigins
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	v := opts.Verifier
+	if v == nil {
+		jv, err := rs.NewJWTVerifier(rs.JWTOptions{
+			Issuer:     opts.Issuer,
+			Resource:   opts.Resource,
+			HTTPClient: opts.HTTPClient,
+			ClockSkew:  ClockSkew,
+			Logger:     log,
+			Now:        opts.Now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		v = jv
+	}
+	mcpPath, err := pathOf(opts.Resource)
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	metadataURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
+		Resource:             opts.Resource,
+		AuthorizationServers: []string{opts.Issuer},
+		// The baseline only: notes:write comes by step-up when a client
+		// first calls a tool that needs it (MCP scope minimization).
+		ScopesSupported: []string{ScopeRead},
+		ResourceName:    opts.Name,
+	})
+	if err != nil {
+		return nil, err
+	}
+	server := newMCPServer(newNotes(opts.Now))
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Logger:         log,
+		SessionTimeout: 30 * time.Minute,
+	})
+	mux.Handle(mcpPath, rsmcp.Protect(h, v, &rs.Options{
+		ResourceMetadataURL: metadataURL,
+		Scopes:              []string{ScopeRead},
+		ToolScopes:          opts.ToolScopes,
+		FilterToolsList:     true,
+		AllowedOrigins:      opts.AllowedOrigins,
+		Logger:              log,
+	}))
+	if mcpPath != "/" {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintf(w, "Gatehouse demo MCP server.\n\nMCP endpoint (Streamable HTTP): %s\nProtected resource metadata: %s\nAuthorization server: %s\n",
+				opts.Resource, metadataURL, opts.Issuer)
+		})
+	}
+	return mux, nil
+}
+
+// pathOf returns the ServeMux pattern for the resource's path.
+func pathOf(resource string) (string, error) {
+	p, err := rs.MetadataPath(resource)
+	if err != nil {
+		return "", err
+	}
+	const prefix = "/.well-known/oauth-protected-resource"
+	path := p[len(prefix):]
+	if path == "" {
+		path = "/"
+	}
+	return path, nil
+}
+
+// Tool inputs and outputs.
+type (
+	listIn  struct{}
+	listOut struct {
+		Notes []Note `json:"notes" jsonschema:"your notes, without their text"`
+	}
+	idIn struct {
+		ID string `json:"id" jsonschema:"the id of the note"`
+	}
+	addIn struct {
+		Title string `json:"title" jsonschema:"the note's title"`
+		Text  string `json:"text,omitempty" jsonschema:"the note's text"`
+	}
+	deleteOut struct {
+		Deleted string `json:"deleted" jsonschema:"the id of the deleted note"`
+	}
+)
+
+// newMCPServer returns the MCP server with the four tools over store.
+func newMCPServer(store *notes) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "gatehouse-demo-notes", Title: "Gatehouse demo notes", Version: "0.1.0"}, &mcp.ServerOptions{
+		Instructions: "A notepad per user. list_notes and read_note need notes:read; add_note and delete_note need notes:write.",
+	})
+	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true}
+	mcp.AddTool(s, &mcp.Tool{Name: "list_notes", Description: "List your notes (id, title, creation time). Needs notes:read.", Annotations: readOnly},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ listIn) (*mcp.CallToolResult, listOut, error) {
+			user, err := subject(req)
+			if err != nil {
+				return nil, listOut{}, err
+			}
+			return nil, listOut{Notes: store.list(user)}, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "read_note", Description: "Read one of your notes. Needs notes:read.", Annotations: readOnly},
+		func(ctx context.Context, req *mcp.CallToolRequest, in idIn) (*mcp.CallToolResult, Note, error) {
+			user, err := subject(req)
+			if err != nil {
+				return nil, Note{}, err
+			}
+			n, err := store.get(user, in.ID)
+			return nil, n, err
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "add_note", Description: "Add a note. Needs notes:write."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, Note, error) {
+			user, err := subject(req)
+			if err != nil {
+				return nil, Note{}, err
+			}
+			n, err := store.add(user, in.Title, in.Text)
+			return nil, n, err
+		})
+	destructive := true
+	mcp.AddTool(s, &mcp.Tool{Name: "delete_note", Description: "Delete one of your notes. Needs notes:write.", Annotations: &mcp.ToolAnnotations{DestructiveHint: &destructive}},
+		func(ctx context.Context, req *mcp.CallToolRequest, in idIn) (*mcp.CallToolResult, deleteOut, error) {
+			user, err := subject(req)
+			if err != nil {
+				return nil, deleteOut{}, err
+			}
+			if err := store.remove(user, in.ID); err != nil {
+				return nil, deleteOut{}, err
+			}
+			return nil, deleteOut{Deleted: in.ID}, nil
+		})
+	return s
+}
+
+// toolRan, when set (by tests), is called whenever a tool handler starts.
+var toolRan func(tool string)
+
+// subject returns the user the request acts for: the verified token's
+// subject, which rsmcp put into the SDK's TokenInfo.
+func subject(req *mcp.CallToolRequest) (string, error) {
+	if toolRan != nil && req.Params != nil {
+		toolRan(req.Params.Name)
+	}
+	if req.Extra == nil || req.Extra.TokenInfo == nil || req.Extra.TokenInfo.UserID == "" {
+		// Unreachable behind rs.RequireBearer; refuse rather than share
+		// one anonymous notepad.
+		return "", errors.New("no authenticated user")
+	}
+	return req.Extra.TokenInfo.UserID, nil
+}

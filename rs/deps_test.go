@@ -1,0 +1,95 @@
+package rs
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDependencies enforces the package's promise: the standard library
+// and go-jose only, so it can be vendored into any MCP server.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		switch {
+		case p == "github.com/gatehouse-mcp/gatehouse/rs":
+		case strings.HasPrefix(p, "github.com/go-jose/go-jose/v4"):
+		default:
+			t.Errorf("rs depends on %s; it may import only the standard library and go-jose", p)
+		}
+	}
+}
+
+// TestNoDependencyTypesInAPI checks that no exported declaration mentions
+// a go-jose type, so the dependency can change without breaking users.
+func TestNoDependencyTypesInAPI(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(n ast.Node, what string) {
+			ast.Inspect(n, func(n ast.Node) bool {
+				if sel, ok := n.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok && x.Name == "jose" {
+						t.Errorf("%s: exported %s uses jose.%s", fset.Position(sel.Pos()), what, sel.Sel.Name)
+					}
+				}
+				return true
+			})
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Name.IsExported() && (d.Recv == nil || exportedRecv(d.Recv)) {
+					check(d.Type, d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					ts, ok := s.(*ast.TypeSpec)
+					if !ok || !ts.Name.IsExported() {
+						continue
+					}
+					if st, ok := ts.Type.(*ast.StructType); ok {
+						for _, fld := range st.Fields.List {
+							for _, n := range fld.Names {
+								if n.IsExported() {
+									check(fld.Type, ts.Name.Name+"."+n.Name)
+								}
+							}
+						}
+						continue
+					}
+					check(ts.Type, ts.Name.Name)
+				}
+			}
+		}
+	}
+}
+
+func exportedRecv(recv *ast.FieldList) bool {
+	if len(recv.List) == 0 {
+		return false
+	}
+	t := recv.List[0].Type
+	if s, ok := t.(*ast.StarExpr); ok {
+		t = s.X
+	}
+	id, ok := t.(*ast.Ident)
+	return ok && id.IsExported()
+}

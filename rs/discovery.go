@@ -1,0 +1,133 @@
+package rs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxDocumentBytes bounds every JSON document fetched from the
+// authorization server (metadata, JWKS, introspection responses).
+const maxDocumentBytes = 1 << 20
+
+// defaultHTTPTimeout bounds each request to the authorization server when
+// the caller supplies no client.
+const defaultHTTPTimeout = 10 * time.Second
+
+// defaultClient is used when an option leaves HTTPClient nil.
+var defaultClient = &http.Client{Timeout: defaultHTTPTimeout}
+
+// serverMetadata is the part of RFC 8414 / OpenID Connect Discovery
+// metadata the verifiers use.
+type serverMetadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+// metadataURLs returns the discovery URLs to try for issuer, in the order
+// the MCP specification gives (2025-11-25 and later): RFC 8414 with path
+// insertion, OpenID Connect with path insertion, then OpenID Connect with
+// the suffix appended.
+func metadataURLs(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q: %w", issuer, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("issuer %q must be an http(s) URL without query or fragment (RFC 8414 §2)", issuer)
+	}
+	origin := u.Scheme + "://" + u.Host
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	if path == "" {
+		return []string{
+			origin + "/.well-known/oauth-authorization-server",
+			origin + "/.well-known/openid-configuration",
+		}, nil
+	}
+	return []string{
+		origin + "/.well-known/oauth-authorization-server" + path,
+		origin + "/.well-known/openid-configuration" + path,
+		origin + path + "/.well-known/openid-configuration",
+	}, nil
+}
+
+// discover fetches the authorization server's metadata, trying each
+// well-known location in turn, and returns the first document whose issuer
+// is exactly issuer (RFC 8414 §3.3). want checks the fields the caller
+// needs; a document failing it counts as not found.
+func discover(ctx context.Context, c *http.Client, issuer string, want func(*serverMetadata) error) (*serverMetadata, error) {
+	urls, err := metadataURLs(issuer)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, u := range urls {
+		var m serverMetadata
+		if err := getJSON(ctx, c, u, &m); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if m.Issuer != issuer {
+			errs = append(errs, fmt.Errorf("%s: issuer %q, want %q", u, m.Issuer, issuer))
+			continue
+		}
+		if err := want(&m); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
+			continue
+		}
+		return &m, nil
+	}
+	return nil, fmt.Errorf("discover authorization server %s: %w", issuer, errors.Join(errs...))
+}
+
+// getJSON GETs u and decodes a JSON body of at most maxDocumentBytes.
+func getJSON(ctx context.Context, c *http.Client, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return decodeJSONResponse(resp, u, v)
+}
+
+// decodeJSONResponse checks for 200 and a JSON media type and decodes the
+// body, reading at most maxDocumentBytes.
+func decodeJSONResponse(resp *http.Response, u string, v any) error {
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s: status %d", u, resp.StatusCode)
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || !isJSONMediaType(mt) {
+		return fmt.Errorf("%s: content type %q is not JSON", u, resp.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentBytes+1))
+	if err != nil {
+		return fmt.Errorf("%s: %w", u, err)
+	}
+	if len(body) > maxDocumentBytes {
+		return fmt.Errorf("%s: document larger than %d bytes", u, maxDocumentBytes)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s: %w", u, err)
+	}
+	return nil
+}
+
+// isJSONMediaType accepts application/json and application/*+json (such
+// as application/jwk-set+json).
+func isJSONMediaType(mt string) bool {
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}

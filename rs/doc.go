@@ -1,0 +1,62 @@
+// Package rs makes an HTTP server — typically an MCP server — an OAuth 2.1
+// resource server: it verifies bearer access tokens, checks their audience
+// and scopes, answers with the challenges MCP clients understand, and serves
+// the protected resource metadata those clients discover the authorization
+// server from.
+//
+// The pieces, each usable on its own:
+//
+//   - [JWTVerifier] verifies JWT access tokens ([RFC 9068]) locally with the
+//     authorization server's JWKS, discovered from its metadata ([RFC 8414],
+//     then OpenID Connect Discovery) and cached.
+//   - [IntrospectionVerifier] asks the authorization server instead
+//     ([RFC 7662]), for opaque tokens or immediate revocation.
+//   - [RequireBearer] is net/http middleware: 401 and 403 with
+//     [RFC 6750] WWW-Authenticate challenges carrying the [RFC 9728]
+//     resource_metadata URL, per-tool scopes for MCP tools/call with
+//     step-up challenges, optional tools/list filtering, CORS, and the
+//     verified identity in the request context ([TokenInfoFromContext]).
+//   - [MetadataHandler] and [HandleMetadata] serve the protected resource
+//     metadata ([RFC 9728]).
+//
+// A minimal protected MCP server:
+//
+//	v, err := rs.NewJWTVerifier(rs.JWTOptions{Issuer: issuer, Resource: "https://mcp.example.com/mcp"})
+//	...
+//	mux := http.NewServeMux()
+//	metaURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
+//		Resource:             "https://mcp.example.com/mcp",
+//		AuthorizationServers: []string{issuer},
+//		ScopesSupported:      []string{"notes:read"},
+//	})
+//	...
+//	mux.Handle("/mcp", rs.RequireBearer(v, &rs.Options{
+//		ResourceMetadataURL: metaURL,
+//		Scopes:              []string{"notes:read"},
+//		ToolScopes:          map[string][]string{"add_note": {"notes:write"}},
+//	})(mcpHandler))
+//
+// The package github.com/gatehouse-mcp/gatehouse/rs/rsmcp adapts it to the
+// official MCP Go SDK.
+//
+// What the package follows: the MCP authorization specification
+// (2026-07-28 and the older revisions clients still use), OAuth 2.1
+// §5.2–5.3, RFC 6750, RFC 7662, RFC 8707, RFC 9068 and RFC 9728.
+//
+// Not supported: DPoP ([RFC 9449]) and mTLS-bound tokens, tokens in a form
+// body or the query string (RFC 6750 §2.2, §2.3; OAuth 2.1 forbids the
+// query), encrypted (JWE) access tokens, and signed resource metadata
+// (RFC 9728 §2.2).
+//
+// Dependencies: rs imports only the standard library and
+// github.com/go-jose/go-jose/v4, and no type of either dependency appears in
+// its API, so it can be vendored into any MCP server. It must not import
+// any other package of this module.
+//
+// [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+// [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
+// [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
+// [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+// [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+// [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728
+package rs

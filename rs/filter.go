@@ -1,0 +1,231 @@
+package rs
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+)
+
+// maxFilteredBytes bounds how much of a JSON response (or of one
+// server-sent event) is held in memory for rewriting. A larger response is
+// replaced by a JSON-RPC error and a larger event dropped: passing it on
+// unfiltered would list tools the token may not call.
+const maxFilteredBytes = 16 << 20
+
+// filterWriter rewrites the responses to the tools/list requests of one
+// POST, dropping the tools the token may not call. A JSON response is
+// held until the handler returns; a server-sent event stream is rewritten
+// event by event as it passes, keeping its flushes.
+type filterWriter struct {
+	http.ResponseWriter
+	ids     map[string]bool // normalised ids of the tools/list requests
+	allowed func(tool string) bool
+
+	mode   int // modeUndecided, modeJSON, modeSSE, modePass
+	status int
+	buf    bytes.Buffer
+	tooBig bool
+}
+
+const (
+	modeUndecided = iota
+	modeJSON
+	modeSSE
+	modePass
+)
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (f *filterWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+func (f *filterWriter) WriteHeader(status int) {
+	if f.mode != modeUndecided {
+		return
+	}
+	f.status = status
+	mt, _, _ := mime.ParseMediaType(f.Header().Get("Content-Type"))
+	switch {
+	case status == http.StatusOK && mt == "application/json":
+		f.mode = modeJSON
+	case status == http.StatusOK && mt == "text/event-stream":
+		f.mode = modeSSE
+		f.Header().Del("Content-Length")
+		f.ResponseWriter.WriteHeader(status)
+	default:
+		f.mode = modePass
+		f.ResponseWriter.WriteHeader(status)
+	}
+}
+
+func (f *filterWriter) Write(p []byte) (int, error) {
+	if f.mode == modeUndecided {
+		f.WriteHeader(http.StatusOK)
+	}
+	switch f.mode {
+	case modeJSON:
+		if f.buf.Len()+len(p) > maxFilteredBytes {
+			// Too large to rewrite: fail closed rather than leak the
+			// unfiltered list.
+			f.tooBig = true
+			return len(p), nil
+		}
+		return f.buf.Write(p)
+	case modeSSE:
+		f.buf.Write(p)
+		if err := f.flushEvents(); err != nil {
+			return 0, err
+		}
+		if f.buf.Len() > maxFilteredBytes {
+			f.tooBig = true
+			f.buf.Reset()
+		}
+		return len(p), nil
+	}
+	return f.ResponseWriter.Write(p)
+}
+
+// Flush sends what can be sent: complete events of a stream.
+func (f *filterWriter) Flush() {
+	if f.mode == modeJSON {
+		return
+	}
+	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+// flushEvents writes every complete event in the buffer, rewritten.
+func (f *filterWriter) flushEvents() error {
+	for {
+		b := f.buf.Bytes()
+		end, next := eventEnd(b)
+		if end < 0 {
+			return nil
+		}
+		out := f.rewriteEvent(b[:end])
+		if _, err := f.ResponseWriter.Write(out); err != nil {
+			return err
+		}
+		if _, err := f.ResponseWriter.Write(b[end:next]); err != nil {
+			return err
+		}
+		f.buf.Next(next)
+	}
+}
+
+// eventEnd finds the blank line ending the first event of b: the index
+// where the event's last line ends and where the next event starts, or
+// -1.
+func eventEnd(b []byte) (end, next int) {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\n' && b[i] != '\r' {
+			continue
+		}
+		// b[i] ends a line; a blank line follows if the next line ending
+		// comes right after.
+		j := i + 1
+		if b[i] == '\r' && j < len(b) && b[j] == '\n' {
+			j++
+		}
+		if j < len(b) && (b[j] == '\n' || b[j] == '\r') {
+			k := j + 1
+			if b[j] == '\r' {
+				if k >= len(b) {
+					return -1, -1 // "\r" may be followed by "\n": wait
+				}
+				if b[k] == '\n' {
+					k++
+				}
+			}
+			return i, k
+		}
+	}
+	return -1, -1
+}
+
+// rewriteEvent returns the event with the data of a tools/list response
+// filtered; any other event is returned as it is.
+func (f *filterWriter) rewriteEvent(ev []byte) []byte {
+	lines := bytes.FieldsFunc(ev, func(r rune) bool { return r == '\n' || r == '\r' })
+	var data [][]byte
+	for _, l := range lines {
+		if v, ok := bytes.CutPrefix(l, []byte("data:")); ok {
+			data = append(data, bytes.TrimPrefix(v, []byte(" ")))
+		}
+	}
+	if len(data) == 0 {
+		return ev
+	}
+	msg := bytes.Join(data, []byte("\n"))
+	out, changed := f.rewrite(msg)
+	if !changed {
+		return ev
+	}
+	var b bytes.Buffer
+	for _, l := range lines {
+		if bytes.HasPrefix(l, []byte("data:")) {
+			continue
+		}
+		b.Write(l)
+		b.WriteByte('\n')
+	}
+	b.WriteString("data: ")
+	b.Write(out)
+	return b.Bytes()
+}
+
+// rewrite filters a JSON-RPC response or batch of responses; changed is
+// false when nothing in it answers a tools/list of this request.
+func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
+	trimmed := bytes.TrimSpace(msg)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var batch []json.RawMessage
+		if json.Unmarshal(trimmed, &batch) != nil {
+			return msg, false
+		}
+		for i, m := range batch {
+			if f.ids[responseID(m)] {
+				if r, ok := filterToolsResult(m, f.allowed); ok {
+					batch[i], changed = r, true
+				}
+			}
+		}
+		if !changed {
+			return msg, false
+		}
+		b, err := json.Marshal(batch)
+		if err != nil {
+			return msg, false
+		}
+		return b, true
+	}
+	if !f.ids[responseID(trimmed)] {
+		return msg, false
+	}
+	if r, ok := filterToolsResult(trimmed, f.allowed); ok {
+		return r, true
+	}
+	return msg, false
+}
+
+// finish writes a held JSON response, rewritten.
+func (f *filterWriter) finish() {
+	switch f.mode {
+	case modeJSON:
+		body := f.buf.Bytes()
+		if f.tooBig {
+			body = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"tools/list response too large to filter"}}`)
+		} else if out, changed := f.rewrite(body); changed {
+			body = out
+		}
+		f.Header().Del("Content-Length")
+		f.ResponseWriter.WriteHeader(f.status)
+		f.ResponseWriter.Write(body)
+	case modeSSE:
+		// An unterminated last event is not dispatched by clients, but it
+		// is filtered all the same.
+		if f.buf.Len() > 0 && !f.tooBig {
+			f.ResponseWriter.Write(f.rewriteEvent(f.buf.Bytes()))
+		}
+	}
+}

@@ -1,0 +1,466 @@
+package rs
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// DefaultMaxTokenBytes is the longest access token accepted when an
+// option leaves the limit at zero. Gatehouse's ES256 tokens are about
+// 600 bytes; the limit only has to stop a client from making the server
+// parse megabytes.
+const DefaultMaxTokenBytes = 8 << 10
+
+// Defaults of [JWTOptions].
+const (
+	// DefaultMinRefreshInterval is the least time between two JWKS fetches.
+	DefaultMinRefreshInterval = 10 * time.Second
+	// DefaultMaxKeyAge is how long fetched keys are used before they are
+	// refetched in the background.
+	DefaultMaxKeyAge = 10 * time.Minute
+	// DefaultVerifiedCacheSize is how many verified tokens are remembered.
+	DefaultVerifiedCacheSize = 10000
+)
+
+// asymmetricAlgs are the JWS algorithms [JWTOptions.Algorithms] may name:
+// asymmetric signatures only. "none" and the HMAC family are refused by
+// construction: with a symmetric algorithm, anyone holding the published
+// key could mint tokens.
+var asymmetricAlgs = map[string]bool{
+	"ES256": true, "ES384": true, "ES512": true,
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"EdDSA": true,
+}
+
+// JWTOptions configures a [JWTVerifier].
+type JWTOptions struct {
+	// Issuer is the authorization server's issuer identifier. Required.
+	// Tokens must carry exactly this "iss"; it also locates the metadata
+	// (RFC 8414 §3, then OpenID Connect Discovery) that names the JWKS.
+	Issuer string
+	// Resource is this server's resource URI — for an MCP server, the URL
+	// clients connect to, such as "https://mcp.example.com/mcp". Required.
+	// A token's "aud" must name it; comparison follows [CanonicalResource]
+	// (case of scheme and host, default port and a root "/" do not matter).
+	Resource string
+	// JWKSURL is the authorization server's jwks_uri. Empty (the default)
+	// discovers it from the issuer's metadata on first use.
+	JWKSURL string
+	// Algorithms lists the JWS "alg" values accepted. Nil means ES256 only.
+	// Asymmetric algorithms only: ES256/384/512, RS256/384/512,
+	// PS256/384/512, EdDSA; "none" or an HMAC algorithm is an error.
+	Algorithms []string
+	// ClockSkew is the tolerance when comparing "exp" and "nbf" with the
+	// current time. Zero (the default) compares strictly.
+	ClockSkew time.Duration
+	// MaxTokenBytes refuses longer tokens before any parsing. Zero means
+	// [DefaultMaxTokenBytes].
+	MaxTokenBytes int
+	// HTTPClient fetches metadata and keys. Nil means a client with a
+	// 10-second timeout. Supply one with an egress policy where the issuer
+	// is not trusted to be on a public address.
+	HTTPClient *http.Client
+	// MinRefreshInterval is the least time between two JWKS fetches: a
+	// token with an unknown "kid" triggers a refetch only if the last one
+	// started longer ago, so made-up kids cannot turn into a flood of
+	// requests to the authorization server. Zero means
+	// [DefaultMinRefreshInterval].
+	MinRefreshInterval time.Duration
+	// MaxKeyAge is how long fetched keys are used before a background
+	// refetch (keys removed from the JWKS stop working after at most this
+	// long). Zero means [DefaultMaxKeyAge].
+	MaxKeyAge time.Duration
+	// VerifiedCacheSize is how many verified tokens are remembered, by the
+	// SHA-256 of the token, so that a client's next request with the same
+	// token skips parsing and the signature check. A remembered token is
+	// still checked against the current time ("exp", "nbf") and the current
+	// JWKS (it is forgotten when its key is no longer published). Only
+	// tokens that verified are remembered, so made-up tokens cannot fill
+	// it. Zero means [DefaultVerifiedCacheSize]; negative disables it.
+	VerifiedCacheSize int
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives JWKS fetch failures. Nil means no logging.
+	Logger *slog.Logger
+}
+
+// JWTVerifier verifies JWT access tokens ([RFC 9068]) with the
+// authorization server's published keys. It is a [Verifier].
+//
+// A token is accepted when all of these hold:
+//   - it is at most MaxTokenBytes long and a compact JWS;
+//   - its "alg" is allowed and, when the key names one, equals the key's;
+//   - its "typ" is "at+jwt" or "application/at+jwt" (RFC 9068 §2.1);
+//   - its "kid" names a key of the JWKS (a token without "kid" only when
+//     the JWKS has exactly one usable key), and the signature verifies;
+//   - it has "iss", "sub", "aud", "exp", "iat", "jti" and "client_id"
+//     (RFC 9068 §2.2), "iss" equals Issuer and "aud" names Resource;
+//   - "exp" has not passed and "nbf", if present, has, within ClockSkew.
+//
+// Header parameters that point at keys — "jku", "x5u", "x5c" and an
+// embedded "jwk" — are ignored: keys only ever come from the issuer's
+// JWKS. A token that verified is remembered (see
+// [JWTOptions.VerifiedCacheSize]), so a client's following requests cost a
+// hash and a map lookup instead of a signature check. The claims are read from "scope" (a space-separated string); the
+// "scp" array some servers use is not supported.
+//
+// [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+type JWTVerifier struct {
+	issuer    string
+	resource  string // as configured
+	canonical string // CanonicalResource(resource)
+	algs      []jose.SignatureAlgorithm
+	skew      time.Duration
+	maxBytes  int
+	now       func() time.Time
+	keys      *keyCache
+
+	cacheSize int
+	mu        sync.RWMutex
+	verified  map[[32]byte]verifiedToken
+}
+
+// verifiedToken is a remembered verification.
+type verifiedToken struct {
+	info *TokenInfo
+	key  *verificationKey // the key that verified it, as published then
+	kid  string
+}
+
+// NewJWTVerifier returns a verifier for opts. It does not contact the
+// authorization server: the keys are fetched on first use, so the
+// resource server may start before the authorization server.
+func NewJWTVerifier(opts JWTOptions) (*JWTVerifier, error) {
+	if opts.Issuer == "" {
+		return nil, errors.New("rs: JWTOptions.Issuer is required")
+	}
+	if _, err := metadataURLs(opts.Issuer); err != nil {
+		return nil, fmt.Errorf("rs: JWTOptions.Issuer: %w", err)
+	}
+	if opts.Resource == "" {
+		return nil, errors.New("rs: JWTOptions.Resource is required")
+	}
+	canon, err := CanonicalResource(opts.Resource)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ClockSkew < 0 || opts.MaxTokenBytes < 0 || opts.MinRefreshInterval < 0 || opts.MaxKeyAge < 0 {
+		return nil, errors.New("rs: JWTOptions durations and sizes must not be negative")
+	}
+	names := opts.Algorithms
+	if names == nil {
+		names = []string{"ES256"}
+	}
+	if len(names) == 0 {
+		return nil, errors.New("rs: JWTOptions.Algorithms is empty")
+	}
+	allowed := map[string]bool{}
+	var algs []jose.SignatureAlgorithm
+	for _, a := range names {
+		if !asymmetricAlgs[a] {
+			return nil, fmt.Errorf("rs: algorithm %q is not allowed: asymmetric JWS algorithms only (ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA)", a)
+		}
+		if !allowed[a] {
+			allowed[a] = true
+			algs = append(algs, jose.SignatureAlgorithm(a))
+		}
+	}
+	v := &JWTVerifier{
+		issuer:    opts.Issuer,
+		resource:  opts.Resource,
+		canonical: canon,
+		algs:      algs,
+		skew:      opts.ClockSkew,
+		maxBytes:  cmp.Or(opts.MaxTokenBytes, DefaultMaxTokenBytes),
+		now:       opts.Now,
+		cacheSize: cmp.Or(opts.VerifiedCacheSize, DefaultVerifiedCacheSize),
+	}
+	if v.cacheSize > 0 {
+		v.verified = make(map[[32]byte]verifiedToken)
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = defaultClient
+	}
+	v.keys = &keyCache{
+		client:      client,
+		issuer:      opts.Issuer,
+		jwksURL:     opts.JWKSURL,
+		algs:        allowed,
+		minInterval: cmp.Or(opts.MinRefreshInterval, DefaultMinRefreshInterval),
+		maxAge:      cmp.Or(opts.MaxKeyAge, DefaultMaxKeyAge),
+		now:         v.now,
+		log:         opts.Logger,
+	}
+	return v, nil
+}
+
+// Verify checks token as described at [JWTVerifier] and returns its
+// claims. Errors wrap [ErrInvalidToken] and a reason ([ErrExpired],
+// [ErrAudience], …), or [ErrUnavailable] when no keys could be fetched, or
+// the context's error.
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (*TokenInfo, error) {
+	if len(token) > v.maxBytes {
+		return nil, invalid(ErrTooLarge, "%d bytes, limit %d", len(token), v.maxBytes)
+	}
+	if strings.Count(token, ".") != 2 {
+		return nil, invalid(ErrMalformed, "not a compact JWS")
+	}
+	var sum [32]byte
+	if v.verified != nil {
+		sum = sha256.Sum256([]byte(token))
+		v.mu.RLock()
+		e, ok := v.verified[sum]
+		v.mu.RUnlock()
+		if ok {
+			if info, err := v.reuse(e); err != errReverify {
+				return info, err
+			}
+		}
+	}
+	jws, err := jose.ParseSignedCompact(token, v.algs)
+	if err != nil {
+		if e, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, invalid(ErrAlgorithm, "%.20q", string(e.Got))
+		}
+		return nil, invalid(ErrMalformed, "%v", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, invalid(ErrMalformed, "not exactly one signature")
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
+		return nil, invalid(ErrType, "typ %.40q", typ)
+	}
+	key, err := v.keys.key(ctx, h.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if key.alg != "" && key.alg != h.Algorithm {
+		return nil, invalid(ErrAlgorithm, "token alg %s, key %s is %s", h.Algorithm, key.kid, key.alg)
+	}
+	payload, err := jws.Verify(key.key)
+	if err != nil {
+		return nil, invalid(ErrSignature, "")
+	}
+	var c jwtClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, invalid(ErrMalformed, "claims: %v", err)
+	}
+	info, err := v.check(&c)
+	if err != nil {
+		return nil, err
+	}
+	if v.verified != nil {
+		v.remember(sum, verifiedToken{info: info, key: key, kid: h.KeyID})
+		cp := *info
+		return &cp, nil
+	}
+	return info, nil
+}
+
+// errReverify tells Verify that a remembered verification no longer
+// holds and the token must be verified afresh.
+var errReverify = errors.New("verify again")
+
+// reuse answers from a remembered verification if its key is still the
+// published one, and returns errReverify otherwise.
+func (v *JWTVerifier) reuse(e verifiedToken) (*TokenInfo, error) {
+	snap := v.keys.keys.Load()
+	if snap.lookup(e.kid) != e.key {
+		return nil, errReverify
+	}
+	now := v.now()
+	if now.Sub(snap.fetched) >= v.keys.maxAge {
+		v.keys.startFetch()
+	}
+	if err := v.checkTimes(e.info, now); err != nil {
+		return nil, err
+	}
+	cp := *e.info
+	return &cp, nil
+}
+
+// remember stores a verification, making room when the cache is full:
+// first by dropping expired tokens, then arbitrary ones.
+func (v *JWTVerifier) remember(sum [32]byte, e verifiedToken) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= v.cacheSize {
+		now := v.now()
+		for k, old := range v.verified {
+			if !now.Before(old.info.Expiry.Add(v.skew)) {
+				delete(v.verified, k)
+			}
+		}
+		for k := range v.verified {
+			if len(v.verified) < v.cacheSize*9/10 {
+				break
+			}
+			delete(v.verified, k)
+		}
+	}
+	v.verified[sum] = e
+}
+
+// checkTimes checks exp and nbf against now.
+func (v *JWTVerifier) checkTimes(info *TokenInfo, now time.Time) error {
+	if !now.Before(info.Expiry.Add(v.skew)) {
+		return invalid(ErrExpired, "exp %s", info.Expiry.UTC().Format(time.RFC3339))
+	}
+	if !info.NotBefore.IsZero() && now.Add(v.skew).Before(info.NotBefore) {
+		return invalid(ErrNotYetValid, "nbf %s", info.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// check validates decoded claims and builds the TokenInfo.
+func (v *JWTVerifier) check(c *jwtClaims) (*TokenInfo, error) {
+	switch {
+	case c.Iss == "":
+		return nil, invalid(ErrMissingClaim, "iss")
+	case c.Sub == "":
+		return nil, invalid(ErrMissingClaim, "sub")
+	case len(c.Aud) == 0:
+		return nil, invalid(ErrMissingClaim, "aud")
+	case !c.Exp.set:
+		return nil, invalid(ErrMissingClaim, "exp")
+	case !c.Iat.set:
+		return nil, invalid(ErrMissingClaim, "iat")
+	case c.JTI == "":
+		return nil, invalid(ErrMissingClaim, "jti")
+	case c.ClientID == "":
+		return nil, invalid(ErrMissingClaim, "client_id")
+	}
+	if c.Iss != v.issuer {
+		return nil, invalid(ErrIssuer, "iss %.100q", c.Iss)
+	}
+	ok := false
+	for _, a := range c.Aud {
+		if sameResource(a, v.resource, v.canonical) {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return nil, invalid(ErrAudience, "aud %.200q", c.Aud)
+	}
+	info := &TokenInfo{
+		Subject:   c.Sub,
+		ClientID:  c.ClientID,
+		Scopes:    splitScope(c.Scope),
+		Issuer:    c.Iss,
+		Audience:  c.Aud,
+		Expiry:    c.Exp.t,
+		IssuedAt:  c.Iat.t,
+		NotBefore: c.Nbf.t,
+		AuthTime:  c.AuthTime.t,
+		ID:        c.JTI,
+	}
+	if err := v.checkTimes(info, v.now()); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// isAccessTokenType accepts both forms RFC 9068 §4 allows; media types
+// are case-insensitive.
+func isAccessTokenType(typ string) bool {
+	return strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
+}
+
+// jwtClaims are the claims of an RFC 9068 access token that rs reads.
+type jwtClaims struct {
+	Iss      string      `json:"iss"`
+	Sub      string      `json:"sub"`
+	Aud      audience    `json:"aud"`
+	Exp      numericDate `json:"exp"`
+	Nbf      numericDate `json:"nbf"`
+	Iat      numericDate `json:"iat"`
+	AuthTime numericDate `json:"auth_time"`
+	JTI      string      `json:"jti"`
+	ClientID string      `json:"client_id"`
+	Scope    string      `json:"scope"`
+}
+
+// audience is "aud": one string or an array of strings (RFC 7519 §4.1.3).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if s != "" {
+			*a = audience{s}
+		}
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		var ss []string
+		if err := json.Unmarshal(b, &ss); err != nil {
+			return err
+		}
+		*a = ss
+		return nil
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	}
+	return errors.New("aud is neither a string nor an array of strings")
+}
+
+// numericDate is a JWT NumericDate (RFC 7519 §2): seconds since the epoch,
+// possibly fractional.
+type numericDate struct {
+	t   time.Time
+	set bool
+}
+
+// maxNumericDate is the start of year 10000: later dates are refused
+// rather than overflowing time arithmetic.
+const maxNumericDate = 253402300800
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return errors.New("a NumericDate is not a number")
+	}
+	if f < 0 || f >= maxNumericDate {
+		return errors.New("a NumericDate is out of range")
+	}
+	sec, frac := math.Modf(f)
+	d.t = time.Unix(int64(sec), int64(frac*1e9))
+	d.set = true
+	return nil
+}
+
+// splitScope splits a scope claim at spaces, dropping empty tokens.
+func splitScope(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}

@@ -1,0 +1,577 @@
+package rs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// DefaultMaxBodyBytes is the largest request body [RequireBearer] reads to
+// find the JSON-RPC method and tool when [Options.MaxBodyBytes] is zero.
+// It matches the MCP Go SDK's own default limit.
+const DefaultMaxBodyBytes = 4 << 20
+
+// Options configures [RequireBearer]. The zero value (or nil) checks the
+// token only: no scopes, no JSON-RPC inspection, no cross-origin access.
+type Options struct {
+	// ResourceMetadataURL is sent as resource_metadata in every challenge
+	// (RFC 9728 §5.1), so clients find the authorization server; build it
+	// with [MetadataURL]. MCP clients of the 2025-06-18 revision depend on
+	// it. Empty leaves the parameter out.
+	ResourceMetadataURL string
+
+	// Scopes are needed for every request, and are the scope of the 401
+	// challenge (RFC 6750 §3): the baseline a client asks for first. Keep
+	// it minimal; more come by step-up (MCP "scope minimization"). Nil
+	// needs none and leaves scope out of 401 challenges.
+	Scopes []string
+
+	// ToolScopes maps an MCP tool name (params.name of a tools/call) to
+	// the scopes calling it needs on top of Scopes. A call without them is
+	// answered 403 with an insufficient_scope challenge naming every scope
+	// the call needs, before the MCP server sees the request. Tools not
+	// listed need only Scopes.
+	ToolScopes map[string][]string
+
+	// MethodScopes maps a JSON-RPC method (such as "resources/read") to
+	// the scopes it needs on top of Scopes, answered like ToolScopes.
+	MethodScopes map[string][]string
+
+	// ImpliedScopes maps a scope to the scopes it includes, for servers
+	// with a scope hierarchy (the MCP specification requires honouring
+	// one): with {"notes:admin": {"notes:write"}, "notes:write":
+	// {"notes:read"}}, a token granted notes:admin satisfies all three.
+	// The relation is transitive. Nil means scopes only satisfy
+	// themselves.
+	ImpliedScopes map[string][]string
+
+	// FilterToolsList removes from tools/list responses the tools the
+	// token's scopes do not allow calling, so clients only offer tools that
+	// will work. Responses in JSON and in server-sent events are both
+	// rewritten.
+	FilterToolsList bool
+
+	// MaxBodyBytes bounds how much of a POST body is read to find the
+	// JSON-RPC method and tool when ToolScopes, MethodScopes or
+	// FilterToolsList is set; a longer body is refused with 413. Zero means
+	// [DefaultMaxBodyBytes]. Bodies are not read otherwise.
+	MaxBodyBytes int64
+
+	// MaxTokenBytes refuses longer bearer tokens before they reach the
+	// verifier. Zero means [DefaultMaxTokenBytes].
+	MaxTokenBytes int
+
+	// AllowedOrigins lists the browser origins ("https://app.example.com")
+	// allowed to call cross-origin; "*" allows any. Their requests get CORS
+	// headers that expose WWW-Authenticate and the MCP headers, and their
+	// preflight requests are answered without a token. A request with an
+	// Origin header that is neither listed nor the server's own is refused
+	// with 403 (the MCP Streamable HTTP transport requires validating
+	// Origin). Nil allows same-origin and non-browser requests only.
+	AllowedOrigins []string
+
+	// Logger receives server errors and, at debug level, why tokens were
+	// refused (never the tokens). Nil means no logging.
+	Logger *slog.Logger
+}
+
+// CORS header values of the MCP endpoint.
+const (
+	corsAllowMethods  = "GET, POST, DELETE, OPTIONS"
+	corsAllowHeaders  = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name"
+	corsExposeHeaders = "WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version"
+)
+
+// RequireBearer returns middleware that lets a request through only with a
+// valid bearer token that has the scopes the request needs, with the
+// token's [TokenInfo] in the request context ([TokenInfoFromContext]). It
+// plays the role of the MCP Go SDK's auth.RequireBearerToken, with RFC 6750
+// error codes and per-tool scopes.
+//
+// Answers, each with a JSON body and Cache-Control: no-store:
+//   - no bearer token in the Authorization header: 401,
+//     WWW-Authenticate: Bearer resource_metadata="…", scope="<Scopes>".
+//     A token in the query string (access_token) or a form body is not
+//     looked at (OAuth 2.1 §5.1.1).
+//   - a token the verifier refuses ([ErrInvalidToken]): 401 with the same
+//     challenge plus error="invalid_token" and error_description.
+//   - scopes missing: 403, WWW-Authenticate: Bearer
+//     error="insufficient_scope", scope="<every scope the request
+//     needs>", resource_metadata="…", error_description="…" (RFC 6750
+//     §3.1; MCP step-up authorization). For a single JSON-RPC request the
+//     body is a JSON-RPC error response with the request's id, so a client
+//     that cannot step up fails that call, not its connection; otherwise
+//     it is {"error", "error_description"}.
+//   - several Authorization headers: 400 invalid_request.
+//   - a body that cannot be inspected: 400 with a JSON-RPC parse error;
+//     too long: 413. Neither reaches the next handler.
+//   - the verifier cannot decide ([ErrUnavailable]): 503.
+//
+// RequireBearer panics if v is nil or a configured scope is not a valid
+// scope token (RFC 6749 §3.3).
+func RequireBearer(v Verifier, opts *Options) func(http.Handler) http.Handler {
+	if v == nil {
+		panic("rs: RequireBearer: nil Verifier")
+	}
+	m := newMiddleware(v, opts)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m.serve(w, r, next)
+		})
+	}
+}
+
+// middleware is RequireBearer's compiled configuration.
+type middleware struct {
+	verifier    Verifier
+	metadataURL string
+	baseline    []string
+	tools       map[string][]string // tool → every scope a call needs
+	methods     map[string][]string // method → every scope it needs
+	implied     map[string][]string // scope → the scopes it includes (closure)
+	inspect     bool
+	filter      bool
+	maxBody     int64
+	maxToken    int
+	anyOrigin   bool
+	origins     map[string]bool
+	log         *slog.Logger
+}
+
+func newMiddleware(v Verifier, opts *Options) *middleware {
+	if opts == nil {
+		opts = &Options{}
+	}
+	m := &middleware{
+		verifier:    v,
+		metadataURL: opts.ResourceMetadataURL,
+		baseline:    dedup(opts.Scopes),
+		filter:      opts.FilterToolsList,
+		maxBody:     opts.MaxBodyBytes,
+		maxToken:    opts.MaxTokenBytes,
+		origins:     map[string]bool{},
+		log:         opts.Logger,
+	}
+	if m.maxBody <= 0 {
+		m.maxBody = DefaultMaxBodyBytes
+	}
+	if m.maxToken <= 0 {
+		m.maxToken = DefaultMaxTokenBytes
+	}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			m.anyOrigin = true
+		}
+		m.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	check := func(scopes []string) {
+		for _, s := range scopes {
+			if !validScopeToken(s) {
+				panic(fmt.Sprintf("rs: RequireBearer: %q is not a valid scope token (RFC 6749 §3.3)", s))
+			}
+		}
+	}
+	check(m.baseline)
+	compile := func(in map[string][]string) map[string][]string {
+		out := make(map[string][]string, len(in))
+		for k, scopes := range in {
+			check(scopes)
+			out[k] = dedup(append(slices.Clone(m.baseline), scopes...))
+		}
+		return out
+	}
+	m.tools = compile(opts.ToolScopes)
+	m.methods = compile(opts.MethodScopes)
+	m.implied = closure(opts.ImpliedScopes)
+	m.inspect = len(m.tools) > 0 || len(m.methods) > 0 || m.filter
+	return m
+}
+
+// closure returns the transitive closure of an implies relation.
+func closure(in map[string][]string) map[string][]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(in))
+	for s := range in {
+		var reach []string
+		stack := slices.Clone(in[s])
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if x == s || slices.Contains(reach, x) {
+				continue
+			}
+			reach = append(reach, x)
+			stack = append(stack, in[x]...)
+		}
+		out[s] = reach
+	}
+	return out
+}
+
+// has reports whether granted satisfies need, directly or through the
+// scope hierarchy.
+func (m *middleware) has(granted []string, need string) bool {
+	for _, g := range granted {
+		if g == need || slices.Contains(m.implied[g], need) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasAll reports whether granted satisfies every scope of needs.
+func (m *middleware) hasAll(granted, needs []string) bool {
+	for _, n := range needs {
+		if !m.has(granted, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// needs returns every scope msg needs.
+func (m *middleware) needs(msg rpcMessage) []string {
+	var out []string
+	if s, ok := m.methods[msg.method]; ok {
+		out = s
+	}
+	if msg.method == methodCallTool {
+		if s, ok := m.tools[msg.tool]; ok {
+			if out == nil {
+				out = s
+			} else {
+				out = dedup(append(slices.Clone(out), s...))
+			}
+		}
+	}
+	if out == nil {
+		return m.baseline
+	}
+	return out
+}
+
+func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !m.corsAllowed(w, r, origin) {
+			m.writeJSON(w, http.StatusForbidden, oauthBody{"invalid_request", "origin not allowed"})
+			return
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+
+	auth := r.Header.Values("Authorization")
+	if len(auth) > 1 {
+		m.writeJSON(w, http.StatusBadRequest, oauthBody{"invalid_request", "more than one Authorization header"})
+		return
+	}
+	token, sent := "", false
+	if len(auth) == 1 {
+		scheme, rest, _ := strings.Cut(auth[0], " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			sent = true
+			token = strings.Trim(rest, " ")
+		}
+	}
+	if !sent {
+		m.unauthorized(w, "", "no access token")
+		return
+	}
+	if len(token) > m.maxToken {
+		m.unauthorized(w, "invalid_token", ErrTooLarge.Error())
+		return
+	}
+	if !validB64Token(token) {
+		m.unauthorized(w, "invalid_token", ErrMalformed.Error())
+		return
+	}
+	info, err := m.verifier.Verify(r.Context(), token)
+	switch {
+	case err == nil && info == nil:
+		err = errors.New("verifier returned neither TokenInfo nor error")
+		fallthrough
+	case err != nil && !errors.Is(err, ErrInvalidToken):
+		m.unavailable(w, r, err)
+		return
+	case err != nil:
+		if m.log != nil {
+			m.log.Debug("rs: token refused", "cause", err, "path", r.URL.Path)
+		}
+		m.unauthorized(w, "invalid_token", ErrorDescription(err))
+		return
+	}
+
+	var listIDs map[string]bool
+	if m.inspect && r.Method == http.MethodPost && r.Body != nil {
+		body, err := io.ReadAll(io.LimitReader(r.Body, m.maxBody+1))
+		r.Body.Close()
+		if err != nil {
+			m.writeJSON(w, http.StatusBadRequest, oauthBody{"invalid_request", "could not read the request body"})
+			return
+		}
+		if int64(len(body)) > m.maxBody {
+			m.writeJSON(w, http.StatusRequestEntityTooLarge, oauthBody{"invalid_request", "request body too large"})
+			return
+		}
+		msgs, batch, err := inspectBody(body)
+		if err != nil {
+			m.writeRPC(w, http.StatusBadRequest, rpcError{JSONRPC: "2.0", ID: json.RawMessage("null"),
+				Error: rpcErrorBody{Code: codeParseError, Message: "Parse error"}})
+			return
+		}
+		if need, denied := m.check(info.Scopes, msgs); denied != nil {
+			m.forbidden(w, need, denied, batch, msgs)
+			return
+		}
+		if m.filter {
+			for _, msg := range msgs {
+				if msg.method == methodListTools && msg.id != "" {
+					if listIDs == nil {
+						listIDs = map[string]bool{}
+					}
+					listIDs[msg.id] = true
+				}
+			}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	} else if !m.hasAll(info.Scopes, m.baseline) {
+		m.forbidden(w, m.baseline, nil, false, nil)
+		return
+	}
+
+	r = r.WithContext(withTokenInfo(r.Context(), info))
+	if listIDs != nil {
+		fw := &filterWriter{ResponseWriter: w, ids: listIDs, allowed: func(tool string) bool {
+			return m.hasAll(info.Scopes, m.toolNeeds(tool))
+		}}
+		next.ServeHTTP(fw, r)
+		fw.finish()
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
+// toolNeeds returns every scope calling tool needs.
+func (m *middleware) toolNeeds(tool string) []string {
+	if s, ok := m.tools[tool]; ok {
+		return s
+	}
+	return m.baseline
+}
+
+// check returns the scopes the messages need, and the first message whose
+// needs granted does not meet (nil when all are met). For a batch, the
+// scopes are those of every message, so one step-up covers it.
+func (m *middleware) check(granted []string, msgs []rpcMessage) (need []string, denied *rpcMessage) {
+	for i := range msgs {
+		n := m.needs(msgs[i])
+		need = dedup(append(need, n...))
+		if denied == nil && !m.hasAll(granted, n) {
+			denied = &msgs[i]
+		}
+	}
+	if len(need) == 0 {
+		need = m.baseline
+	}
+	if denied == nil && !m.hasAll(granted, m.baseline) {
+		denied = &rpcMessage{}
+	}
+	return need, denied
+}
+
+// oauthBody is the JSON body of an error response (RFC 6749 §5.2 shape).
+type oauthBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// unauthorized answers 401 with the baseline challenge; code and
+// description are left out of the header when code is empty.
+func (m *middleware) unauthorized(w http.ResponseWriter, code, description string) {
+	params := []param{{"resource_metadata", m.metadataURL}, {"scope", strings.Join(m.baseline, " ")}}
+	if code != "" {
+		params = append(params, param{"error", code}, param{"error_description", description})
+	} else {
+		code = "invalid_token"
+	}
+	w.Header().Set("WWW-Authenticate", challenge(params...))
+	m.writeJSON(w, http.StatusUnauthorized, oauthBody{code, description})
+}
+
+// forbidden answers 403 with a step-up challenge for need.
+func (m *middleware) forbidden(w http.ResponseWriter, need []string, denied *rpcMessage, batch bool, msgs []rpcMessage) {
+	// The tool and method names come from the request: clipped, and
+	// challenge() drops any byte a quoted-string cannot carry.
+	desc := "the request needs scope " + strings.Join(need, " ")
+	if denied != nil && denied.method == methodCallTool && denied.tool != "" {
+		desc = "tool " + clip(denied.tool) + " needs scope " + strings.Join(need, " ")
+	} else if denied != nil && denied.method != "" {
+		desc = clip(denied.method) + " needs scope " + strings.Join(need, " ")
+	}
+	scope := strings.Join(need, " ")
+	w.Header().Set("WWW-Authenticate", challenge(
+		param{"error", "insufficient_scope"},
+		param{"scope", scope},
+		param{"resource_metadata", m.metadataURL},
+		param{"error_description", desc},
+	))
+	if !batch && len(msgs) == 1 && msgs[0].isRequest && msgs[0].id != "" {
+		m.writeRPC(w, http.StatusForbidden, rpcError{JSONRPC: "2.0", ID: rawID(msgs[0].id), Error: rpcErrorBody{
+			Code: codeForbidden, Message: "insufficient_scope: " + desc,
+			Data: map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": scope},
+		}})
+		return
+	}
+	m.writeJSON(w, http.StatusForbidden, oauthBody{"insufficient_scope", desc})
+}
+
+// unavailable answers a verifier failure that is not the token's fault.
+func (m *middleware) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	if m.log != nil {
+		m.log.Error("rs: cannot verify access token", "cause", err, "path", r.URL.Path)
+	}
+	if r.Context().Err() != nil || errors.Is(err, ErrUnavailable) {
+		w.Header().Set("Retry-After", "5")
+		m.writeJSON(w, http.StatusServiceUnavailable, oauthBody{"temporarily_unavailable", "the access token cannot be verified right now"})
+		return
+	}
+	m.writeJSON(w, http.StatusInternalServerError, oauthBody{"server_error", ""})
+}
+
+func (m *middleware) writeJSON(w http.ResponseWriter, status int, body any) {
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func (m *middleware) writeRPC(w http.ResponseWriter, status int, body rpcError) {
+	m.writeJSON(w, status, body)
+}
+
+// corsAllowed sets the CORS response headers for an allowed origin and
+// reports whether origin may call: an allowed origin, or the server's own.
+func (m *middleware) corsAllowed(w http.ResponseWriter, r *http.Request, origin string) bool {
+	norm := strings.ToLower(origin)
+	if m.anyOrigin || m.origins[norm] {
+		h := w.Header()
+		if m.anyOrigin {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+		}
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// param is one auth-param of a challenge.
+type param struct{ name, value string }
+
+// challenge formats a Bearer challenge (RFC 6750 §3) with quoted values,
+// leaving out empty ones.
+func challenge(params ...param) string {
+	var b strings.Builder
+	b.WriteString("Bearer")
+	first := true
+	for _, p := range params {
+		if p.value == "" {
+			continue
+		}
+		if first {
+			b.WriteByte(' ')
+			first = false
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.name)
+		b.WriteString(`="`)
+		for i := 0; i < len(p.value); i++ {
+			// RFC 6750 §3 limits values to %x20-21 / %x23-5B / %x5D-7E:
+			// other bytes are dropped rather than escaped.
+			if c := p.value[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// validScopeToken reports whether s is a scope-token (RFC 6749 §3.3).
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// validB64Token reports whether s matches b64token of RFC 6750 §2.1:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func validB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// clip shortens a client-supplied name for an error description.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// dedup returns s without repeated elements, in order of first appearance.
+func dedup(s []string) []string {
+	var out []string
+	for _, x := range s {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package interop
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/demo"
+)
+
+// tsStep is one step the TypeScript client reports.
+type tsStep struct {
+	Name    string          `json:"name"`
+	OK      bool            `json:"ok"`
+	Error   string          `json:"error"`
+	Scope   string          `json:"scope"`
+	Outcome string          `json:"outcome"`
+	Raw     json.RawMessage `json:"-"`
+}
+
+// TestMCPTypeScriptClient runs the MCP TypeScript SDK client
+// (@modelcontextprotocol/sdk, pinned in test/interop/package.json) headless
+// against the demo MCP server of `gatehouse dev`: discovery from the 401,
+// authorization (the script plays the browser), tools/list filtered to
+// notes:read, tools/call, refresh after the access token expires, and
+// step-up to notes:write — with a refresh token (the SDK's known quirk is
+// recorded) and without one.
+func TestMCPTypeScriptClient(t *testing.T) {
+	node := nodeBin(t)
+	dir := interopDir(t)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
+		skipOrFatal(t, "npm package @modelcontextprotocol/sdk is not installed in %s: run `npm ci --prefix %s --no-audit --no-fund` (or scripts/test.sh)", dir, dir)
+	}
+	// Tokens live long enough for the first steps and are short enough to
+	// wait out (with the demo's clock skew) for the refresh step.
+	const ttl = 4 * time.Second
+	d := startMCPDev(t, "bob", "bob-interop-pw", "--access-token-ttl", ttl.String())
+	wait := int((ttl + demo.ClockSkew).Seconds())
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "mcp_ts_client.mjs"),
+		d.MCPURL, d.Username, d.Password, "http://127.0.0.1:53683/callback", strconv.Itoa(wait))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	p := startProc(t, "mcp_ts_client.mjs", cmd)
+	m, err := p.waitLine(ctx, regexp.MustCompile(`^RESULT (.*)$`))
+	if err != nil {
+		t.Fatalf("TypeScript client: %v\n%s\n--- gatehouse dev ---\n%s", err, p.output(), d.Output())
+	}
+	var result struct {
+		OK    bool              `json:"ok"`
+		Steps []json.RawMessage `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &result); err != nil {
+		t.Fatalf("RESULT line %q: %v", m[1], err)
+	}
+	got := map[string]tsStep{}
+	for _, raw := range result.Steps {
+		var s tsStep
+		json.Unmarshal(raw, &s)
+		s.Raw = raw
+		got[s.Name] = s
+		t.Logf("%s", raw)
+	}
+	for _, name := range []string{
+		"connect", "tools/list", "tools/call list_notes", "refresh after expiry",
+		"step-up with refresh token", "tools/call after refused step-up",
+		"step-up to notes:write", "tools/list after step-up", "read_note",
+	} {
+		s, ok := got[name]
+		switch {
+		case !ok:
+			t.Errorf("step %q did not run", name)
+		case !s.OK:
+			t.Errorf("step %q failed: %s", name, s.Raw)
+		}
+	}
+	if s := got["connect"]; !strings.Contains(string(s.Raw), `"resource":"`+d.MCPURL+`"`) || !strings.Contains(string(s.Raw), `"method":"S256"`) {
+		t.Errorf("first authorization %s: want resource %s and S256", s.Raw, d.MCPURL)
+	}
+	if s := got["step-up to notes:write"]; !strings.Contains(s.Scope, "notes:write") {
+		t.Errorf("step-up authorization scope %q lacks notes:write", s.Scope)
+	}
+	if !result.OK || t.Failed() {
+		sc := bufio.NewScanner(strings.NewReader(p.output()))
+		for sc.Scan() {
+			if !strings.HasPrefix(sc.Text(), "STEP ") && !strings.HasPrefix(sc.Text(), "RESULT ") {
+				t.Log(sc.Text())
+			}
+		}
+		t.Logf("--- gatehouse dev ---\n%s", d.Output())
+	}
+}
