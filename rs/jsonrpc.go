@@ -289,9 +289,9 @@ func rawID(key string) json.RawMessage {
 }
 
 // filterToolsResult removes from a tools/list result the tools allowed
-// rejects, keeping every other member. It returns the rewritten response
-// and true, or false when nothing was removed (or msg is not a response
-// with a result.tools array).
+// rejects, keeping every other member, and marks a cacheScope private. It
+// returns the rewritten response and true, or false when nothing changed
+// (or msg is not a response with a result.tools array).
 func filterToolsResult(msg []byte, allowed func(tool string) bool) ([]byte, bool) {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(msg, &top) != nil || top["result"] == nil {
@@ -314,8 +314,17 @@ func filterToolsResult(msg []byte, allowed func(tool string) bool) ([]byte, bool
 			kept = append(kept, t)
 		}
 	}
-	if len(kept) == len(tools) {
+	// The filtered list depends on the token: a result that says it may be
+	// cached for everyone (cacheScope "public", 2026-07-28) must say
+	// "private" instead (RS-18), or a shared cache could hand one user's
+	// list to another.
+	private := json.RawMessage(`"private"`)
+	scopeChanged := result["cacheScope"] != nil && !bytes.Equal(bytes.TrimSpace(result["cacheScope"]), private)
+	if len(kept) == len(tools) && !scopeChanged {
 		return nil, false
+	}
+	if scopeChanged {
+		result["cacheScope"] = private
 	}
 	var err error
 	if result["tools"], err = json.Marshal(kept); err != nil {

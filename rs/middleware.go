@@ -77,6 +77,15 @@ type Options struct {
 	// Origin). Nil allows same-origin and non-browser requests only.
 	AllowedOrigins []string
 
+	// AllowedHosts lists the Host header values ("mcp.example.com",
+	// "127.0.0.1:8081") the server answers to; any other is refused with
+	// 403 before anything else. This is the DNS-rebinding guard (RS-17): a
+	// rebinding page controls both Origin and Host, so an Origin check
+	// alone passes it. Nil means the host of ResourceMetadataURL (the
+	// resource's own origin); "*" allows any host (only behind a proxy
+	// that validates Host itself).
+	AllowedHosts []string
+
 	// Logger receives server errors and, at debug level, why tokens were
 	// refused (never the tokens). Nil means no logging.
 	Logger *slog.Logger
@@ -142,6 +151,8 @@ type middleware struct {
 	maxToken    int
 	anyOrigin   bool
 	origins     map[string]bool
+	anyHost     bool
+	hosts       map[string]bool
 	log         *slog.Logger
 }
 
@@ -164,6 +175,21 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 	}
 	if m.maxToken <= 0 {
 		m.maxToken = DefaultMaxTokenBytes
+	}
+	m.hosts = map[string]bool{}
+	hosts := opts.AllowedHosts
+	if hosts == nil {
+		if u, err := url.Parse(opts.ResourceMetadataURL); err == nil && u.Host != "" {
+			hosts = []string{u.Host}
+		} else {
+			hosts = []string{"*"} // nothing to derive from: documented on the field
+		}
+	}
+	for _, h := range hosts {
+		if h == "*" {
+			m.anyHost = true
+		}
+		m.hosts[strings.ToLower(h)] = true
 	}
 	for _, o := range opts.AllowedOrigins {
 		if o == "*" {
@@ -260,6 +286,10 @@ func (m *middleware) needs(msg rpcMessage) []string {
 }
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if !m.anyHost && !m.hosts[strings.ToLower(r.Host)] {
+		m.writeJSON(w, http.StatusForbidden, oauthBody{"invalid_request", "host not allowed"})
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if !m.corsAllowed(w, r, origin) {
 			m.writeJSON(w, http.StatusForbidden, oauthBody{"invalid_request", "origin not allowed"})

@@ -105,6 +105,52 @@ func testOptions() *Options {
 			"delete_note": {"notes:write"},
 		},
 		FilterToolsList: true,
+		// httptest servers listen on 127.0.0.1:<random>, not on the
+		// metadata URL's host; the Host guard has its own test.
+		AllowedHosts: []string{"*"},
+	}
+}
+
+// TestRequireBearerHost: the DNS-rebinding guard (RS-17). A rebinding page
+// sets both Host and Origin to its own name, so Origin alone cannot tell;
+// the Host must be one the resource answers to, by default the metadata
+// URL's host.
+func TestRequireBearerHost(t *testing.T) {
+	a := newTestAS(t)
+	v := newVerifier(t, a, newClock(), nil)
+	mcp := &fakeMCP{}
+	opts := testOptions()
+	opts.AllowedHosts = nil // default: mcp.example.com, from ResourceMetadataURL
+	var reached atomic.Int64
+	h := RequireBearer(v, opts)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		mcp.ServeHTTP(w, r)
+	}))
+	tok := a.token(nil)
+	for _, tt := range []struct {
+		host, origin string
+		want         int
+	}{
+		{"mcp.example.com", "", http.StatusOK},
+		{"MCP.example.com", "https://mcp.example.com", http.StatusOK},
+		{"evil.example.com", "http://evil.example.com", http.StatusForbidden},
+		{"evil.example.com", "", http.StatusForbidden},
+		{"127.0.0.1:8081", "", http.StatusForbidden},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "http://"+tt.host+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Host = tt.host
+		if tt.origin != "" {
+			req.Header.Set("Origin", tt.origin)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("Host %q Origin %q = %d %s, want %d", tt.host, tt.origin, rec.Code, rec.Body, tt.want)
+		}
+	}
+	if n := reached.Load(); n != 2 {
+		t.Errorf("the MCP handler ran %d times, want 2 (only the allowed hosts)", n)
 	}
 }
 
