@@ -37,6 +37,8 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
 	user := fs.String("user", "", "demo user as NAME:PASSWORD (default: user \"demo\" with a generated password, kept in the data directory)")
 	accessTTL := fs.Duration("access-token-ttl", 0, "access-token lifetime (default: the configuration default, 10m); a short one lets you watch clients refresh")
+	var cimdAllow listFlag
+	fs.Var(&cimdAllow, "cimd-allow-host", "host whose client metadata documents may be fetched although it resolves to a loopback or private address (repeatable; registration.cimd.allow_hosts), for testing CIMD clients locally. TLS is still verified against the system roots (SSL_CERT_FILE replaces them)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,6 +59,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *accessTTL != 0 {
 		c.Tokens.AccessTokenTTL = config.Duration(*accessTTL)
+	}
+	if len(cimdAllow) > 0 {
+		c.Registration.CIMD.AllowHosts = cimdAllow
 	}
 	if err := c.Validate(true); err != nil {
 		return fmt.Errorf("invalid dev configuration:\n%w", err)

@@ -1,0 +1,363 @@
+// Headless MCP TypeScript SDK client that registers itself, for the
+// Gatehouse interop tests (mcp_ts_registration_test.go runs it; see
+// INTEROP.md §2). Unlike mcp_ts_client.mjs it starts with no client
+// information: the provider's clientInformation() returns undefined until
+// the SDK calls saveClientInformation, whose argument is stored unchanged.
+//
+// Usage:
+//
+//	node mcp_ts_register.mjs dcr  <mcp-url> <username> <password> <redirect-uri>
+//	node mcp_ts_register.mjs cimd <mcp-url> <username> <password> <redirect-uri> <client-metadata-url>
+//
+// dcr: the SDK registers at the AS's registration_endpoint (RFC 7591).
+// It does so twice with the same metadata, as a client that reconnects
+// does: the first connection is abandoned at the authorization redirect
+// (the user never signs in), the second, with a fresh provider, registers
+// again and completes the code flow; then tools/list and tools/call.
+//
+// cimd: the provider has a clientMetadataUrl, so the SDK uses it as the
+// client_id when the AS advertises client_id_metadata_document_supported
+// (SDK 1.32.2 auth.js: `supportsUrlBasedClientId && clientMetadataUrl`;
+// the URL must be https with a non-root path). The AS fetches the
+// document; the SDK never does. Then the code flow, tools/list,
+// tools/call.
+//
+// The script plays the user agent: redirectToAuthorization fetches the
+// authorize URL with a cookie jar, fills the login and consent forms
+// (recording what the consent page says), and stops at the redirect to
+// <redirect-uri>, keeping the code. Each step is printed as a JSON line
+// "STEP {...}"; the last line is "RESULT {...}". Exit status 0 means every
+// step passed.
+//
+// It must live below test/interop so that ES module resolution finds
+// test/interop/node_modules.
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+
+const [mode, mcpURL, username, password, redirectURI, metadataURL] = process.argv.slice(2);
+if (!redirectURI || !['dcr', 'cimd'].includes(mode) || (mode === 'cimd' && !metadataURL)) {
+  console.error('usage: mcp_ts_register.mjs dcr|cimd <mcp-url> <username> <password> <redirect-uri> [<client-metadata-url>]');
+  process.exit(2);
+}
+
+const steps = [];
+function step(name, ok, detail = {}) {
+  const s = { name, ok, ...detail };
+  steps.push(s);
+  console.log('STEP ' + JSON.stringify(s));
+  return s;
+}
+function finish(code) {
+  console.log('RESULT ' + JSON.stringify({ ok: code === 0, steps }));
+  process.exit(code);
+}
+function fail(name, err) {
+  step(name, false, { error: String((err && err.stack) || err) });
+  finish(1);
+}
+
+// ---------------------------------------------------------------------------
+// The scripted browser (as in mcp_ts_client.mjs), which also reports what
+// the consent page showed.
+
+function decodeEntities(s) {
+  return s.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (m, e) => {
+    const l = e.toLowerCase();
+    if (l === 'amp') return '&';
+    if (l === 'lt') return '<';
+    if (l === 'gt') return '>';
+    if (l === 'quot') return '"';
+    if (l === 'apos') return "'";
+    if (l.startsWith('#x')) return String.fromCodePoint(parseInt(l.slice(2), 16));
+    return String.fromCodePoint(parseInt(l.slice(1), 10));
+  });
+}
+
+function attrs(tag) {
+  const out = {};
+  const re = /([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
+  let m;
+  const inner = tag.replace(/^<\s*[a-zA-Z]+/, '').replace(/\/?>$/, '');
+  while ((m = re.exec(inner))) {
+    out[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
+  }
+  return out;
+}
+
+// forms returns the page's forms by id: {action, values}.
+function forms(html) {
+  const out = {};
+  const formRe = /<form\b[^>]*>([\s\S]*?)<\/form>/gi;
+  let f;
+  while ((f = formRe.exec(html))) {
+    const open = f[0].match(/^<form\b[^>]*>/i)[0];
+    const a = attrs(open);
+    const values = new URLSearchParams();
+    const inputRe = /<input\b[^>]*>/gi;
+    let i;
+    while ((i = inputRe.exec(f[1]))) {
+      const ia = attrs(i[0]);
+      const type = (ia.type || 'text').toLowerCase();
+      if (ia.name && type !== 'submit' && type !== 'button') values.set(ia.name, ia.value ?? '');
+    }
+    if (a.id) out[a.id] = { action: a.action ?? '', values };
+  }
+  return out;
+}
+
+const text = (html) => decodeEntities(html.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+
+// consentDetails reads the consent page's details list (<dt>/<dd> pairs),
+// the verified-domain badge and the warnings.
+function consentDetails(html) {
+  const details = {};
+  const re = /<dt>([\s\S]*?)<\/dt>\s*<dd>([\s\S]*?)<\/dd>/gi;
+  let m;
+  while ((m = re.exec(html))) details[text(m[1])] = m[2];
+  const warnings = [];
+  const wre = /<div class="warning"[^>]*>([\s\S]*?)<\/div>/gi;
+  while ((m = wre.exec(html))) warnings.push(text(m[1]));
+  const pub = details['Publisher'];
+  return {
+    app: details['App'] !== undefined ? text(details['App']) : undefined,
+    clientId: details['Client ID'] !== undefined ? text(details['Client ID']) : undefined,
+    publisher: pub !== undefined ? text(pub.replace(/<span class="badge">[\s\S]*?<\/span>/i, '')) : undefined,
+    publisherVerified: pub !== undefined && /<span class="badge">\s*verified domain\s*<\/span>/i.test(pub),
+    website: details['Website'] !== undefined ? text(details['Website']) : undefined,
+    warnings,
+  };
+}
+
+// playBrowser returns the URL the authorization server redirected to and
+// what its consent pages showed.
+async function playBrowser(authorizeURL) {
+  const jar = new Map();
+  let method = 'GET';
+  let target = authorizeURL;
+  let body;
+  let loggedIn = false;
+  const trail = [];
+  const consents = [];
+  for (let n = 0; n < 20; n++) {
+    const headers = { accept: 'text/html' };
+    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
+    const resp = await fetch(target, { method, headers, body, redirect: 'manual' });
+    for (const c of resp.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair.indexOf('=');
+      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    }
+    const loc = resp.headers.get('location');
+    trail.push(`${method} ${target} -> ${resp.status} ${loc ?? ''}`);
+    if (resp.status >= 300 && resp.status < 400) {
+      const next = new URL(loc, target).toString();
+      await resp.arrayBuffer();
+      if (next.startsWith(redirectURI)) {
+        return { back: new URL(next), consents, trail };
+      }
+      method = 'GET';
+      target = next;
+      body = undefined;
+      continue;
+    }
+    const html = await resp.text();
+    if (resp.status !== 200) throw new Error(`${method} ${target}: ${resp.status}: ${text(html).slice(0, 400)}\n${trail.join('\n')}`);
+    const fs = forms(html);
+    let f;
+    if (fs['login-form']) {
+      if (loggedIn) throw new Error('login form shown twice\n' + trail.join('\n'));
+      loggedIn = true;
+      f = fs['login-form'];
+      f.values.set('username', username);
+      f.values.set('password', password);
+    } else if (fs['consent-form']) {
+      consents.push(consentDetails(html));
+      f = fs['consent-form'];
+      f.values.set('decision', 'allow');
+    } else {
+      throw new Error(`no login or consent form at ${target}: ${text(html).slice(0, 400)}\n${trail.join('\n')}`);
+    }
+    method = 'POST';
+    target = new URL(f.action, target).toString();
+    body = f.values.toString();
+  }
+  throw new Error('no redirect after 20 steps\n' + trail.join('\n'));
+}
+
+// ---------------------------------------------------------------------------
+// The OAuth client provider: no client information until the SDK saves
+// some; everything kept in memory exactly as the SDK hands it over.
+
+class HeadlessProvider {
+  // abandon: redirectToAuthorization records the URL and does not sign in
+  // (a user who closed the browser).
+  constructor({ metadataURL, abandon = false } = {}) {
+    this._metadataURL = metadataURL;
+    this._abandon = abandon;
+    this._client = undefined;
+    this._tokens = undefined;
+    this._verifier = undefined;
+    this._discovery = undefined;
+    this.savedClients = [];
+    this.authorizeURLs = [];
+    this.codes = [];
+    this.consents = [];
+  }
+  get redirectUrl() { return redirectURI; }
+  // Read by the SDK to decide on a URL-based client id; undefined in dcr
+  // mode.
+  get clientMetadataUrl() { return this._metadataURL; }
+  get clientMetadata() {
+    return {
+      client_name: 'Gatehouse interop (TypeScript SDK, registration)',
+      redirect_uris: [redirectURI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state() { this._state = crypto.randomUUID(); return this._state; }
+  clientInformation() { return this._client; }
+  saveClientInformation(info) {
+    this._client = info;
+    this.savedClients.push(info);
+  }
+  tokens() { return this._tokens; }
+  saveTokens(tokens) { this._tokens = tokens; }
+  saveCodeVerifier(v) { this._verifier = v; }
+  codeVerifier() { return this._verifier; }
+  discoveryState() { return this._discovery; }
+  saveDiscoveryState(s) { this._discovery = s; }
+  invalidateCredentials(scope) {
+    if (scope === 'all' || scope === 'client') this._client = undefined;
+    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
+    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
+  }
+  async redirectToAuthorization(url) {
+    this.authorizeURLs.push(url.toString());
+    if (this._abandon) return;
+    const { back, consents } = await playBrowser(url.toString());
+    this.consents.push(...consents);
+    const q = back.searchParams;
+    if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
+    if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);
+    if (!q.get('iss')) throw new Error('no iss in the authorization response (RFC 9207)');
+    this.codes.push(q.get('code'));
+  }
+}
+
+function newClient(provider) {
+  const transport = new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider });
+  const client = new Client({ name: 'gatehouse-interop-ts-register', version: '1.0.0' });
+  return { client, transport };
+}
+
+// connect connects, completing an authorization when the server asks for
+// one. With an abandoning provider it returns undefined after the
+// redirect to the authorization endpoint.
+async function connect(provider, abandon) {
+  let { client, transport } = newClient(provider);
+  try {
+    await client.connect(transport);
+    return client;
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError)) throw err;
+  }
+  if (abandon) {
+    await transport.close().catch(() => {});
+    return undefined;
+  }
+  await transport.finishAuth(provider.codes.at(-1));
+  ({ client, transport } = newClient(provider));
+  await client.connect(transport);
+  return client;
+}
+
+// registration is what a step reports about a saved client information.
+// (The SDK parses the registration response with a schema that drops RFC
+// 7592's registration_client_uri and registration_access_token, so they
+// never reach the provider.)
+function registration(info) {
+  if (!info) return undefined;
+  return {
+    client_id: info.client_id,
+    issuer: info.issuer,
+    token_endpoint_auth_method: info.token_endpoint_auth_method,
+    has_secret: info.client_secret !== undefined,
+    redirect_uris: info.redirect_uris,
+  };
+}
+
+const names = (r) => r.tools.map((t) => t.name).sort();
+
+async function useTools(client) {
+  const tools = names(await client.listTools());
+  step('tools/list', JSON.stringify(tools) === JSON.stringify(['list_notes', 'read_note']), { tools });
+  const r = await client.callTool({ name: 'list_notes', arguments: {} });
+  step('tools/call list_notes', !r.isError, { result: r.structuredContent });
+  await client.close();
+}
+
+try {
+  if (mode === 'dcr') {
+    // 1. A client that registers and is abandoned before the user signs in.
+    const first = new HeadlessProvider({ abandon: true });
+    try {
+      const c = await connect(first, true);
+      if (c) throw new Error('connected without authorization');
+    } catch (err) {
+      fail('first registration', err);
+    }
+    const r1 = registration(first.savedClients[0]);
+    step('first registration', first.savedClients.length === 1 && !!r1?.client_id && first.authorizeURLs.length === 1, {
+      registration: r1,
+      authorizeClientId: first.authorizeURLs[0] && new URL(first.authorizeURLs[0]).searchParams.get('client_id'),
+    });
+
+    // 2. The same client connects again with nothing stored: it registers
+    // again with the same metadata and completes the flow.
+    const second = new HeadlessProvider();
+    let client;
+    try {
+      client = await connect(second, false);
+    } catch (err) {
+      fail('second registration and authorization', err);
+    }
+    const r2 = registration(second.savedClients[0]);
+    const auth = new URL(second.authorizeURLs[0]);
+    step('second registration and authorization', second.savedClients.length >= 1 && second.codes.length === 1, {
+      registration: r2,
+      saves: second.savedClients.length,
+      authorizeClientId: auth.searchParams.get('client_id'),
+      resource: auth.searchParams.get('resource'),
+      method: auth.searchParams.get('code_challenge_method'),
+      consent: second.consents[0],
+    });
+    step('same client id', !!r1?.client_id && r1.client_id === r2?.client_id, { first: r1?.client_id, second: r2?.client_id });
+    await useTools(client);
+  } else {
+    const provider = new HeadlessProvider({ metadataURL });
+    let client;
+    try {
+      client = await connect(provider, false);
+    } catch (err) {
+      fail('cimd authorization', err);
+    }
+    const auth = new URL(provider.authorizeURLs[0]);
+    step('cimd authorization', provider.codes.length === 1 && auth.searchParams.get('client_id') === metadataURL, {
+      registration: registration(provider.savedClients[0]),
+      saves: provider.savedClients.length,
+      authorizeClientId: auth.searchParams.get('client_id'),
+      resource: auth.searchParams.get('resource'),
+      method: auth.searchParams.get('code_challenge_method'),
+      consent: provider.consents[0],
+    });
+    await useTools(client);
+  }
+  finish(steps.every((s) => s.ok) ? 0 : 1);
+} catch (err) {
+  fail('unexpected', err);
+}
