@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,6 +237,9 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*TokenInfo, err
 			}
 		}
 	}
+	if h, input, payload, sig, ok := parseES256(token); ok && slices.Contains(v.algs, jose.ES256) {
+		return v.finish(ctx, sum, h.Typ, h.Kid, h.Alg, payload, func(key any) bool { return verifyES256(key, input, sig) })
+	}
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
 		if e, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
@@ -247,19 +251,34 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*TokenInfo, err
 		return nil, invalid(ErrMalformed, "not exactly one signature")
 	}
 	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	var payload []byte
+	return v.finish(ctx, sum, typ, h.KeyID, h.Algorithm, nil, func(key any) bool {
+		p, err := jws.Verify(key)
+		payload = p
+		return err == nil
+	}, &payload)
+}
+
+// finish completes a verification once the header is read: the typ, the
+// key for kid and its algorithm, the signature (verify), the claims. The
+// payload is given, or (general path) filled in by verify through out.
+func (v *JWTVerifier) finish(ctx context.Context, sum [32]byte, typ, kid, alg string, payload []byte, verify func(key any) bool, out ...*[]byte) (*TokenInfo, error) {
+	if !isAccessTokenType(typ) {
 		return nil, invalid(ErrType, "typ %.40q", typ)
 	}
-	key, err := v.keys.key(ctx, h.KeyID)
+	key, err := v.keys.key(ctx, kid)
 	if err != nil {
 		return nil, err
 	}
-	if key.alg != "" && key.alg != h.Algorithm {
-		return nil, invalid(ErrAlgorithm, "token alg %s, key %s is %s", h.Algorithm, key.kid, key.alg)
+	if key.alg != "" && key.alg != alg {
+		return nil, invalid(ErrAlgorithm, "token alg %s, key %s is %s", alg, key.kid, key.alg)
 	}
-	payload, err := jws.Verify(key.key)
-	if err != nil {
+	if !verify(key.key) {
 		return nil, invalid(ErrSignature, "")
+	}
+	if len(out) > 0 {
+		payload = *out[0]
 	}
 	var c jwtClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
@@ -270,7 +289,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*TokenInfo, err
 		return nil, err
 	}
 	if v.verified != nil {
-		v.remember(sum, verifiedToken{info: info, key: key, kid: h.KeyID})
+		v.remember(sum, verifiedToken{info: info, key: key, kid: kid})
 		cp := *info
 		return &cp, nil
 	}
