@@ -37,6 +37,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
 	user := fs.String("user", "", "demo user as NAME:PASSWORD (default: user \"demo\" with a generated password, kept in the data directory)")
 	accessTTL := fs.Duration("access-token-ttl", 0, "access-token lifetime (default: the configuration default, 10m); a short one lets you watch clients refresh")
+	gatewayFile := fs.String("gateway", "", "config file whose gateway section is served too (MCP servers without auth behind OAuth, on gateway.listen; see docs/gateway.md)")
 	var cimdAllow listFlag
 	fs.Var(&cimdAllow, "cimd-allow-host", "host whose client metadata documents may be fetched although it resolves to a loopback or private address (repeatable; registration.cimd.allow_hosts), for testing CIMD clients locally. TLS is still verified against the system roots (SSL_CERT_FILE replaces them)")
 	if err := parseFlags(fs, args); err != nil {
@@ -86,6 +87,15 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	srv, err := newServer(ctx, c, st, log, true, true)
 	if err != nil {
 		return err
+	}
+	if *gatewayFile != "" {
+		gw, err := loadGatewayFile(*gatewayFile)
+		if err != nil {
+			return err
+		}
+		if err := attachGateway(ctx, srv, gw, srv.metrics.Registerer(), out); err != nil {
+			return err
+		}
 	}
 	// The demo MCP server: a listener of its own, served once the
 	// authorization server listens (it fetches the JWKS from it on the

@@ -29,6 +29,7 @@ func commands() []command {
 	return []command{
 		{"dev", "run the authorization server with zero configuration (SQLite in ./gatehouse-data)", runDev},
 		{"serve", "run the authorization server from a config file, the environment and flags", runServe},
+		{"gateway", "run the MCP gateway: OAuth and per-tool policy in front of MCP servers (routes from --config)", runGateway},
 		{"migrate", "apply database migrations (or --status to list them)", runMigrate},
 		{"config", "config check: print the effective configuration (secrets redacted) and every error", runConfig},
 		{"client", "manage OAuth clients: create | list | show | delete | token (initial access tokens)", runClient},

@@ -58,6 +58,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := attachGateway(ctx, srv, c.Gateway, srv.metrics.Registerer(), out); err != nil {
+		return err
+	}
 	return srv.run(ctx, func(addr string) {
 		fmt.Fprintf(out, "gatehouse: serving issuer %s on %s\n", c.Issuer, addr)
 	})
@@ -71,6 +74,7 @@ type server struct {
 	admin   http.Handler
 	store   storage.Store
 	log     *slog.Logger
+	metrics *metrics.Metrics
 	extra   []*http.Server // more listeners started and stopped with this one (dev's MCP server)
 }
 
@@ -126,7 +130,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return &server{cfg: c, as: a, handler: m.Middleware(a), admin: admin, store: st, log: log}, nil
+	return &server{cfg: c, as: a, handler: m.Middleware(a), admin: admin, store: st, log: log, metrics: m}, nil
 }
 
 // httpServer returns an http.Server with the timeouts a public listener

@@ -63,6 +63,7 @@ type Config struct {
 	Log     Log     `json:"log"`
 
 	Registration Registration `json:"registration"`
+	Gateway      Gateway      `json:"gateway"`
 }
 
 // Storage selects and configures the storage backend.
@@ -328,6 +329,7 @@ func (c *Config) Validate(dev bool) error {
 	}
 	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format %q must be text or json", c.Log.Format)
 	errs = append(errs, c.Registration.validate(dev)...)
+	errs = append(errs, c.Gateway.validate(c.Issuer)...)
 	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL,
 		"registration.idle_ttl (%s) must be at least tokens.refresh_token_ttl (%s), or clients are reaped while their refresh tokens are still valid",
 		time.Duration(c.Registration.IdleTTL), time.Duration(c.Tokens.RefreshTokenTTL))

@@ -51,6 +51,10 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// Registerer lets other components (the gateway) register their own
+// collectors, served on the same admin /metrics.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 // Grant counts one token request.
 func (m *Metrics) Grant(grantType, outcome string) {
 	m.grants.WithLabelValues(grantType, outcome).Inc()

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// gatewayClockSkew is the gateway's tolerance for exp and nbf: it and
+// the authorization server may run on different machines.
+const gatewayClockSkew = 5 * time.Second
+
+func runGateway(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("gateway", "Run the MCP gateway: OAuth and per-tool policy in front of MCP servers without auth of their own. "+
+		"It reads the gateway section of the config file (and storage and log, for the audit log it shares with the authorization server).", out)
+	cfgPath := fs.String("config", os.Getenv("GATEHOUSE_CONFIG"), "config file (YAML or JSON) with a gateway section; env GATEHOUSE_CONFIG")
+	listen := fs.String("listen", "", "listen address (overrides gateway.listen)")
+	adminListen := fs.String("admin-listen", "", "admin listener for /metrics and /healthz (overrides gateway.admin_listen)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return errors.New("gateway: --config FILE is required (a config file with a gateway section)")
+	}
+	c, gw, err := loadGatewayConfig(*cfgPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		gw.Listen = *listen
+	}
+	if *adminListen != "" {
+		gw.AdminListen = *adminListen
+	}
+	if err := gw.Validate(c.Issuer); err != nil {
+		return fmt.Errorf("invalid gateway configuration:\n%w", err)
+	}
+	if len(gw.Routes) == 0 {
+		return fmt.Errorf("%s: the gateway section has no routes", *cfgPath)
+	}
+	log := newLogger(c)
+	st, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g, err := startGateway(ctx, c, gw, st, log, reg, out)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	if gw.AdminListen != "" {
+		admin := http.NewServeMux()
+		admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		admin.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			if err := st.Ping(r.Context()); err != nil {
+				http.Error(w, "storage unreachable", http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte("ok\n"))
+		})
+		aln, err := net.Listen("tcp", gw.AdminListen)
+		if err != nil {
+			g.close()
+			return fmt.Errorf("gateway admin listener: %w", err)
+		}
+		adm := httpServer(admin, log)
+		defer adm.Close()
+		go func() { errc <- adm.Serve(aln) }()
+		fmt.Fprintf(out, "  Metrics:         http://%s/metrics\n", aln.Addr())
+	}
+	go func() { errc <- g.serve() }()
+	fmt.Fprintf(out, "Gatehouse gateway is running (issuer %s). Press Ctrl-C to stop.\n", gw.EffectiveIssuer(c.Issuer))
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			g.close()
+			return err
+		}
+	}
+	g.shutdown()
+	return nil
+}
+
+// runningGateway is a gateway with its own listener.
+type runningGateway struct {
+	gw    *gateway.Gateway
+	hs    *http.Server
+	ln    net.Listener
+	drain time.Duration
+	log   *slog.Logger
+}
+
+// startGateway builds the gateway of gw, registers its routes as
+// protected resources (unless configured not to), binds its listener and
+// prints its routes to out. It does not serve yet.
+func startGateway(ctx context.Context, c config.Config, gw config.Gateway, st storage.Store, log *slog.Logger, reg prometheus.Registerer, out io.Writer) (*runningGateway, error) {
+	if err := gw.Resolve(os.LookupEnv); err != nil {
+		return nil, fmt.Errorf("gateway secrets:\n%w", err)
+	}
+	opts, err := gatewayOptions(c, gw, st, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	g, err := gateway.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if gw.ShouldRegisterResources() {
+		if err := registerGatewayResources(ctx, st, g, gw); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", gw.EffectiveListen())
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("gateway listener: %w", err)
+	}
+	hs := httpServer(g, log)
+	// Event streams stay open as long as a session lives: a write timeout
+	// would cut them.
+	hs.WriteTimeout = 0
+	fmt.Fprintf(out, "  Gateway:         listening on %s\n", ln.Addr())
+	for _, r := range gw.Routes {
+		up := r.Upstream.URL
+		if r.Upstream.Command != "" {
+			up = "stdio: " + strings.Join(append([]string{r.Upstream.Command}, r.Upstream.Args...), " ")
+		}
+		fmt.Fprintf(out, "  Gateway route:   %s %s -> %s (scopes %s)\n", r.Name, r.URL, up, strings.Join(r.Scopes, " "))
+	}
+	return &runningGateway{gw: g, hs: hs, ln: ln, drain: gw.EffectiveShutdownTimeout(), log: log}, nil
+}
+
+// serve serves until the gateway is shut down.
+func (r *runningGateway) serve() error {
+	return r.hs.Serve(r.ln)
+}
+
+// shutdown drains the gateway: requests in flight may finish for the
+// configured time, then sessions close (processes stop) and the listener
+// closes.
+func (r *runningGateway) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.drain+5*time.Second)
+	defer cancel()
+	drained := make(chan struct{})
+	go func() {
+		dctx, dcancel := context.WithTimeout(ctx, r.drain)
+		defer dcancel()
+		if err := r.gw.Shutdown(dctx); err != nil {
+			r.log.Warn("gateway: requests still in flight at the end of the drain", "cause", err)
+		}
+		close(drained)
+	}()
+	_ = r.hs.Shutdown(ctx)
+	<-drained
+}
+
+// close stops the gateway at once.
+func (r *runningGateway) close() {
+	r.gw.Close()
+	r.hs.Close()
+}
+
+// attachGateway serves the routes of the gateway section gw next to the
+// authorization server srv (`gatehouse serve`, `gatehouse dev`), on the
+// gateway's own listener (gateway.listen): it is bound and served now, and
+// drained and stopped when srv shuts down. reg receives the gateway's
+// metrics (nil: none). It does nothing when gw has no routes.
+func attachGateway(ctx context.Context, srv *server, gw config.Gateway, reg prometheus.Registerer, out io.Writer) error {
+	if len(gw.Routes) == 0 {
+		return nil
+	}
+	if err := gw.Validate(srv.cfg.Issuer); err != nil {
+		return fmt.Errorf("invalid gateway configuration:\n%w", err)
+	}
+	log := srv.log.With("component", "gateway")
+	g, err := startGateway(ctx, srv.cfg, gw, srv.store, log, reg, out)
+	if err != nil {
+		return err
+	}
+	g.hs.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), g.drain)
+		defer cancel()
+		if err := g.gw.Shutdown(ctx); err != nil {
+			log.Warn("gateway: requests still in flight at the end of the drain", "cause", err)
+		}
+	})
+	srv.extra = append(srv.extra, g.hs)
+	go func() {
+		if err := g.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("gateway stopped", "cause", err)
+		}
+	}()
+	return nil
+}
+
+// gatewayOptions converts the (resolved) gateway section to the options
+// of package gateway.
+func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *slog.Logger, reg prometheus.Registerer) (gateway.Options, error) {
+	opts := gateway.Options{
+		Issuer:     gw.EffectiveIssuer(c.Issuer),
+		ClockSkew:  gatewayClockSkew,
+		Audit:      st,
+		Registerer: reg,
+		Logger:     log,
+		Now:        time.Now,
+	}
+	for _, r := range gw.Routes {
+		route := gateway.Route{
+			Name:                  r.Name,
+			URL:                   r.URL,
+			Title:                 r.Title,
+			Scopes:                r.Scopes,
+			ImpliedScopes:         r.ImpliedScopes,
+			Tools:                 r.Tools,
+			Resources:             r.Resources,
+			Prompts:               r.Prompts,
+			DenyUnlistedTools:     r.DenyUnlistedTools,
+			DenyUnlistedResources: r.DenyUnlistedResources,
+			DenyUnlistedPrompts:   r.DenyUnlistedPrompts,
+			AllowedOrigins:        r.AllowedOrigins,
+			AllowedHosts:          r.AllowedHosts,
+			MaxSessions:           r.MaxSessions,
+			SessionIdleTimeout:    time.Duration(r.SessionIdleTimeout),
+			RequestTimeout:        time.Duration(r.RequestTimeout),
+			MaxBodyBytes:          r.MaxBodyBytes,
+			MaxMessageBytes:       r.MaxMessageBytes,
+		}
+		u := r.Upstream
+		if u.URL != "" {
+			route.Upstream = gateway.Upstream{URL: u.URL, ConnectTimeout: time.Duration(u.ConnectTimeout)}
+			if u.Header != "" {
+				route.Upstream.Header = http.Header{http.CanonicalHeaderKey(u.Header): {u.HeaderValue}}
+			}
+		} else {
+			route.Upstream = gateway.Upstream{Command: u.Command, Args: u.Args, Dir: u.Dir, Env: stdioEnv(u)}
+		}
+		opts.Routes = append(opts.Routes, route)
+	}
+	return opts, nil
+}
+
+// stdioEnv is the whole environment of a stdio upstream: the inherited
+// variables, then the configured ones.
+func stdioEnv(u config.GatewayUpstream) []string {
+	inherit := u.InheritEnv
+	if inherit == nil {
+		inherit = config.DefaultGatewayInheritEnv
+	}
+	env := []string{}
+	for _, name := range inherit {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	for _, e := range u.Env {
+		env = append(env, e.Name+"="+e.Resolved)
+	}
+	return env
+}
+
+// registerGatewayResources creates or updates each route's protected
+// resource, so the authorization server issues tokens for it.
+func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.Gateway, gw config.Gateway) error {
+	desc := map[string]map[string]string{}
+	for _, r := range gw.Routes {
+		desc[r.Name] = r.ScopeDescriptions
+	}
+	now := time.Now()
+	for _, res := range g.Resources(desc) {
+		if old, err := st.GetResource(ctx, res.URL); err == nil {
+			res.CreatedAt = old.CreatedAt
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("gateway: read resource %s: %w", res.URL, err)
+		} else {
+			res.CreatedAt = now
+		}
+		res.UpdatedAt = now
+		if err := st.PutResource(ctx, res); err != nil {
+			return fmt.Errorf("gateway: register resource %s: %w", res.URL, err)
+		}
+	}
+	return nil
+}
+
+// loadGatewayConfig reads a config file for `gatehouse gateway` as
+// config.Load reads it (defaults < file < environment), with the storage
+// and gateway secrets resolved. The key-encryption key is not read: the
+// gateway signs nothing.
+func loadGatewayConfig(path string, env func(string) (string, bool)) (config.Config, config.Gateway, error) {
+	c, err := config.Load(path, env)
+	if err != nil {
+		return c, c.Gateway, err
+	}
+	c.Keys.EncryptionKeyFile = ""
+	if err := c.Resolve(env); err != nil {
+		return c, c.Gateway, err
+	}
+	return c, c.Gateway, nil
+}
+
+// loadGatewayFile reads the gateway section of a config file, for
+// `gatehouse dev --gateway FILE`.
+func loadGatewayFile(path string) (config.Gateway, error) {
+	c, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		return c.Gateway, err
+	}
+	if len(c.Gateway.Routes) == 0 {
+		return c.Gateway, fmt.Errorf("%s has no gateway routes", path)
+	}
+	return c.Gateway, nil
+}

@@ -1,0 +1,435 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Gateway configures the MCP gateway: OAuth and per-tool policy in front of
+// MCP servers that have no authorization of their own. It is the gateway
+// section of the configuration file, read by `gatehouse gateway` (the
+// gateway alone) and by `gatehouse serve` (the gateway next to the
+// authorization server). The zero value is a gateway with no routes, which
+// serves nothing.
+//
+// Secrets (upstream credentials) never appear in the file: they are read
+// from files or environment variables named here, by [Gateway.Resolve].
+type Gateway struct {
+	// Issuer (issuer) is the authorization server whose access tokens the
+	// gateway accepts. Empty means the top-level issuer.
+	Issuer string `json:"issuer,omitempty"`
+	// Listen (listen) is the gateway's own listen address. Default
+	// 127.0.0.1:8090 ([DefaultGatewayListen]).
+	Listen string `json:"listen,omitempty"`
+	// AdminListen (admin_listen) serves /metrics and /healthz for a
+	// standalone `gatehouse gateway`. Empty (the default) serves neither;
+	// under `gatehouse serve` the gateway's metrics join the server's.
+	AdminListen string `json:"admin_listen,omitempty"`
+	// RegisterResources (register_resources) makes the gateway create or
+	// update each route's protected resource (URL, scopes, default scopes)
+	// in storage on start, so the authorization server issues tokens for
+	// it. Nil means true.
+	RegisterResources *bool `json:"register_resources,omitempty"`
+	// ShutdownTimeout (shutdown_timeout) is how long in-flight requests may
+	// finish on shutdown before sessions are closed and upstream processes
+	// killed. Default 10s.
+	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
+	// Routes (routes) are the protected MCP endpoints, each one protected
+	// resource with its own URL.
+	Routes []GatewayRoute `json:"routes,omitempty"`
+}
+
+// DefaultGatewayListen is the gateway's listen address when
+// [Gateway.Listen] is empty.
+const DefaultGatewayListen = "127.0.0.1:8090"
+
+// Gateway route defaults, used where a field is zero.
+const (
+	DefaultGatewayMaxSessions     = 100
+	DefaultGatewaySessionIdle     = 15 * time.Minute
+	DefaultGatewayRequestTimeout  = 2 * time.Minute
+	DefaultGatewayConnectTimeout  = 5 * time.Second
+	DefaultGatewayMaxBodyBytes    = 4 << 20
+	DefaultGatewayMaxMessageBytes = 16 << 20
+	DefaultGatewayShutdownTimeout = 10 * time.Second
+)
+
+// DefaultGatewayInheritEnv are the environment variables a stdio upstream
+// inherits from the gateway when [GatewayUpstream.InheritEnv] is nil.
+// Nothing else is inherited: the gateway's environment may hold its own
+// secrets (a database DSN).
+var DefaultGatewayInheritEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+// GatewayRoute is one protected MCP endpoint and the upstream MCP server
+// behind it.
+type GatewayRoute struct {
+	// Name (name) identifies the route in logs, metrics and audit events:
+	// letters, digits, '.', '_' and '-'. Required, unique.
+	Name string `json:"name"`
+	// URL (url) is the route's public URL, such as
+	// "https://mcp.example.com/everything/mcp": the resource identifier
+	// (access-token audience and protected resource metadata "resource"),
+	// and its path is where the gateway serves the route. Required.
+	URL string `json:"url"`
+	// Title (title) is the resource_name in the protected resource
+	// metadata and the resource's name at the authorization server. Empty
+	// means Name.
+	Title string `json:"title,omitempty"`
+
+	// Upstream (upstream) is the MCP server behind the route. Required.
+	Upstream GatewayUpstream `json:"upstream"`
+
+	// Scopes (scopes) are needed for every request to the route: the
+	// baseline a client asks for first (the 401 challenge's scope and the
+	// metadata's scopes_supported), and the default scopes of the
+	// registered resource. Keep it minimal; more come by step-up.
+	Scopes []string `json:"scopes,omitempty"`
+	// ScopeDescriptions (scope_descriptions) describe scopes on the
+	// consent page. Optional.
+	ScopeDescriptions map[string]string `json:"scope_descriptions,omitempty"`
+	// ImpliedScopes (implied_scopes) is a scope hierarchy: a scope
+	// satisfies the scopes it lists, transitively.
+	ImpliedScopes map[string][]string `json:"implied_scopes,omitempty"`
+
+	// Tools (tools) maps a tool name to the scopes calling it needs on top
+	// of Scopes. A key ending in "*" matches names with that prefix (the
+	// longest match wins); the key "*" alone is the default for unlisted
+	// tools. Without a matching key a tool needs only Scopes.
+	Tools map[string][]string `json:"tools,omitempty"`
+	// DenyUnlistedTools (deny_unlisted_tools) refuses tools that no key of
+	// Tools matches, and hides them from tools/list. Default false.
+	DenyUnlistedTools bool `json:"deny_unlisted_tools,omitempty"`
+	// Resources (resources) maps a resource URI (exact, or a prefix ending
+	// in "*", or "*") to the scopes resources/read of it needs; resources/list
+	// is filtered the same way.
+	Resources map[string][]string `json:"resources,omitempty"`
+	// DenyUnlistedResources (deny_unlisted_resources) refuses and hides
+	// resources no key of Resources matches. Default false.
+	DenyUnlistedResources bool `json:"deny_unlisted_resources,omitempty"`
+	// Prompts (prompts) maps a prompt name (exact, prefix*, or "*") to the
+	// scopes prompts/get of it needs; prompts/list is filtered the same way.
+	Prompts map[string][]string `json:"prompts,omitempty"`
+	// DenyUnlistedPrompts (deny_unlisted_prompts) refuses and hides prompts
+	// no key of Prompts matches. Default false.
+	DenyUnlistedPrompts bool `json:"deny_unlisted_prompts,omitempty"`
+
+	// AllowedOrigins (allowed_origins) are browser origins allowed to call
+	// the route cross-origin ("*" for any). The route's own origin is
+	// always allowed; a request with any other Origin is refused (403).
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// AllowedHosts (allowed_hosts) are the Host header values accepted
+	// (host or host:port). Default: the host of URL only. Requests for any
+	// other host are refused (DNS rebinding protection).
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
+
+	// MaxSessions (max_sessions) caps the route's concurrent MCP sessions
+	// — for a stdio upstream, its processes. Beyond it, a new session is
+	// refused with 503 and a JSON-RPC error. Default 100.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// SessionIdleTimeout (session_idle_timeout) ends a session (killing
+	// its process) after this long without a request. Default 15m.
+	SessionIdleTimeout Duration `json:"session_idle_timeout,omitempty"`
+	// RequestTimeout (request_timeout) is the longest a request waits for
+	// the upstream's response; then it gets a JSON-RPC error. Default 2m.
+	RequestTimeout Duration `json:"request_timeout,omitempty"`
+	// MaxBodyBytes (max_body_bytes) caps a request body; larger ones get
+	// 413. Default 4 MiB.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// MaxMessageBytes (max_message_bytes) caps one upstream message (a
+	// stdout line, a JSON response, an SSE event). A stdio upstream that
+	// exceeds it loses its session. Default 16 MiB.
+	MaxMessageBytes int64 `json:"max_message_bytes,omitempty"`
+}
+
+// GatewayUpstream is the MCP server behind a route: Streamable HTTP (URL)
+// or stdio (Command), exactly one.
+type GatewayUpstream struct {
+	// URL (url) is a Streamable HTTP MCP endpoint, such as
+	// "http://127.0.0.1:3001/mcp".
+	URL string `json:"url,omitempty"`
+	// Header (header) names the request header that carries the upstream
+	// credential to an HTTP upstream. Default "Authorization" when a value
+	// source is set.
+	Header string `json:"header,omitempty"`
+	// HeaderValueFile (header_value_file) is a file holding the header's
+	// value (such as "Bearer <upstream token>"); surrounding white space is
+	// trimmed.
+	HeaderValueFile string `json:"header_value_file,omitempty"`
+	// HeaderValueEnv (header_value_env) is an environment variable of the
+	// gateway holding the header's value.
+	HeaderValueEnv string `json:"header_value_env,omitempty"`
+	// HeaderValue is the resolved credential; never read from the file and
+	// never printed.
+	HeaderValue string `json:"-"`
+	// ConnectTimeout (connect_timeout) bounds connecting to an HTTP
+	// upstream. Default 5s.
+	ConnectTimeout Duration `json:"connect_timeout,omitempty"`
+
+	// Command (command) is the program of a stdio upstream, started once
+	// per MCP session. A name without a slash is looked up in the
+	// gateway's PATH.
+	Command string `json:"command,omitempty"`
+	// Args (args) are the command's arguments.
+	Args []string `json:"args,omitempty"`
+	// Dir (dir) is the process's working directory. Empty means the
+	// gateway's.
+	Dir string `json:"dir,omitempty"`
+	// Env (env) are environment variables set for a stdio upstream: a
+	// plain value (not for secrets), or one read from a file or from the
+	// gateway's environment.
+	Env []GatewayEnv `json:"env,omitempty"`
+	// InheritEnv (inherit_env) names the gateway's environment variables
+	// the process inherits. Nil means [DefaultGatewayInheritEnv]; an empty
+	// list inherits nothing.
+	InheritEnv []string `json:"inherit_env,omitempty"`
+}
+
+// GatewayEnv is one environment variable of a stdio upstream. Exactly one
+// of Value, ValueFile and ValueEnv is set.
+type GatewayEnv struct {
+	// Name (name) of the variable.
+	Name string `json:"name"`
+	// Value (value) is a plain value, kept in the configuration file: not
+	// for secrets.
+	Value string `json:"value,omitempty"`
+	// ValueFile (value_file) is a file holding the value (trimmed).
+	ValueFile string `json:"value_file,omitempty"`
+	// ValueEnv (value_env) is an environment variable of the gateway
+	// holding the value.
+	ValueEnv string `json:"value_env,omitempty"`
+	// Resolved is the value in force after [Gateway.Resolve]; never
+	// printed.
+	Resolved string `json:"-"`
+}
+
+// EffectiveListen is Listen or [DefaultGatewayListen].
+func (g Gateway) EffectiveListen() string {
+	if g.Listen == "" {
+		return DefaultGatewayListen
+	}
+	return g.Listen
+}
+
+// EffectiveIssuer is Issuer, or top when it is empty.
+func (g Gateway) EffectiveIssuer(top string) string {
+	if g.Issuer == "" {
+		return top
+	}
+	return g.Issuer
+}
+
+// ShouldRegisterResources reports RegisterResources (default true).
+func (g Gateway) ShouldRegisterResources() bool {
+	return g.RegisterResources == nil || *g.RegisterResources
+}
+
+// EffectiveShutdownTimeout is ShutdownTimeout or its default.
+func (g Gateway) EffectiveShutdownTimeout() time.Duration {
+	if g.ShutdownTimeout <= 0 {
+		return DefaultGatewayShutdownTimeout
+	}
+	return time.Duration(g.ShutdownTimeout)
+}
+
+// Resolve reads the secrets the gateway section points at: each route's
+// header_value_file or header_value_env, and the env values of stdio
+// upstreams. It reports every problem at once.
+func (g *Gateway) Resolve(env func(string) (string, bool)) error {
+	var errs []error
+	read := func(what, file, envName string) string {
+		switch {
+		case file != "":
+			b, err := os.ReadFile(file)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", what, err))
+				return ""
+			}
+			return strings.TrimSpace(string(b))
+		case envName != "":
+			v, ok := env(envName)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", what, envName))
+			}
+			return v
+		}
+		return ""
+	}
+	for i := range g.Routes {
+		r := &g.Routes[i]
+		u := &r.Upstream
+		if u.HeaderValueFile != "" || u.HeaderValueEnv != "" {
+			u.HeaderValue = read(fmt.Sprintf("gateway route %q: upstream header value", r.Name), u.HeaderValueFile, u.HeaderValueEnv)
+			if u.Header == "" {
+				u.Header = "Authorization"
+			}
+		}
+		for j := range u.Env {
+			e := &u.Env[j]
+			if e.ValueFile != "" || e.ValueEnv != "" {
+				e.Resolved = read(fmt.Sprintf("gateway route %q: env %s", r.Name, e.Name), e.ValueFile, e.ValueEnv)
+			} else {
+				e.Resolved = e.Value
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem with the gateway section at once.
+// topIssuer is the configuration's issuer, the default of Gateway.Issuer.
+// A gateway without routes is valid.
+func (g Gateway) Validate(topIssuer string) error {
+	return errors.Join(g.validate(topIssuer)...)
+}
+
+// routeName is what a route name may look like.
+var routeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// headerName is an HTTP field name (RFC 9110 §5.1 token).
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// envName is a portable environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validate returns the gateway section's problems.
+func (g Gateway) validate(topIssuer string) []error {
+	if len(g.Routes) == 0 {
+		return nil
+	}
+	var errs []error
+	bad := func(cond bool, format string, args ...any) {
+		if cond {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	iss := g.EffectiveIssuer(topIssuer)
+	if u, err := url.Parse(iss); iss == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		errs = append(errs, fmt.Errorf("gateway.issuer %q must be the authorization server's absolute http(s) issuer URL (or set issuer)", iss))
+	}
+	bad(g.ShutdownTimeout < 0, "gateway.shutdown_timeout must not be negative")
+	names := map[string]bool{}
+	endpoints := map[string]string{}
+	for i, r := range g.Routes {
+		where := fmt.Sprintf("gateway.routes[%d]", i)
+		if r.Name != "" {
+			where = fmt.Sprintf("gateway route %q", r.Name)
+		}
+		switch {
+		case r.Name == "":
+			errs = append(errs, fmt.Errorf("%s: name is required", where))
+		case !routeName.MatchString(r.Name):
+			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '.', '_' or '-' (at most 64)", where))
+		case names[r.Name]:
+			errs = append(errs, fmt.Errorf("%s: name is used by another route", where))
+		}
+		names[r.Name] = true
+		u, err := url.Parse(r.URL)
+		switch {
+		case r.URL == "":
+			errs = append(errs, fmt.Errorf("%s: url is required (the route's public URL, such as https://mcp.example.com/everything/mcp)", where))
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil:
+			errs = append(errs, fmt.Errorf("%s: url %q must be an absolute http(s) URL", where, r.URL))
+		case u.RawQuery != "" || u.Fragment != "" || strings.Contains(r.URL, "#"):
+			errs = append(errs, fmt.Errorf("%s: url %q must not have a query or fragment", where, r.URL))
+		case u.Path == "" || u.Path == "/" || strings.HasPrefix(u.Path, "/.well-known/"):
+			errs = append(errs, fmt.Errorf("%s: url %q needs a path of its own, such as /%s/mcp", where, r.URL, r.Name))
+		default:
+			// Every route is served on the one gateway listener: paths
+			// must differ even between hosts.
+			if other, dup := endpoints[u.Path]; dup {
+				errs = append(errs, fmt.Errorf("%s: url %q has the same path as route %q", where, r.URL, other))
+			}
+			endpoints[u.Path] = r.Name
+		}
+		up := r.Upstream
+		switch {
+		case up.URL == "" && up.Command == "":
+			errs = append(errs, fmt.Errorf("%s: upstream needs url (Streamable HTTP) or command (stdio)", where))
+		case up.URL != "" && up.Command != "":
+			errs = append(errs, fmt.Errorf("%s: upstream has both url and command; set one", where))
+		case up.URL != "":
+			if uu, err := url.Parse(up.URL); err != nil || uu.Host == "" || (uu.Scheme != "https" && uu.Scheme != "http") {
+				errs = append(errs, fmt.Errorf("%s: upstream.url %q must be an absolute http(s) URL", where, up.URL))
+			}
+			bad(len(up.Args) > 0 || up.Dir != "" || len(up.Env) > 0 || up.InheritEnv != nil,
+				"%s: upstream args, dir, env and inherit_env apply to a stdio upstream (command), not to url", where)
+		default:
+			bad(up.Header != "" || up.HeaderValueFile != "" || up.HeaderValueEnv != "",
+				"%s: upstream header, header_value_file and header_value_env apply to an HTTP upstream (url); give a stdio upstream its credentials in env", where)
+			for _, e := range up.Env {
+				n := 0
+				for _, s := range []string{e.Value, e.ValueFile, e.ValueEnv} {
+					if s != "" {
+						n++
+					}
+				}
+				bad(!envName.MatchString(e.Name), "%s: upstream.env: %q is not an environment variable name", where, e.Name)
+				bad(n > 1, "%s: upstream.env %s: set only one of value, value_file and value_env", where, e.Name)
+			}
+			for _, n := range up.InheritEnv {
+				bad(!envName.MatchString(n), "%s: upstream.inherit_env: %q is not an environment variable name", where, n)
+			}
+		}
+		bad(up.HeaderValueFile != "" && up.HeaderValueEnv != "", "%s: upstream: set header_value_file or header_value_env, not both", where)
+		bad(up.Header != "" && up.HeaderValueFile == "" && up.HeaderValueEnv == "", "%s: upstream.header %q has no value: set header_value_file or header_value_env (never the value itself)", where, up.Header)
+		bad(up.Header != "" && !headerName.MatchString(up.Header), "%s: upstream.header %q is not an HTTP header name", where, up.Header)
+		switch strings.ToLower(up.Header) {
+		case "host", "cookie", "mcp-session-id", "content-length", "content-type", "transfer-encoding", "connection":
+			errs = append(errs, fmt.Errorf("%s: upstream.header cannot be %s", where, up.Header))
+		}
+		bad(up.ConnectTimeout < 0, "%s: upstream.connect_timeout must not be negative", where)
+
+		checkScopes := func(field string, scopes []string) {
+			for _, s := range scopes {
+				bad(!validScope(s), "%s: %s: %q is not a scope token (RFC 6749 §3.3)", where, field, s)
+				bad(s == "offline_access", "%s: %s: offline_access is about refresh tokens, not a resource's scope", where, field)
+			}
+		}
+		checkScopes("scopes", r.Scopes)
+		for s := range r.ScopeDescriptions {
+			checkScopes("scope_descriptions", []string{s})
+		}
+		for s, implied := range r.ImpliedScopes {
+			checkScopes("implied_scopes", append([]string{s}, implied...))
+		}
+		for field, m := range map[string]map[string][]string{"tools": r.Tools, "resources": r.Resources, "prompts": r.Prompts} {
+			for k, scopes := range m {
+				bad(k == "", "%s: %s: an empty key matches nothing; use \"*\" for the default", where, field)
+				bad(strings.Count(k, "*") > 1 || (strings.Contains(k, "*") && !strings.HasSuffix(k, "*")),
+					"%s: %s: %q: \"*\" may only end a key (a prefix)", where, field, k)
+				checkScopes(field+"["+k+"]", scopes)
+			}
+		}
+		for _, o := range r.AllowedOrigins {
+			if o == "*" {
+				continue
+			}
+			ou, err := url.Parse(o)
+			bad(err != nil || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.RawQuery != "",
+				"%s: allowed_origins: %q must be an origin such as https://app.example.com, or \"*\"", where, o)
+		}
+		for _, h := range r.AllowedHosts {
+			bad(h == "" || strings.ContainsAny(h, "/ @*"), "%s: allowed_hosts: %q must be a host or host:port", where, h)
+		}
+		bad(r.MaxSessions < 0, "%s: max_sessions must not be negative", where)
+		bad(r.SessionIdleTimeout < 0, "%s: session_idle_timeout must not be negative", where)
+		bad(r.RequestTimeout < 0, "%s: request_timeout must not be negative", where)
+		bad(r.MaxBodyBytes < 0, "%s: max_body_bytes must not be negative", where)
+		bad(r.MaxMessageBytes < 0, "%s: max_message_bytes must not be negative", where)
+	}
+	return errs
+}
+
+// validScope reports whether s is a scope-token (RFC 6749 §3.3).
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	return !slices.ContainsFunc([]byte(s), func(c byte) bool { return c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e })
+}

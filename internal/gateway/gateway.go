@@ -1,0 +1,828 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/rs"
+)
+
+// Headers of the MCP Streamable HTTP transport.
+const (
+	headerSessionID       = "Mcp-Session-Id"
+	headerProtocolVersion = "Mcp-Protocol-Version"
+	headerLastEventID     = "Last-Event-ID"
+	headerMethod          = "Mcp-Method"
+	headerName            = "Mcp-Name"
+)
+
+// AuditToolCall is the audit event type of a tool call through the
+// gateway.
+const AuditToolCall = "gateway.tool_call"
+
+// Gateway is an http.Handler serving its routes: each an OAuth-protected
+// MCP endpoint (Streamable HTTP) in front of an upstream MCP server, with
+// its protected resource metadata. Create it with [New]; stop it with
+// [Gateway.Shutdown] or [Gateway.Close].
+type Gateway struct {
+	routes  []*route
+	mux     *http.ServeMux
+	log     *slog.Logger
+	now     func() time.Time
+	rand    io.Reader
+	metrics *metrics
+	audit   *auditWriter
+	issuer  string
+
+	mu       sync.Mutex
+	draining bool
+	inflight int
+	idle     chan struct{} // closed when draining and inflight reaches zero
+	closed   bool
+}
+
+// New returns a gateway serving opts.Routes. It checks the options and
+// registers the metrics; it starts no process and opens no connection.
+func New(opts Options) (*Gateway, error) {
+	if opts.Issuer == "" {
+		return nil, errors.New("gateway: Issuer is required")
+	}
+	if len(opts.Routes) == 0 {
+		return nil, errors.New("gateway: no routes")
+	}
+	g := &Gateway{
+		mux:     http.NewServeMux(),
+		log:     opts.Logger,
+		now:     opts.Now,
+		rand:    opts.Rand,
+		metrics: newMetrics(),
+		issuer:  opts.Issuer,
+		idle:    make(chan struct{}),
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.rand == nil {
+		g.rand = rand.Reader
+	}
+	if opts.Registerer != nil {
+		for _, c := range g.metrics.collectors() {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("gateway: register metrics: %w", err)
+			}
+		}
+	}
+	newVerifier := opts.NewVerifier
+	if newVerifier == nil {
+		newVerifier = func(resource string) (rs.Verifier, error) {
+			return rs.NewJWTVerifier(rs.JWTOptions{
+				Issuer:     opts.Issuer,
+				Resource:   resource,
+				HTTPClient: opts.HTTPClient,
+				ClockSkew:  opts.ClockSkew,
+				Logger:     g.log,
+				Now:        g.now,
+			})
+		}
+	}
+	paths := map[string]string{}
+	for i := range opts.Routes {
+		rt, err := newRoute(g, opts.Routes[i], newVerifier)
+		if err != nil {
+			return nil, err
+		}
+		if other, dup := paths[rt.path]; dup {
+			return nil, fmt.Errorf("gateway: routes %q and %q have the same path %s", other, rt.name, rt.path)
+		}
+		paths[rt.path] = rt.name
+		g.routes = append(g.routes, rt)
+	}
+	for _, rt := range g.routes {
+		if err := rt.mount(g.mux, len(g.routes) == 1); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Audit != nil {
+		size := opts.AuditBuffer
+		if size <= 0 {
+			size = DefaultAuditBuffer
+		}
+		g.audit = newAuditWriter(opts.Audit, size, g.metrics.auditDropped.Inc, g.log)
+	}
+	return g, nil
+}
+
+// ServeHTTP serves the routes and their metadata; other paths get 404.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mux.ServeHTTP(w, r)
+}
+
+// Resources returns the protected resource of every route, as the
+// authorization server must know it to issue tokens for the route: its
+// URL, its name, every scope its policy uses (with the tools each
+// unlocks) and its baseline scopes as the default scopes. Times are left
+// zero. descriptions, keyed by route name then scope, describe scopes on
+// the consent page; nil is fine.
+func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage.Resource {
+	var out []storage.Resource
+	for _, rt := range g.routes {
+		var scopes []storage.Scope
+		index := map[string]int{}
+		add := func(name, tool string) {
+			i, ok := index[name]
+			if !ok {
+				i = len(scopes)
+				index[name] = i
+				scopes = append(scopes, storage.Scope{Name: name, Description: descriptions[rt.name][name]})
+			}
+			if tool != "" && !strings.Contains(tool, "*") && !slices.Contains(scopes[i].Tools, tool) {
+				scopes[i].Tools = append(scopes[i].Tools, tool)
+			}
+		}
+		for _, s := range rt.pol.baseline {
+			add(s, "")
+		}
+		for _, k := range sortedKeys(rt.spec.Tools) {
+			for _, s := range rt.spec.Tools[k] {
+				add(s, k)
+			}
+		}
+		for _, rules := range []Rules{rt.spec.Resources, rt.spec.Prompts} {
+			for _, k := range sortedKeys(rules) {
+				for _, s := range rules[k] {
+					add(s, "")
+				}
+			}
+		}
+		for _, k := range sortedKeys(rt.spec.ImpliedScopes) {
+			add(k, "")
+			for _, s := range rt.spec.ImpliedScopes[k] {
+				add(s, "")
+			}
+		}
+		out = append(out, storage.Resource{
+			URL:           rt.canonical,
+			Name:          rt.title,
+			Scopes:        scopes,
+			DefaultScopes: slices.Clone(rt.pol.baseline),
+		})
+	}
+	return out
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Sessions returns the number of open sessions of the named route (for a
+// stdio upstream, counting processes until they have exited), or -1 for an
+// unknown route.
+func (g *Gateway) Sessions(route string) int {
+	for _, rt := range g.routes {
+		if rt.name == route {
+			rt.mu.Lock()
+			defer rt.mu.Unlock()
+			return rt.slots
+		}
+	}
+	return -1
+}
+
+// Shutdown drains the gateway: new requests get 503, requests in flight
+// may finish until ctx ends; then every session is closed (upstream
+// processes are stopped, open streams end) and the audit queue is
+// written. Call it before (or while) shutting down the http.Server, whose
+// Shutdown otherwise waits for open event streams.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	if !g.draining {
+		g.draining = true
+		if g.inflight == 0 {
+			close(g.idle)
+		}
+	}
+	g.mu.Unlock()
+	var err error
+	select {
+	case <-g.idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	g.closeAll(ctx, "shutdown")
+	return err
+}
+
+// Close closes every session at once (upstream processes are killed) and
+// writes the audit queue.
+func (g *Gateway) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g.mu.Lock()
+	if !g.draining {
+		g.draining = true
+		if g.inflight == 0 {
+			close(g.idle)
+		}
+	}
+	g.mu.Unlock()
+	g.closeAll(ctx, "shutdown")
+	return nil
+}
+
+// closeAll ends every session, waits (until ctx ends) for upstream
+// processes to exit, and flushes the audit log.
+func (g *Gateway) closeAll(ctx context.Context, reason string) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	g.mu.Unlock()
+	var procs []*process
+	for _, rt := range g.routes {
+		rt.mu.Lock()
+		ss := make([]*session, 0, len(rt.sessions))
+		for _, s := range rt.sessions {
+			ss = append(ss, s)
+		}
+		rt.mu.Unlock()
+		for _, s := range ss {
+			if s.proc != nil {
+				procs = append(procs, s.proc)
+			}
+			s.close(reason)
+		}
+	}
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+		case <-ctx.Done():
+		}
+	}
+	if g.audit != nil {
+		g.audit.close(ctx)
+	}
+}
+
+// enter counts a request in flight; false means the gateway is draining.
+func (g *Gateway) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return false
+	}
+	g.inflight++
+	return true
+}
+
+// leave ends a request counted by enter.
+func (g *Gateway) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+	if g.inflight == 0 && g.draining {
+		close(g.idle)
+	}
+}
+
+// newSessionID returns a session id of 256 random bits.
+func (g *Gateway) newSessionID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(g.rand, b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// route is one compiled Route.
+type route struct {
+	g           *Gateway
+	spec        Route
+	name        string
+	title       string
+	url         string // as configured
+	canonical   string // rs.CanonicalResource(url)
+	path        string
+	metadataURL string
+	hosts       map[string]bool
+	scheme      string
+	pol         policy
+	up          Upstream
+	client      *http.Client // HTTP upstreams
+	maxSessions int
+	idle        time.Duration
+	timeout     time.Duration
+	maxBody     int64
+	maxMsg      int64
+	verifier    rs.Verifier
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	slots    int // sessions reserved or open (stdio: processes not yet exited)
+}
+
+func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, error)) (*route, error) {
+	fail := func(format string, args ...any) (*route, error) {
+		return nil, fmt.Errorf("gateway: route %q: %s", spec.Name, fmt.Sprintf(format, args...))
+	}
+	if spec.Name == "" {
+		return nil, errors.New("gateway: a route has no name")
+	}
+	canon, err := rs.CanonicalResource(spec.URL)
+	if err != nil {
+		return fail("%v", err)
+	}
+	u, _ := url.Parse(spec.URL)
+	if u.Path == "" || u.Path == "/" {
+		return fail("url %q needs a path", spec.URL)
+	}
+	metaURL, err := rs.MetadataURL(spec.URL)
+	if err != nil {
+		return fail("%v", err)
+	}
+	rt := &route{
+		g: g, spec: spec, name: spec.Name, title: spec.Title, url: spec.URL, canonical: canon,
+		path: u.Path, metadataURL: metaURL, scheme: strings.ToLower(u.Scheme),
+		up: spec.Upstream, maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
+		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
+		sessions: map[string]*session{},
+	}
+	if rt.title == "" {
+		rt.title = spec.Name
+	}
+	if rt.maxSessions <= 0 {
+		rt.maxSessions = DefaultMaxSessions
+	}
+	if rt.idle <= 0 {
+		rt.idle = DefaultSessionIdle
+	}
+	if rt.timeout <= 0 {
+		rt.timeout = DefaultRequestTimeout
+	}
+	if rt.maxBody <= 0 {
+		rt.maxBody = DefaultMaxBodyBytes
+	}
+	if rt.maxMsg <= 0 {
+		rt.maxMsg = DefaultMaxMessageBytes
+	}
+	rt.hosts = map[string]bool{}
+	hosts := spec.AllowedHosts
+	if len(hosts) == 0 {
+		hosts = []string{u.Host}
+	}
+	for _, h := range hosts {
+		rt.hosts[rt.normHost(h)] = true
+	}
+	for _, s := range spec.Scopes {
+		if !validScope(s) {
+			return fail("scopes: %q is not a scope token", s)
+		}
+	}
+	rt.pol.baseline = dedup(spec.Scopes)
+	rt.pol.implied = closure(spec.ImpliedScopes)
+	if rt.pol.tools, err = compileRules(spec.Tools, spec.DenyUnlistedTools, rt.pol.baseline); err != nil {
+		return fail("tools: %v", err)
+	}
+	if rt.pol.resources, err = compileRules(spec.Resources, spec.DenyUnlistedResources, rt.pol.baseline); err != nil {
+		return fail("resources: %v", err)
+	}
+	if rt.pol.prompts, err = compileRules(spec.Prompts, spec.DenyUnlistedPrompts, rt.pol.baseline); err != nil {
+		return fail("prompts: %v", err)
+	}
+	switch up := spec.Upstream; {
+	case up.URL != "" && up.Command != "":
+		return fail("upstream has both URL and Command")
+	case up.URL != "":
+		uu, err := url.Parse(up.URL)
+		if err != nil || uu.Host == "" || (uu.Scheme != "http" && uu.Scheme != "https") {
+			return fail("upstream URL %q must be an absolute http(s) URL", up.URL)
+		}
+		tr := up.Transport
+		if tr == nil {
+			ct := up.ConnectTimeout
+			if ct <= 0 {
+				ct = DefaultConnectTimeout
+			}
+			tr = &http.Transport{
+				Proxy:                 nil,
+				DialContext:           (&net.Dialer{Timeout: ct, KeepAlive: 30 * time.Second}).DialContext,
+				TLSHandshakeTimeout:   ct,
+				MaxIdleConns:          256,
+				MaxIdleConnsPerHost:   128,
+				IdleConnTimeout:       90 * time.Second,
+				ExpectContinueTimeout: time.Second,
+				ForceAttemptHTTP2:     true,
+			}
+		}
+		rt.client = &http.Client{
+			Transport: tr,
+			// A redirect would carry the upstream credential elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	case up.Command != "":
+	default:
+		return fail("upstream needs a URL or a Command")
+	}
+	if rt.verifier, err = newVerifier(spec.URL); err != nil {
+		return fail("verifier: %v", err)
+	}
+	return rt, nil
+}
+
+// normHost lower-cases a host[:port] and drops the scheme's default port.
+func (rt *route) normHost(h string) string {
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if (rt.scheme == "http" && port == "80") || (rt.scheme == "https" && port == "443") {
+			if strings.Contains(host, ":") {
+				return "[" + host + "]"
+			}
+			return host
+		}
+	}
+	return h
+}
+
+// mount registers the route's endpoint and metadata on mux; root also
+// registers the metadata at the root well-known URL (only one route can
+// have it).
+func (rt *route) mount(mux *http.ServeMux, root bool) error {
+	meta, err := rs.MetadataHandler(rs.ResourceMetadata{
+		Resource:             rt.url,
+		AuthorizationServers: []string{rt.g.issuer},
+		ScopesSupported:      rt.pol.baseline,
+		ResourceName:         rt.title,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: route %q: %w", rt.name, err)
+	}
+	metaPath, err := rs.MetadataPath(rt.url)
+	if err != nil {
+		return fmt.Errorf("gateway: route %q: %w", rt.name, err)
+	}
+	mux.Handle(metaPath, rt.checkHost(meta))
+	if root && metaPath != "/.well-known/oauth-protected-resource" {
+		mux.Handle("/.well-known/oauth-protected-resource", rt.checkHost(meta))
+	}
+	protected := rs.RequireBearer(rt.verifier, &rs.Options{
+		ResourceMetadataURL: rt.metadataURL,
+		Scopes:              rt.pol.baseline,
+		ImpliedScopes:       rt.spec.ImpliedScopes,
+		AllowedOrigins:      rt.spec.AllowedOrigins,
+		// checkHost has validated Host already, with the route's own list
+		// and default-port normalisation.
+		AllowedHosts: []string{"*"},
+		Logger:       rt.g.log,
+	})(http.HandlerFunc(rt.serve))
+	mux.Handle(rt.path, rt.count(rt.checkHost(protected)))
+	return nil
+}
+
+// checkHost refuses requests for a host the route does not answer to, so
+// a DNS-rebinding page cannot pass as the route's own origin.
+func (rt *route) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !rt.hosts[rt.normHost(r.Host)] {
+			writeJSON(w, http.StatusMisdirectedRequest, oauthBody{"invalid_request", "this gateway route does not answer to host " + clip(r.Host)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// count records the request in the metrics.
+func (rt *route) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		method := r.Method
+		switch method {
+		case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions:
+		default:
+			method = "other"
+		}
+		rt.g.metrics.requests.WithLabelValues(rt.name, method, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+// serve handles a request that rs.RequireBearer let through.
+func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
+	ti := rs.TokenInfoFromContext(r.Context())
+	if ti == nil {
+		writeJSON(w, http.StatusInternalServerError, oauthBody{"server_error", ""})
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		if !rt.g.enter() {
+			rt.draining(w)
+			return
+		}
+		defer rt.g.leave()
+		rt.servePOST(w, r, ti)
+	case http.MethodGet:
+		if !rt.g.enter() {
+			rt.draining(w)
+			return
+		}
+		// A GET stream lasts as long as its session: it is not waited for
+		// when draining, but ended when sessions close.
+		rt.g.leave()
+		if rt.up.Command != "" {
+			rt.stdioGET(w, r, ti)
+		} else {
+			rt.httpGET(w, r, ti)
+		}
+	case http.MethodDelete:
+		if !rt.g.enter() {
+			rt.draining(w)
+			return
+		}
+		defer rt.g.leave()
+		rt.serveDELETE(w, r, ti)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeJSON(w, http.StatusMethodNotAllowed, oauthBody{"invalid_request", "method not allowed"})
+	}
+}
+
+// draining answers a request that arrives during shutdown.
+func (rt *route) draining(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	writeJSON(w, http.StatusServiceUnavailable, errorResponse(nil, codeUpstreamClosed, "gateway: shutting down; retry shortly", nil))
+}
+
+// servePOST checks a POST's JSON-RPC messages against the policy and
+// hands it to the upstream.
+func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, errorResponse(nil, codeInvalidRequest, "Content-Type must be application/json", nil))
+		return
+	}
+	if r.Header.Get(headerLastEventID) != "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "Last-Event-ID is not allowed on POST", nil))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil, codeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "could not read the request body", nil))
+		return
+	}
+	msgs, batch, err := inspect(body)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeParseError, "Parse error", nil))
+		return
+	}
+	// SEP-2243 request headers must agree with the body, or the upstream
+	// could route by a header the policy did not check.
+	if hm, hn := r.Header.Get(headerMethod), r.Header.Get(headerName); hm != "" || hn != "" {
+		m := msgs[0]
+		target := m.name
+		if m.method == methodReadResource {
+			target = m.uri
+		}
+		if batch || (hm != "" && hm != m.method) || (hn != "" && hn != target) {
+			writeJSON(w, http.StatusBadRequest, errorResponse(m.id, codeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
+			return
+		}
+	}
+
+	x := rt.newExchange(r, ti)
+	x.batch = batch
+	var need []string
+	var stepUpMsg, deniedMsg *message
+	for i := range msgs {
+		m := &msgs[i]
+		if !m.isRequest {
+			continue
+		}
+		d, n := rt.pol.check(ti.Scopes, m)
+		if kind := policyKind(m.method); kind != "" {
+			rt.g.metrics.decisions.WithLabelValues(rt.name, kind, d.String()).Inc()
+		}
+		switch d {
+		case deny:
+			if deniedMsg == nil {
+				deniedMsg = m
+			}
+		case stepUp:
+			need = dedup(append(need, n...))
+			if stepUpMsg == nil {
+				stepUpMsg = m
+			}
+		}
+	}
+	if deniedMsg != nil {
+		for i := range msgs {
+			if m := &msgs[i]; m.method == methodCallTool {
+				if d, _ := rt.pol.check(ti.Scopes, m); d == deny {
+					x.audit(m.name, "denied", 0, "")
+				}
+			}
+		}
+		rt.denied(w, deniedMsg, batch)
+		return
+	}
+	if stepUpMsg != nil {
+		for i := range msgs {
+			if m := &msgs[i]; m.method == methodCallTool {
+				if d, _ := rt.pol.check(ti.Scopes, m); d == stepUp {
+					x.audit(m.name, "step_up", 0, "")
+				}
+			}
+		}
+		rt.forbidden(w, need, stepUpMsg, batch, msgs)
+		return
+	}
+	for i := range msgs {
+		x.track(&msgs[i])
+	}
+	if rt.up.Command != "" {
+		rt.stdioPOST(w, r, x, msgs, batch)
+	} else {
+		rt.httpPOST(w, r, x, body, msgs)
+	}
+}
+
+// policyKind names the policy kind of a method for the metrics.
+func policyKind(method string) string {
+	switch method {
+	case methodCallTool:
+		return "tool"
+	case methodReadResource:
+		return "resource"
+	case methodGetPrompt:
+		return "prompt"
+	}
+	return ""
+}
+
+// serveDELETE ends a session.
+func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	if r.Header.Get(headerSessionID) == "" {
+		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "DELETE needs an Mcp-Session-Id header", nil))
+		return
+	}
+	s, ok := rt.lookup(w, r, ti)
+	if !ok {
+		return
+	}
+	if s.proc == nil && s.upstreamID != "" {
+		rt.deleteUpstream(s.upstreamID)
+	}
+	s.close("deleted")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// denied answers a request the policy refuses whatever the scopes: a
+// JSON-RPC error for a single request (the call fails, the connection
+// lives), 403 for a batch.
+func (rt *route) denied(w http.ResponseWriter, m *message, batch bool) {
+	what := "method " + clip(m.method)
+	switch m.method {
+	case methodCallTool:
+		what = "tool " + strconv.Quote(clip(m.name))
+	case methodGetPrompt:
+		what = "prompt " + strconv.Quote(clip(m.name))
+	case methodReadResource:
+		what = "resource " + strconv.Quote(clip(m.uri))
+	}
+	desc := what + " is not allowed through this gateway"
+	if batch || !m.isCall() {
+		writeJSON(w, http.StatusForbidden, oauthBody{"access_denied", desc})
+		return
+	}
+	writeJSON(w, http.StatusOK, errorResponse(m.id, codeForbidden, desc, map[string]string{"error": "access_denied"}))
+}
+
+// forbidden answers 403 with a step-up challenge for need, in the form of
+// package rs ([rs.RequireBearer]): RFC 6750 §3.1 insufficient_scope with
+// every scope the request needs, and a JSON-RPC error body for a single
+// request.
+func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *message, batch bool, msgs []message) {
+	scope := strings.Join(need, " ")
+	desc := "the request needs scope " + scope
+	switch denied.method {
+	case methodCallTool:
+		desc = "tool " + clip(denied.name) + " needs scope " + scope
+	case methodGetPrompt:
+		desc = "prompt " + clip(denied.name) + " needs scope " + scope
+	case methodReadResource:
+		desc = "resource " + clip(denied.uri) + " needs scope " + scope
+	}
+	w.Header().Set("WWW-Authenticate", challenge(
+		[2]string{"error", "insufficient_scope"},
+		[2]string{"scope", scope},
+		[2]string{"resource_metadata", rt.metadataURL},
+		[2]string{"error_description", desc},
+	))
+	if !batch && len(msgs) == 1 && msgs[0].isCall() {
+		writeJSON(w, http.StatusForbidden, errorResponse(msgs[0].id, codeForbidden, "insufficient_scope: "+desc,
+			map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": scope}))
+		return
+	}
+	writeJSON(w, http.StatusForbidden, oauthBody{"insufficient_scope", desc})
+}
+
+// challenge formats a Bearer challenge (RFC 6750 §3) with quoted values,
+// dropping bytes a quoted-string cannot carry and empty parameters.
+func challenge(params ...[2]string) string {
+	var b strings.Builder
+	b.WriteString("Bearer")
+	first := true
+	for _, p := range params {
+		if p[1] == "" {
+			continue
+		}
+		if first {
+			b.WriteByte(' ')
+			first = false
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(p[0])
+		b.WriteString(`="`)
+		for i := 0; i < len(p[1]); i++ {
+			if c := p[1][i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// oauthBody is the JSON body of a non-JSON-RPC error.
+type oauthBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// writeJSON writes body (a []byte of JSON, or a value to marshal) with
+// status.
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	b, ok := body.([]byte)
+	if !ok {
+		b, _ = json.Marshal(body)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// clientIP is the request's peer address without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,409 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/rs"
+)
+
+// forwardedRequestHeaders are the only client headers an HTTP upstream
+// sees. Authorization, Cookie and everything else stay at the gateway:
+// the client's token is never passed upstream (MCP: token passthrough is
+// forbidden), and Mcp-Session-Id is replaced by the upstream's own.
+var forwardedRequestHeaders = []string{"Accept", "Content-Type", headerProtocolVersion, headerLastEventID, headerMethod, headerName}
+
+// returnedResponseHeaders are the only upstream headers the client sees
+// (besides Mcp-Session-Id, which is the gateway's own).
+var returnedResponseHeaders = []string{"Content-Type", "Cache-Control", headerProtocolVersion, "Retry-After"}
+
+// errTooLarge is returned when an upstream message exceeds the route's
+// MaxMessageBytes.
+var errTooLarge = errors.New("gateway: upstream message too large")
+
+// upstreamRequest builds a request to the HTTP upstream from the client's
+// request r: only the forwarded headers, the upstream session id sid and
+// the route's own credential.
+func (rt *route) upstreamRequest(ctx context.Context, method string, r *http.Request, sid string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rt.up.URL, rd)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		for _, h := range forwardedRequestHeaders {
+			if v := r.Header.Values(h); len(v) > 0 {
+				req.Header[h] = slices.Clone(v)
+			}
+		}
+	}
+	if sid != "" {
+		req.Header.Set(headerSessionID, sid)
+	}
+	req.Header.Set("User-Agent", "gatehouse-gateway")
+	for k, v := range rt.up.Header {
+		req.Header[http.CanonicalHeaderKey(k)] = slices.Clone(v)
+	}
+	return req, nil
+}
+
+// httpPOST forwards a checked POST to the HTTP upstream and streams the
+// answer back, filtering list results and auditing tool calls.
+func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []message) {
+	s, ok := rt.lookup(w, r, x.ti)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+	defer cancel()
+	var sid string
+	reserved := false
+	if s != nil {
+		if !s.begin() {
+			writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			return
+		}
+		defer s.end()
+		sid = s.upstreamID
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	} else if init := findMethod(msgs, methodInitialize); init != nil {
+		if !rt.reserve() {
+			rt.refuseSession(w, init, "limit")
+			return
+		}
+		reserved = true
+		defer func() {
+			if reserved {
+				rt.release()
+			}
+		}()
+	}
+
+	req, err := rt.upstreamRequest(ctx, http.MethodPost, r, sid, body)
+	if err != nil {
+		rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot build the upstream request")
+		return
+	}
+	resp, err := rt.client.Do(req)
+	if err != nil {
+		rt.transportFailure(w, r, ctx, x, err)
+		return
+	}
+	defer resp.Body.Close()
+	if !rt.checkStatus(w, resp, x, s) {
+		return
+	}
+	if reserved && resp.StatusCode/100 == 2 {
+		if upID := resp.Header.Get(headerSessionID); upID != "" {
+			ns, err := rt.newSession(x.ti, upID, nil)
+			if err != nil {
+				rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot create a session")
+				return
+			}
+			reserved = false
+			w.Header().Set(headerSessionID, ns.id)
+		}
+	}
+	rt.relay(w, resp, x)
+}
+
+// findMethod returns the first request of msgs calling method.
+func findMethod(msgs []message, method string) *message {
+	for i := range msgs {
+		if msgs[i].isRequest && msgs[i].method == method {
+			return &msgs[i]
+		}
+	}
+	return nil
+}
+
+// checkStatus answers upstream statuses the client must not see as they
+// are; it reports whether the response is to be relayed.
+func (rt *route) checkStatus(w http.ResponseWriter, resp *http.Response, x *exchange, s *session) bool {
+	switch code := resp.StatusCode; {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		// The upstream refused the gateway's own credential. Passing its
+		// challenge on would send the client to re-authorize with the
+		// wrong authorization server.
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "credentials").Inc()
+		rt.g.log.Error("gateway: upstream refused the gateway's credentials", "route", rt.name, "status", code)
+		rt.writeFailure(w, x, http.StatusBadGateway, codeInternal, "gateway: the upstream MCP server refused the gateway's credentials")
+		return false
+	case code == http.StatusNotFound && s != nil:
+		// The upstream forgot the session: so does the gateway, and the
+		// client starts a new one.
+		s.close("lost")
+		writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		return false
+	case code >= 500:
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "status").Inc()
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		rt.g.log.Warn("gateway: upstream error status", "route", rt.name, "status", code, "body", string(snippet))
+		rt.writeFailure(w, x, http.StatusBadGateway, codeInternal, fmt.Sprintf("gateway: the upstream MCP server failed (HTTP %d)", code))
+		return false
+	}
+	return true
+}
+
+// relay copies an upstream response to the client: JSON is read whole and
+// rewritten, an event stream is passed on event by event with a flush
+// after each, anything else is copied.
+func (rt *route) relay(w http.ResponseWriter, resp *http.Response, x *exchange) {
+	h := w.Header()
+	for _, k := range returnedResponseHeaders {
+		if v := resp.Header.Values(k); len(v) > 0 {
+			h[k] = slices.Clone(v)
+		}
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case mt == "text/event-stream":
+		rt.pumpSSE(w, resp, x)
+	case mt == "application/json":
+		data, err := io.ReadAll(io.LimitReader(resp.Body, rt.maxMsg+1))
+		switch {
+		case int64(len(data)) > rt.maxMsg:
+			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
+			rt.writeFailure(w, x, http.StatusBadGateway, codeInternal, "gateway: the upstream's response is too large")
+			return
+		case err != nil:
+			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
+			rt.writeFailure(w, x, http.StatusBadGateway, codeUpstreamClosed, "gateway: the upstream closed the connection")
+			return
+		}
+		out, _ := x.respond(data)
+		h.Del("Content-Length")
+		w.WriteHeader(resp.StatusCode)
+		w.Write(out)
+	default:
+		h.Del("Content-Length")
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, io.LimitReader(resp.Body, rt.maxMsg))
+	}
+}
+
+// pumpSSE passes an upstream event stream on, flushing after every event.
+// Events answering calls of x are handed to x (list results filtered,
+// tool calls audited). When the stream ends before every call of x is
+// answered, the missing answers are sent as JSON-RPC errors.
+func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Del("Content-Length")
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	br := bufio.NewReaderSize(resp.Body, 32<<10)
+	var ev bytes.Buffer
+	var failure error
+	for {
+		line, err := readLine(br, rt.maxMsg-int64(ev.Len()))
+		if errors.Is(err, errTooLarge) {
+			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
+			rt.g.log.Warn("gateway: upstream event too large; stream ended", "route", rt.name, "limit", rt.maxMsg)
+			failure = err
+			break
+		}
+		if len(line) > 0 && (line[0] == '\n' || (line[0] == '\r' && len(bytes.TrimRight(line, "\r\n")) == 0)) {
+			if ev.Len() > 0 {
+				out := rewriteEvent(ev.Bytes(), x)
+				rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+				if _, err := w.Write(append(out, '\n')); err != nil {
+					return
+				}
+				rc.Flush()
+				ev.Reset()
+			}
+		} else if len(line) > 0 {
+			ev.Write(line)
+			if line[len(line)-1] != '\n' {
+				ev.WriteByte('\n')
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				failure = err
+			}
+			break
+		}
+	}
+	if x.pending > 0 {
+		if failure == nil {
+			failure = io.ErrUnexpectedEOF
+		}
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
+		rt.g.log.Warn("gateway: upstream stream ended before answering", "route", rt.name, "cause", failure)
+		for _, e := range x.fail(codeUpstreamClosed, "gateway: the upstream ended the stream before responding") {
+			w.Write(sseEvent(e))
+		}
+		rc.Flush()
+	}
+}
+
+// rewriteEvent hands the data of one event (its lines, each ending in a
+// newline) to x, and returns the event with the data x passes on.
+func rewriteEvent(ev []byte, x *exchange) []byte {
+	if len(x.calls) == 0 {
+		return ev
+	}
+	var data [][]byte
+	lines := bytes.SplitAfter(ev, []byte("\n"))
+	for _, l := range lines {
+		if v, ok := bytes.CutPrefix(l, []byte("data:")); ok {
+			data = append(data, bytes.TrimRight(bytes.TrimPrefix(v, []byte(" ")), "\r\n"))
+		}
+	}
+	if len(data) == 0 {
+		return ev
+	}
+	out, changed := x.respond(bytes.Join(data, []byte("\n")))
+	if !changed {
+		return ev
+	}
+	var b bytes.Buffer
+	for _, l := range lines {
+		if len(l) == 0 || bytes.HasPrefix(l, []byte("data:")) {
+			continue
+		}
+		b.Write(l)
+	}
+	b.WriteString("data: ")
+	b.Write(out)
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+// sseEvent formats one JSON-RPC message as a server-sent event.
+func sseEvent(msg []byte) []byte {
+	b := make([]byte, 0, len(msg)+24)
+	b = append(b, "event: message\ndata: "...)
+	b = append(b, msg...)
+	return append(b, '\n', '\n')
+}
+
+// readLine reads one line (with its newline; without at EOF) of at most
+// max bytes.
+func readLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if int64(len(line)+len(frag)) > max {
+			return nil, errTooLarge
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
+// httpGET proxies the standalone event stream of a session (or whatever
+// the upstream answers to GET). It ends when the session does.
+func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	s, ok := rt.lookup(w, r, ti)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	sid := ""
+	if s != nil {
+		sid = s.upstreamID
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	x := rt.newExchange(r, ti)
+	req, err := rt.upstreamRequest(ctx, http.MethodGet, r, sid, nil)
+	if err != nil {
+		rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot build the upstream request")
+		return
+	}
+	resp, err := rt.client.Do(req)
+	if err != nil {
+		rt.transportFailure(w, r, ctx, x, err)
+		return
+	}
+	defer resp.Body.Close()
+	if !rt.checkStatus(w, resp, x, s) {
+		return
+	}
+	rt.relay(w, resp, x)
+}
+
+// transportFailure answers a request the upstream did not answer at all.
+func (rt *route) transportFailure(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, err error) {
+	switch {
+	case r.Context().Err() != nil:
+		x.fail(codeUpstreamClosed, "client went away")
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
+		rt.g.log.Warn("gateway: upstream timed out", "route", rt.name, "timeout", rt.timeout)
+		rt.writeFailure(w, x, http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout))
+	case ctx.Err() != nil:
+		rt.writeFailure(w, x, http.StatusNotFound, codeUpstreamClosed, "gateway: the session ended")
+	default:
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
+		rt.g.log.Warn("gateway: upstream unavailable", "route", rt.name, "cause", err)
+		rt.writeFailure(w, x, http.StatusBadGateway, codeUpstreamClosed, "gateway: the upstream MCP server is unavailable")
+	}
+}
+
+// writeFailure answers every call of x with a JSON-RPC error (a single
+// response for a single call, an array for several, an error with a null
+// id when there was no call).
+func (rt *route) writeFailure(w http.ResponseWriter, x *exchange, status, code int, text string) {
+	errs := x.fail(code, text)
+	switch {
+	case len(errs) == 0:
+		writeJSON(w, status, errorResponse(nil, code, text, map[string]string{"route": rt.name}))
+	case len(errs) == 1 && !x.batch:
+		writeJSON(w, status, errs[0])
+	default:
+		raw := make([]json.RawMessage, len(errs))
+		for i, e := range errs {
+			raw[i] = e
+		}
+		writeJSON(w, status, raw)
+	}
+}
+
+// deleteUpstream ends an upstream session (best effort).
+func (rt *route) deleteUpstream(sid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := rt.upstreamRequest(ctx, http.MethodDelete, nil, sid, nil)
+	if err != nil {
+		return
+	}
+	resp, err := rt.client.Do(req)
+	if err != nil {
+		rt.g.log.Debug("gateway: upstream DELETE failed", "route", rt.name, "cause", err)
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+}

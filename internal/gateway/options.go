@@ -1,0 +1,199 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/rs"
+)
+
+// Defaults used where a field of [Route] is zero.
+const (
+	DefaultMaxSessions     = 100
+	DefaultSessionIdle     = 15 * time.Minute
+	DefaultRequestTimeout  = 2 * time.Minute
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultMaxBodyBytes    = 4 << 20
+	DefaultMaxMessageBytes = 16 << 20
+	// DefaultAuditBuffer is how many audit events wait to be written
+	// before new ones are dropped (and counted).
+	DefaultAuditBuffer = 4096
+)
+
+// Options configures [New].
+type Options struct {
+	// Issuer is the authorization server whose access tokens the gateway
+	// accepts: each route's protected resource metadata names it, and the
+	// default verifier fetches its JWKS. Required.
+	Issuer string
+	// Routes are the protected MCP endpoints. Their URL paths must differ.
+	Routes []Route
+	// NewVerifier returns the token verifier of a route's resource URL.
+	// Nil means an [rs.JWTVerifier] for Issuer and the resource, with
+	// HTTPClient and ClockSkew.
+	NewVerifier func(resource string) (rs.Verifier, error)
+	// HTTPClient fetches the authorization server's metadata and keys for
+	// the default verifier. Nil means rs's default.
+	HTTPClient *http.Client
+	// ClockSkew is the default verifier's tolerance for exp and nbf. Zero
+	// compares strictly.
+	ClockSkew time.Duration
+	// Audit receives an event per tool call (type "gateway.tool_call"),
+	// written in the background so the store is off the request path. Nil
+	// means no audit log.
+	Audit storage.Audit
+	// AuditBuffer is how many events may wait to be written; beyond it
+	// events are dropped and counted. Zero means [DefaultAuditBuffer].
+	AuditBuffer int
+	// Registerer receives the gateway's Prometheus collectors. Nil means
+	// they are not registered anywhere.
+	Registerer prometheus.Registerer
+	// Logger receives the gateway's log, upstream stderr included. Nil
+	// means no logging.
+	Logger *slog.Logger
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of session ids. Nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Route is one protected MCP endpoint in front of one upstream MCP server.
+type Route struct {
+	// Name identifies the route in logs, metrics and audit events.
+	// Required, unique.
+	Name string
+	// URL is the route's public URL: the resource identifier (the
+	// audience tokens must carry, and "resource" of its metadata). Its
+	// path is where the route is served. Required.
+	URL string
+	// Title is the metadata's resource_name. Empty means Name.
+	Title string
+	// Upstream is the MCP server behind the route. Required.
+	Upstream Upstream
+
+	// Scopes are needed for every request: the baseline of 401 challenges
+	// and the metadata's scopes_supported. Nil needs none.
+	Scopes []string
+	// ImpliedScopes is a scope hierarchy: a scope satisfies the scopes it
+	// lists, transitively.
+	ImpliedScopes map[string][]string
+	// Tools maps tool names to the scopes tools/call of them needs on top
+	// of Scopes; tools/list shows only the tools the token may call.
+	// Unmatched tools need only Scopes.
+	Tools Rules
+	// DenyUnlistedTools refuses (and hides) tools no key of Tools matches.
+	DenyUnlistedTools bool
+	// Resources does for resources/read (by URI) and resources/list what
+	// Tools does for tools.
+	Resources Rules
+	// DenyUnlistedResources refuses (and hides) unmatched resources.
+	DenyUnlistedResources bool
+	// Prompts does for prompts/get (by name) and prompts/list what Tools
+	// does for tools.
+	Prompts Rules
+	// DenyUnlistedPrompts refuses (and hides) unmatched prompts.
+	DenyUnlistedPrompts bool
+
+	// AllowedOrigins are browser origins allowed to call cross-origin
+	// ("*" for any); the route's own origin always is. Others get 403.
+	AllowedOrigins []string
+	// AllowedHosts are the accepted Host header values. Nil means the
+	// host of URL only (DNS rebinding protection).
+	AllowedHosts []string
+
+	// MaxSessions caps concurrent MCP sessions (for a stdio upstream, its
+	// processes). Zero means [DefaultMaxSessions].
+	MaxSessions int
+	// SessionIdleTimeout ends a session after this long without a
+	// request. Zero means [DefaultSessionIdle].
+	SessionIdleTimeout time.Duration
+	// RequestTimeout bounds the wait for the upstream's answer to a
+	// request. Zero means [DefaultRequestTimeout].
+	RequestTimeout time.Duration
+	// MaxBodyBytes caps request bodies (413 beyond). Zero means
+	// [DefaultMaxBodyBytes].
+	MaxBodyBytes int64
+	// MaxMessageBytes caps one upstream message: a stdout line, a JSON
+	// response or an SSE event. Zero means [DefaultMaxMessageBytes].
+	MaxMessageBytes int64
+}
+
+// Upstream is a Streamable HTTP MCP server (URL) or a stdio one (Command);
+// exactly one is set.
+type Upstream struct {
+	// URL is the upstream's Streamable HTTP endpoint.
+	URL string
+	// Header is added to every request to an HTTP upstream: the gateway's
+	// own credential for it. The client's Authorization and Cookie
+	// headers are never forwarded.
+	Header http.Header
+	// ConnectTimeout bounds connecting to an HTTP upstream. Zero means
+	// [DefaultConnectTimeout].
+	ConnectTimeout time.Duration
+	// Transport sends requests to an HTTP upstream. Nil means a transport
+	// of the gateway's own (no proxy from the environment).
+	Transport http.RoundTripper
+
+	// Command is the program of a stdio upstream, started once per MCP
+	// session. It speaks newline-delimited JSON-RPC on its standard input
+	// and output; its standard error goes to the log.
+	Command string
+	// Args are the command's arguments.
+	Args []string
+	// Dir is the process's working directory; empty means the gateway's.
+	Dir string
+	// Env is the process's whole environment ("NAME=value"): nothing of
+	// the gateway's own environment is inherited unless listed here.
+	Env []string
+}
+
+// auditWriter writes audit events in the background.
+type auditWriter struct {
+	sink    storage.Audit
+	ch      chan storage.AuditEvent
+	done    chan struct{}
+	dropped func()
+	log     *slog.Logger
+}
+
+func newAuditWriter(sink storage.Audit, size int, dropped func(), log *slog.Logger) *auditWriter {
+	a := &auditWriter{sink: sink, ch: make(chan storage.AuditEvent, size), done: make(chan struct{}), dropped: dropped, log: log}
+	go a.run()
+	return a
+}
+
+func (a *auditWriter) run() {
+	defer close(a.done)
+	for e := range a.ch {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := a.sink.AppendAudit(ctx, e); err != nil {
+			a.log.Error("gateway: cannot write audit event", "type", e.Type, "cause", err)
+		}
+		cancel()
+	}
+}
+
+// add queues e, dropping it when the queue is full.
+func (a *auditWriter) add(e storage.AuditEvent) {
+	select {
+	case a.ch <- e:
+	default:
+		a.dropped()
+		a.log.Warn("gateway: audit queue full; event dropped", "type", e.Type, "resource", e.Resource)
+	}
+}
+
+// close writes what is queued, until ctx ends.
+func (a *auditWriter) close(ctx context.Context) {
+	close(a.ch)
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,363 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/rs"
+)
+
+// session is one MCP session through the gateway. Its id is the
+// gateway's own, issued to the client and bound to the subject of the
+// token that created it; the upstream never sees it.
+type session struct {
+	id      string
+	rt      *route
+	subject string
+
+	upstreamID string   // HTTP upstream: the upstream's own session id
+	proc       *process // stdio upstream: the session's process
+
+	mu     sync.Mutex
+	active int // requests in flight (not counting GET streams)
+	timer  *time.Timer
+	closed bool
+	done   chan struct{} // closed when the session ends
+}
+
+// reserve takes a session slot, or reports false when the route is at its
+// limit.
+func (rt *route) reserve() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.slots >= rt.maxSessions {
+		return false
+	}
+	rt.slots++
+	rt.g.metrics.sessions.WithLabelValues(rt.name).Set(float64(rt.slots))
+	return true
+}
+
+// release gives a slot back.
+func (rt *route) release() {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.slots--
+	rt.g.metrics.sessions.WithLabelValues(rt.name).Set(float64(rt.slots))
+}
+
+// refuse answers a new session the route cannot take.
+func (rt *route) refuseSession(w http.ResponseWriter, m *message, reason string) {
+	rt.g.metrics.refused.WithLabelValues(rt.name, reason).Inc()
+	w.Header().Set("Retry-After", "10")
+	var id json.RawMessage
+	if m != nil {
+		id = m.id
+	}
+	writeJSON(w, http.StatusServiceUnavailable, errorResponse(id, codeUpstreamClosed,
+		fmt.Sprintf("gateway: route %s has reached its limit of %d concurrent sessions; retry later", rt.name, rt.maxSessions),
+		map[string]any{"route": rt.name, "max_sessions": rt.maxSessions}))
+}
+
+// newSession registers a session for the holder of ti, in a slot already
+// reserved.
+func (rt *route) newSession(ti *rs.TokenInfo, upstreamID string, p *process) (*session, error) {
+	id, err := rt.g.newSessionID()
+	if err != nil {
+		return nil, err
+	}
+	s := &session{id: id, rt: rt, subject: ti.Subject, upstreamID: upstreamID, proc: p, done: make(chan struct{})}
+	s.timer = time.AfterFunc(rt.idle, func() { s.close("idle") })
+	rt.mu.Lock()
+	rt.sessions[id] = s
+	rt.mu.Unlock()
+	return s, nil
+}
+
+// lookup finds the session a request names. It answers 404 for an
+// unknown (or ended) session, which makes clients start a new one, and
+// 403 when the session belongs to another subject (MCP: bind sessions to
+// the user; a session id is not a credential). ok false means an answer
+// was written. Without an Mcp-Session-Id header it returns nil, true.
+func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) (*session, bool) {
+	id := r.Header.Get(headerSessionID)
+	if id == "" {
+		return nil, true
+	}
+	rt.mu.Lock()
+	s := rt.sessions[id]
+	rt.mu.Unlock()
+	if s == nil {
+		writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		return nil, false
+	}
+	if s.subject != ti.Subject {
+		rt.g.log.Warn("gateway: session presented by another subject", "route", rt.name, "session", short(id))
+		writeJSON(w, http.StatusForbidden, errorResponse(nil, codeForbidden, "this session belongs to another user", nil))
+		return nil, false
+	}
+	return s, true
+}
+
+// begin counts a request on s; false when s has ended.
+func (s *session) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.active == 0 {
+		s.timer.Stop()
+	}
+	s.active++
+	return true
+}
+
+// end ends a request counted by begin; the idle timer restarts when none
+// is left.
+func (s *session) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 && !s.closed {
+		s.timer.Reset(s.rt.idle)
+	}
+}
+
+// close ends the session once: it is forgotten, its streams end, an HTTP
+// upstream is told (DELETE) and a process is stopped.
+func (s *session) close(reason string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.timer.Stop()
+	close(s.done)
+	s.mu.Unlock()
+
+	rt := s.rt
+	rt.mu.Lock()
+	delete(rt.sessions, s.id)
+	rt.mu.Unlock()
+	rt.g.metrics.sessionsEnded.WithLabelValues(rt.name, reason).Inc()
+	rt.g.log.Debug("gateway: session ended", "route", rt.name, "session", short(s.id), "reason", reason)
+	if s.proc != nil {
+		// The slot is given back when the process has exited.
+		s.proc.stop(endText(reason))
+		return
+	}
+	if s.upstreamID != "" && reason != "lost" && reason != "deleted" {
+		go rt.deleteUpstream(s.upstreamID)
+	}
+	rt.release()
+}
+
+// endText tells a client still waiting why its session ended.
+func endText(reason string) string {
+	switch reason {
+	case "deleted":
+		return "the session was ended by the client"
+	case "idle":
+		return "the session was idle too long and has ended"
+	case "shutdown":
+		return "the gateway is shutting down; this session has ended"
+	}
+	return "this session has ended"
+}
+
+// short is a session id shortened for logs.
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// exchange is one POST on its way through the gateway: the calls it
+// carries, for filtering list results and auditing tool calls.
+type exchange struct {
+	rt      *route
+	ti      *rs.TokenInfo
+	ip      string
+	batch   bool             // the POST was a JSON-RPC batch
+	calls   map[string]*call // by id key
+	pending int              // calls not yet answered
+}
+
+// call is one request of an exchange.
+type call struct {
+	msg      *message
+	start    time.Time
+	answered bool
+}
+
+func (rt *route) newExchange(r *http.Request, ti *rs.TokenInfo) *exchange {
+	return &exchange{rt: rt, ti: ti, ip: clientIP(r)}
+}
+
+// done reports whether every call of x has its response.
+func (x *exchange) done() bool { return x.pending == 0 }
+
+// track notes m if it is a request expecting a response.
+func (x *exchange) track(m *message) {
+	if !m.isCall() {
+		return
+	}
+	if x.calls == nil {
+		x.calls = map[string]*call{}
+	}
+	if _, dup := x.calls[m.idKey]; !dup {
+		x.pending++
+	}
+	x.calls[m.idKey] = &call{msg: m, start: x.rt.g.now()}
+}
+
+// respond handles one message (or batch) from the upstream: a tools/call
+// response is audited, a list response filtered. It returns the message
+// to pass on, and whether it differs from data.
+func (x *exchange) respond(data []byte) ([]byte, bool) {
+	if len(x.calls) == 0 {
+		return data, false
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var batch []json.RawMessage
+		if json.Unmarshal(trimmed, &batch) != nil {
+			return data, false
+		}
+		changed := false
+		for i, m := range batch {
+			if out, ok := x.respondOne(m); ok {
+				batch[i], changed = out, true
+			}
+		}
+		if !changed {
+			return data, false
+		}
+		if b, err := json.Marshal(batch); err == nil {
+			return b, true
+		}
+		return data, false
+	}
+	if out, ok := x.respondOne(trimmed); ok {
+		return out, true
+	}
+	return data, false
+}
+
+// respondOne handles one response; ok reports a rewrite.
+func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
+	var head struct {
+		ID     json.RawMessage  `json:"id"`
+		Method *json.RawMessage `json:"method"`
+		Error  json.RawMessage  `json:"error"`
+	}
+	if json.Unmarshal(msg, &head) != nil || head.Method != nil {
+		return nil, false
+	}
+	c := x.calls[idKey(head.ID)]
+	if c == nil || c.answered {
+		return nil, false
+	}
+	c.answered = true
+	x.pending--
+	switch c.msg.method {
+	case methodCallTool:
+		latency := x.rt.g.now().Sub(c.start)
+		x.rt.g.metrics.toolLatency.WithLabelValues(x.rt.name).Observe(latency.Seconds())
+		result := "ok"
+		if len(head.Error) > 0 && !bytes.Equal(head.Error, []byte("null")) {
+			result = "error"
+		} else if isToolError(msg) {
+			result = "tool_error"
+		}
+		x.audit(c.msg.name, "allowed", latency, result)
+	case methodListTools, methodListPrompts, methodListResources:
+		return x.rt.pol.filterResult(c.msg.method, x.ti.Scopes, msg)
+	}
+	return nil, false
+}
+
+// isToolError reports whether a tools/call result has isError: true.
+func isToolError(msg []byte) bool {
+	if !bytes.Contains(msg, []byte(`"isError"`)) {
+		return false
+	}
+	var r struct {
+		Result struct {
+			IsError bool `json:"isError"`
+		} `json:"result"`
+	}
+	return json.Unmarshal(msg, &r) == nil && r.Result.IsError
+}
+
+// unanswered returns the calls still waiting for a response.
+func (x *exchange) unanswered() []*call {
+	var out []*call
+	for _, c := range x.calls {
+		if !c.answered {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// fail answers every unanswered call with a JSON-RPC error, auditing the
+// tool calls among them as failed. It returns the error responses.
+func (x *exchange) fail(code int, text string) [][]byte {
+	var out [][]byte
+	for _, c := range x.unanswered() {
+		c.answered = true
+		x.pending--
+		if c.msg.method == methodCallTool {
+			x.audit(c.msg.name, "allowed", x.rt.g.now().Sub(c.start), "failed")
+		}
+		out = append(out, errorResponse(c.msg.id, code, text, map[string]string{"route": x.rt.name}))
+	}
+	return out
+}
+
+// audit records one tool call decision.
+func (x *exchange) audit(tool, outcome string, latency time.Duration, result string) {
+	g := x.rt.g
+	if g.audit == nil {
+		return
+	}
+	detail := "route=" + x.rt.name + " tool=" + detailValue(tool) + " latency_ms=" + strconv.FormatInt(latency.Milliseconds(), 10)
+	if result != "" {
+		detail += " result=" + result
+	}
+	g.audit.add(storage.AuditEvent{
+		Time:     g.now().UTC(),
+		Type:     AuditToolCall,
+		UserID:   x.ti.Subject,
+		ClientID: x.ti.ClientID,
+		Resource: x.rt.url,
+		IP:       x.ip,
+		Outcome:  outcome,
+		Detail:   detail,
+	})
+}
+
+// detailValue makes a client-supplied name safe for a key=value detail:
+// quoted when it holds anything but printable ASCII without spaces.
+func detailValue(s string) string {
+	s = clip(s)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c > '~' || c == '"' || c == '=' {
+			return strconv.Quote(s)
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
+}
