@@ -358,6 +358,10 @@ type AuditQuery struct {
 // Audit stores the audit log.
 type Audit interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
+	// AppendAudits appends events in one transaction, in order: all or
+	// none. The server batches concurrent requests' events into one
+	// commit (group commit) instead of one commit each.
+	AppendAudits(ctx context.Context, es []AuditEvent) error
 	// QueryAudit returns matching events in ascending ID order.
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }

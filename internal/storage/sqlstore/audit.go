@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -34,6 +35,26 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
 		micros(e.Time), e.Type, e.UserID, e.ClientID, e.Resource, e.IP, e.Outcome, e.Detail)
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// AppendAudits appends es in one transaction, in order.
+func (s *Store) AppendAudits(ctx context.Context, es []storage.AuditEvent) error {
+	if len(es) == 0 {
+		return nil
+	}
+	q := insertSQL("audit_events", auditCols[1:])
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		for _, e := range es {
+			if _, err := s.exec(ctx, tx, q, micros(e.Time), e.Type, e.UserID, e.ClientID, e.Resource, e.IP, e.Outcome, e.Detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append audits: %w", err)
 	}
 	return nil
 }

@@ -961,12 +961,16 @@ func testAudit(t *testing.T, s storage.Store) {
 		{Time: at(5 * time.Minute), Type: "refresh.reuse", UserID: "u1", ClientID: "c2", Outcome: "denied"},
 		{Time: at(6 * time.Minute), Type: "login", UserID: "u1", Outcome: "success"},
 	}
-	for i, e := range events {
+	// The first three one by one, the rest as one batch (group commit):
+	// both keep the order and assign ascending IDs.
+	for i, e := range events[:3] {
 		e.ID = 9999 // ignored: the store assigns IDs
 		if err := s.AppendAudit(ctx, e); err != nil {
 			t.Fatalf("AppendAudit(#%d) = %v", i, err)
 		}
 	}
+	wantErr(t, "AppendAudits(nil)", s.AppendAudits(ctx, nil), nil)
+	wantErr(t, "AppendAudits(rest)", s.AppendAudits(ctx, events[3:]), nil)
 	all, err := s.QueryAudit(ctx, storage.AuditQuery{})
 	wantErr(t, "QueryAudit({})", err, nil)
 	if len(all) != len(events) {
