@@ -52,11 +52,32 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectWithError(w, r, *rerr)
 		return
 	}
+	sess := s.currentSession(r)
+	if now, err := s.answersAtOnce(r.Context(), ar, sess); err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	} else if now {
+		// Signed in and consented: the code is issued in this response,
+		// so the pending request is never stored.
+		s.issueCode(w, r, ar, sess, false)
+		return
+	}
 	if err := s.opts.Store.CreateAuthRequest(r.Context(), ar); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.continueAuthorization(w, r, ar, s.currentSession(r))
+	s.continueAuthorization(w, r, ar, sess)
+}
+
+// answersAtOnce reports whether continueAuthorization would issue the code
+// straight away: a session that need not log in again and a remembered
+// consent that covers the request, with no prompt asking for either.
+func (s *Server) answersAtOnce(ctx context.Context, ar storage.AuthRequest, sess *storage.Session) (bool, error) {
+	prompts := strings.Fields(ar.Prompt)
+	if sess == nil || slices.Contains(prompts, "login") || slices.Contains(prompts, "consent") {
+		return false, nil
+	}
+	return s.hasConsent(ctx, sess.UserID, ar)
 }
 
 // validateAuthorize checks an authorization request. It returns a pending
@@ -184,7 +205,7 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, a
 		return
 	}
 	if consented && !slices.Contains(prompts, "consent") {
-		s.issueCode(w, r, ar, sess)
+		s.issueCode(w, r, ar, sess, true)
 		return
 	}
 	if slices.Contains(prompts, "none") {
@@ -207,9 +228,9 @@ func (s *Server) hasConsent(ctx context.Context, userID string, ar storage.AuthR
 	return subset(ar.Scopes, cons.Scopes), nil
 }
 
-// issueCode creates the grant and a single-use code, and sends the
-// browser back to the client.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, sess *storage.Session) {
+// issueCode creates the grant and a single-use code, deletes the pending
+// request if it was stored, and sends the browser back to the client.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, sess *storage.Session, stored bool) {
 	ctx := r.Context()
 	code, err := s.newSecret()
 	if err != nil {
@@ -245,8 +266,10 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.Au
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	if err := s.opts.Store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.ErrorContext(ctx, "delete auth request", "cause", err)
+	if stored {
+		if err := s.opts.Store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "delete auth request", "cause", err)
+		}
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)})
 	s.redirect(w, r, ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}})

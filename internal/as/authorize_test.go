@@ -131,6 +131,7 @@ func TestAuthorizeDefaults(t *testing.T) {
 		t.Errorf("no resource with two registered: %v, want invalid_target", q)
 	}
 	must(t, ts.Store.DeleteResource(t.Context(), testResource2))
+	ts.Clock.Advance(cacheTTL) // a change made by another process (the CLI) is seen within cacheTTL
 	a.scope = "notes:read"
 	code = ts.code(t, a)
 	s, _, body = ts.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {publicClient}, "redirect_uri": {a.redirectURI}, "code_verifier": {testVerifier}}, "", "")

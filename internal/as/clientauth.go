@@ -182,12 +182,20 @@ func (s *Server) verifyAssertion(ctx context.Context, c storage.Client, assertio
 // checkClientThrottle refuses authentication for a client whose secret was
 // guessed wrongly too often in the window.
 func (s *Server) checkClientThrottle(ctx context.Context, clientID string) error {
+	if _, ok := s.unlocked.get(clientID); ok {
+		return nil
+	}
 	n, reset, err := s.opts.Store.Failures(ctx, "client:"+clientID, s.now())
 	if err != nil {
 		return oauth.Internal(err)
 	}
 	if n >= s.opts.ClientAuthMaxFailures {
 		return s.clientThrottled(reset)
+	}
+	if n == 0 {
+		// Only a clean record is cached, and a failure here forgets it; a
+		// failure at another replica is seen within cacheTTL.
+		s.unlocked.put(clientID, struct{}{})
 	}
 	return nil
 }
@@ -205,6 +213,7 @@ func (s *Server) clientThrottled(reset time.Time) *oauth.Error {
 // failure that takes the count past the limit is answered 429 like the
 // attempts after it, so parallel guesses see the limit too.
 func (s *Server) recordClientFailure(ctx context.Context, r *http.Request, clientID string) error {
+	s.unlocked.del(clientID)
 	s.audit(ctx, r, storage.AuditEvent{Type: "client.auth_failure", ClientID: clientID, Outcome: "failure"})
 	n, reset, err := s.opts.Store.AddFailure(ctx, "client:"+clientID, s.now(), s.opts.LoginWindow)
 	if err != nil {

@@ -316,7 +316,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "consent.given", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(ar.Scopes)})
-	s.issueCode(w, r, ar, sess)
+	s.issueCode(w, r, ar, sess, true)
 }
 
 // handleConsents lists the signed-in user's remembered consents (GET) and

@@ -176,6 +176,7 @@ func (s *Server) registrationEndpoint() string {
 // identical to an earlier registration whose client never obtained a
 // token gets that client back instead of a new one (see registerClient).
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
+	defer s.clients.clear() // registration writes clients: no stale cache entry survives it
 	if r.Method != http.MethodPost {
 		return oauth.New(oauth.InvalidRequest, "the registration endpoint accepts only POST").WithStatus(http.StatusMethodNotAllowed).WithHeader("Allow", "POST")
 	}
@@ -558,6 +559,7 @@ func (s *Server) checkClientCap(ctx context.Context) error {
 // GET reads, PUT replaces and DELETE removes the registration, each
 // authenticated by the registration access token as a Bearer token.
 func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) error {
+	defer s.clients.clear() // RFC 7592 updates and deletes write clients
 	switch r.Method {
 	case http.MethodGet, http.MethodPut, http.MethodDelete:
 	default:
@@ -693,6 +695,7 @@ func regCORS(next http.Handler) http.Handler {
 // obtained a token within IdleTTL is never reaped. The server's GC loop
 // calls it; it returns how many clients it deleted.
 func (s *Server) Reap(ctx context.Context, now time.Time) (int, error) {
+	defer s.clients.clear()
 	cs, err := s.opts.Store.ListClients(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reap clients: %w", err)
@@ -742,7 +745,14 @@ func (s *Server) reapReason(c storage.Client, now time.Time) string {
 // (invalid_client, 401) when a document cannot be used.
 func (s *Server) lookupClient(ctx context.Context, id string) (storage.Client, error) {
 	if !s.opts.Registration.CIMD.Enabled || !clientreg.IsClientIDURL(id) {
-		return s.opts.Store.GetClient(ctx, id)
+		if c, ok := s.clients.get(id); ok {
+			return c, nil
+		}
+		c, err := s.opts.Store.GetClient(ctx, id)
+		if err == nil {
+			s.clients.put(id, c)
+		}
+		return c, err
 	}
 	c, err := s.opts.Store.GetClient(ctx, id)
 	if err == nil && c.Origin != storage.OriginCIMD {

@@ -58,9 +58,13 @@ func CanonicalResource(s string) (string, error) {
 func (s *Server) resolveResource(ctx context.Context, values []string) (storage.Resource, error) {
 	switch len(values) {
 	case 0:
-		rs, err := s.opts.Store.ListResources(ctx)
-		if err != nil {
-			return storage.Resource{}, oauth.Internal(err)
+		rs, ok := s.oneRes.get(struct{}{})
+		if !ok {
+			var err error
+			if rs, err = s.opts.Store.ListResources(ctx); err != nil {
+				return storage.Resource{}, oauth.Internal(err)
+			}
+			s.oneRes.put(struct{}{}, rs)
 		}
 		if len(rs) == 1 {
 			return rs[0], nil
@@ -77,7 +81,13 @@ func (s *Server) resolveResource(ctx context.Context, values []string) (storage.
 	if err != nil {
 		return storage.Resource{}, oauth.New(oauth.InvalidTarget, "%s", err.Error())
 	}
+	if r, ok := s.resources.get(canon); ok {
+		return r, nil
+	}
 	r, err := s.opts.Store.GetResource(ctx, canon)
+	if err == nil {
+		s.resources.put(canon, r)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Resource{}, oauth.New(oauth.InvalidTarget, "the resource %q is not registered with this authorization server", truncate(values[0], 200))
 	}

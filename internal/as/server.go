@@ -90,8 +90,16 @@ type Server struct {
 	rand     io.Reader
 	secure   bool
 	metadata atomic.Pointer[cachedMetadata]
-	mux      *http.ServeMux
-	reg      *registry // registration state (register.go)
+
+	// Caches of what every token request reads (cache.go), and the audit
+	// log's group commit (audit.go).
+	clients   *ttlCache[string, storage.Client]
+	resources *ttlCache[string, storage.Resource]
+	oneRes    *ttlCache[struct{}, []storage.Resource]
+	unlocked  *ttlCache[string, struct{}] // clients with no failed authentications
+	auditLog  *groupCommit
+	mux       *http.ServeMux
+	reg       *registry // registration state (register.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -148,6 +156,11 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.clients = newTTLCache[string, storage.Client](s.now)
+	s.resources = newTTLCache[string, storage.Resource](s.now)
+	s.oneRes = newTTLCache[struct{}, []storage.Resource](s.now)
+	s.unlocked = newTTLCache[string, struct{}](s.now)
+	s.auditLog = &groupCommit{store: opts.Store}
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
@@ -339,7 +352,7 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e storage.AuditEven
 	if r != nil && e.IP == "" {
 		e.IP = s.clientIP(r)
 	}
-	if err := s.opts.Store.AppendAudit(ctx, e); err != nil {
+	if err := s.auditLog.append(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit append failed", slog.String("type", e.Type), slog.Any("cause", err))
 	}
 }

@@ -101,6 +101,9 @@ func (s *Server) touchClient(ctx context.Context, c storage.Client) {
 	if err := s.opts.Store.TouchClient(ctx, c.ID, now); err != nil {
 		s.log.ErrorContext(ctx, "touch client", "cause", err)
 	}
+	// The cached row must know, or every request until it expires would
+	// touch again.
+	s.clients.update(c.ID, func(old storage.Client) storage.Client { old.LastUsedAt = now; return old })
 }
 
 // accessToken describes an access token to mint.
