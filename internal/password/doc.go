@@ -10,8 +10,12 @@
 //
 // Argon2id is memory-hard on purpose: one hash with [DefaultParams] takes
 // 64 MiB. To keep a burst of logins from exhausting memory, the package
-// runs at most GOMAXPROCS hashes at a time; further callers wait (hashing
-// is CPU-bound, so this costs no throughput).
+// runs at most GOMAXPROCS/2 hashes at a time (at least one; each of the
+// default 2 lanes keeps a processor busy); further callers wait, and
+// cannot be cancelled while they do (hashing is CPU-bound, so this costs
+// no throughput). Once no hash is in flight, the package hands the memory
+// back to the operating system (debug.FreeOSMemory) after a second, at
+// most once every 10 seconds.
 //
 // The package imports only the standard library and
 // golang.org/x/crypto/argon2. It must not import storage or HTTP code.

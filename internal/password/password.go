@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -76,9 +79,106 @@ var (
 var b64 = base64.RawStdEncoding.Strict()
 
 // slots bounds how many hashes run at once. Each one holds Params.Memory
-// for its whole duration, and the work is CPU-bound, so running more
-// hashes than there are processors only adds memory, not throughput.
-var slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+// for its whole duration and keeps Params.Parallelism processors busy, so
+// running more hashes than GOMAXPROCS/Parallelism (of [DefaultParams])
+// only adds memory, not throughput: on two cores, one hash with the
+// default two lanes already uses both, and a second would just wait for
+// CPU while holding another 64 MiB.
+//
+// Cancellation caveat: Hash and Verify take no context, so a caller
+// waiting for a slot cannot give up, and a hash once started runs to the
+// end. A burst of logins queues, each about one hash time (60–160 ms
+// here) behind the previous one, and a queued login still runs after its
+// client has gone. A caller that needs a bound on the wait must refuse
+// work before calling in; the login handler's throttle limits repeated
+// failures per user and address, not a burst of distinct logins.
+var slots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/int(DefaultParams.Parallelism)))
+
+// Memory. A finished hash leaves its Params.Memory block as garbage, and
+// the Go runtime neither collects it nor returns it to the operating
+// system until a GC cycle and the scavenger's pacing get to it; an idle
+// server may not collect for two minutes, so one login kept the process
+// 64 MiB larger, and back-to-back logins allocated a fresh block each
+// (with the page faults: a hash on fresh memory took 160 ms, one on
+// reused memory 60 ms, on the 2-core development machine). So:
+//   - a big hash that finds the block of an earlier one uncollected runs a
+//     GC first, and reuses that memory instead of growing the heap;
+//   - after the last big hash in flight (none running or waiting) and
+//     releaseDelay without another, a goroutine returns the memory to the
+//     operating system (debug.FreeOSMemory), at most once per
+//     releaseEvery: a login during the wait cancels it, and logins that
+//     keep coming keep their warm memory.
+const releaseMinMemory = 8 << 10 // KiB: smaller hashes are left to the GC
+
+// Release timing, and the release itself; tests change them, holding
+// release.mu.
+var (
+	releaseDelay = time.Second
+	releaseEvery = 10 * time.Second
+	freeOSMemory = debug.FreeOSMemory
+)
+
+var release struct {
+	mu       sync.Mutex
+	inFlight int         // big hashes waiting for a slot or running
+	garbage  bool        // a big hash finished since the last collection
+	timer    *time.Timer // pending release, nil if none
+	last     time.Time   // when the last release ran
+}
+
+// enterBig records a big hash waiting for its slot, and cancels a pending
+// release.
+func enterBig() {
+	release.mu.Lock()
+	defer release.mu.Unlock()
+	release.inFlight++
+	if release.timer != nil {
+		release.timer.Stop()
+		release.timer = nil
+	}
+}
+
+// collectBefore runs a GC if an earlier big hash left its block behind.
+// The caller holds a slot, so the block it is about to allocate can take
+// the pages of the collected one.
+func collectBefore() {
+	release.mu.Lock()
+	gc := release.garbage
+	release.garbage = false
+	release.mu.Unlock()
+	if gc {
+		runtime.GC()
+	}
+}
+
+// leaveBig records a big hash finished; after the last one it schedules a
+// release.
+func leaveBig() {
+	release.mu.Lock()
+	defer release.mu.Unlock()
+	release.inFlight--
+	release.garbage = true
+	if release.inFlight > 0 {
+		return
+	}
+	delay := max(releaseDelay, time.Until(release.last.Add(releaseEvery)))
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		release.mu.Lock()
+		run := release.timer == t && release.inFlight == 0
+		free := freeOSMemory
+		if run {
+			release.timer = nil
+			release.garbage = false
+			release.last = time.Now()
+		}
+		release.mu.Unlock()
+		if run {
+			free()
+		}
+	})
+	release.timer = t
+}
 
 // Validate reports whether p is inside the bounds the package accepts. The
 // lower bounds are argon2's own (m ≥ 8p) plus minimum salt and key
@@ -163,10 +263,19 @@ func NeedsRehash(encoded string, p Params) bool {
 	return err != nil || got != p
 }
 
-// derive runs argon2id, waiting for a free slot first.
+// derive runs argon2id, waiting for a free slot first, and returns the
+// memory of big hashes to the operating system once none is in flight.
 func derive(password string, salt []byte, p Params) []byte {
+	big := p.Memory >= releaseMinMemory
+	if big {
+		enterBig()
+		defer leaveBig()
+	}
 	slots <- struct{}{}
 	defer func() { <-slots }()
+	if big {
+		collectBefore()
+	}
 	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Parallelism, p.KeyLength)
 }
 

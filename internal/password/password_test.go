@@ -3,7 +3,10 @@ package password
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -256,6 +259,112 @@ func FuzzVerify(f *testing.F) {
 		}
 		if _, err := Verify("pw", encoded); err != nil {
 			t.Errorf("Verify(%q) error = %v after a successful parse", encoded, err)
+		}
+	})
+}
+
+func TestSlots(t *testing.T) {
+	want := max(1, runtime.GOMAXPROCS(0)/int(DefaultParams.Parallelism))
+	if cap(slots) != want {
+		t.Errorf("%d hashes may run at once, want %d (GOMAXPROCS %d, %d lanes each)", cap(slots), want, runtime.GOMAXPROCS(0), DefaultParams.Parallelism)
+	}
+}
+
+// big is the cheapest hash that counts as big for the memory release.
+var big = Params{Memory: releaseMinMemory, Time: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// countReleases makes releases count instead of collecting, with the given
+// timing, until the test ends.
+func countReleases(t *testing.T, delay, every time.Duration) *atomic.Int32 {
+	t.Helper()
+	n := new(atomic.Int32)
+	release.mu.Lock()
+	oldDelay, oldEvery, oldFree := releaseDelay, releaseEvery, freeOSMemory
+	releaseDelay, releaseEvery, freeOSMemory = delay, every, func() { n.Add(1) }
+	release.last = time.Time{}
+	release.mu.Unlock()
+	t.Cleanup(func() {
+		release.mu.Lock()
+		defer release.mu.Unlock()
+		if release.timer != nil {
+			release.timer.Stop()
+			release.timer = nil
+		}
+		releaseDelay, releaseEvery, freeOSMemory = oldDelay, oldEvery, oldFree
+		release.last = time.Time{}
+	})
+	return n
+}
+
+func hashConcurrently(t *testing.T, n int, p Params) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := HashWithParams("pw", p, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitFor polls cond for up to 5 seconds.
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func TestMemoryRelease(t *testing.T) {
+	t.Run("once after the last hash of a burst", func(t *testing.T) {
+		n := countReleases(t, time.Second, 0)
+		hashConcurrently(t, 4, big)
+		if got := n.Load(); got != 0 {
+			t.Errorf("%d releases right after the burst, want none before the delay", got)
+		}
+		if !waitFor(func() bool { return n.Load() == 1 }) {
+			t.Fatalf("%d releases after the delay, want 1", n.Load())
+		}
+		time.Sleep(time.Second)
+		if got := n.Load(); got != 1 {
+			t.Errorf("%d releases, want exactly 1", got)
+		}
+	})
+	t.Run("a hash during the delay cancels it", func(t *testing.T) {
+		n := countReleases(t, 300*time.Millisecond, 0)
+		hashConcurrently(t, 1, big)
+		enterBig() // another hash, waiting for its slot
+		time.Sleep(500 * time.Millisecond)
+		if got := n.Load(); got != 0 {
+			t.Errorf("%d releases while a hash was in flight, want 0", got)
+		}
+		leaveBig()
+		if !waitFor(func() bool { return n.Load() == 1 }) {
+			t.Errorf("%d releases after the last hash, want 1", n.Load())
+		}
+	})
+	t.Run("rate limited", func(t *testing.T) {
+		n := countReleases(t, 10*time.Millisecond, time.Hour)
+		hashConcurrently(t, 1, big)
+		if !waitFor(func() bool { return n.Load() == 1 }) {
+			t.Fatalf("%d releases, want 1", n.Load())
+		}
+		hashConcurrently(t, 1, big)
+		time.Sleep(200 * time.Millisecond)
+		if got := n.Load(); got != 1 {
+			t.Errorf("%d releases within releaseEvery, want 1", got)
+		}
+	})
+	t.Run("small hashes never", func(t *testing.T) {
+		n := countReleases(t, time.Millisecond, 0)
+		hashConcurrently(t, 4, cheap)
+		time.Sleep(100 * time.Millisecond)
+		if got := n.Load(); got != 0 {
+			t.Errorf("%d releases after small hashes, want 0", got)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ const (
 	// told otherwise: far longer than any sensible access-token lifetime,
 	// so rotation never cuts a token short.
 	DefaultRetireFor = 24 * time.Hour
+	// DefaultVerifiedCacheSize is how many verified tokens Verify
+	// remembers unless told otherwise: about 5 MB when full.
+	DefaultVerifiedCacheSize = 10000
 )
 
 // maxTokenSize bounds what Verify parses. Our tokens are well under 2 KiB;
@@ -85,6 +89,15 @@ type KeyringOptions struct {
 	// replicas whose clocks differ slightly. Zero (the default) compares
 	// strictly.
 	Leeway time.Duration
+	// VerifiedCacheSize is how many verified tokens Verify remembers, by
+	// the SHA-256 of the token, so that verifying the same token again
+	// (a resource server introspecting it on every request) skips the
+	// parse and the signature check. A remembered token is still checked
+	// against the clock (exp, nbf) and against the current key set: it
+	// verifies only while the key that signed it is published. Only
+	// tokens that verified are remembered, so made-up tokens cannot fill
+	// it. Zero means DefaultVerifiedCacheSize; negative disables it.
+	VerifiedCacheSize int
 }
 
 // KeyInfo describes a signing key, for listing.
@@ -131,6 +144,20 @@ type Keyring struct {
 	// cache holds decrypted keys by kid, so a reload decrypts only rows it
 	// has not seen.
 	cache map[string]*signingKey
+
+	// verified remembers tokens that verified (see
+	// KeyringOptions.VerifiedCacheSize); nil when disabled.
+	verifiedMu   sync.RWMutex
+	verified     map[[sha256.Size]byte]verifiedToken
+	verifiedSize int
+}
+
+// verifiedToken is a remembered verification: the claims, and the key
+// that verified them, as loaded then.
+type verifiedToken struct {
+	claims AccessClaims
+	kid    string
+	key    *signingKey
 }
 
 // keySet is one immutable snapshot of the keys in storage.
@@ -203,6 +230,10 @@ func NewKeyring(ctx context.Context, opts KeyringOptions) (*Keyring, error) {
 		retireFor: cmp.Or(opts.RetireFor, DefaultRetireFor),
 		leeway:    opts.Leeway,
 		cache:     map[string]*signingKey{},
+	}
+	if opts.VerifiedCacheSize >= 0 {
+		k.verifiedSize = cmp.Or(opts.VerifiedCacheSize, DefaultVerifiedCacheSize)
+		k.verified = make(map[[sha256.Size]byte]verifiedToken)
 	}
 	switch {
 	case k.keys == nil:
@@ -384,49 +415,115 @@ func (k *Keyring) Sign(ctx context.Context, c AccessClaims) (string, error) {
 // keyring's clock. It does not check iss or aud: the caller knows which
 // values it accepts. Every error wraps one of ErrMalformed, ErrAlgorithm,
 // ErrType, ErrUnknownKey, ErrSignature, ErrExpired or ErrNotYetValid.
+//
+// A token that verified is remembered (KeyringOptions.VerifiedCacheSize):
+// verifying it again costs a hash and a map lookup, plus the checks that
+// can change — its key still published and the same, exp and nbf against
+// the clock. Anything else, such as revocation, is the caller's to check
+// on every request, as before.
 func (k *Keyring) Verify(ctx context.Context, token string) (AccessClaims, error) {
 	k.maybeRefresh(ctx)
 	if len(token) > maxTokenSize {
 		return AccessClaims{}, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenSize)
 	}
+	if k.verified == nil {
+		c, _, err := k.verify(ctx, token)
+		return c, err
+	}
+	sum := sha256.Sum256([]byte(token))
+	k.verifiedMu.RLock()
+	v, ok := k.verified[sum]
+	k.verifiedMu.RUnlock()
+	now := k.now()
+	if ok {
+		// The key must still be published, and be the very key that
+		// verified the token. Otherwise verify afresh, which gives the
+		// error (or a reload for a kid another replica rotated in).
+		if key := k.set.Load().byKID[v.kid]; key != nil && key.signingKey == v.key && key.published(now) {
+			if err := k.checkTimes(v.claims, now); err != nil {
+				return AccessClaims{}, err
+			}
+			return v.claims, nil
+		}
+	}
+	c, key, err := k.verify(ctx, token)
+	if err == nil {
+		k.remember(sum, verifiedToken{claims: c, kid: key.kid, key: key.signingKey}, now)
+	}
+	return c, err
+}
+
+// verify is Verify without the cache. It returns the key that verified
+// the token.
+func (k *Keyring) verify(ctx context.Context, token string) (AccessClaims, *loadedKey, error) {
 	jws, err := jose.ParseSignedCompact(token, verifyAlgs)
 	if err != nil {
 		if _, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
-			return AccessClaims{}, ErrAlgorithm
+			return AccessClaims{}, nil, ErrAlgorithm
 		}
-		return AccessClaims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return AccessClaims{}, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	h := jws.Signatures[0].Header
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
-		return AccessClaims{}, ErrType
+		return AccessClaims{}, nil, ErrType
 	}
 	now := k.now()
 	key, err := k.lookup(ctx, h.KeyID, now)
 	if err != nil {
-		return AccessClaims{}, err
+		return AccessClaims{}, nil, err
 	}
 	if h.Algorithm != string(key.alg) {
-		return AccessClaims{}, fmt.Errorf("%w: key %s is %s", ErrAlgorithm, key.kid, key.alg)
+		return AccessClaims{}, nil, fmt.Errorf("%w: key %s is %s", ErrAlgorithm, key.kid, key.alg)
 	}
 	payload, err := jws.Verify(key.public.Key)
 	if err != nil {
-		return AccessClaims{}, ErrSignature
+		return AccessClaims{}, nil, ErrSignature
 	}
 	var w wireAccess
 	if err := json.Unmarshal(payload, &w); err != nil {
-		return AccessClaims{}, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return AccessClaims{}, nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	c := w.claims()
 	if err := c.validate(); err != nil {
-		return AccessClaims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return AccessClaims{}, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if err := k.checkTimes(c, now); err != nil {
+		return AccessClaims{}, nil, err
+	}
+	return c, key, nil
+}
+
+// checkTimes checks exp and nbf against now, within the leeway.
+func (k *Keyring) checkTimes(c AccessClaims, now time.Time) error {
 	if !now.Before(c.ExpiresAt.Add(k.leeway)) {
-		return AccessClaims{}, fmt.Errorf("%w at %s", ErrExpired, c.ExpiresAt.Format(time.RFC3339))
+		return fmt.Errorf("%w at %s", ErrExpired, c.ExpiresAt.Format(time.RFC3339))
 	}
 	if !c.NotBefore.IsZero() && now.Add(k.leeway).Before(c.NotBefore) {
-		return AccessClaims{}, fmt.Errorf("%w until %s", ErrNotYetValid, c.NotBefore.Format(time.RFC3339))
+		return fmt.Errorf("%w until %s", ErrNotYetValid, c.NotBefore.Format(time.RFC3339))
 	}
-	return c, nil
+	return nil
+}
+
+// remember stores a verification. When the cache is full it first drops
+// the tokens that have expired, then arbitrary ones down to 90%, so a
+// full cache is swept once per tenth of its size, not on every insert.
+func (k *Keyring) remember(sum [sha256.Size]byte, v verifiedToken, now time.Time) {
+	k.verifiedMu.Lock()
+	defer k.verifiedMu.Unlock()
+	if len(k.verified) >= k.verifiedSize {
+		for h, old := range k.verified {
+			if !now.Before(old.claims.ExpiresAt.Add(k.leeway)) {
+				delete(k.verified, h)
+			}
+		}
+		for h := range k.verified {
+			if len(k.verified) < k.verifiedSize*9/10 {
+				break
+			}
+			delete(k.verified, h)
+		}
+	}
+	k.verified[sum] = v
 }
 
 // isAccessTokenType accepts both forms RFC 9068 §4 allows; media types

@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -724,4 +726,277 @@ func TestActivationDelay(t *testing.T) {
 	if got := headerKID(t, tok); got != second {
 		t.Errorf("after the delay, signed with %s, want the new key %s", got, second)
 	}
+}
+
+// newCachingKeyring is newTestKeyring with the verified-token cache of the
+// given size.
+func newCachingKeyring(t testing.TB, size int) keyringFixture {
+	t.Helper()
+	store, clk := &fakeKeys{}, newClock()
+	k, err := NewKeyring(t.Context(), KeyringOptions{Keys: store, EncryptionKey: testEncKey, Now: clk.Now, RetireFor: time.Hour, VerifiedCacheSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyringFixture{k: k, store: store, clock: clk}
+}
+
+func (f keyringFixture) cached() int {
+	f.k.verifiedMu.RLock()
+	defer f.k.verifiedMu.RUnlock()
+	return len(f.k.verified)
+}
+
+func TestVerifyCacheHit(t *testing.T) {
+	f := newTestKeyring(t, ES256)
+	ctx := t.Context()
+	want := testClaims(f.clock.Now())
+	tok, err := f.k.Sign(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.k.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.cached(); n != 1 {
+		t.Fatalf("after one Verify, %d tokens remembered, want 1", n)
+	}
+	second, err := f.k.Verify(ctx, tok)
+	if err != nil {
+		t.Fatalf("Verify(remembered token) error = %v", err)
+	}
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("remembered claims differ from the first verification (-first +second):\n%s", diff)
+	}
+	// Times travel as whole seconds, in UTC.
+	want.AuthTime = want.AuthTime.Truncate(time.Second)
+	if diff := cmp.Diff(want, second); diff != "" {
+		t.Errorf("remembered claims differ from the signed ones (-signed +remembered):\n%s", diff)
+	}
+
+	// The second answer came from the cache: mark the entry and look.
+	f.k.verifiedMu.Lock()
+	for h, v := range f.k.verified {
+		v.claims.Scope = "from the cache"
+		f.k.verified[h] = v
+	}
+	f.k.verifiedMu.Unlock()
+	if got, err := f.k.Verify(ctx, tok); err != nil || got.Scope != "from the cache" {
+		t.Errorf("Verify(remembered token) = scope %q, %v; want the remembered entry", got.Scope, err)
+	}
+}
+
+func TestVerifyCacheExpired(t *testing.T) {
+	f := newTestKeyring(t, ES256)
+	ctx := t.Context()
+	tok, err := f.k.Sign(ctx, testClaims(f.clock.Now())) // exp in 5 minutes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.k.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(5*time.Minute - time.Second)
+	if _, err := f.k.Verify(ctx, tok); err != nil {
+		t.Errorf("Verify(remembered, a second before exp) error = %v", err)
+	}
+	f.clock.Advance(time.Second)
+	if f.cached() != 1 {
+		t.Fatal("the token is no longer remembered; the test would not exercise the cache")
+	}
+	if c, err := f.k.Verify(ctx, tok); !errors.Is(err, ErrExpired) {
+		t.Errorf("Verify(remembered, at exp) = %+v, %v; want ErrExpired", c, err)
+	}
+}
+
+func TestVerifyCacheKeyRemoved(t *testing.T) {
+	t.Run("deleted from storage", func(t *testing.T) {
+		f := newTestKeyring(t, ES256)
+		ctx := t.Context()
+		oldKID := f.k.set.Load().active.kid
+		tok, err := f.k.Sign(ctx, testClaims(f.clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Verify(ctx, tok); err != nil {
+			t.Errorf("Verify(remembered, key retired but published) error = %v", err)
+		}
+		// Garbage collection deletes the retired key's row.
+		f.store.mu.Lock()
+		f.store.rows = slices.DeleteFunc(f.store.rows, func(r storage.SigningKey) bool { return r.ID == oldKID })
+		f.store.mu.Unlock()
+		if err := f.k.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Verify(ctx, tok); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("Verify(remembered, key deleted) error = %v, want ErrUnknownKey", err)
+		}
+	})
+	t.Run("past RemoveAfter", func(t *testing.T) {
+		f := newTestKeyring(t, ES256)
+		ctx := t.Context()
+		oldKID := f.k.set.Load().active.kid
+		tok, err := f.k.Sign(ctx, testClaims(f.clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// An operator shortened the retired key's publication to a minute.
+		f.store.mu.Lock()
+		for i := range f.store.rows {
+			if f.store.rows[i].ID == oldKID {
+				f.store.rows[i].RemoveAfter = f.clock.Now().Add(time.Minute)
+			}
+		}
+		f.store.mu.Unlock()
+		if err := f.k.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute) // the token has 4 minutes left
+		if _, err := f.k.Verify(ctx, tok); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("Verify(remembered, key past RemoveAfter) error = %v, want ErrUnknownKey", err)
+		}
+	})
+	t.Run("same kid, other key", func(t *testing.T) {
+		// Storage swapped the key material under the kid (a restored
+		// backup, say): the remembered verification no longer holds.
+		f := newTestKeyring(t, ES256)
+		other := newTestKeyring(t, ES256)
+		ctx := t.Context()
+		kid := f.k.set.Load().active.kid
+		tok, err := f.k.Sign(ctx, testClaims(f.clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.k.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		f.k.mu.Lock()
+		set := f.k.set.Load()
+		swapped := &keySet{active: set.active, byKID: map[string]*loadedKey{}, ordered: set.ordered}
+		lk := *set.byKID[kid]
+		lk.signingKey = other.k.set.Load().active.signingKey
+		swapped.byKID[kid] = &lk
+		f.k.set.Store(swapped)
+		f.k.mu.Unlock()
+		if _, err := f.k.Verify(ctx, tok); err == nil {
+			t.Error("Verify(remembered, key material swapped under its kid) = nil error")
+		}
+	})
+}
+
+func TestVerifyCacheTampered(t *testing.T) {
+	f := newTestKeyring(t, ES256)
+	ctx := t.Context()
+	now := f.clock.Now()
+	good, err := f.k.Sign(ctx, testClaims(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.k.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good, ".")
+	tampered := testClaims(now)
+	tampered.Scope = "admin"
+	flip := func(s string) string {
+		b := []byte(s)
+		b[len(b)/2] ^= 1
+		return string(b)
+	}
+	for name, tok := range map[string]string{
+		"payload":           parts[0] + "." + b64(mustJSON(t, tampered.wire())) + "." + parts[2],
+		"payload bit":       parts[0] + "." + flip(parts[1]) + "." + parts[2],
+		"signature bit":     parts[0] + "." + parts[1] + "." + flip(parts[2]),
+		"header bit":        flip(parts[0]) + "." + parts[1] + "." + parts[2],
+		"appended":          good + "A",
+		"signature dropped": parts[0] + "." + parts[1] + ".",
+	} {
+		for range 2 {
+			if c, err := f.k.Verify(ctx, tok); err == nil {
+				t.Errorf("Verify(tampered %s) = %+v, nil error", name, c)
+			}
+		}
+	}
+	if n := f.cached(); n != 1 {
+		t.Errorf("%d tokens remembered, want only the good one", n)
+	}
+}
+
+func TestVerifyCacheBounded(t *testing.T) {
+	f := newCachingKeyring(t, 4)
+	ctx := t.Context()
+	var toks []string
+	for i := range 10 {
+		c := testClaims(f.clock.Now())
+		c.JTI = fmt.Sprint("jti-", i)
+		tok, err := f.k.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	for range 2 {
+		for i, tok := range toks {
+			c, err := f.k.Verify(ctx, tok)
+			if err != nil || c.JTI != fmt.Sprint("jti-", i) {
+				t.Errorf("Verify(token %d) = jti %q, %v", i, c.JTI, err)
+			}
+			if n := f.cached(); n > 4 {
+				t.Fatalf("%d tokens remembered, want at most 4", n)
+			}
+		}
+	}
+
+	off := newCachingKeyring(t, -1)
+	tok, err := off.k.Sign(ctx, testClaims(off.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := off.k.Verify(ctx, tok); err != nil {
+			t.Errorf("Verify(cache disabled) error = %v", err)
+		}
+	}
+	if off.k.verified != nil {
+		t.Error("VerifiedCacheSize -1 still remembers tokens")
+	}
+}
+
+func TestVerifyCacheConcurrent(t *testing.T) {
+	f := newCachingKeyring(t, 8)
+	ctx := t.Context()
+	var toks []string
+	for i := range 16 {
+		c := testClaims(f.clock.Now())
+		c.JTI = fmt.Sprint("jti-", i)
+		tok, err := f.k.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				j := (g + i) % len(toks)
+				if c, err := f.k.Verify(ctx, toks[j]); err != nil || c.JTI != fmt.Sprint("jti-", j) {
+					t.Errorf("Verify(token %d) = jti %q, %v", j, c.JTI, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

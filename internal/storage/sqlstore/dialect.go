@@ -15,6 +15,11 @@ type Dialect struct {
 	Name string
 	// Numbered, when true, rewrites ? placeholders to $1, $2, … (Postgres).
 	Numbered bool
+	// Prepare, when true, prepares each query once per pool and reuses the
+	// statement (database/sql keeps it prepared on every connection that
+	// ran it). For drivers that parse the SQL anew on every call (SQLite);
+	// pgx already caches prepared statements per connection.
+	Prepare bool
 	// ForUpdate is appended to the SELECT that loads a row inside an
 	// update-closure transaction, to lock it against concurrent writers
 	// (" FOR UPDATE" on Postgres). Empty when beginning the write

@@ -34,6 +34,12 @@
 //     row unchanged. They are not retried on storage.ErrConflict (their
 //     side effects are unknown); the atomic verbs are.
 //
+// Statements: with [Dialect.Prepare] (SQLite, whose driver parses the SQL
+// on every unprepared call) the Store prepares each query once per pool
+// and closes the statements in [Store.Close]. Transactions never prepare
+// on the pool (the SQLite writer connection is theirs); they bind an
+// already prepared statement with Tx.StmtContext, or run the query plain.
+//
 // Schema changes are numbered per-dialect .sql files that each backend
 // embeds and hands to the Store ([Store.Migrate], [Store.MigrationStatus]).
 //

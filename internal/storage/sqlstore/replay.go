@@ -35,8 +35,8 @@ func (s *Store) UseOnce(ctx context.Context, key string, expiresAt time.Time) er
 // now, or 0 for forever).
 func (s *Store) Seen(ctx context.Context, key string, now time.Time) (bool, error) {
 	var n int64
-	err := s.r.QueryRowContext(ctx, s.d.rebind(
-		"SELECT count(*) FROM replay WHERE replay_key = ? AND (expires_at = 0 OR expires_at > ?)"),
+	err := s.queryRowContext(ctx, s.r,
+		"SELECT count(*) FROM replay WHERE replay_key = ? AND (expires_at = 0 OR expires_at > ?)",
 		key, micros(now)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("seen: %w", s.mapErr(err))
@@ -58,11 +58,11 @@ func (s *Store) AddFailure(ctx context.Context, key string, now time.Time, windo
 		count   int64
 		resetAt int64
 	)
-	err := s.w.QueryRowContext(ctx, s.d.rebind(`INSERT INTO throttle (throttle_key, failures, reset_at) VALUES (?, 1, ?)
+	err := s.queryRowContext(ctx, s.w, `INSERT INTO throttle (throttle_key, failures, reset_at) VALUES (?, 1, ?)
 		ON CONFLICT (throttle_key) DO UPDATE SET
 			failures = CASE WHEN throttle.reset_at <= ? THEN 1 ELSE throttle.failures + 1 END,
 			reset_at = CASE WHEN throttle.reset_at <= ? THEN excluded.reset_at ELSE throttle.reset_at END
-		RETURNING failures, reset_at`),
+		RETURNING failures, reset_at`,
 		key, resetUS, nowUS, nowUS).Scan(&count, &resetAt)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("add failure: %w", s.mapErr(err))
@@ -74,8 +74,8 @@ func (s *Store) AddFailure(ctx context.Context, key string, now time.Time, windo
 // the zero time when key has no window open at now.
 func (s *Store) Failures(ctx context.Context, key string, now time.Time) (int, time.Time, error) {
 	var count, resetAt int64
-	err := s.r.QueryRowContext(ctx, s.d.rebind(
-		"SELECT failures, reset_at FROM throttle WHERE throttle_key = ? AND reset_at > ?"),
+	err := s.queryRowContext(ctx, s.r,
+		"SELECT failures, reset_at FROM throttle WHERE throttle_key = ? AND reset_at > ?",
 		key, micros(now)).Scan(&count, &resetAt)
 	if err != nil {
 		if err = s.mapErr(err); errors.Is(err, storage.ErrNotFound) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -37,6 +39,7 @@ type Store struct {
 	d          Dialect
 	migrations fs.FS
 	now        func() time.Time
+	stmts      stmtCache
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -73,9 +76,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pools.
+// Close closes the prepared statements and the pools.
 func (s *Store) Close() error {
-	var errs []error
+	errs := s.stmts.close()
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
@@ -106,7 +109,7 @@ func (s *Store) mapErr(err error) error {
 
 // exec runs a statement and returns the number of affected rows.
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (int64, error) {
-	res, err := q.ExecContext(ctx, s.d.rebind(query), args...)
+	res, err := s.execContext(ctx, q, query, args...)
 	if err != nil {
 		return 0, s.mapErr(err)
 	}
@@ -120,13 +123,13 @@ func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) 
 // queryRow runs a query expected to return at most one row and scans it
 // with scan; no row is storage.ErrNotFound.
 func queryRow[T any](ctx context.Context, s *Store, q querier, scan func(rowScanner) (T, error), query string, args ...any) (T, error) {
-	v, err := scan(q.QueryRowContext(ctx, s.d.rebind(query), args...))
+	v, err := scan(s.queryRowContext(ctx, q, query, args...))
 	return v, s.mapErr(err)
 }
 
 // queryAll runs a query and scans every row with scan.
 func queryAll[T any](ctx context.Context, s *Store, q querier, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := q.QueryContext(ctx, s.d.rebind(query), args...)
+	rows, err := s.queryContext(ctx, q, query, args...)
 	if err != nil {
 		return nil, s.mapErr(err)
 	}
@@ -145,6 +148,175 @@ func queryAll[T any](ctx context.Context, s *Store, q querier, scan func(rowScan
 	return out, nil
 }
 
+// execContext, queryContext and queryRowContext run query (with ?
+// placeholders, rebound here) on q: through the prepared statement of
+// [Store.stmt] when there is one, else as a plain query. Errors are the
+// driver's, unmapped.
+func (s *Store) execContext(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	query = s.d.rebind(query)
+	if st := s.stmt(ctx, q, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return q.ExecContext(ctx, query, args...)
+}
+
+func (s *Store) queryContext(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	query = s.d.rebind(query)
+	if st := s.stmt(ctx, q, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return q.QueryContext(ctx, query, args...)
+}
+
+func (s *Store) queryRowContext(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	query = s.d.rebind(query)
+	if st := s.stmt(ctx, q, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.QueryRowContext(ctx, query, args...)
+}
+
+// maxPrepared bounds the statements a Store keeps prepared. The queries
+// are string constants, plus the few dozen shapes QueryAudit builds, so
+// the bound is never reached in practice; past it, queries run unprepared.
+const maxPrepared = 256
+
+// stmtCache holds the statements a Store prepared, one *sql.Stmt per pool
+// and query; database/sql then prepares it once on each connection of the
+// pool that runs it and keeps it until the connection closes.
+type stmtCache struct {
+	m sync.Map // stmtKey → *sql.Stmt; read without locking on every query
+
+	// missed is set when a transaction ran a query that has no statement
+	// yet; the next writeTx to finish prepares those (see prepareMissed).
+	missed atomic.Bool
+
+	mu      sync.Mutex // guards the fields below and every store into m
+	n       int        // statements in m
+	closed  bool
+	pending map[string]struct{} // writer-pool queries a transaction missed
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// stmt returns the prepared statement to run query (already rebound) on q
+// with, or nil to run it as a plain query. Only dialects with
+// [Dialect.Prepare] prepare.
+//
+// On a pool (*sql.DB), a query is prepared on its first use. Inside a
+// transaction nothing is prepared on the pool: on SQLite the transaction
+// holds the only writer connection, so that would wait for the
+// transaction, which waits for us. A statement the writer pool already has
+// is bound to the transaction with Tx.StmtContext (which reuses it when it
+// is prepared on the transaction's connection, the only one on SQLite);
+// one it does not have yet runs as a plain query, and is prepared on the
+// pool once the transaction is over.
+func (s *Store) stmt(ctx context.Context, q querier, query string) *sql.Stmt {
+	if !s.d.Prepare {
+		return nil
+	}
+	switch q := q.(type) {
+	case *sql.DB:
+		if v, ok := s.stmts.m.Load(stmtKey{q, query}); ok {
+			return v.(*sql.Stmt)
+		}
+		return s.prepare(ctx, q, query)
+	case *sql.Tx:
+		if v, ok := s.stmts.m.Load(stmtKey{s.w, query}); ok {
+			return q.StmtContext(ctx, v.(*sql.Stmt))
+		}
+		s.stmts.miss(query)
+	}
+	return nil
+}
+
+// prepare prepares query on db and caches it. It returns nil, so that the
+// caller runs the query unprepared, when the cache is closed or full or
+// preparing fails; running it then reports the error, if it persists.
+func (s *Store) prepare(ctx context.Context, db *sql.DB, query string) *sql.Stmt {
+	c := &s.stmts
+	c.mu.Lock()
+	full := c.closed || c.n >= maxPrepared
+	c.mu.Unlock()
+	if full {
+		return nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := stmtKey{db, query}
+	if v, ok := c.m.Load(k); ok {
+		// Prepared concurrently; keep the first.
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	if c.closed || c.n >= maxPrepared {
+		st.Close()
+		return nil
+	}
+	c.m.Store(k, st)
+	c.n++
+	return st
+}
+
+// miss records that a transaction ran query unprepared.
+func (c *stmtCache) miss(query string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.n+len(c.pending) >= maxPrepared {
+		return
+	}
+	if c.pending == nil {
+		c.pending = map[string]struct{}{}
+	}
+	c.pending[query] = struct{}{}
+	c.missed.Store(true)
+}
+
+// prepareMissed prepares on the writer pool the queries transactions ran
+// unprepared. writeTx calls it after the transaction, when the writer
+// connection is free again; it costs an atomic load once every statement
+// is prepared.
+func (s *Store) prepareMissed(ctx context.Context) {
+	c := &s.stmts
+	if !c.missed.Load() {
+		return
+	}
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = nil
+	c.missed.Store(false)
+	c.mu.Unlock()
+	for query := range pending {
+		if ctx.Err() != nil {
+			return // a later transaction will miss them again
+		}
+		s.prepare(ctx, s.w, query)
+	}
+}
+
+// close closes every cached statement; later queries run unprepared.
+func (c *stmtCache) close() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.pending = nil
+	var errs []error
+	c.m.Range(func(k, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		c.m.Delete(k)
+		return true
+	})
+	c.n = 0
+	return errs
+}
+
 // maxAttempts bounds how often a transaction that lost a race to a
 // concurrent writer (storage.ErrConflict: serialization failure, deadlock,
 // lock timeout) is run again.
@@ -155,6 +327,7 @@ const maxAttempts = 4
 // only for fn that are safe to repeat, which excludes caller closures,
 // whose side effects are unknown.
 func (s *Store) writeTx(ctx context.Context, retry bool, fn func(tx *sql.Tx) error) error {
+	defer s.prepareMissed(ctx)
 	for attempt := 1; ; attempt++ {
 		err := s.tryTx(ctx, fn)
 		if err == nil || !retry || attempt >= maxAttempts || !errors.Is(err, storage.ErrConflict) || ctx.Err() != nil {
