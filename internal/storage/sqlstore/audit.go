@@ -31,21 +31,31 @@ func scanAudit(r rowScanner) (storage.AuditEvent, error) {
 // AppendAudit appends e; the store assigns ID (e.ID is ignored), increasing
 // with every append.
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
-	_, err := s.exec(ctx, s.w, insertSQL("audit_events", auditCols[1:]),
-		micros(e.Time), e.Type, e.UserID, e.ClientID, e.Resource, e.IP, e.Outcome, e.Detail)
-	if err != nil {
+	if err := s.AppendAudits(ctx, []storage.AuditEvent{e}); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	return nil
 }
 
 // AppendAudits appends es in one transaction, in order.
+//
+// IDs must also become visible in order, or a reader following the log by
+// ID (`gatehouse audit tail`, AuditQuery.AfterID) moves past an ID whose
+// transaction commits late and never sees that event. A Postgres sequence
+// hands out IDs at insert time, not at commit, so on dialects with
+// LockTable the appending transactions are serialised on the table (reads
+// go on); SQLite's write transactions already are.
 func (s *Store) AppendAudits(ctx context.Context, es []storage.AuditEvent) error {
 	if len(es) == 0 {
 		return nil
 	}
 	q := insertSQL("audit_events", auditCols[1:])
 	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		if s.d.LockTable != nil {
+			if _, err := s.exec(ctx, tx, s.d.LockTable("audit_events")); err != nil {
+				return err
+			}
+		}
 		for _, e := range es {
 			if _, err := s.exec(ctx, tx, q, micros(e.Time), e.Type, e.UserID, e.ClientID, e.Resource, e.IP, e.Outcome, e.Detail); err != nil {
 				return err

@@ -27,7 +27,8 @@ type Dialect struct {
 	ForUpdate string
 	// LockTable returns a statement that serialises writers of table for
 	// the rest of the transaction, for invariants no row lock can guard
-	// (exactly one active signing key). Nil when beginning the write
+	// (exactly one active signing key; audit IDs committed in ID order).
+	// Nil when beginning the write
 	// transaction already does (SQLite).
 	LockTable func(table string) string
 	// MigrationLock is run first in every migration transaction so that

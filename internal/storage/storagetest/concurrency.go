@@ -30,6 +30,7 @@ func RunConcurrencyTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ConcurrentAddFailure", raceAddFailure},
 		{"ConcurrentUpdateClient", raceUpdateClient},
 		{"ConcurrentRotateSigningKey", raceRotateSigningKey},
+		{"ConcurrentAuditTail", raceAuditTail},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -244,5 +245,93 @@ func raceRotateSigningKey(t *testing.T, s storage.Store) {
 		if active != 1 {
 			t.Fatalf("after concurrent rotations (round %d) %d keys are active, want 1", round, active)
 		}
+	}
+}
+
+// raceAuditTail appends audit events from racing goroutines while a reader
+// follows the log the way `gatehouse audit tail` does (QueryAudit with
+// AfterID set to the last ID seen). IDs must become visible in order: if a
+// transaction holding a lower ID committed after one holding a higher ID,
+// the tailer would move past the lower ID before it appeared and never see
+// that event.
+func raceAuditTail(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	warmUp(s)
+	const rounds = 15
+	var (
+		seen    = map[string]int{}
+		last    int64
+		done    = make(chan struct{})
+		tailErr error
+		tailWG  sync.WaitGroup
+	)
+	follow := func() bool { // one poll; reports whether it found events
+		es, err := s.QueryAudit(ctx, storage.AuditQuery{AfterID: last, Limit: 1000})
+		if err != nil {
+			tailErr = err
+			return false
+		}
+		for _, e := range es {
+			seen[e.Detail]++
+			last = e.ID
+		}
+		return len(es) > 0
+	}
+	tailWG.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if !follow() {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	errs := race(func(i int) error {
+		for r := range rounds {
+			// Alternate single appends and group commits, as the server does.
+			e := func(k int) storage.AuditEvent {
+				return storage.AuditEvent{Time: at(time.Second), Type: "test.tail", Outcome: "success", Detail: fmt.Sprintf("%d/%d/%d", i, r, k)}
+			}
+			var err error
+			if r%2 == 0 {
+				err = s.AppendAudit(ctx, e(0))
+			} else {
+				err = s.AppendAudits(ctx, []storage.AuditEvent{e(0), e(1), e(2)})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	close(done)
+	tailWG.Wait()
+	for follow() { // drain what committed after the last poll
+	}
+	for i, err := range errs {
+		wantErr(t, fmt.Sprintf("AppendAudit(s) (racer %d)", i), err, nil)
+	}
+	wantErr(t, "QueryAudit (tailing)", tailErr, nil)
+	want := racers * (rounds/2*3 + (rounds+1)/2) // even rounds 1 event, odd rounds 3
+	all, err := s.QueryAudit(ctx, storage.AuditQuery{Limit: 10 * want})
+	wantErr(t, "QueryAudit({})", err, nil)
+	if len(all) != want {
+		t.Fatalf("QueryAudit({}) returned %d events, want %d", len(all), want)
+	}
+	var missed []string
+	for _, e := range all {
+		switch seen[e.Detail] {
+		case 1:
+		case 0:
+			missed = append(missed, fmt.Sprintf("id %d (%s)", e.ID, e.Detail))
+		default:
+			t.Errorf("the tailer saw event %s %d times", e.Detail, seen[e.Detail])
+		}
+	}
+	if len(missed) > 0 {
+		t.Errorf("the tailer never saw %d of %d events (IDs committed out of order): %v", len(missed), want, missed[:min(len(missed), 5)])
 	}
 }
