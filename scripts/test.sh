@@ -13,6 +13,8 @@
 #   4. gofmt, go vet, staticcheck, govulncheck (against a local copy of the
 #      Go vulnerability database, fetched from the Go module proxy)
 #   5. go test -count=1 -race ./... (see GATEHOUSE_TEST_RACE_PKGS)
+#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 5s); the
+#      seed corpora already ran as ordinary tests in step 5
 #
 # Locally, a prerequisite that cannot be had is reported as
 # "SKIPPED: <what> (<why>)" and the run goes on; under CI=true it is a
@@ -28,6 +30,8 @@
 # rest without; empty: no -race at all). Its default is ./...: on 2 cores
 # `go test -race ./...` took 29s against 19s without, so everything races;
 # narrow it (./internal/storage/... ./internal/as/...) if the budget needs.
+# GATEHOUSE_FUZZTIME (how long step 6 fuzzes each target, default 5s; "off"
+# skips the step, a skip that fails under CI=true).
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -256,6 +260,17 @@ else
 	elif (($(<"$work/go-test.rc") != 0 && tests_failed == 0)); then
 		fail "go test exited $(<"$work/go-test.rc") without a failed test"
 	fi
+fi
+
+# --- 6. Fuzzing ---------------------------------------------------------------
+fuzztime=${GATEHOUSE_FUZZTIME:-5s}
+step "fuzz every target for $fuzztime (scripts/fuzz.sh)"
+if [[ $fuzztime == off ]]; then
+	skip "fuzzing" "GATEHOUSE_FUZZTIME=off"
+elif bash scripts/fuzz.sh -t "$fuzztime" -j "$(nproc)"; then
+	pass "fuzz each target for $fuzztime"
+else
+	fail "fuzz (a target failed: see its log above; the crasher is in testdata/fuzz)"
 fi
 
 # --- Summary ------------------------------------------------------------------
