@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
 // maxFilteredBytes bounds how much of a JSON response (or of one
@@ -184,8 +186,8 @@ func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
 			return msg, false
 		}
 		for i, m := range batch {
-			if f.ids[responseID(m)] {
-				if r, ok := filterToolsResult(m, f.allowed); ok {
+			if f.ids[mcpauthz.ResponseID(m)] {
+				if r, ok := mcpauthz.FilterList(m, "tools", "name", f.allowed); ok {
 					batch[i], changed = r, true
 				}
 			}
@@ -199,10 +201,10 @@ func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
 		}
 		return b, true
 	}
-	if !f.ids[responseID(trimmed)] {
+	if !f.ids[mcpauthz.ResponseID(trimmed)] {
 		return msg, false
 	}
-	if r, ok := filterToolsResult(trimmed, f.allowed); ok {
+	if r, ok := mcpauthz.FilterList(trimmed, "tools", "name", f.allowed); ok {
 		return r, true
 	}
 	return msg, false

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
 // ResourceMetadata is an OAuth 2.0 Protected Resource Metadata document
@@ -66,7 +68,7 @@ func (m *ResourceMetadata) validate() error {
 		}
 	}
 	for _, s := range m.ScopesSupported {
-		if !validScopeToken(s) {
+		if !mcpauthz.ValidScope(s) {
 			return fmt.Errorf("rs: ResourceMetadata.ScopesSupported: %q is not a scope token", s)
 		}
 	}

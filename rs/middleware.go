@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
 // DefaultMaxBodyBytes is the largest request body [RequireBearer] reads to
@@ -163,7 +165,7 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 	m := &middleware{
 		verifier:    v,
 		metadataURL: opts.ResourceMetadataURL,
-		baseline:    dedup(opts.Scopes),
+		baseline:    mcpauthz.Dedup(opts.Scopes),
 		filter:      opts.FilterToolsList,
 		maxBody:     opts.MaxBodyBytes,
 		maxToken:    opts.MaxTokenBytes,
@@ -199,7 +201,7 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 	}
 	check := func(scopes []string) {
 		for _, s := range scopes {
-			if !validScopeToken(s) {
+			if !mcpauthz.ValidScope(s) {
 				panic(fmt.Sprintf("rs: RequireBearer: %q is not a valid scope token (RFC 6749 §3.3)", s))
 			}
 		}
@@ -209,38 +211,15 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		out := make(map[string][]string, len(in))
 		for k, scopes := range in {
 			check(scopes)
-			out[k] = dedup(append(slices.Clone(m.baseline), scopes...))
+			out[k] = mcpauthz.Dedup(append(slices.Clone(m.baseline), scopes...))
 		}
 		return out
 	}
 	m.tools = compile(opts.ToolScopes)
 	m.methods = compile(opts.MethodScopes)
-	m.implied = closure(opts.ImpliedScopes)
+	m.implied = mcpauthz.Closure(opts.ImpliedScopes)
 	m.inspect = len(m.tools) > 0 || len(m.methods) > 0 || m.filter
 	return m
-}
-
-// closure returns the transitive closure of an implies relation.
-func closure(in map[string][]string) map[string][]string {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make(map[string][]string, len(in))
-	for s := range in {
-		var reach []string
-		stack := slices.Clone(in[s])
-		for len(stack) > 0 {
-			x := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if x == s || slices.Contains(reach, x) {
-				continue
-			}
-			reach = append(reach, x)
-			stack = append(stack, in[x]...)
-		}
-		out[s] = reach
-	}
-	return out
 }
 
 // has reports whether granted satisfies need, directly or through the
@@ -265,17 +244,17 @@ func (m *middleware) hasAll(granted, needs []string) bool {
 }
 
 // needs returns every scope msg needs.
-func (m *middleware) needs(msg rpcMessage) []string {
+func (m *middleware) needs(msg mcpauthz.Message) []string {
 	var out []string
-	if s, ok := m.methods[msg.method]; ok {
+	if s, ok := m.methods[msg.Method]; ok {
 		out = s
 	}
-	if msg.method == methodCallTool {
-		if s, ok := m.tools[msg.tool]; ok {
+	if msg.Method == mcpauthz.MethodCallTool {
+		if s, ok := m.tools[msg.Name]; ok {
 			if out == nil {
 				out = s
 			} else {
-				out = dedup(append(slices.Clone(out), s...))
+				out = mcpauthz.Dedup(append(slices.Clone(out), s...))
 			}
 		}
 	}
@@ -358,10 +337,10 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			m.writeJSON(w, http.StatusRequestEntityTooLarge, oauthBody{"invalid_request", "request body too large"})
 			return
 		}
-		msgs, batch, err := inspectBody(body)
+		msgs, batch, err := mcpauthz.Inspect(body)
 		if err != nil {
-			m.writeRPC(w, http.StatusBadRequest, rpcError{JSONRPC: "2.0", ID: json.RawMessage("null"),
-				Error: rpcErrorBody{Code: codeParseError, Message: "Parse error"}})
+			m.writeRPC(w, http.StatusBadRequest, mcpauthz.Error{JSONRPC: "2.0", ID: json.RawMessage("null"),
+				Error: mcpauthz.ErrorBody{Code: mcpauthz.CodeParseError, Message: "Parse error"}})
 			return
 		}
 		if need, denied := m.check(info.Scopes, msgs); denied != nil {
@@ -370,11 +349,11 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		if m.filter {
 			for _, msg := range msgs {
-				if msg.method == methodListTools && msg.id != "" {
+				if msg.Method == mcpauthz.MethodListTools && msg.IDKey != "" {
 					if listIDs == nil {
 						listIDs = map[string]bool{}
 					}
-					listIDs[msg.id] = true
+					listIDs[msg.IDKey] = true
 				}
 			}
 		}
@@ -408,10 +387,10 @@ func (m *middleware) toolNeeds(tool string) []string {
 // check returns the scopes the messages need, and the first message whose
 // needs granted does not meet (nil when all are met). For a batch, the
 // scopes are those of every message, so one step-up covers it.
-func (m *middleware) check(granted []string, msgs []rpcMessage) (need []string, denied *rpcMessage) {
+func (m *middleware) check(granted []string, msgs []mcpauthz.Message) (need []string, denied *mcpauthz.Message) {
 	for i := range msgs {
 		n := m.needs(msgs[i])
-		need = dedup(append(need, n...))
+		need = mcpauthz.Dedup(append(need, n...))
 		if denied == nil && !m.hasAll(granted, n) {
 			denied = &msgs[i]
 		}
@@ -420,7 +399,7 @@ func (m *middleware) check(granted []string, msgs []rpcMessage) (need []string, 
 		need = m.baseline
 	}
 	if denied == nil && !m.hasAll(granted, m.baseline) {
-		denied = &rpcMessage{}
+		denied = &mcpauthz.Message{}
 	}
 	return need, denied
 }
@@ -445,14 +424,14 @@ func (m *middleware) unauthorized(w http.ResponseWriter, code, description strin
 }
 
 // forbidden answers 403 with a step-up challenge for need.
-func (m *middleware) forbidden(w http.ResponseWriter, need []string, denied *rpcMessage, batch bool, msgs []rpcMessage) {
+func (m *middleware) forbidden(w http.ResponseWriter, need []string, denied *mcpauthz.Message, batch bool, msgs []mcpauthz.Message) {
 	// The tool and method names come from the request: clipped, and
 	// challenge() drops any byte a quoted-string cannot carry.
 	desc := "the request needs scope " + strings.Join(need, " ")
-	if denied != nil && denied.method == methodCallTool && denied.tool != "" {
-		desc = "tool " + clip(denied.tool) + " needs scope " + strings.Join(need, " ")
-	} else if denied != nil && denied.method != "" {
-		desc = clip(denied.method) + " needs scope " + strings.Join(need, " ")
+	if denied != nil && denied.Method == mcpauthz.MethodCallTool && denied.Name != "" {
+		desc = "tool " + mcpauthz.Clip(denied.Name) + " needs scope " + strings.Join(need, " ")
+	} else if denied != nil && denied.Method != "" {
+		desc = mcpauthz.Clip(denied.Method) + " needs scope " + strings.Join(need, " ")
 	}
 	scope := strings.Join(need, " ")
 	w.Header().Set("WWW-Authenticate", challenge(
@@ -461,9 +440,9 @@ func (m *middleware) forbidden(w http.ResponseWriter, need []string, denied *rpc
 		param{"resource_metadata", m.metadataURL},
 		param{"error_description", desc},
 	))
-	if !batch && len(msgs) == 1 && msgs[0].isRequest && msgs[0].id != "" {
-		m.writeRPC(w, http.StatusForbidden, rpcError{JSONRPC: "2.0", ID: rawID(msgs[0].id), Error: rpcErrorBody{
-			Code: codeForbidden, Message: "insufficient_scope: " + desc,
+	if !batch && len(msgs) == 1 && msgs[0].IsRequest && msgs[0].IDKey != "" {
+		m.writeRPC(w, http.StatusForbidden, mcpauthz.Error{JSONRPC: "2.0", ID: mcpauthz.RawID(msgs[0].ID), Error: mcpauthz.ErrorBody{
+			Code: mcpauthz.CodeForbidden, Message: "insufficient_scope: " + desc,
 			Data: map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": scope},
 		}})
 		return
@@ -494,7 +473,7 @@ func (m *middleware) writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Write(append(b, '\n'))
 }
 
-func (m *middleware) writeRPC(w http.ResponseWriter, status int, body rpcError) {
+func (m *middleware) writeRPC(w http.ResponseWriter, status int, body mcpauthz.Error) {
 	m.writeJSON(w, status, body)
 }
 
@@ -550,20 +529,6 @@ func challenge(params ...param) string {
 	return b.String()
 }
 
-// validScopeToken reports whether s is a scope-token (RFC 6749 §3.3).
-func validScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // validB64Token reports whether s matches b64token of RFC 6750 §2.1:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func validB64Token(s string) bool {
@@ -584,24 +549,4 @@ func validB64Token(s string) bool {
 		}
 	}
 	return true
-}
-
-// clip shortens a client-supplied name for an error description.
-func clip(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
-
-// dedup returns s without repeated elements, in order of first appearance.
-func dedup(s []string) []string {
-	var out []string
-	for _, x := range s {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -285,7 +286,7 @@ func TestRequireBearerStepUp(t *testing.T) {
 			Data map[string]string `json:"data"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal([]byte(body), &rpc); err != nil || rpc.ID != 2 || rpc.Error.Code != codeForbidden || rpc.Error.Data["error"] != "insufficient_scope" {
+	if err := json.Unmarshal([]byte(body), &rpc); err != nil || rpc.ID != 2 || rpc.Error.Code != mcpauthz.CodeForbidden || rpc.Error.Data["error"] != "insufficient_scope" {
 		t.Errorf("403 body = %s (%v), want a JSON-RPC error for id 2 with data.error insufficient_scope", body, err)
 	}
 	if n, ok := mcp.calls.Load("add_note"); ok && n.(*atomic.Int64).Load() != 0 {

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
@@ -400,12 +401,12 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		rt.hosts[rt.normHost(h)] = true
 	}
 	for _, s := range spec.Scopes {
-		if !validScope(s) {
+		if !mcpauthz.ValidScope(s) {
 			return fail("scopes: %q is not a scope token", s)
 		}
 	}
-	rt.pol.baseline = dedup(spec.Scopes)
-	rt.pol.implied = closure(spec.ImpliedScopes)
+	rt.pol.baseline = mcpauthz.Dedup(spec.Scopes)
+	rt.pol.implied = mcpauthz.Closure(spec.ImpliedScopes)
 	if rt.pol.tools, err = compileRules(spec.Tools, spec.DenyUnlistedTools, rt.pol.baseline); err != nil {
 		return fail("tools: %v", err)
 	}
@@ -509,7 +510,7 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 func (rt *route) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !rt.hosts[rt.normHost(r.Host)] {
-			writeJSON(w, http.StatusMisdirectedRequest, oauthBody{"invalid_request", "this gateway route does not answer to host " + clip(r.Host)})
+			writeJSON(w, http.StatusMisdirectedRequest, oauthBody{"invalid_request", "this gateway route does not answer to host " + mcpauthz.Clip(r.Host)})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -575,45 +576,45 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 // draining answers a request that arrives during shutdown.
 func (rt *route) draining(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "5")
-	writeJSON(w, http.StatusServiceUnavailable, errorResponse(nil, codeUpstreamClosed, "gateway: shutting down; retry shortly", nil))
+	writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "gateway: shutting down; retry shortly", nil))
 }
 
 // servePOST checks a POST's JSON-RPC messages against the policy and
 // hands it to the upstream.
 func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, errorResponse(nil, codeInvalidRequest, "Content-Type must be application/json", nil))
+		writeJSON(w, http.StatusUnsupportedMediaType, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Content-Type must be application/json", nil))
 		return
 	}
 	if r.Header.Get(headerLastEventID) != "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "Last-Event-ID is not allowed on POST", nil))
+		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Last-Event-ID is not allowed on POST", nil))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse(nil, codeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
+			writeJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "could not read the request body", nil))
+		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
 		return
 	}
-	msgs, batch, err := inspect(body)
+	msgs, batch, err := mcpauthz.Inspect(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeParseError, "Parse error", nil))
+		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeParseError, "Parse error", nil))
 		return
 	}
 	// SEP-2243 request headers must agree with the body, or the upstream
 	// could route by a header the policy did not check.
 	if hm, hn := r.Header.Get(headerMethod), r.Header.Get(headerName); hm != "" || hn != "" {
 		m := msgs[0]
-		target := m.name
-		if m.method == methodReadResource {
-			target = m.uri
+		target := m.Name
+		if m.Method == mcpauthz.MethodReadResource {
+			target = m.URI
 		}
-		if batch || (hm != "" && hm != m.method) || (hn != "" && hn != target) {
-			writeJSON(w, http.StatusBadRequest, errorResponse(m.id, codeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
+		if batch || (hm != "" && hm != m.Method) || (hn != "" && hn != target) {
+			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
 			return
 		}
 	}
@@ -621,14 +622,14 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	x := rt.newExchange(r, ti)
 	x.batch = batch
 	var need []string
-	var stepUpMsg, deniedMsg *message
+	var stepUpMsg, deniedMsg *mcpauthz.Message
 	for i := range msgs {
 		m := &msgs[i]
-		if !m.isRequest {
+		if !m.IsRequest {
 			continue
 		}
 		d, n := rt.pol.check(ti.Scopes, m)
-		if kind := policyKind(m.method); kind != "" {
+		if kind := policyKind(m.Method); kind != "" {
 			rt.g.metrics.decisions.WithLabelValues(rt.name, kind, d.String()).Inc()
 		}
 		switch d {
@@ -637,7 +638,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 				deniedMsg = m
 			}
 		case stepUp:
-			need = dedup(append(need, n...))
+			need = mcpauthz.Dedup(append(need, n...))
 			if stepUpMsg == nil {
 				stepUpMsg = m
 			}
@@ -645,9 +646,9 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	}
 	if deniedMsg != nil {
 		for i := range msgs {
-			if m := &msgs[i]; m.method == methodCallTool {
+			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
 				if d, _ := rt.pol.check(ti.Scopes, m); d == deny {
-					x.audit(m.name, "denied", 0, "")
+					x.audit(m.Name, "denied", 0, "")
 				}
 			}
 		}
@@ -656,9 +657,9 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	}
 	if stepUpMsg != nil {
 		for i := range msgs {
-			if m := &msgs[i]; m.method == methodCallTool {
+			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
 				if d, _ := rt.pol.check(ti.Scopes, m); d == stepUp {
-					x.audit(m.name, "step_up", 0, "")
+					x.audit(m.Name, "step_up", 0, "")
 				}
 			}
 		}
@@ -678,11 +679,11 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 // policyKind names the policy kind of a method for the metrics.
 func policyKind(method string) string {
 	switch method {
-	case methodCallTool:
+	case mcpauthz.MethodCallTool:
 		return "tool"
-	case methodReadResource:
+	case mcpauthz.MethodReadResource:
 		return "resource"
-	case methodGetPrompt:
+	case mcpauthz.MethodGetPrompt:
 		return "prompt"
 	}
 	return ""
@@ -691,7 +692,7 @@ func policyKind(method string) string {
 // serveDELETE ends a session.
 func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
 	if r.Header.Get(headerSessionID) == "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "DELETE needs an Mcp-Session-Id header", nil))
+		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "DELETE needs an Mcp-Session-Id header", nil))
 		return
 	}
 	s, ok := rt.lookup(w, r, ti)
@@ -708,38 +709,38 @@ func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.Toke
 // denied answers a request the policy refuses whatever the scopes: a
 // JSON-RPC error for a single request (the call fails, the connection
 // lives), 403 for a batch.
-func (rt *route) denied(w http.ResponseWriter, m *message, batch bool) {
-	what := "method " + clip(m.method)
-	switch m.method {
-	case methodCallTool:
-		what = "tool " + strconv.Quote(clip(m.name))
-	case methodGetPrompt:
-		what = "prompt " + strconv.Quote(clip(m.name))
-	case methodReadResource:
-		what = "resource " + strconv.Quote(clip(m.uri))
+func (rt *route) denied(w http.ResponseWriter, m *mcpauthz.Message, batch bool) {
+	what := "method " + mcpauthz.Clip(m.Method)
+	switch m.Method {
+	case mcpauthz.MethodCallTool:
+		what = "tool " + strconv.Quote(mcpauthz.Clip(m.Name))
+	case mcpauthz.MethodGetPrompt:
+		what = "prompt " + strconv.Quote(mcpauthz.Clip(m.Name))
+	case mcpauthz.MethodReadResource:
+		what = "resource " + strconv.Quote(mcpauthz.Clip(m.URI))
 	}
 	desc := what + " is not allowed through this gateway"
-	if batch || !m.isCall() {
+	if batch || !m.IsCall() {
 		writeJSON(w, http.StatusForbidden, oauthBody{"access_denied", desc})
 		return
 	}
-	writeJSON(w, http.StatusOK, errorResponse(m.id, codeForbidden, desc, map[string]string{"error": "access_denied"}))
+	writeJSON(w, http.StatusOK, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeForbidden, desc, map[string]string{"error": "access_denied"}))
 }
 
 // forbidden answers 403 with a step-up challenge for need, in the form of
 // package rs ([rs.RequireBearer]): RFC 6750 §3.1 insufficient_scope with
 // every scope the request needs, and a JSON-RPC error body for a single
 // request.
-func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *message, batch bool, msgs []message) {
+func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *mcpauthz.Message, batch bool, msgs []mcpauthz.Message) {
 	scope := strings.Join(need, " ")
 	desc := "the request needs scope " + scope
-	switch denied.method {
-	case methodCallTool:
-		desc = "tool " + clip(denied.name) + " needs scope " + scope
-	case methodGetPrompt:
-		desc = "prompt " + clip(denied.name) + " needs scope " + scope
-	case methodReadResource:
-		desc = "resource " + clip(denied.uri) + " needs scope " + scope
+	switch denied.Method {
+	case mcpauthz.MethodCallTool:
+		desc = "tool " + mcpauthz.Clip(denied.Name) + " needs scope " + scope
+	case mcpauthz.MethodGetPrompt:
+		desc = "prompt " + mcpauthz.Clip(denied.Name) + " needs scope " + scope
+	case mcpauthz.MethodReadResource:
+		desc = "resource " + mcpauthz.Clip(denied.URI) + " needs scope " + scope
 	}
 	w.Header().Set("WWW-Authenticate", challenge(
 		[2]string{"error", "insufficient_scope"},
@@ -747,8 +748,8 @@ func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *message
 		[2]string{"resource_metadata", rt.metadataURL},
 		[2]string{"error_description", desc},
 	))
-	if !batch && len(msgs) == 1 && msgs[0].isCall() {
-		writeJSON(w, http.StatusForbidden, errorResponse(msgs[0].id, codeForbidden, "insufficient_scope: "+desc,
+	if !batch && len(msgs) == 1 && msgs[0].IsCall() {
+		writeJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeForbidden, "insufficient_scope: "+desc,
 			map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": scope}))
 		return
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-mcp/gatehouse/rs"
@@ -178,11 +179,11 @@ func fakeRoute(t *testing.T) Route {
 
 // rpcResult is one JSON-RPC response read by the raw client.
 type rpcResult struct {
-	ID     json.RawMessage `json:"id"`
-	Result json.RawMessage `json:"result"`
-	Error  *rpcErrorBody   `json:"error"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
+	ID     json.RawMessage     `json:"id"`
+	Result json.RawMessage     `json:"result"`
+	Error  *mcpauthz.ErrorBody `json:"error"`
+	Method string              `json:"method"`
+	Params json.RawMessage     `json:"params"`
 }
 
 // rawClient speaks Streamable HTTP by hand, for tests that need to see

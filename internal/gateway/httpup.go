@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
@@ -61,7 +62,7 @@ func (rt *route) upstreamRequest(ctx context.Context, method string, r *http.Req
 
 // httpPOST forwards a checked POST to the HTTP upstream and streams the
 // answer back, filtering list results and auditing tool calls.
-func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []message) {
+func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []mcpauthz.Message) {
 	s, ok := rt.lookup(w, r, x.ti)
 	if !ok {
 		return
@@ -72,7 +73,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 	reserved := false
 	if s != nil {
 		if !s.begin() {
-			writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 			return
 		}
 		defer s.end()
@@ -84,7 +85,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 			case <-ctx.Done():
 			}
 		}()
-	} else if init := findMethod(msgs, methodInitialize); init != nil {
+	} else if init := findMethod(msgs, mcpauthz.MethodInitialize); init != nil {
 		if !rt.reserve() {
 			rt.refuseSession(w, init, "limit")
 			return
@@ -99,7 +100,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 
 	req, err := rt.upstreamRequest(ctx, http.MethodPost, r, sid, body)
 	if err != nil {
-		rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot build the upstream request")
+		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
 		return
 	}
 	resp, err := rt.client.Do(req)
@@ -115,7 +116,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		if upID := resp.Header.Get(headerSessionID); upID != "" {
 			ns, err := rt.newSession(x.ti, upID, nil)
 			if err != nil {
-				rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot create a session")
+				rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot create a session")
 				return
 			}
 			reserved = false
@@ -126,9 +127,9 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 }
 
 // findMethod returns the first request of msgs calling method.
-func findMethod(msgs []message, method string) *message {
+func findMethod(msgs []mcpauthz.Message, method string) *mcpauthz.Message {
 	for i := range msgs {
-		if msgs[i].isRequest && msgs[i].method == method {
+		if msgs[i].IsRequest && msgs[i].Method == method {
 			return &msgs[i]
 		}
 	}
@@ -145,19 +146,19 @@ func (rt *route) checkStatus(w http.ResponseWriter, resp *http.Response, x *exch
 		// wrong authorization server.
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "credentials").Inc()
 		rt.g.log.Error("gateway: upstream refused the gateway's credentials", "route", rt.name, "status", code)
-		rt.writeFailure(w, x, http.StatusBadGateway, codeInternal, "gateway: the upstream MCP server refused the gateway's credentials")
+		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeInternal, "gateway: the upstream MCP server refused the gateway's credentials")
 		return false
 	case code == http.StatusNotFound && s != nil:
 		// The upstream forgot the session: so does the gateway, and the
 		// client starts a new one.
 		s.close("lost")
-		writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return false
 	case code >= 500:
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "status").Inc()
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		rt.g.log.Warn("gateway: upstream error status", "route", rt.name, "status", code, "body", string(snippet))
-		rt.writeFailure(w, x, http.StatusBadGateway, codeInternal, fmt.Sprintf("gateway: the upstream MCP server failed (HTTP %d)", code))
+		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeInternal, fmt.Sprintf("gateway: the upstream MCP server failed (HTTP %d)", code))
 		return false
 	}
 	return true
@@ -182,11 +183,11 @@ func (rt *route) relay(w http.ResponseWriter, resp *http.Response, x *exchange) 
 		switch {
 		case int64(len(data)) > rt.maxMsg:
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
-			rt.writeFailure(w, x, http.StatusBadGateway, codeInternal, "gateway: the upstream's response is too large")
+			rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeInternal, "gateway: the upstream's response is too large")
 			return
 		case err != nil:
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
-			rt.writeFailure(w, x, http.StatusBadGateway, codeUpstreamClosed, "gateway: the upstream closed the connection")
+			rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: the upstream closed the connection")
 			return
 		}
 		out, _ := x.respond(data)
@@ -252,7 +253,7 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 		}
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
 		rt.g.log.Warn("gateway: upstream stream ended before answering", "route", rt.name, "cause", failure)
-		for _, e := range x.fail(codeUpstreamClosed, "gateway: the upstream ended the stream before responding") {
+		for _, e := range x.fail(mcpauthz.CodeUpstreamClosed, "gateway: the upstream ended the stream before responding") {
 			w.Write(sseEvent(e))
 		}
 		rc.Flush()
@@ -339,7 +340,7 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 	x := rt.newExchange(r, ti)
 	req, err := rt.upstreamRequest(ctx, http.MethodGet, r, sid, nil)
 	if err != nil {
-		rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot build the upstream request")
+		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
 		return
 	}
 	resp, err := rt.client.Do(req)
@@ -358,17 +359,17 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 func (rt *route) transportFailure(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, err error) {
 	switch {
 	case r.Context().Err() != nil:
-		x.fail(codeUpstreamClosed, "client went away")
+		x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
 		rt.g.log.Warn("gateway: upstream timed out", "route", rt.name, "timeout", rt.timeout)
-		rt.writeFailure(w, x, http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout))
+		rt.writeFailure(w, x, http.StatusGatewayTimeout, mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout))
 	case ctx.Err() != nil:
-		rt.writeFailure(w, x, http.StatusNotFound, codeUpstreamClosed, "gateway: the session ended")
+		rt.writeFailure(w, x, http.StatusNotFound, mcpauthz.CodeUpstreamClosed, "gateway: the session ended")
 	default:
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
 		rt.g.log.Warn("gateway: upstream unavailable", "route", rt.name, "cause", err)
-		rt.writeFailure(w, x, http.StatusBadGateway, codeUpstreamClosed, "gateway: the upstream MCP server is unavailable")
+		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: the upstream MCP server is unavailable")
 	}
 }
 
@@ -379,7 +380,7 @@ func (rt *route) writeFailure(w http.ResponseWriter, x *exchange, status, code i
 	errs := x.fail(code, text)
 	switch {
 	case len(errs) == 0:
-		writeJSON(w, status, errorResponse(nil, code, text, map[string]string{"route": rt.name}))
+		writeJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
 	case len(errs) == 1 && !x.batch:
 		writeJSON(w, status, errs[0])
 	default:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
@@ -283,10 +284,10 @@ func TestHTTPUpstreamFailures(t *testing.T) {
 		code   int
 		text   string
 	}{
-		{"down", http.StatusBadGateway, codeUpstreamClosed, "unavailable"},
-		{"hang", http.StatusGatewayTimeout, codeTimeout, "did not answer within 500ms"},
-		{"refuse", http.StatusBadGateway, codeInternal, "refused the gateway's credentials"},
-		{"broken", http.StatusOK, codeUpstreamClosed, "ended the stream before responding"},
+		{"down", http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "unavailable"},
+		{"hang", http.StatusGatewayTimeout, mcpauthz.CodeTimeout, "did not answer within 500ms"},
+		{"refuse", http.StatusBadGateway, mcpauthz.CodeInternal, "refused the gateway's credentials"},
+		{"broken", http.StatusOK, mcpauthz.CodeUpstreamClosed, "ended the stream before responding"},
 	} {
 		c := newRawClient(t, tg.base+"/"+tt.route+"/mcp", "alice-read")
 		start := time.Now()

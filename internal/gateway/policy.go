@@ -1,12 +1,12 @@
 package gateway
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
 // Rules maps names (tool names, prompt names, resource URIs) to the scopes
@@ -34,11 +34,11 @@ func compileRules(r Rules, deny bool, baseline []string) (ruleSet, error) {
 	rs := ruleSet{exact: map[string][]string{}, deny: deny, baseline: baseline}
 	for k, scopes := range r {
 		for _, s := range scopes {
-			if !validScope(s) {
+			if !mcpauthz.ValidScope(s) {
 				return rs, fmt.Errorf("%q is not a scope token (RFC 6749 §3.3)", s)
 			}
 		}
-		all := dedup(append(slices.Clone(baseline), scopes...))
+		all := mcpauthz.Dedup(append(slices.Clone(baseline), scopes...))
 		switch i := strings.IndexByte(k, '*'); {
 		case i < 0:
 			rs.exact[k] = all
@@ -99,15 +99,15 @@ func (d decision) String() string {
 
 // check decides msg for a token granted granted, and returns every scope
 // msg needs.
-func (p *policy) check(granted []string, msg *message) (decision, []string) {
+func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []string) {
 	need, ok := p.baseline, true
-	switch msg.method {
-	case methodCallTool:
-		need, ok = p.tools.needs(msg.name)
-	case methodGetPrompt:
-		need, ok = p.prompts.needs(msg.name)
-	case methodReadResource:
-		need, ok = p.resources.needs(msg.uri)
+	switch msg.Method {
+	case mcpauthz.MethodCallTool:
+		need, ok = p.tools.needs(msg.Name)
+	case mcpauthz.MethodGetPrompt:
+		need, ok = p.prompts.needs(msg.Name)
+	case mcpauthz.MethodReadResource:
+		need, ok = p.resources.needs(msg.URI)
 	}
 	if !ok {
 		return deny, nil
@@ -147,109 +147,20 @@ func (p *policy) may(r *ruleSet, granted []string, name string) bool {
 
 // filterResult removes from a list response (tools/list, prompts/list,
 // resources/list) the entries a token granted granted may not use,
-// keeping every other member. It returns the rewritten message and true,
+// keeping every other member (see mcpauthz.FilterList). It returns the rewritten message and true,
 // or false when nothing was removed or msg is not such a response.
 func (p *policy) filterResult(method string, granted []string, msg []byte) ([]byte, bool) {
 	var rules *ruleSet
 	var member, key string
 	switch method {
-	case methodListTools:
+	case mcpauthz.MethodListTools:
 		rules, member, key = &p.tools, "tools", "name"
-	case methodListPrompts:
+	case mcpauthz.MethodListPrompts:
 		rules, member, key = &p.prompts, "prompts", "name"
-	case methodListResources:
+	case mcpauthz.MethodListResources:
 		rules, member, key = &p.resources, "resources", "uri"
 	default:
 		return nil, false
 	}
-	var top map[string]json.RawMessage
-	if json.Unmarshal(msg, &top) != nil || top["result"] == nil {
-		return nil, false
-	}
-	var result map[string]json.RawMessage
-	if json.Unmarshal(top["result"], &result) != nil || result[member] == nil {
-		return nil, false
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(result[member], &items) != nil {
-		return nil, false
-	}
-	kept := items[:0]
-	for _, it := range items {
-		var entry map[string]json.RawMessage
-		var name string
-		if json.Unmarshal(it, &entry) == nil && json.Unmarshal(entry[key], &name) == nil && p.may(rules, granted, name) {
-			kept = append(kept, it)
-		}
-	}
-	// The filtered list depends on the token: a result that says it may be
-	// cached for everyone (cacheScope, 2026-07-28) must say "private"
-	// instead (RS-18), as package rs does.
-	private := json.RawMessage(`"private"`)
-	scopeChanged := result["cacheScope"] != nil && !bytes.Equal(bytes.TrimSpace(result["cacheScope"]), private)
-	if len(kept) == len(items) && !scopeChanged {
-		return nil, false
-	}
-	if scopeChanged {
-		result["cacheScope"] = private
-	}
-	var err error
-	if result[member], err = json.Marshal(kept); err != nil {
-		return nil, false
-	}
-	if top["result"], err = json.Marshal(result); err != nil {
-		return nil, false
-	}
-	out, err := json.Marshal(top)
-	if err != nil {
-		return nil, false
-	}
-	return out, true
-}
-
-// closure returns the transitive closure of an implies relation.
-func closure(in map[string][]string) map[string][]string {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make(map[string][]string, len(in))
-	for s := range in {
-		var reach []string
-		stack := slices.Clone(in[s])
-		for len(stack) > 0 {
-			x := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if x == s || slices.Contains(reach, x) {
-				continue
-			}
-			reach = append(reach, x)
-			stack = append(stack, in[x]...)
-		}
-		out[s] = reach
-	}
-	return out
-}
-
-// validScope reports whether s is a scope-token (RFC 6749 §3.3).
-func validScope(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// dedup returns s without repeated elements, in order of first appearance.
-func dedup(s []string) []string {
-	var out []string
-	for _, x := range s {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	return out
+	return mcpauthz.FilterList(msg, member, key, func(name string) bool { return p.may(rules, granted, name) })
 }

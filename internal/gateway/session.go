@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
@@ -53,14 +54,14 @@ func (rt *route) release() {
 }
 
 // refuse answers a new session the route cannot take.
-func (rt *route) refuseSession(w http.ResponseWriter, m *message, reason string) {
+func (rt *route) refuseSession(w http.ResponseWriter, m *mcpauthz.Message, reason string) {
 	rt.g.metrics.refused.WithLabelValues(rt.name, reason).Inc()
 	w.Header().Set("Retry-After", "10")
 	var id json.RawMessage
 	if m != nil {
-		id = m.id
+		id = m.ID
 	}
-	writeJSON(w, http.StatusServiceUnavailable, errorResponse(id, codeUpstreamClosed,
+	writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
 		fmt.Sprintf("gateway: route %s has reached its limit of %d concurrent sessions; retry later", rt.name, rt.maxSessions),
 		map[string]any{"route": rt.name, "max_sessions": rt.maxSessions}))
 }
@@ -94,12 +95,12 @@ func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo
 	s := rt.sessions[id]
 	rt.mu.Unlock()
 	if s == nil {
-		writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return nil, false
 	}
 	if s.subject != ti.Subject {
 		rt.g.log.Warn("gateway: session presented by another subject", "route", rt.name, "session", short(id))
-		writeJSON(w, http.StatusForbidden, errorResponse(nil, codeForbidden, "this session belongs to another user", nil))
+		writeJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(nil, mcpauthz.CodeForbidden, "this session belongs to another user", nil))
 		return nil, false
 	}
 	return s, true
@@ -194,7 +195,7 @@ type exchange struct {
 
 // call is one request of an exchange.
 type call struct {
-	msg      *message
+	msg      *mcpauthz.Message
 	start    time.Time
 	answered bool
 }
@@ -207,17 +208,17 @@ func (rt *route) newExchange(r *http.Request, ti *rs.TokenInfo) *exchange {
 func (x *exchange) done() bool { return x.pending == 0 }
 
 // track notes m if it is a request expecting a response.
-func (x *exchange) track(m *message) {
-	if !m.isCall() {
+func (x *exchange) track(m *mcpauthz.Message) {
+	if !m.IsCall() {
 		return
 	}
 	if x.calls == nil {
 		x.calls = map[string]*call{}
 	}
-	if _, dup := x.calls[m.idKey]; !dup {
+	if _, dup := x.calls[m.IDKey]; !dup {
 		x.pending++
 	}
-	x.calls[m.idKey] = &call{msg: m, start: x.rt.g.now()}
+	x.calls[m.IDKey] = &call{msg: m, start: x.rt.g.now()}
 }
 
 // respond handles one message (or batch) from the upstream: a tools/call
@@ -263,14 +264,14 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 	if json.Unmarshal(msg, &head) != nil || head.Method != nil {
 		return nil, false
 	}
-	c := x.calls[idKey(head.ID)]
+	c := x.calls[mcpauthz.IDKey(head.ID)]
 	if c == nil || c.answered {
 		return nil, false
 	}
 	c.answered = true
 	x.pending--
-	switch c.msg.method {
-	case methodCallTool:
+	switch c.msg.Method {
+	case mcpauthz.MethodCallTool:
 		latency := x.rt.g.now().Sub(c.start)
 		x.rt.g.metrics.toolLatency.WithLabelValues(x.rt.name).Observe(latency.Seconds())
 		result := "ok"
@@ -279,9 +280,9 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 		} else if isToolError(msg) {
 			result = "tool_error"
 		}
-		x.audit(c.msg.name, "allowed", latency, result)
-	case methodListTools, methodListPrompts, methodListResources:
-		return x.rt.pol.filterResult(c.msg.method, x.ti.Scopes, msg)
+		x.audit(c.msg.Name, "allowed", latency, result)
+	case mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources:
+		return x.rt.pol.filterResult(c.msg.Method, x.ti.Scopes, msg)
 	}
 	return nil, false
 }
@@ -317,10 +318,10 @@ func (x *exchange) fail(code int, text string) [][]byte {
 	for _, c := range x.unanswered() {
 		c.answered = true
 		x.pending--
-		if c.msg.method == methodCallTool {
-			x.audit(c.msg.name, "allowed", x.rt.g.now().Sub(c.start), "failed")
+		if c.msg.Method == mcpauthz.MethodCallTool {
+			x.audit(c.msg.Name, "allowed", x.rt.g.now().Sub(c.start), "failed")
 		}
-		out = append(out, errorResponse(c.msg.id, code, text, map[string]string{"route": x.rt.name}))
+		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, code, text, map[string]string{"route": x.rt.name}))
 	}
 	return out
 }
@@ -350,7 +351,7 @@ func (x *exchange) audit(tool, outcome string, latency time.Duration, result str
 // detailValue makes a client-supplied name safe for a key=value detail:
 // quoted when it holds anything but printable ASCII without spaces.
 func detailValue(s string) string {
-	s = clip(s)
+	s = mcpauthz.Clip(s)
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c > '~' || c == '"' || c == '=' {
 			return strconv.Quote(s)

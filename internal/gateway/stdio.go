@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
@@ -349,7 +350,7 @@ func (p *process) route(line []byte) {
 	var target *stream
 	p.mu.Lock()
 	if m.Method == nil {
-		key := idKey(m.ID)
+		key := mcpauthz.IDKey(m.ID)
 		pc := p.pending[key]
 		if pc == nil {
 			p.mu.Unlock()
@@ -365,8 +366,8 @@ func (p *process) route(line []byte) {
 			p.sse = slices.DeleteFunc(p.sse, func(s *stream) bool { return s == target })
 		}
 	} else {
-		if *m.Method == methodProgress {
-			if st := p.progress[idKey(m.Params.ProgressToken)]; st != nil && st.sse {
+		if *m.Method == mcpauthz.MethodProgress {
+			if st := p.progress[mcpauthz.IDKey(m.Params.ProgressToken)]; st != nil && st.sse {
 				target = st
 			}
 		}
@@ -408,9 +409,9 @@ func (p *process) register(st *stream, x *exchange) error {
 		}
 	}
 	for key, c := range x.calls {
-		p.pending[key] = &pendingCall{st: st, token: c.msg.progress}
-		if c.msg.progress != "" {
-			p.progress[c.msg.progress] = st
+		p.pending[key] = &pendingCall{st: st, token: c.msg.Progress}
+		if c.msg.Progress != "" {
+			p.progress[c.msg.Progress] = st
 		}
 		st.waiting++
 	}
@@ -428,7 +429,7 @@ func (p *process) unregister(st *stream, x *exchange, reason string) {
 		if pc.st == st {
 			delete(p.pending, key)
 			if c := x.calls[key]; c != nil {
-				cancelled = append(cancelled, c.msg.id)
+				cancelled = append(cancelled, c.msg.ID)
 			}
 		}
 	}
@@ -446,37 +447,37 @@ func (p *process) unregister(st *stream, x *exchange, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for _, id := range cancelled {
-		p.write(ctx, cancelNotification(id, reason))
+		p.write(ctx, mcpauthz.CancelNotification(id, reason))
 	}
 }
 
 // stdioPOST serves a checked POST on a stdio route.
-func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, msgs []message, batch bool) {
+func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, msgs []mcpauthz.Message, batch bool) {
 	s, ok := rt.lookup(w, r, x.ti)
 	if !ok {
 		return
 	}
 	if s == nil {
-		init := findMethod(msgs, methodInitialize)
+		init := findMethod(msgs, mcpauthz.MethodInitialize)
 		switch {
-		case init == nil && len(msgs) == 1 && msgs[0].method == methodDiscover:
+		case init == nil && len(msgs) == 1 && msgs[0].Method == mcpauthz.MethodDiscover:
 			// A client of the stateless protocol (2026-07-28) probes
 			// first; this route keeps sessions, so it offers the session
 			// versions, and the client falls back to initialize.
 			data, _ := json.Marshal(map[string]any{"supported": legacyVersions, "requested": r.Header.Get(headerProtocolVersion)})
-			writeJSON(w, http.StatusBadRequest, errorResponse(msgs[0].id, codeUnsupportedProtocolVersion,
+			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeUnsupportedProtocolVersion,
 				"this MCP server keeps sessions: use initialize", json.RawMessage(data)))
 		case init == nil:
-			writeJSON(w, http.StatusBadRequest, errorResponse(firstID(msgs), codeInvalidRequest, "Bad Request: no Mcp-Session-Id header; start a session with initialize", nil))
+			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(firstID(msgs), mcpauthz.CodeInvalidRequest, "Bad Request: no Mcp-Session-Id header; start a session with initialize", nil))
 		case batch || len(msgs) != 1:
-			writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "initialize must be sent alone", nil))
+			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "initialize must be sent alone", nil))
 		default:
 			rt.stdioInitialize(w, r, x, init)
 		}
 		return
 	}
 	if !s.begin() {
-		writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return
 	}
 	defer s.end()
@@ -489,10 +490,10 @@ func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, 
 }
 
 // firstID is the id of the first message that has one.
-func firstID(msgs []message) json.RawMessage {
+func firstID(msgs []mcpauthz.Message) json.RawMessage {
 	for _, m := range msgs {
-		if m.id != nil {
-			return m.id
+		if m.ID != nil {
+			return m.ID
 		}
 	}
 	return nil
@@ -514,7 +515,7 @@ func accepts(r *http.Request, mt string) bool {
 // stdioInitialize starts a process for a new session and initializes it;
 // the session exists only if the upstream answers initialize with a
 // result.
-func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exchange, init *message) {
+func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exchange, init *mcpauthz.Message) {
 	if !rt.reserve() {
 		rt.refuseSession(w, init, "limit")
 		return
@@ -524,10 +525,10 @@ func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exch
 		rt.release()
 		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
 		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", rt.up.Command, "cause", err)
-		rt.writeFailure(w, x, http.StatusBadGateway, codeUpstreamClosed, "gateway: cannot start the upstream MCP server")
+		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: cannot start the upstream MCP server")
 		return
 	}
-	responses, status := rt.stdioCollect(r.Context(), x, p, []message{*init})
+	responses, status := rt.stdioCollect(r.Context(), x, p, []mcpauthz.Message{*init})
 	ok := len(responses) == 1 && status == http.StatusOK && isResult(responses[0])
 	if !ok {
 		p.stop("initialize failed")
@@ -540,7 +541,7 @@ func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exch
 	s, err := rt.newSession(x.ti, "", p)
 	if err != nil {
 		p.stop("the gateway could not create a session")
-		rt.writeFailure(w, x, http.StatusInternalServerError, codeInternal, "gateway: cannot create a session")
+		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot create a session")
 		return
 	}
 	p.mu.Lock()
@@ -575,14 +576,14 @@ func isResult(msg []byte) bool {
 // calls, which it returns (handed to x) with the HTTP status to answer
 // with: 202 when there are no calls, 200 otherwise — failures become
 // JSON-RPC errors, with 502 or 504 when nothing was answered.
-func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs []message) ([][]byte, int) {
+func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs []mcpauthz.Message) ([][]byte, int) {
 	st := newStream(false)
 	if err := p.register(st, x); err != nil {
 		close(st.done)
 		if errors.Is(err, errStopped) {
-			return x.fail(codeUpstreamClosed, "gateway: "+p.stopReason()), http.StatusNotFound
+			return x.fail(mcpauthz.CodeUpstreamClosed, "gateway: "+p.stopReason()), http.StatusNotFound
 		}
-		return x.fail(codeInvalidRequest, err.Error()), http.StatusBadRequest
+		return x.fail(mcpauthz.CodeInvalidRequest, err.Error()), http.StatusBadRequest
 	}
 	reason := "the client went away"
 	defer func() { p.unregister(st, x, reason) }()
@@ -591,10 +592,10 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	wctx, cancel := context.WithTimeout(ctx, rt.timeout)
 	defer cancel()
 	for i := range msgs {
-		if err := p.write(wctx, msgs[i].raw); err != nil && !errors.Is(err, errStopped) {
+		if err := p.write(wctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
 			reason = "timeout"
-			return x.fail(codeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout)), http.StatusGatewayTimeout
+			return x.fail(mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout)), http.StatusGatewayTimeout
 		}
 	}
 	if x.done() {
@@ -613,7 +614,7 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
 			rt.g.log.Warn("gateway: upstream did not answer in time", "route", rt.name, "pid", p.pid, "timeout", rt.timeout)
 			reason = "timeout"
-			out = append(out, x.fail(codeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout))...)
+			out = append(out, x.fail(mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout))...)
 			if answered == 0 {
 				return out, http.StatusGatewayTimeout
 			}
@@ -624,13 +625,13 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 				break
 			}
 			reason = ""
-			out = append(out, x.fail(codeUpstreamClosed, "gateway: "+p.stopReason())...)
+			out = append(out, x.fail(mcpauthz.CodeUpstreamClosed, "gateway: "+p.stopReason())...)
 			if answered == 0 {
 				return out, http.StatusBadGateway
 			}
 			return out, http.StatusOK
 		case <-ctx.Done():
-			x.fail(codeUpstreamClosed, "client went away")
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
 			return nil, http.StatusOK
 		}
 	}
@@ -674,15 +675,15 @@ func (rt *route) writeResponses(w http.ResponseWriter, status int, x *exchange, 
 
 // stdioSSE sends msgs to p and streams what comes back for them: their
 // responses, and server messages sent meanwhile, an event each, flushed.
-func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p *process, msgs []message) {
+func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p *process, msgs []mcpauthz.Message) {
 	st := newStream(true)
 	if err := p.register(st, x); err != nil {
 		close(st.done)
 		if errors.Is(err, errStopped) {
-			writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 			return
 		}
-		rt.writeFailure(w, x, http.StatusBadRequest, codeInvalidRequest, err.Error())
+		rt.writeFailure(w, x, http.StatusBadRequest, mcpauthz.CodeInvalidRequest, err.Error())
 		return
 	}
 	reason := "the client went away"
@@ -690,10 +691,10 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	wctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 	defer cancel()
 	for i := range msgs {
-		if err := p.write(wctx, msgs[i].raw); err != nil && !errors.Is(err, errStopped) {
+		if err := p.write(wctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
 			reason = "timeout"
-			rt.writeFailure(w, x, http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout))
+			rt.writeFailure(w, x, http.StatusGatewayTimeout, mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout))
 			return
 		}
 	}
@@ -722,14 +723,14 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 		case msg := <-st.ch:
 			m, _ := x.respond(msg)
 			if !send(m) {
-				x.fail(codeUpstreamClosed, "client went away")
+				x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
 				return
 			}
 		case <-timer.C:
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
 			rt.g.log.Warn("gateway: upstream did not answer in time", "route", rt.name, "pid", p.pid, "timeout", rt.timeout)
 			reason = "timeout"
-			for _, e := range x.fail(codeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout)) {
+			for _, e := range x.fail(mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not answer within %s", rt.timeout)) {
 				send(e)
 			}
 			return
@@ -738,12 +739,12 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 				send(m)
 			}
 			reason = ""
-			for _, e := range x.fail(codeUpstreamClosed, "gateway: "+p.stopReason()) {
+			for _, e := range x.fail(mcpauthz.CodeUpstreamClosed, "gateway: "+p.stopReason()) {
 				send(e)
 			}
 			return
 		case <-r.Context().Done():
-			x.fail(codeUpstreamClosed, "client went away")
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
 			return
 		}
 	}
@@ -758,11 +759,11 @@ var keepAlive = 25 * time.Second
 // that belong to no request.
 func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
 	if !accepts(r, "text/event-stream") {
-		writeJSON(w, http.StatusNotAcceptable, errorResponse(nil, codeInvalidRequest, "GET needs Accept: text/event-stream", nil))
+		writeJSON(w, http.StatusNotAcceptable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs Accept: text/event-stream", nil))
 		return
 	}
 	if r.Header.Get(headerSessionID) == "" {
-		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "GET needs an Mcp-Session-Id header", nil))
+		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs an Mcp-Session-Id header", nil))
 		return
 	}
 	s, ok := rt.lookup(w, r, ti)
@@ -775,11 +776,11 @@ func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenIn
 	switch {
 	case p.dead || p.reason != "":
 		p.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, errorResponse(nil, codeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return
 	case p.get != nil:
 		p.mu.Unlock()
-		writeJSON(w, http.StatusConflict, errorResponse(nil, codeInvalidRequest, "this session already has a GET stream open", nil))
+		writeJSON(w, http.StatusConflict, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "this session already has a GET stream open", nil))
 		return
 	}
 	p.get = st

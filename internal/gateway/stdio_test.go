@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
@@ -136,7 +137,7 @@ func TestStdioStepUpChallenge(t *testing.T) {
 	if got := resp.Header.Get("WWW-Authenticate"); got != want {
 		t.Errorf("WWW-Authenticate =\n%s\nwant\n%s", got, want)
 	}
-	if len(msgs) != 1 || string(msgs[0].ID) != "7" || msgs[0].Error == nil || msgs[0].Error.Code != codeForbidden {
+	if len(msgs) != 1 || string(msgs[0].ID) != "7" || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeForbidden {
 		t.Errorf("body = %+v, want a JSON-RPC error for id 7", msgs)
 	}
 
@@ -178,7 +179,7 @@ func TestDenyUnlisted(t *testing.T) {
 		t.Errorf("tools/list = %v, want %v", got, want)
 	}
 	status, res := c.callTool("env", nil)
-	if status != http.StatusOK || res.Error == nil || res.Error.Code != codeForbidden || !strings.Contains(res.Error.Message, "not allowed") {
+	if status != http.StatusOK || res.Error == nil || res.Error.Code != mcpauthz.CodeForbidden || !strings.Contains(res.Error.Message, "not allowed") {
 		t.Errorf("tools/call env (unlisted) = %d %+v, want a JSON-RPC access error", status, res)
 	}
 	if status, res := c.callTool("echo", map[string]any{"message": "x"}); status != http.StatusOK || toolText(res) != "echo: x" {
@@ -231,10 +232,10 @@ func TestMisbehavingUpstream(t *testing.T) {
 		code     int
 		contains string
 	}{
-		{"crash", http.StatusBadGateway, codeUpstreamClosed, "exited"},
-		{"hang", http.StatusGatewayTimeout, codeTimeout, "did not answer within"},
-		{"flood", http.StatusBadGateway, codeUpstreamClosed, "larger than"},
-		{"garbage", http.StatusBadGateway, codeUpstreamClosed, "not JSON-RPC"},
+		{"crash", http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "exited"},
+		{"hang", http.StatusGatewayTimeout, mcpauthz.CodeTimeout, "did not answer within"},
+		{"flood", http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "larger than"},
+		{"garbage", http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "not JSON-RPC"},
 	} {
 		t.Run(tt.tool, func(t *testing.T) {
 			for _, accept := range []string{"application/json", "application/json, text/event-stream"} {
@@ -411,8 +412,8 @@ func TestStdioStreams(t *testing.T) {
 	c := newRawClient(t, tg.base+"/fake/mcp", "alice-read")
 
 	resp, msgs := c.post(`{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}`, headerProtocolVersion, "2026-07-28")
-	if resp.StatusCode != http.StatusBadRequest || len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != codeUnsupportedProtocolVersion {
-		t.Errorf("server/discover = %d %+v, want 400 and error %d", resp.StatusCode, msgs, codeUnsupportedProtocolVersion)
+	if resp.StatusCode != http.StatusBadRequest || len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeUnsupportedProtocolVersion {
+		t.Errorf("server/discover = %d %+v, want 400 and error %d", resp.StatusCode, msgs, mcpauthz.CodeUnsupportedProtocolVersion)
 	}
 	c.initialize()
 	resp, msgs = c.post(`{"jsonrpc":"2.0","id":"p1","method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":"tok"}}}`)

@@ -1,0 +1,316 @@
+// Package mcpauthz is what package rs and the gateway share to authorize
+// MCP requests before an MCP server sees them: reading the JSON-RPC
+// messages of a request body strictly enough that the check and the server
+// cannot disagree about what is called, the scope hierarchy, the filtering
+// of list results, and the JSON-RPC error responses both send.
+//
+// Both places must read a body the same way: a body one of them forwarded
+// and the other refused, or a tool name one read differently, would be a
+// hole in one of them. So there is one reader, fuzzed once.
+package mcpauthz
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// MCP methods the authorization looks into.
+const (
+	MethodInitialize    = "initialize"
+	MethodDiscover      = "server/discover"
+	MethodCallTool      = "tools/call"
+	MethodListTools     = "tools/list"
+	MethodGetPrompt     = "prompts/get"
+	MethodListPrompts   = "prompts/list"
+	MethodReadResource  = "resources/read"
+	MethodListResources = "resources/list"
+	MethodProgress      = "notifications/progress"
+	MethodCancelled     = "notifications/cancelled"
+)
+
+// Message is what the authorization needs from one JSON-RPC message of a
+// request body.
+type Message struct {
+	Raw       json.RawMessage // the message as sent
+	Method    string          // "" for a response
+	IsRequest bool            // the message has a "method" member
+	ID        json.RawMessage // the id as sent; nil when absent or null
+	IDKey     string          // the normalised id (see IDKey); "" when absent or null
+	Name      string          // params.name of tools/call and prompts/get
+	URI       string          // params.uri of resources/read
+	Progress  string          // the normalised params._meta.progressToken; "" if none
+}
+
+// IsCall reports whether m is a request that expects a response.
+func (m *Message) IsCall() bool { return m.IsRequest && m.IDKey != "" }
+
+// ErrUninspectable is returned for a body that must not be forwarded
+// because the check cannot be sure how the MCP server would read it.
+var ErrUninspectable = errors.New("mcpauthz: request body is not a JSON-RPC message that can be inspected safely")
+
+// Inspect reads the JSON-RPC message or batch in body.
+//
+// Member names match exactly, as in the MCP SDKs, and the body is refused
+// wherever two readers could disagree about what is called: a duplicated
+// "method", "params" or "id"; a member that is a case variant of one of
+// them ("Method", or "paramſ" with a long s, which Go's encoding/json and
+// other case-insensitive decoders take for the member); a method that is
+// not a string; an id that is not a string, a number or null; params that
+// are not an object or null; for tools/call and prompts/get a duplicated,
+// case-variant or non-string params "name", and for resources/read the
+// same of "uri"; or anything after the first JSON value. The server then
+// receives exactly the bytes that were checked.
+func Inspect(body []byte) (msgs []Message, batch bool, err error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, false, ErrUninspectable
+	}
+	if trimmed[0] == '[' {
+		var raws []json.RawMessage
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&raws); err != nil || len(raws) == 0 {
+			return nil, true, ErrUninspectable
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, true, ErrUninspectable
+		}
+		msgs = make([]Message, 0, len(raws))
+		for _, raw := range raws {
+			m, err := inspectOne(raw)
+			if err != nil {
+				return nil, true, err
+			}
+			msgs = append(msgs, m)
+		}
+		return msgs, true, nil
+	}
+	m, err := inspectOne(body)
+	if err != nil {
+		return nil, false, err
+	}
+	return []Message{m}, false, nil
+}
+
+// inspectOne reads one message object; raw must hold exactly one JSON
+// value.
+func inspectOne(raw []byte) (Message, error) {
+	m := Message{Raw: raw}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return m, ErrUninspectable
+	}
+	var params json.RawMessage
+	var seenMethod, seenParams, seenID bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return m, ErrUninspectable
+		}
+		key, _ := tok.(string)
+		if foldsTo(key, "method", "params", "id") {
+			return m, ErrUninspectable
+		}
+		switch key {
+		case "method":
+			if seenMethod {
+				return m, ErrUninspectable
+			}
+			seenMethod, m.IsRequest = true, true
+			v, err := dec.Token()
+			if err != nil {
+				return m, ErrUninspectable
+			}
+			s, ok := v.(string)
+			if !ok {
+				return m, ErrUninspectable
+			}
+			m.Method = s
+		case "id":
+			if seenID {
+				return m, ErrUninspectable
+			}
+			seenID = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return m, ErrUninspectable
+			}
+			switch k := IDKey(v); {
+			case k == "" && !bytes.Equal(bytes.TrimSpace(v), []byte("null")):
+				// An object, array or boolean id, or a number no
+				// float64 holds.
+				return m, ErrUninspectable
+			case k != "":
+				m.ID, m.IDKey = v, k
+			}
+		case "params":
+			if seenParams {
+				return m, ErrUninspectable
+			}
+			seenParams = true
+			if err := dec.Decode(&params); err != nil {
+				return m, ErrUninspectable
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return m, ErrUninspectable
+			}
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return m, ErrUninspectable
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return m, ErrUninspectable
+	}
+	if !m.IsRequest || len(params) == 0 || bytes.Equal(bytes.TrimSpace(params), []byte("null")) {
+		return m, nil
+	}
+	var strict string
+	switch m.Method {
+	case MethodCallTool, MethodGetPrompt:
+		strict = "name"
+	case MethodReadResource:
+		strict = "uri"
+	}
+	target, progress, err := readParams(params, strict)
+	if err != nil {
+		return m, err
+	}
+	if strict == "uri" {
+		m.URI = target
+	} else {
+		m.Name = target
+	}
+	m.Progress = progress
+	return m, nil
+}
+
+// readParams reads the params object: the member named strict strictly
+// (a duplicate, a case variant or a non-string value is refused; an
+// absent member is ""), and _meta.progressToken loosely, since it only
+// routes notifications. Params that are not an object are refused.
+func readParams(params json.RawMessage, strict string) (target, progress string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(params))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return "", "", ErrUninspectable
+	}
+	seen := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", "", ErrUninspectable
+		}
+		key, _ := tok.(string)
+		if strict != "" && foldsTo(key, strict) {
+			return "", "", ErrUninspectable
+		}
+		switch {
+		case strict != "" && key == strict:
+			if seen {
+				return "", "", ErrUninspectable
+			}
+			seen = true
+			v, err := dec.Token()
+			if err != nil {
+				return "", "", ErrUninspectable
+			}
+			s, ok := v.(string)
+			if !ok {
+				return "", "", ErrUninspectable
+			}
+			target = s
+		case key == "_meta":
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return "", "", ErrUninspectable
+			}
+			var meta struct {
+				ProgressToken json.RawMessage `json:"progressToken"`
+			}
+			if json.Unmarshal(raw, &meta) == nil {
+				progress = IDKey(meta.ProgressToken)
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return "", "", ErrUninspectable
+			}
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return "", "", ErrUninspectable
+	}
+	return target, progress, nil
+}
+
+// foldsTo reports whether key is a case variant of one of names without
+// being it: decoders that match member names case-insensitively would
+// take it for the member.
+func foldsTo(key string, names ...string) bool {
+	for _, n := range names {
+		if key != n && strings.EqualFold(key, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// IDKey normalises a raw JSON id (or progress token) for comparison: "s"
+// plus a string, "n" plus a number (so that 1, 1.0 and 1e0 are the same
+// id, as they are to an implementation that reads numbers as float64), or
+// "" for null, absent, or anything else.
+func IDKey(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ""
+		}
+		return "s" + s
+	case c == '-' || (c >= '0' && c <= '9'):
+		if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
+			return "n" + strconv.FormatFloat(f, 'g', -1, 64)
+		}
+	}
+	return ""
+}
+
+// ResponseID returns the normalised id (see IDKey) of a JSON-RPC message
+// an MCP server sent, or "" when it has none.
+func ResponseID(msg []byte) string {
+	var r struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(msg, &r) != nil {
+		return ""
+	}
+	return IDKey(r.ID)
+}
+
+// Clip shortens a client-supplied name for an error description or a log
+// line, at a character boundary.
+func Clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
+}

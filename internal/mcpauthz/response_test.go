@@ -1,0 +1,100 @@
+package mcpauthz
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+)
+
+func TestFilterList(t *testing.T) {
+	allow := func(names ...string) func(string) bool {
+		return func(n string) bool { return slices.Contains(names, n) }
+	}
+	for _, tt := range []struct {
+		name, in, member, key string
+		allowed               func(string) bool
+		want                  string // "" when unchanged
+	}{
+		{"removes denied tools, keeps other members", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b","x":1}],"nextCursor":"n"}}`,
+			"tools", "name", allow("b"),
+			`{"id":1,"jsonrpc":"2.0","result":{"nextCursor":"n","tools":[{"name":"b","x":1}]}}`},
+		{"all allowed", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}`, "tools", "name", allow("a"), ""},
+		{"entries without a string key fail closed", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{},{"name":null},{"name":1},{"Name":"a"},7]}}`,
+			"tools", "name", allow("a", ""),
+			`{"id":1,"jsonrpc":"2.0","result":{"tools":[{"name":"a"}]}}`},
+		{"resources by uri", `{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"u1","name":"x"},{"uri":"u2"}]}}`,
+			"resources", "uri", allow("u2"),
+			`{"id":1,"jsonrpc":"2.0","result":{"resources":[{"uri":"u2"}]}}`},
+		{"a public list becomes private (RS-18)", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"public"}}`,
+			"tools", "name", allow("a"),
+			`{"id":1,"jsonrpc":"2.0","result":{"cacheScope":"private","tools":[{"name":"a"}]}}`},
+		{"a private list stays", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"private"}}`, "tools", "name", allow("a"), ""},
+		{"an error response", `{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}`, "tools", "name", allow(), ""},
+		{"another list", `{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"a"}]}}`, "tools", "name", allow(), ""},
+		{"not an array", `{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"a"}}}`, "tools", "name", allow(), ""},
+		{"not JSON", `event: message`, "tools", "name", allow(), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, changed := FilterList([]byte(tt.in), tt.member, tt.key, tt.allowed)
+			if tt.want == "" {
+				if changed {
+					t.Errorf("FilterList changed %s to %s", tt.in, out)
+				}
+				return
+			}
+			if !changed || string(out) != tt.want {
+				t.Errorf("FilterList(%s) = %s, %v; want %s", tt.in, out, changed, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorResponse(t *testing.T) {
+	for _, tt := range []struct {
+		id   json.RawMessage
+		data any
+		want string
+	}{
+		{nil, nil, `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}`},
+		{json.RawMessage(`"a"`), map[string]string{"error": "x"}, `{"jsonrpc":"2.0","id":"a","error":{"code":-32700,"message":"Parse error","data":{"error":"x"}}}`},
+	} {
+		if got := string(ErrorResponse(tt.id, CodeParseError, "Parse error", tt.data)); got != tt.want {
+			t.Errorf("ErrorResponse(%s) = %s, want %s", tt.id, got, tt.want)
+		}
+	}
+	want := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"reason":"timeout","requestId":3}}`
+	if got := string(CancelNotification(json.RawMessage("3"), "timeout")); got != want {
+		t.Errorf("CancelNotification = %s, want %s", got, want)
+	}
+}
+
+func TestClosure(t *testing.T) {
+	got := Closure(map[string][]string{
+		"admin": {"write"},
+		"write": {"read"},
+		"read":  {"admin"}, // a cycle ends where it closes
+		"solo":  nil,
+	})
+	for s, want := range map[string][]string{
+		"admin": {"read", "write"},
+		"write": {"admin", "read"},
+		"read":  {"admin", "write"},
+		"solo":  nil,
+	} {
+		g := slices.Sorted(slices.Values(got[s]))
+		if !slices.Equal(g, want) {
+			t.Errorf("Closure()[%s] = %v, want %v", s, g, want)
+		}
+	}
+	if Closure(nil) != nil {
+		t.Error("Closure(nil) is not nil")
+	}
+	if got := Dedup([]string{"a", "b", "a", "c", "b"}); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("Dedup = %v", got)
+	}
+	for s, want := range map[string]bool{"mcp:read": true, "": false, "a b": false, `a"`: false, `a\`: false, "é": false, "~!": true} {
+		if ValidScope(s) != want {
+			t.Errorf("ValidScope(%q) = %v, want %v", s, !want, want)
+		}
+	}
+}
