@@ -22,7 +22,7 @@ func TestDependencies(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		switch {
 		case p == "github.com/gatehouse-mcp/gatehouse/rs":
-		case p == "github.com/gatehouse-mcp/gatehouse/internal/mcpauthz":
+		case p == "github.com/gatehouse-mcp/gatehouse/internal/mcpauthz", p == "github.com/gatehouse-mcp/gatehouse/internal/oauth":
 		case strings.HasPrefix(p, "github.com/go-jose/go-jose/v4"):
 		default:
 			t.Errorf("rs depends on %s; it may import only the standard library and go-jose", p)

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
 
 // DefaultMaxBodyBytes is the largest request body [RequireBearer] reads to
@@ -413,32 +414,35 @@ type oauthBody struct {
 // unauthorized answers 401 with the baseline challenge; code and
 // description are left out of the header when code is empty.
 func (m *middleware) unauthorized(w http.ResponseWriter, code, description string) {
-	params := []param{{"resource_metadata", m.metadataURL}, {"scope", strings.Join(m.baseline, " ")}}
+	description = oauth.SafeText(description)
+	params := []oauth.Param{{Name: "resource_metadata", Value: m.metadataURL}, {Name: "scope", Value: strings.Join(m.baseline, " ")}}
 	if code != "" {
-		params = append(params, param{"error", code}, param{"error_description", description})
+		params = append(params, oauth.Param{Name: "error", Value: code}, oauth.Param{Name: "error_description", Value: description})
 	} else {
 		code = "invalid_token"
 	}
-	w.Header().Set("WWW-Authenticate", challenge(params...))
+	w.Header().Set("WWW-Authenticate", oauth.Challenge("Bearer", params...))
 	m.writeJSON(w, http.StatusUnauthorized, oauthBody{code, description})
 }
 
 // forbidden answers 403 with a step-up challenge for need.
 func (m *middleware) forbidden(w http.ResponseWriter, need []string, denied *mcpauthz.Message, batch bool, msgs []mcpauthz.Message) {
 	// The tool and method names come from the request: clipped, and
-	// challenge() drops any byte a quoted-string cannot carry.
+	// oauth.Challenge replaces any character a description may not carry.
 	desc := "the request needs scope " + strings.Join(need, " ")
 	if denied != nil && denied.Method == mcpauthz.MethodCallTool && denied.Name != "" {
 		desc = "tool " + mcpauthz.Clip(denied.Name) + " needs scope " + strings.Join(need, " ")
 	} else if denied != nil && denied.Method != "" {
 		desc = mcpauthz.Clip(denied.Method) + " needs scope " + strings.Join(need, " ")
 	}
+	// The same text in the header and in the bodies.
+	desc = oauth.SafeText(desc)
 	scope := strings.Join(need, " ")
-	w.Header().Set("WWW-Authenticate", challenge(
-		param{"error", "insufficient_scope"},
-		param{"scope", scope},
-		param{"resource_metadata", m.metadataURL},
-		param{"error_description", desc},
+	w.Header().Set("WWW-Authenticate", oauth.Challenge("Bearer",
+		oauth.Param{Name: "error", Value: "insufficient_scope"},
+		oauth.Param{Name: "scope", Value: scope},
+		oauth.Param{Name: "resource_metadata", Value: m.metadataURL},
+		oauth.Param{Name: "error_description", Value: desc},
 	))
 	if !batch && len(msgs) == 1 && msgs[0].IsRequest && msgs[0].IDKey != "" {
 		m.writeRPC(w, http.StatusForbidden, mcpauthz.Error{JSONRPC: "2.0", ID: mcpauthz.RawID(msgs[0].ID), Error: mcpauthz.ErrorBody{
@@ -494,39 +498,6 @@ func (m *middleware) corsAllowed(w http.ResponseWriter, r *http.Request, origin 
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
-}
-
-// param is one auth-param of a challenge.
-type param struct{ name, value string }
-
-// challenge formats a Bearer challenge (RFC 6750 §3) with quoted values,
-// leaving out empty ones.
-func challenge(params ...param) string {
-	var b strings.Builder
-	b.WriteString("Bearer")
-	first := true
-	for _, p := range params {
-		if p.value == "" {
-			continue
-		}
-		if first {
-			b.WriteByte(' ')
-			first = false
-		} else {
-			b.WriteString(", ")
-		}
-		b.WriteString(p.name)
-		b.WriteString(`="`)
-		for i := 0; i < len(p.value); i++ {
-			// RFC 6750 §3 limits values to %x20-21 / %x23-5B / %x5D-7E:
-			// other bytes are dropped rather than escaped.
-			if c := p.value[i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('"')
-	}
-	return b.String()
 }
 
 // validB64Token reports whether s matches b64token of RFC 6750 §2.1:

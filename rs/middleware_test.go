@@ -576,14 +576,6 @@ func TestRequireBearerPanics(t *testing.T) {
 	}
 }
 
-func TestChallengeQuoting(t *testing.T) {
-	got := challenge(param{"error", "invalid_token"}, param{"error_description", "a \"quoted\" \\ value\n"}, param{"scope", ""})
-	want := `Bearer error="invalid_token", error_description="a quoted  value"`
-	if got != want {
-		t.Errorf("challenge(...) = %s, want %s", got, want)
-	}
-}
-
 // TestRequireBearerLongToolName checks that a client-chosen tool name
 // cannot blow up the challenge header.
 func TestRequireBearerLongToolName(t *testing.T) {

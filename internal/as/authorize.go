@@ -286,7 +286,7 @@ func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, ar stor
 func (s *Server) redirectWithError(w http.ResponseWriter, r *http.Request, e redirectError) {
 	v := url.Values{"error": {string(e.err.Code)}, "state": {e.state}}
 	if e.err.Description != "" {
-		v.Set("error_description", e.err.Description)
+		v.Set("error_description", oauth.SafeText(e.err.Description)) // RFC 6749 §4.1.2.1
 	}
 	s.redirect(w, r, e.redirectURI, v)
 }

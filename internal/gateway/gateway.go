@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
@@ -742,11 +743,13 @@ func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *mcpauth
 	case mcpauthz.MethodReadResource:
 		desc = "resource " + mcpauthz.Clip(denied.URI) + " needs scope " + scope
 	}
-	w.Header().Set("WWW-Authenticate", challenge(
-		[2]string{"error", "insufficient_scope"},
-		[2]string{"scope", scope},
-		[2]string{"resource_metadata", rt.metadataURL},
-		[2]string{"error_description", desc},
+	// The same text in the header and in the bodies.
+	desc = oauth.SafeText(desc)
+	w.Header().Set("WWW-Authenticate", oauth.Challenge("Bearer",
+		oauth.Param{Name: "error", Value: "insufficient_scope"},
+		oauth.Param{Name: "scope", Value: scope},
+		oauth.Param{Name: "resource_metadata", Value: rt.metadataURL},
+		oauth.Param{Name: "error_description", Value: desc},
 	))
 	if !batch && len(msgs) == 1 && msgs[0].IsCall() {
 		writeJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeForbidden, "insufficient_scope: "+desc,
@@ -754,34 +757,6 @@ func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *mcpauth
 		return
 	}
 	writeJSON(w, http.StatusForbidden, oauthBody{"insufficient_scope", desc})
-}
-
-// challenge formats a Bearer challenge (RFC 6750 §3) with quoted values,
-// dropping bytes a quoted-string cannot carry and empty parameters.
-func challenge(params ...[2]string) string {
-	var b strings.Builder
-	b.WriteString("Bearer")
-	first := true
-	for _, p := range params {
-		if p[1] == "" {
-			continue
-		}
-		if first {
-			b.WriteByte(' ')
-			first = false
-		} else {
-			b.WriteString(", ")
-		}
-		b.WriteString(p[0])
-		b.WriteString(`="`)
-		for i := 0; i < len(p[1]); i++ {
-			if c := p[1][i]; c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('"')
-	}
-	return b.String()
 }
 
 // oauthBody is the JSON body of a non-JSON-RPC error.

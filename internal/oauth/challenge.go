@@ -1,6 +1,9 @@
 package oauth
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Param is one auth-param of a WWW-Authenticate challenge.
 type Param struct {
@@ -12,7 +15,10 @@ type Param struct {
 //
 //	Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="notes:read"
 //
-// Parameters with an empty value are left out.
+// Values pass through SafeText, so a value that came from a request (a
+// tool name in a description) can neither end the quoted string nor the
+// header, and error, error_description and scope keep to the characters
+// RFC 6750 §3 allows them. Parameters with an empty value are left out.
 func Challenge(scheme string, params ...Param) string {
 	var b strings.Builder
 	b.WriteString(scheme)
@@ -29,25 +35,52 @@ func Challenge(scheme string, params ...Param) string {
 		}
 		b.WriteString(p.Name)
 		b.WriteString(`="`)
-		b.WriteString(quote(p.Value))
+		b.WriteString(SafeText(p.Value))
 		b.WriteByte('"')
 	}
 	return b.String()
 }
 
-// quote escapes a value for a quoted-string: backslash and double quote
-// are escaped, control characters dropped.
-func quote(s string) string {
+// SafeText returns s restricted to the characters RFC 6749 §5.2 and RFC
+// 6750 §3 allow in an error_description (%x20-21 / %x23-5B / %x5D-7E:
+// printable ASCII without '"' and '\'): a double quote becomes a single
+// quote, and every other character outside the set (a backslash, a
+// control character, anything non-ASCII, a byte of invalid UTF-8) a '?'.
+func SafeText(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if !safeByte(s[i]) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
 	var b strings.Builder
-	for _, r := range s {
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
 		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
+		case safeByte(c):
+			b.WriteByte(c)
+			i++
+		case c == '"':
+			b.WriteByte('\'')
+			i++
+		case c < utf8.RuneSelf:
+			b.WriteByte('?')
+			i++
 		default:
-			b.WriteRune(r)
+			_, n := utf8.DecodeRuneInString(s[i:])
+			b.WriteByte('?')
+			i += n
 		}
 	}
 	return b.String()
+}
+
+// safeByte reports whether c may appear in an error_description as is.
+func safeByte(c byte) bool {
+	return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'
 }

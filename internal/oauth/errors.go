@@ -124,7 +124,8 @@ type body struct {
 }
 
 // WriteJSON writes err as an RFC 6749 §5.2 JSON error response with
-// Cache-Control: no-store.
+// Cache-Control: no-store. The description passes through SafeText: §5.2
+// allows only printable ASCII without '"' and '\' in it.
 func WriteJSON(w http.ResponseWriter, err error) {
 	oe := As(err)
 	h := w.Header()
@@ -137,6 +138,6 @@ func WriteJSON(w http.ResponseWriter, err error) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(oe.HTTPStatus())
-	b, _ := json.Marshal(body{Error: oe.Code, Description: oe.Description, URI: oe.URI})
+	b, _ := json.Marshal(body{Error: oe.Code, Description: SafeText(oe.Description), URI: oe.URI})
 	w.Write(append(b, '\n'))
 }
