@@ -160,7 +160,7 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.A
 	if err != nil {
 		return fail(oauth.New(oauth.InvalidScope, "%s", err.Error()))
 	}
-	scopes, offline, err := resolveScopes(requested, res, c)
+	scopes, offline, err := s.resolveScopes(requested, res, c)
 	if err != nil {
 		return fail(oauth.As(err))
 	}

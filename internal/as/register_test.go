@@ -684,3 +684,50 @@ func TestConsentDetails(t *testing.T) {
 		t.Errorf("static consent details = %q %q %q", pub, uri, warns)
 	}
 }
+
+// TestDynamicClientScopes: a dynamically registered client's own "scope"
+// is no ceiling (MCP clients register with the first challenge's scope and
+// step up later, RS-7); registration.allowed_scopes is, and an
+// administrator's client keeps its allowlist.
+func TestDynamicClientScopes(t *testing.T) {
+	const registerRead = `{"client_name":"SDK","redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"scope":"notes:read"}`
+	stepUp := func(ts *testServer, clientID string) *url.URL {
+		a := defaultAuth()
+		a.clientID, a.scope = clientID, "notes:read notes:write"
+		return ts.authorize(t, newBrowser(t), a)
+	}
+	t.Run("registered scope is not a ceiling", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(nil))
+		id := ts.mustRegister(t, registerRead).str("client_id")
+		loc := stepUp(ts, id)
+		if loc.Query().Get("code") == "" {
+			t.Fatalf("step-up beyond the registered scope = %s, want a code", loc)
+		}
+		form := exchange(loc.Query().Get("code"))
+		form.Set("client_id", id)
+		s, _, body := ts.post(t, "/token", form, "", "")
+		if s != 200 || !strings.Contains(body, `"scope":"notes:read notes:write"`) {
+			t.Errorf("token after step-up = %d %s, want both scopes", s, body)
+		}
+	})
+	t.Run("allowed_scopes is", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(func(r *Registration) { r.AllowedScopes = []string{"notes:read"} }))
+		id := ts.mustRegister(t, registerRead).str("client_id")
+		loc := stepUp(ts, id)
+		if q := loc.Query(); q.Get("error") != "invalid_scope" || !strings.Contains(q.Get("error_description"), "notes:write") {
+			t.Errorf("step-up beyond allowed_scopes = %s, want invalid_scope naming notes:write", loc)
+		}
+	})
+	t.Run("an administrator's allowlist is", func(t *testing.T) {
+		ts := newTestServer(t, nil)
+		_, err := ts.Store.UpdateClient(t.Context(), publicClient, func(c storage.Client) (storage.Client, error) {
+			c.Scopes = []string{"notes:read"}
+			return c, nil
+		})
+		must(t, err)
+		loc := stepUp(ts, publicClient)
+		if loc.Query().Get("error") != "invalid_scope" {
+			t.Errorf("step-up beyond the client's allowlist = %s, want invalid_scope", loc)
+		}
+	})
+}

@@ -101,10 +101,10 @@ func (s *Server) resolveResource(ctx context.Context, values []string) (storage.
 // client. An empty request takes the resource's default scopes (narrowed to
 // what the client may have). offline_access is accepted and reported
 // separately.
-func resolveScopes(requested []string, res storage.Resource, c storage.Client) (scopes []string, offline bool, err error) {
+func (s *Server) resolveScopes(requested []string, res storage.Resource, c storage.Client) (scopes []string, offline bool, err error) {
 	if len(requested) == 0 {
 		for _, sc := range res.DefaultScopes {
-			if clientMay(c, sc) {
+			if s.clientMay(c, sc) {
 				scopes = append(scopes, sc)
 			}
 		}
@@ -118,7 +118,7 @@ func resolveScopes(requested []string, res storage.Resource, c storage.Client) (
 		if !resourceHasScope(res, sc) {
 			return nil, false, oauth.New(oauth.InvalidScope, "the scope %q is not defined for the resource %s", truncate(sc, 100), res.URL)
 		}
-		if !clientMay(c, sc) {
+		if !s.clientMay(c, sc) {
 			return nil, false, oauth.New(oauth.InvalidScope, "the client is not allowed the scope %q", truncate(sc, 100))
 		}
 		scopes = append(scopes, sc)
@@ -130,9 +130,19 @@ func resourceHasScope(r storage.Resource, name string) bool {
 	return slices.ContainsFunc(r.Scopes, func(s storage.Scope) bool { return s.Name == name })
 }
 
-// clientMay reports whether the client's scope allowlist permits name; an
-// empty allowlist permits every scope of the resource.
-func clientMay(c storage.Client, name string) bool {
+// clientMay reports whether the client may be granted the scope name. An
+// administrator-registered client is held to its scope allowlist (empty:
+// every scope of the resource). A dynamically registered client (RFC 7591
+// or a metadata document) chose its own "scope", so it is no limit worth
+// enforcing; worse, MCP clients register with the scope of the first
+// challenge and must step up beyond it later (RS-7, CL-8). Such a client
+// is held to registration.allowed_scopes instead, the administrator's
+// limit for every dynamic client.
+func (s *Server) clientMay(c storage.Client, name string) bool {
+	if c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD {
+		allowed := s.opts.Registration.AllowedScopes
+		return len(allowed) == 0 || slices.Contains(allowed, name)
+	}
 	return len(c.Scopes) == 0 || slices.Contains(c.Scopes, name)
 }
 

@@ -23,7 +23,7 @@ func (s *Server) grantClientCredentials(ctx context.Context, r *http.Request, f 
 	if err != nil {
 		return nil, oauth.New(oauth.InvalidScope, "%s", err.Error())
 	}
-	scopes, offline, err := resolveScopes(requested, res, c)
+	scopes, offline, err := s.resolveScopes(requested, res, c)
 	if err != nil {
 		return nil, err
 	}

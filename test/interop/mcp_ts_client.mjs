@@ -1,7 +1,12 @@
 // Headless MCP TypeScript SDK client for Gatehouse interop tests
 // (mcp_typescript_test.go runs it; see INTEROP.md §2).
 //
-// Usage: node mcp_ts_client.mjs <mcp-url> <username> <password> <redirect-uri> <expiry-wait-seconds>
+// Usage: node mcp_ts_client.mjs <mcp-url> <username> <password> <redirect-uri> <expiry-wait-seconds> [<client-id>]
+//
+// <client-id> is the pre-registered client to use (default gatehouse-demo),
+// or "dcr": the SDK registers itself (RFC 7591) with the scope of the first
+// challenge, as it does against any server that advertises a
+// registration_endpoint, and then steps up beyond it.
 //
 // <expiry-wait-seconds> is how long an access token takes to be refused:
 // its lifetime plus the server's clock skew.
@@ -19,9 +24,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-const [mcpURL, username, password, redirectURI, waitArg] = process.argv.slice(2);
+const [mcpURL, username, password, redirectURI, waitArg, clientArg = 'gatehouse-demo'] = process.argv.slice(2);
 if (!waitArg) {
-  console.error('usage: mcp_ts_client.mjs <mcp-url> <username> <password> <redirect-uri> <expiry-wait-seconds>');
+  console.error('usage: mcp_ts_client.mjs <mcp-url> <username> <password> <redirect-uri> <expiry-wait-seconds> [<client-id>|dcr]');
   process.exit(2);
 }
 const expiryWait = Number(waitArg) * 1000;
@@ -151,7 +156,8 @@ async function playBrowser(authorizeURL) {
 
 class HeadlessProvider {
   constructor() {
-    this._client = { client_id: 'gatehouse-demo' };
+    this._client = clientArg === 'dcr' ? undefined : { client_id: clientArg };
+    this.registrations = [];
     this._tokens = undefined;
     this._verifier = undefined;
     this._discovery = undefined;
@@ -172,7 +178,10 @@ class HeadlessProvider {
   }
   state() { this._state = crypto.randomUUID(); return this._state; }
   clientInformation() { return this._client; }
-  saveClientInformation(info) { this._client = info; }
+  saveClientInformation(info) {
+    this._client = info;
+    this.registrations.push({ client_id: info.client_id, scope: info.scope });
+  }
   tokens() {
     if (this._tokens && this.hideRefreshToken) {
       const { refresh_token, ...rest } = this._tokens;
@@ -240,6 +249,7 @@ try {
   }
   const first = new URL(provider.authorizeURLs[0]);
   step('connect', true, {
+    registrations: provider.registrations,
     authorizations: provider.authorizeURLs.length,
     scope: first.searchParams.get('scope'),
     resource: first.searchParams.get('resource'),

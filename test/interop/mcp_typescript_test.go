@@ -32,8 +32,17 @@ type tsStep struct {
 // authorization (the script plays the browser), tools/list filtered to
 // notes:read, tools/call, refresh after the access token expires, and
 // step-up to notes:write — with a refresh token (the SDK's known quirk is
-// recorded) and without one.
+// recorded) and without one. It runs once with the pre-registered demo
+// client and once letting the SDK register itself (it registers with the
+// scope of the first challenge, notes:read, and must still be able to step
+// up to notes:write).
 func TestMCPTypeScriptClient(t *testing.T) {
+	for _, client := range []string{"gatehouse-demo", "dcr"} {
+		t.Run(client, func(t *testing.T) { testMCPTypeScriptClient(t, client) })
+	}
+}
+
+func testMCPTypeScriptClient(t *testing.T, client string) {
 	node := nodeBin(t)
 	dir := interopDir(t)
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
@@ -48,7 +57,7 @@ func TestMCPTypeScriptClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "mcp_ts_client.mjs"),
-		d.MCPURL, d.Username, d.Password, "http://127.0.0.1:53683/callback", strconv.Itoa(wait))
+		d.MCPURL, d.Username, d.Password, "http://127.0.0.1:53683/callback", strconv.Itoa(wait), client)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
 	p := startProc(t, "mcp_ts_client.mjs", cmd)
@@ -86,6 +95,21 @@ func TestMCPTypeScriptClient(t *testing.T) {
 	}
 	if s := got["connect"]; !strings.Contains(string(s.Raw), `"resource":"`+d.MCPURL+`"`) || !strings.Contains(string(s.Raw), `"method":"S256"`) {
 		t.Errorf("first authorization %s: want resource %s and S256", s.Raw, d.MCPURL)
+	}
+	// The SDK saves the client information it was given too: a
+	// registration is a client id other than the demo client's.
+	var connect struct {
+		Registrations []struct {
+			ClientID string `json:"client_id"`
+		} `json:"registrations"`
+	}
+	json.Unmarshal(got["connect"].Raw, &connect)
+	registered := false
+	for _, r := range connect.Registrations {
+		registered = registered || (r.ClientID != "" && r.ClientID != "gatehouse-demo")
+	}
+	if registered != (client == "dcr") {
+		t.Errorf("connect %s: registered a client: %v, want %v", got["connect"].Raw, registered, client == "dcr")
 	}
 	if s := got["step-up to notes:write"]; !strings.Contains(s.Scope, "notes:write") {
 		t.Errorf("step-up authorization scope %q lacks notes:write", s.Scope)
