@@ -340,8 +340,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		msgs, batch, err := mcpauthz.Inspect(body)
 		if err != nil {
-			m.writeRPC(w, http.StatusBadRequest, mcpauthz.Error{JSONRPC: "2.0", ID: json.RawMessage("null"),
-				Error: mcpauthz.ErrorBody{Code: mcpauthz.CodeParseError, Message: "Parse error"}})
+			m.writeJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
 			return
 		}
 		if need, denied := m.check(info.Scopes, msgs); denied != nil {

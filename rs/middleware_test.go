@@ -463,6 +463,7 @@ func TestRequireBearerBodies(t *testing.T) {
 		{"escaped name key", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"add_note"}}`, http.StatusForbidden},
 		{"escaped method", `{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"add_note"}}`, http.StatusForbidden},
 		{"empty batch", `[]`, http.StatusBadRequest},
+		{"batch reusing an id", `[` + rpcBody(7, "read_note") + `,{"jsonrpc":"2.0","id":7.0,"method":"tools/list"}]`, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

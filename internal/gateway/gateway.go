@@ -603,7 +603,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	}
 	msgs, batch, err := mcpauthz.Inspect(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeParseError, "Parse error", nil))
+		writeJSON(w, http.StatusBadRequest, mcpauthz.InspectRefusal(err))
 		return
 	}
 	// SEP-2243 request headers must agree with the body, or the upstream

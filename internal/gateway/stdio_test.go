@@ -554,6 +554,17 @@ func TestBodyAndHost(t *testing.T) {
 			t.Errorf("ambiguous body %s: %d, want 400", body, resp.StatusCode)
 		}
 	}
+	// Two requests under one id: the tools/list response could be taken
+	// for the tools/call one and skip the filter, or the call skip the
+	// audit log.
+	for _, body := range []string{
+		`[{"jsonrpc":"2.0","id":7,"method":"tools/list"},{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}]`,
+		`[{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo"}},{"jsonrpc":"2.0","id":9.0,"method":"ping"}]`,
+	} {
+		if resp, msgs := c.post(body); resp.StatusCode != http.StatusBadRequest || len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeInvalidRequest {
+			t.Errorf("batch reusing an id %s: %d %+v, want 400 and error %d", body, resp.StatusCode, msgs, mcpauthz.CodeInvalidRequest)
+		}
+	}
 	// Mcp-Name must match the body.
 	c.initialize()
 	if resp, _ := c.post(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo"}}`, headerName, "admin_wipe"); resp.StatusCode != http.StatusBadRequest {

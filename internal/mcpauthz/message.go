@@ -53,6 +53,13 @@ func (m *Message) IsCall() bool { return m.IsRequest && m.IDKey != "" }
 // because the check cannot be sure how the MCP server would read it.
 var ErrUninspectable = errors.New("mcpauthz: request body is not a JSON-RPC message that can be inspected safely")
 
+// ErrDuplicateID is returned for a batch in which two requests have the
+// same id (after normalisation: 1 and 1.0 are the same). MCP forbids
+// reusing a request id in a session, and responses are matched to
+// requests by id: with two requests under one id, a response could be
+// taken for the other's and escape the list filter or the audit log.
+var ErrDuplicateID = errors.New("mcpauthz: two requests in the batch have the same id")
+
 // Inspect reads the JSON-RPC message or batch in body.
 //
 // Member names match exactly, as in the MCP SDKs, and the body is refused
@@ -64,7 +71,8 @@ var ErrUninspectable = errors.New("mcpauthz: request body is not a JSON-RPC mess
 // are not an object or null; for tools/call and prompts/get a duplicated,
 // case-variant or non-string params "name", and for resources/read the
 // same of "uri"; or anything after the first JSON value. The server then
-// receives exactly the bytes that were checked.
+// receives exactly the bytes that were checked. A batch in which two
+// requests share an id is refused with ErrDuplicateID.
 func Inspect(body []byte) (msgs []Message, batch bool, err error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -80,10 +88,17 @@ func Inspect(body []byte) (msgs []Message, batch bool, err error) {
 			return nil, true, ErrUninspectable
 		}
 		msgs = make([]Message, 0, len(raws))
+		ids := make(map[string]bool, len(raws))
 		for _, raw := range raws {
 			m, err := inspectOne(raw)
 			if err != nil {
 				return nil, true, err
+			}
+			if m.IsCall() {
+				if ids[m.IDKey] {
+					return nil, true, ErrDuplicateID
+				}
+				ids[m.IDKey] = true
 			}
 			msgs = append(msgs, m)
 		}

@@ -2,6 +2,7 @@ package mcpauthz
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,6 +62,28 @@ func TestInspect(t *testing.T) {
 	}
 	if msgs, _, _ := Inspect([]byte(`{"jsonrpc":"2.0","id":  7,"method":"ping"}`)); len(msgs) != 1 || string(msgs[0].ID) != "7" || !msgs[0].IsCall() {
 		t.Errorf("Inspect kept id %q (call %v), want 7 as sent", msgs[0].ID, msgs[0].IsCall())
+	}
+
+	for _, body := range []string{
+		`[{"jsonrpc":"2.0","id":7,"method":"tools/list"},{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x"}}]`,
+		`[{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"x"}},{"jsonrpc":"2.0","id":9.0,"method":"ping"}]`,
+		`[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"\u0061","method":"ping"}]`,
+		`[{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"},{"jsonrpc":"2.0","id":9007199254740992,"method":"ping"}]`,
+	} {
+		if _, _, err := Inspect([]byte(body)); !errors.Is(err, ErrDuplicateID) {
+			t.Errorf("Inspect(%s) = %v, want ErrDuplicateID", body, err)
+		}
+	}
+	// Ids are per direction: a request and a response (to the server's own
+	// request) may share one, and notifications have none.
+	for _, body := range []string{
+		`[{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":7,"result":{}}]`,
+		`[{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","method":"notifications/x"}]`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":"1","method":"ping"}]`,
+	} {
+		if _, _, err := Inspect([]byte(body)); err != nil {
+			t.Errorf("Inspect(%s) = %v, want no error", body, err)
+		}
 	}
 
 	for _, body := range []string{
@@ -165,6 +188,16 @@ func FuzzInspect(f *testing.F) {
 		}
 		if len(raws) != len(msgs) {
 			t.Fatalf("Inspect(%q) found %d messages, decode finds %d", body, len(msgs), len(raws))
+		}
+		ids := map[string]bool{}
+		for _, m := range msgs {
+			if !m.IsCall() {
+				continue
+			}
+			if ids[m.IDKey] {
+				t.Fatalf("Inspect(%q) accepted two requests with id %q", body, m.IDKey)
+			}
+			ids[m.IDKey] = true
 		}
 		for i, raw := range raws {
 			m := msgs[i]

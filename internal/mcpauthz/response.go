@@ -3,6 +3,7 @@ package mcpauthz
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 )
 
 // JSON-RPC error codes.
@@ -41,6 +42,16 @@ type ErrorBody struct {
 func ErrorResponse(id json.RawMessage, code int, msg string, data any) []byte {
 	b, _ := json.Marshal(Error{JSONRPC: "2.0", ID: RawID(id), Error: ErrorBody{Code: code, Message: msg, Data: data}})
 	return b
+}
+
+// InspectRefusal is the JSON-RPC error response (id null) to a body
+// Inspect refused with err: Invalid Request for a batch reusing an id,
+// Parse error for anything else.
+func InspectRefusal(err error) []byte {
+	if errors.Is(err, ErrDuplicateID) {
+		return ErrorResponse(nil, CodeInvalidRequest, "Invalid Request: two requests in the batch have the same id", nil)
+	}
+	return ErrorResponse(nil, CodeParseError, "Parse error", nil)
 }
 
 // RawID returns the JSON form of a message's id for a response: the id as

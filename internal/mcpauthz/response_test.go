@@ -62,6 +62,12 @@ func TestErrorResponse(t *testing.T) {
 			t.Errorf("ErrorResponse(%s) = %s, want %s", tt.id, got, tt.want)
 		}
 	}
+	if got := string(InspectRefusal(ErrDuplicateID)); got != `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: two requests in the batch have the same id"}}` {
+		t.Errorf("InspectRefusal(ErrDuplicateID) = %s", got)
+	}
+	if got := string(InspectRefusal(ErrUninspectable)); got != `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}` {
+		t.Errorf("InspectRefusal(ErrUninspectable) = %s", got)
+	}
 	want := `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"reason":"timeout","requestId":3}}`
 	if got := string(CancelNotification(json.RawMessage("3"), "timeout")); got != want {
 		t.Errorf("CancelNotification = %s, want %s", got, want)
