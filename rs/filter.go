@@ -16,12 +16,14 @@ import (
 const maxFilteredBytes = 16 << 20
 
 // filterWriter rewrites the responses to the tools/list requests of one
-// POST, dropping the tools the token may not call. A JSON response is
+// POST (or, with anyID, every tools/list-shaped response of a GET
+// stream), dropping the tools the token may not call. A JSON response is
 // held until the handler returns; a server-sent event stream is rewritten
 // event by event as it passes, keeping its flushes.
 type filterWriter struct {
 	http.ResponseWriter
 	ids     map[string]bool // normalised ids of the tools/list requests
+	anyID   bool            // filter a response with any id
 	allowed func(tool string) bool
 
 	mode   int // modeUndecided, modeJSON, modeSSE, modePass
@@ -186,7 +188,7 @@ func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
 			return msg, false
 		}
 		for i, m := range batch {
-			if f.ids[mcpauthz.ResponseID(m)] {
+			if f.anyID || f.ids[mcpauthz.ResponseID(m)] {
 				if r, ok := mcpauthz.FilterList(m, "tools", "name", f.allowed); ok {
 					batch[i], changed = r, true
 				}
@@ -201,7 +203,7 @@ func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
 		}
 		return b, true
 	}
-	if !f.ids[mcpauthz.ResponseID(trimmed)] {
+	if !f.anyID && !f.ids[mcpauthz.ResponseID(trimmed)] {
 		return msg, false
 	}
 	if r, ok := mcpauthz.FilterList(trimmed, "tools", "name", f.allowed); ok {

@@ -50,16 +50,19 @@ func FuzzJWTVerify(f *testing.F) {
 }
 
 // FuzzFilterEvents feeds arbitrary server-sent event streams through the
-// tools/list filter in small writes: no panics, a stream comes out byte for
-// byte when every tool is allowed (unless it lists a tool without a string
-// "name", which the filter drops: it fails closed), and no event naming a
-// denied tool in a tools/list response survives.
+// tools/list filter in small writes, filtering the response to id 1 (a
+// POST's stream) or every response (a GET stream): no panics, a stream
+// comes out byte for byte when every tool is allowed (unless it lists a
+// tool without a string "name", which the filter drops: it fails closed,
+// or a list cacheable by everyone, which it marks private),
+// and no event naming a denied tool in a filtered response survives.
 func FuzzFilterEvents(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"add_note\"}]}}\n\n"))
+	f.Add([]byte("id: S_1\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"x\",\"result\":{\"tools\":[{\"name\":\"add_note\"}],\"cacheScope\":\"public\"}}\n\n"))
 	f.Add([]byte("data: x\r\n\r\ndata: y\r\rdata: z\n\n"))
-	run := func(stream []byte, allowed func(string) bool) []byte {
+	run := func(stream []byte, allowed func(string) bool, anyID bool) []byte {
 		w := &recorder{header: map[string][]string{"Content-Type": {"text/event-stream"}}}
-		fw := &filterWriter{ResponseWriter: w, ids: map[string]bool{"n1": true}, allowed: allowed}
+		fw := &filterWriter{ResponseWriter: w, ids: map[string]bool{"n1": true}, anyID: anyID, allowed: allowed}
 		fw.WriteHeader(200)
 		for len(stream) > 0 {
 			n := min(len(stream), 7)
@@ -70,30 +73,32 @@ func FuzzFilterEvents(f *testing.F) {
 		return w.body
 	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		if got := run(stream, func(string) bool { return true }); string(got) != string(stream) && !listsNameless(stream) {
-			t.Fatalf("stream %q with every tool allowed came out as %q", stream, got)
-		}
-		got := run(stream, func(name string) bool { return name != "add_note" })
-		for _, ev := range strings.Split(string(got), "\n\n") {
-			for _, l := range strings.Split(ev, "\n") {
-				data, ok := strings.CutPrefix(l, "data: ")
-				if !ok {
-					continue
-				}
-				var r struct {
-					ID     json.RawMessage `json:"id"`
-					Result struct {
-						Tools []struct {
-							Name string `json:"name"`
-						} `json:"tools"`
-					} `json:"result"`
-				}
-				if json.Unmarshal([]byte(data), &r) != nil || mcpauthz.IDKey(r.ID) != "n1" {
-					continue
-				}
-				for _, tool := range r.Result.Tools {
-					if tool.Name == "add_note" {
-						t.Fatalf("stream %q: add_note survived filtering: %q", stream, got)
+		for _, anyID := range []bool{false, true} {
+			if got := run(stream, func(string) bool { return true }, anyID); string(got) != string(stream) && !filterMustChange(stream, anyID) {
+				t.Fatalf("stream %q (anyID %v) with every tool allowed came out as %q", stream, anyID, got)
+			}
+			got := run(stream, func(name string) bool { return name != "add_note" }, anyID)
+			for _, ev := range strings.Split(string(got), "\n\n") {
+				for _, l := range strings.Split(ev, "\n") {
+					data, ok := strings.CutPrefix(l, "data: ")
+					if !ok {
+						continue
+					}
+					var r struct {
+						ID     json.RawMessage `json:"id"`
+						Result struct {
+							Tools []struct {
+								Name string `json:"name"`
+							} `json:"tools"`
+						} `json:"result"`
+					}
+					if json.Unmarshal([]byte(data), &r) != nil || !anyID && mcpauthz.IDKey(r.ID) != "n1" {
+						continue
+					}
+					for _, tool := range r.Result.Tools {
+						if tool.Name == "add_note" {
+							t.Fatalf("stream %q (anyID %v): add_note survived filtering: %q", stream, anyID, got)
+						}
 					}
 				}
 			}
@@ -101,10 +106,11 @@ func FuzzFilterEvents(f *testing.F) {
 	})
 }
 
-// listsNameless reports whether an event of stream is a response to id 1
-// (or a batch holding one) whose result.tools has an entry without a
-// string "name" member.
-func listsNameless(stream []byte) bool {
+// filterMustChange reports whether an event of stream is a response to id
+// 1 (any response, with anyID; or a batch holding one) whose result.tools
+// the filter changes even when every tool is allowed: it has an entry
+// without a string "name" member, or a cacheScope other than "private".
+func filterMustChange(stream []byte, anyID bool) bool {
 	for _, ev := range regexp.MustCompile(`(\r\n|\r|\n){2}`).Split(string(stream), -1) {
 		var data []string
 		for _, l := range strings.FieldsFunc(ev, func(r rune) bool { return r == '\n' || r == '\r' }) {
@@ -121,8 +127,11 @@ func listsNameless(stream []byte) bool {
 			var top, result map[string]json.RawMessage
 			var tools []json.RawMessage
 			if json.Unmarshal(m, &top) != nil || json.Unmarshal(top["result"], &result) != nil ||
-				json.Unmarshal(result["tools"], &tools) != nil || mcpauthz.ResponseID(m) != "n1" {
+				json.Unmarshal(result["tools"], &tools) != nil || !anyID && mcpauthz.ResponseID(m) != "n1" {
 				continue
+			}
+			if cs, ok := result["cacheScope"]; ok && string(bytes.TrimSpace(cs)) != `"private"` {
+				return true // marked private (RS-18)
 			}
 			for _, t := range tools {
 				var tool map[string]json.RawMessage

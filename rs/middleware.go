@@ -364,9 +364,16 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 
+	// A GET stream carries responses only when it resumes the stream of
+	// an earlier POST (Last-Event-ID): the server replays that POST's
+	// events, a tools/list response among them, which must be filtered as
+	// it was the first time. Every tools/list-shaped response on a GET
+	// stream is filtered.
+	anyList := m.filter && r.Method == http.MethodGet
+
 	r = r.WithContext(withTokenInfo(r.Context(), info))
-	if listIDs != nil {
-		fw := &filterWriter{ResponseWriter: w, ids: listIDs, allowed: func(tool string) bool {
+	if listIDs != nil || anyList {
+		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: func(tool string) bool {
 			return m.hasAll(info.Scopes, m.toolNeeds(tool))
 		}}
 		next.ServeHTTP(fw, r)

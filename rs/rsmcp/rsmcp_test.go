@@ -1,6 +1,7 @@
 package rsmcp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
@@ -181,4 +182,86 @@ func FuzzProtectDifferential(f *testing.F) {
 			t.Fatalf("add_note ran with a notes:read token for body %q (status %d)", body, w.Code)
 		}
 	})
+}
+
+// TestProtectResumedStream: an SDK server with an event store replays a
+// POST's events on a GET with Last-Event-ID. The replayed tools/list
+// response is filtered as the original was (RS-18), cacheScope included.
+func TestProtectResumedStream(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+	type in struct{}
+	ok := func(context.Context, *mcp.CallToolRequest, in) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "list_notes"}, ok)
+	mcp.AddTool(s, &mcp.Tool{Name: "add_note"}, ok)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)})
+	srv := httptest.NewServer(Protect(h, verifier, &rs.Options{
+		Scopes:          []string{"notes:read"},
+		ToolScopes:      map[string][]string{"add_note": {"notes:write"}},
+		FilterToolsList: true,
+		AllowedHosts:    []string{"*"},
+	}))
+	defer srv.Close()
+
+	// do sends a request and reads the response up to its first JSON-RPC
+	// result (an SSE stream stays open after it).
+	do := func(method, body, sid string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer read")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "data: {") && strings.Contains(sc.Text(), `"result"`) {
+				break
+			}
+		}
+		return resp, b.String()
+	}
+	resp, _ := do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`, "")
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if sid == "" {
+		t.Fatalf("initialize = %d without a session id", resp.StatusCode)
+	}
+	do(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid)
+	_, first := do(http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, sid)
+	if !strings.Contains(first, "list_notes") || strings.Contains(first, "add_note") {
+		t.Fatalf("tools/list = %s, want list_notes only", first)
+	}
+	// Resume from the stream's first event, before the response.
+	var from string
+	for _, l := range strings.Split(first, "\n") {
+		if id, found := strings.CutPrefix(l, "id: "); found {
+			from = id
+			break
+		}
+	}
+	if from == "" {
+		t.Fatalf("the tools/list stream has no event ids: %s", first)
+	}
+	resp, replay := do(http.MethodGet, "", sid, "Last-Event-ID", from)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(replay, "list_notes") {
+		t.Fatalf("GET Last-Event-ID %s = %d %s, want the replayed tools/list", from, resp.StatusCode, replay)
+	}
+	if strings.Contains(replay, "add_note") || strings.Contains(replay, `"cacheScope":"public"`) {
+		t.Errorf("the replayed tools/list lists add_note to a notes:read token, or may be cached for everyone: %s", replay)
+	}
 }
