@@ -263,7 +263,7 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 // rewriteEvent hands the data of one event (its lines, each ending in a
 // newline) to x, and returns the event with the data x passes on.
 func rewriteEvent(ev []byte, x *exchange) []byte {
-	if len(x.calls) == 0 {
+	if len(x.calls) == 0 && !x.resumed {
 		return ev
 	}
 	var data [][]byte
@@ -338,6 +338,7 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 		}()
 	}
 	x := rt.newExchange(r, ti)
+	x.resumed = true
 	req, err := rt.upstreamRequest(ctx, http.MethodGet, r, sid, nil)
 	if err != nil {
 		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")

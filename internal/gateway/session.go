@@ -191,6 +191,11 @@ type exchange struct {
 	batch   bool             // the POST was a JSON-RPC batch
 	calls   map[string]*call // by id key
 	pending int              // calls not yet answered
+	// resumed marks the exchange of a GET stream. Such a stream carries
+	// responses only when it resumes an earlier POST's stream
+	// (Last-Event-ID): their requests are not in calls, so every
+	// list-shaped response on it is filtered.
+	resumed bool
 }
 
 // call is one request of an exchange.
@@ -225,7 +230,7 @@ func (x *exchange) track(m *mcpauthz.Message) {
 // response is audited, a list response filtered. It returns the message
 // to pass on, and whether it differs from data.
 func (x *exchange) respond(data []byte) ([]byte, bool) {
-	if len(x.calls) == 0 {
+	if len(x.calls) == 0 && !x.resumed {
 		return data, false
 	}
 	trimmed := bytes.TrimSpace(data)
@@ -265,6 +270,9 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 		return nil, false
 	}
 	c := x.calls[mcpauthz.IDKey(head.ID)]
+	if c == nil && x.resumed {
+		return x.filterAnyList(msg)
+	}
 	if c == nil || c.answered {
 		return nil, false
 	}
@@ -285,6 +293,18 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 		return x.rt.pol.filterResult(c.msg.Method, x.ti.Scopes, msg)
 	}
 	return nil, false
+}
+
+// filterAnyList filters msg as the response to whichever list request
+// its result answers (tools, prompts or resources).
+func (x *exchange) filterAnyList(msg []byte) ([]byte, bool) {
+	changed := false
+	for _, method := range []string{mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources} {
+		if out, ok := x.rt.pol.filterResult(method, x.ti.Scopes, msg); ok {
+			msg, changed = out, true
+		}
+	}
+	return msg, changed
 }
 
 // isToolError reports whether a tools/call result has isError: true.
