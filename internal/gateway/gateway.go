@@ -611,12 +611,26 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	if hm, hn := r.Header.Get(headerMethod), r.Header.Get(headerName); hm != "" || hn != "" {
 		m := msgs[0]
 		target := m.Name
-		if m.Method == mcpauthz.MethodReadResource {
+		if isResourceMethod(m.Method) {
 			target = m.URI
 		}
 		if batch || (hm != "" && hm != m.Method) || (hn != "" && hn != target) {
 			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
 			return
+		}
+	}
+
+	// Resource rules match URIs as text: a URI an upstream would read as
+	// another could slip past them (see uriProblem).
+	if !rt.pol.resources.empty() {
+		for i := range msgs {
+			if m := &msgs[i]; m.IsRequest && isResourceMethod(m.Method) {
+				if p := uriProblem(m.URI); p != "" {
+					writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidParams,
+						"the resource URI "+strconv.Quote(mcpauthz.Clip(m.URI))+" is not in normal form: "+p, nil))
+					return
+				}
+			}
 		}
 	}
 
@@ -682,12 +696,17 @@ func policyKind(method string) string {
 	switch method {
 	case mcpauthz.MethodCallTool:
 		return "tool"
-	case mcpauthz.MethodReadResource:
+	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
 		return "resource"
 	case mcpauthz.MethodGetPrompt:
 		return "prompt"
 	}
 	return ""
+}
+
+// isResourceMethod reports whether method names a resource by params.uri.
+func isResourceMethod(method string) bool {
+	return method == mcpauthz.MethodReadResource || method == mcpauthz.MethodSubscribe || method == mcpauthz.MethodUnsubscribe
 }
 
 // serveDELETE ends a session.
@@ -717,7 +736,7 @@ func (rt *route) denied(w http.ResponseWriter, m *mcpauthz.Message, batch bool) 
 		what = "tool " + strconv.Quote(mcpauthz.Clip(m.Name))
 	case mcpauthz.MethodGetPrompt:
 		what = "prompt " + strconv.Quote(mcpauthz.Clip(m.Name))
-	case mcpauthz.MethodReadResource:
+	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
 		what = "resource " + strconv.Quote(mcpauthz.Clip(m.URI))
 	}
 	desc := what + " is not allowed through this gateway"
@@ -740,7 +759,7 @@ func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *mcpauth
 		desc = "tool " + mcpauthz.Clip(denied.Name) + " needs scope " + scope
 	case mcpauthz.MethodGetPrompt:
 		desc = "prompt " + mcpauthz.Clip(denied.Name) + " needs scope " + scope
-	case mcpauthz.MethodReadResource:
+	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
 		desc = "resource " + mcpauthz.Clip(denied.URI) + " needs scope " + scope
 	}
 	// The same text in the header and in the bodies.

@@ -52,6 +52,9 @@ func compileRules(r Rules, deny bool, baseline []string) (ruleSet, error) {
 	return rs, nil
 }
 
+// empty reports whether r has no rules: every name needs the baseline.
+func (r *ruleSet) empty() bool { return len(r.exact) == 0 && len(r.prefixes) == 0 && !r.deny }
+
 // needs returns every scope using name needs, or ok false when the policy
 // refuses name whatever the scopes.
 func (r *ruleSet) needs(name string) (scopes []string, ok bool) {
@@ -106,7 +109,7 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 		need, ok = p.tools.needs(msg.Name)
 	case mcpauthz.MethodGetPrompt:
 		need, ok = p.prompts.needs(msg.Name)
-	case mcpauthz.MethodReadResource:
+	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
 		need, ok = p.resources.needs(msg.URI)
 	}
 	if !ok {

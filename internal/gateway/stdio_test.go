@@ -87,6 +87,17 @@ func TestStdioGoSDKClient(t *testing.T) {
 	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "fake://public/a"}); err != nil {
 		t.Errorf("resources/read fake://public/a = %v", err)
 	}
+	// Spellings a normalising upstream reads as fake://private/b are
+	// refused, not matched as text against the rules.
+	for _, uri := range []string{"FAKE://private/b", "fake://PRIVATE/b", "fake://public/../private/b", "fake://public/%2E%2E/private/b", "fake://private//b"} {
+		_, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
+		if err == nil || !strings.Contains(err.Error(), "not in normal form") {
+			t.Errorf("resources/read %s = %v, want a normal-form refusal", uri, err)
+		}
+	}
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "fake://private/b"}); err == nil {
+		t.Error("resources/subscribe fake://private/b with fake:read succeeded")
+	}
 
 	// The process sees its configured environment and nothing of the
 	// gateway's.

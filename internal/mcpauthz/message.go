@@ -28,6 +28,8 @@ const (
 	MethodGetPrompt     = "prompts/get"
 	MethodListPrompts   = "prompts/list"
 	MethodReadResource  = "resources/read"
+	MethodSubscribe     = "resources/subscribe"
+	MethodUnsubscribe   = "resources/unsubscribe"
 	MethodListResources = "resources/list"
 	MethodProgress      = "notifications/progress"
 	MethodCancelled     = "notifications/cancelled"
@@ -42,7 +44,7 @@ type Message struct {
 	ID        json.RawMessage // the id as sent; nil when absent or null
 	IDKey     string          // the normalised id (see IDKey); "" when absent or null
 	Name      string          // params.name of tools/call and prompts/get
-	URI       string          // params.uri of resources/read
+	URI       string          // params.uri of resources/read, subscribe and unsubscribe
 	Progress  string          // the normalised params._meta.progressToken; "" if none
 }
 
@@ -69,9 +71,9 @@ var ErrDuplicateID = errors.New("mcpauthz: two requests in the batch have the sa
 // other case-insensitive decoders take for the member); a method that is
 // not a string; an id that is not a string, a number or null; params that
 // are not an object or null; for tools/call and prompts/get a duplicated,
-// case-variant or non-string params "name", and for resources/read the
-// same of "uri"; or anything after the first JSON value. The server then
-// receives exactly the bytes that were checked. A batch in which two
+// case-variant or non-string params "name", and for resources/read,
+// subscribe and unsubscribe the same of "uri"; or anything after the first
+// JSON value. The server then receives exactly the bytes that were checked. A batch in which two
 // requests share an id is refused with ErrDuplicateID.
 func Inspect(body []byte) (msgs []Message, batch bool, err error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -192,7 +194,7 @@ func inspectOne(raw []byte) (Message, error) {
 	switch m.Method {
 	case MethodCallTool, MethodGetPrompt:
 		strict = "name"
-	case MethodReadResource:
+	case MethodReadResource, MethodSubscribe, MethodUnsubscribe:
 		strict = "uri"
 	}
 	target, progress, err := readParams(params, strict)

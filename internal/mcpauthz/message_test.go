@@ -25,6 +25,8 @@ func TestInspect(t *testing.T) {
 			Message{Method: MethodReadResource, IsRequest: true, IDKey: "sa", URI: "file:///x", Progress: "n5"}},
 		// Only the member that names the target is read strictly, and only
 		// for the methods it names one in.
+		{`{"jsonrpc":"2.0","id":6,"method":"resources/subscribe","params":{"uri":"file:///y"}}`,
+			Message{Method: MethodSubscribe, IsRequest: true, IDKey: "n6", URI: "file:///y"}},
 		{`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"name":1,"Name":[],"clientInfo":{"name":"c"}}}`,
 			Message{Method: MethodInitialize, IsRequest: true, IDKey: "n3"}},
 		{`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"uri":1,"URI":2}}`,
@@ -109,6 +111,8 @@ func TestInspect(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"a"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"a","Uri":"b"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":["a"]}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"a","URI":"b"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"uri":1}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}x`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}{}`,
 		`[{"jsonrpc":"2.0","id":1,"method":"ping"},1]`,
@@ -223,7 +227,7 @@ func FuzzInspect(f *testing.F) {
 			switch method {
 			case MethodCallTool, MethodGetPrompt:
 				wantName = name
-			case MethodReadResource:
+			case MethodReadResource, MethodSubscribe, MethodUnsubscribe:
 				wantURI = uri
 			}
 			if m.Name != wantName || m.URI != wantURI {
@@ -250,7 +254,7 @@ func FuzzInspect(f *testing.F) {
 			switch method {
 			case MethodCallTool, MethodGetPrompt:
 				into, target = &struct{ Name *string }{}, m.Name
-			case MethodReadResource:
+			case MethodReadResource, MethodSubscribe, MethodUnsubscribe:
 				into, target = &struct{ URI *string }{}, m.URI
 			}
 			if into != nil && len(folded.Params) > 0 {

@@ -10,6 +10,7 @@ import (
 const (
 	CodeParseError     = -32700
 	CodeInvalidRequest = -32600
+	CodeInvalidParams  = -32602
 	CodeInternal       = -32603
 	// CodeUpstreamClosed is what the MCP SDKs use for a closed connection.
 	CodeUpstreamClosed = -32000
