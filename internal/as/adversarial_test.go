@@ -25,6 +25,8 @@ package as
 // |   and more loopback tricks (IP spellings, ports 0/99999, [::1])   |                |                                                             |
 // | Open redirect via error responses: no Location for an             | §4.11.2        | TestAdversarialNoOpenRedirectOnErrors                       |
 // |   unverified redirect_uri, whatever else is wrong                 |                |                                                             |
+// | Open redirect via a self-registered client: its errors are a page | §4.11.2        | TestAdversarialNoOpenRedirectViaDynamicClient               |
+// |   until the user has signed in (prompt=none excepted)             |                |                                                             |
 // | Mix-up: iss on success, every error, deny, prompt=none            | §4.4           | TestAdversarialMixUpIss (+ TestAuthorizeRedirectedErrors,   |
 // |                                                                   |                |   TestConsentDenied, TestAuthorizeNoState)                  |
 // | CSRF on consent (no token, another browser's token)               | §4.7           | TestCSRF (authorize_test.go)                                |
@@ -493,6 +495,54 @@ func TestAdversarialNoOpenRedirectOnErrors(t *testing.T) {
 			}
 			assertUnchanged(t, ts, before)
 		})
+	}
+}
+
+// TestAdversarialNoOpenRedirectViaDynamicClient: anyone may register a
+// client with an attacker's redirect URI (open DCR, or a metadata document)
+// and send users an erroneous request on purpose; the server must not
+// bounce them there before they have signed in (RFC 9700 §4.11.2, OAuth
+// 2.1 §7.12.2, AS-13). A signed-in user, and prompt=none (the silent
+// exception), still get the error at the redirect URI, with iss.
+func TestAdversarialNoOpenRedirectViaDynamicClient(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	const evil = "https://evil.example/cb"
+	id := ts.mustRegister(t, `{"client_name":"Totally Legit","redirect_uris":["`+evil+`"],"token_endpoint_auth_method":"none"}`).str("client_id")
+	bad := func() url.Values {
+		a := defaultAuth()
+		a.clientID, a.redirectURI = id, evil
+		v := authValues(ts, a)
+		v.Del("code_challenge") // an erroneous request: PKCE missing
+		return v
+	}
+	before := ts.snapshot(t)
+	p := newBrowser(t).get(ts.URL + "/authorize?" + bad().Encode())
+	assertNoLocation(t, p)
+	if p.status != http.StatusBadRequest || !strings.Contains(p.header.Get("Content-Type"), "text/html") || !strings.Contains(p.body, "code_challenge") {
+		t.Errorf("signed out: status %d, want a 400 HTML page naming the error", p.status)
+	}
+	assertUnchanged(t, ts, before)
+
+	v := bad()
+	v.Set("prompt", "none")
+	p = newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
+	if loc := location(t, p); !strings.HasPrefix(loc.String(), evil+"?") || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("iss") == "" {
+		t.Errorf("prompt=none: Location %s, want the error at the redirect URI", loc)
+	}
+
+	signedIn := newBrowser(t)
+	ts.authorize(t, signedIn, defaultAuth()) // signs in through the static client
+	p = signedIn.get(ts.URL + "/authorize?" + bad().Encode())
+	if loc := location(t, p); !strings.HasPrefix(loc.String(), evil+"?") || loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("signed in: Location %s, want the error at the redirect URI", loc)
+	}
+
+	// A client an administrator registered keeps the immediate redirect.
+	v = authValues(ts, defaultAuth())
+	v.Del("code_challenge")
+	p = newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
+	if loc := location(t, p); loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("static client signed out: Location %s, want the error redirect", loc)
 	}
 }
 

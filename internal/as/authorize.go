@@ -20,12 +20,17 @@ import (
 type redirectError struct {
 	redirectURI, state string
 	err                *oauth.Error
+	// dynamic marks a client that registered itself (DCR or a metadata
+	// document): anyone may have chosen its redirect URIs.
+	dynamic bool
 }
 
 // handleAuthorize is the authorization endpoint (OAuth 2.1 §4.1.1). Until
 // client_id and redirect_uri are verified every error is an HTML page and
 // never a redirect (RFC 9700 §4.11: no open redirector); after that, errors
-// go back to the client with state and iss (RFC 9207).
+// go back to the client with state and iss (RFC 9207), except that a
+// self-registered client's errors are an HTML page too until the user has
+// signed in.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	var q url.Values
 	switch r.Method {
@@ -49,6 +54,15 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rerr != nil {
+		// A self-registered client's redirect URI may be an attacker's:
+		// an erroneous request on purpose would turn this server into
+		// an open redirector that lends it its name. Its errors are
+		// redirected only to a signed-in user (or for prompt=none, the
+		// silent exception), RFC 9700 §4.11.2 / OAuth 2.1 §7.12.2 (AS-13).
+		if rerr.dynamic && s.currentSession(r) == nil && !slices.Contains(strings.Fields(q.Get("prompt")), "none") {
+			s.errorPage(w, r, http.StatusBadRequest, rerr.err)
+			return
+		}
 		s.redirectWithError(w, r, *rerr)
 		return
 	}
@@ -113,8 +127,9 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.A
 
 	// From here on the redirect URI is trusted.
 	state := get("state")
+	dynamic := c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD
 	fail := func(e *oauth.Error) (storage.AuthRequest, *redirectError, *oauth.Error) {
-		return storage.AuthRequest{}, &redirectError{redirectURI: redirectURI, state: state, err: e}, nil
+		return storage.AuthRequest{}, &redirectError{redirectURI: redirectURI, state: state, err: e, dynamic: dynamic}, nil
 	}
 	if rt := get("response_type"); rt != "code" {
 		if rt == "" {

@@ -691,10 +691,17 @@ func TestConsentDetails(t *testing.T) {
 // administrator's client keeps its allowlist.
 func TestDynamicClientScopes(t *testing.T) {
 	const registerRead = `{"client_name":"SDK","redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"scope":"notes:read"}`
+	// stepUp signs in and authorizes notes:read, then asks for more, as
+	// a client answering a 403 insufficient_scope does.
 	stepUp := func(ts *testServer, clientID string) *url.URL {
+		b := newBrowser(t)
 		a := defaultAuth()
-		a.clientID, a.scope = clientID, "notes:read notes:write"
-		return ts.authorize(t, newBrowser(t), a)
+		a.clientID = clientID
+		if loc := ts.authorize(t, b, a); loc.Query().Get("code") == "" {
+			t.Fatalf("first authorization = %s, want a code", loc)
+		}
+		a.scope = "notes:read notes:write"
+		return ts.authorize(t, b, a)
 	}
 	t.Run("registered scope is not a ceiling", func(t *testing.T) {
 		ts := newTestServer(t, openRegistration(nil))
