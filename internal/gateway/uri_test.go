@@ -1,6 +1,10 @@
 package gateway
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestURIProblem(t *testing.T) {
 	for _, ok := range []string{
@@ -26,4 +30,104 @@ func TestURIProblem(t *testing.T) {
 			t.Errorf("uriProblem(%q) = none, want a problem", bad)
 		}
 	}
+}
+
+// FuzzURIProblem: uriProblem never panics, and whatever it accepts is a
+// fixed point of an independent normaliser (lower-case scheme and host,
+// unreserved characters and "/" decoded, upper-case hex, dot and empty
+// segments resolved, file://localhost/ as file:///): an upstream that
+// normalises URIs reads the text the rules matched.
+func FuzzURIProblem(f *testing.F) {
+	for _, s := range []string{
+		"file:///secret/key", "FILE:///secret/key", "file://localhost/secret/key", "file:/secret/key",
+		"file:///public/../secret/key", "file:///a/%2e%2E/b", "https://Example.COM:443/a/./b?x#y", "notes://1/a//b",
+		"urn:isbn:0451450523", "file:///my%20notes", "file:///%7e", "mem:a/../b",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if uriProblem(s) != "" {
+			return
+		}
+		if n := normaliseURI(s); n != s {
+			t.Fatalf("uriProblem accepted %q, which normalises to %q", s, n)
+		}
+	})
+}
+
+// normaliseURI is the test's own normaliser, written from RFC 3986 §5.2.4
+// and §6.2.2 without package url.
+func normaliseURI(s string) string {
+	colon := strings.IndexByte(s, ':')
+	if colon <= 0 {
+		return "?"
+	}
+	scheme, rest := strings.ToLower(s[:colon]), s[colon+1:]
+	// Percent-encodings: upper-case hex; decode unreserved and "/".
+	var b strings.Builder
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if c == '%' && i+2 < len(rest) {
+			h := strings.ToUpper(rest[i+1 : i+3])
+			var v byte
+			if _, err := fmt.Sscanf(h, "%02X", &v); err == nil {
+				if unreserved(v) || v == '/' {
+					b.WriteByte(v)
+				} else {
+					b.WriteString("%" + h)
+				}
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	rest = b.String()
+	// Split off query and fragment.
+	tail := ""
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest, tail = rest[:i], rest[i:]
+	}
+	authority, hasAuthority := "", strings.HasPrefix(rest, "//")
+	path := rest
+	if hasAuthority {
+		rest = rest[2:]
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			i = len(rest)
+		}
+		authority, path = strings.ToLower(rest[:i]), rest[i:]
+		if scheme == "file" && authority == "localhost" {
+			authority = ""
+		}
+		switch scheme {
+		case "https":
+			authority = strings.TrimSuffix(authority, ":443")
+		case "http":
+			authority = strings.TrimSuffix(authority, ":80")
+		}
+		authority = strings.TrimSuffix(authority, ".")
+	} else if scheme == "file" {
+		hasAuthority = true // file:/x is file:///x
+	}
+	// Resolve dot segments and collapse empty ones (file systems do).
+	var out []string
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		switch {
+		case seg == ".":
+		case seg == "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+		case seg == "" && i > 0 && i < len(segs)-1:
+		default:
+			out = append(out, seg)
+		}
+	}
+	path = strings.Join(out, "/")
+	if hasAuthority {
+		return scheme + "://" + authority + path + tail
+	}
+	return scheme + ":" + path + tail
 }
