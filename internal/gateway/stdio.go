@@ -298,7 +298,7 @@ func (p *process) readStderr(f *os.File) {
 			}
 		}
 		if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
-			now := time.Now()
+			now := p.rt.g.now()
 			if now.Sub(window) > time.Second {
 				if dropped > 0 {
 					p.rt.g.log.Warn("gateway: upstream stderr lines dropped", "route", p.rt.name, "pid", p.pid, "dropped", dropped)
