@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz/mcphttptest"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
@@ -378,58 +379,17 @@ func TestHTTPUpstreamResumedStream(t *testing.T) {
 	defer up.Close()
 	tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
 	url := tg.base + "/up/mcp"
-	// do sends a request and reads the response up to its first JSON-RPC
-	// result (a GET stream stays open after it).
-	do := func(method, body, sid string, header ...string) (*http.Response, string) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer alice-read")
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		if sid != "" {
-			req.Header.Set(headerSessionID, sid)
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if strings.HasPrefix(sc.Text(), "data: {") && strings.Contains(sc.Text(), `"result"`) {
-				break
-			}
-		}
-		return resp, b.String()
-	}
-	resp, _ := do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`, "")
-	sid := resp.Header.Get(headerSessionID)
-	if sid == "" {
-		t.Fatalf("initialize = %d without a session id\n%s", resp.StatusCode, tg.logs.String())
-	}
-	do(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid)
-	_, first := do(http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, sid)
+	c := &mcphttptest.Client{URL: url, Token: "alice-read"}
+	c.Initialize(t)
+	_, first := c.Do(t, http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	if !strings.Contains(first, `"echo"`) || strings.Contains(first, "admin_reset") {
 		t.Fatalf("tools/list = %s, want echo only", first)
 	}
-	var from string
-	for _, l := range strings.Split(first, "\n") {
-		if id, found := strings.CutPrefix(l, "id: "); found {
-			from = id
-			break
-		}
-	}
+	from := mcphttptest.FirstEventID(first)
 	if from == "" {
 		t.Fatalf("the tools/list stream has no event ids: %s", first)
 	}
-	resp, replay := do(http.MethodGet, "", sid, "Last-Event-ID", from)
+	resp, replay := c.Do(t, http.MethodGet, "", "Last-Event-ID", from)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(replay, `"echo"`) {
 		t.Fatalf("GET Last-Event-ID %s = %d %s, want the replayed tools/list", from, resp.StatusCode, replay)
 	}

@@ -1,7 +1,6 @@
 package rsmcp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz/mcphttptest"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
@@ -205,59 +205,18 @@ func TestProtectResumedStream(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	// do sends a request and reads the response up to its first JSON-RPC
-	// result (an SSE stream stays open after it).
-	do := func(method, body, sid string, header ...string) (*http.Response, string) {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer read")
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		if sid != "" {
-			req.Header.Set("Mcp-Session-Id", sid)
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if strings.HasPrefix(sc.Text(), "data: {") && strings.Contains(sc.Text(), `"result"`) {
-				break
-			}
-		}
-		return resp, b.String()
-	}
-	resp, _ := do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`, "")
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if sid == "" {
-		t.Fatalf("initialize = %d without a session id", resp.StatusCode)
-	}
-	do(http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid)
-	_, first := do(http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, sid)
+	c := &mcphttptest.Client{URL: srv.URL, Token: "read"}
+	c.Initialize(t)
+	_, first := c.Do(t, http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
 	if !strings.Contains(first, "list_notes") || strings.Contains(first, "add_note") {
 		t.Fatalf("tools/list = %s, want list_notes only", first)
 	}
 	// Resume from the stream's first event, before the response.
-	var from string
-	for _, l := range strings.Split(first, "\n") {
-		if id, found := strings.CutPrefix(l, "id: "); found {
-			from = id
-			break
-		}
-	}
+	from := mcphttptest.FirstEventID(first)
 	if from == "" {
 		t.Fatalf("the tools/list stream has no event ids: %s", first)
 	}
-	resp, replay := do(http.MethodGet, "", sid, "Last-Event-ID", from)
+	resp, replay := c.Do(t, http.MethodGet, "", "Last-Event-ID", from)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(replay, "list_notes") {
 		t.Fatalf("GET Last-Event-ID %s = %d %s, want the replayed tools/list", from, resp.StatusCode, replay)
 	}

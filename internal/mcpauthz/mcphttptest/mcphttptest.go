@@ -1,0 +1,77 @@
+// Package mcphttptest speaks MCP's Streamable HTTP transport by hand, for
+// tests that need to see what a protected server (package rs, the gateway)
+// sends on the wire: event ids, replayed streams, status codes.
+package mcphttptest
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Client sends requests to one MCP endpoint with one bearer token.
+type Client struct {
+	URL, Token string
+	// Session is the Mcp-Session-Id sent with every request; Initialize
+	// sets it.
+	Session string
+}
+
+// Do sends a request (header holds extra name, value pairs) and returns
+// the response with its body read up to and including the first event or
+// line carrying a JSON-RPC result: a stream stays open after it.
+func (c *Client) Do(t testing.TB, method, body string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, c.URL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	if c.Session != "" {
+		req.Header.Set("Mcp-Session-Id", c.Session)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), `"result"`) {
+			break
+		}
+	}
+	return resp, b.String()
+}
+
+// Initialize opens a session: initialize, then notifications/initialized.
+func (c *Client) Initialize(t testing.TB) {
+	t.Helper()
+	resp, body := c.Do(t, http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcphttptest","version":"1"}}}`)
+	c.Session = resp.Header.Get("Mcp-Session-Id")
+	if c.Session == "" {
+		t.Fatalf("initialize = %d without a session id: %s", resp.StatusCode, body)
+	}
+	c.Do(t, http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+}
+
+// FirstEventID returns the id of the first event in an event stream body,
+// or "".
+func FirstEventID(body string) string {
+	for _, l := range strings.Split(body, "\n") {
+		if id, ok := strings.CutPrefix(l, "id: "); ok {
+			return id
+		}
+	}
+	return ""
+}
