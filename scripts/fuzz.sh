@@ -82,6 +82,12 @@ for t in "${targets[@]}"; do
 	if [[ $rc != 0 ]]; then
 		result=FAIL
 		failed=$((failed + 1))
+	elif [[ -z $execs ]]; then
+		# go test passes when -fuzz matches nothing ("no fuzz tests to
+		# fuzz"): a target that did not fuzz is not a pass.
+		result=NONE
+		failed=$((failed + 1))
+		echo 1 >"$log.rc"
 	fi
 	printf '%-22s %-28s %-6s %9s %14s %s\n' "$dir" "$target" "$result" "${elapsed:--}" "${execs:--}" "${corpus:--}"
 done
