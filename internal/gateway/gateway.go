@@ -611,7 +611,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	if hm, hn := r.Header.Get(headerMethod), r.Header.Get(headerName); hm != "" || hn != "" {
 		m := msgs[0]
 		target := m.Name
-		if isResourceMethod(m.Method) {
+		if namesResource(&m) {
 			target = m.URI
 		}
 		if batch || (hm != "" && hm != m.Method) || (hn != "" && hn != target) {
@@ -624,7 +624,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	// another could slip past them (see uriProblem).
 	if !rt.pol.resources.empty() {
 		for i := range msgs {
-			if m := &msgs[i]; m.IsRequest && isResourceMethod(m.Method) {
+			if m := &msgs[i]; m.IsRequest && namesResource(m) {
 				if p := uriProblem(m.URI); p != "" {
 					writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidParams,
 						"the resource URI "+strconv.Quote(mcpauthz.Clip(m.URI))+" is not in normal form: "+p, nil))
@@ -644,7 +644,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 			continue
 		}
 		d, n := rt.pol.check(ti.Scopes, m)
-		if kind := policyKind(m.Method); kind != "" {
+		if kind, _ := subject(m); kind != "" {
 			rt.g.metrics.decisions.WithLabelValues(rt.name, kind, d.String()).Inc()
 		}
 		switch d {
@@ -691,22 +691,32 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	}
 }
 
-// policyKind names the policy kind of a method for the metrics.
-func policyKind(method string) string {
-	switch method {
-	case mcpauthz.MethodCallTool:
-		return "tool"
-	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
-		return "resource"
-	case mcpauthz.MethodGetPrompt:
-		return "prompt"
+// subject returns what m asks the policy about: its kind ("tool",
+// "prompt" or "resource", also the metrics' label) and its name or URI;
+// kind is "" for a message no rule applies to.
+func subject(m *mcpauthz.Message) (kind, name string) {
+	switch {
+	case m.Method == mcpauthz.MethodCallTool:
+		return "tool", m.Name
+	case m.Method == mcpauthz.MethodGetPrompt, m.Method == mcpauthz.MethodComplete && m.Ref == refPrompt:
+		return "prompt", m.Name
+	case namesResource(m):
+		return "resource", m.URI
 	}
-	return ""
+	return "", ""
 }
 
-// isResourceMethod reports whether method names a resource by params.uri.
-func isResourceMethod(method string) bool {
-	return method == mcpauthz.MethodReadResource || method == mcpauthz.MethodSubscribe || method == mcpauthz.MethodUnsubscribe
+// namesResource reports whether m names a resource (or resource template)
+// by URI: resources/read, subscribe and unsubscribe, and completions of a
+// resource template's arguments.
+func namesResource(m *mcpauthz.Message) bool {
+	switch m.Method {
+	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
+		return true
+	case mcpauthz.MethodComplete:
+		return m.Ref == refResource
+	}
+	return false
 }
 
 // serveDELETE ends a session.
@@ -731,13 +741,8 @@ func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.Toke
 // lives), 403 for a batch.
 func (rt *route) denied(w http.ResponseWriter, m *mcpauthz.Message, batch bool) {
 	what := "method " + mcpauthz.Clip(m.Method)
-	switch m.Method {
-	case mcpauthz.MethodCallTool:
-		what = "tool " + strconv.Quote(mcpauthz.Clip(m.Name))
-	case mcpauthz.MethodGetPrompt:
-		what = "prompt " + strconv.Quote(mcpauthz.Clip(m.Name))
-	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
-		what = "resource " + strconv.Quote(mcpauthz.Clip(m.URI))
+	if kind, name := subject(m); kind != "" {
+		what = kind + " " + strconv.Quote(mcpauthz.Clip(name))
 	}
 	desc := what + " is not allowed through this gateway"
 	if batch || !m.IsCall() {
@@ -754,13 +759,8 @@ func (rt *route) denied(w http.ResponseWriter, m *mcpauthz.Message, batch bool) 
 func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *mcpauthz.Message, batch bool, msgs []mcpauthz.Message) {
 	scope := strings.Join(need, " ")
 	desc := "the request needs scope " + scope
-	switch denied.Method {
-	case mcpauthz.MethodCallTool:
-		desc = "tool " + mcpauthz.Clip(denied.Name) + " needs scope " + scope
-	case mcpauthz.MethodGetPrompt:
-		desc = "prompt " + mcpauthz.Clip(denied.Name) + " needs scope " + scope
-	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
-		desc = "resource " + mcpauthz.Clip(denied.URI) + " needs scope " + scope
+	if kind, name := subject(denied); kind != "" {
+		desc = kind + " " + mcpauthz.Clip(name) + " needs scope " + scope
 	}
 	// The same text in the header and in the bodies.
 	desc = oauth.SafeText(desc)

@@ -72,6 +72,12 @@ func (r *ruleSet) needs(name string) (scopes []string, ok bool) {
 	return r.baseline, true
 }
 
+// The kinds of reference of completion/complete (params.ref.type).
+const (
+	refPrompt   = "ref/prompt"
+	refResource = "ref/resource"
+)
+
 // policy is a route's compiled scope policy.
 type policy struct {
 	baseline  []string
@@ -111,6 +117,15 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 		need, ok = p.prompts.needs(msg.Name)
 	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
 		need, ok = p.resources.needs(msg.URI)
+	case mcpauthz.MethodComplete:
+		// Completions of a prompt's or a resource template's arguments
+		// can reveal what is behind it: the same rules apply.
+		switch msg.Ref {
+		case refPrompt:
+			need, ok = p.prompts.needs(msg.Name)
+		case refResource:
+			need, ok = p.resources.needs(msg.URI)
+		}
 	}
 	if !ok {
 		return deny, nil

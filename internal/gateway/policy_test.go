@@ -53,6 +53,11 @@ func TestPolicyCheck(t *testing.T) {
 		{"unlisted resource", []string{"r"}, mcpauthz.Message{Method: mcpauthz.MethodReadResource, URI: "file:///public"}, allow, []string{"r"}},
 		{"listed prompt", []string{"w"}, mcpauthz.Message{Method: mcpauthz.MethodGetPrompt, Name: "p1"}, allow, []string{"r", "w"}},
 		{"unlisted prompt denied", []string{"admin"}, mcpauthz.Message{Method: mcpauthz.MethodGetPrompt, Name: "p2"}, deny, nil},
+		{"subscribe like read", []string{"r"}, mcpauthz.Message{Method: mcpauthz.MethodSubscribe, URI: "file:///secret/key"}, stepUp, []string{"r", "admin"}},
+		{"completion of a listed prompt", []string{"r"}, mcpauthz.Message{Method: mcpauthz.MethodComplete, Ref: refPrompt, Name: "p1"}, stepUp, []string{"r", "w"}},
+		{"completion of an unlisted prompt denied", []string{"admin"}, mcpauthz.Message{Method: mcpauthz.MethodComplete, Ref: refPrompt, Name: "p2"}, deny, nil},
+		{"completion of a secret resource template", []string{"r"}, mcpauthz.Message{Method: mcpauthz.MethodComplete, Ref: refResource, URI: "file:///secret/{name}"}, stepUp, []string{"r", "admin"}},
+		{"completion of another kind", []string{"r"}, mcpauthz.Message{Method: mcpauthz.MethodComplete, Ref: "ref/other", Name: "p2"}, allow, []string{"r"}},
 		{"other method", []string{"r"}, mcpauthz.Message{Method: "ping"}, allow, []string{"r"}},
 		{"baseline missing", nil, mcpauthz.Message{Method: "ping"}, stepUp, []string{"r"}},
 	}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -31,6 +32,7 @@ const (
 	MethodSubscribe     = "resources/subscribe"
 	MethodUnsubscribe   = "resources/unsubscribe"
 	MethodListResources = "resources/list"
+	MethodComplete      = "completion/complete"
 	MethodProgress      = "notifications/progress"
 	MethodCancelled     = "notifications/cancelled"
 )
@@ -43,8 +45,9 @@ type Message struct {
 	IsRequest bool            // the message has a "method" member
 	ID        json.RawMessage // the id as sent; nil when absent or null
 	IDKey     string          // the normalised id (see IDKey); "" when absent or null
-	Name      string          // params.name of tools/call and prompts/get
-	URI       string          // params.uri of resources/read, subscribe and unsubscribe
+	Name      string          // params.name of tools/call and prompts/get; params.ref.name of completion/complete
+	URI       string          // params.uri of resources/read, subscribe and unsubscribe; params.ref.uri of completion/complete
+	Ref       string          // params.ref.type of completion/complete ("ref/prompt", "ref/resource")
 	Progress  string          // the normalised params._meta.progressToken; "" if none
 }
 
@@ -71,9 +74,10 @@ var ErrDuplicateID = errors.New("mcpauthz: two requests in the batch have the sa
 // other case-insensitive decoders take for the member); a method that is
 // not a string; an id that is not a string, a number or null; params that
 // are not an object or null; for tools/call and prompts/get a duplicated,
-// case-variant or non-string params "name", and for resources/read,
-// subscribe and unsubscribe the same of "uri"; or anything after the first
-// JSON value. The server then receives exactly the bytes that were checked. A batch in which two
+// case-variant or non-string params "name", for resources/read, subscribe
+// and unsubscribe the same of "uri", and for completion/complete the same
+// of "ref" (which must be an object) and of its "type", "name" and "uri";
+// or anything after the first JSON value. The server then receives exactly the bytes that were checked. A batch in which two
 // requests share an id is refused with ErrDuplicateID.
 func Inspect(body []byte) (msgs []Message, batch bool, err error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -196,14 +200,23 @@ func inspectOne(raw []byte) (Message, error) {
 		strict = "name"
 	case MethodReadResource, MethodSubscribe, MethodUnsubscribe:
 		strict = "uri"
+	case MethodComplete:
+		strict = "ref"
 	}
 	target, progress, err := readParams(params, strict)
 	if err != nil {
 		return m, err
 	}
-	if strict == "uri" {
+	switch strict {
+	case "uri":
 		m.URI = target
-	} else {
+	case "ref":
+		ref, err := readStrings([]byte(target), "type", "name", "uri")
+		if err != nil {
+			return m, err
+		}
+		m.Ref, m.Name, m.URI = ref["type"], ref["name"], ref["uri"]
+	default:
 		m.Name = target
 	}
 	m.Progress = progress
@@ -212,8 +225,9 @@ func inspectOne(raw []byte) (Message, error) {
 
 // readParams reads the params object: the member named strict strictly
 // (a duplicate, a case variant or a non-string value is refused; an
-// absent member is ""), and _meta.progressToken loosely, since it only
-// routes notifications. Params that are not an object are refused.
+// absent member is ""; "ref" must be an object, returned as its JSON),
+// and _meta.progressToken loosely, since it only routes notifications.
+// Params that are not an object are refused.
 func readParams(params json.RawMessage, strict string) (target, progress string, err error) {
 	dec := json.NewDecoder(bytes.NewReader(params))
 	dec.UseNumber()
@@ -237,6 +251,14 @@ func readParams(params json.RawMessage, strict string) (target, progress string,
 				return "", "", ErrUninspectable
 			}
 			seen = true
+			if strict == "ref" {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+					return "", "", ErrUninspectable
+				}
+				target = string(raw)
+				continue
+			}
 			v, err := dec.Token()
 			if err != nil {
 				return "", "", ErrUninspectable
@@ -268,6 +290,51 @@ func readParams(params json.RawMessage, strict string) (target, progress string,
 		return "", "", ErrUninspectable
 	}
 	return target, progress, nil
+}
+
+// readStrings reads the JSON object raw strictly for the members names: a
+// duplicate, a case variant or a non-string value of one is refused; the
+// others are skipped. Absent members are missing from the map.
+func readStrings(raw []byte, names ...string) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, ErrUninspectable
+	}
+	out := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, ErrUninspectable
+		}
+		key, _ := tok.(string)
+		if foldsTo(key, names...) {
+			return nil, ErrUninspectable
+		}
+		if !slices.Contains(names, key) {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, ErrUninspectable
+			}
+			continue
+		}
+		if _, dup := out[key]; dup {
+			return nil, ErrUninspectable
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return nil, ErrUninspectable
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, ErrUninspectable
+		}
+		out[key] = s
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, ErrUninspectable
+	}
+	return out, nil
 }
 
 // foldsTo reports whether key is a case variant of one of names without

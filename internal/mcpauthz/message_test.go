@@ -27,6 +27,10 @@ func TestInspect(t *testing.T) {
 		// for the methods it names one in.
 		{`{"jsonrpc":"2.0","id":6,"method":"resources/subscribe","params":{"uri":"file:///y"}}`,
 			Message{Method: MethodSubscribe, IsRequest: true, IDKey: "n6", URI: "file:///y"}},
+		{`{"jsonrpc":"2.0","id":7,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greet"},"argument":{"name":"who","value":"a"}}}`,
+			Message{Method: MethodComplete, IsRequest: true, IDKey: "n7", Ref: "ref/prompt", Name: "greet"}},
+		{`{"jsonrpc":"2.0","id":8,"method":"completion/complete","params":{"argument":{"name":"p"},"ref":{"uri":"file:///{path}","type":"ref/resource"}}}`,
+			Message{Method: MethodComplete, IsRequest: true, IDKey: "n8", Ref: "ref/resource", URI: "file:///{path}"}},
 		{`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"name":1,"Name":[],"clientInfo":{"name":"c"}}}`,
 			Message{Method: MethodInitialize, IsRequest: true, IDKey: "n3"}},
 		{`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"uri":1,"URI":2}}`,
@@ -52,7 +56,7 @@ func TestInspect(t *testing.T) {
 		}
 		m.Raw, m.ID = nil, nil
 		if m.Method != tt.want.Method || m.IsRequest != tt.want.IsRequest || m.IDKey != tt.want.IDKey ||
-			m.Name != tt.want.Name || m.URI != tt.want.URI || m.Progress != tt.want.Progress {
+			m.Name != tt.want.Name || m.URI != tt.want.URI || m.Progress != tt.want.Progress || m.Ref != tt.want.Ref {
 			t.Errorf("Inspect(%s) = %+v, want %+v", tt.body, m, tt.want)
 		}
 	}
@@ -113,6 +117,12 @@ func TestInspect(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":["a"]}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"a","URI":"b"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"uri":1}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":"ref/prompt"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a"},"Ref":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","Name":"b"}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":["x"]}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","TYPE":"ref/resource"}}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}x`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}{}`,
 		`[{"jsonrpc":"2.0","id":1,"method":"ping"},1]`,
@@ -170,6 +180,7 @@ func FuzzInspect(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Name":"b"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"n\u0061me":"add_note"}}`,
 		`{"jsonrpc":"2.0","id":1,"result":{}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"b"}}}`,
 		`{"method":null}`, `[]`, `{}`, `"x"`, `{"a":[[[[{}]]]]}`,
 	} {
 		f.Add([]byte(s))
@@ -223,15 +234,21 @@ func FuzzInspect(f *testing.F) {
 			var name, uri string
 			json.Unmarshal(params["name"], &name)
 			json.Unmarshal(params["uri"], &uri)
-			wantName, wantURI := "", ""
+			wantName, wantURI, wantRef := "", "", ""
 			switch method {
 			case MethodCallTool, MethodGetPrompt:
 				wantName = name
 			case MethodReadResource, MethodSubscribe, MethodUnsubscribe:
 				wantURI = uri
+			case MethodComplete:
+				var ref map[string]json.RawMessage
+				json.Unmarshal(params["ref"], &ref)
+				json.Unmarshal(ref["type"], &wantRef)
+				json.Unmarshal(ref["name"], &wantName)
+				json.Unmarshal(ref["uri"], &wantURI)
 			}
-			if m.Name != wantName || m.URI != wantURI {
-				t.Fatalf("Inspect(%q) name %q uri %q, exact decoder %q %q", raw, m.Name, m.URI, wantName, wantURI)
+			if m.Name != wantName || m.URI != wantURI || m.Ref != wantRef {
+				t.Fatalf("Inspect(%q) name %q uri %q ref %q, exact decoder %q %q %q", raw, m.Name, m.URI, m.Ref, wantName, wantURI, wantRef)
 			}
 			if key := IDKey(exact["id"]); key != m.IDKey {
 				t.Fatalf("Inspect(%q) id %q, exact decoder %q", raw, m.IDKey, key)
@@ -256,6 +273,22 @@ func FuzzInspect(f *testing.F) {
 				into, target = &struct{ Name *string }{}, m.Name
 			case MethodReadResource, MethodSubscribe, MethodUnsubscribe:
 				into, target = &struct{ URI *string }{}, m.URI
+			case MethodComplete:
+				var p struct {
+					Ref *struct{ Type, Name, URI *string }
+				}
+				if err := json.Unmarshal(folded.Params, &p); len(folded.Params) > 0 && err != nil {
+					t.Fatalf("Inspect(%q) accepted params encoding/json refuses: %v", raw, err)
+				}
+				deref := func(p *string) string {
+					if p == nil {
+						return ""
+					}
+					return *p
+				}
+				if p.Ref != nil && (deref(p.Ref.Type) != m.Ref || deref(p.Ref.Name) != m.Name || deref(p.Ref.URI) != m.URI) {
+					t.Fatalf("Inspect(%q) ref %q %q %q, case-insensitive decoder %+v", raw, m.Ref, m.Name, m.URI, p.Ref)
+				}
 			}
 			if into != nil && len(folded.Params) > 0 {
 				if err := json.Unmarshal(folded.Params, into); err != nil {
