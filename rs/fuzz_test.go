@@ -1,7 +1,6 @@
 package rs
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -52,10 +51,10 @@ func FuzzJWTVerify(f *testing.F) {
 // FuzzFilterEvents feeds arbitrary server-sent event streams through the
 // tools/list filter in small writes, filtering the response to id 1 (a
 // POST's stream) or every response (a GET stream): no panics, a stream
-// comes out byte for byte when every tool is allowed (unless it lists a
-// tool without a string "name", which the filter drops: it fails closed,
-// or a list cacheable by everyone, which it marks private),
-// and no event naming a denied tool in a filtered response survives.
+// comes out byte for byte when every tool is allowed unless it holds a
+// list response (those are re-encoded from what was checked), and no
+// event a case-insensitive reader takes for a list response naming a
+// denied tool survives.
 func FuzzFilterEvents(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"add_note\"}]}}\n\n"))
 	f.Add([]byte("id: S_1\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"x\",\"result\":{\"tools\":[{\"name\":\"add_note\"}],\"cacheScope\":\"public\"}}\n\n"))
@@ -106,10 +105,9 @@ func FuzzFilterEvents(f *testing.F) {
 	})
 }
 
-// filterMustChange reports whether an event of stream is a response to id
-// 1 (any response, with anyID; or a batch holding one) whose result.tools
-// the filter changes even when every tool is allowed: it has an entry
-// without a string "name" member, or a cacheScope other than "private".
+// filterMustChange reports whether an event of stream holds a list
+// response to id 1 (any response, with anyID; alone or in a batch): the
+// filter re-encodes those even when every tool is allowed.
 func filterMustChange(stream []byte, anyID bool) bool {
 	for _, ev := range regexp.MustCompile(`(\r\n|\r|\n){2}`).Split(string(stream), -1) {
 		var data []string
@@ -124,23 +122,11 @@ func filterMustChange(stream []byte, anyID bool) bool {
 			msgs = []json.RawMessage{msg}
 		}
 		for _, m := range msgs {
-			var top, result map[string]json.RawMessage
-			var tools []json.RawMessage
-			if json.Unmarshal(m, &top) != nil || json.Unmarshal(top["result"], &result) != nil ||
-				json.Unmarshal(result["tools"], &tools) != nil || !anyID && mcpauthz.ResponseID(m) != "n1" {
+			if !anyID && mcpauthz.ResponseID(m) != "n1" {
 				continue
 			}
-			if cs, ok := result["cacheScope"]; ok && string(bytes.TrimSpace(cs)) != `"private"` {
-				return true // marked private (RS-18)
-			}
-			for _, t := range tools {
-				var tool map[string]json.RawMessage
-				if json.Unmarshal(t, &tool) != nil {
-					return true
-				}
-				if n := bytes.TrimSpace(tool["name"]); len(n) == 0 || n[0] != '"' {
-					return true
-				}
+			if _, ok := mcpauthz.FilterList(m, "tools", "name", func(string) bool { return true }); ok {
+				return true
 			}
 		}
 	}

@@ -96,7 +96,7 @@ func normaliseURI(s string) string {
 		if i < 0 {
 			i = len(rest)
 		}
-		authority, path = strings.ToLower(rest[:i]), rest[i:]
+		authority, path = lowerOutsideEscapes(rest[:i]), rest[i:]
 		if scheme == "file" && authority == "localhost" {
 			authority = ""
 		}
@@ -130,4 +130,20 @@ func normaliseURI(s string) string {
 		return scheme + "://" + authority + path + tail
 	}
 	return scheme + ":" + path + tail
+}
+
+// lowerOutsideEscapes lowers s except the hex digits of percent-encodings,
+// which stay upper case (RFC 3986 §2.1).
+func lowerOutsideEscapes(s string) string {
+	b := []byte(s)
+	for i := 0; i < len(b); i++ {
+		if b[i] == '%' {
+			i += 2
+			continue
+		}
+		if 'A' <= b[i] && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // JSON-RPC error codes.
@@ -78,50 +79,31 @@ func CancelNotification(id json.RawMessage, reason string) []byte {
 // resources/list) every entry of result.<member> whose <key> member is not
 // a string that allowed accepts, keeping every other member of the
 // response, and marks a cacheScope "private". It returns the rewritten
-// response and true, or false when nothing changed or msg is not such a
-// response.
+// response and true, or false when msg is not such a response.
 //
-// An entry without a usable key is removed: the filter fails closed. The
-// server is trusted about its own messages; these are read only to filter
-// them.
+// Clients differ in how they read JSON (exact or case-insensitive member
+// names, first or last of duplicated members), and the filter must leave
+// nothing any of them would read as a denied entry. So members are found
+// case-insensitively ("Result", "TOOLS", "nAme" count), an entry whose key
+// is absent, not a string or given twice in different cases is removed
+// (the filter fails closed), and a list response is always re-encoded from
+// what was checked, which also drops duplicated members. The server is
+// trusted about its own messages; they are read only to filter them.
 func FilterList(msg []byte, member, key string, allowed func(name string) bool) ([]byte, bool) {
 	var top map[string]json.RawMessage
-	if json.Unmarshal(msg, &top) != nil || top["result"] == nil {
+	if json.Unmarshal(msg, &top) != nil {
 		return nil, false
 	}
-	var result map[string]json.RawMessage
-	if json.Unmarshal(top["result"], &result) != nil || result[member] == nil {
-		return nil, false
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(result[member], &items) != nil {
-		return nil, false
-	}
-	kept := items[:0]
-	for _, it := range items {
-		var entry map[string]json.RawMessage
-		var name string
-		if json.Unmarshal(it, &entry) == nil && isString(entry[key]) && json.Unmarshal(entry[key], &name) == nil && allowed(name) {
-			kept = append(kept, it)
+	found := false
+	for k, raw := range top {
+		if !strings.EqualFold(k, "result") {
+			continue
+		}
+		if out, ok := filterResult(raw, member, key, allowed); ok {
+			top[k], found = out, true
 		}
 	}
-	// The filtered list depends on the token: a result that says it may be
-	// cached for everyone (cacheScope "public", 2026-07-28) must say
-	// "private" instead (RS-18), or a shared cache could hand one user's
-	// list to another.
-	private := json.RawMessage(`"private"`)
-	scopeChanged := result["cacheScope"] != nil && !bytes.Equal(bytes.TrimSpace(result["cacheScope"]), private)
-	if len(kept) == len(items) && !scopeChanged {
-		return nil, false
-	}
-	if scopeChanged {
-		result["cacheScope"] = private
-	}
-	var err error
-	if result[member], err = json.Marshal(kept); err != nil {
-		return nil, false
-	}
-	if top["result"], err = json.Marshal(result); err != nil {
+	if !found {
 		return nil, false
 	}
 	out, err := json.Marshal(top)
@@ -129,6 +111,78 @@ func FilterList(msg []byte, member, key string, allowed func(name string) bool) 
 		return nil, false
 	}
 	return out, true
+}
+
+// filterResult filters the result object of a list response; ok is false
+// when raw is not an object with a <member> array.
+func filterResult(raw json.RawMessage, member, key string, allowed func(string) bool) (json.RawMessage, bool) {
+	var result map[string]json.RawMessage
+	if json.Unmarshal(raw, &result) != nil {
+		return nil, false
+	}
+	found := false
+	for k, v := range result {
+		if !strings.EqualFold(k, member) {
+			continue
+		}
+		var items []json.RawMessage
+		if json.Unmarshal(v, &items) != nil {
+			continue
+		}
+		kept := make([]json.RawMessage, 0, len(items))
+		for _, it := range items {
+			var entry map[string]json.RawMessage
+			if json.Unmarshal(it, &entry) != nil {
+				continue
+			}
+			if name, ok := entryName(entry, key); ok && allowed(name) {
+				b, err := json.Marshal(entry)
+				if err != nil {
+					continue
+				}
+				kept = append(kept, b)
+			}
+		}
+		b, err := json.Marshal(kept)
+		if err != nil {
+			return nil, false
+		}
+		result[k], found = b, true
+	}
+	if !found {
+		return nil, false
+	}
+	// The filtered list depends on the token: a result that says it may be
+	// cached for everyone (cacheScope "public", 2026-07-28) must say
+	// "private" instead (RS-18), or a shared cache could hand one user's
+	// list to another.
+	for k := range result {
+		if strings.EqualFold(k, "cacheScope") {
+			result[k] = json.RawMessage(`"private"`)
+		}
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// entryName returns the string value of the entry's member key, found
+// case-insensitively; ok is false when there is none, more than one, or it
+// is not a string.
+func entryName(entry map[string]json.RawMessage, key string) (name string, ok bool) {
+	n := 0
+	var raw json.RawMessage
+	for k, v := range entry {
+		if strings.EqualFold(k, key) {
+			n, raw = n+1, v
+		}
+	}
+	if n != 1 || !isString(raw) || json.Unmarshal(raw, &name) != nil {
+		return "", false
+	}
+	return name, true
 }
 
 // isString reports whether raw is a JSON string (not null, not absent).

@@ -13,14 +13,21 @@ func TestFilterList(t *testing.T) {
 	for _, tt := range []struct {
 		name, in, member, key string
 		allowed               func(string) bool
-		want                  string // "" when unchanged
+		want                  string // "" when not a list response
 	}{
 		{"removes denied tools, keeps other members", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b","x":1}],"nextCursor":"n"}}`,
 			"tools", "name", allow("b"),
 			`{"id":1,"jsonrpc":"2.0","result":{"nextCursor":"n","tools":[{"name":"b","x":1}]}}`},
-		{"all allowed", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}`, "tools", "name", allow("a"), ""},
-		{"entries without a string key fail closed", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{},{"name":null},{"name":1},{"Name":"a"},7]}}`,
+		{"all allowed: re-encoded from what was checked", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}`, "tools", "name", allow("a"),
+			`{"id":1,"jsonrpc":"2.0","result":{"tools":[{"name":"a"}]}}`},
+		{"entries without one string key fail closed", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{},{"name":null},{"name":1},{"Name":"a"},{"name":"a","NAME":"b"},7]}}`,
 			"tools", "name", allow("a", ""),
+			`{"id":1,"jsonrpc":"2.0","result":{"tools":[{"name":"a"},{"Name":"a"}]}}`},
+		{"members found case-insensitively", `{"jsonrpc":"2.0","id":1,"resulT":{"TOOLS":[{"nAme":"b"},{"name":"a"}],"CacheScope":"public"}}`,
+			"tools", "name", allow("a"),
+			`{"id":1,"jsonrpc":"2.0","resulT":{"CacheScope":"private","TOOLS":[{"name":"a"}]}}`},
+		{"duplicated members: the checked one is sent", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b"}]},"result":{"tools":[{"name":"b","name":"a"}]}}`,
+			"tools", "name", allow("a"),
 			`{"id":1,"jsonrpc":"2.0","result":{"tools":[{"name":"a"}]}}`},
 		{"resources by uri", `{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"u1","name":"x"},{"uri":"u2"}]}}`,
 			"resources", "uri", allow("u2"),
@@ -28,7 +35,6 @@ func TestFilterList(t *testing.T) {
 		{"a public list becomes private (RS-18)", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"public"}}`,
 			"tools", "name", allow("a"),
 			`{"id":1,"jsonrpc":"2.0","result":{"cacheScope":"private","tools":[{"name":"a"}]}}`},
-		{"a private list stays", `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"cacheScope":"private"}}`, "tools", "name", allow("a"), ""},
 		{"an error response", `{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}`, "tools", "name", allow(), ""},
 		{"another list", `{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"a"}]}}`, "tools", "name", allow(), ""},
 		{"not an array", `{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"a"}}}`, "tools", "name", allow(), ""},
