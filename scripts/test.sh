@@ -13,7 +13,7 @@
 #   4. gofmt, go vet, staticcheck, govulncheck (against a local copy of the
 #      Go vulnerability database, fetched from the Go module proxy)
 #   5. go test -count=1 -race ./... (see GATEHOUSE_TEST_RACE_PKGS)
-#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 5s); the
+#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 10s); the
 #      seed corpora already ran as ordinary tests in step 5
 #
 # Locally, a prerequisite that cannot be had is reported as
@@ -30,7 +30,7 @@
 # rest without; empty: no -race at all). Its default is ./...: on 2 cores
 # `go test -race ./...` took 29s against 19s without, so everything races;
 # narrow it (./internal/storage/... ./internal/as/...) if the budget needs.
-# GATEHOUSE_FUZZTIME (how long step 6 fuzzes each target, default 5s; "off"
+# GATEHOUSE_FUZZTIME (how long step 6 fuzzes each target, default 10s; "off"
 # skips the step, a skip that fails under CI=true).
 set -uo pipefail
 
@@ -263,7 +263,7 @@ else
 fi
 
 # --- 6. Fuzzing ---------------------------------------------------------------
-fuzztime=${GATEHOUSE_FUZZTIME:-5s}
+fuzztime=${GATEHOUSE_FUZZTIME:-10s}
 step "fuzz every target for $fuzztime (scripts/fuzz.sh)"
 if [[ $fuzztime == off ]]; then
 	skip "fuzzing" "GATEHOUSE_FUZZTIME=off"
