@@ -240,6 +240,7 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 			AllowedOrigins:        r.AllowedOrigins,
 			AllowedHosts:          r.AllowedHosts,
 			MaxSessions:           r.MaxSessions,
+			MaxSessionsPerUser:    r.MaxSessionsPerUser,
 			SessionIdleTimeout:    time.Duration(r.SessionIdleTimeout),
 			RequestTimeout:        time.Duration(r.RequestTimeout),
 			MaxBodyBytes:          r.MaxBodyBytes,

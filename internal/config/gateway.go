@@ -132,6 +132,10 @@ type GatewayRoute struct {
 	// — for a stdio upstream, its processes. Beyond it, a new session is
 	// refused with 503 and a JSON-RPC error. Default 100.
 	MaxSessions int `json:"max_sessions,omitempty"`
+	// MaxSessionsPerUser (max_sessions_per_user) caps one token subject's
+	// concurrent sessions on the route, so that no user can take them
+	// all; beyond it, 429. Default a quarter of max_sessions (at least 1).
+	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
 	// SessionIdleTimeout (session_idle_timeout) ends a session (killing
 	// its process) after this long without a request. Default 15m.
 	SessionIdleTimeout Duration `json:"session_idle_timeout,omitempty"`
@@ -418,6 +422,7 @@ func (g Gateway) validate(topIssuer string) []error {
 			bad(h == "" || strings.ContainsAny(h, "/ @*"), "%s: allowed_hosts: %q must be a host or host:port", where, h)
 		}
 		bad(r.MaxSessions < 0, "%s: max_sessions must not be negative", where)
+		bad(r.MaxSessionsPerUser < 0, "%s: max_sessions_per_user must not be negative", where)
 		bad(r.SessionIdleTimeout < 0, "%s: session_idle_timeout must not be negative", where)
 		bad(r.RequestTimeout < 0, "%s: request_timeout must not be negative", where)
 		bad(r.MaxBodyBytes < 0, "%s: max_body_bytes must not be negative", where)

@@ -344,9 +344,12 @@ type route struct {
 	maxMsg      int64
 	verifier    rs.Verifier
 
+	maxPerUser int
+
 	mu       sync.Mutex
 	sessions map[string]*session
-	slots    int // sessions reserved or open (stdio: processes not yet exited)
+	slots    int            // sessions reserved or open (stdio: processes not yet exited)
+	perUser  map[string]int // slots by token subject
 }
 
 func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, error)) (*route, error) {
@@ -373,13 +376,16 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		path: u.Path, metadataURL: metaURL, scheme: strings.ToLower(u.Scheme),
 		up: spec.Upstream, maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
 		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
-		sessions: map[string]*session{},
+		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
 	}
 	if rt.title == "" {
 		rt.title = spec.Name
 	}
 	if rt.maxSessions <= 0 {
 		rt.maxSessions = DefaultMaxSessions
+	}
+	if rt.maxPerUser <= 0 {
+		rt.maxPerUser = max(1, rt.maxSessions/4)
 	}
 	if rt.idle <= 0 {
 		rt.idle = DefaultSessionIdle

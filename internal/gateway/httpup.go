@@ -86,14 +86,14 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 			}
 		}()
 	} else if init := findMethod(msgs, mcpauthz.MethodInitialize); init != nil {
-		if !rt.reserve() {
-			rt.refuseSession(w, init, "limit")
+		if why := rt.reserve(x.ti.Subject); why != "" {
+			rt.refuseSession(w, init, why)
 			return
 		}
 		reserved = true
 		defer func() {
 			if reserved {
-				rt.release()
+				rt.release(x.ti.Subject)
 			}
 		}()
 	}

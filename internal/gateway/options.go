@@ -110,6 +110,10 @@ type Route struct {
 	// MaxSessions caps concurrent MCP sessions (for a stdio upstream, its
 	// processes). Zero means [DefaultMaxSessions].
 	MaxSessions int
+	// MaxSessionsPerUser caps one token subject's concurrent sessions, so
+	// that no user can take every session of the route. Zero means a
+	// quarter of MaxSessions (at least 1).
+	MaxSessionsPerUser int
 	// SessionIdleTimeout ends a session after this long without a
 	// request. Zero means [DefaultSessionIdle].
 	SessionIdleTimeout time.Duration

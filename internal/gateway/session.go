@@ -32,34 +32,49 @@ type session struct {
 	done   chan struct{} // closed when the session ends
 }
 
-// reserve takes a session slot, or reports false when the route is at its
-// limit.
-func (rt *route) reserve() bool {
+// reserve takes a session slot for subject. It returns "" or why it
+// cannot: "limit" when the route is at its limit, "user_limit" when the
+// subject is at its own.
+func (rt *route) reserve(subject string) string {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.slots >= rt.maxSessions {
-		return false
+	switch {
+	case rt.slots >= rt.maxSessions:
+		return "limit"
+	case rt.perUser[subject] >= rt.maxPerUser:
+		return "user_limit"
 	}
 	rt.slots++
+	rt.perUser[subject]++
 	rt.g.metrics.sessions.WithLabelValues(rt.name).Set(float64(rt.slots))
-	return true
+	return ""
 }
 
-// release gives a slot back.
-func (rt *route) release() {
+// release gives subject's slot back.
+func (rt *route) release(subject string) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	rt.slots--
+	if rt.perUser[subject]--; rt.perUser[subject] <= 0 {
+		delete(rt.perUser, subject)
+	}
 	rt.g.metrics.sessions.WithLabelValues(rt.name).Set(float64(rt.slots))
 }
 
-// refuse answers a new session the route cannot take.
+// refuseSession answers a new session the route cannot take (reason from
+// reserve): 503 when the route is full, 429 when the user has its share.
 func (rt *route) refuseSession(w http.ResponseWriter, m *mcpauthz.Message, reason string) {
 	rt.g.metrics.refused.WithLabelValues(rt.name, reason).Inc()
 	w.Header().Set("Retry-After", "10")
 	var id json.RawMessage
 	if m != nil {
 		id = m.ID
+	}
+	if reason == "user_limit" {
+		writeJSON(w, http.StatusTooManyRequests, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
+			fmt.Sprintf("gateway: you have %d concurrent sessions on route %s, its limit per user; end one (DELETE) or retry later", rt.maxPerUser, rt.name),
+			map[string]any{"route": rt.name, "max_sessions_per_user": rt.maxPerUser}))
+		return
 	}
 	writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
 		fmt.Sprintf("gateway: route %s has reached its limit of %d concurrent sessions; retry later", rt.name, rt.maxSessions),
@@ -158,7 +173,7 @@ func (s *session) close(reason string) {
 	if s.upstreamID != "" && reason != "lost" && reason != "deleted" {
 		go rt.deleteUpstream(s.upstreamID)
 	}
-	rt.release()
+	rt.release(s.subject)
 }
 
 // endText tells a client still waiting why its session ended.

@@ -48,11 +48,12 @@ var errStopped = errors.New("gateway: upstream process stopped")
 
 // process is a stdio upstream's process, serving one session.
 type process struct {
-	rt     *route
-	cmd    *exec.Cmd
-	pid    int
-	stdin  *os.File
-	writes chan []byte
+	rt      *route
+	subject string // whose session it serves: its slot is theirs
+	cmd     *exec.Cmd
+	pid     int
+	stdin   *os.File
+	writes  chan []byte
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed when the process is being stopped or has exited
@@ -87,10 +88,10 @@ func newStream(sse bool) *stream {
 	return &stream{ch: make(chan []byte, 16), done: make(chan struct{}), sse: sse}
 }
 
-// spawn starts the upstream command for a new session. The caller's
-// reserved slot passes to the process, which gives it back once it has
-// exited.
-func (rt *route) spawn() (*process, error) {
+// spawn starts the upstream command for a new session of subject. The
+// caller's reserved slot passes to the process, which gives it back once it
+// has exited.
+func (rt *route) spawn(subject string) (*process, error) {
 	cmd := exec.Command(rt.up.Command, rt.up.Args...)
 	cmd.Dir = rt.up.Dir
 	// A nil Env would inherit the gateway's environment.
@@ -126,7 +127,7 @@ func (rt *route) spawn() (*process, error) {
 		return nil, err
 	}
 	p := &process{
-		rt: rt, cmd: cmd, pid: cmd.Process.Pid, stdin: inW,
+		rt: rt, subject: subject, cmd: cmd, pid: cmd.Process.Pid, stdin: inW,
 		writes:   make(chan []byte),
 		stopping: make(chan struct{}),
 		exited:   make(chan struct{}),
@@ -166,7 +167,7 @@ func (p *process) wait() {
 	if sess != nil {
 		sess.close("exited")
 	}
-	p.rt.release()
+	p.rt.release(p.subject)
 	close(p.exited)
 }
 
@@ -516,13 +517,13 @@ func accepts(r *http.Request, mt string) bool {
 // the session exists only if the upstream answers initialize with a
 // result.
 func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exchange, init *mcpauthz.Message) {
-	if !rt.reserve() {
-		rt.refuseSession(w, init, "limit")
+	if why := rt.reserve(x.ti.Subject); why != "" {
+		rt.refuseSession(w, init, why)
 		return
 	}
-	p, err := rt.spawn()
+	p, err := rt.spawn(x.ti.Subject)
 	if err != nil {
-		rt.release()
+		rt.release(x.ti.Subject)
 		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
 		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", rt.up.Command, "cause", err)
 		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: cannot start the upstream MCP server")

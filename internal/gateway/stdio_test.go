@@ -312,6 +312,7 @@ func TestSessionLimit(t *testing.T) {
 		t.Run("limit "+itoa(limit), func(t *testing.T) {
 			r := fakeRoute(t)
 			r.MaxSessions = limit
+			r.MaxSessionsPerUser = limit // one user here; TestSessionLimitPerUser splits them
 			tg := newTestGateway(t, []Route{r}, nil)
 			url := tg.base + "/fake/mcp"
 			var peak atomic.Int64
@@ -391,6 +392,57 @@ func TestSessionLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionLimitPerUser: one user cannot take every session of a route.
+// With the default share (a quarter of max_sessions), alice's fifth
+// session gets 429 with Retry-After and a JSON-RPC error while bob still
+// gets one; ending one of alice's sessions gives her a slot back.
+func TestSessionLimitPerUser(t *testing.T) {
+	r := fakeRoute(t)
+	r.MaxSessions = 16
+	tg := newTestGateway(t, []Route{r}, nil)
+	url := tg.base + "/fake/mcp"
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`
+	open := func(token string) (*rawClient, *http.Response, []rpcResult) {
+		c := newRawClient(t, url, token)
+		resp, msgs := c.post(initialize)
+		c.sid = resp.Header.Get(headerSessionID)
+		return c, resp, msgs
+	}
+	var alice []*rawClient
+	for i := range 4 {
+		c, resp, _ := open("alice-read")
+		if resp.StatusCode != http.StatusOK || c.sid == "" {
+			t.Fatalf("alice's session %d = %d, want 200", i+1, resp.StatusCode)
+		}
+		alice = append(alice, c)
+	}
+	_, resp, msgs := open("alice-read")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(msgs) != 1 || msgs[0].Error == nil ||
+		!strings.Contains(msgs[0].Error.Message, "limit per user") || string(msgs[0].ID) != "1" {
+		t.Errorf("alice's fifth session = %d (Retry-After %q) %+v, want 429 with a JSON-RPC error", resp.StatusCode, resp.Header.Get("Retry-After"), msgs)
+	}
+	if c, resp, _ := open("bob-read"); resp.StatusCode != http.StatusOK {
+		t.Errorf("bob's session = %d, want 200", resp.StatusCode)
+	} else {
+		c.delete()
+	}
+	if st := alice[0].delete(); st != http.StatusNoContent {
+		t.Fatalf("DELETE = %d, want 204", st)
+	}
+	waitFor(t, 5*time.Second, "alice's slot to come back", func() bool {
+		c, resp, _ := open("alice-read")
+		if resp.StatusCode == http.StatusOK {
+			alice[0] = c
+			return true
+		}
+		return false
+	})
+	for _, c := range alice {
+		c.delete()
+	}
+	waitFor(t, 10*time.Second, "every process to exit", func() bool { return tg.Sessions("fake") == 0 })
 }
 
 func itoa(n int) string {

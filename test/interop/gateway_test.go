@@ -407,6 +407,7 @@ gateway:
       url: http://127.0.0.1:8090/c/mcp
       upstream: {command: node, header_value_env: X}
       tools: {"a*b": [x]}
+      max_sessions_per_user: -1
 `
 	path := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
@@ -417,6 +418,7 @@ gateway:
 	for _, want := range []string{
 		"has both url and command", "name is used by another route", `url "ftp://x/mcp"`,
 		"has no value", `"bad scope" is not a scope token`, "apply to an HTTP upstream", `"*" may only end a key`,
+		"max_sessions_per_user must not be negative",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
