@@ -42,6 +42,9 @@ func TestAdminMetrics(t *testing.T) {
 	}
 	do(srv.handler, "GET", "/.well-known/oauth-authorization-server", "")
 	do(srv.handler, "POST", "/token", "grant_type=client_credentials&client_id=nobody")
+	// Made-up methods share one label value: a client cannot add series.
+	do(srv.handler, "EVIL-1", "/token", "")
+	do(srv.handler, "EVIL-2", "/token", "")
 	code, body := do(srv.admin, "GET", "/metrics", "")
 	if code != 200 {
 		t.Fatalf("GET /metrics = %d", code)
@@ -51,10 +54,14 @@ func TestAdminMetrics(t *testing.T) {
 		`gatehouse_token_requests_total{grant_type="client_credentials",outcome="invalid_client"} 1`,
 		`gatehouse_http_request_duration_seconds_bucket`,
 		`process_resident_memory_bytes`,
+		`gatehouse_http_requests_total{code="405",method="other",route="/token"} 2`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if strings.Contains(body, "EVIL") {
+		t.Error("/metrics has a series for a made-up method")
 	}
 	if code, body := do(srv.admin, "GET", "/healthz", ""); code != 200 || body != "ok\n" {
 		t.Errorf("GET /healthz = %d %q", code, body)

@@ -134,7 +134,8 @@ type GatewayRoute struct {
 	MaxSessions int `json:"max_sessions,omitempty"`
 	// MaxSessionsPerUser (max_sessions_per_user) caps one token subject's
 	// concurrent sessions on the route, so that no user can take them
-	// all; beyond it, 429. Default a quarter of max_sessions (at least 1).
+	// all; beyond it, 429. Default 0: no cap of its own (clients that
+	// never end sessions hold them until the idle timeout).
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
 	// SessionIdleTimeout (session_idle_timeout) ends a session (killing
 	// its process) after this long without a request. Default 15m.

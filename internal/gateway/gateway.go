@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+	asmetrics "github.com/gatehouse-mcp/gatehouse/internal/metrics"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
@@ -384,9 +385,6 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 	if rt.maxSessions <= 0 {
 		rt.maxSessions = DefaultMaxSessions
 	}
-	if rt.maxPerUser <= 0 {
-		rt.maxPerUser = max(1, rt.maxSessions/4)
-	}
 	if rt.idle <= 0 {
 		rt.idle = DefaultSessionIdle
 	}
@@ -529,13 +527,7 @@ func (rt *route) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		method := r.Method
-		switch method {
-		case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions:
-		default:
-			method = "other"
-		}
-		rt.g.metrics.requests.WithLabelValues(rt.name, method, strconv.Itoa(sw.code)).Inc()
+		rt.g.metrics.requests.WithLabelValues(rt.name, asmetrics.MethodLabel(r.Method), strconv.Itoa(sw.code)).Inc()
 	})
 }
 

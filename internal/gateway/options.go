@@ -111,8 +111,10 @@ type Route struct {
 	// processes). Zero means [DefaultMaxSessions].
 	MaxSessions int
 	// MaxSessionsPerUser caps one token subject's concurrent sessions, so
-	// that no user can take every session of the route. Zero means a
-	// quarter of MaxSessions (at least 1).
+	// that no user can take every session of the route. Zero means no cap
+	// of its own: clients that never end their sessions (most SDKs do not
+	// send DELETE) hold them until SessionIdleTimeout, and a default cap
+	// would lock such users out.
 	MaxSessionsPerUser int
 	// SessionIdleTimeout ends a session after this long without a
 	// request. Zero means [DefaultSessionIdle].

@@ -41,7 +41,7 @@ func (rt *route) reserve(subject string) string {
 	switch {
 	case rt.slots >= rt.maxSessions:
 		return "limit"
-	case rt.perUser[subject] >= rt.maxPerUser:
+	case rt.maxPerUser > 0 && rt.perUser[subject] >= rt.maxPerUser:
 		return "user_limit"
 	}
 	rt.slots++

@@ -312,7 +312,6 @@ func TestSessionLimit(t *testing.T) {
 		t.Run("limit "+itoa(limit), func(t *testing.T) {
 			r := fakeRoute(t)
 			r.MaxSessions = limit
-			r.MaxSessionsPerUser = limit // one user here; TestSessionLimitPerUser splits them
 			tg := newTestGateway(t, []Route{r}, nil)
 			url := tg.base + "/fake/mcp"
 			var peak atomic.Int64
@@ -395,12 +394,13 @@ func TestSessionLimit(t *testing.T) {
 }
 
 // TestSessionLimitPerUser: one user cannot take every session of a route.
-// With the default share (a quarter of max_sessions), alice's fifth
-// session gets 429 with Retry-After and a JSON-RPC error while bob still
-// gets one; ending one of alice's sessions gives her a slot back.
+// With max_sessions_per_user 4, alice's fifth session gets 429 with
+// Retry-After and a JSON-RPC error while bob still gets one; ending one of
+// alice's sessions gives her a slot back.
 func TestSessionLimitPerUser(t *testing.T) {
 	r := fakeRoute(t)
 	r.MaxSessions = 16
+	r.MaxSessionsPerUser = 4
 	tg := newTestGateway(t, []Route{r}, nil)
 	url := tg.base + "/fake/mcp"
 	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`

@@ -61,8 +61,8 @@ func (m *Metrics) Grant(grantType, outcome string) {
 }
 
 // Middleware records requests and latency per route. The route label is
-// the ServeMux pattern that matched, so unknown paths cannot blow up the
-// label set.
+// the ServeMux pattern that matched and the method label one of a fixed
+// set, so unknown paths and made-up methods cannot blow up the label set.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := m.now()
@@ -72,9 +72,21 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+		m.requests.WithLabelValues(route, MethodLabel(r.Method), strconv.Itoa(sw.code)).Inc()
 		m.latency.WithLabelValues(route).Observe(m.now().Sub(start).Seconds())
 	})
+}
+
+// MethodLabel is the method label of a request: the standard methods as
+// they are, anything else "other". A client chooses the method, so using it
+// raw would let anyone add series (and memory) without limit.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 // statusWriter remembers the status code written.

@@ -216,7 +216,7 @@ func TestProtectResumedStream(t *testing.T) {
 	if from == "" {
 		t.Fatalf("the tools/list stream has no event ids: %s", first)
 	}
-	resp, replay := c.Do(t, http.MethodGet, "", "Last-Event-ID", from)
+	resp, replay := c.Resume(t, from)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(replay, "list_notes") {
 		t.Fatalf("GET Last-Event-ID %s = %d %s, want the replayed tools/list", from, resp.StatusCode, replay)
 	}

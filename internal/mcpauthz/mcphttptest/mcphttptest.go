@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Client sends requests to one MCP endpoint with one bearer token.
@@ -63,6 +64,27 @@ func (c *Client) Initialize(t testing.TB) {
 		t.Fatalf("initialize = %d without a session id: %s", resp.StatusCode, body)
 	}
 	c.Do(t, http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+}
+
+// Resume opens a GET stream resuming after the event lastEventID, and
+// returns it as Do does. The stream being resumed was closed by this side
+// (Do stops reading after the result), but the server may not have
+// noticed yet and answer 409 Conflict for a moment: Resume retries that
+// for up to 5 seconds.
+func (c *Client) Resume(t testing.TB, lastEventID string) (*http.Response, string) {
+	t.Helper()
+	giveUp := time.After(5 * time.Second)
+	for {
+		resp, body := c.Do(t, http.MethodGet, "", "Last-Event-ID", lastEventID)
+		if resp.StatusCode != http.StatusConflict {
+			return resp, body
+		}
+		select {
+		case <-giveUp:
+			return resp, body
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // FirstEventID returns the id of the first event in an event stream body,
