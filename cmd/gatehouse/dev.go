@@ -165,10 +165,14 @@ func ensureDevUser(ctx context.Context, st storage.Store, dir, spec string) (nam
 		}
 	} else {
 		b, err := os.ReadFile(pwFile)
-		switch {
-		case err == nil:
+		if err == nil {
 			pw = strings.TrimSpace(string(b))
-		case errors.Is(err, fs.ErrNotExist):
+		}
+		switch {
+		case err == nil && pw != "":
+		case err == nil || errors.Is(err, fs.ErrNotExist):
+			// Missing, or empty (a crash while writing it, or a touch):
+			// an empty password would be accepted, so make a new one.
 			raw := make([]byte, 12)
 			if _, err := rand.Read(raw); err != nil {
 				return "", "", false, err

@@ -49,6 +49,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	log := newLogger(c)
+	warnKeyFileMode(log, c.Keys.EncryptionKeyFile)
 	st, err := openStore(ctx, c, *migrate)
 	if err != nil {
 		return err

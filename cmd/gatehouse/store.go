@@ -28,19 +28,30 @@ const defaultDataDir = "./gatehouse-data"
 // storeFlags are the flags every admin command uses to find the store:
 // a config file (production) or a dev data directory.
 type storeFlags struct {
-	config string
-	data   string
+	config  string
+	data    string
+	dataSet bool // --data was given
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.config, "config", os.Getenv("GATEHOUSE_CONFIG"), "config file (YAML or JSON); env GATEHOUSE_CONFIG. Without it, the dev data directory is used")
-	fs.StringVar(&s.data, "data", defaultDataDir, "dev data directory (used when no --config is given)")
+	s.data = defaultDataDir
+	fs.Func("data", "dev data `DIR`, used when no --config is given (default "+defaultDataDir+", which must then hold the data of a gatehouse dev)", func(v string) error {
+		s.data, s.dataSet = v, true
+		return nil
+	})
 }
 
 // load returns the effective configuration: from the config file and the
-// environment, or the dev layout of the data directory.
+// environment, or the dev layout of the data directory. Given neither
+// --config nor --data, the default directory must hold a dev server's
+// data: an operator who forgot --config (say, rotating keys after a
+// compromise) must get an error, not a fresh dev store and a success.
 func (s *storeFlags) load() (config.Config, bool, error) {
 	if s.config == "" {
+		if _, err := os.Stat(filepath.Join(s.data, "gatehouse.db")); err != nil && !s.dataSet {
+			return config.Config{}, true, fmt.Errorf("no --config (or GATEHOUSE_CONFIG) and no `gatehouse dev` data in %s: pass --config FILE for a server, or --data DIR for a dev data directory (run `gatehouse dev` first)", s.data)
+		}
 		c, err := devConfig(s.data, "127.0.0.1:8080")
 		return c, true, err
 	}
@@ -75,7 +86,10 @@ func devConfig(dir, listen string) (config.Config, error) {
 }
 
 // loadOrCreateKey reads a 32-byte key file, creating it (mode 0600) with a
-// random key when it does not exist.
+// random key when it does not exist. The key is written to a temporary
+// file and linked into place, which fails if the file appeared meanwhile:
+// two processes starting at once agree on one key, and nobody reads a
+// half-written file.
 func loadOrCreateKey(path string) ([]byte, error) {
 	k, err := config.ReadKeyFile(path)
 	if err == nil {
@@ -88,7 +102,21 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".kek-*")
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+		return config.ReadKeyFile(path) // another process won the race
+	} else if err != nil {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	return k, nil
@@ -107,6 +135,16 @@ func openStore(ctx context.Context, c config.Config, migrate bool) (storage.Stor
 		if err != nil {
 			return nil, err
 		}
+		// The database holds password hashes, the audit log and the
+		// sealed signing keys: owner only, whatever the umask or a
+		// directory made beforehand. SQLite gives its -wal and -shm
+		// files the database file's mode.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Chmod(c.Storage.SQLitePath+suffix, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				st.Close()
+				return nil, fmt.Errorf("restrict %s: %w", c.Storage.SQLitePath+suffix, err)
+			}
+		}
 		return st, nil
 	case "postgres":
 		st, err := postgres.Open(ctx, postgres.Options{DSN: c.Storage.PostgresDSN, Now: time.Now, AutoMigrate: migrate})
@@ -116,6 +154,19 @@ func openStore(ctx context.Context, c config.Config, migrate bool) (storage.Stor
 		return st, nil
 	}
 	return nil, fmt.Errorf("unknown storage driver %q", c.Storage.Driver)
+}
+
+// warnKeyFileMode warns when the key-encryption key file can be read by
+// anyone but its owner: whoever reads it and the database can sign tokens.
+// It is a warning, not a refusal, because secret volumes (Kubernetes'
+// among them) are often mounted 0644 in containers of one user.
+func warnKeyFileMode(log *slog.Logger, path string) {
+	if path == "" {
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the key-encryption key file is readable by group or others; chmod 600 it", "path", path, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
 }
 
 // openKeyring opens the signing keys, creating the first key if none exists.

@@ -348,8 +348,33 @@ func (c Config) Redacted() string {
 	if len(c.Keys.EncryptionKey) > 0 {
 		m["keys"].(map[string]any)["encryption_key"] = "<redacted: 32 bytes loaded>"
 	}
+	// An upstream URL may carry credentials in its userinfo or query.
+	if gw, ok := m["gateway"].(map[string]any); ok {
+		routes, _ := gw["routes"].([]any)
+		for i, r := range routes {
+			up, _ := r.(map[string]any)["upstream"].(map[string]any)
+			if up != nil && i < len(c.Gateway.Routes) && c.Gateway.Routes[i].Upstream.URL != "" {
+				up["url"] = redactURL(c.Gateway.Routes[i].Upstream.URL)
+			}
+		}
+	}
 	y, _ := yaml.Marshal(m)
 	return string(y)
+}
+
+// redactURL hides a URL's userinfo and query, which may hold credentials.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<redacted: not a URL>"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	return u.String()
 }
 
 func isLoopback(h string) bool {

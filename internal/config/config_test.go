@@ -81,8 +81,10 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	c := Default()
 	c.Storage.PostgresDSN = "postgres://u:hunter2@db/x"
 	c.Keys.EncryptionKey = []byte(strings.Repeat("k", 32))
+	c.Gateway.Routes = []GatewayRoute{{Name: "r", URL: "https://gw.example/r/mcp",
+		Upstream: GatewayUpstream{URL: "https://svc:sekrit@up.example/mcp?api_key=topsecret"}}}
 	out := c.Redacted()
-	if strings.Contains(out, "hunter2") || strings.Contains(out, "kkkk") {
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "kkkk") || strings.Contains(out, "sekrit") || strings.Contains(out, "topsecret") {
 		t.Errorf("Redacted leaks a secret:\n%s", out)
 	}
 	if !strings.Contains(out, "<redacted") {
