@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
@@ -415,7 +416,7 @@ func resourceDelete(ctx context.Context, args []string, out io.Writer) error {
 
 func runKeys(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "keys", args, out, map[string]func(context.Context, []string, io.Writer) error{
-		"list": keysList, "rotate": keysRotate, "gen-kek": keysGenKEK,
+		"list": keysList, "rotate": keysRotate, "gen-kek": keysGenKEK, "rekey": keysRekey,
 	})
 }
 
@@ -478,6 +479,42 @@ func keysRotate(ctx context.Context, args []string, out io.Writer) error {
 	auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + kid})
 	fmt.Fprintf(out, "new signing key %s: published now, signs from %s (keys.activation_delay %s); the previous key signs until then\n",
 		kid, time.Now().Add(time.Duration(c.Keys.ActivationDelay)).UTC().Format(time.RFC3339), time.Duration(c.Keys.ActivationDelay))
+	return nil
+}
+
+func keysRekey(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("keys rekey", "Re-encrypt every signing key under a new key-encryption key, to rotate the KEK (say, after it leaked): gatehouse keys rekey --new-key-file FILE (make one with keys gen-kek). Stop every replica first: one still running with the old KEK would seal its next signing key under it. Then point keys.encryption_key_file at FILE and start them.", out)
+	var sf storeFlags
+	sf.register(fs)
+	newFile := fs.String("new-key-file", "", "the new key-encryption key (32 bytes, hex or base64), e.g. from keys gen-kek")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *newFile == "" {
+		return errors.New("usage: gatehouse keys rekey --new-key-file FILE")
+	}
+	newKEK, err := config.ReadKeyFile(*newFile)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", *newFile, err)
+	}
+	c, _, err := sf.load()
+	if err != nil {
+		return err
+	}
+	if len(c.Keys.EncryptionKey) != 32 {
+		return errors.New("no current key-encryption key: set keys.encryption_key_file")
+	}
+	st, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := token.Reseal(ctx, st, c.Keys.EncryptionKey, newKEK, rand.Reader)
+	if err != nil {
+		return err
+	}
+	auditCLI(ctx, st, storage.AuditEvent{Type: "key.resealed", Outcome: "success", Detail: fmt.Sprintf("%d signing keys re-encrypted under a new key-encryption key", n)})
+	fmt.Fprintf(out, "re-encrypted %d signing keys under %s; set keys.encryption_key_file to it (and keep the old file until every replica runs with the new one), then start the replicas\n", n, *newFile)
 	return nil
 }
 

@@ -100,3 +100,44 @@ func TestAdminNeedsAStore(t *testing.T) {
 		t.Errorf("%s was created", defaultDataDir)
 	}
 }
+
+// TestKeysRekey: keys rekey re-encrypts the signing keys under a new KEK;
+// afterwards the old KEK opens nothing and the new one everything.
+func TestKeysRekey(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	newKEK := filepath.Join(t.TempDir(), "new-kek")
+	do := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(t.Context(), args, &out)
+		return out.String(), err
+	}
+	if out, err := do("keys", "rotate", "--data", data); err != nil {
+		t.Fatalf("keys rotate: %v\n%s", err, out)
+	}
+	if out, err := do("keys", "gen-kek", newKEK); err != nil {
+		t.Fatalf("keys gen-kek: %v\n%s", err, out)
+	}
+	if _, err := do("keys", "rekey", "--data", data); err == nil {
+		t.Error("keys rekey without --new-key-file succeeded")
+	}
+	out, err := do("keys", "rekey", "--new-key-file", newKEK, "--data", data)
+	if err != nil || !strings.Contains(out, "re-encrypted 2 signing keys") {
+		t.Fatalf("keys rekey = %v\n%s", err, out)
+	}
+	if _, err := do("keys", "rotate", "--data", data); err == nil {
+		t.Error("keys rotate with the old KEK still works after rekey")
+	}
+	b, err := os.ReadFile(newKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "kek"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := do("keys", "rotate", "--data", data); err != nil {
+		t.Errorf("keys rotate with the new KEK: %v\n%s", err, out)
+	}
+	if out, _ := do("audit", "query", "--since", "1h", "--data", data); !strings.Contains(out, "key.resealed") {
+		t.Errorf("audit lacks key.resealed:\n%s", out)
+	}
+}

@@ -303,6 +303,12 @@ type Keys interface {
 	// it published until removeAfter) and makes next the active key, in one
 	// transaction.
 	RotateSigningKey(ctx context.Context, next SigningKey, removeAfter time.Time) error
+	// ResealSigningKeys replaces every key's PrivateKey with what reseal
+	// returns for it (the same key encrypted anew, under another master
+	// key), in one transaction that no rotation can interleave with, and
+	// returns how many keys it replaced. If reseal fails for any key,
+	// nothing changes.
+	ResealSigningKeys(ctx context.Context, reseal func(SigningKey) ([]byte, error)) (int, error)
 }
 
 // Replay guards against reuse of one-time values such as the jti of a

@@ -68,6 +68,21 @@ func (f *fakeKeys) RotateSigningKey(ctx context.Context, next storage.SigningKey
 	return nil
 }
 
+func (f *fakeKeys) ResealSigningKeys(ctx context.Context, reseal func(storage.SigningKey) ([]byte, error)) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := slices.Clone(f.rows)
+	for i := range next {
+		sealed, err := reseal(next[i])
+		if err != nil {
+			return 0, err
+		}
+		next[i].PrivateKey = sealed
+	}
+	f.rows = next
+	return len(next), nil
+}
+
 func (f *fakeKeys) listCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1000,3 +1000,46 @@ func TestVerifyCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestReseal: after re-encrypting the keys under a new master key, a
+// keyring with the new key verifies what the old one signed and signs
+// on; the old master key opens nothing. A wrong old key changes nothing.
+func TestReseal(t *testing.T) {
+	f := newTestKeyring(t, ES256)
+	ctx := t.Context()
+	if _, err := f.k.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.k.Sign(ctx, testClaims(f.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey := []byte("fedcba9876543210fedcba9876543210")
+	before := slices.Clone(f.store.rows)
+	if _, err := Reseal(ctx, f.store, newKey, testEncKey, rand.Reader); err == nil {
+		t.Error("Reseal with the wrong old key succeeded")
+	}
+	if !slices.EqualFunc(before, f.store.rows, func(a, b storage.SigningKey) bool { return bytes.Equal(a.PrivateKey, b.PrivateKey) }) {
+		t.Error("a failed Reseal changed the stored keys")
+	}
+	if _, err := Reseal(ctx, f.store, testEncKey, testEncKey, rand.Reader); err == nil {
+		t.Error("Reseal to the same key succeeded")
+	}
+	n, err := Reseal(ctx, f.store, testEncKey, newKey, rand.Reader)
+	if err != nil || n != 2 {
+		t.Fatalf("Reseal = %d, %v; want 2 keys", n, err)
+	}
+	k2, err := NewKeyring(ctx, KeyringOptions{Keys: f.store, EncryptionKey: newKey, Algorithm: ES256, Now: f.clock.Now, RetireFor: time.Hour})
+	if err != nil {
+		t.Fatalf("NewKeyring with the new master key: %v", err)
+	}
+	if _, err := k2.Verify(ctx, tok); err != nil {
+		t.Errorf("a token signed before resealing does not verify: %v", err)
+	}
+	if _, err := k2.Sign(ctx, testClaims(f.clock.Now())); err != nil {
+		t.Errorf("Sign after resealing: %v", err)
+	}
+	if _, err := NewKeyring(ctx, KeyringOptions{Keys: f.store, EncryptionKey: testEncKey, Algorithm: ES256, Now: f.clock.Now, RetireFor: time.Hour}); err == nil {
+		t.Error("the old master key still opens the keys")
+	}
+}

@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -171,6 +173,29 @@ func (k *signingKey) seal(encKey []byte, created time.Time, r io.Reader) (storag
 		PublicJWK:  string(pub),
 		CreatedAt:  created.UTC(),
 	}, nil
+}
+
+// Reseal re-encrypts every signing key in keys from the master key oldKey
+// to newKey (to rotate the key-encryption key), in one transaction, and
+// returns how many keys it re-encrypted. A key oldKey cannot open stops
+// it with nothing changed. A keyring still holding oldKey would seal its
+// next rotated key under it: stop every replica first, and start them
+// with newKey.
+func Reseal(ctx context.Context, keys storage.Keys, oldKey, newKey []byte, r io.Reader) (int, error) {
+	if len(newKey) != 32 {
+		return 0, errors.New("token: the new master key must be 32 bytes")
+	}
+	if bytes.Equal(oldKey, newKey) {
+		return 0, errors.New("token: the new master key is the current one")
+	}
+	return keys.ResealSigningKeys(ctx, func(row storage.SigningKey) ([]byte, error) {
+		der, err := Open(oldKey, row.PrivateKey, []byte(row.ID))
+		if err != nil {
+			return nil, fmt.Errorf("token: signing key %s: %w (wrong master key, or the row was altered)", row.ID, err)
+		}
+		defer clear(der)
+		return Seal(newKey, der, []byte(row.ID), r)
+	})
 }
 
 // openSigningKey decrypts and checks a storage row. Everything published

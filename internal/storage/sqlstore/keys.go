@@ -40,6 +40,40 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	return ks, nil
 }
 
+// ResealSigningKeys replaces every key's sealed private key with reseal's
+// result, in one transaction; the table lock (Postgres) keeps rotations
+// out meanwhile, so no key sealed under the old master key slips in.
+func (s *Store) ResealSigningKeys(ctx context.Context, reseal func(storage.SigningKey) ([]byte, error)) (int, error) {
+	n := 0
+	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		n = 0
+		if s.d.LockTable != nil {
+			if _, err := s.exec(ctx, tx, s.d.LockTable("signing_keys")); err != nil {
+				return err
+			}
+		}
+		ks, err := queryAll(ctx, s, tx, scanSigningKey, "SELECT "+cols(signingKeyCols)+" FROM signing_keys ORDER BY id")
+		if err != nil {
+			return err
+		}
+		for _, k := range ks {
+			sealed, err := reseal(k)
+			if err != nil {
+				return fmt.Errorf("key %s: %w", k.ID, err)
+			}
+			if _, err := s.exec(ctx, tx, "UPDATE signing_keys SET private_key = ? WHERE id = ?", nilIfEmpty(sealed), k.ID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reseal signing keys: %w", err)
+	}
+	return n, nil
+}
+
 // RotateSigningKey retires every active key at next.CreatedAt, keeping it
 // published until removeAfter, and inserts next as the active key, in one
 // transaction. The table lock (Postgres) makes concurrent rotations run one

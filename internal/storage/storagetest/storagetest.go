@@ -851,6 +851,30 @@ func testKeys(t *testing.T, s storage.Store) {
 	wantErr(t, `RotateSigningKey("k2") again`, s.RotateSigningKey(ctx, dup, at(120*time.Hour)), storage.ErrAlreadyExists)
 	list, _ = s.ListSigningKeys(ctx)
 	diff(t, "ListSigningKeys() after failed rotation", list, []storage.SigningKey{k3, k2, k1})
+
+	// Resealing replaces every private key and nothing else; a failure on
+	// any key leaves all of them as they were.
+	n, err := s.ResealSigningKeys(ctx, func(k storage.SigningKey) ([]byte, error) {
+		return append([]byte("resealed:"), k.PrivateKey...), nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("ResealSigningKeys() = %d, %v; want 3, nil", n, err)
+	}
+	for _, k := range []*storage.SigningKey{&k1, &k2, &k3} {
+		k.PrivateKey = append([]byte("resealed:"), k.PrivateKey...)
+	}
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after resealing", list, []storage.SigningKey{k3, k2, k1})
+	boom := errors.New("boom")
+	_, err = s.ResealSigningKeys(ctx, func(k storage.SigningKey) ([]byte, error) {
+		if k.ID == "k3" {
+			return nil, boom
+		}
+		return []byte("half"), nil
+	})
+	wantErr(t, "ResealSigningKeys() failing on k3", err, boom)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after a failed reseal", list, []storage.SigningKey{k3, k2, k1})
 }
 
 // ---- replay ---------------------------------------------------------------
