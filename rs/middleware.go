@@ -147,7 +147,7 @@ type middleware struct {
 	baseline    []string
 	tools       map[string][]string // tool → every scope a call needs
 	methods     map[string][]string // method → every scope it needs
-	implied     map[string][]string // scope → the scopes it includes (closure)
+	implied     mcpauthz.Implied    // scope → the scopes it includes (closure)
 	inspect     bool
 	filter      bool
 	maxBody     int64
@@ -221,27 +221,6 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 	m.implied = mcpauthz.Closure(opts.ImpliedScopes)
 	m.inspect = len(m.tools) > 0 || len(m.methods) > 0 || m.filter
 	return m
-}
-
-// has reports whether granted satisfies need, directly or through the
-// scope hierarchy.
-func (m *middleware) has(granted []string, need string) bool {
-	for _, g := range granted {
-		if g == need || slices.Contains(m.implied[g], need) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasAll reports whether granted satisfies every scope of needs.
-func (m *middleware) hasAll(granted, needs []string) bool {
-	for _, n := range needs {
-		if !m.has(granted, n) {
-			return false
-		}
-	}
-	return true
 }
 
 // needs returns every scope msg needs.
@@ -359,7 +338,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
-	} else if !m.hasAll(info.Scopes, m.baseline) {
+	} else if !m.implied.HasAll(info.Scopes, m.baseline) {
 		m.forbidden(w, m.baseline, nil, false, nil)
 		return
 	}
@@ -374,7 +353,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	r = r.WithContext(withTokenInfo(r.Context(), info))
 	if listIDs != nil || anyList {
 		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: func(tool string) bool {
-			return m.hasAll(info.Scopes, m.toolNeeds(tool))
+			return m.implied.HasAll(info.Scopes, m.toolNeeds(tool))
 		}}
 		next.ServeHTTP(fw, r)
 		fw.finish()
@@ -398,14 +377,14 @@ func (m *middleware) check(granted []string, msgs []mcpauthz.Message) (need []st
 	for i := range msgs {
 		n := m.needs(msgs[i])
 		need = mcpauthz.Dedup(append(need, n...))
-		if denied == nil && !m.hasAll(granted, n) {
+		if denied == nil && !m.implied.HasAll(granted, n) {
 			denied = &msgs[i]
 		}
 	}
 	if len(need) == 0 {
 		need = m.baseline
 	}
-	if denied == nil && !m.hasAll(granted, m.baseline) {
+	if denied == nil && !m.implied.HasAll(granted, m.baseline) {
 		denied = &mcpauthz.Message{}
 	}
 	return need, denied

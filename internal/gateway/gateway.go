@@ -525,9 +525,9 @@ func (rt *route) checkHost(next http.Handler) http.Handler {
 // count records the request in the metrics.
 func (rt *route) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := &asmetrics.StatusWriter{ResponseWriter: w, Code: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		rt.g.metrics.requests.WithLabelValues(rt.name, asmetrics.MethodLabel(r.Method), strconv.Itoa(sw.code)).Inc()
+		rt.g.metrics.requests.WithLabelValues(rt.name, asmetrics.MethodLabel(r.Method), strconv.Itoa(sw.Code)).Inc()
 	})
 }
 
@@ -796,20 +796,6 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
-
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.code = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // clientIP is the request's peer address without the port.
 func clientIP(r *http.Request) string {

@@ -81,7 +81,7 @@ const (
 // policy is a route's compiled scope policy.
 type policy struct {
 	baseline  []string
-	implied   map[string][]string // scope → the scopes it includes (closure)
+	implied   mcpauthz.Implied // scope → the scopes it includes (closure)
 	tools     ruleSet
 	resources ruleSet
 	prompts   ruleSet
@@ -130,37 +130,16 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 	if !ok {
 		return deny, nil
 	}
-	if !p.hasAll(granted, need) {
+	if !p.implied.HasAll(granted, need) {
 		return stepUp, need
 	}
 	return allow, need
 }
 
-// has reports whether granted satisfies need, directly or through the
-// scope hierarchy.
-func (p *policy) has(granted []string, need string) bool {
-	for _, g := range granted {
-		if g == need || slices.Contains(p.implied[g], need) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasAll reports whether granted satisfies every scope of needs.
-func (p *policy) hasAll(granted, needs []string) bool {
-	for _, n := range needs {
-		if !p.has(granted, n) {
-			return false
-		}
-	}
-	return true
-}
-
 // may reports whether a token granted granted may use name under rules.
 func (p *policy) may(r *ruleSet, granted []string, name string) bool {
 	need, ok := r.needs(name)
-	return ok && p.hasAll(granted, need)
+	return ok && p.implied.HasAll(granted, need)
 }
 
 // filterResult removes from a list response (tools/list, prompts/list,

@@ -101,6 +101,20 @@ func TestClosure(t *testing.T) {
 	if Closure(nil) != nil {
 		t.Error("Closure(nil) is not nil")
 	}
+	for _, tt := range []struct {
+		granted, needs []string
+		want           bool
+	}{
+		{[]string{"admin"}, []string{"read", "write"}, true},
+		{[]string{"solo"}, []string{"solo"}, true},
+		{[]string{"solo"}, []string{"read"}, false},
+		{nil, []string{"read"}, false},
+		{nil, nil, true},
+	} {
+		if h := got.HasAll(tt.granted, tt.needs); h != tt.want {
+			t.Errorf("HasAll(%v, %v) = %v, want %v", tt.granted, tt.needs, h, tt.want)
+		}
+	}
 	if got := Dedup([]string{"a", "b", "a", "c", "b"}); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Errorf("Dedup = %v", got)
 	}

@@ -2,10 +2,35 @@ package mcpauthz
 
 import "slices"
 
+// Implied maps each scope to every scope it includes, directly or through
+// others (a transitive closure, see Closure).
+type Implied map[string][]string
+
+// Has reports whether granted satisfies need, directly or through the
+// scope hierarchy.
+func (im Implied) Has(granted []string, need string) bool {
+	for _, g := range granted {
+		if g == need || slices.Contains(im[g], need) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasAll reports whether granted satisfies every scope of needs.
+func (im Implied) HasAll(granted, needs []string) bool {
+	for _, n := range needs {
+		if !im.Has(granted, n) {
+			return false
+		}
+	}
+	return true
+}
+
 // Closure returns the transitive closure of an implies relation: for each
 // scope, every scope it implies directly or through others, never itself.
 // Cycles are allowed and end where they close.
-func Closure(in map[string][]string) map[string][]string {
+func Closure(in map[string][]string) Implied {
 	if len(in) == 0 {
 		return nil
 	}

@@ -66,13 +66,13 @@ func (m *Metrics) Grant(grantType, outcome string) {
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := m.now()
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := &StatusWriter{ResponseWriter: w, Code: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(route, MethodLabel(r.Method), strconv.Itoa(sw.code)).Inc()
+		m.requests.WithLabelValues(route, MethodLabel(r.Method), strconv.Itoa(sw.Code)).Inc()
 		m.latency.WithLabelValues(route).Observe(m.now().Sub(start).Seconds())
 	})
 }
@@ -89,16 +89,18 @@ func MethodLabel(method string) string {
 	return "other"
 }
 
-// statusWriter remembers the status code written.
-type statusWriter struct {
+// StatusWriter remembers the status code written, for request metrics.
+// Start Code at 200: a handler that never calls WriteHeader sends that.
+type StatusWriter struct {
 	http.ResponseWriter
-	code int
+	Code int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
-	w.code = code
+// WriteHeader records code and writes it.
+func (w *StatusWriter) WriteHeader(code int) {
+	w.Code = code
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
