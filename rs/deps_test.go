@@ -11,9 +11,10 @@ import (
 )
 
 // TestDependencies enforces the package's promise: the standard library
-// and go-jose only, so it can be vendored into any MCP server. The one
-// package of this module it imports, internal/mcpauthz (shared with the
-// gateway), is held to the same rule: its own imports appear in the list.
+// and go-jose only, so it can be vendored into any MCP server. The
+// packages of this module it imports, internal/mcpauthz, internal/oauth and
+// internal/boundmap (shared with the gateway and the authorization server),
+// are held to the same rule: their own imports appear in the list.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
@@ -22,7 +23,8 @@ func TestDependencies(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		switch {
 		case p == "github.com/gatehouse-mcp/gatehouse/rs":
-		case p == "github.com/gatehouse-mcp/gatehouse/internal/mcpauthz", p == "github.com/gatehouse-mcp/gatehouse/internal/oauth":
+		case p == "github.com/gatehouse-mcp/gatehouse/internal/mcpauthz", p == "github.com/gatehouse-mcp/gatehouse/internal/oauth",
+			p == "github.com/gatehouse-mcp/gatehouse/internal/boundmap":
 		case strings.HasPrefix(p, "github.com/go-jose/go-jose/v4"):
 		default:
 			t.Errorf("rs depends on %s; it may import only the standard library and go-jose", p)

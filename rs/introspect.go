@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/boundmap"
 )
 
 // Defaults of [IntrospectionOptions].
@@ -178,25 +180,12 @@ func (v *IntrospectionVerifier) Verify(ctx context.Context, token string) (*Toke
 	return info, err
 }
 
-// store caches e, evicting expired entries — and, if that is not enough,
-// arbitrary ones — when the cache is full.
+// store caches e; a full cache drops expired entries first
+// (boundmap.Put).
 func (v *IntrospectionVerifier) store(key [32]byte, e cacheEntry, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.cache) >= v.size {
-		for k, old := range v.cache {
-			if !now.Before(old.until) {
-				delete(v.cache, k)
-			}
-		}
-		for k := range v.cache {
-			if len(v.cache) < v.size*9/10 {
-				break
-			}
-			delete(v.cache, k)
-		}
-	}
-	v.cache[key] = e
+	boundmap.Put(v.cache, v.size, key, e, func(old cacheEntry) bool { return !now.Before(old.until) })
 }
 
 // checkTimes checks exp and nbf of a cached or fresh answer.

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/boundmap"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -318,26 +319,15 @@ func (v *JWTVerifier) reuse(e verifiedToken) (*TokenInfo, error) {
 	return &cp, nil
 }
 
-// remember stores a verification, making room when the cache is full:
-// first by dropping expired tokens, then arbitrary ones.
+// remember stores a verification; a full cache drops expired tokens
+// first (boundmap.Put).
 func (v *JWTVerifier) remember(sum [32]byte, e verifiedToken) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.verified) >= v.cacheSize {
-		now := v.now()
-		for k, old := range v.verified {
-			if !now.Before(old.info.Expiry.Add(v.skew)) {
-				delete(v.verified, k)
-			}
-		}
-		for k := range v.verified {
-			if len(v.verified) < v.cacheSize*9/10 {
-				break
-			}
-			delete(v.verified, k)
-		}
-	}
-	v.verified[sum] = e
+	now := v.now()
+	boundmap.Put(v.verified, v.cacheSize, sum, e, func(old verifiedToken) bool {
+		return !now.Before(old.info.Expiry.Add(v.skew))
+	})
 }
 
 // checkTimes checks exp and nbf against now.

@@ -17,6 +17,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/boundmap"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
@@ -504,26 +505,14 @@ func (k *Keyring) checkTimes(c AccessClaims, now time.Time) error {
 	return nil
 }
 
-// remember stores a verification. When the cache is full it first drops
-// the tokens that have expired, then arbitrary ones down to 90%, so a
-// full cache is swept once per tenth of its size, not on every insert.
+// remember stores a verification; a full cache drops expired tokens
+// first (boundmap.Put).
 func (k *Keyring) remember(sum [sha256.Size]byte, v verifiedToken, now time.Time) {
 	k.verifiedMu.Lock()
 	defer k.verifiedMu.Unlock()
-	if len(k.verified) >= k.verifiedSize {
-		for h, old := range k.verified {
-			if !now.Before(old.claims.ExpiresAt.Add(k.leeway)) {
-				delete(k.verified, h)
-			}
-		}
-		for h := range k.verified {
-			if len(k.verified) < k.verifiedSize*9/10 {
-				break
-			}
-			delete(k.verified, h)
-		}
-	}
-	k.verified[sum] = v
+	boundmap.Put(k.verified, k.verifiedSize, sum, v, func(old verifiedToken) bool {
+		return !now.Before(old.claims.ExpiresAt.Add(k.leeway))
+	})
 }
 
 // isAccessTokenType accepts both forms RFC 9068 §4 allows; media types
