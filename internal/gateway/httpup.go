@@ -98,20 +98,11 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		}()
 	}
 
-	req, err := rt.upstreamRequest(ctx, http.MethodPost, r, sid, body)
-	if err != nil {
-		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
-		return
-	}
-	resp, err := rt.client.Do(req)
-	if err != nil {
-		rt.transportFailure(w, r, ctx, x, err)
+	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
+	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	if !rt.checkStatus(w, resp, x, s) {
-		return
-	}
 	if reserved && resp.StatusCode/100 == 2 {
 		if upID := resp.Header.Get(headerSessionID); upID != "" {
 			ns, err := rt.newSession(x.ti, upID, nil)
@@ -339,21 +330,33 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 	}
 	x := rt.newExchange(r, ti)
 	x.resumed = true
-	req, err := rt.upstreamRequest(ctx, http.MethodGet, r, sid, nil)
-	if err != nil {
-		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
-		return
-	}
-	resp, err := rt.client.Do(req)
-	if err != nil {
-		rt.transportFailure(w, r, ctx, x, err)
+	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
+	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	if !rt.checkStatus(w, resp, x, s) {
-		return
-	}
 	rt.relay(w, resp, x)
+}
+
+// roundTrip sends the request to the upstream and checks its status. When
+// ok is false the client has its answer (a JSON-RPC error for every call of
+// x) and there is no body to close.
+func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, s *session, method, sid string, body []byte) (resp *http.Response, ok bool) {
+	req, err := rt.upstreamRequest(ctx, method, r, sid, body)
+	if err != nil {
+		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
+		return nil, false
+	}
+	resp, err = rt.client.Do(req)
+	if err != nil {
+		rt.transportFailure(w, r, ctx, x, err)
+		return nil, false
+	}
+	if !rt.checkStatus(w, resp, x, s) {
+		resp.Body.Close()
+		return nil, false
+	}
+	return resp, true
 }
 
 // transportFailure answers a request the upstream did not answer at all.
@@ -379,18 +382,25 @@ func (rt *route) transportFailure(w http.ResponseWriter, r *http.Request, ctx co
 // id when there was no call).
 func (rt *route) writeFailure(w http.ResponseWriter, x *exchange, status, code int, text string) {
 	errs := x.fail(code, text)
-	switch {
-	case len(errs) == 0:
+	if len(errs) == 0 {
 		writeJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
-	case len(errs) == 1 && !x.batch:
-		writeJSON(w, status, errs[0])
-	default:
-		raw := make([]json.RawMessage, len(errs))
-		for i, e := range errs {
-			raw[i] = e
-		}
-		writeJSON(w, status, raw)
+		return
 	}
+	writeMessages(w, status, errs, x.batch)
+}
+
+// writeMessages answers with JSON-RPC messages: one alone for a single
+// request, an array for a batch (or for several answers).
+func writeMessages(w http.ResponseWriter, status int, msgs [][]byte, batch bool) {
+	if len(msgs) == 1 && !batch {
+		writeJSON(w, status, msgs[0])
+		return
+	}
+	raw := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		raw[i] = m
+	}
+	writeJSON(w, status, raw)
 }
 
 // deleteUpstream ends an upstream session (best effort).

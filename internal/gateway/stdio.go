@@ -663,14 +663,8 @@ func (rt *route) writeResponses(w http.ResponseWriter, status int, x *exchange, 
 	case len(responses) == 0:
 		// The client went away; nobody reads this.
 		w.WriteHeader(status)
-	case len(responses) == 1 && !x.batch:
-		writeJSON(w, status, responses[0])
 	default:
-		raw := make([]json.RawMessage, len(responses))
-		for i, r := range responses {
-			raw[i] = r
-		}
-		writeJSON(w, status, raw)
+		writeMessages(w, status, responses, x.batch)
 	}
 }
 
