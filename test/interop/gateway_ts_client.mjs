@@ -16,92 +16,12 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { finish, playBrowser, step, steps } from './browser.mjs';
 
 const [mcpURL, username, password, redirectURI, allowedTool, restrictedTool] = process.argv.slice(2);
 if (!restrictedTool) {
   console.error('usage: gateway_ts_client.mjs <mcp-url> <username> <password> <redirect-uri> <allowed-tool> <restricted-tool>');
   process.exit(2);
-}
-
-const steps = [];
-function step(name, ok, detail = {}) {
-  const s = { name, ok, ...detail };
-  steps.push(s);
-  console.log('STEP ' + JSON.stringify(s));
-}
-function finish(code) {
-  console.log('RESULT ' + JSON.stringify({ ok: code === 0, steps }));
-  process.exit(code);
-}
-
-// The scripted browser: GET the authorize URL, keep cookies, post the
-// login and consent forms, stop at the redirect to the client.
-function decode(s) {
-  return s.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (m, e) => {
-    const l = e.toLowerCase();
-    const named = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
-    if (named[l]) return named[l];
-    return String.fromCodePoint(l.startsWith('#x') ? parseInt(l.slice(2), 16) : parseInt(l.slice(1), 10));
-  });
-}
-
-function formsOf(html) {
-  const out = {};
-  for (const f of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
-    const id = /\bid="([^"]*)"/i.exec(f[1])?.[1];
-    const action = decode(/\baction="([^"]*)"/i.exec(f[1])?.[1] ?? '');
-    const values = new URLSearchParams();
-    for (const i of f[2].matchAll(/<input\b([^>]*)>/gi)) {
-      const name = /\bname="([^"]*)"/i.exec(i[1])?.[1];
-      const type = (/\btype="([^"]*)"/i.exec(i[1])?.[1] ?? 'text').toLowerCase();
-      const value = decode(/\bvalue="([^"]*)"/i.exec(i[1])?.[1] ?? '');
-      if (name && type !== 'submit' && type !== 'button') values.set(name, value);
-    }
-    if (id) out[id] = { action, values };
-  }
-  return out;
-}
-
-async function playBrowser(authorizeURL) {
-  const jar = new Map();
-  let method = 'GET', target = authorizeURL, body;
-  for (let n = 0; n < 20; n++) {
-    const headers = { accept: 'text/html' };
-    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const resp = await fetch(target, { method, headers, body, redirect: 'manual' });
-    for (const c of resp.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair.indexOf('=');
-      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-    }
-    const loc = resp.headers.get('location');
-    if (resp.status >= 300 && resp.status < 400) {
-      await resp.arrayBuffer();
-      const next = new URL(loc, target).toString();
-      if (next.startsWith(redirectURI)) return new URL(next);
-      method = 'GET'; target = next; body = undefined;
-      continue;
-    }
-    const html = await resp.text();
-    if (resp.status !== 200) throw new Error(`${method} ${target}: ${resp.status}: ${html.slice(0, 300)}`);
-    const forms = formsOf(html);
-    let f;
-    if (forms['login-form']) {
-      f = forms['login-form'];
-      f.values.set('username', username);
-      f.values.set('password', password);
-    } else if (forms['consent-form']) {
-      f = forms['consent-form'];
-      f.values.set('decision', 'allow');
-    } else {
-      throw new Error(`no login or consent form at ${target}`);
-    }
-    method = 'POST';
-    target = new URL(f.action, target).toString();
-    body = f.values.toString();
-  }
-  throw new Error('no redirect after 20 steps');
 }
 
 // A pre-registered public client; everything kept in memory as handed over.
@@ -138,7 +58,7 @@ class HeadlessProvider {
   }
   async redirectToAuthorization(url) {
     this.authorizeURLs.push(url.toString());
-    const back = await playBrowser(url.toString());
+    const { back } = await playBrowser(url.toString(), { redirectURI, username, password });
     const q = back.searchParams;
     if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
     if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);

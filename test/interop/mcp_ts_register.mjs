@@ -35,79 +35,13 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { fail, finish, playBrowser, step, steps, text } from './browser.mjs';
 
 const [mode, mcpURL, username, password, redirectURI, metadataURL] = process.argv.slice(2);
 if (!redirectURI || !['dcr', 'cimd'].includes(mode) || (mode === 'cimd' && !metadataURL)) {
   console.error('usage: mcp_ts_register.mjs dcr|cimd <mcp-url> <username> <password> <redirect-uri> [<client-metadata-url>]');
   process.exit(2);
 }
-
-const steps = [];
-function step(name, ok, detail = {}) {
-  const s = { name, ok, ...detail };
-  steps.push(s);
-  console.log('STEP ' + JSON.stringify(s));
-  return s;
-}
-function finish(code) {
-  console.log('RESULT ' + JSON.stringify({ ok: code === 0, steps }));
-  process.exit(code);
-}
-function fail(name, err) {
-  step(name, false, { error: String((err && err.stack) || err) });
-  finish(1);
-}
-
-// ---------------------------------------------------------------------------
-// The scripted browser (as in mcp_ts_client.mjs), which also reports what
-// the consent page showed.
-
-function decodeEntities(s) {
-  return s.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (m, e) => {
-    const l = e.toLowerCase();
-    if (l === 'amp') return '&';
-    if (l === 'lt') return '<';
-    if (l === 'gt') return '>';
-    if (l === 'quot') return '"';
-    if (l === 'apos') return "'";
-    if (l.startsWith('#x')) return String.fromCodePoint(parseInt(l.slice(2), 16));
-    return String.fromCodePoint(parseInt(l.slice(1), 10));
-  });
-}
-
-function attrs(tag) {
-  const out = {};
-  const re = /([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
-  let m;
-  const inner = tag.replace(/^<\s*[a-zA-Z]+/, '').replace(/\/?>$/, '');
-  while ((m = re.exec(inner))) {
-    out[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
-  }
-  return out;
-}
-
-// forms returns the page's forms by id: {action, values}.
-function forms(html) {
-  const out = {};
-  const formRe = /<form\b[^>]*>([\s\S]*?)<\/form>/gi;
-  let f;
-  while ((f = formRe.exec(html))) {
-    const open = f[0].match(/^<form\b[^>]*>/i)[0];
-    const a = attrs(open);
-    const values = new URLSearchParams();
-    const inputRe = /<input\b[^>]*>/gi;
-    let i;
-    while ((i = inputRe.exec(f[1]))) {
-      const ia = attrs(i[0]);
-      const type = (ia.type || 'text').toLowerCase();
-      if (ia.name && type !== 'submit' && type !== 'button') values.set(ia.name, ia.value ?? '');
-    }
-    if (a.id) out[a.id] = { action: a.action ?? '', values };
-  }
-  return out;
-}
-
-const text = (html) => decodeEntities(html.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
 
 // consentDetails reads the consent page's details list (<dt>/<dd> pairs),
 // the verified-domain badge and the warnings.
@@ -128,63 +62,6 @@ function consentDetails(html) {
     website: details['Website'] !== undefined ? text(details['Website']) : undefined,
     warnings,
   };
-}
-
-// playBrowser returns the URL the authorization server redirected to and
-// what its consent pages showed.
-async function playBrowser(authorizeURL) {
-  const jar = new Map();
-  let method = 'GET';
-  let target = authorizeURL;
-  let body;
-  let loggedIn = false;
-  const trail = [];
-  const consents = [];
-  for (let n = 0; n < 20; n++) {
-    const headers = { accept: 'text/html' };
-    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    if (body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const resp = await fetch(target, { method, headers, body, redirect: 'manual' });
-    for (const c of resp.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair.indexOf('=');
-      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-    }
-    const loc = resp.headers.get('location');
-    trail.push(`${method} ${target} -> ${resp.status} ${loc ?? ''}`);
-    if (resp.status >= 300 && resp.status < 400) {
-      const next = new URL(loc, target).toString();
-      await resp.arrayBuffer();
-      if (next.startsWith(redirectURI)) {
-        return { back: new URL(next), consents, trail };
-      }
-      method = 'GET';
-      target = next;
-      body = undefined;
-      continue;
-    }
-    const html = await resp.text();
-    if (resp.status !== 200) throw new Error(`${method} ${target}: ${resp.status}: ${text(html).slice(0, 400)}\n${trail.join('\n')}`);
-    const fs = forms(html);
-    let f;
-    if (fs['login-form']) {
-      if (loggedIn) throw new Error('login form shown twice\n' + trail.join('\n'));
-      loggedIn = true;
-      f = fs['login-form'];
-      f.values.set('username', username);
-      f.values.set('password', password);
-    } else if (fs['consent-form']) {
-      consents.push(consentDetails(html));
-      f = fs['consent-form'];
-      f.values.set('decision', 'allow');
-    } else {
-      throw new Error(`no login or consent form at ${target}: ${text(html).slice(0, 400)}\n${trail.join('\n')}`);
-    }
-    method = 'POST';
-    target = new URL(f.action, target).toString();
-    body = f.values.toString();
-  }
-  throw new Error('no redirect after 20 steps\n' + trail.join('\n'));
 }
 
 // ---------------------------------------------------------------------------
@@ -239,8 +116,8 @@ class HeadlessProvider {
   async redirectToAuthorization(url) {
     this.authorizeURLs.push(url.toString());
     if (this._abandon) return;
-    const { back, consents } = await playBrowser(url.toString());
-    this.consents.push(...consents);
+    const { back, consentPages } = await playBrowser(url.toString(), { redirectURI, username, password });
+    this.consents.push(...consentPages.map(consentDetails));
     const q = back.searchParams;
     if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
     if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);
