@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -27,19 +28,6 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestDevStartsAndServes: `gatehouse dev` prints the issuer and demo
 // credentials and serves metadata, with nothing configured.
 func TestDevStartsAndServes(t *testing.T) {
@@ -47,7 +35,7 @@ func TestDevStartsAndServes(t *testing.T) {
 	port := freePort(t)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--data", filepath.Join(dir, "data"), "--listen", listen, "--mcp-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--user", "tester:a-long-password"}, out)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 )
 
 // serveConfig writes a serve config file for issuer in a new directory and
@@ -48,7 +49,7 @@ var servingRE = regexp.MustCompile(`serving issuer \S+ on (\S+)`)
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"serve"}, args...), out) }()
 	t.Cleanup(func() {

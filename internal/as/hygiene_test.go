@@ -1,34 +1,21 @@
 package as
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 )
-
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestNoSecretsInLogs runs a full flow with failures at debug level and
 // checks that no code, token, secret, password or cookie value appears in
 // any log line (RS-14, AS-16).
 func TestNoSecretsInLogs(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	ts := newTestServer(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

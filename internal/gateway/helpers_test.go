@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
@@ -87,25 +88,7 @@ type testGateway struct {
 	base  string // http://127.0.0.1:PORT
 	store storage.Store
 	reg   *prometheus.Registry
-	logs  *syncBuffer
-}
-
-// syncBuffer is a goroutine-safe log buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *syncbuf.Buffer
 }
 
 // newTestGateway serves routes on a fresh loopback server. Each route's
@@ -132,7 +115,7 @@ func newTestGateway(t *testing.T, routes []Route, mutate func(*Options)) *testGa
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	reg := prometheus.NewRegistry()
 	opts := Options{
 		Issuer:      "https://as.example.com",

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -272,23 +273,10 @@ type Process struct {
 	cmd  *exec.Cmd
 	Addr string
 	URL  string // http://Addr, where to send requests (may differ from the issuer)
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // Start runs `gatehouse serve` on listen (with --migrate if migrate) and
 // waits until it serves metadata. The process is killed when the test ends
@@ -301,7 +289,7 @@ func (d *Deployment) Start(listen string, migrate bool) *Process {
 	}
 	cmd := exec.Command(d.Bin, args...)
 	cmd.Env = d.Env
-	p := &Process{t: d.t, cmd: cmd, Addr: listen, URL: "http://" + listen, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Process{t: d.t, cmd: cmd, Addr: listen, URL: "http://" + listen, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
