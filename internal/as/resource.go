@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
 // scopeOfflineAccess asks for a refresh token (SEP-2207). It is accepted
@@ -17,8 +18,9 @@ import (
 const scopeOfflineAccess = "offline_access"
 
 // CanonicalResource normalises a resource indicator (RFC 8707 §2) for
-// comparison: scheme and host are lower-cased, a default port is dropped,
-// and the slash of a root path is removed, because JavaScript's URL turns
+// comparison: scheme and host are lower-cased, a default port is dropped
+// (http and https: exactly as rs.CanonicalResource, which resource servers
+// use), and the slash of a root path is removed, because JavaScript's URL turns
 // "https://mcp.example.com" into "https://mcp.example.com/" (SPEC-CHECKLIST
 // §3.4). Anything else — path case, query, a non-root trailing slash — is
 // kept exactly. It refuses relative URIs, fragments and user information.
@@ -34,12 +36,17 @@ func CanonicalResource(s string) (string, error) {
 		return "", errors.New("a resource indicator must not contain user information")
 	}
 	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Host)
-	if scheme == "https" {
-		host = strings.TrimSuffix(host, ":443")
-	} else if scheme == "http" {
-		host = strings.TrimSuffix(host, ":80")
+	if scheme == "http" || scheme == "https" {
+		// The canonical form resource servers compare audiences with
+		// (package rs, the gateway): one implementation, so the AS and
+		// they cannot disagree about a resource.
+		canon, err := rs.CanonicalResource(s)
+		if err != nil {
+			return "", errors.New("a resource indicator must be an absolute URI")
+		}
+		return canon, nil
 	}
+	host := strings.ToLower(u.Host)
 	path := u.EscapedPath()
 	if path == "/" {
 		path = ""

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
 // exchange is a valid code exchange for the public client.
@@ -302,4 +304,25 @@ func TestTokenResponsesGolden(t *testing.T) {
 	s, h, body = ts.post(t, "/revoke", url.Values{"token": {"garbage"}}, confClient, confSecret)
 	fmt.Fprintf(&out, "revoke: %d %q %q\n", s, h.Get("Cache-Control"), body)
 	golden(t, ts, "token_responses", out.String())
+}
+
+// TestCanonicalResourceAgreesWithRS: the AS canonicalises http(s)
+// resources exactly as resource servers do (rs.CanonicalResource), or a
+// token's audience could miss the resource it was issued for.
+func TestCanonicalResourceAgreesWithRS(t *testing.T) {
+	for _, in := range []string{
+		"https://mcp.example.com/mcp", "HTTPS://MCP.Example.com:443/", "http://[::1]:80/", "http://127.0.0.1:8081/mcp?x=1",
+		"https://mcp.example.com:0443/", "https://mcp.example.com:/mcp", "https://mcp.example.com/MCP/",
+	} {
+		as, err := CanonicalResource(in)
+		want, rerr := rs.CanonicalResource(in)
+		if err != nil || rerr != nil || as != want {
+			t.Errorf("CanonicalResource(%q) = %q, %v; rs says %q, %v", in, as, err, want, rerr)
+		}
+	}
+	// Other schemes with a host stay accepted (RFC 8707 allows any
+	// absolute URI), lower-cased, their port kept.
+	if got, err := CanonicalResource("WSS://Mcp.Example.com:443/x"); err != nil || got != "wss://mcp.example.com:443/x" {
+		t.Errorf("CanonicalResource(wss) = %q, %v; want wss://mcp.example.com:443/x", got, err)
+	}
 }
