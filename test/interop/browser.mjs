@@ -136,3 +136,86 @@ export async function playBrowser(authorizeURL, { redirectURI, username, passwor
   }
   throw new Error('no redirect after 20 steps\n' + trail.join('\n'));
 }
+
+// ---------------------------------------------------------------------------
+// The OAuth client provider the SDK is given: a public client, everything
+// kept in memory and stored exactly as the SDK hands it over, with a
+// record of what the SDK did (savedClients, savedTokens, authorizeURLs,
+// codes, consentPages).
+
+export class MemoryProvider {
+  // client: the client information to start with (undefined: the SDK
+  // registers); clientName: the client_name of its metadata;
+  // metadataURL: a client ID metadata document URL (CIMD); abandon: the
+  // user never signs in (redirectToAuthorization records the URL only);
+  // reregister: drop the client information when the SDK invalidates it
+  // (it then registers again), which otherwise is kept.
+  constructor({ redirectURI, username, password, clientName, client, metadataURL, abandon = false, reregister = false }) {
+    this._login = { redirectURI, username, password };
+    this._clientName = clientName;
+    this._client = client;
+    this._metadataURL = metadataURL;
+    this._abandon = abandon;
+    this._reregister = reregister;
+    this._tokens = undefined;
+    this._verifier = undefined;
+    this._discovery = undefined;
+    // hideRefreshToken makes tokens() leave out the refresh token, so the
+    // SDK re-authorizes where it would refresh.
+    this.hideRefreshToken = false;
+    this.savedClients = [];
+    this.savedTokens = [];
+    this.authorizeURLs = [];
+    this.codes = [];
+    this.consentPages = [];
+  }
+  get redirectUrl() { return this._login.redirectURI; }
+  // Read by the SDK to decide on a URL-based client id.
+  get clientMetadataUrl() { return this._metadataURL; }
+  get clientMetadata() {
+    return {
+      client_name: this._clientName,
+      redirect_uris: [this._login.redirectURI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state() { this._state = crypto.randomUUID(); return this._state; }
+  clientInformation() { return this._client; }
+  saveClientInformation(info) {
+    this._client = info;
+    this.savedClients.push(info);
+  }
+  tokens() {
+    if (this._tokens && this.hideRefreshToken) {
+      const { refresh_token, ...rest } = this._tokens;
+      return rest;
+    }
+    return this._tokens;
+  }
+  saveTokens(tokens) {
+    this._tokens = tokens;
+    this.savedTokens.push({ at: Date.now(), scope: tokens.scope, refresh: !!tokens.refresh_token });
+  }
+  saveCodeVerifier(v) { this._verifier = v; }
+  codeVerifier() { return this._verifier; }
+  discoveryState() { return this._discovery; }
+  saveDiscoveryState(s) { this._discovery = s; }
+  invalidateCredentials(scope) {
+    if ((scope === 'all' || scope === 'client') && this._reregister) this._client = undefined;
+    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
+    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
+  }
+  async redirectToAuthorization(url) {
+    this.authorizeURLs.push(url.toString());
+    if (this._abandon) return;
+    const { back, consentPages } = await playBrowser(url.toString(), this._login);
+    this.consentPages.push(...consentPages);
+    const q = back.searchParams;
+    if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
+    if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);
+    if (!q.get('iss')) throw new Error('no iss in the authorization response (RFC 9207)');
+    this.codes.push(q.get('code'));
+  }
+}

@@ -16,7 +16,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { finish, playBrowser, step, steps } from './browser.mjs';
+import { MemoryProvider, finish, step, steps } from './browser.mjs';
 
 const [mcpURL, username, password, redirectURI, allowedTool, restrictedTool] = process.argv.slice(2);
 if (!restrictedTool) {
@@ -24,49 +24,11 @@ if (!restrictedTool) {
   process.exit(2);
 }
 
-// A pre-registered public client; everything kept in memory as handed over.
-class HeadlessProvider {
-  constructor() {
-    this._client = { client_id: 'gatehouse-demo' };
-    this.hideRefreshToken = false;
-    this.authorizeURLs = [];
-    this.codes = [];
-  }
-  get redirectUrl() { return redirectURI; }
-  get clientMetadata() {
-    return { client_name: 'Gatehouse gateway interop (TypeScript SDK)', redirect_uris: [redirectURI],
-      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' };
-  }
-  state() { this._state = crypto.randomUUID(); return this._state; }
-  clientInformation() { return this._client; }
-  saveClientInformation(info) { this._client = info; }
-  tokens() {
-    if (this._tokens && this.hideRefreshToken) {
-      const { refresh_token, ...rest } = this._tokens;
-      return rest;
-    }
-    return this._tokens;
-  }
-  saveTokens(t) { this._tokens = t; }
-  saveCodeVerifier(v) { this._verifier = v; }
-  codeVerifier() { return this._verifier; }
-  discoveryState() { return this._discovery; }
-  saveDiscoveryState(s) { this._discovery = s; }
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
-  }
-  async redirectToAuthorization(url) {
-    this.authorizeURLs.push(url.toString());
-    const { back } = await playBrowser(url.toString(), { redirectURI, username, password });
-    const q = back.searchParams;
-    if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
-    if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);
-    this.codes.push(q.get('code'));
-  }
-}
-
-const provider = new HeadlessProvider();
+const provider = new MemoryProvider({
+  redirectURI, username, password,
+  clientName: 'Gatehouse gateway interop (TypeScript SDK)',
+  client: { client_id: 'gatehouse-demo' },
+});
 const newClient = () => ({
   client: new Client({ name: 'gatehouse-gateway-interop-ts', version: '1.0.0' }),
   transport: new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider }),

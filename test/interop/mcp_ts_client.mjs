@@ -23,7 +23,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { fail, finish, playBrowser, sleep, step, steps } from './browser.mjs';
+import { MemoryProvider, fail, finish, sleep, step, steps } from './browser.mjs';
 
 const [mcpURL, username, password, redirectURI, waitArg, clientArg = 'gatehouse-demo'] = process.argv.slice(2);
 if (!waitArg) {
@@ -32,71 +32,11 @@ if (!waitArg) {
 }
 const expiryWait = Number(waitArg) * 1000;
 
-// ---------------------------------------------------------------------------
-// The OAuth client provider: a pre-registered public client, everything
-// kept in memory and stored exactly as the SDK hands it over.
-
-class HeadlessProvider {
-  constructor() {
-    this._client = clientArg === 'dcr' ? undefined : { client_id: clientArg };
-    this.registrations = [];
-    this._tokens = undefined;
-    this._verifier = undefined;
-    this._discovery = undefined;
-    this.hideRefreshToken = false;
-    this.authorizeURLs = [];
-    this.codes = [];
-    this.savedTokens = [];
-  }
-  get redirectUrl() { return redirectURI; }
-  get clientMetadata() {
-    return {
-      client_name: 'Gatehouse interop (TypeScript SDK)',
-      redirect_uris: [redirectURI],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  state() { this._state = crypto.randomUUID(); return this._state; }
-  clientInformation() { return this._client; }
-  saveClientInformation(info) {
-    this._client = info;
-    this.registrations.push({ client_id: info.client_id, scope: info.scope });
-  }
-  tokens() {
-    if (this._tokens && this.hideRefreshToken) {
-      const { refresh_token, ...rest } = this._tokens;
-      return rest;
-    }
-    return this._tokens;
-  }
-  saveTokens(tokens) {
-    this._tokens = tokens;
-    this.savedTokens.push({ at: Date.now(), scope: tokens.scope, refresh: !!tokens.refresh_token });
-  }
-  saveCodeVerifier(v) { this._verifier = v; }
-  codeVerifier() { return this._verifier; }
-  discoveryState() { return this._discovery; }
-  saveDiscoveryState(s) { this._discovery = s; }
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
-  }
-  async redirectToAuthorization(url) {
-    this.authorizeURLs.push(url.toString());
-    const { back } = await playBrowser(url.toString(), { redirectURI, username, password });
-    const q = back.searchParams;
-    if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
-    if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);
-    if (!q.get('iss')) throw new Error('no iss in the authorization response (RFC 9207)');
-    this.codes.push(q.get('code'));
-  }
-}
-
-// ---------------------------------------------------------------------------
-
-const provider = new HeadlessProvider();
+const provider = new MemoryProvider({
+  redirectURI, username, password,
+  clientName: 'Gatehouse interop (TypeScript SDK)',
+  client: clientArg === 'dcr' ? undefined : { client_id: clientArg },
+});
 
 function newClient() {
   const transport = new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider });
@@ -131,7 +71,7 @@ try {
   }
   const first = new URL(provider.authorizeURLs[0]);
   step('connect', true, {
-    registrations: provider.registrations,
+    registrations: provider.savedClients.map((c) => ({ client_id: c.client_id, scope: c.scope })),
     authorizations: provider.authorizeURLs.length,
     scope: first.searchParams.get('scope'),
     resource: first.searchParams.get('resource'),

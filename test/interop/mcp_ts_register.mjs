@@ -35,7 +35,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { fail, finish, playBrowser, step, steps, text } from './browser.mjs';
+import { MemoryProvider, fail, finish, step, steps, text } from './browser.mjs';
 
 const [mode, mcpURL, username, password, redirectURI, metadataURL] = process.argv.slice(2);
 if (!redirectURI || !['dcr', 'cimd'].includes(mode) || (mode === 'cimd' && !metadataURL)) {
@@ -64,67 +64,14 @@ function consentDetails(html) {
   };
 }
 
-// ---------------------------------------------------------------------------
-// The OAuth client provider: no client information until the SDK saves
-// some; everything kept in memory exactly as the SDK hands it over.
-
-class HeadlessProvider {
-  // abandon: redirectToAuthorization records the URL and does not sign in
-  // (a user who closed the browser).
-  constructor({ metadataURL, abandon = false } = {}) {
-    this._metadataURL = metadataURL;
-    this._abandon = abandon;
-    this._client = undefined;
-    this._tokens = undefined;
-    this._verifier = undefined;
-    this._discovery = undefined;
-    this.savedClients = [];
-    this.authorizeURLs = [];
-    this.codes = [];
-    this.consents = [];
-  }
-  get redirectUrl() { return redirectURI; }
-  // Read by the SDK to decide on a URL-based client id; undefined in dcr
-  // mode.
-  get clientMetadataUrl() { return this._metadataURL; }
-  get clientMetadata() {
-    return {
-      client_name: 'Gatehouse interop (TypeScript SDK, registration)',
-      redirect_uris: [redirectURI],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-  state() { this._state = crypto.randomUUID(); return this._state; }
-  clientInformation() { return this._client; }
-  saveClientInformation(info) {
-    this._client = info;
-    this.savedClients.push(info);
-  }
-  tokens() { return this._tokens; }
-  saveTokens(tokens) { this._tokens = tokens; }
-  saveCodeVerifier(v) { this._verifier = v; }
-  codeVerifier() { return this._verifier; }
-  discoveryState() { return this._discovery; }
-  saveDiscoveryState(s) { this._discovery = s; }
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'client') this._client = undefined;
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
-  }
-  async redirectToAuthorization(url) {
-    this.authorizeURLs.push(url.toString());
-    if (this._abandon) return;
-    const { back, consentPages } = await playBrowser(url.toString(), { redirectURI, username, password });
-    this.consents.push(...consentPages.map(consentDetails));
-    const q = back.searchParams;
-    if (q.get('error')) throw new Error(`authorization error ${q.get('error')}: ${q.get('error_description')}`);
-    if (q.get('state') !== this._state) throw new Error(`state ${q.get('state')}, want ${this._state}`);
-    if (!q.get('iss')) throw new Error('no iss in the authorization response (RFC 9207)');
-    this.codes.push(q.get('code'));
-  }
+// newProvider starts with no client information: the SDK registers.
+function newProvider({ metadataURL, abandon } = {}) {
+  return new MemoryProvider({
+    redirectURI, username, password, metadataURL, abandon, reregister: true,
+    clientName: 'Gatehouse interop (TypeScript SDK, registration)',
+  });
 }
+
 
 function newClient(provider) {
   const transport = new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider });
@@ -181,7 +128,7 @@ async function useTools(client) {
 try {
   if (mode === 'dcr') {
     // 1. A client that registers and is abandoned before the user signs in.
-    const first = new HeadlessProvider({ abandon: true });
+    const first = newProvider({ abandon: true });
     try {
       const c = await connect(first, true);
       if (c) throw new Error('connected without authorization');
@@ -196,7 +143,7 @@ try {
 
     // 2. The same client connects again with nothing stored: it registers
     // again with the same metadata and completes the flow.
-    const second = new HeadlessProvider();
+    const second = newProvider();
     let client;
     try {
       client = await connect(second, false);
@@ -211,12 +158,12 @@ try {
       authorizeClientId: auth.searchParams.get('client_id'),
       resource: auth.searchParams.get('resource'),
       method: auth.searchParams.get('code_challenge_method'),
-      consent: second.consents[0],
+      consent: second.consentPages.map(consentDetails)[0],
     });
     step('same client id', !!r1?.client_id && r1.client_id === r2?.client_id, { first: r1?.client_id, second: r2?.client_id });
     await useTools(client);
   } else {
-    const provider = new HeadlessProvider({ metadataURL });
+    const provider = newProvider({ metadataURL });
     let client;
     try {
       client = await connect(provider, false);
@@ -230,7 +177,7 @@ try {
       authorizeClientId: auth.searchParams.get('client_id'),
       resource: auth.searchParams.get('resource'),
       method: auth.searchParams.get('code_challenge_method'),
-      consent: provider.consents[0],
+      consent: provider.consentPages.map(consentDetails)[0],
     });
     await useTools(client);
   }
