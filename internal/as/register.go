@@ -668,25 +668,6 @@ func securityChanged(a, b storage.Client) bool {
 		!slices.Equal(a.Scopes, b.Scopes) || (a.SecretHash == "") != (b.SecretHash == "")
 }
 
-// regCORS opens the client configuration endpoint to browser clients
-// (MCP Inspector registers from a page); like cors, but its preflight
-// allows PUT and DELETE.
-func regCORS(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("X-Content-Type-Options", "nosniff")
-		if r.Method == http.MethodOptions {
-			h.Set("Access-Control-Allow-Methods", "GET, PUT, DELETE, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-			h.Set("Access-Control-Max-Age", "86400")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // Reap deletes dynamic clients (registered and metadata-document ones)
 // that never obtained a token within UnusedTTL of their last
 // registration, or whose last token is older than IdleTTL. It deletes

@@ -301,13 +301,26 @@ func levelFor(oe *oauth.Error) slog.Level {
 // clients read metadata and call /token from a page). No credentials are
 // allowed, so a page gains nothing it could not do from a server.
 func cors(next http.Handler) http.Handler {
+	return corsAllowing("GET, POST, OPTIONS", "Authorization, Content-Type, MCP-Protocol-Version", next)
+}
+
+// regCORS opens the client configuration endpoint to browser clients
+// (MCP Inspector registers from a page); like cors, but its preflight
+// allows PUT and DELETE.
+func regCORS(next http.Handler) http.Handler {
+	return corsAllowing("GET, PUT, DELETE, OPTIONS", "Authorization, Content-Type", next)
+}
+
+// corsAllowing answers preflights with methods and headers and lets any
+// origin read next's responses (without credentials).
+func corsAllowing(methods, headers string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
 		h.Set("X-Content-Type-Options", "nosniff")
 		if r.Method == http.MethodOptions {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
+			h.Set("Access-Control-Allow-Methods", methods)
+			h.Set("Access-Control-Allow-Headers", headers)
 			h.Set("Access-Control-Max-Age", "86400")
 			w.WriteHeader(http.StatusNoContent)
 			return
