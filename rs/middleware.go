@@ -55,6 +55,15 @@ type Options struct {
 	// themselves.
 	ImpliedScopes map[string][]string
 
+	// AcceptClientCredentials lets machine tokens through: tokens a client
+	// obtained for itself with the client_credentials grant, with no user
+	// behind them ([TokenInfo.Machine]). False, the default, refuses them
+	// with 401 invalid_token, so a server that treats the token's subject
+	// as a person never serves a machine by mistake. Set it only if every
+	// tool is safe to call without a user; the authorization server must
+	// also be told (Gatehouse: the resource's accept_client_credentials).
+	AcceptClientCredentials bool
+
 	// FilterToolsList removes from tools/list responses the tools the
 	// token's scopes do not allow calling, so clients only offer tools that
 	// will work. Responses in JSON and in server-sent events are both
@@ -112,8 +121,10 @@ const (
 //     WWW-Authenticate: Bearer resource_metadata="…", scope="<Scopes>".
 //     A token in the query string (access_token) or a form body is not
 //     looked at (OAuth 2.1 §5.1.1).
-//   - a token the verifier refuses ([ErrInvalidToken]): 401 with the same
-//     challenge plus error="invalid_token" and error_description.
+//   - a token the verifier refuses ([ErrInvalidToken]), or a machine
+//     token ([TokenInfo.Machine]) without [Options.AcceptClientCredentials]:
+//     401 with the same challenge plus error="invalid_token" and
+//     error_description.
 //   - scopes missing: 403, WWW-Authenticate: Bearer
 //     error="insufficient_scope", scope="<every scope the request
 //     needs>", resource_metadata="…", error_description="…" (RFC 6750
@@ -144,6 +155,7 @@ func RequireBearer(v Verifier, opts *Options) func(http.Handler) http.Handler {
 type middleware struct {
 	verifier    Verifier
 	metadataURL string
+	machines    bool // AcceptClientCredentials
 	baseline    []string
 	tools       map[string][]string // tool → every scope a call needs
 	methods     map[string][]string // method → every scope it needs
@@ -166,6 +178,7 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 	m := &middleware{
 		verifier:    v,
 		metadataURL: opts.ResourceMetadataURL,
+		machines:    opts.AcceptClientCredentials,
 		baseline:    mcpauthz.Dedup(opts.Scopes),
 		filter:      opts.FilterToolsList,
 		maxBody:     opts.MaxBodyBytes,
@@ -302,6 +315,13 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			m.log.Debug("rs: token refused", "cause", err, "path", r.URL.Path)
 		}
 		m.unauthorized(w, "invalid_token", ErrorDescription(err))
+		return
+	}
+	if info.Machine() && !m.machines {
+		if m.log != nil {
+			m.log.Debug("rs: machine token refused", "client_id", info.ClientID, "path", r.URL.Path)
+		}
+		m.unauthorized(w, "invalid_token", "this resource does not accept tokens issued without a user (client_credentials); sign in as a user")
 		return
 	}
 

@@ -203,6 +203,11 @@ func TestRequireBearerRefuses(t *testing.T) {
 		{"oversized token", bearer(strings.Repeat("a", DefaultMaxTokenBytes+1)), invalidToken("token too large"), ""},
 		{"not a b64token", bearer("abc def"), invalidToken("malformed token"), ""},
 		{"garbage", bearer("abc"), invalidToken("malformed token"), ""},
+		// Issue 11 F1: a token without a user (client_credentials: sub is
+		// the client id, RFC 9068 §2.2) where the resource accepts users
+		// only, the default.
+		{"machine token", bearer(a.token(func(m map[string]any) { m["sub"] = m["client_id"] })),
+			invalidToken("this resource does not accept tokens issued without a user (client_credentials); sign in as a user"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,6 +236,49 @@ func TestRequireBearerRefuses(t *testing.T) {
 	}
 	if n := mcp.executions(); n != 0 {
 		t.Errorf("tool executions = %d, want 0", n)
+	}
+}
+
+// TestRequireBearerMachineTokens: a machine token (sub = client_id) is
+// refused unless the resource accepts client credentials, and then reaches
+// the handler marked as one; a user's token is never taken for one.
+func TestRequireBearerMachineTokens(t *testing.T) {
+	a := newTestAS(t)
+	v := newVerifier(t, a, newClock(), nil)
+	machine := a.token(func(m map[string]any) { m["sub"] = "svc"; m["client_id"] = "svc" })
+	user := a.token(nil)
+	for _, tt := range []struct {
+		name   string
+		accept bool
+		tok    string
+		want   int
+		isMach bool
+	}{
+		{"machine, not accepted", false, machine, http.StatusUnauthorized, false},
+		{"machine, accepted", true, machine, http.StatusOK, true},
+		{"user, not accepted", false, user, http.StatusOK, false},
+		{"user, accepted", true, user, http.StatusOK, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mcp := &fakeMCP{}
+			opts := testOptions()
+			opts.AcceptClientCredentials = tt.accept
+			srv := httptest.NewServer(RequireBearer(v, opts)(mcp))
+			defer srv.Close()
+			status, _, body := post(t, srv, tt.tok, rpcBody(1, "list_notes"))
+			if status != tt.want {
+				t.Fatalf("status = %d %s, want %d", status, body, tt.want)
+			}
+			if got := mcp.info.Load().Machine(); status == http.StatusOK && got != tt.isMach {
+				t.Errorf("TokenInfo.Machine() = %v, want %v", got, tt.isMach)
+			}
+			if want := int64(0); status != http.StatusOK && mcp.executions() != want {
+				t.Errorf("tool executions = %d, want 0", mcp.executions())
+			}
+		})
+	}
+	if (*TokenInfo)(nil).Machine() || (&TokenInfo{Subject: "x"}).Machine() {
+		t.Error("a nil TokenInfo or one without client_id counts as a machine token")
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 // with other requests that presented the same token.
 type TokenInfo struct {
 	// Subject (sub) identifies the resource owner: the user, or the client
-	// itself for a client credentials grant. Never empty. Key per-user state
-	// by it (together with Issuer when you trust several authorization
-	// servers).
+	// itself for a client credentials grant (see [TokenInfo.Machine]).
+	// Never empty. Key per-user state by it (together with Issuer when you
+	// trust several authorization servers).
 	Subject string
 	// ClientID (client_id) is the OAuth client the token was issued to.
 	// Never empty for a JWT; may be empty from introspection.
@@ -39,6 +39,16 @@ type TokenInfo struct {
 	AuthTime time.Time
 	// ID (jti) is the token's unique identifier.
 	ID string
+}
+
+// Machine reports whether the token was issued to a client acting on its
+// own behalf (the client_credentials grant): no user signed in for it. By
+// RFC 9068 §2.2 such a token's subject is the client's identifier, which is
+// how it is recognised: Subject equals ClientID. Gatehouse never issues a
+// user's token whose subject equals its client id, so the two cannot be
+// confused. A nil TokenInfo is not a machine token.
+func (t *TokenInfo) Machine() bool {
+	return t != nil && t.ClientID != "" && t.Subject == t.ClientID
 }
 
 // HasScope reports whether scope was granted, by exact comparison; it

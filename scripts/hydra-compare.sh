@@ -107,7 +107,7 @@ log:
 EOF
 cfg=(--config "$gh/gatehouse.yaml")
 resource=http://127.0.0.1:18081/mcp
-"$G" resource add "$resource" --scope "notes:read=Read notes" --scope "notes:write=Write notes" --default-scope notes:read "${cfg[@]}" >/dev/null
+"$G" resource add "$resource" --scope "notes:read=Read notes" --scope "notes:write=Write notes" --default-scope notes:read --accept-client-credentials "${cfg[@]}" >/dev/null
 cc_secret=$("$G" client create --id bench-cc --confidential --grant-type client_credentials "${cfg[@]}" | awk '/client_secret:/{print $2}')
 "$G" client create --id bench-public --redirect-uri http://127.0.0.1/callback "${cfg[@]}" >/dev/null
 head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$gh/password"

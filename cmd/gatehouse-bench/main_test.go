@@ -56,7 +56,7 @@ func startAS(t *testing.T) string {
 		}
 	}
 	must(st.PutResource(ctx, storage.Resource{URL: testResource, Name: "Notes", Scopes: []storage.Scope{{Name: "notes:read"}},
-		DefaultScopes: []string{"notes:read"}, CreatedAt: now, UpdatedAt: now}))
+		DefaultScopes: []string{"notes:read"}, AcceptClientCredentials: true, CreatedAt: now, UpdatedAt: now}))
 	for _, c := range []storage.Client{
 		{ID: "cc", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_basic",
 			SecretHash: token.Hash(testSecret), ApplicationType: "web"},

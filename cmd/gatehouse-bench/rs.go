@@ -71,25 +71,42 @@ func (b *bench) mcpHeaders(tok, sess string) []string {
 	return h
 }
 
-// rsPrepare gets the access token (from --rs-token, or client_credentials
-// for the rs resource) and the tool to call (--rs-tool, or the first tool
-// the server lists).
+// rsPrepare gets the access token and the tool to call (--rs-tool, or the
+// first tool the server lists). The token is --rs-token, else a user's
+// from one code flow of the public client (--public-client, --username,
+// --password-file) for the rs resource, else client_credentials for it
+// (only where the resource accepts tokens without a user: Gatehouse's
+// demo server does not).
 func (b *bench) rsPrepare() (string, string, error) {
 	tok := b.rsToken
-	if tok == "" {
-		if b.cc.id == "" {
-			return "", "", errors.New("rs_tools_call needs --rs-token or a client_credentials client")
+	res := b.rsResource
+	if res == "" {
+		res = b.rsURL
+	}
+	switch {
+	case tok != "":
+	case b.pub != "" && b.username != "" && b.flavor != "hydra":
+		if b.resource == "" {
+			b.resource = res // the flow is for the rs resource
 		}
+		w, err := b.newFlowWorker(b.pub)
+		if err != nil {
+			return "", "", err
+		}
+		defer w.close()
+		if _, err := w.setupFlow(); err != nil {
+			return "", "", fmt.Errorf("user token for %s: %w", res, err)
+		}
+		tok = w.access
+	case b.cc.id == "":
+		return "", "", errors.New("rs_tools_call needs --rs-token, a user (--public-client, --username, --password-file) or a client_credentials client")
+	default:
 		c, err := b.conn()
 		if err != nil {
 			return "", "", err
 		}
 		defer c.close()
 		v := url.Values{"grant_type": {"client_credentials"}}
-		res := b.rsResource
-		if res == "" {
-			res = b.rsURL
-		}
 		if b.flavor == "hydra" {
 			v.Set("audience", res)
 		} else {

@@ -262,6 +262,7 @@ type flowWorker struct {
 	pub    *conn
 	adm    *conn // Hydra admin API
 	jar    cookieJar
+	access string // the access token of the last flow
 }
 
 func (b *bench) newFlowWorker(client string) (*flowWorker, error) {
@@ -383,6 +384,7 @@ func (w *flowWorker) token(code, verifier string) (string, error) {
 	if t.RefreshToken == "" {
 		return "", errors.New("token (authorization_code): no refresh_token")
 	}
+	w.access = t.AccessToken
 	return t.RefreshToken, nil
 }
 

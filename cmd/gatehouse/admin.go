@@ -339,6 +339,7 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 	var scopes, defaults listFlag
 	fs.Var(&scopes, "scope", `scope as NAME or "NAME=Description" or "NAME=Description=tool1,tool2" (repeatable)`)
 	fs.Var(&defaults, "default-scope", "scope granted when a request names none (repeatable)")
+	acceptCC := fs.Bool("accept-client-credentials", false, "also issue tokens without a user (client_credentials) for this resource; only if every tool is safe to call with no user behind it")
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse resource add [flags] URL")
@@ -347,7 +348,7 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("resource URL %q: %w", fs.Arg(0), err)
 		}
-		r := storage.Resource{URL: canon, Name: *name, DefaultScopes: defaults}
+		r := storage.Resource{URL: canon, Name: *name, DefaultScopes: defaults, AcceptClientCredentials: *acceptCC}
 		for _, s := range scopes {
 			parts := strings.SplitN(s, "=", 3)
 			sc := storage.Scope{Name: parts[0]}
@@ -369,7 +370,12 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		if err := st.PutResource(ctx, r); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "registered resource %s\n", canon)
+		detail := "users only"
+		if r.AcceptClientCredentials {
+			detail = "accepts client_credentials"
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.added", Resource: canon, Outcome: "success", Detail: detail})
+		fmt.Fprintf(out, "registered resource %s (%s)\n", canon, detail)
 		return nil
 	})
 }
@@ -383,13 +389,17 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT")
+		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT\tTOKENS FOR")
 		for _, r := range rs {
 			var names []string
 			for _, s := range r.Scopes {
 				names = append(names, s.Name)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.URL, r.Name, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "))
+			who := "users"
+			if r.AcceptClientCredentials {
+				who = "users, clients"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.URL, r.Name, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "), who)
 		}
 		return tw.Flush()
 	})

@@ -78,8 +78,11 @@ func registrationOptions(r config.Registration, dev bool) as.Registration {
 		RateWindow:    time.Duration(r.RateWindow),
 		MaxClients:    r.MaxClients,
 		AllowedScopes: r.AllowedScopes,
-		UnusedTTL:     time.Duration(r.UnusedTTL),
-		IdleTTL:       time.Duration(r.IdleTTL),
+
+		AllowClientCredentials:  r.AllowClientCredentials,
+		ClientCredentialsScopes: r.ClientCredentialsScopes,
+		UnusedTTL:               time.Duration(r.UnusedTTL),
+		IdleTTL:                 time.Duration(r.IdleTTL),
 		Redirect: clientreg.RedirectPolicy{
 			PrivateUseSchemes:      r.PrivateUseSchemes,
 			NoReverseDomainSchemes: !r.ReverseDomainSchemes,

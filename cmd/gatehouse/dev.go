@@ -147,6 +147,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  curl -i %s   (the 401 challenge that starts discovery)\n", resourceURL)
 		fmt.Fprintf(out, "  gatehouse client create --name my-agent --redirect-uri http://127.0.0.1/callback\n")
 		fmt.Fprintf(out, "  gatehouse client create --name my-service --confidential --grant-type client_credentials\n")
+		fmt.Fprintf(out, "    (tokens without a user: only for resources added with --accept-client-credentials; the demo accepts users only)\n")
 		fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	})
 }

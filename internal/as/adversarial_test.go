@@ -62,6 +62,10 @@ package as
 // | nosniff (and anti-framing on HTML) on every public response       | §4.16          | TestServeSecurityHeaders (cmd/gatehouse/serve_test.go)      |
 // | Oversized headers (431), slow clients (server timeouts)           | –              | TestServeHeaderLimit, TestServeTimeouts (cmd/gatehouse)     |
 // | http issuer outside dev mode without allow_insecure_issuer        | OAuth 2.1 §1.5 | TestServeRefusesInsecureIssuer (cmd/gatehouse)              |
+// |                                                                   |                |                                                             |
+// | Issue 11 (outside review), tests in review_test.go unless named:  |                |                                                             |
+// | F1 machine tokens for anyone: a self-registered or metadata-      | RFC 9068 §2.2  | TestAdversarialAnonymousMachineTokens, TestMachineTokens    |
+// |   document client gets client_credentials tokens, no user         |                |   (gateway), TestMachineTokensEndToEnd (cmd/gatehouse)      |
 
 import (
 	"bufio"

@@ -127,7 +127,7 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.A
 
 	// From here on the redirect URI is trusted.
 	state := get("state")
-	dynamic := c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD
+	dynamic := dynamicClient(c)
 	fail := func(e *oauth.Error) (storage.AuthRequest, *redirectError, *oauth.Error) {
 		return storage.AuthRequest{}, &redirectError{redirectURI: redirectURI, state: state, err: e, dynamic: dynamic}, nil
 	}

@@ -63,6 +63,18 @@ type Registration struct {
 	// registration asking for others is refused, and one asking for none
 	// gets these. Empty means any scope of any resource.
 	AllowedScopes []string
+	// AllowClientCredentials lets dynamic clients (RFC 7591 and metadata
+	// documents) use the client_credentials grant: tokens with no user
+	// behind them. Default false, because nobody vetted such a client and
+	// a machine token acts without anyone's consent: self-registration
+	// asking for the grant is refused, and so is the grant at /token.
+	// Even when true, a dynamic client gets only ClientCredentialsScopes,
+	// and only for resources that accept client credentials.
+	AllowClientCredentials bool
+	// ClientCredentialsScopes are the scopes a dynamic client may obtain
+	// with client_credentials when AllowClientCredentials is set (and
+	// AllowedScopes allows them too). Empty means none.
+	ClientCredentialsScopes []string
 	// UnusedTTL is how long a dynamic client that never obtained a token
 	// is kept after its (last) registration; default 24 hours, negative
 	// means forever.
@@ -207,6 +219,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	md, err := clientreg.Parse(body, clientreg.Options{Kind: clientreg.Register, Redirect: reg.Redirect})
 	if err != nil {
 		return registrationError(err)
+	}
+	if err := s.checkGrantPolicy(md); err != nil {
+		return err
 	}
 	if err := s.applyScopePolicy(ctx, md, true); err != nil {
 		return err
@@ -390,6 +405,26 @@ func clientFromMetadata(id string, md *clientreg.Metadata, origin storage.Client
 		Origin:                  origin,
 		Metadata:                md.JSON(),
 	}
+}
+
+// errDynamicClientCredentials is the refusal of the client_credentials
+// grant to a dynamic client, at registration and at /token (the
+// description names the rule and the way out).
+func errDynamicClientCredentials(code oauth.Code) *oauth.Error {
+	return oauth.New(code, "self-registered and metadata-document clients cannot use the client_credentials grant on this server: "+
+		"tokens without a user are issued only to clients its operator creates (gatehouse client create --grant-type client_credentials); "+
+		"the operator can allow it with registration.allow_client_credentials")
+}
+
+// checkGrantPolicy refuses a registration or update asking for a grant
+// dynamic clients may not have: client_credentials, unless the operator
+// opted in (issue 11 F1: nobody may get a token without a user just by
+// registering).
+func (s *Server) checkGrantPolicy(md *clientreg.Metadata) error {
+	if slices.Contains(md.GrantTypes, gtClientCredentials) && !s.opts.Registration.AllowClientCredentials {
+		return errDynamicClientCredentials(oauth.InvalidClientMetadata)
+	}
+	return nil
 }
 
 // applyScopePolicy narrows md's scope to what dynamic clients may have.
@@ -617,6 +652,9 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 	}
 	if md.ClientSecret != "" && (c.SecretHash == "" || !token.Equal(token.Hash(md.ClientSecret), c.SecretHash)) {
 		return oauth.New(oauth.InvalidClientMetadata, "client_secret does not match the client's current secret; a client cannot choose its secret (RFC 7592 §2.2)")
+	}
+	if err := s.checkGrantPolicy(md); err != nil {
+		return err
 	}
 	if err := s.applyScopePolicy(ctx, md, true); err != nil {
 		return err

@@ -16,6 +16,13 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
+// allowMachineClients is the operator's opt-in that lets dynamic clients
+// use client_credentials, for notes:read only.
+func allowMachineClients(r *Registration) {
+	r.AllowClientCredentials = true
+	r.ClientCredentialsScopes = []string{"notes:read"}
+}
+
 // openRegistration enables open registration without a rate limit; mod
 // adjusts the rest.
 func openRegistration(mod func(*Registration)) func(*Options) {
@@ -222,7 +229,7 @@ func TestRegisterResponses(t *testing.T) {
 // authorization code flow with a loopback redirect on any port, and a
 // registered confidential client's secret works at the token endpoint.
 func TestRegisteredClientFlow(t *testing.T) {
-	ts := newTestServer(t, openRegistration(nil))
+	ts := newTestServer(t, openRegistration(allowMachineClients))
 	id := ts.mustRegister(t, sdkMetadata).str("client_id")
 	a := defaultAuth()
 	a.clientID = id
@@ -252,7 +259,7 @@ func TestRegisteredClientFlow(t *testing.T) {
 // TestRegistrationManagement: RFC 7592 read, update and delete with the
 // registration access token; anything else is 401 invalid_token.
 func TestRegistrationManagement(t *testing.T) {
-	ts := newTestServer(t, openRegistration(nil))
+	ts := newTestServer(t, openRegistration(allowMachineClients))
 	conf := `{"client_name":"App","redirect_uris":["https://app.example.com/cb"],"grant_types":["authorization_code","client_credentials"],"token_endpoint_auth_method":"client_secret_post"}`
 	r := ts.mustRegister(t, conf)
 	id, rat, secret := r.str("client_id"), r.str("registration_access_token"), r.str("client_secret")
@@ -405,7 +412,7 @@ func (ts *testServer) dynamicClients(t *testing.T) []storage.Client {
 // registration's credentials are the valid ones; once the client has
 // obtained a token, an identical registration gets a new client.
 func TestRegisterDedup(t *testing.T) {
-	ts := newTestServer(t, openRegistration(nil))
+	ts := newTestServer(t, openRegistration(allowMachineClients))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	ids := make(chan string, 1000)

@@ -146,7 +146,7 @@ func resourceHasScope(r storage.Resource, name string) bool {
 // is held to registration.allowed_scopes instead, the administrator's
 // limit for every dynamic client.
 func (s *Server) clientMay(c storage.Client, name string) bool {
-	if c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD {
+	if dynamicClient(c) {
 		allowed := s.opts.Registration.AllowedScopes
 		return len(allowed) == 0 || slices.Contains(allowed, name)
 	}

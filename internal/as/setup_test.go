@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,10 +128,12 @@ func (ts *testServer) seed(t *testing.T) {
 	ts.userID = "user-alice"
 	must(t, ts.Store.CreateUser(ctx, storage.User{ID: ts.userID, Username: testUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}))
 	for _, r := range []storage.Resource{
+		// The operator lets machine clients use Notes (client_credentials);
+		// Other accepts users only, the default.
 		{URL: testResource, Name: "Notes", Scopes: []storage.Scope{
 			{Name: "notes:read", Description: "Read notes", Tools: []string{"read_note"}},
 			{Name: "notes:write", Description: "Write notes", Tools: []string{"add_note"}},
-		}, DefaultScopes: []string{"notes:read"}},
+		}, DefaultScopes: []string{"notes:read"}, AcceptClientCredentials: true},
 		{URL: testResource2, Name: "Other", Scopes: []storage.Scope{{Name: "other:read"}}},
 	} {
 		r.CreatedAt, r.UpdatedAt = now, now
@@ -161,6 +164,14 @@ func must(t *testing.T, err error) {
 // nothing.
 func (ts *testServer) snapshot(t *testing.T) string {
 	t.Helper()
+	return ts.snapshotWithout(t)
+}
+
+// snapshotWithout is snapshot without the named tables: for a refusal
+// that rightly records something, such as the jti of a valid client
+// assertion (replay).
+func (ts *testServer) snapshotWithout(t *testing.T, skip ...string) string {
+	t.Helper()
 	db, err := sql.Open("sqlite", ts.dbPath+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +179,9 @@ func (ts *testServer) snapshot(t *testing.T) string {
 	defer db.Close()
 	h := sha256.New()
 	for _, table := range []string{"clients", "users", "resources", "sessions", "auth_requests", "auth_codes", "grants", "refresh_tokens", "consents", "signing_keys", "replay"} {
+		if slices.Contains(skip, table) {
+			continue
+		}
 		rows, err := db.Query("SELECT * FROM " + table + " ORDER BY 1")
 		if err != nil {
 			t.Fatal(err)

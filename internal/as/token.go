@@ -3,6 +3,7 @@ package as
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -43,7 +44,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		grant = s.grantAuthorizationCode
 	case "refresh_token":
 		grant = s.grantRefreshToken
-	case "client_credentials":
+	case gtClientCredentials:
 		grant = s.grantClientCredentials
 	default:
 		return oauth.New(oauth.UnsupportedGrantType, "the grant type %q is not supported; supported: authorization_code, refresh_token, client_credentials", truncate(gt, 80))
@@ -67,8 +68,8 @@ func (s *Server) runGrant(w http.ResponseWriter, r *http.Request, f form, gt str
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(c.GrantTypes, gt) {
-		return oauth.New(oauth.UnauthorizedClient, "the client is not registered for the %s grant", gt)
+	if err := s.grantAllowed(c, gt); err != nil {
+		return err
 	}
 	body, err := grant(ctx, r, f, c)
 	if err != nil {
@@ -80,6 +81,28 @@ func (s *Server) runGrant(w http.ResponseWriter, r *http.Request, f form, gt str
 	s.touchClient(ctx, c)
 	writeTokenJSON(w, body)
 	return nil
+}
+
+// grantAllowed is the dispatcher's permission check: the client must be
+// registered for the grant type, and a dynamic client (RFC 7591 or a
+// metadata document: nobody vetted it) may use client_credentials only
+// where the operator opted in. The second rule holds here, not only at
+// registration, because metadata documents and clients registered before
+// it could list the grant.
+func (s *Server) grantAllowed(c storage.Client, gt string) error {
+	if gt == gtClientCredentials && dynamicClient(c) && !s.opts.Registration.AllowClientCredentials {
+		return errDynamicClientCredentials(oauth.UnauthorizedClient)
+	}
+	if !slices.Contains(c.GrantTypes, gt) {
+		return oauth.New(oauth.UnauthorizedClient, "the client is not registered for the %s grant", gt)
+	}
+	return nil
+}
+
+// dynamicClient reports whether c registered itself (RFC 7591) or is a
+// client ID metadata document: anyone may have created it.
+func dynamicClient(c storage.Client) bool {
+	return c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD
 }
 
 // writeTokenJSON writes a token response with the headers of RFC 6749 §5.1.
@@ -108,6 +131,10 @@ func (s *Server) touchClient(ctx context.Context, c storage.Client) {
 
 // accessToken describes an access token to mint.
 type accessToken struct {
+	// machine marks a token without a user (client_credentials): its
+	// subject is the client id (RFC 9068 §2.2), and subject must be empty.
+	machine bool
+	// subject is the user's id.
 	subject  string
 	clientID string
 	grantID  string
@@ -116,8 +143,21 @@ type accessToken struct {
 	authTime time.Time
 }
 
-// mintAccess signs an RFC 9068 access token and returns it with its lifetime.
+// mintAccess signs an RFC 9068 access token and returns it with its
+// lifetime. A token without a user has sub equal to client_id and no
+// auth_time: that is how resource servers tell it from a user's
+// (rs.TokenInfo.Machine). So a user's token must never have a subject equal
+// to its client id, or it would pass for a machine's, and the other way
+// round.
 func (s *Server) mintAccess(ctx context.Context, a accessToken) (string, error) {
+	switch {
+	case a.machine && a.subject == "":
+		a.subject, a.authTime = a.clientID, time.Time{}
+	case a.machine || a.subject == "":
+		return "", oauth.Internal(fmt.Errorf("access token for client %q: machine %v with user %q", a.clientID, a.machine, a.subject))
+	case a.subject == a.clientID:
+		return "", oauth.Internal(fmt.Errorf("user %q has the id of the client the token is for", a.subject))
+	}
 	jti, err := s.newID()
 	if err != nil {
 		return "", oauth.Internal(err)

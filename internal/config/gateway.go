@@ -85,6 +85,12 @@ type GatewayRoute struct {
 	// Upstream (upstream) is the MCP server behind the route. Required.
 	Upstream GatewayUpstream `json:"upstream"`
 
+	// AcceptClientCredentials (accept_client_credentials) lets tokens
+	// without a user (client_credentials) call the route, and registers its
+	// resource as accepting them. Default false: the upstream runs with the
+	// gateway's credential, which nobody should reach without a user.
+	AcceptClientCredentials bool `json:"accept_client_credentials,omitempty"`
+
 	// Scopes (scopes) are needed for every request to the route: the
 	// baseline a client asks for first (the 401 challenge's scope and the
 	// metadata's scopes_supported), and the default scopes of the

@@ -30,6 +30,16 @@ type Registration struct {
 	// AllowedScopes (allowed_scopes) are the scopes a dynamic client may
 	// register for; empty means any scope of any resource.
 	AllowedScopes []string `json:"allowed_scopes"`
+	// AllowClientCredentials (allow_client_credentials) lets dynamic
+	// clients (registered or metadata-document ones) use the
+	// client_credentials grant, i.e. obtain tokens without a user. Default
+	// false: such tokens go only to clients the operator creates. Needs
+	// client_credentials_scopes.
+	AllowClientCredentials bool `json:"allow_client_credentials"`
+	// ClientCredentialsScopes (client_credentials_scopes) are the only
+	// scopes a dynamic client may obtain with client_credentials; required
+	// with allow_client_credentials.
+	ClientCredentialsScopes []string `json:"client_credentials_scopes"`
 	// UnusedTTL (unused_ttl): a dynamic client that never obtained a token
 	// is deleted this long after it registered. Default 24h; negative
 	// keeps such clients forever.
@@ -118,6 +128,13 @@ func (r Registration) validate(dev bool) []error {
 	for _, sc := range r.AllowedScopes {
 		bad(sc == "" || strings.ContainsAny(sc, " \t\"\\"), "registration.allowed_scopes: %q is not a scope value", sc)
 	}
+	for _, sc := range r.ClientCredentialsScopes {
+		bad(!validScope(sc), "registration.client_credentials_scopes: %q is not a scope value", sc)
+	}
+	bad(r.AllowClientCredentials && len(r.ClientCredentialsScopes) == 0,
+		"registration.allow_client_credentials needs registration.client_credentials_scopes: the scopes a self-registered client may obtain without a user")
+	bad(!r.AllowClientCredentials && len(r.ClientCredentialsScopes) > 0,
+		"registration.client_credentials_scopes only applies with registration.allow_client_credentials: true")
 	for _, sch := range r.PrivateUseSchemes {
 		switch {
 		case !validScheme(sch):

@@ -32,6 +32,11 @@ func TestRegistrationValidate(t *testing.T) {
 		{"ttl order", func(r *Registration) { r.CIMD.MinTTL, r.CIMD.MaxTTL = Duration(time.Hour), Duration(time.Minute) }, false, "at least min_ttl"},
 		{"ttl too long", func(r *Registration) { r.CIMD.MaxTTL = Duration(30 * 24 * time.Hour) }, false, "at most 168h"},
 		{"allow_hosts outside dev", func(r *Registration) { r.CIMD.AllowHosts = []string{"127.0.0.1"} }, false, "only accepted by `gatehouse dev`"},
+		{"client credentials without scopes", func(r *Registration) { r.AllowClientCredentials = true }, false, "needs registration.client_credentials_scopes"},
+		{"client credentials scopes without opt-in", func(r *Registration) { r.ClientCredentialsScopes = []string{"a"} }, false, "only applies with registration.allow_client_credentials"},
+		{"bad client credentials scope", func(r *Registration) {
+			r.AllowClientCredentials, r.ClientCredentialsScopes = true, []string{"a\x7f"}
+		}, false, "client_credentials_scopes"},
 	}
 	for _, tt := range tests {
 		r := DefaultRegistration()
@@ -65,6 +70,8 @@ func TestRegistrationLoad(t *testing.T) {
   mode: open
   rate_limit: 5
   allowed_scopes: [notes:read]
+  allow_client_credentials: true
+  client_credentials_scopes: [notes:read]
   private_use_schemes: []
   cimd:
     mode: allowlist
@@ -79,7 +86,7 @@ func TestRegistrationLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := c.Registration
-	if r.Mode != "open" || r.RateLimit != 5 || len(r.AllowedScopes) != 1 || r.PrivateUseSchemes == nil || len(r.PrivateUseSchemes) != 0 ||
+	if r.Mode != "open" || r.RateLimit != 5 || len(r.AllowedScopes) != 1 || !r.AllowClientCredentials || len(r.ClientCredentialsScopes) != 1 || r.PrivateUseSchemes == nil || len(r.PrivateUseSchemes) != 0 ||
 		r.CIMD.Mode != "allowlist" || r.CIMD.AllowDomains[0] != "claude.ai" || time.Duration(r.CIMD.MaxTTL) != time.Hour {
 		t.Errorf("loaded %+v", r)
 	}

@@ -183,10 +183,11 @@ func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage
 			}
 		}
 		out = append(out, storage.Resource{
-			URL:           rt.canonical,
-			Name:          rt.title,
-			Scopes:        scopes,
-			DefaultScopes: slices.Clone(rt.pol.baseline),
+			URL:                     rt.canonical,
+			Name:                    rt.title,
+			Scopes:                  scopes,
+			DefaultScopes:           slices.Clone(rt.pol.baseline),
+			AcceptClientCredentials: rt.spec.AcceptClientCredentials,
 		})
 	}
 	return out
@@ -497,10 +498,11 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 		mux.Handle("/.well-known/oauth-protected-resource", rt.checkHost(meta))
 	}
 	protected := rs.RequireBearer(rt.verifier, &rs.Options{
-		ResourceMetadataURL: rt.metadataURL,
-		Scopes:              rt.pol.baseline,
-		ImpliedScopes:       rt.spec.ImpliedScopes,
-		AllowedOrigins:      rt.spec.AllowedOrigins,
+		ResourceMetadataURL:     rt.metadataURL,
+		AcceptClientCredentials: rt.spec.AcceptClientCredentials,
+		Scopes:                  rt.pol.baseline,
+		ImpliedScopes:           rt.spec.ImpliedScopes,
+		AllowedOrigins:          rt.spec.AllowedOrigins,
 		// checkHost has validated Host already, with the route's own list
 		// and default-port normalisation.
 		AllowedHosts: []string{"*"},

@@ -77,6 +77,13 @@ type Route struct {
 	// Upstream is the MCP server behind the route. Required.
 	Upstream Upstream
 
+	// AcceptClientCredentials lets machine tokens (client_credentials, no
+	// user: [rs.TokenInfo.Machine]) call the route, and registers its
+	// resource as accepting them. False, the default, refuses them: the
+	// upstream runs with the gateway's own credential, which no party
+	// should reach without a user.
+	AcceptClientCredentials bool
+
 	// Scopes are needed for every request: the baseline of 401 challenges
 	// and the metadata's scopes_supported. Nil needs none.
 	Scopes []string

@@ -371,10 +371,16 @@ func (x *exchange) audit(tool, outcome string, latency time.Duration, result str
 	if result != "" {
 		detail += " result=" + result
 	}
+	// A machine token's subject is its client, not a person: the event
+	// names no user and says so.
+	user := x.ti.Subject
+	if x.ti.Machine() {
+		user, detail = "", "principal=client "+detail
+	}
 	g.audit.add(storage.AuditEvent{
 		Time:     g.now().UTC(),
 		Type:     AuditToolCall,
-		UserID:   x.ti.Subject,
+		UserID:   user,
 		ClientID: x.ti.ClientID,
 		Resource: x.rt.url,
 		IP:       x.ip,

@@ -119,8 +119,13 @@ type Resource struct {
 	Name          string
 	Scopes        []Scope
 	DefaultScopes []string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// AcceptClientCredentials says whether tokens without a user
+	// (client_credentials) may be issued for the resource. False, the
+	// default, means only a user's sign-in yields a token for it: a tool
+	// that trusts the token's subject as a person never sees a machine.
+	AcceptClientCredentials bool
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
 }
 
 // Resources stores protected resources.

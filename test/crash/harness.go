@@ -264,7 +264,7 @@ func (d *Deployment) Setup() {
 		d.t.Fatal(err)
 	}
 	d.CLI("user", "add", User, "--password-file", pw)
-	d.CLI("resource", "add", Resource, "--name", "Notes", "--scope", Scope+"=Read notes", "--default-scope", Scope)
+	d.CLI("resource", "add", Resource, "--name", "Notes", "--scope", Scope+"=Read notes", "--default-scope", Scope, "--accept-client-credentials")
 }
 
 // Process is a running `gatehouse serve`.

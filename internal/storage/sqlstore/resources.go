@@ -8,7 +8,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
-var resourceCols = []string{"url", "name", "scopes", "default_scopes", "created_at", "updated_at"}
+var resourceCols = []string{"url", "name", "scopes", "default_scopes", "accept_client_credentials", "created_at", "updated_at"}
 
 var (
 	resourceSelect = "SELECT " + cols(resourceCols) + " FROM resources"
@@ -22,9 +22,10 @@ func scanResource(r rowScanner) (storage.Resource, error) {
 	var (
 		res              storage.Resource
 		scopes, defaults string
+		acceptCC         int64
 		created, updated int64
 	)
-	err := r.Scan(&res.URL, &res.Name, &scopes, &defaults, &created, &updated)
+	err := r.Scan(&res.URL, &res.Name, &scopes, &defaults, &acceptCC, &created, &updated)
 	if err != nil {
 		return storage.Resource{}, err
 	}
@@ -34,6 +35,7 @@ func scanResource(r rowScanner) (storage.Resource, error) {
 		}
 	}
 	res.DefaultScopes = decodeList(defaults, &err)
+	res.AcceptClientCredentials = acceptCC != 0
 	res.CreatedAt = fromMicros(created)
 	res.UpdatedAt = fromMicros(updated)
 	return res, err
@@ -42,7 +44,7 @@ func scanResource(r rowScanner) (storage.Resource, error) {
 // PutResource creates or replaces the resource with r.URL.
 func (s *Store) PutResource(ctx context.Context, r storage.Resource) error {
 	_, err := s.exec(ctx, s.w, resourceUpsert, r.URL, r.Name, encodeJSON(r.Scopes),
-		encodeJSON(r.DefaultScopes), micros(r.CreatedAt), micros(r.UpdatedAt))
+		encodeJSON(r.DefaultScopes), boolInt(r.AcceptClientCredentials), micros(r.CreatedAt), micros(r.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("put resource: %w", err)
 	}
@@ -76,4 +78,13 @@ func (s *Store) DeleteResource(ctx context.Context, url string) error {
 		return fmt.Errorf("delete resource: %w", err)
 	}
 	return nil
+}
+
+// boolInt stores a boolean as 0 or 1: one column type (INTEGER, BIGINT)
+// that both dialects read back the same way.
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

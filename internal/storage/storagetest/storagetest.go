@@ -551,9 +551,10 @@ func testResources(t *testing.T, s storage.Store) {
 			{Name: "read", Description: "Read things", Tools: []string{"list", "get"}},
 			{Name: "write"},
 		},
-		DefaultScopes: []string{"read"},
-		CreatedAt:     t0,
-		UpdatedAt:     t0,
+		DefaultScopes:           []string{"read"},
+		AcceptClientCredentials: true,
+		CreatedAt:               t0,
+		UpdatedAt:               t0,
 	}
 	wantErr(t, "PutResource()", s.PutResource(ctx, r), nil)
 	got, err := s.GetResource(ctx, r.URL)
@@ -563,6 +564,7 @@ func testResources(t *testing.T, s storage.Store) {
 	r.Name = "MCP v2"
 	r.Scopes = r.Scopes[:1]
 	r.DefaultScopes = nil
+	r.AcceptClientCredentials = false // a replace can withdraw the opt-in
 	r.UpdatedAt = at(time.Hour)
 	wantErr(t, "PutResource() replacing", s.PutResource(ctx, r), nil)
 	got, _ = s.GetResource(ctx, r.URL)
