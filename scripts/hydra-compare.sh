@@ -196,7 +196,6 @@ if [[ " $SCENARIOS " == *" rs_tools_call "* ]]; then
 	dev_pid=$!
 	pids+=("$dev_pid")
 	if wait_http "127.0.0.1:$((DEV_PORT + 1))" "$work/dev.log"; then
-		dev_secret=$("$G" client create --data "$dev" --id bench-rs --confidential --grant-type client_credentials | awk '/client_secret:/{print $2}')
 		dev_ready=1
 	fi
 fi
@@ -209,7 +208,8 @@ run_scenario() { # scenario
 		if [[ $dev_ready == 1 ]]; then
 			say "rs_tools_call (gatehouse dev, demo MCP server)"
 			"$B" --target gatehouse --label gatehouse --url "http://127.0.0.1:$DEV_PORT" --server-pid "$dev_pid" \
-				--client-id bench-rs --client-secret "$dev_secret" --rs-url "http://127.0.0.1:$((DEV_PORT + 1))/mcp" \
+				--public-client gatehouse-demo --username bench --password-file "$gh/password" \
+				--rs-url "http://127.0.0.1:$((DEV_PORT + 1))/mcp" \
 				--rs-tool list_notes --scenarios rs_tools_call --concurrency "$CONCURRENCY" \
 				--duration "$DURATION" --warmup "$WARMUP" --max-requests "$MAX_REQUESTS" --json "$results" || true
 		fi
