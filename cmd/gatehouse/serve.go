@@ -106,6 +106,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		Pages:              pages,
 		Logger:             log,
 		Now:                time.Now,
+		Secret:             serverSecret(c.Keys.EncryptionKey),
 		AccessTokenTTL:     time.Duration(c.Tokens.AccessTokenTTL),
 		RefreshTokenTTL:    time.Duration(c.Tokens.RefreshTokenTTL),
 		GrantTTL:           time.Duration(c.Tokens.GrantTTL),
@@ -208,4 +209,14 @@ func (s *server) gcLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// serverSecret derives the authorization server's own secret
+// (as.Options.Secret) from the key-encryption key, which every replica
+// shares; without one (never in serve or dev) the server makes its own.
+func serverSecret(kek []byte) []byte {
+	if len(kek) == 0 {
+		return nil
+	}
+	return deriveKey(kek, "authorization server")
 }

@@ -66,6 +66,8 @@ package as
 // | Issue 11 (outside review), tests in review_test.go unless named:  |                |                                                             |
 // | F1 machine tokens for anyone: a self-registered or metadata-      | RFC 9068 §2.2  | TestAdversarialAnonymousMachineTokens, TestMachineTokens    |
 // |   document client gets client_credentials tokens, no user         |                |   (gateway), TestMachineTokensEndToEnd (cmd/gatehouse)      |
+// | F2 registration hijack: identical metadata hands a second party   | RFC 7592 §2    | TestAdversarialRegistrationHijack, TestRegisterDedup        |
+// |   the client and a registration access token; ids computable      |                |   (register_test.go), TestRegistrationUpdateAtomic          |
 
 import (
 	"bufio"

@@ -2,6 +2,7 @@ package as
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -125,8 +126,8 @@ const (
 	defaultCIMDMaxTTL    = 24 * time.Hour
 )
 
-// dedupSlots is how many deterministic client ids one metadata
-// fingerprint may occupy before registration falls back to random ids.
+// dedupSlots is how many derived client ids one public client's metadata
+// may occupy before registration falls back to random ids.
 const dedupSlots = 8
 
 // registry is the server's registration state: the CIMD fetcher and its
@@ -233,58 +234,64 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 			return s.iatError(err)
 		}
 	}
-	info, c, existing, err := s.registerClient(ctx, md)
+	info, c, shared, err := s.registerClient(ctx, md)
 	if err != nil {
 		return err
 	}
 	detail := "new"
-	if existing {
-		detail = "existing unused registration returned"
+	if shared {
+		detail = "identical unused public client returned (shared: no registration access token)"
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "client.registered", ClientID: c.ID, Outcome: "success", Detail: detail})
 	writeRegistration(w, http.StatusCreated, info)
 	return nil
 }
 
-// registerClient stores md as a new dynamic client, or returns an
-// identical unused one (existing true). De-duplication: the client id is
-// derived from the canonical metadata (every field, unknown ones
-// included, after defaults), so identical registrations meet at the same
-// row and the database's unique key makes concurrent ones agree. When
+// registerClient stores md as a new dynamic client, or, for a public
+// client, returns an identical unused one (shared true).
+//
+// De-duplication (MCP clients register on every connect): a public
+// client's id is derived from its canonical metadata (every field, unknown
+// ones included, after defaults) with a key only this server knows, so
+// identical registrations meet at the same row, the database's unique key
+// makes concurrent ones agree, and nobody can compute an id offline. When
 // that row's client has obtained a token it is left alone and the next
 // derived id is tried, up to dedupSlots, then a random id.
 //
-// Returning an existing client rotates its registration access token and,
-// for a confidential client, replaces its secret: only the latest
-// registration response holds working credentials. The earlier registrant
-// never used them (the client never obtained a token), which is what
-// makes this safe.
-func (s *Server) registerClient(ctx context.Context, md *clientreg.Metadata) (info map[string]any, c storage.Client, existing bool, err error) {
+// A shared client belongs to nobody: its registration access token is
+// withdrawn at the first re-registration and none is issued again, so no
+// party can change or delete what another registered (issue 11 F2), and a
+// public client has no secret to replace. A confidential client is never
+// shared: each registration gets its own id and secret, and no
+// registration can invalidate another's credentials.
+func (s *Server) registerClient(ctx context.Context, md *clientreg.Metadata) (info map[string]any, c storage.Client, shared bool, err error) {
 	canon := md.JSON()
-	for k := range dedupSlots {
-		info, c, existing, ok, err := s.tryRegisterSlot(ctx, s.slotID(canon, k), md, canon)
-		if err != nil || ok {
-			return info, c, existing, err
+	if md.TokenEndpointAuthMethod == authNone {
+		for k := range dedupSlots {
+			info, c, shared, ok, err := s.tryRegisterSlot(ctx, s.slotID(canon, k), md, canon)
+			if err != nil || ok {
+				return info, c, shared, err
+			}
 		}
 	}
 	id, err := s.newID()
 	if err != nil {
 		return nil, storage.Client{}, false, oauth.Internal(err)
 	}
-	info, c, existing, ok, err := s.tryRegisterSlot(ctx, "dcr_"+id, md, canon)
+	info, c, shared, ok, err := s.tryRegisterSlot(ctx, "dcr_"+id, md, canon)
 	if err == nil && !ok {
 		err = oauth.Internal(errors.New("random client id collided"))
 	}
-	return info, c, existing, err
+	return info, c, shared, err
 }
 
 // errSlotTaken means a derived client id holds a client that cannot be
-// reused (it obtained a token, or its metadata was changed).
+// shared (it obtained a token, or its metadata was changed).
 var errSlotTaken = errors.New("registration slot taken")
 
-// tryRegisterSlot creates the client at id or reuses the unused identical
-// one there. ok is false when the slot is taken by another client.
-func (s *Server) tryRegisterSlot(ctx context.Context, id string, md *clientreg.Metadata, canon string) (info map[string]any, c storage.Client, existing, ok bool, err error) {
+// tryRegisterSlot creates the client at id or shares the unused identical
+// public one there. ok is false when the slot is taken by another client.
+func (s *Server) tryRegisterSlot(ctx context.Context, id string, md *clientreg.Metadata, canon string) (info map[string]any, c storage.Client, shared, ok bool, err error) {
 	for range 3 {
 		cur, err := s.opts.Store.GetClient(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -297,7 +304,7 @@ func (s *Server) tryRegisterSlot(ctx context.Context, id string, md *clientreg.M
 			}
 			err = s.opts.Store.CreateClient(ctx, c)
 			if errors.Is(err, storage.ErrAlreadyExists) {
-				continue // a concurrent identical registration won: reuse it
+				continue // a concurrent identical registration won: share it
 			}
 			if err != nil {
 				return nil, storage.Client{}, false, false, oauth.Internal(err)
@@ -307,28 +314,16 @@ func (s *Server) tryRegisterSlot(ctx context.Context, id string, md *clientreg.M
 		if err != nil {
 			return nil, storage.Client{}, false, false, oauth.Internal(err)
 		}
-		if !reusable(cur, canon) {
+		if !shareable(cur, canon) {
 			return nil, storage.Client{}, false, false, nil
-		}
-		rat, err := s.newSecret()
-		if err != nil {
-			return nil, storage.Client{}, false, false, oauth.Internal(err)
-		}
-		var secret string
-		if md.Confidential() {
-			if secret, err = s.newSecret(); err != nil {
-				return nil, storage.Client{}, false, false, oauth.Internal(err)
-			}
 		}
 		now := s.now()
 		updated, err := s.opts.Store.UpdateClient(ctx, id, func(old storage.Client) (storage.Client, error) {
-			if !reusable(old, canon) {
+			if !shareable(old, canon) {
 				return old, errSlotTaken
 			}
-			old.RegistrationTokenHash = token.Hash(rat)
-			if secret != "" {
-				old.SecretHash = token.Hash(secret)
-			}
+			// Nobody may manage a client several parties hold.
+			old.RegistrationTokenHash = ""
 			old.UpdatedAt = now
 			return old, nil
 		})
@@ -340,23 +335,26 @@ func (s *Server) tryRegisterSlot(ctx context.Context, id string, md *clientreg.M
 		case err != nil:
 			return nil, storage.Client{}, false, false, oauth.Internal(err)
 		}
-		return s.clientInfo(updated, rat, secret), updated, true, true, nil
+		return s.clientInfo(updated, "", ""), updated, true, true, nil
 	}
 	return nil, storage.Client{}, false, false, oauth.New(oauth.TemporarilyUnavailable, "the registration conflicted with concurrent ones; try again").WithStatus(http.StatusServiceUnavailable)
 }
 
-// reusable reports whether c is a dynamic client with exactly the
+// shareable reports whether c is a public dynamic client with exactly the
 // metadata canon that never obtained a token.
-func reusable(c storage.Client, canon string) bool {
-	return c.Origin == storage.OriginDCR && c.Metadata == canon && c.LastUsedAt.IsZero() && c.TokenCount == 0
+func shareable(c storage.Client, canon string) bool {
+	return c.Origin == storage.OriginDCR && c.TokenEndpointAuthMethod == authNone && c.Metadata == canon &&
+		c.LastUsedAt.IsZero() && c.TokenCount == 0
 }
 
-// slotID derives the k-th client id for canonical metadata. The prefix
-// keeps registered ids apart from static ones and never starts with
-// https:// (CIMD -01: an AS issuing its own ids must not).
+// slotID derives the k-th client id for canonical metadata, keyed with the
+// server's secret so that nobody can compute another party's client id
+// from public metadata. The prefix keeps registered ids apart from static
+// ones and never starts with https:// (CIMD -01: an AS issuing its own ids
+// must not).
 func (s *Server) slotID(canon string, k int) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "gatehouse/dcr/v1\x00%s\x00%d\x00", s.opts.Issuer, k)
+	h := hmac.New(sha256.New, s.dedupKey)
+	fmt.Fprintf(h, "gatehouse/dcr/v2\x00%s\x00%d\x00", s.opts.Issuer, k)
 	io.WriteString(h, canon)
 	return "dcr_" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }
@@ -463,13 +461,15 @@ func (s *Server) applyScopePolicy(ctx context.Context, md *clientreg.Metadata, s
 
 // clientInfo is the client information response (RFC 7591 §3.2.1,
 // RFC 7592 §3): the stored metadata, unknown members included, plus what
-// the server issued. rat and secret are included when not empty.
+// the server issued. rat and secret are included when not empty; without
+// rat the client cannot be managed, so registration_client_uri is left out
+// too (RFC 7592 §3 pairs them).
 func (s *Server) clientInfo(c storage.Client, rat, secret string) map[string]any {
 	m := clientreg.DecodeFields(c.Metadata)
 	m["client_id"] = c.ID
 	m["client_id_issued_at"] = c.CreatedAt.Unix()
-	m["registration_client_uri"] = s.endpoint(pathRegister + "/" + url.PathEscape(c.ID))
 	if rat != "" {
+		m["registration_client_uri"] = s.endpoint(pathRegister + "/" + url.PathEscape(c.ID))
 		m["registration_access_token"] = rat
 	}
 	if secret != "" {
@@ -593,6 +593,10 @@ func (s *Server) checkClientCap(ctx context.Context) error {
 // handleClientConfig is a client configuration endpoint (RFC 7592 §2):
 // GET reads, PUT replaces and DELETE removes the registration, each
 // authenticated by the registration access token as a Bearer token.
+// Changes are conditional on the client being as it was read, token
+// included, in the transaction that makes them: a client shared by
+// identical registrations meanwhile (which withdraws the token), changed
+// by a concurrent update, or deleted, is never changed or brought back.
 func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) error {
 	defer s.clients.clear() // RFC 7592 updates and deletes write clients
 	switch r.Method {
@@ -610,10 +614,11 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) erro
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return oauth.Internal(err)
 	}
-	// Unknown client, a client without a registration access token and a
-	// wrong token look the same (RFC 7592 §2: 401 for all).
-	if err != nil || c.Origin != storage.OriginDCR || c.RegistrationTokenHash == "" || !token.Equal(token.Hash(rat), c.RegistrationTokenHash) {
-		return invalidToken("the registration access token is not valid for this client")
+	// Unknown client, a client without a registration access token (one
+	// that identical registrations share belongs to nobody) and a wrong
+	// token look the same (RFC 7592 §2: 401 for all).
+	if err != nil || !holdsToken(c, rat) {
+		return errNoRegistrationToken()
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -622,24 +627,70 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) erro
 		writeRegistration(w, http.StatusOK, s.clientInfo(c, rat, ""))
 		return nil
 	case http.MethodDelete:
-		if err := s.opts.Store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return oauth.Internal(err)
-		}
-		s.audit(ctx, r, storage.AuditEvent{Type: "client.deleted", ClientID: c.ID, Outcome: "success", Detail: "RFC 7592 delete"})
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return s.deleteRegistration(w, r, c, rat)
 	}
 	return s.updateRegistration(w, r, c, rat)
+}
+
+// deleteRegistration handles an RFC 7592 §2.3 delete of c (as read when
+// rat was checked): the client goes, with everything issued to it, only if
+// rat still manages it.
+func (s *Server) deleteRegistration(w http.ResponseWriter, r *http.Request, c storage.Client, rat string) error {
+	ctx := r.Context()
+	err := s.opts.Store.DeleteClientIf(ctx, c.ID, func(cur storage.Client) error {
+		if !holdsToken(cur, rat) {
+			return errNoRegistrationToken()
+		}
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return errNoRegistrationToken()
+	}
+	if err != nil {
+		return registrationStorageError(err)
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "client.deleted", ClientID: c.ID, Outcome: "success", Detail: "RFC 7592 delete"})
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// holdsToken reports whether rat is c's registration access token: c is
+// a self-registered client that has one, and it matches.
+func holdsToken(c storage.Client, rat string) bool {
+	return c.Origin == storage.OriginDCR && c.RegistrationTokenHash != "" && token.Equal(token.Hash(rat), c.RegistrationTokenHash)
+}
+
+// errNoRegistrationToken is the 401 for a registration access token that
+// does not manage the client.
+func errNoRegistrationToken() *oauth.Error {
+	return invalidToken("the registration access token is not valid for this client (a public client that identical registrations share has none)")
+}
+
+// errClientChanged is the refusal (409) of an update decided on a stale
+// read.
+func errClientChanged() *oauth.Error {
+	return oauth.New(oauth.InvalidRequest, "the client was changed by another request since this one read it; read it again (GET) and retry").WithStatus(http.StatusConflict)
+}
+
+// registrationStorageError passes an *oauth.Error from an update or delete
+// closure through, and makes anything else a server error.
+func registrationStorageError(err error) error {
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return oauth.Internal(err)
 }
 
 // updateRegistration handles an RFC 7592 §2.2 update: the body replaces
 // the metadata (omitted fields are dropped, defaults reapplied). The
 // secret is kept while the client stays confidential; a client becoming
 // confidential gets one, returned once. A change to redirect URIs, grant
-// types, authentication method, keys or scope deletes and re-creates the
-// client under the same id, which revokes its tokens, codes and consents:
-// a remembered consent must not carry over to a new redirect URI.
+// types, authentication method, keys or scope also deletes everything
+// issued to the client — tokens, codes and consents (storage.ResetClient)
+// — in the same transaction: a remembered consent must not carry over to a
+// new redirect URI (issue 11 F2).
 func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c storage.Client, rat string) error {
 	ctx := r.Context()
 	body, err := readJSONBody(w, r)
@@ -662,7 +713,6 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 	next := clientFromMetadata(c.ID, md, storage.OriginDCR)
 	next.RegistrationTokenHash = c.RegistrationTokenHash
 	next.CreatedAt, next.UpdatedAt = c.CreatedAt, s.now()
-	next.LastUsedAt, next.TokenCount = c.LastUsedAt, c.TokenCount
 	var secret string
 	if md.Confidential() {
 		if c.SecretHash != "" {
@@ -674,24 +724,25 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 			next.SecretHash = token.Hash(secret)
 		}
 	}
-	detail := "metadata updated"
+	update, detail := s.opts.Store.UpdateClient, "metadata updated"
 	if securityChanged(c, next) {
-		if err := s.opts.Store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return oauth.Internal(err)
+		update, detail = s.opts.Store.ResetClient, "security-relevant change: tokens, codes and consents revoked"
+	}
+	next, err = update(ctx, c.ID, func(cur storage.Client) (storage.Client, error) {
+		switch {
+		case !holdsToken(cur, rat):
+			return cur, errNoRegistrationToken()
+		case cur.Metadata != c.Metadata || cur.SecretHash != c.SecretHash || !cur.UpdatedAt.Equal(c.UpdatedAt):
+			return cur, errClientChanged()
 		}
-		next.LastUsedAt, next.TokenCount = time.Time{}, 0
-		if err := s.opts.Store.CreateClient(ctx, next); err != nil {
-			return oauth.Internal(err)
-		}
-		detail = "security-relevant change: tokens, codes and consents revoked"
-	} else {
-		next, err = s.opts.Store.UpdateClient(ctx, c.ID, func(old storage.Client) (storage.Client, error) {
-			next.LastUsedAt, next.TokenCount = old.LastUsedAt, old.TokenCount
-			return next, nil
-		})
-		if err != nil {
-			return oauth.Internal(err)
-		}
+		next.LastUsedAt, next.TokenCount = cur.LastUsedAt, cur.TokenCount
+		return next, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return errNoRegistrationToken()
+	}
+	if err != nil {
+		return registrationStorageError(err)
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "client.updated", ClientID: c.ID, Outcome: "success", Detail: detail})
 	writeRegistration(w, http.StatusOK, s.clientInfo(next, rat, secret))

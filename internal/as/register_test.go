@@ -109,6 +109,14 @@ const (
 	sdkMetadata    = `{"client_name":"MCP SDK client","client_uri":"https://sdk.example.com","redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"x_vendor_flag":{"beta":true}}`
 )
 
+// cursorAuth is an authorization request of a client registered with
+// cursorMetadata (its private-use redirect URI).
+func cursorAuth(clientID string) authRequest {
+	a := defaultAuth()
+	a.clientID, a.redirectURI = clientID, "cursor://anysphere.cursor-mcp/oauth/callback"
+	return a
+}
+
 // TestRegisterRefusals: each bad registration gets its exact error code,
 // description and status (golden bodies), with no-store, and stores nothing.
 func TestRegisterRefusals(t *testing.T) {
@@ -407,76 +415,99 @@ func (ts *testServer) dynamicClients(t *testing.T) []storage.Client {
 	return slices.DeleteFunc(cs, func(c storage.Client) bool { return c.Origin != storage.OriginDCR })
 }
 
-// TestRegisterDedup: identical registrations of a client that never
-// obtained a token share one row, whatever the concurrency; the latest
-// registration's credentials are the valid ones; once the client has
-// obtained a token, an identical registration gets a new client.
+// TestRegisterDedup: identical registrations of a public client that never
+// obtained a token share one row, whatever the concurrency; the shared
+// client has no registration access token any more; confidential
+// registrations are never shared; once the client has obtained a token, an
+// identical registration gets a new client.
 func TestRegisterDedup(t *testing.T) {
 	ts := newTestServer(t, openRegistration(allowMachineClients))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
-	ids := make(chan string, 1000)
+	type result struct {
+		id     string
+		shared bool
+	}
+	results := make(chan result, 1000)
 	for range 1000 {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c, _, err := ts.registerDirect(t, cursorMetadata)
+			c, shared, err := ts.registerDirect(t, cursorMetadata)
 			if err != nil {
 				t.Errorf("register: %v", err)
 				return
 			}
-			ids <- c.ID
+			results <- result{c.ID, shared}
 		})
 	}
 	wg.Wait()
-	close(ids)
+	close(results)
 	seen := map[string]bool{}
-	for id := range ids {
-		seen[id] = true
+	created := 0
+	for r := range results {
+		seen[r.id] = true
+		if !r.shared {
+			created++
+		}
 	}
-	if n := len(ts.dynamicClients(t)); n != 1 || len(seen) != 1 {
-		t.Fatalf("1000 identical registrations left %d clients (%d distinct ids), want 1", n, len(seen))
+	clients := ts.dynamicClients(t)
+	if len(clients) != 1 || len(seen) != 1 || created != 1 {
+		t.Fatalf("1000 identical registrations left %d clients (%d distinct ids, %d created), want 1", len(clients), len(seen), created)
+	}
+	if clients[0].RegistrationTokenHash != "" {
+		t.Error("the shared client kept a registration access token")
 	}
 
-	// Over HTTP: same id, rotated registration access token.
-	r1, r2 := ts.mustRegister(t, cursorMetadata), ts.mustRegister(t, cursorMetadata)
-	if r1.str("client_id") != r2.str("client_id") || r1.str("registration_access_token") == r2.str("registration_access_token") {
+	// Over HTTP: the first registration of new metadata gets a
+	// registration access token; an identical one gets the same client
+	// without one, and the first token stops working.
+	meta := strings.Replace(cursorMetadata, `"Cursor"`, `"Cursor Beta"`, 1)
+	r1, r2 := ts.mustRegister(t, meta), ts.mustRegister(t, meta)
+	if r1.str("client_id") != r2.str("client_id") || r1.str("registration_access_token") == "" || r1.str("registration_client_uri") == "" {
 		t.Fatalf("re-registration: %s / %s", r1.body, r2.body)
 	}
-	if g := ts.call(t, http.MethodGet, "/register/"+r1.str("client_id"), "", "", r1.str("registration_access_token")); g.status != 401 {
-		t.Errorf("the earlier registration access token still works: %d", g.status)
+	if _, ok := r2.json["registration_access_token"]; ok {
+		t.Errorf("a shared client's registration response has a registration access token: %s", r2.body)
 	}
-	if g := ts.call(t, http.MethodGet, "/register/"+r2.str("client_id"), "", "", r2.str("registration_access_token")); g.status != 200 {
-		t.Errorf("the latest registration access token does not work: %d", g.status)
+	if _, ok := r2.json["registration_client_uri"]; ok {
+		t.Errorf("a shared client's registration response has a registration_client_uri: %s", r2.body)
+	}
+	if g := ts.call(t, http.MethodGet, "/register/"+r1.str("client_id"), "", "", r1.str("registration_access_token")); g.status != 401 {
+		t.Errorf("the first registration access token still works on a shared client: %d", g.status)
 	}
 	// Different metadata is a different client.
 	if r := ts.mustRegister(t, strings.Replace(cursorMetadata, `"Cursor"`, `"Cursor Nightly"`, 1)); r.str("client_id") == r1.str("client_id") {
 		t.Error("different metadata got the same client")
 	}
-	// A confidential re-registration replaces the secret.
+	// Confidential registrations are never shared: each has its own id
+	// and secret, and both secrets keep working.
 	conf := `{"client_name":"Svc","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic"}`
 	c1, c2 := ts.mustRegister(t, conf), ts.mustRegister(t, conf)
-	cid := c1.str("client_id")
-	if c2.str("client_id") != cid || c1.str("client_secret") == c2.str("client_secret") {
-		t.Fatalf("confidential re-registration: %s / %s", c1.body, c2.body)
+	if c1.str("client_id") == c2.str("client_id") {
+		t.Fatalf("confidential re-registration shared the client: %s / %s", c1.body, c2.body)
 	}
 	cc := url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}
-	if s, _, _ := ts.post(t, "/token", cc, cid, c1.str("client_secret")); s != 401 {
-		t.Errorf("the replaced secret still works: %d", s)
+	for _, c := range []regResp{c1, c2} {
+		if s, _, b := ts.post(t, "/token", cc, c.str("client_id"), c.str("client_secret")); s != 200 {
+			t.Errorf("confidential client %s = %d %s", c.str("client_id"), s, b)
+		}
 	}
-	if s, _, b := ts.post(t, "/token", cc, cid, c2.str("client_secret")); s != 200 {
-		t.Fatalf("the new secret does not work: %d %s", s, b)
+	// The public client obtains a token: an identical registration is a
+	// new client, and the second of those shares that one.
+	used := r1.str("client_id")
+	a := cursorAuth(used)
+	form := exchange(ts.code(t, a))
+	form.Set("client_id", used)
+	form.Set("redirect_uri", a.redirectURI)
+	if s, _, b := ts.post(t, "/token", form, "", ""); s != 200 {
+		t.Fatalf("code exchange = %d %s", s, b)
 	}
-	// The client has now obtained a token: an identical registration is a
-	// new client, and the used one keeps its secret.
-	c3 := ts.mustRegister(t, conf)
-	if c3.str("client_id") == cid {
+	r3 := ts.mustRegister(t, meta)
+	if r3.str("client_id") == used {
 		t.Fatal("a used client was handed to a new registration")
 	}
-	if s, _, _ := ts.post(t, "/token", cc, cid, c2.str("client_secret")); s != 200 {
-		t.Errorf("re-registration broke the used client's secret: %d", s)
-	}
-	if c4 := ts.mustRegister(t, conf); c4.str("client_id") != c3.str("client_id") {
+	if r4 := ts.mustRegister(t, meta); r4.str("client_id") != r3.str("client_id") {
 		t.Error("the second unused identical registration was not de-duplicated")
 	}
 }

@@ -9,16 +9,23 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
@@ -201,4 +208,237 @@ func TestAdversarialAnonymousMachineTokens(t *testing.T) {
 			t.Errorf("claims %v, want sub = client_id = %s", c, confClient)
 		}
 	})
+}
+
+// TestAdversarialRegistrationHijack (issue 11 F2): no registration or
+// management call by one party changes what another party's client does
+// or where its users' codes go, and de-duplication keeps working.
+func TestAdversarialRegistrationHijack(t *testing.T) {
+	const meta = `{"client_name":"App A","redirect_uris":["https://app-a.example/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"application_type":"web"}`
+	attackerMeta := strings.Replace(meta, `["https://app-a.example/cb"]`, `["https://app-a.example/cb","https://attacker.example/cb"]`, 1)
+	put := func(ts *testServer, id, body, rat string) regResp {
+		return ts.call(t, http.MethodPut, "/register/"+id, "application/json", `{"client_id":"`+id+`",`+strings.TrimPrefix(body, "{"), rat)
+	}
+	// attackerLink is the link party B sends A's users, with B's redirect.
+	attackerLink := func(ts *testServer, id string) authRequest {
+		a := defaultAuth()
+		a.clientID, a.redirectURI = id, "https://attacker.example/cb"
+		return a
+	}
+	consentTo := func(ts *testServer, b *browser, id string) {
+		a := defaultAuth()
+		a.clientID, a.redirectURI = id, "https://app-a.example/cb"
+		if loc := ts.authorize(t, b, a); loc.Query().Get("code") == "" {
+			t.Fatalf("A's user got no code: %s", loc)
+		}
+	}
+
+	t.Run("second registration of identical metadata", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(nil))
+		a := ts.mustRegister(t, meta)
+		id, ratA := a.str("client_id"), a.str("registration_access_token")
+		b := ts.mustRegister(t, meta) // party B, byte-identical metadata
+		if b.str("client_id") != id {
+			t.Fatalf("identical public registrations were not de-duplicated: %s / %s", a.body, b.body)
+		}
+		if b.str("registration_access_token") != "" {
+			t.Fatalf("the second party got a registration access token: %s", b.body)
+		}
+		before := ts.snapshot(t)
+		// Every way to change the shared client is refused, the first
+		// registrant's token included.
+		for _, tt := range []struct {
+			name string
+			r    regResp
+		}{
+			{"PUT without a token", put(ts, id, attackerMeta, "")},
+			{"PUT with a guessed token", put(ts, id, attackerMeta, "guess")},
+			{"PUT with the first registrant's token", put(ts, id, attackerMeta, ratA)},
+			{"DELETE with the first registrant's token", ts.call(t, http.MethodDelete, "/register/"+id, "", "", ratA)},
+			{"GET with the first registrant's token", ts.call(t, http.MethodGet, "/register/"+id, "", "", ratA)},
+		} {
+			assertOAuthError(t, tt.r.status, tt.r.body, http.StatusUnauthorized, "invalid_token")
+			if tt.r.status == http.StatusUnauthorized && !strings.Contains(tt.r.body, "registration access token") {
+				t.Errorf("%s: description %s does not name the registration access token", tt.name, tt.r.body)
+			}
+		}
+		assertUnchanged(t, ts, before)
+		// A's user consents; B's link with its own redirect URI gets no code.
+		br := newBrowser(t)
+		consentTo(ts, br, id)
+		before = ts.snapshot(t)
+		p := br.get(attackerLink(ts, id).url(ts.URL))
+		assertNoLocation(t, p)
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "is not registered for this client") {
+			t.Errorf("the attacker's link = %d, want the error page naming the redirect URI", p.status)
+		}
+		assertUnchanged(t, ts, before)
+	})
+
+	t.Run("identical registration while an update is in flight", func(t *testing.T) {
+		// A reads its client and is about to update it when B's identical
+		// registration shares it: the update must not go through.
+		ts := newTestServer(t, openRegistration(nil))
+		a := ts.mustRegister(t, meta)
+		id, ratA := a.str("client_id"), a.str("registration_access_token")
+		read, err := ts.Store.GetClient(t.Context(), id)
+		must(t, err)
+		ts.mustRegister(t, meta)
+		before := ts.snapshot(t)
+		req := httptest.NewRequest(http.MethodPut, "/register/"+id, strings.NewReader(`{"client_id":"`+id+`",`+strings.TrimPrefix(attackerMeta, "{")))
+		req.Header.Set("Content-Type", "application/json")
+		err = ts.updateRegistration(httptest.NewRecorder(), req, read, ratA)
+		if oe := oauth.As(err); err == nil || oe.Code != oauth.InvalidToken || oe.HTTPStatus() != http.StatusUnauthorized {
+			t.Errorf("update of a client shared meanwhile = %v, want 401 invalid_token", err)
+		}
+		err = ts.deleteRegistration(httptest.NewRecorder(), httptest.NewRequest(http.MethodDelete, "/register/"+id, nil), read, ratA)
+		if oe := oauth.As(err); err == nil || oe.Code != oauth.InvalidToken || oe.HTTPStatus() != http.StatusUnauthorized {
+			t.Errorf("delete of a client shared meanwhile = %v, want 401 invalid_token", err)
+		}
+		assertUnchanged(t, ts, before)
+	})
+
+	t.Run("attacker registers first and changes the client", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(nil))
+		b := ts.mustRegister(t, meta) // B front-runs with A's public metadata
+		idB, ratB := b.str("client_id"), b.str("registration_access_token")
+		if u := put(ts, idB, attackerMeta, ratB); u.status != http.StatusOK {
+			t.Fatalf("B's update of its own client = %d %s", u.status, u.body)
+		}
+		a := ts.mustRegister(t, meta)
+		if a.str("client_id") == idB {
+			t.Fatal("A was handed the client B changed")
+		}
+		br := newBrowser(t)
+		consentTo(ts, br, a.str("client_id"))
+		before := ts.snapshot(t)
+		assertNoLocation(t, br.get(attackerLink(ts, a.str("client_id")).url(ts.URL)))
+		assertUnchanged(t, ts, before)
+	})
+
+	t.Run("a consented client's redirect change asks again", func(t *testing.T) {
+		ts := newTestServer(t, openRegistration(nil))
+		a := ts.mustRegister(t, meta)
+		id, rat := a.str("client_id"), a.str("registration_access_token")
+		br := newBrowser(t)
+		consentTo(ts, br, id)
+		if u := put(ts, id, attackerMeta, rat); u.status != http.StatusOK {
+			t.Fatalf("update = %d %s", u.status, u.body)
+		}
+		if _, err := ts.Store.GetConsent(t.Context(), ts.userID, id, testResource); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("GetConsent after a redirect change = %v, want ErrNotFound", err)
+		}
+		// The signed-in user is asked again, for the new redirect URI.
+		p := br.get(attackerLink(ts, id).url(ts.URL))
+		if p.status != http.StatusOK || !strings.Contains(p.body, `id="consent-form"`) {
+			t.Errorf("authorize after the change = %d, want the consent page", p.status)
+		}
+	})
+
+	t.Run("client ids cannot be computed offline", func(t *testing.T) {
+		secret := make([]byte, 32)
+		other := make([]byte, 32)
+		other[0] = 1
+		ts1 := newTestServer(t, openRegistration(nil))
+		ts1.dedupKey = mustDedupKey(t, ts1, secret)
+		ts2 := newTestServer(t, openRegistration(nil))
+		ts2.dedupKey = mustDedupKey(t, ts2, other)
+		md := mustParse(t, meta)
+		canon := md.JSON()
+		unkeyed := sha256.Sum256([]byte("gatehouse/dcr/v1\x00" + ts1.URL + "\x000\x00" + canon))
+		id := ts1.slotID(canon, 0)
+		ts2.opts.Issuer = ts1.opts.Issuer // the same server but for its secret
+		for _, guess := range []string{"dcr_" + base64.RawURLEncoding.EncodeToString(unkeyed[:16]), ts2.slotID(canon, 0)} {
+			if guess == id {
+				t.Errorf("client id %s is computable without the server's secret", id)
+			}
+		}
+		// The same secret (every replica's) gives the same id.
+		ts2.dedupKey = mustDedupKey(t, ts2, secret)
+		if ts2.slotID(canon, 0) != id {
+			t.Error("two servers with one secret derive different ids: de-duplication would not work across replicas")
+		}
+	})
+}
+
+// mustDedupKey builds a server for secret the way New does and returns
+// its dedup key.
+func mustDedupKey(t *testing.T, ts *testServer, secret []byte) []byte {
+	t.Helper()
+	opts := ts.opts
+	opts.Secret = secret
+	s, err := New(opts)
+	must(t, err)
+	return s.dedupKey
+}
+
+// mustParse parses registration metadata.
+func mustParse(t *testing.T, body string) *clientreg.Metadata {
+	t.Helper()
+	md, err := clientreg.Parse([]byte(body), clientreg.Options{Kind: clientreg.Register})
+	must(t, err)
+	return md
+}
+
+// TestRegistrationUpdateAtomic (issue 20 F3): an RFC 7592 update is
+// conditional on the client being as it was read. Two concurrent updates
+// give one success and one 409, never a 500 or a lost update; a client
+// deleted with 204 never comes back.
+func TestRegistrationUpdateAtomic(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	r := ts.mustRegister(t, sdkMetadata)
+	id, rat := r.str("client_id"), r.str("registration_access_token")
+	body := func(name string) string {
+		return `{"client_id":"` + id + `","client_name":"` + name + `","redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := range n {
+		wg.Go(func() {
+			statuses <- ts.call(t, http.MethodPut, "/register/"+id, "application/json", body(fmt.Sprintf("Name %d", i)), rat).status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[http.StatusOK] < 1 || counts[http.StatusOK]+counts[http.StatusConflict] != n {
+		t.Errorf("concurrent updates: statuses %v, want at least one 200 and the rest 409", counts)
+	}
+	// The stored name is one that an answered 200 wrote: read it back.
+	g := ts.call(t, http.MethodGet, "/register/"+id, "", "", rat)
+	if g.status != http.StatusOK || !strings.HasPrefix(g.str("client_name"), "Name ") {
+		t.Errorf("after concurrent updates GET = %d %s", g.status, g.body)
+	}
+	// An update decided on a read that another update overtook is a
+	// conflict, not a lost update (the interleaving, made deterministic).
+	stale, err := ts.Store.GetClient(t.Context(), id)
+	must(t, err)
+	if u := ts.call(t, http.MethodPut, "/register/"+id, "application/json", body("Overtaking"), rat); u.status != http.StatusOK {
+		t.Fatalf("PUT = %d %s", u.status, u.body)
+	}
+	req := httptest.NewRequest(http.MethodPut, "/register/"+id, strings.NewReader(body("Stale")))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	err = ts.updateRegistration(rec, req, stale, rat)
+	if oe := oauth.As(err); err == nil || oe.HTTPStatus() != http.StatusConflict || !strings.Contains(oe.Description, "changed by another request") {
+		t.Errorf("update on a stale read = %v, want 409 naming the conflict", err)
+	}
+	if c, _ := ts.Store.GetClient(t.Context(), id); c.Name != "Overtaking" {
+		t.Errorf("after a refused stale update the name is %q, want Overtaking", c.Name)
+	}
+
+	// DELETE, then an update with the same token: 401, and the client
+	// stays deleted.
+	if d := ts.call(t, http.MethodDelete, "/register/"+id, "", "", rat); d.status != http.StatusNoContent {
+		t.Fatalf("DELETE = %d %s", d.status, d.body)
+	}
+	u := ts.call(t, http.MethodPut, "/register/"+id, "application/json", body("Back"), rat)
+	assertOAuthError(t, u.status, u.body, http.StatusUnauthorized, "invalid_token")
+	if _, err := ts.Store.GetClient(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetClient after DELETE and PUT = %v, want ErrNotFound", err)
+	}
 }

@@ -2,7 +2,9 @@ package as
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +39,12 @@ type Options struct {
 	Now func() time.Time
 	// Rand is the source of every secret; nil means crypto/rand.
 	Rand io.Reader
+	// Secret is the server's own secret, the same on every replica, from
+	// which it derives the key that makes self-registered client ids
+	// unguessable (and the same for identical registrations on every
+	// replica). At least 32 random bytes; nil means a random secret for
+	// this process, which only suits a single process (dev, tests).
+	Secret []byte
 
 	// AccessTokenTTL is the access-token lifetime; default 10 minutes.
 	AccessTokenTTL time.Duration
@@ -100,6 +108,7 @@ type Server struct {
 	auditLog  *groupCommit
 	mux       *http.ServeMux
 	reg       *registry // registration state (register.go)
+	dedupKey  []byte    // keys derived client ids (slotID), from Options.Secret
 }
 
 // Endpoint paths, relative to the issuer.
@@ -163,6 +172,19 @@ func New(opts Options) (*Server, error) {
 	s.auditLog = &groupCommit{store: opts.Store}
 	if s.rand == nil {
 		s.rand = rand.Reader
+	}
+	secret := opts.Secret
+	switch {
+	case len(secret) == 0:
+		secret = make([]byte, 32)
+		if _, err := io.ReadFull(s.rand, secret); err != nil {
+			return nil, fmt.Errorf("as: random secret: %w", err)
+		}
+	case len(secret) < 32:
+		return nil, errors.New("as: Secret must be at least 32 bytes")
+	}
+	if s.dedupKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse dcr client ids v2", 32); err != nil {
+		return nil, err
 	}
 	if s.reg, err = newRegistry(&s.opts.Registration); err != nil {
 		return nil, err

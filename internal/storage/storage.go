@@ -75,11 +75,24 @@ type Clients interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	// UpdateClient loads the client, applies fn and stores the result in one
-	// transaction. The ID cannot change.
+	// transaction. The ID cannot change. When the redirect URIs change, the
+	// client's remembered consents are deleted in the same transaction: a
+	// consent given while codes went to one place must not send them to
+	// another without asking the user again.
 	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	// ResetClient is UpdateClient that also deletes, in the same
+	// transaction, everything issued to the client — codes, grants with
+	// their refresh tokens, consents — as DeleteClient does, keeping the
+	// client: for a change to where its codes go or who can redeem them.
+	ResetClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
 	// DeleteClient removes the client and everything issued to it
 	// (codes, refresh tokens, consents).
 	DeleteClient(ctx context.Context, id string) error
+	// DeleteClientIf is DeleteClient that first runs check on the client,
+	// in the same transaction, and deletes nothing when it fails (returning
+	// its error): a delete decided on what was read earlier cannot remove
+	// a client that changed meanwhile.
+	DeleteClientIf(ctx context.Context, id string, check func(Client) error) error
 	// TouchClient records that the client obtained a token at t.
 	TouchClient(ctx context.Context, id string, t time.Time) error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,10 +93,40 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 }
 
 // UpdateClient loads the client (locking it), applies fn and stores the
-// result in one transaction. If fn fails the row is left unchanged and fn's
-// error is returned wrapped. fn must not use the Store (on SQLite the only
-// writer connection is busy running it) and may not change the ID.
+// result in one transaction; a change of redirect URIs deletes the
+// client's consents in it too. If fn fails the row is left unchanged and
+// fn's error is returned wrapped. fn must not use the Store (on SQLite the
+// only writer connection is busy running it) and may not change the ID.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+	c, err := s.updateClient(ctx, id, false, fn)
+	if err != nil {
+		return storage.Client{}, fmt.Errorf("update client: %w", err)
+	}
+	return c, nil
+}
+
+// ResetClient is UpdateClient that also deletes, in the same transaction,
+// the client's codes, grants, refresh tokens, consents and pending auth
+// requests (what DeleteClient deletes), keeping the client.
+func (s *Store) ResetClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+	c, err := s.updateClient(ctx, id, true, fn)
+	if err != nil {
+		return storage.Client{}, fmt.Errorf("reset client: %w", err)
+	}
+	return c, nil
+}
+
+// clientDependents deletes what was issued to a client, dependents first;
+// every ? is the client id.
+var clientDependents = []string{
+	"DELETE FROM refresh_tokens WHERE client_id = ? OR grant_id IN (SELECT id FROM grants WHERE client_id = ?)",
+	"DELETE FROM grants WHERE client_id = ?",
+	"DELETE FROM auth_codes WHERE client_id = ?",
+	"DELETE FROM consents WHERE client_id = ?",
+	"DELETE FROM auth_requests WHERE client_id = ?",
+}
+
+func (s *Store) updateClient(ctx context.Context, id string, reset bool, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
 	var out storage.Client
 	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
 		old, err := queryRow(ctx, s, tx, scanClient, clientSelect+" WHERE id = ?"+s.d.ForUpdate, id)
@@ -109,6 +140,16 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Cli
 		if c.ID != id {
 			return fmt.Errorf("client id cannot change (%q to %q)", id, c.ID)
 		}
+		switch {
+		case reset:
+			if err := s.runAll(ctx, tx, id, clientDependents...); err != nil {
+				return err
+			}
+		case !slices.Equal(old.RedirectURIs, c.RedirectURIs):
+			if err := s.runAll(ctx, tx, id, "DELETE FROM consents WHERE client_id = ?"); err != nil {
+				return err
+			}
+		}
 		args := append(clientArgs(c)[1:], id)
 		if _, err := s.exec(ctx, tx, clientUpdate, args...); err != nil {
 			return err
@@ -116,10 +157,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Cli
 		out = c
 		return nil
 	})
-	if err != nil {
-		return storage.Client{}, fmt.Errorf("update client: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // DeleteClient removes the client and, explicitly in the same transaction
@@ -127,14 +165,26 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Cli
 // grants, refresh tokens and consents.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
-		return s.cascade(ctx, tx, id,
-			"DELETE FROM refresh_tokens WHERE client_id = ? OR grant_id IN (SELECT id FROM grants WHERE client_id = ?)",
-			"DELETE FROM grants WHERE client_id = ?",
-			"DELETE FROM auth_codes WHERE client_id = ?",
-			"DELETE FROM consents WHERE client_id = ?",
-			"DELETE FROM auth_requests WHERE client_id = ?",
-			"DELETE FROM clients WHERE id = ?",
-		)
+		return s.cascade(ctx, tx, id, append(slices.Clone(clientDependents), "DELETE FROM clients WHERE id = ?")...)
+	})
+	if err != nil {
+		return fmt.Errorf("delete client: %w", err)
+	}
+	return nil
+}
+
+// DeleteClientIf locks the client, runs check on it and, if it passes,
+// deletes it as DeleteClient does, all in one transaction.
+func (s *Store) DeleteClientIf(ctx context.Context, id string, check func(storage.Client) error) error {
+	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		c, err := queryRow(ctx, s, tx, scanClient, clientSelect+" WHERE id = ?"+s.d.ForUpdate, id)
+		if err != nil {
+			return err
+		}
+		if err := check(c); err != nil {
+			return err
+		}
+		return s.cascade(ctx, tx, id, append(slices.Clone(clientDependents), "DELETE FROM clients WHERE id = ?")...)
 	})
 	if err != nil {
 		return fmt.Errorf("delete client: %w", err)
@@ -273,18 +323,29 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // and must match a row, else storage.ErrNotFound. Dependents go first so a
 // foreign key never sees a dangling row mid-transaction.
 func (s *Store) cascade(ctx context.Context, tx *sql.Tx, id string, deletes ...string) error {
-	var n int64
-	for _, q := range deletes {
-		args := make([]any, strings.Count(q, "?"))
-		for i := range args {
-			args[i] = id
-		}
-		var err error
-		if n, err = s.exec(ctx, tx, q, args...); err != nil {
+	if err := s.runAll(ctx, tx, id, deletes[:len(deletes)-1]...); err != nil {
+		return err
+	}
+	return errNotFoundIfZero(s.exec(ctx, tx, deletes[len(deletes)-1], idArgs(deletes[len(deletes)-1], id)...))
+}
+
+// runAll runs statements whose every ? is id, in order.
+func (s *Store) runAll(ctx context.Context, tx *sql.Tx, id string, stmts ...string) error {
+	for _, q := range stmts {
+		if _, err := s.exec(ctx, tx, q, idArgs(q, id)...); err != nil {
 			return err
 		}
 	}
-	return errNotFoundIfZero(n, nil)
+	return nil
+}
+
+// idArgs is id once for every ? of q.
+func idArgs(q, id string) []any {
+	args := make([]any, strings.Count(q, "?"))
+	for i := range args {
+		args[i] = id
+	}
+	return args
 }
 
 // errNotFoundIfZero returns err, or storage.ErrNotFound when a keyed delete

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{"ClientsCRUD", testClients},
 		{"ClientCascadeDelete", testClientCascade},
+		{"ClientResetAndConsents", testClientReset},
 		{"Users", testUsers},
 		{"UserCascadeDelete", testUserCascade},
 		{"Resources", testResources},
@@ -349,6 +351,21 @@ func testClients(t *testing.T, s storage.Store) {
 	}
 	wantErr(t, `TouchClient("nope")`, s.TouchClient(ctx, "nope", t0), storage.ErrNotFound)
 
+	// DeleteClientIf deletes nothing when its check fails.
+	mustCreateClient(t, s, "c3")
+	wantErr(t, `DeleteClientIf("c3") failing`, s.DeleteClientIf(ctx, "c3", func(got storage.Client) error {
+		if got.ID != "c3" {
+			t.Errorf("DeleteClientIf check got client %q, want c3", got.ID)
+		}
+		return errFromFn
+	}), errFromFn)
+	_, err = s.GetClient(ctx, "c3")
+	wantErr(t, `GetClient("c3") after a failed DeleteClientIf`, err, nil)
+	wantErr(t, `DeleteClientIf("c3")`, s.DeleteClientIf(ctx, "c3", func(storage.Client) error { return nil }), nil)
+	_, err = s.GetClient(ctx, "c3")
+	wantErr(t, `GetClient("c3") after DeleteClientIf`, err, storage.ErrNotFound)
+	wantErr(t, `DeleteClientIf("c3") again`, s.DeleteClientIf(ctx, "c3", func(storage.Client) error { return nil }), storage.ErrNotFound)
+
 	wantErr(t, `DeleteClient("c2")`, s.DeleteClient(ctx, "c2"), nil)
 	_, err = s.GetClient(ctx, "c2")
 	wantErr(t, `GetClient("c2") after delete`, err, storage.ErrNotFound)
@@ -435,6 +452,64 @@ func testClientCascade(t *testing.T, s storage.Store) {
 	checkIssued(t, s, b, true, true)
 	_, err = s.GetUser(ctx, "u1")
 	wantFound(t, `GetUser("u1")`, err, true)
+}
+
+// testClientReset: ResetClient keeps the client and deletes what was issued
+// to it, in one step; UpdateClient deletes only the consents, and only when
+// the redirect URIs change.
+func testClientReset(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	for _, id := range []string{"reset", "moved", "renamed", "kept"} {
+		mustCreateClient(t, s, id)
+	}
+	reset := issueAll(t, s, "reset", "u1")
+	kept := issueAll(t, s, "kept", "u1")
+
+	// A failing closure deletes nothing.
+	_, err := s.ResetClient(ctx, "reset", func(c storage.Client) (storage.Client, error) { return c, errFromFn })
+	wantErr(t, `ResetClient("reset") with failing closure`, err, errFromFn)
+	checkIssued(t, s, reset, true, true)
+	mustCreateUser(t, s, "u2")
+	reset = issueAll(t, s, "reset", "u2") // fresh ones: checkIssued consumed the code
+
+	got, err := s.ResetClient(ctx, "reset", func(c storage.Client) (storage.Client, error) {
+		c.RedirectURIs = []string{"https://elsewhere.example/cb"}
+		return c, nil
+	})
+	wantErr(t, `ResetClient("reset")`, err, nil)
+	if stored, _ := s.GetClient(ctx, "reset"); !slices.Equal(stored.RedirectURIs, []string{"https://elsewhere.example/cb"}) || !slices.Equal(got.RedirectURIs, stored.RedirectURIs) {
+		t.Errorf(`ResetClient("reset") stored redirect URIs %v, returned %v`, stored.RedirectURIs, got.RedirectURIs)
+	}
+	checkIssued(t, s, reset, false, true)
+	_, err = s.GetGrant(ctx, reset.cc)
+	wantFound(t, fmt.Sprintf("GetGrant(%q) (client credentials) after ResetClient", reset.cc), err, false)
+	checkIssued(t, s, kept, true, true)
+	_, err = s.ResetClient(ctx, "nope", func(c storage.Client) (storage.Client, error) { return c, nil })
+	wantErr(t, `ResetClient("nope")`, err, storage.ErrNotFound)
+
+	// UpdateClient: a redirect URI change forgets the consents (nothing
+	// else); a name change keeps them.
+	mustPutConsent(t, s, newConsent("u1", "moved", "https://mcp.example/"))
+	mustPutConsent(t, s, newConsent("u1", "renamed", "https://mcp.example/"))
+	g := newGrant("moved-grant", "moved", "u1")
+	mustCreateGrant(t, s, g)
+	_, err = s.UpdateClient(ctx, "moved", func(c storage.Client) (storage.Client, error) {
+		c.RedirectURIs = append(c.RedirectURIs, "https://attacker.example/cb")
+		return c, nil
+	})
+	wantErr(t, `UpdateClient("moved") adding a redirect URI`, err, nil)
+	_, err = s.GetConsent(ctx, "u1", "moved", "https://mcp.example/")
+	wantErr(t, `GetConsent(u1, "moved") after a redirect URI change`, err, storage.ErrNotFound)
+	_, err = s.GetGrant(ctx, g.ID)
+	wantFound(t, fmt.Sprintf("GetGrant(%q) after a redirect URI change", g.ID), err, true)
+	_, err = s.UpdateClient(ctx, "renamed", func(c storage.Client) (storage.Client, error) {
+		c.Name = "New name"
+		return c, nil
+	})
+	wantErr(t, `UpdateClient("renamed")`, err, nil)
+	_, err = s.GetConsent(ctx, "u1", "renamed", "https://mcp.example/")
+	wantFound(t, `GetConsent(u1, "renamed") after a rename`, err, true)
 }
 
 // ---- users ----------------------------------------------------------------
