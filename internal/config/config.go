@@ -61,6 +61,7 @@ type Config struct {
 	Tokens  Tokens  `json:"tokens"`
 	Login   Login   `json:"login"`
 	Log     Log     `json:"log"`
+	Audit   Audit   `json:"audit"`
 
 	Registration Registration `json:"registration"`
 	Gateway      Gateway      `json:"gateway"`
@@ -130,6 +131,14 @@ type Login struct {
 	Window Duration `json:"window"`
 }
 
+// Audit configures the audit log.
+type Audit struct {
+	// Retention (retention) is how long audit events are kept: the
+	// periodic garbage collection of `gatehouse serve` deletes older ones.
+	// Default 2160h (90 days); a negative value keeps them forever.
+	Retention Duration `json:"retention"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level (level): debug, info, warn or error. Default info.
@@ -154,6 +163,7 @@ func Default() Config {
 		},
 		Login:        Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
 		Log:          Log{Level: "info", Format: "text"},
+		Audit:        Audit{Retention: Duration(2160 * time.Hour)},
 		Registration: DefaultRegistration(),
 	}
 }
@@ -301,6 +311,7 @@ func (c *Config) Validate(dev bool) error {
 		errs = append(errs, fmt.Errorf("storage.driver %q must be sqlite or postgres", c.Storage.Driver))
 	}
 	bad(c.Storage.GCInterval <= 0, "storage.gc_interval must be positive")
+	bad(c.Audit.Retention == 0, "audit.retention must not be 0s, which would delete every event: give a duration such as 2160h, or a negative one to keep events forever")
 	bad(!dev && len(c.Keys.EncryptionKey) == 0, "keys.encryption_key_file is required: a 32-byte key (hex or base64) that encrypts signing keys at rest; create one with `gatehouse keys gen-kek`")
 	bad(len(c.Keys.EncryptionKey) != 0 && len(c.Keys.EncryptionKey) != 32, "keys.encryption_key_file must hold exactly 32 bytes (got %d)", len(c.Keys.EncryptionKey))
 	switch c.Keys.Algorithm {

@@ -31,6 +31,46 @@ func TestLoadLayers(t *testing.T) {
 	}
 }
 
+// TestAuditRetentionConfig: audit.retention defaults to 90 days, is read
+// from the file and GATEHOUSE_AUDIT_RETENTION, may be negative (forever)
+// and is refused at 0s (which would delete the whole log).
+func TestAuditRetentionConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\naudit:\n  retention: 720h\n"), 0o600))
+	for _, tt := range []struct {
+		name    string
+		path    string
+		env     map[string]string
+		want    time.Duration
+		wantErr string
+	}{
+		{"default", "", nil, 2160 * time.Hour, ""},
+		{"file", path, nil, 720 * time.Hour, ""},
+		{"env over file", path, map[string]string{"GATEHOUSE_AUDIT_RETENTION": "48h"}, 48 * time.Hour, ""},
+		{"negative keeps forever", "", map[string]string{"GATEHOUSE_AUDIT_RETENTION": "-1s"}, -time.Second, ""},
+		{"zero refused", "", map[string]string{"GATEHOUSE_AUDIT_RETENTION": "0s"}, 0, "audit.retention must not be 0s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.path, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Duration(c.Audit.Retention); got != tt.want {
+				t.Errorf("audit.retention = %v, want %v", got, tt.want)
+			}
+			c.Issuer = "https://auth.example.com"
+			c.Keys.EncryptionKey = make([]byte, 32)
+			err = c.Validate(false)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestLoadRejectsUnknownKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	must(t, os.WriteFile(path, []byte("issuer: https://a.example\ntokens:\n  acess_token_ttl: 5m\n"), 0o600))

@@ -370,6 +370,11 @@ type Audit interface {
 	AppendAudits(ctx context.Context, es []AuditEvent) error
 	// QueryAudit returns matching events in ascending ID order.
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// DeleteAuditBefore deletes at most limit (> 0) events whose Time is
+	// before before, in one transaction, and returns how many it deleted.
+	// The limit bounds how long a deletion holds its locks: a caller with
+	// a backlog calls it until it deletes fewer than limit.
+	DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // GCResult counts what GarbageCollect removed.
