@@ -207,16 +207,6 @@ func ParseIssuer(s string, allowHTTP bool) (*url.URL, error) {
 	return u, nil
 }
 
-// IsLoopbackHost reports whether host (without port) is a loopback name
-// or address: localhost, 127.0.0.0/8 or ::1.
-func IsLoopbackHost(host string) bool {
-	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if h == "localhost" || h == "::1" {
-		return true
-	}
-	return strings.HasPrefix(h, "127.") && strings.Count(h, ".") == 3
-}
-
 // Issuer returns the issuer identifier.
 func (s *Server) Issuer() string { return s.opts.Issuer }
 

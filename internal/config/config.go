@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration
@@ -295,7 +297,7 @@ func (c *Config) Validate(dev bool) error {
 	default:
 		bad(strings.HasSuffix(c.Issuer, "/"), "issuer %q must not end with a slash", c.Issuer)
 		bad(u.RawQuery != "" || u.Fragment != "", "issuer %q must not have a query or fragment", c.Issuer)
-		loop := isLoopback(u.Hostname())
+		loop := clientreg.IsLoopbackHost(u.Hostname())
 		bad(u.Scheme == "http" && !loop && !c.AllowInsecureIssuer,
 			"issuer %q uses http on a non-loopback host: use https, or set allow_insecure_issuer behind a TLS-terminating proxy", c.Issuer)
 		bad(u.Scheme == "http" && loop && !dev && !c.AllowInsecureIssuer,
@@ -386,8 +388,4 @@ func redactURL(s string) string {
 		u.RawQuery = "redacted"
 	}
 	return u.String()
-}
-
-func isLoopback(h string) bool {
-	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
 }

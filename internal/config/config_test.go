@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,6 +115,35 @@ func TestValidateDevAndProduction(t *testing.T) {
 	c.Keys.EncryptionKey = make([]byte, 32)
 	if err := c.Validate(false); err != nil {
 		t.Errorf("production config: %v", err)
+	}
+}
+
+// TestIssuerLoopback (issue 11, item 8e): an http issuer is accepted in
+// dev mode only on a loopback host, parsed as an address: a DNS name that
+// merely starts with "127." is not one.
+func TestIssuerLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		host     string
+		loopback bool
+	}{
+		{"127.0.0.1", true},
+		{"127.1.2.3", true},
+		{"[::1]", true},
+		{"localhost", true},
+		{"127.example.com", false},
+		{"127.0.0.1.nip.io", false},
+		{"0177.0.0.1", false},
+	} {
+		c := Default()
+		c.Issuer = "http://" + tt.host + ":8080"
+		err := c.Validate(true)
+		want := fmt.Sprintf("issuer %q uses http on a non-loopback host", c.Issuer)
+		switch {
+		case tt.loopback && err != nil:
+			t.Errorf("Validate(dev) with issuer %s = %v, want nil", c.Issuer, err)
+		case !tt.loopback && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("Validate(dev) with issuer %s = %v, want %q", c.Issuer, err, want)
+		}
 	}
 }
 
