@@ -65,7 +65,9 @@ type Options struct {
 	// in LoginWindow; default 20.
 	ClientAuthMaxFailures int
 	// TrustProxyHeaders makes the client IP come from X-Forwarded-For's
-	// first entry. Only set it behind a proxy that overwrites the header.
+	// last entry: the one the proxy in front appended (the entries before
+	// it came from the client and can be forged). Only set it behind a
+	// proxy that appends to or overwrites the header.
 	TrustProxyHeaders bool
 	// OnGrant, if set, is called once per token request with the grant type
 	// and the outcome ("success" or the OAuth error code), for metrics.

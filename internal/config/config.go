@@ -54,8 +54,9 @@ type Config struct {
 	// a non-loopback host. Only for a TLS-terminating proxy in front of a
 	// private network; default false.
 	AllowInsecureIssuer bool `json:"allow_insecure_issuer"`
-	// TrustProxyHeaders (trust_proxy_headers) takes the client IP from
-	// X-Forwarded-For. Default false.
+	// TrustProxyHeaders (trust_proxy_headers) takes the client IP from the
+	// last X-Forwarded-For entry, the one the proxy in front appended.
+	// Only behind such a proxy; default false.
 	TrustProxyHeaders bool `json:"trust_proxy_headers"`
 
 	Storage Storage `json:"storage"`
