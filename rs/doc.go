@@ -48,10 +48,12 @@
 // query), encrypted (JWE) access tokens, and signed resource metadata
 // (RFC 9728 §2.2).
 //
-// Dependencies: rs imports only the standard library and
-// github.com/go-jose/go-jose/v4, and no type of either dependency appears in
-// its API, so it can be vendored into any MCP server. It must not import
-// any other package of this module.
+// Dependencies: rs imports the standard library,
+// github.com/go-jose/go-jose/v4 and three packages of this module it shares
+// with the gateway and the authorization server (internal/mcpauthz,
+// internal/oauth, internal/boundmap), which are held to the same rule; no
+// type of go-jose appears in its API, so rs can be used in any MCP server.
+// It must not import any other package of this module (TestDependencies).
 //
 // [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
 // [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662

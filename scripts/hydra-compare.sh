@@ -192,7 +192,7 @@ if [[ " $SCENARIOS " == *" rs_tools_call "* ]]; then
 	dev=$work/dev-data
 	mkdir -p "$dev"
 	say "starting gatehouse dev on 127.0.0.1:$DEV_PORT (demo MCP server on $((DEV_PORT + 1)))"
-	"$G" dev --data "$dev" --listen "127.0.0.1:$DEV_PORT" --user "bench:$(cat "$gh/password")" >"$work/dev.log" 2>&1 &
+	"$G" dev --data "$dev" --listen "127.0.0.1:$DEV_PORT" --user bench --password-file "$gh/password" >"$work/dev.log" 2>&1 &
 	dev_pid=$!
 	pids+=("$dev_pid")
 	if wait_http "127.0.0.1:$((DEV_PORT + 1))" "$work/dev.log"; then

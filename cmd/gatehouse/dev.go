@@ -28,6 +28,9 @@ const (
 	devClientID     = "gatehouse-demo"
 	devResourceName = "Gatehouse demo notes"
 	devUserDefault  = "demo"
+	// devPasswordEnv is the environment variable with the demo user's
+	// password (when --password-file is not given).
+	devPasswordEnv = "GATEHOUSE_DEV_PASSWORD"
 )
 
 func runDev(ctx context.Context, args []string, out io.Writer) error {
@@ -35,12 +38,16 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	data := fs.String("data", defaultDataDir, "data directory (created if missing)")
 	listen := fs.String("listen", "127.0.0.1:8080", "listen address of the authorization server; the issuer is http://<listen>")
 	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
-	user := fs.String("user", "", "demo user as NAME:PASSWORD (default: user \"demo\" with a generated password, kept in the data directory)")
+	user := fs.String("user", devUserDefault, "name of the demo user")
+	pwFile := fs.String("password-file", "", "file whose first line is the demo user's password (default: env "+devPasswordEnv+", else a generated one kept in the data directory)")
 	accessTTL := fs.Duration("access-token-ttl", 0, "access-token lifetime (default: the configuration default, 10m); a short one lets you watch clients refresh")
 	gatewayFile := fs.String("gateway", "", "config file whose gateway section is served too (MCP servers without auth behind OAuth, on gateway.listen; see docs/gateway.md)")
 	var cimdAllow listFlag
 	fs.Var(&cimdAllow, "cimd-allow-host", "host whose client metadata documents may be fetched although it resolves to a loopback or private address (repeatable; registration.cimd.allow_hosts), for testing CIMD clients locally. TLS is still verified against the system roots (SSL_CERT_FILE replaces them)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkDevUserName(*user); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(*listen)
@@ -67,16 +74,20 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err := c.Validate(true); err != nil {
 		return fmt.Errorf("invalid dev configuration:\n%w", err)
 	}
+	pw, pwSource, err := devPassword(*data, *pwFile, os.LookupEnv)
+	if err != nil {
+		return err
+	}
 	log := newLogger(c)
 	st, err := openStore(ctx, c, true)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	username, pw, generated, err := ensureDevUser(ctx, st, *data, *user)
-	if err != nil {
+	if err := upsertUser(ctx, st, *user, pw); err != nil {
 		return err
 	}
+	username := *user
 	resourceURL := "http://" + *mcpListen + "/mcp"
 	if err := ensureDevResource(ctx, st, resourceURL); err != nil {
 		return err
@@ -132,11 +143,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  Demo resource:   %s (scopes notes:read notes:write)\n", resourceURL)
 		fmt.Fprintf(out, "  Demo MCP server: %s (Streamable HTTP; list_notes, read_note need notes:read; add_note, delete_note need notes:write)\n", resourceURL)
 		fmt.Fprintf(out, "  Demo client:     %s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port, and MCP Inspector's /oauth/callback)\n", devClientID)
-		note := ""
-		if generated {
-			note = "  (generated; kept in " + filepath.Join(*data, "demo-password") + ")"
+		if pwSource == "" {
+			fmt.Fprintf(out, "  Demo user:       %s / %s  (generated; kept in %s)\n", username, pw, filepath.Join(*data, devPasswordFile))
+		} else {
+			fmt.Fprintf(out, "  Demo user:       %s  (password from %s)\n", username, pwSource)
 		}
-		fmt.Fprintf(out, "  Demo user:       %s / %s%s\n", username, pw, note)
 		fmt.Fprintf(out, "  Data directory:  %s\n\n", *data)
 		fmt.Fprintf(out, "Connect with MCP Inspector:\n")
 		fmt.Fprintf(out, "  npx @modelcontextprotocol/inspector\n")
@@ -152,45 +163,64 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	})
 }
 
-// ensureDevUser creates (or updates) the demo user. With spec NAME:PASSWORD
-// it sets that password; otherwise it reuses the password kept in the data
-// directory, generating one on first start.
-func ensureDevUser(ctx context.Context, st storage.Store, dir, spec string) (name, pw string, generated bool, err error) {
-	name = devUserDefault
-	pwFile := filepath.Join(dir, "demo-password")
-	if spec != "" {
-		var ok bool
-		name, pw, ok = strings.Cut(spec, ":")
-		if !ok || name == "" || pw == "" {
-			return "", "", false, errors.New("--user must be NAME:PASSWORD")
-		}
-	} else {
-		b, err := os.ReadFile(pwFile)
-		if err == nil {
-			pw = strings.TrimSpace(string(b))
-		}
-		switch {
-		case err == nil && pw != "":
-		case err == nil || errors.Is(err, fs.ErrNotExist):
-			// Missing, or empty (a crash while writing it, or a touch):
-			// an empty password would be accepted, so make a new one.
-			raw := make([]byte, 12)
-			if _, err := rand.Read(raw); err != nil {
-				return "", "", false, err
-			}
-			pw = base64.RawURLEncoding.EncodeToString(raw)
-			if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
-				return "", "", false, err
-			}
-		default:
-			return "", "", false, err
-		}
-		generated = true
+// devPasswordFile is the file in the data directory that keeps the
+// generated password of the demo user.
+const devPasswordFile = "demo-password"
+
+// checkDevUserName refuses --user NAME:PASSWORD, the old form: a password
+// in a flag is readable by every local user in /proc/PID/cmdline and stays
+// in shell history.
+func checkDevUserName(name string) error {
+	switch {
+	case strings.Contains(name, ":"):
+		return fmt.Errorf("--user takes only the user name, not NAME:PASSWORD (a password in a flag shows in the process list and shell history): "+
+			"give the password with --password-file FILE or the environment variable %s, or neither for a generated one kept in the data directory", devPasswordEnv)
+	case name == "":
+		return errors.New("--user must name the demo user")
 	}
-	if err := upsertUser(ctx, st, name, pw); err != nil {
-		return "", "", false, err
+	return nil
+}
+
+// devPassword returns the demo user's password and where it came from:
+// the first line of file, else the environment variable devPasswordEnv
+// (through lookup), else ("" source) the one kept in dir, generated on
+// first start.
+func devPassword(dir, file string, lookup func(string) (string, bool)) (pw, source string, err error) {
+	if file != "" {
+		pw, err := readPassword(file, nil)
+		if err != nil {
+			return "", "", fmt.Errorf("--password-file: %w", err)
+		}
+		return pw, "--password-file " + file, nil
 	}
-	return name, pw, generated, nil
+	if pw, ok := lookup(devPasswordEnv); ok && pw != "" {
+		if len(pw) < 8 {
+			return "", "", fmt.Errorf("%s: the password must be at least 8 characters", devPasswordEnv)
+		}
+		return pw, devPasswordEnv, nil
+	}
+	path := filepath.Join(dir, devPasswordFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		pw = strings.TrimSpace(string(b))
+	}
+	switch {
+	case err == nil && pw != "":
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		// Missing, or empty (a crash while writing it, or a touch):
+		// an empty password would be accepted, so make a new one.
+		raw := make([]byte, 12)
+		if _, err := rand.Read(raw); err != nil {
+			return "", "", err
+		}
+		pw = base64.RawURLEncoding.EncodeToString(raw)
+		if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+			return "", "", err
+		}
+	default:
+		return "", "", err
+	}
+	return pw, "", nil
 }
 
 // upsertUser creates the user or sets their password.

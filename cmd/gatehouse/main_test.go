@@ -34,11 +34,12 @@ func TestDevStartsAndServes(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
+	t.Setenv(devPasswordEnv, "a-long-password")
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data", filepath.Join(dir, "data"), "--listen", listen, "--mcp-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--user", "tester:a-long-password"}, out)
+		done <- run(ctx, []string{"dev", "--data", filepath.Join(dir, "data"), "--listen", listen, "--mcp-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--user", "tester"}, out)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "Press Ctrl-C") {
@@ -47,10 +48,13 @@ func TestDevStartsAndServes(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"Issuer:          http://" + listen, "tester / a-long-password", "gatehouse-demo"} {
+	for _, want := range []string{"Issuer:          http://" + listen, "Demo user:       tester  (password from " + devPasswordEnv + ")", "gatehouse-demo"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "a-long-password") {
+		t.Errorf("banner shows the password given in %s:\n%s", devPasswordEnv, out.String())
 	}
 	resp, err := http.Get("http://" + listen + "/.well-known/oauth-authorization-server")
 	if err != nil {

@@ -196,17 +196,7 @@ func (s *server) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			res, err := s.store.GarbageCollect(ctx, time.Now())
-			if err != nil {
-				s.log.Error("garbage collection failed", "cause", err)
-				continue
-			}
-			s.log.Debug("garbage collected", "result", fmt.Sprintf("%+v", res))
-			if n, err := s.as.Reap(ctx, time.Now()); err != nil {
-				s.log.Error("reaping dynamic clients failed", "cause", err)
-			} else if n > 0 {
-				s.log.Info("reaped dynamic clients", "count", n)
-			}
+			s.collect(ctx, time.Now())
 		}
 	}
 }
@@ -219,4 +209,47 @@ func serverSecret(kek []byte) []byte {
 		return nil
 	}
 	return deriveKey(kek, "authorization server")
+}
+
+// auditDeleteBatch is how many audit events one transaction of the
+// retention deletes: small enough that appends (which wait for it on
+// PostgreSQL) are held up for milliseconds, not for a whole backlog.
+const auditDeleteBatch = 1000
+
+// collect is one garbage collection at now: expired rows, audit events
+// older than audit.retention, and unused dynamic clients.
+func (s *server) collect(ctx context.Context, now time.Time) {
+	res, err := s.store.GarbageCollect(ctx, now)
+	if err != nil {
+		s.log.Error("garbage collection failed", "cause", err)
+		return
+	}
+	s.log.Debug("garbage collected", "result", fmt.Sprintf("%+v", res))
+	if keep := time.Duration(s.cfg.Audit.Retention); keep > 0 {
+		n, err := deleteAuditBefore(ctx, s.store, now.Add(-keep), auditDeleteBatch)
+		if err != nil {
+			s.log.Error("deleting old audit events failed", "cause", err, "deleted", n)
+		} else if n > 0 {
+			s.log.Info("deleted audit events past audit.retention", "count", n, "retention", keep.String())
+		}
+	}
+	if n, err := s.as.Reap(ctx, now); err != nil {
+		s.log.Error("reaping dynamic clients failed", "cause", err)
+	} else if n > 0 {
+		s.log.Info("reaped dynamic clients", "count", n)
+	}
+}
+
+// deleteAuditBefore deletes every audit event before before, batch events
+// per transaction, so that other writers get the table between batches.
+func deleteAuditBefore(ctx context.Context, st storage.Audit, before time.Time, batch int) (int64, error) {
+	var total int64
+	for ctx.Err() == nil {
+		n, err := st.DeleteAuditBefore(ctx, before, batch)
+		total += n
+		if err != nil || n < int64(batch) {
+			return total, err
+		}
+	}
+	return total, ctx.Err()
 }

@@ -39,6 +39,8 @@ package as
 // | Refresh theft: inside the window only the identical request is    | §4.14.2        | TestAdversarialRefreshTheft (another scope, another client, |
 // |   answered                                                        |                |   after the successor was used, window disabled)            |
 // | Refresh token of A used by client B; widening scope; resource     | §4.14          | TestTokenRefusals (token_test.go)                           |
+// | F8: a rotated refresh token with a widened scope, another         | §4.14.2        | TestAdversarialRefreshReuseDetectedFirst                    |
+// |   resource, a malformed scope or another client revokes the family|                |                                                             |
 // | Revocation/introspection of another client's tokens               | RFC 7009 §2.1  | TestAdversarialForeignTokenRevocation                       |
 // | Client impersonation with private_key_jwt (jti replay, alg none,  | §4.15, RFC 7523| TestAdversarialClientAssertion                              |
 // |   HS256 keyed with the public JWK, foreign sub, aud, exp)         |                |                                                             |
@@ -949,6 +951,67 @@ func TestAdversarialRefreshTheft(t *testing.T) {
 		assertOAuthError(t, s, b, http.StatusBadRequest, "invalid_grant")
 		familyRevoked(t, ts, second)
 	})
+}
+
+// TestAdversarialRefreshReuseDetectedFirst (issue 11, F8): a rotated
+// refresh token presented again revokes its family whatever else is wrong
+// with the request. Were the scope or resource checked first, a thief
+// replaying a stolen token with a widened scope or another resource would
+// get invalid_scope or invalid_target and the family would live on.
+func TestAdversarialRefreshReuseDetectedFirst(t *testing.T) {
+	const reused = "the refresh token was already used; the authorization has been revoked"
+	for _, tt := range []struct {
+		name string
+		mod  func(url.Values)
+	}{
+		{"widened scope", func(v url.Values) { v.Set("scope", "notes:read notes:write") }},
+		{"another resource", func(v url.Values) { v.Set("resource", testResource2) }},
+		{"resource not a URL", func(v url.Values) { v.Set("resource", "not a url") }},
+		{"malformed scope", func(v url.Values) { v.Set("scope", `notes:read "quoted"`) }},
+		{"another client", func(v url.Values) { v.Set("client_id", webClient); v.Set("client_secret", webSecret) }},
+	} {
+		for _, advance := range []time.Duration{5 * time.Second, time.Hour} {
+			t.Run(fmt.Sprintf("%s after %s", tt.name, advance), func(t *testing.T) {
+				ts := newTestServer(t, nil)
+				first := advTokens(t, ts, defaultAuth())
+				s, _, b := ts.post(t, "/token", refreshForm(first.RefreshToken), "", "")
+				if s != http.StatusOK {
+					t.Fatalf("rotation = %d %s", s, b)
+				}
+				var second tokenResponse
+				must(t, json.Unmarshal([]byte(b), &second))
+				ts.Clock.Advance(advance)
+
+				v := refreshForm(first.RefreshToken)
+				tt.mod(v)
+				s, _, b = ts.post(t, "/token", v, "", "")
+				assertOAuthError(t, s, b, http.StatusBadRequest, "invalid_grant")
+				if desc := oauthDescription(t, b); desc != reused {
+					t.Errorf("error_description = %q, want %q", desc, reused)
+				}
+				// The family is revoked: the successor no longer refreshes,
+				// its access token is inactive.
+				s, _, b = ts.post(t, "/token", refreshForm(second.RefreshToken), "", "")
+				assertOAuthError(t, s, b, http.StatusBadRequest, "invalid_grant")
+				if desc := oauthDescription(t, b); desc != "the refresh token has been revoked" {
+					t.Errorf("successor refresh: error_description = %q, want the grant revoked", desc)
+				}
+				if ts.introspect(t, second.AccessToken) {
+					t.Errorf("the successor's access token is still active")
+				}
+			})
+		}
+	}
+}
+
+// oauthDescription is the error_description of an OAuth error body.
+func oauthDescription(t *testing.T, body string) string {
+	t.Helper()
+	var e struct {
+		Description string `json:"error_description"`
+	}
+	must(t, json.Unmarshal([]byte(body), &e))
+	return e.Description
 }
 
 // TestAdversarialForeignTokenRevocation: a client cannot revoke another

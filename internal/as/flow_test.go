@@ -216,9 +216,11 @@ func TestRefreshRetryWindow(t *testing.T) {
 	if s, _, b := ts.post(t, "/token", narrower, "", ""); s != 200 || b != b1 {
 		t.Fatalf("explicit identical scope inside window = %d, identical=%v; want 200 and the same body", s, b == b1)
 	}
+	// Another resource is not a retry: the reuse revokes the family
+	// before the resource is even checked (F8).
 	other := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {publicClient}, "resource": {testResource2}}
 	s, _, b := ts.post(t, "/token", other, "", "")
-	assertOAuthError(t, s, b, http.StatusBadRequest, "invalid_target")
+	assertOAuthError(t, s, b, http.StatusBadRequest, "invalid_grant")
 
 	ts.Clock.Advance(time.Minute)
 	s, _, b = ts.post(t, "/token", req, "", "")

@@ -73,7 +73,9 @@ type Options struct {
 	// in LoginWindow; default 20.
 	ClientAuthMaxFailures int
 	// TrustProxyHeaders makes the client IP come from X-Forwarded-For's
-	// first entry. Only set it behind a proxy that overwrites the header.
+	// last entry: the one the proxy in front appended (the entries before
+	// it came from the client and can be forged). Only set it behind a
+	// proxy that appends to or overwrites the header.
 	TrustProxyHeaders bool
 	// OnGrant, if set, is called once per token request with the grant type
 	// and the outcome ("success" or the OAuth error code), for metrics.
@@ -227,16 +229,6 @@ func ParseIssuer(s string, allowHTTP bool) (*url.URL, error) {
 		return nil, fmt.Errorf("issuer %q must not contain user information", s)
 	}
 	return u, nil
-}
-
-// IsLoopbackHost reports whether host (without port) is a loopback name
-// or address: localhost, 127.0.0.0/8 or ::1.
-func IsLoopbackHost(host string) bool {
-	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if h == "localhost" || h == "::1" {
-		return true
-	}
-	return strings.HasPrefix(h, "127.") && strings.Count(h, ".") == 3
 }
 
 // Issuer returns the issuer identifier.

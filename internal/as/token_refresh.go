@@ -21,7 +21,10 @@ import (
 //   - within RefreshRetryWindow of the rotation, the identical request
 //     (same client, scope and resource) gets the identical response, which
 //     was sealed with a key only the old token's holder can derive;
-//   - anything else revokes the whole grant (RFC 9700 §4.14.2).
+//   - anything else revokes the whole grant (RFC 9700 §4.14.2), whatever
+//     else is wrong with the request: a thief replaying a stolen token with
+//     another client, scope or resource must not get away with an
+//     invalid_scope that leaves the family alive (issue 11, F8).
 func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form, c storage.Client) ([]byte, error) {
 	presented := f.get("refresh_token")
 	if presented == "" {
@@ -35,29 +38,21 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	if err != nil {
 		return nil, oauth.Internal(err)
 	}
-	if rt.ClientID != c.ID {
-		return nil, oauth.New(oauth.InvalidGrant, "the refresh token was issued to another client")
-	}
-	requested, err := oauth.ParseScope(f.get("scope"))
-	if err != nil {
-		return nil, oauth.New(oauth.InvalidScope, "%s", err.Error())
-	}
-	requested = slices.DeleteFunc(requested, func(s string) bool { return s == scopeOfflineAccess })
-	scopes := rt.Scopes
-	if len(requested) > 0 {
-		if !subset(requested, rt.Scopes) {
-			return nil, oauth.New(oauth.InvalidScope, "a refresh may only narrow the scope: %q was not granted", oauth.JoinScope(requested))
+	scopes, reqErr := refreshScopes(f, c, rt)
+	if !rt.RotatedAt.IsZero() {
+		// Reuse first: only a request that would otherwise be valid can
+		// be an identical retry; any other one gets no key to match.
+		key := ""
+		if reqErr == nil {
+			key = retryKey(c.ID, scopes, rt.Resource)
 		}
-		scopes = requested
+		return s.refreshReplay(ctx, r, presented, rt, key)
 	}
-	if err := checkTokenResource(f, rt.Resource); err != nil {
-		return nil, err
+	if reqErr != nil {
+		return nil, reqErr
 	}
 	key := retryKey(c.ID, scopes, rt.Resource)
 	now := s.now()
-	if !rt.RotatedAt.IsZero() {
-		return s.refreshReplay(ctx, r, presented, rt, key)
-	}
 	g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
 	if err != nil {
 		return nil, oauth.Internal(err)
@@ -108,11 +103,37 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	return body, nil
 }
 
-// refreshReplay answers a rotated refresh token presented again.
+// refreshScopes checks a refresh request against the token rt: the client
+// it was issued to, a scope no wider than granted and the grant's
+// resource. It returns the scopes of the new access token.
+func refreshScopes(f form, c storage.Client, rt storage.RefreshToken) ([]string, error) {
+	if rt.ClientID != c.ID {
+		return nil, oauth.New(oauth.InvalidGrant, "the refresh token was issued to another client")
+	}
+	requested, err := oauth.ParseScope(f.get("scope"))
+	if err != nil {
+		return nil, oauth.New(oauth.InvalidScope, "%s", err.Error())
+	}
+	requested = slices.DeleteFunc(requested, func(s string) bool { return s == scopeOfflineAccess })
+	scopes := rt.Scopes
+	if len(requested) > 0 {
+		if !subset(requested, rt.Scopes) {
+			return nil, oauth.New(oauth.InvalidScope, "a refresh may only narrow the scope: %q was not granted", oauth.JoinScope(requested))
+		}
+		scopes = requested
+	}
+	if err := checkTokenResource(f, rt.Resource); err != nil {
+		return nil, err
+	}
+	return scopes, nil
+}
+
+// refreshReplay answers a rotated refresh token presented again. key is
+// the request's retryKey, or "" for a request that is invalid anyway.
 func (s *Server) refreshReplay(ctx context.Context, r *http.Request, presented string, rt storage.RefreshToken, key string) ([]byte, error) {
 	now := s.now()
 	inWindow := s.opts.RefreshRetryWindow > 0 && now.Sub(rt.RotatedAt) <= s.opts.RefreshRetryWindow
-	if inWindow && rt.RetryKey == key && len(rt.Retry) > 0 {
+	if inWindow && key != "" && rt.RetryKey == key && len(rt.Retry) > 0 {
 		g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
 		if err != nil {
 			return nil, oauth.Internal(err)

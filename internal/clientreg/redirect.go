@@ -1,6 +1,7 @@
 package clientreg
 
 import (
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -93,4 +94,21 @@ func parseLoopback(s string) (loopbackURI, bool) {
 func IsLoopbackRedirect(s string) bool {
 	_, ok := parseLoopback(s)
 	return ok
+}
+
+// IsLoopbackHost reports whether host (without port; an IPv6 address may
+// be in brackets) is localhost, an address in 127.0.0.0/8 or ::1. Addresses
+// are parsed, not matched by prefix: 127.example.com and 127.0.0.1.nip.io
+// are DNS names anyone can point anywhere, and 0177.0.0.1 (octal to some
+// resolvers) is not an address in the standard dotted-decimal form.
+func IsLoopbackHost(host string) bool {
+	h := host
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Zone() == "" && a.IsLoopback()
 }

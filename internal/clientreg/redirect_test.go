@@ -64,3 +64,37 @@ func FuzzMatchRedirectURI(f *testing.F) {
 		}
 	})
 }
+
+// TestIsLoopbackHost (issue 11, item 8e): loopback is localhost or a parsed
+// address in 127.0.0.0/8 or ::1, never a DNS name that starts with "127.".
+func TestIsLoopbackHost(t *testing.T) {
+	for _, tt := range []struct {
+		host string
+		want bool
+	}{
+		{"127.0.0.1", true},
+		{"127.1.2.3", true},
+		{"127.255.255.255", true},
+		{"::1", true},
+		{"[::1]", true},
+		{"localhost", true},
+		{"LocalHost", true},
+		{"127.example.com", false},
+		{"127.0.0.1.nip.io", false},
+		{"127.evil.example.com", false},
+		{"0177.0.0.1", false},
+		{"127.1", false},
+		{"2130706433", false},
+		{"128.0.0.1", false},
+		{"::2", false},
+		{"[::1", false},
+		{"::1%lo", false},
+		{"localhost.", false},
+		{"localhost.example.com", false},
+		{"", false},
+	} {
+		if got := IsLoopbackHost(tt.host); got != tt.want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", tt.host, got, tt.want)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration
@@ -52,8 +54,9 @@ type Config struct {
 	// a non-loopback host. Only for a TLS-terminating proxy in front of a
 	// private network; default false.
 	AllowInsecureIssuer bool `json:"allow_insecure_issuer"`
-	// TrustProxyHeaders (trust_proxy_headers) takes the client IP from
-	// X-Forwarded-For. Default false.
+	// TrustProxyHeaders (trust_proxy_headers) takes the client IP from the
+	// last X-Forwarded-For entry, the one the proxy in front appended.
+	// Only behind such a proxy; default false.
 	TrustProxyHeaders bool `json:"trust_proxy_headers"`
 
 	Storage Storage `json:"storage"`
@@ -61,6 +64,7 @@ type Config struct {
 	Tokens  Tokens  `json:"tokens"`
 	Login   Login   `json:"login"`
 	Log     Log     `json:"log"`
+	Audit   Audit   `json:"audit"`
 
 	Registration Registration `json:"registration"`
 	Gateway      Gateway      `json:"gateway"`
@@ -130,6 +134,14 @@ type Login struct {
 	Window Duration `json:"window"`
 }
 
+// Audit configures the audit log.
+type Audit struct {
+	// Retention (retention) is how long audit events are kept: the
+	// periodic garbage collection of `gatehouse serve` deletes older ones.
+	// Default 2160h (90 days); a negative value keeps them forever.
+	Retention Duration `json:"retention"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level (level): debug, info, warn or error. Default info.
@@ -154,6 +166,7 @@ func Default() Config {
 		},
 		Login:        Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
 		Log:          Log{Level: "info", Format: "text"},
+		Audit:        Audit{Retention: Duration(2160 * time.Hour)},
 		Registration: DefaultRegistration(),
 	}
 }
@@ -285,7 +298,7 @@ func (c *Config) Validate(dev bool) error {
 	default:
 		bad(strings.HasSuffix(c.Issuer, "/"), "issuer %q must not end with a slash", c.Issuer)
 		bad(u.RawQuery != "" || u.Fragment != "", "issuer %q must not have a query or fragment", c.Issuer)
-		loop := isLoopback(u.Hostname())
+		loop := clientreg.IsLoopbackHost(u.Hostname())
 		bad(u.Scheme == "http" && !loop && !c.AllowInsecureIssuer,
 			"issuer %q uses http on a non-loopback host: use https, or set allow_insecure_issuer behind a TLS-terminating proxy", c.Issuer)
 		bad(u.Scheme == "http" && loop && !dev && !c.AllowInsecureIssuer,
@@ -301,6 +314,7 @@ func (c *Config) Validate(dev bool) error {
 		errs = append(errs, fmt.Errorf("storage.driver %q must be sqlite or postgres", c.Storage.Driver))
 	}
 	bad(c.Storage.GCInterval <= 0, "storage.gc_interval must be positive")
+	bad(c.Audit.Retention == 0, "audit.retention must not be 0s, which would delete every event: give a duration such as 2160h, or a negative one to keep events forever")
 	bad(!dev && len(c.Keys.EncryptionKey) == 0, "keys.encryption_key_file is required: a 32-byte key (hex or base64) that encrypts signing keys at rest; create one with `gatehouse keys gen-kek`")
 	bad(len(c.Keys.EncryptionKey) != 0 && len(c.Keys.EncryptionKey) != 32, "keys.encryption_key_file must hold exactly 32 bytes (got %d)", len(c.Keys.EncryptionKey))
 	switch c.Keys.Algorithm {
@@ -375,8 +389,4 @@ func redactURL(s string) string {
 		u.RawQuery = "redacted"
 	}
 	return u.String()
-}
-
-func isLoopback(h string) bool {
-	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,46 @@ func TestLoadLayers(t *testing.T) {
 	}
 	if time.Duration(c.Tokens.CodeTTL) != time.Minute {
 		t.Errorf("default code_ttl lost: %v", time.Duration(c.Tokens.CodeTTL))
+	}
+}
+
+// TestAuditRetentionConfig: audit.retention defaults to 90 days, is read
+// from the file and GATEHOUSE_AUDIT_RETENTION, may be negative (forever)
+// and is refused at 0s (which would delete the whole log).
+func TestAuditRetentionConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\naudit:\n  retention: 720h\n"), 0o600))
+	for _, tt := range []struct {
+		name    string
+		path    string
+		env     map[string]string
+		want    time.Duration
+		wantErr string
+	}{
+		{"default", "", nil, 2160 * time.Hour, ""},
+		{"file", path, nil, 720 * time.Hour, ""},
+		{"env over file", path, map[string]string{"GATEHOUSE_AUDIT_RETENTION": "48h"}, 48 * time.Hour, ""},
+		{"negative keeps forever", "", map[string]string{"GATEHOUSE_AUDIT_RETENTION": "-1s"}, -time.Second, ""},
+		{"zero refused", "", map[string]string{"GATEHOUSE_AUDIT_RETENTION": "0s"}, 0, "audit.retention must not be 0s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.path, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Duration(c.Audit.Retention); got != tt.want {
+				t.Errorf("audit.retention = %v, want %v", got, tt.want)
+			}
+			c.Issuer = "https://auth.example.com"
+			c.Keys.EncryptionKey = make([]byte, 32)
+			err = c.Validate(false)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -74,6 +115,35 @@ func TestValidateDevAndProduction(t *testing.T) {
 	c.Keys.EncryptionKey = make([]byte, 32)
 	if err := c.Validate(false); err != nil {
 		t.Errorf("production config: %v", err)
+	}
+}
+
+// TestIssuerLoopback (issue 11, item 8e): an http issuer is accepted in
+// dev mode only on a loopback host, parsed as an address: a DNS name that
+// merely starts with "127." is not one.
+func TestIssuerLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		host     string
+		loopback bool
+	}{
+		{"127.0.0.1", true},
+		{"127.1.2.3", true},
+		{"[::1]", true},
+		{"localhost", true},
+		{"127.example.com", false},
+		{"127.0.0.1.nip.io", false},
+		{"0177.0.0.1", false},
+	} {
+		c := Default()
+		c.Issuer = "http://" + tt.host + ":8080"
+		err := c.Validate(true)
+		want := fmt.Sprintf("issuer %q uses http on a non-loopback host", c.Issuer)
+		switch {
+		case tt.loopback && err != nil:
+			t.Errorf("Validate(dev) with issuer %s = %v, want nil", c.Issuer, err)
+		case !tt.loopback && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("Validate(dev) with issuer %s = %v, want %q", c.Issuer, err, want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -13,12 +14,14 @@ import (
 // using them needs, on top of a route's baseline scopes. A key ending in
 // "*" is a prefix matching every name that starts with the rest; the key
 // "*" alone matches everything. An exact key wins over prefixes, a longer
-// prefix over a shorter one.
+// prefix over a shorter one. A resource URI is also matched without its
+// query, fragment and trailing slashes (see ruleSet.needsURI).
 type Rules map[string][]string
 
 // ruleSet is compiled [Rules].
 type ruleSet struct {
 	exact    map[string][]string // name → every scope it needs (baseline included)
+	byCanon  map[string][]string // canonURI(key) → every scope the exact keys of that form need
 	prefixes []prefixRule        // longest first
 	deny     bool                // unmatched names are refused
 	baseline []string
@@ -31,8 +34,11 @@ type prefixRule struct {
 
 // compileRules compiles r on top of baseline.
 func compileRules(r Rules, deny bool, baseline []string) (ruleSet, error) {
-	rs := ruleSet{exact: map[string][]string{}, deny: deny, baseline: baseline}
-	for k, scopes := range r {
+	rs := ruleSet{exact: map[string][]string{}, byCanon: map[string][]string{}, deny: deny, baseline: baseline}
+	// In key order, so that the scopes of byCanon come in an order that
+	// does not change from one run to the next.
+	for _, k := range slices.Sorted(maps.Keys(r)) {
+		scopes := r[k]
 		for _, s := range scopes {
 			if !mcpauthz.ValidScope(s) {
 				return rs, fmt.Errorf("%q is not a scope token (RFC 6749 §3.3)", s)
@@ -42,6 +48,8 @@ func compileRules(r Rules, deny bool, baseline []string) (ruleSet, error) {
 		switch i := strings.IndexByte(k, '*'); {
 		case i < 0:
 			rs.exact[k] = all
+			c := canonURI(k)
+			rs.byCanon[c] = mcpauthz.Dedup(append(rs.byCanon[c], all...))
 		case i == len(k)-1:
 			rs.prefixes = append(rs.prefixes, prefixRule{k[:i], all})
 		default:
@@ -70,6 +78,41 @@ func (r *ruleSet) needs(name string) (scopes []string, ok bool) {
 		return nil, false
 	}
 	return r.baseline, true
+}
+
+// needsURI is needs for a resource URI. The rules match URIs as text, but
+// an upstream serving files (or anything addressed by path) reads
+// file:///secret/key?x, file:///secret/key#x and file:///secret/key/ as
+// file:///secret/key. So a URI needs every scope its own text needs, every
+// scope its canonical form (see [canonURI]) needs, and those of every
+// exact rule whose key has the same canonical form; it is refused when
+// either its text or its canonical form is. Appending to a URI can thus
+// never make it need fewer scopes than the rule its canonical form
+// matches.
+func (r *ruleSet) needsURI(uri string) (scopes []string, ok bool) {
+	need, ok := r.needs(uri)
+	c := canonURI(uri)
+	if c != uri {
+		n, cok := r.needs(c)
+		need, ok = mcpauthz.Dedup(append(slices.Clone(need), n...)), ok && cok
+	}
+	if n, found := r.byCanon[c]; found {
+		need = mcpauthz.Dedup(append(slices.Clone(need), n...))
+	}
+	if !ok {
+		return nil, false
+	}
+	return need, true
+}
+
+// canonURI is the form of a resource URI the policy also matches it by:
+// without its query, its fragment and trailing slashes. Only a comparison
+// key: it is never sent anywhere.
+func canonURI(uri string) string {
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
+		uri = uri[:i]
+	}
+	return strings.TrimRight(uri, "/")
 }
 
 // The kinds of reference of completion/complete (params.ref.type).
@@ -116,7 +159,7 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 	case mcpauthz.MethodGetPrompt:
 		need, ok = p.prompts.needs(msg.Name)
 	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
-		need, ok = p.resources.needs(msg.URI)
+		need, ok = p.resources.needsURI(msg.URI)
 	case mcpauthz.MethodComplete:
 		// Completions of a prompt's or a resource template's arguments
 		// can reveal what is behind it: the same rules apply.
@@ -124,7 +167,7 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 		case refPrompt:
 			need, ok = p.prompts.needs(msg.Name)
 		case refResource:
-			need, ok = p.resources.needs(msg.URI)
+			need, ok = p.resources.needsURI(msg.URI)
 		}
 	}
 	if !ok {
@@ -136,9 +179,10 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 	return allow, need
 }
 
-// may reports whether a token granted granted may use name under rules.
-func (p *policy) may(r *ruleSet, granted []string, name string) bool {
-	need, ok := r.needs(name)
+// may reports whether a token granted granted may use name, given what
+// needs says it needs.
+func (p *policy) may(needs func(string) ([]string, bool), granted []string, name string) bool {
+	need, ok := needs(name)
 	return ok && p.implied.HasAll(granted, need)
 }
 
@@ -147,17 +191,17 @@ func (p *policy) may(r *ruleSet, granted []string, name string) bool {
 // keeping every other member (see mcpauthz.FilterList). It returns the rewritten message and true,
 // or false when nothing was removed or msg is not such a response.
 func (p *policy) filterResult(method string, granted []string, msg []byte) ([]byte, bool) {
-	var rules *ruleSet
+	var needs func(string) ([]string, bool)
 	var member, key string
 	switch method {
 	case mcpauthz.MethodListTools:
-		rules, member, key = &p.tools, "tools", "name"
+		needs, member, key = p.tools.needs, "tools", "name"
 	case mcpauthz.MethodListPrompts:
-		rules, member, key = &p.prompts, "prompts", "name"
+		needs, member, key = p.prompts.needs, "prompts", "name"
 	case mcpauthz.MethodListResources:
-		rules, member, key = &p.resources, "resources", "uri"
+		needs, member, key = p.resources.needsURI, "resources", "uri"
 	default:
 		return nil, false
 	}
-	return mcpauthz.FilterList(msg, member, key, func(name string) bool { return p.may(rules, granted, name) })
+	return mcpauthz.FilterList(msg, member, key, func(name string) bool { return p.may(needs, granted, name) })
 }

@@ -1,9 +1,23 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
 func TestURIProblem(t *testing.T) {
@@ -51,6 +65,41 @@ func FuzzURIProblem(f *testing.F) {
 		}
 		if n := normaliseURI(s); n != s {
 			t.Fatalf("uriProblem accepted %q, which normalises to %q", s, n)
+		}
+	})
+}
+
+// FuzzResourceNeeds: whatever a URI appends to its canonical form (a
+// query, a fragment, trailing slashes), it needs at least the scopes of
+// the exact rule for that form, and it is refused when that form is.
+func FuzzResourceNeeds(f *testing.F) {
+	for _, s := range []string{
+		"file:///secret/key", "file:///secret/key?x", "file:///secret/key#x", "file:///secret/key/", "file:///secret/key//?a#b",
+		"https://example.com/a?q=1#f", "urn:isbn:0451450523", "mem:a/", "file:///", "?x", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		c := canonURI(uri)
+		if strings.Contains(c, "*") {
+			return // not a key
+		}
+		rules, err := compileRules(Rules{c: {"secret"}, c + "/": {"slash"}}, false, []string{"base"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		need, ok := rules.needsURI(uri)
+		if !ok || !slices.Contains(need, "base") || !slices.Contains(need, "secret") || !slices.Contains(need, "slash") {
+			t.Fatalf("needsURI(%q) with rules for %q and %q/ = %v %v, want base, secret and slash", uri, c, c, need, ok)
+		}
+		// A route that lists only uri refuses it when its canonical
+		// form differs, being unlisted.
+		listed, err := compileRules(Rules{strings.ReplaceAll(uri, "*", ""): nil}, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := listed.needsURI(uri); ok && c != uri && !strings.Contains(uri, "*") {
+			t.Fatalf("needsURI(%q) with only it listed = ok, want refused: %q is unlisted", uri, c)
 		}
 	})
 }
@@ -146,4 +195,160 @@ func lowerOutsideEscapes(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// fileUpstream is a Go SDK MCP server over Streamable HTTP serving uris
+// the way a file server does: by path, ignoring query and fragment and a
+// trailing slash. It counts the reads, subscriptions and completions each
+// URI gets.
+func fileUpstream(t *testing.T, uris []string) (*httptest.Server, func(uri string) int) {
+	t.Helper()
+	var mu sync.Mutex
+	hits := map[string]int{}
+	hit := func(uri string) {
+		mu.Lock()
+		hits[uri]++
+		mu.Unlock()
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "files", Version: "1"}, &mcp.ServerOptions{
+		SubscribeHandler:   func(_ context.Context, req *mcp.SubscribeRequest) error { hit(req.Params.URI); return nil },
+		UnsubscribeHandler: func(_ context.Context, req *mcp.UnsubscribeRequest) error { hit(req.Params.URI); return nil },
+		CompletionHandler: func(_ context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+			hit(req.Params.Ref.URI)
+			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{"key"}}}, nil
+		},
+	})
+	for _, uri := range uris {
+		s.AddResource(&mcp.Resource{URI: uri, Name: uri}, func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			hit(req.Params.URI)
+			u, err := url.Parse(req.Params.URI)
+			if err != nil {
+				return nil, err
+			}
+			path := strings.TrimSuffix(u.Path, "/")
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "contents of " + path}}}, nil
+		})
+	}
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	return srv, func(uri string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[uri]
+	}
+}
+
+// TestResourceRuleQueryFragmentSlash checks that an exact resource rule
+// holds for the spellings of its URI that a file server reads as the same
+// file: with "?x", "#x" or a trailing "/" appended (issue 11, item 8a).
+// Each needs the rule's scopes for resources/read, subscribe, unsubscribe
+// and completions, is refused untouched without them, and is hidden from
+// resources/list; on a route that refuses unlisted resources, a URI whose
+// canonical form is refused is refused too.
+func TestResourceRuleQueryFragmentSlash(t *testing.T) {
+	const secret = "file:///secret/key"
+	variants := []string{secret, secret + "?x", secret + "#x", secret + "/", secret + "/?x#y"}
+	up, hits := fileUpstream(t, append([]string{"file:///public/a", "file:///doc", "file:///doc?v=1"}, variants...))
+	tg := newTestGateway(t, []Route{{
+		Name:      "files",
+		URL:       "/files/mcp",
+		Upstream:  Upstream{URL: up.URL + "/"},
+		Scopes:    []string{"fake:read"},
+		Resources: Rules{secret: {"fake:admin"}},
+	}, {
+		Name:                  "listed",
+		URL:                   "/listed/mcp",
+		Upstream:              Upstream{URL: up.URL + "/"},
+		Scopes:                []string{"fake:read"},
+		Resources:             Rules{"file:///doc?v=1": nil},
+		DenyUnlistedResources: true,
+	}}, nil)
+
+	reader := newRawClient(t, tg.base+"/files/mcp", "alice-read")
+	reader.initialize()
+	admin := newRawClient(t, tg.base+"/files/mcp", "alice-admin")
+	admin.initialize()
+	calls := []struct {
+		method string
+		params func(uri string) map[string]any
+	}{
+		{"resources/read", func(uri string) map[string]any { return map[string]any{"uri": uri} }},
+		{"resources/subscribe", func(uri string) map[string]any { return map[string]any{"uri": uri} }},
+		{"resources/unsubscribe", func(uri string) map[string]any { return map[string]any{"uri": uri} }},
+		{"completion/complete", func(uri string) map[string]any {
+			return map[string]any{"ref": map[string]any{"type": "ref/resource", "uri": uri}, "argument": map[string]any{"name": "n", "value": "k"}}
+		}},
+	}
+	const wantScope = "fake:read fake:admin"
+	for _, uri := range variants {
+		for _, c := range calls {
+			t.Run(c.method+" "+uri, func(t *testing.T) {
+				before := hits(uri)
+				body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 9, "method": c.method, "params": c.params(uri)})
+				resp, msgs := reader.post(string(body))
+				wantDesc := "resource " + uri + " needs scope " + wantScope
+				if resp.StatusCode != http.StatusForbidden {
+					t.Fatalf("%s %s with fake:read: status %d, want 403", c.method, uri, resp.StatusCode)
+				}
+				if got, want := resp.Header.Get("WWW-Authenticate"), `Bearer error="insufficient_scope", scope="`+wantScope+`"`; !strings.HasPrefix(got, want) ||
+					!strings.Contains(got, `error_description="`+wantDesc+`"`) {
+					t.Errorf("%s %s: WWW-Authenticate = %q, want insufficient_scope for %q with %q", c.method, uri, got, wantScope, wantDesc)
+				}
+				if len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeForbidden || msgs[0].Error.Message != "insufficient_scope: "+wantDesc {
+					t.Errorf("%s %s: body = %+v, want JSON-RPC error %d %q", c.method, uri, msgs, mcpauthz.CodeForbidden, "insufficient_scope: "+wantDesc)
+				}
+				if n := hits(uri); n != before {
+					t.Errorf("%s %s refused, but the upstream saw it (%d → %d)", c.method, uri, before, n)
+				}
+				status, res := admin.call(c.method, c.params(uri))
+				if status != http.StatusOK || res.Error != nil || res.Result == nil {
+					t.Errorf("%s %s with fake:admin = %d %+v, want a result", c.method, uri, status, res)
+				}
+			})
+		}
+	}
+
+	uris := func(r rpcResult) []string {
+		var res struct {
+			Resources []struct {
+				URI string `json:"uri"`
+			} `json:"resources"`
+		}
+		if err := json.Unmarshal(r.Result, &res); err != nil {
+			t.Fatalf("resources/list result %s: %v", r.Result, err)
+		}
+		var out []string
+		for _, r := range res.Resources {
+			out = append(out, r.URI)
+		}
+		return out
+	}
+	t.Run("resources/list", func(t *testing.T) {
+		_, res := reader.call("resources/list", map[string]any{})
+		if got, want := uris(res), []string{"file:///public/a", "file:///doc", "file:///doc?v=1"}; !cmp.Equal(got, want, cmpopts.SortSlices(func(a, b string) bool { return a < b })) {
+			t.Errorf("resources/list with fake:read = %v, want %v", got, want)
+		}
+		_, res = admin.call("resources/list", map[string]any{})
+		if got := uris(res); len(got) != 3+len(variants) {
+			t.Errorf("resources/list with fake:admin = %v, want all %d", got, 3+len(variants))
+		}
+	})
+
+	// file:///doc is unlisted, so refused; file:///doc?v=1, listed, reads
+	// the same file and is refused with it.
+	t.Run("deny unlisted canonical form", func(t *testing.T) {
+		c := newRawClient(t, tg.base+"/listed/mcp", "alice-admin")
+		c.initialize()
+		for _, uri := range []string{"file:///doc", "file:///doc?v=1"} {
+			before := hits(uri)
+			status, res := c.call("resources/read", map[string]any{"uri": uri})
+			want := "resource " + strconv.Quote(uri) + " is not allowed through this gateway"
+			if status != http.StatusOK || res.Error == nil || res.Error.Code != mcpauthz.CodeForbidden || res.Error.Message != want {
+				t.Errorf("resources/read %s = %d %+v, want JSON-RPC error %d %q", uri, status, res.Error, mcpauthz.CodeForbidden, want)
+			}
+			if n := hits(uri); n != before {
+				t.Errorf("resources/read %s refused, but the upstream saw it", uri)
+			}
+		}
+	})
 }

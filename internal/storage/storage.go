@@ -20,8 +20,9 @@ var (
 	// can revoke the grant that the first redemption created.
 	ErrConsumed = errors.New("storage: already consumed")
 	// ErrTokenReused means a refresh token that was already rotated was
-	// presented again. RotateRefreshToken returns it together with the stored
-	// token so the caller can apply the retry window or revoke the family.
+	// presented again. RotateRefreshToken returns it; the caller reads the
+	// stored token (GetRefreshToken) to apply the retry window or revoke
+	// the family.
 	ErrTokenReused = errors.New("storage: refresh token reused")
 )
 
@@ -273,9 +274,10 @@ type Grants interface {
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken atomically marks the token oldHash rotated at
 	// next.CreatedAt, stores retry and retryKey on it, and inserts next.
-	// When oldHash was already rotated it inserts nothing and returns the
-	// stored old token with ErrTokenReused; exactly one of any number of
-	// concurrent callers succeeds. ErrNotFound for an unknown hash.
+	// When oldHash was already rotated it changes nothing and returns
+	// ErrTokenReused (the caller reads the rotated token with
+	// GetRefreshToken); exactly one of any number of concurrent callers
+	// succeeds. ErrNotFound for an unknown hash.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, retry []byte, retryKey string) error
 }
 
@@ -388,6 +390,11 @@ type Audit interface {
 	AppendAudits(ctx context.Context, es []AuditEvent) error
 	// QueryAudit returns matching events in ascending ID order.
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// DeleteAuditBefore deletes at most limit (> 0) events whose Time is
+	// before before, in one transaction, and returns how many it deleted.
+	// The limit bounds how long a deletion holds its locks: a caller with
+	// a backlog calls it until it deletes fewer than limit.
+	DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // GCResult counts what GarbageCollect removed.

@@ -409,7 +409,8 @@ func (g *gatehouse) startDev(t testing.TB, username, password string) *devServer
 		"--data", g.Data,
 		"--listen", listen,
 		"--mcp-listen", fmt.Sprintf("127.0.0.1:%d", mcpPort),
-		"--user", username+":"+password)
+		"--user", username)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_DEV_PASSWORD="+password)
 	p := startProc(t, "gatehouse dev", cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

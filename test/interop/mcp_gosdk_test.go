@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -49,8 +50,10 @@ func startMCPDev(t *testing.T, username, password string, extra ...string) *mcpD
 		"--data", g.Data,
 		"--listen", listen,
 		"--mcp-listen", fmt.Sprintf("127.0.0.1:%d", mcpPort),
-		"--user", username + ":" + password}, extra...)
-	p := startProc(t, "gatehouse dev", exec.Command(g.Bin, args...))
+		"--user", username}, extra...)
+	cmd := exec.Command(g.Bin, args...)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_DEV_PASSWORD="+password)
+	p := startProc(t, "gatehouse dev", cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	m, err := p.waitLine(ctx, regexp.MustCompile(`^\s*Issuer:\s+(\S+)\s*$`))

@@ -354,8 +354,8 @@ func startMCPDevEnv(t *testing.T, g *gatehouse, username, pw string, env []strin
 		"--data", g.Data,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--mcp-listen", fmt.Sprintf("127.0.0.1:%d", mcpPort),
-		"--user", username + ":" + pw}, extra...)...)
-	cmd.Env = append(os.Environ(), env...)
+		"--user", username}, extra...)...)
+	cmd.Env = append(append(os.Environ(), "GATEHOUSE_DEV_PASSWORD="+pw), env...)
 	p := startProc(t, "gatehouse dev", cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

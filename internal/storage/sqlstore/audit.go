@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -117,4 +118,24 @@ func (s *Store) QueryAudit(ctx context.Context, q storage.AuditQuery) ([]storage
 		return nil, fmt.Errorf("query audit: %w", err)
 	}
 	return es, nil
+}
+
+// DeleteAuditBefore deletes at most limit events with event_time before
+// before (through the event_time index), in one transaction. On
+// PostgreSQL it waits for, and briefly holds up, AppendAudits' table lock,
+// which is why the batch is bounded.
+func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("delete audit: limit %d is not positive", limit)
+	}
+	var n int64
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		var err error
+		n, err = s.exec(ctx, tx, "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE event_time < ? LIMIT ?)", micros(before), limit)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete audit: %w", err)
+	}
+	return n, nil
 }

@@ -52,6 +52,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Replay", testReplay},
 		{"Throttle", testThrottle},
 		{"Audit", testAudit},
+		{"AuditRetention", testAuditRetention},
 		{"GarbageCollect", testGarbageCollect},
 		{"TimezoneRoundTrip", testTimezoneRoundTrip},
 		{"Ping", testPing},
@@ -1130,6 +1131,51 @@ func testAudit(t *testing.T, s storage.Store) {
 	got, err := s.QueryAudit(ctx, storage.AuditQuery{Type: "bulk."})
 	if err != nil || len(got) != 100 || got[0].Detail != "0" {
 		t.Errorf(`QueryAudit({Type: "bulk."}) = %d events (first %+v), %v; want 100 starting at "0", nil`, len(got), first(got), err)
+	}
+}
+
+// testAuditRetention: DeleteAuditBefore deletes only events before the
+// cutoff (one at the cutoff stays), at most limit per call, and leaves
+// the rest and the ID sequence as they were.
+func testAuditRetention(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	var events []storage.AuditEvent
+	for i := range 5 {
+		events = append(events, storage.AuditEvent{Time: at(time.Duration(i) * time.Minute), Type: "token.issued", Detail: fmt.Sprint(i)})
+	}
+	wantErr(t, "AppendAudits", s.AppendAudits(ctx, events), nil)
+	all, err := s.QueryAudit(ctx, storage.AuditQuery{})
+	wantErr(t, "QueryAudit({})", err, nil)
+	if len(all) != len(events) {
+		t.Fatalf("QueryAudit({}) returned %d events, want %d", len(all), len(events))
+	}
+	cutoff := at(3 * time.Minute) // events 0, 1 and 2 are before it
+	for _, limit := range []int{0, -1} {
+		if n, err := s.DeleteAuditBefore(ctx, cutoff, limit); err == nil || n != 0 {
+			t.Errorf("DeleteAuditBefore(cutoff, %d) = %d, %v; want an error", limit, n, err)
+		}
+	}
+	for _, step := range []struct {
+		limit int
+		want  int64
+	}{{2, 2}, {2, 1}, {2, 0}} {
+		n, err := s.DeleteAuditBefore(ctx, cutoff, step.limit)
+		if err != nil || n != step.want {
+			t.Errorf("DeleteAuditBefore(cutoff, %d) = %d, %v; want %d, nil", step.limit, n, err, step.want)
+		}
+	}
+	left, err := s.QueryAudit(ctx, storage.AuditQuery{})
+	wantErr(t, "QueryAudit({}) after deletion", err, nil)
+	diff(t, "QueryAudit({}) after deletion", left, all[3:])
+
+	// New events still get higher IDs than any before.
+	wantErr(t, "AppendAudit", s.AppendAudit(ctx, storage.AuditEvent{Time: at(time.Hour), Type: "token.issued"}), nil)
+	last, err := s.QueryAudit(ctx, storage.AuditQuery{AfterID: all[4].ID})
+	if err != nil || len(last) != 1 {
+		t.Errorf("QueryAudit(after the last ID) = %d events, %v; want the new one", len(last), err)
+	}
+	if n, err := s.DeleteAuditBefore(ctx, farFuture, 100); err != nil || n != 3 {
+		t.Errorf("DeleteAuditBefore(far future, 100) = %d, %v; want 3, nil", n, err)
 	}
 }
 
