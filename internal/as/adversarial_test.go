@@ -26,7 +26,7 @@ package as
 // | Open redirect via error responses: no Location for an             | §4.11.2        | TestAdversarialNoOpenRedirectOnErrors                       |
 // |   unverified redirect_uri, whatever else is wrong                 |                |                                                             |
 // | Open redirect via a self-registered client: its errors are a page | §4.11.2        | TestAdversarialNoOpenRedirectViaDynamicClient               |
-// |   until the user has signed in (prompt=none excepted)             |                |                                                             |
+// |   until the user has signed in, prompt=none's too (issue 11 F3)   |                |                                                             |
 // | Mix-up: iss on success, every error, deny, prompt=none            | §4.4           | TestAdversarialMixUpIss (+ TestAuthorizeRedirectedErrors,   |
 // |                                                                   |                |   TestConsentDenied, TestAuthorizeNoState)                  |
 // | CSRF on consent (no token, another browser's token)               | §4.7           | TestCSRF (authorize_test.go)                                |
@@ -70,6 +70,10 @@ package as
 // |   document client gets client_credentials tokens, no user         |                |   (gateway), TestMachineTokensEndToEnd (cmd/gatehouse)      |
 // | F2 registration hijack: identical metadata hands a second party   | RFC 7592 §2    | TestAdversarialRegistrationHijack, TestRegisterDedup        |
 // |   the client and a registration access token; ids computable      |                |   (register_test.go), TestRegistrationUpdateAtomic          |
+// | F3 open redirect through prompt=none for a self-registered client | §4.11.2        | TestAdversarialNoOpenRedirectViaDynamicClient               |
+// | F4 storage amplification at /authorize: a stored pending request  | –              | TestAdversarialAuthorizeStoresNothing,                      |
+// |   per anonymous request, state/nonce of any length; counter rows  |                |   TestAdversarialLoginThrottleRows                          |
+// | F8 HEAD /authorize issues a code like GET                         | –              | TestAdversarialHeadAuthorize                                |
 
 import (
 	"bufio"
@@ -510,8 +514,9 @@ func TestAdversarialNoOpenRedirectOnErrors(t *testing.T) {
 // client with an attacker's redirect URI (open DCR, or a metadata document)
 // and send users an erroneous request on purpose; the server must not
 // bounce them there before they have signed in (RFC 9700 §4.11.2, OAuth
-// 2.1 §7.12.2, AS-13). A signed-in user, and prompt=none (the silent
-// exception), still get the error at the redirect URI, with iss.
+// 2.1 §7.12.2, AS-13). prompt=none gets the same rule (issue 11 F3): an
+// erroneous request and a valid one's login_required are pages too. A
+// signed-in user still gets the error at the redirect URI, with iss.
 func TestAdversarialNoOpenRedirectViaDynamicClient(t *testing.T) {
 	ts := newTestServer(t, openRegistration(nil))
 	const evil = "https://evil.example/cb"
@@ -531,11 +536,23 @@ func TestAdversarialNoOpenRedirectViaDynamicClient(t *testing.T) {
 	}
 	assertUnchanged(t, ts, before)
 
-	v := bad()
-	v.Set("prompt", "none")
-	p = newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
-	if loc := location(t, p); !strings.HasPrefix(loc.String(), evil+"?") || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("iss") == "" {
-		t.Errorf("prompt=none: Location %s, want the error at the redirect URI", loc)
+	for name, v := range map[string]url.Values{"erroneous": bad(), "valid": authValues(ts, func() authRequest {
+		a := defaultAuth()
+		a.clientID, a.redirectURI = id, evil
+		return a
+	}())} {
+		v.Set("prompt", "none")
+		before := ts.snapshot(t)
+		p = newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
+		assertNoLocation(t, p)
+		want := "code_challenge"
+		if name == "valid" {
+			want = "not signed in and prompt=none forbids asking"
+		}
+		if p.status != http.StatusBadRequest || !strings.Contains(p.header.Get("Content-Type"), "text/html") || !strings.Contains(p.body, want) {
+			t.Errorf("prompt=none, %s request, signed out: status %d, want a 400 HTML page saying %q", name, p.status, want)
+		}
+		assertUnchanged(t, ts, before)
 	}
 
 	signedIn := newBrowser(t)
@@ -546,7 +563,7 @@ func TestAdversarialNoOpenRedirectViaDynamicClient(t *testing.T) {
 	}
 
 	// A client an administrator registered keeps the immediate redirect.
-	v = authValues(ts, defaultAuth())
+	v := authValues(ts, defaultAuth())
 	v.Del("code_challenge")
 	p = newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
 	if loc := location(t, p); loc.Query().Get("error") != "invalid_request" {
@@ -1593,20 +1610,6 @@ func (s pgText) GetResource(ctx context.Context, u string) (storage.Resource, er
 		return storage.Resource{}, err
 	}
 	return s.Store.GetResource(ctx, u)
-}
-
-func (s pgText) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
-	if err := checkText(id); err != nil {
-		return storage.AuthRequest{}, err
-	}
-	return s.Store.GetAuthRequest(ctx, id)
-}
-
-func (s pgText) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) error {
-	if err := checkText(append([]string{r.ID, r.ClientID, r.RedirectURI, r.State, r.Resource, r.CodeChallenge, r.CodeChallengeMethod, r.Nonce, r.Prompt}, r.Scopes...)...); err != nil {
-		return err
-	}
-	return s.Store.CreateAuthRequest(ctx, r)
 }
 
 func (s pgText) Failures(ctx context.Context, key string, now time.Time) (int, time.Time, error) {

@@ -29,12 +29,14 @@ type redirectError struct {
 // client_id and redirect_uri are verified every error is an HTML page and
 // never a redirect (RFC 9700 §4.11: no open redirector); after that, errors
 // go back to the client with state and iss (RFC 9207), except that a
-// self-registered client's errors are an HTML page too until the user has
-// signed in.
+// self-registered client's errors — prompt=none's login_required among
+// them — are an HTML page too until the user has signed in. Nothing is
+// stored for a request until a signed-in user completes it: the pending
+// request travels sealed in the forms (pending.go).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	var q url.Values
 	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet:
 		q = r.URL.Query()
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -44,92 +46,98 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		}
 		q = r.PostForm
 	default:
+		// HEAD included: a HEAD that issued a code (GET's side effect)
+		// would hand it to whoever sent it without a body to show it in.
 		w.Header().Set("Allow", "GET, POST")
 		s.errorPage(w, r, http.StatusMethodNotAllowed, oauth.New(oauth.InvalidRequest, "the authorization endpoint accepts GET and POST"))
 		return
 	}
-	ar, rerr, perr := s.validateAuthorize(r.Context(), q)
+	sess := s.currentSession(r)
+	p, rerr, perr := s.validateAuthorize(r.Context(), q)
 	if perr != nil {
 		s.errorPage(w, r, http.StatusBadRequest, perr)
 		return
 	}
 	if rerr != nil {
-		// A self-registered client's redirect URI may be an attacker's:
-		// an erroneous request on purpose would turn this server into
-		// an open redirector that lends it its name. Its errors are
-		// redirected only to a signed-in user (or for prompt=none, the
-		// silent exception), RFC 9700 §4.11.2 / OAuth 2.1 §7.12.2 (AS-13).
-		if rerr.dynamic && s.currentSession(r) == nil && !slices.Contains(strings.Fields(q.Get("prompt")), "none") {
-			s.errorPage(w, r, http.StatusBadRequest, rerr.err)
-			return
-		}
-		s.redirectWithError(w, r, *rerr)
+		s.failAuthorization(w, r, *rerr, sess)
 		return
 	}
-	sess := s.currentSession(r)
-	if now, err := s.answersAtOnce(r.Context(), ar, sess); err != nil {
+	if now, err := s.answersAtOnce(r.Context(), p, sess); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	} else if now {
-		// Signed in and consented: the code is issued in this response,
-		// so the pending request is never stored.
-		s.issueCode(w, r, ar, sess, false)
+		// Signed in and consented: the code is issued in this response.
+		s.issueCode(w, r, p, sess, false)
 		return
 	}
-	if err := s.opts.Store.CreateAuthRequest(r.Context(), ar); err != nil {
-		s.serverErrorPage(w, r, err)
+	s.continueAuthorization(w, r, p, sess, false)
+}
+
+// failAuthorization ends an authorization request with an error, sent to
+// the client's redirect URI, except for a self-registered client (DCR or a
+// metadata document) whose user has not signed in: its redirect URI may be
+// an attacker's, and an erroneous request on purpose would make this
+// server an open redirector that lends it its name (RFC 9700 §4.11.2,
+// OAuth 2.1 §7.12.2, AS-13). That holds for prompt=none too (issue 11
+// F3): its errors are a page like any other.
+func (s *Server) failAuthorization(w http.ResponseWriter, r *http.Request, e redirectError, sess *storage.Session) {
+	if e.dynamic && sess == nil {
+		s.errorPage(w, r, http.StatusBadRequest, e.err)
 		return
 	}
-	s.continueAuthorization(w, r, ar, sess)
+	s.redirectWithError(w, r, e)
 }
 
 // answersAtOnce reports whether continueAuthorization would issue the code
 // straight away: a session that need not log in again and a remembered
 // consent that covers the request, with no prompt asking for either.
-func (s *Server) answersAtOnce(ctx context.Context, ar storage.AuthRequest, sess *storage.Session) (bool, error) {
-	prompts := strings.Fields(ar.Prompt)
+func (s *Server) answersAtOnce(ctx context.Context, p pending, sess *storage.Session) (bool, error) {
+	prompts := strings.Fields(p.Prompt)
 	if sess == nil || slices.Contains(prompts, "login") || slices.Contains(prompts, "consent") {
 		return false, nil
 	}
-	return s.hasConsent(ctx, sess.UserID, ar)
+	return s.hasConsent(ctx, sess.UserID, p)
 }
 
 // validateAuthorize checks an authorization request. It returns a pending
 // request, or a redirectable error, or an error for the HTML page.
-func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.AuthRequest, *redirectError, *oauth.Error) {
+func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (pending, *redirectError, *oauth.Error) {
 	for k, v := range q {
 		if len(v) > 1 && k != "resource" {
-			return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "the parameter %q is repeated; each parameter may appear only once", truncate(k, 64))
+			return pending{}, nil, oauth.New(oauth.InvalidRequest, "the parameter %q is repeated; each parameter may appear only once", truncate(k, 64))
 		}
 	}
 	if e := checkParams(q); e != nil {
-		return storage.AuthRequest{}, nil, e
+		return pending{}, nil, e
 	}
 	get := func(k string) string { return q.Get(k) }
+	if e := checkStateLengths(get("state"), get("nonce")); e != nil {
+		return pending{}, nil, e
+	}
 	clientID := get("client_id")
 	if clientID == "" {
-		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "client_id is missing from the authorization request")
+		return pending{}, nil, oauth.New(oauth.InvalidRequest, "client_id is missing from the authorization request")
 	}
 	c, err := s.lookupClient(ctx, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidClient, "the client %q is not registered with this authorization server", truncate(clientID, 200))
+		return pending{}, nil, oauth.New(oauth.InvalidClient, "the client %q is not registered with this authorization server", truncate(clientID, 200))
 	}
 	if err != nil {
-		return storage.AuthRequest{}, nil, oauth.As(err)
+		return pending{}, nil, oauth.As(err)
 	}
 	redirectURI := get("redirect_uri")
 	if redirectURI == "" {
-		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "redirect_uri is missing from the authorization request")
+		return pending{}, nil, oauth.New(oauth.InvalidRequest, "redirect_uri is missing from the authorization request")
 	}
 	if !clientreg.MatchRedirectURI(redirectURI, c.RedirectURIs) {
-		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "redirect_uri %q is not registered for this client", truncate(redirectURI, 200))
+		return pending{}, nil, oauth.New(oauth.InvalidRequest, "redirect_uri %q is not registered for this client", truncate(redirectURI, 200))
 	}
 
 	// From here on the redirect URI is trusted.
 	state := get("state")
 	dynamic := dynamicClient(c)
-	fail := func(e *oauth.Error) (storage.AuthRequest, *redirectError, *oauth.Error) {
-		return storage.AuthRequest{}, &redirectError{redirectURI: redirectURI, state: state, err: e, dynamic: dynamic}, nil
+	fail := func(e *oauth.Error) (pending, *redirectError, *oauth.Error) {
+		return pending{}, &redirectError{redirectURI: redirectURI, state: state, err: e, dynamic: dynamic}, nil
 	}
 	if rt := get("response_type"); rt != "code" {
 		if rt == "" {
@@ -184,69 +192,76 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.A
 	}
 	id, err := s.newID()
 	if err != nil {
-		return storage.AuthRequest{}, nil, oauth.Internal(err)
+		return pending{}, nil, oauth.Internal(err)
 	}
 	now := s.now()
-	return storage.AuthRequest{
+	return pending{
 		ID: id, ClientID: c.ID, RedirectURI: redirectURI, State: state,
 		Scopes: scopes, Resource: res.URL,
 		CodeChallenge: challenge, CodeChallengeMethod: method,
-		Nonce: get("nonce"), Prompt: prompt,
+		Nonce: get("nonce"), Prompt: prompt, Dynamic: dynamic,
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.AuthRequestTTL),
 	}, nil, nil
 }
 
 // continueAuthorization decides the next step of a validated request:
-// log in, consent, or issue the code.
-func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, sess *storage.Session) {
+// log in, consent, or issue the code. sealed says p came back from a form
+// (login, consent) rather than straight from /authorize: ending it then
+// marks it completed.
+func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, sealed bool) {
 	ctx := r.Context()
-	prompts := strings.Fields(ar.Prompt)
-	if sess == nil || (slices.Contains(prompts, "login") && sess.AuthTime.Before(ar.CreatedAt)) {
+	prompts := strings.Fields(p.Prompt)
+	if sess == nil || (slices.Contains(prompts, "login") && sess.AuthTime.Before(p.CreatedAt)) {
 		if slices.Contains(prompts, "none") {
-			s.finishWithError(w, r, ar, oauth.New(oauth.LoginRequired, "the user is not signed in and prompt=none forbids asking"))
+			s.finishWithError(w, r, p, sess, sealed, oauth.New(oauth.LoginRequired, "the user is not signed in and prompt=none forbids asking"))
 			return
 		}
-		s.showLogin(w, r, ar, http.StatusOK, "", "")
+		s.showLogin(w, r, p, http.StatusOK, "", "")
 		return
 	}
-	c, err := s.opts.Store.GetClient(ctx, ar.ClientID)
+	c, err := s.opts.Store.GetClient(ctx, p.ClientID)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	consented, err := s.hasConsent(ctx, sess.UserID, ar)
+	consented, err := s.hasConsent(ctx, sess.UserID, p)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
 	if consented && !slices.Contains(prompts, "consent") {
-		s.issueCode(w, r, ar, sess, true)
+		s.issueCode(w, r, p, sess, sealed)
 		return
 	}
 	if slices.Contains(prompts, "none") {
-		s.finishWithError(w, r, ar, oauth.New(oauth.ConsentRequired, "the user has not consented and prompt=none forbids asking"))
+		s.finishWithError(w, r, p, sess, sealed, oauth.New(oauth.ConsentRequired, "the user has not consented and prompt=none forbids asking"))
 		return
 	}
-	s.showConsent(w, r, ar, c, sess)
+	s.showConsent(w, r, p, c, sess)
 }
 
 // hasConsent reports whether the user's remembered consent covers the
 // request's scopes at its resource.
-func (s *Server) hasConsent(ctx context.Context, userID string, ar storage.AuthRequest) (bool, error) {
-	cons, err := s.opts.Store.GetConsent(ctx, userID, ar.ClientID, ar.Resource)
+func (s *Server) hasConsent(ctx context.Context, userID string, p pending) (bool, error) {
+	cons, err := s.opts.Store.GetConsent(ctx, userID, p.ClientID, p.Resource)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return subset(ar.Scopes, cons.Scopes), nil
+	return subset(p.Scopes, cons.Scopes), nil
 }
 
-// issueCode creates the grant and a single-use code, deletes the pending
-// request if it was stored, and sends the browser back to the client.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, sess *storage.Session, stored bool) {
+// issueCode creates the grant and a single-use code and sends the browser
+// back to the client. A request that came back sealed from a form is
+// marked completed first, so the form cannot be sent again for a second
+// code.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, sealed bool) {
 	ctx := r.Context()
+	if sealed && !s.markCompleted(w, r, p) {
+		return
+	}
 	code, err := s.newSecret()
 	if err != nil {
 		s.serverErrorPage(w, r, err)
@@ -258,12 +273,12 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.Au
 		return
 	}
 	now := s.now()
-	scopes := slices.DeleteFunc(slices.Clone(ar.Scopes), func(s string) bool { return s == scopeOfflineAccess })
+	scopes := slices.DeleteFunc(slices.Clone(p.Scopes), func(s string) bool { return s == scopeOfflineAccess })
 	// The grant exists from the moment the code does, so a replayed code
 	// can always revoke what its first redemption issued, however the two
 	// redemptions interleave.
 	err = s.opts.Store.CreateGrant(ctx, storage.Grant{
-		ID: grantID, ClientID: ar.ClientID, UserID: sess.UserID, Resource: ar.Resource,
+		ID: grantID, ClientID: p.ClientID, UserID: sess.UserID, Resource: p.Resource,
 		Scopes: scopes, AuthTime: sess.AuthTime, CreatedAt: now, ExpiresAt: now.Add(s.opts.GrantTTL),
 	})
 	if err != nil {
@@ -271,31 +286,41 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.Au
 		return
 	}
 	err = s.opts.Store.CreateAuthCode(ctx, storage.AuthCode{
-		Hash: token.Hash(code), ClientID: ar.ClientID, UserID: sess.UserID,
-		RedirectURI: ar.RedirectURI, Scopes: scopes, Resource: ar.Resource,
-		CodeChallenge: ar.CodeChallenge, CodeChallengeMethod: ar.CodeChallengeMethod,
-		Nonce: ar.Nonce, GrantID: grantID, AuthTime: sess.AuthTime,
+		Hash: token.Hash(code), ClientID: p.ClientID, UserID: sess.UserID,
+		RedirectURI: p.RedirectURI, Scopes: scopes, Resource: p.Resource,
+		CodeChallenge: p.CodeChallenge, CodeChallengeMethod: p.CodeChallengeMethod,
+		Nonce: p.Nonce, GrantID: grantID, AuthTime: sess.AuthTime,
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.CodeTTL),
 	})
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	if stored {
-		if err := s.opts.Store.DeleteAuthRequest(ctx, ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.log.ErrorContext(ctx, "delete auth request", "cause", err)
-		}
-	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)})
-	s.redirect(w, r, ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}})
+	s.audit(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)})
+	s.redirect(w, r, p.RedirectURI, url.Values{"code": {code}, "state": {p.State}})
 }
 
-// finishWithError ends a pending request with an error sent to the client.
-func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, e *oauth.Error) {
-	if err := s.opts.Store.DeleteAuthRequest(r.Context(), ar.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.ErrorContext(r.Context(), "delete auth request", "cause", err)
+// markCompleted marks a sealed request completed, or shows why it cannot
+// be (already completed) and returns false.
+func (s *Server) markCompleted(w http.ResponseWriter, r *http.Request, p pending) bool {
+	switch err := s.complete(r.Context(), p); {
+	case errors.Is(err, errPendingInvalid):
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, msgRequestGone))
+		return false
+	case err != nil:
+		s.serverErrorPage(w, r, err)
+		return false
 	}
-	s.redirectWithError(w, r, redirectError{redirectURI: ar.RedirectURI, state: ar.State, err: e})
+	return true
+}
+
+// finishWithError ends a request with an error for the client (see
+// failAuthorization for when that is a page instead).
+func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, sealed bool, e *oauth.Error) {
+	if sealed && !s.markCompleted(w, r, p) {
+		return
+	}
+	s.failAuthorization(w, r, redirectError{redirectURI: p.RedirectURI, state: p.State, err: e, dynamic: p.Dynamic}, sess)
 }
 
 func (s *Server) redirectWithError(w http.ResponseWriter, r *http.Request, e redirectError) {

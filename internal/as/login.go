@@ -44,27 +44,38 @@ func (s *Server) currentSession(r *http.Request) *storage.Session {
 	return &sess
 }
 
-// loadPendingRequest reads the hidden "request" field's pending
+// msgRequestGone is the page for a sealed request that cannot continue.
+const msgRequestGone = "This sign-in request has expired or was already completed. Return to the application and start again."
+
+// loadPendingRequest opens the hidden "request" field's sealed pending
 // authorization request, or shows why it cannot continue.
-func (s *Server) loadPendingRequest(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
-	id := r.PostForm.Get("request")
-	if id == "" {
+func (s *Server) loadPendingRequest(w http.ResponseWriter, r *http.Request) (pending, bool) {
+	v := r.PostForm.Get("request")
+	if v == "" {
 		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The sign-in form is missing its request. Return to the application and start again."))
-		return storage.AuthRequest{}, false
+		return pending{}, false
 	}
-	ar, err := s.opts.Store.GetAuthRequest(r.Context(), id)
-	if err == nil && !s.now().Before(ar.ExpiresAt) {
-		err = storage.ErrNotFound
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "This sign-in request has expired or was already completed. Return to the application and start again."))
-		return storage.AuthRequest{}, false
+	p, err := s.openPending(r.Context(), v)
+	if errors.Is(err, errPendingInvalid) {
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, msgRequestGone))
+		return pending{}, false
 	}
 	if err != nil {
 		s.serverErrorPage(w, r, err)
-		return storage.AuthRequest{}, false
+		return pending{}, false
 	}
-	return ar, true
+	return p, true
+}
+
+// sealedField is p sealed for a form's "request" field; on failure it
+// shows the server error page and returns false.
+func (s *Server) sealedField(w http.ResponseWriter, r *http.Request, p pending) (string, bool) {
+	v, err := s.sealPending(p)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return "", false
+	}
+	return v, true
 }
 
 // parseBrowserForm reads a POSTed browser form and checks its CSRF token.
@@ -98,14 +109,18 @@ func (s *Server) clientName(ctx context.Context, clientID string) string {
 	return c.Name
 }
 
-func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, username, msg string) {
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, status int, username, msg string) {
+	sealed, ok := s.sealedField(w, r, p)
+	if !ok {
+		return
+	}
 	s.opts.Pages.Login(w, r, status, web.LoginData{
 		Action:     s.base + pathLogin,
 		CSRF:       s.opts.Pages.CSRFToken(w, r),
-		Request:    ar.ID,
+		Request:    sealed,
 		Username:   username,
 		Error:      msg,
-		ClientName: s.clientName(r.Context(), ar.ClientID),
+		ClientName: s.clientName(r.Context(), p.ClientID),
 	})
 }
 
@@ -116,7 +131,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	ar, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadPendingRequest(w, r)
 	if !ok {
 		return
 	}
@@ -128,7 +143,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	acctKey, ipKey := "login:user:"+strings.ToLower(username), "login:ip:"+ip
 	// Each attempt is counted before its password is checked, so parallel
 	// guesses cannot all slip under the limit between a check and a
-	// count; a successful login refunds its count.
+	// count; a successful login refunds its count. The IP is counted
+	// first: past its limit an anonymous caller cannot make a counter row
+	// per made-up account name either (issue 11 F4).
 	var reserved []string
 	refund := func() {
 		for _, k := range reserved {
@@ -140,7 +157,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	for _, lim := range []struct {
 		key, what string
 		max       int
-	}{{acctKey, "account", s.opts.LoginMaxFailures}, {ipKey, "ip", 4 * s.opts.LoginMaxFailures}} {
+	}{{ipKey, "ip", 4 * s.opts.LoginMaxFailures}, {acctKey, "account", s.opts.LoginMaxFailures}} {
 		n, reset, err := s.opts.Store.AddFailure(ctx, lim.key, now, s.opts.LoginWindow)
 		if err != nil {
 			refund()
@@ -152,8 +169,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			refund()
 			wait := reset.Sub(now)
 			w.Header().Set("Retry-After", retryAfter(wait))
-			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: ar.ClientID, Outcome: "denied", Detail: "too many failures for this " + lim.what})
-			s.showLogin(w, r, ar, http.StatusTooManyRequests, username, fmt.Sprintf(msgTooManyTries, humanDuration(wait)))
+			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: p.ClientID, Outcome: "denied", Detail: "too many failures for this " + lim.what})
+			s.showLogin(w, r, p, http.StatusTooManyRequests, username, fmt.Sprintf(msgTooManyTries, humanDuration(wait)))
 			return
 		}
 	}
@@ -175,8 +192,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !valid {
 		// The attempt was counted above: it stays counted.
-		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: ar.ClientID, Outcome: "failure"})
-		s.showLogin(w, r, ar, http.StatusUnauthorized, username, msgBadLogin)
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: p.ClientID, Outcome: "failure"})
+		s.showLogin(w, r, p, http.StatusUnauthorized, username, msgBadLogin)
 		return
 	}
 	if err := s.opts.Store.ResetFailures(ctx, acctKey); err != nil {
@@ -189,8 +206,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: ar.ClientID, Outcome: "success"})
-	s.continueAuthorization(w, r, ar, sess)
+	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: p.ClientID, Outcome: "success"})
+	s.continueAuthorization(w, r, p, sess, true)
 }
 
 // startSession creates a new session for userID. The session id is always
@@ -216,9 +233,13 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID str
 	return &sess, nil
 }
 
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, c storage.Client, sess *storage.Session) {
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, c storage.Client, sess *storage.Session) {
 	ctx := r.Context()
-	res, err := s.opts.Store.GetResource(ctx, ar.Resource)
+	sealed, ok := s.sealedField(w, r, p)
+	if !ok {
+		return
+	}
+	res, err := s.opts.Store.GetResource(ctx, p.Resource)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
@@ -229,7 +250,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 		return
 	}
 	var items []web.ScopeItem
-	for _, name := range ar.Scopes {
+	for _, name := range p.Scopes {
 		item := web.ScopeItem{Name: name}
 		if name == scopeOfflineAccess {
 			item.Description = "Stay connected: keep access when you are not using the application, until you revoke it."
@@ -242,7 +263,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 		items = append(items, item)
 	}
 	host := ""
-	if ru, err := url.Parse(ar.RedirectURI); err == nil {
+	if ru, err := url.Parse(p.RedirectURI); err == nil {
 		host = ru.Host
 		if host == "" {
 			host = ru.Scheme + ":" // private-use scheme: the scheme names the app
@@ -253,11 +274,11 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 	s.opts.Pages.Consent(w, r, web.ConsentData{
 		Action:       s.base + pathConsent,
 		CSRF:         s.opts.Pages.CSRFToken(w, r),
-		Request:      ar.ID,
+		Request:      sealed,
 		Username:     u.Username,
 		ClientName:   orDefault(c.Name, c.ID),
 		ClientID:     c.ID,
-		RedirectURI:  ar.RedirectURI,
+		RedirectURI:  p.RedirectURI,
 		RedirectHost: host,
 		LoopbackOnly: loopbackOnly,
 		Resource:     res.URL,
@@ -274,29 +295,29 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	ar, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadPendingRequest(w, r)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
 	sess := s.currentSession(r)
 	if sess == nil {
-		s.showLogin(w, r, ar, http.StatusOK, "", "Your session ended. Please sign in again.")
+		s.showLogin(w, r, p, http.StatusOK, "", "Your session ended. Please sign in again.")
 		return
 	}
 	switch r.PostForm.Get("decision") {
 	case "allow":
 	case "deny":
-		s.audit(ctx, r, storage.AuditEvent{Type: "consent.denied", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "denied"})
-		s.finishWithError(w, r, ar, oauth.New(oauth.AccessDenied, "the user declined the request"))
+		s.audit(ctx, r, storage.AuditEvent{Type: "consent.denied", UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Outcome: "denied"})
+		s.finishWithError(w, r, p, sess, true, oauth.New(oauth.AccessDenied, "the user declined the request"))
 		return
 	default:
 		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The consent form must be answered with Allow or Deny."))
 		return
 	}
 	now := s.now()
-	scopes := ar.Scopes
-	prev, err := s.opts.Store.GetConsent(ctx, sess.UserID, ar.ClientID, ar.Resource)
+	scopes := slices.Clone(p.Scopes)
+	prev, err := s.opts.Store.GetConsent(ctx, sess.UserID, p.ClientID, p.Resource)
 	created := now
 	if err == nil {
 		created = prev.CreatedAt
@@ -310,13 +331,13 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slices.Sort(scopes)
-	err = s.opts.Store.PutConsent(ctx, storage.Consent{UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Scopes: scopes, CreatedAt: created, UpdatedAt: now})
+	err = s.opts.Store.PutConsent(ctx, storage.Consent{UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Scopes: scopes, CreatedAt: created, UpdatedAt: now})
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "consent.given", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(ar.Scopes)})
-	s.issueCode(w, r, ar, sess, true)
+	s.audit(ctx, r, storage.AuditEvent{Type: "consent.given", UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Outcome: "success", Detail: oauth.JoinScope(p.Scopes)})
+	s.issueCode(w, r, p, sess, true)
 }
 
 // handleConsents lists the signed-in user's remembered consents (GET) and

@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -441,4 +442,142 @@ func TestRegistrationUpdateAtomic(t *testing.T) {
 	if _, err := ts.Store.GetClient(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetClient after DELETE and PUT = %v, want ErrNotFound", err)
 	}
+}
+
+// TestAdversarialAuthorizeStoresNothing (issue 11 F4): an anonymous
+// caller's /authorize requests store nothing (the pending request travels
+// sealed in the form), state and nonce are capped, a sealed request
+// cannot be forged, outlive its lifetime or be completed twice, and
+// failed logins past the per-IP limit make no counter row per account
+// name.
+func TestAdversarialAuthorizeStoresNothing(t *testing.T) {
+	ts := newTestServer(t, nil)
+	big := strings.Repeat("s", maxStateBytes)
+
+	before := ts.snapshot(t)
+	for i := range 50 {
+		v := authValues(ts, defaultAuth())
+		v.Set("state", big)
+		v.Set("nonce", fmt.Sprintf("%0*d", maxStateBytes, i))
+		p := newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
+		if p.status != http.StatusOK || !strings.Contains(p.body, `id="login-form"`) {
+			t.Fatalf("request %d: status %d, want the login page", i, p.status)
+		}
+	}
+	assertUnchanged(t, ts, before)
+
+	for _, param := range []string{"state", "nonce"} {
+		v := authValues(ts, defaultAuth())
+		v.Set(param, big+"x")
+		p := newBrowser(t).get(ts.URL + "/authorize?" + v.Encode())
+		assertNoLocation(t, p)
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, param+" is 1025 bytes long; at most 1024 are accepted") {
+			t.Errorf("%s of 1025 bytes: status %d, want a 400 page naming the limit", param, p.status)
+		}
+	}
+	assertUnchanged(t, ts, before)
+
+	// A forged, tampered, foreign or expired sealed request is a page.
+	b := newBrowser(t)
+	login := b.get(defaultAuth().url(ts.URL))
+	action, fields := login.form(t, "login-form")
+	sealed := fields.Get("request")
+	foreign := newTestServer(t, nil)
+	foreignSealed, err := foreign.sealPending(pending{ID: "x", ClientID: publicClient, ExpiresAt: ts.Clock.Now().Add(time.Hour)})
+	must(t, err)
+	tampered := []byte(sealed)
+	tampered[len(tampered)/2] ^= 1
+	for name, v := range map[string]string{"tampered": string(tampered), "sealed by another server": foreignSealed, "forged": "not-sealed"} {
+		f := url.Values{}
+		for k, vs := range fields {
+			f[k] = vs
+		}
+		f.Set("request", v)
+		f.Set("username", testUser)
+		f.Set("password", testPassword)
+		p := b.post(ts.origin()+action, f)
+		assertNoLocation(t, p)
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "expired or was already completed") {
+			t.Errorf("%s request: status %d, want the 400 page", name, p.status)
+		}
+	}
+
+	// Completed once: the consent form sent again (twice at once) gets no
+	// second code.
+	consent := ts.login(t, b, login, testUser, testPassword)
+	caction, cfields := consent.form(t, "consent-form")
+	cfields.Set("decision", "allow")
+	codes := func() int {
+		t.Helper()
+		var n int
+		db, err := sql.Open("sqlite", ts.dbPath+"?mode=ro")
+		must(t, err)
+		defer db.Close()
+		must(t, db.QueryRow("SELECT count(*) FROM auth_codes").Scan(&n))
+		return n
+	}
+	n0 := codes()
+	var wg sync.WaitGroup
+	statuses := make(chan int, 4)
+	for range 4 {
+		wg.Go(func() { statuses <- b.post(ts.origin()+caction, cfields).status })
+	}
+	wg.Wait()
+	close(statuses)
+	var redirects int
+	for s := range statuses {
+		if s == http.StatusSeeOther || s == http.StatusFound {
+			redirects++
+		}
+	}
+	if redirects != 1 || codes() != n0+1 {
+		t.Errorf("one consent form sent 4 times: %d redirects and %d codes, want 1 and 1", redirects, codes()-n0)
+	}
+
+	// Expired: the login form after the request's lifetime.
+	eb := newBrowser(t)
+	p := eb.get(defaultAuth().url(ts.URL))
+	ts.Clock.Advance(16 * time.Minute)
+	if p = ts.login(t, eb, p, testUser, testPassword); p.status != http.StatusBadRequest || !strings.Contains(p.body, "expired or was already completed") {
+		t.Errorf("expired request: status %d, want the 400 page", p.status)
+	}
+}
+
+// TestAdversarialLoginThrottleRows (issue 11 F4): past the per-IP limit,
+// failed logins under made-up account names add no counter rows.
+func TestAdversarialLoginThrottleRows(t *testing.T) {
+	ts := newTestServer(t, nil)
+	b := newBrowser(t)
+	p := b.get(defaultAuth().url(ts.URL))
+	for i := range 25 {
+		if r := ts.login(t, b, p, fmt.Sprintf("nobody-%d", i), "wrong"); r.status != http.StatusUnauthorized && r.status != http.StatusTooManyRequests {
+			t.Fatalf("failed login %d: status %d", i, r.status)
+		}
+	}
+	db, err := sql.Open("sqlite", ts.dbPath+"?mode=ro")
+	must(t, err)
+	defer db.Close()
+	var n int
+	must(t, db.QueryRow("SELECT count(*) FROM throttle WHERE throttle_key LIKE 'login:user:%'").Scan(&n))
+	if limit := 4 * 5; n > limit {
+		t.Errorf("25 failed logins from one IP left %d account counters, want at most %d (the per-IP limit)", n, limit)
+	}
+}
+
+// TestAdversarialHeadAuthorize (issue 11 F8): HEAD /authorize is refused
+// and issues no code, even for a signed-in user whose consent would let a
+// GET answer with one at once.
+func TestAdversarialHeadAuthorize(t *testing.T) {
+	ts := newTestServer(t, nil)
+	b := newBrowser(t)
+	ts.authorize(t, b, defaultAuth()) // signs in and consents
+	before := ts.snapshot(t)
+	req, err := http.NewRequest(http.MethodHead, defaultAuth().url(ts.URL), nil)
+	must(t, err)
+	p := b.do(req)
+	assertNoLocation(t, p)
+	if p.status != http.StatusMethodNotAllowed || p.header.Get("Allow") != "GET, POST" {
+		t.Errorf("HEAD /authorize = %d Allow %q, want 405 with Allow: GET, POST", p.status, p.header.Get("Allow"))
+	}
+	assertUnchanged(t, ts, before)
 }

@@ -42,8 +42,10 @@ type Options struct {
 	// Secret is the server's own secret, the same on every replica, from
 	// which it derives the key that makes self-registered client ids
 	// unguessable (and the same for identical registrations on every
-	// replica). At least 32 random bytes; nil means a random secret for
-	// this process, which only suits a single process (dev, tests).
+	// replica) and the key that seals pending authorization requests into
+	// the login and consent forms (so any replica can finish them). At
+	// least 32 random bytes; nil means a random secret for this process,
+	// which only suits a single process (dev, tests).
 	Secret []byte
 
 	// AccessTokenTTL is the access-token lifetime; default 10 minutes.
@@ -103,14 +105,15 @@ type Server struct {
 
 	// Caches of what every token request reads (cache.go), and the audit
 	// log's group commit (audit.go).
-	clients   *ttlCache[string, storage.Client]
-	resources *ttlCache[string, storage.Resource]
-	oneRes    *ttlCache[struct{}, []storage.Resource]
-	unlocked  *ttlCache[string, struct{}] // clients with no failed authentications
-	auditLog  *groupCommit
-	mux       *http.ServeMux
-	reg       *registry // registration state (register.go)
-	dedupKey  []byte    // keys derived client ids (slotID), from Options.Secret
+	clients    *ttlCache[string, storage.Client]
+	resources  *ttlCache[string, storage.Resource]
+	oneRes     *ttlCache[struct{}, []storage.Resource]
+	unlocked   *ttlCache[string, struct{}] // clients with no failed authentications
+	auditLog   *groupCommit
+	mux        *http.ServeMux
+	reg        *registry // registration state (register.go)
+	dedupKey   []byte    // keys derived client ids (slotID), from Options.Secret
+	pendingKey []byte    // seals pending authorization requests (pending.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -186,6 +189,9 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("as: Secret must be at least 32 bytes")
 	}
 	if s.dedupKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse dcr client ids v2", 32); err != nil {
+		return nil, err
+	}
+	if s.pendingKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse pending authorization requests v1", token.KeySize); err != nil {
 		return nil, err
 	}
 	if s.reg, err = newRegistry(&s.opts.Registration); err != nil {

@@ -178,7 +178,7 @@ func (ts *testServer) snapshotWithout(t *testing.T, skip ...string) string {
 	}
 	defer db.Close()
 	h := sha256.New()
-	for _, table := range []string{"clients", "users", "resources", "sessions", "auth_requests", "auth_codes", "grants", "refresh_tokens", "consents", "signing_keys", "replay"} {
+	for _, table := range []string{"clients", "users", "resources", "sessions", "auth_codes", "grants", "refresh_tokens", "consents", "signing_keys", "replay"} {
 		if slices.Contains(skip, table) {
 			continue
 		}

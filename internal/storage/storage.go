@@ -167,31 +167,6 @@ type Sessions interface {
 	DeleteSession(ctx context.Context, idHash string) error
 }
 
-// AuthRequest is an authorization request that passed validation and waits
-// for the user to log in and consent. It lives in storage so any replica can
-// finish it.
-type AuthRequest struct {
-	ID                  string
-	ClientID            string
-	RedirectURI         string
-	State               string
-	Scopes              []string
-	Resource            string
-	CodeChallenge       string
-	CodeChallengeMethod string
-	Nonce               string
-	Prompt              string
-	CreatedAt           time.Time
-	ExpiresAt           time.Time
-}
-
-// AuthRequests stores pending authorization requests.
-type AuthRequests interface {
-	CreateAuthRequest(ctx context.Context, r AuthRequest) error
-	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
-	DeleteAuthRequest(ctx context.Context, id string) error
-}
-
 // AuthCode is an issued authorization code.
 type AuthCode struct {
 	Hash                string // SHA-256 of the code
@@ -399,7 +374,6 @@ type Audit interface {
 
 // GCResult counts what GarbageCollect removed.
 type GCResult struct {
-	AuthRequests  int64
 	AuthCodes     int64
 	Sessions      int64
 	RefreshTokens int64
@@ -415,7 +389,6 @@ type Store interface {
 	Users
 	Resources
 	Sessions
-	AuthRequests
 	AuthCodes
 	Grants
 	Consents
@@ -423,8 +396,7 @@ type Store interface {
 	Replay
 	Throttle
 	Audit
-	// GarbageCollect deletes rows that expired before now: auth requests,
-	// codes, sessions, refresh tokens and grants past their expiry, replay
+	// GarbageCollect deletes rows that expired before now: codes, sessions, refresh tokens and grants past their expiry, replay
 	// and throttle entries, and retired keys past RemoveAfter.
 	GarbageCollect(ctx context.Context, now time.Time) (GCResult, error)
 	// Ping checks that the store is reachable.

@@ -106,8 +106,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Cli
 }
 
 // ResetClient is UpdateClient that also deletes, in the same transaction,
-// the client's codes, grants, refresh tokens, consents and pending auth
-// requests (what DeleteClient deletes), keeping the client.
+// the client's codes, grants, refresh tokens and consents (what
+// DeleteClient deletes), keeping the client.
 func (s *Store) ResetClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
 	c, err := s.updateClient(ctx, id, true, fn)
 	if err != nil {
@@ -123,7 +123,6 @@ var clientDependents = []string{
 	"DELETE FROM grants WHERE client_id = ?",
 	"DELETE FROM auth_codes WHERE client_id = ?",
 	"DELETE FROM consents WHERE client_id = ?",
-	"DELETE FROM auth_requests WHERE client_id = ?",
 }
 
 func (s *Store) updateClient(ctx context.Context, id string, reset bool, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
@@ -161,8 +160,8 @@ func (s *Store) updateClient(ctx context.Context, id string, reset bool, fn func
 }
 
 // DeleteClient removes the client and, explicitly in the same transaction
-// (foreign keys only back this up), its pending auth requests, codes,
-// grants, refresh tokens and consents.
+// (foreign keys only back this up), its codes, grants, refresh tokens and
+// consents.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		return s.cascade(ctx, tx, id, append(slices.Clone(clientDependents), "DELETE FROM clients WHERE id = ?")...)

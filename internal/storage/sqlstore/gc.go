@@ -10,7 +10,7 @@ import (
 )
 
 // GarbageCollect deletes, in one transaction, everything that expired at or
-// before now: auth requests, codes, sessions, refresh tokens (including
+// before now: codes, sessions, refresh tokens (including
 // those of expired grants) and grants past ExpiresAt, replay entries past
 // their expiry, throttle windows that ended, and retired keys past
 // RemoveAfter. An expiry of zero means "never" and is kept. Revoked but
@@ -26,7 +26,6 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCRe
 			query string
 			args  int
 		}{
-			{&r.AuthRequests, "DELETE FROM auth_requests WHERE expires_at <> 0 AND expires_at <= ?", 1},
 			{&r.AuthCodes, "DELETE FROM auth_codes WHERE expires_at <> 0 AND expires_at <= ?", 1},
 			{&r.Sessions, "DELETE FROM sessions WHERE expires_at <> 0 AND expires_at <= ?", 1},
 			// Tokens first, so deleting their grants cascades nothing and

@@ -44,7 +44,6 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UserCascadeDelete", testUserCascade},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
-		{"AuthRequests", testAuthRequests},
 		{"AuthCodes", testAuthCodes},
 		{"GrantsAndRefreshTokens", testGrantsAndRefreshTokens},
 		{"Consents", testConsents},
@@ -94,23 +93,6 @@ func newUser(id string) storage.User {
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 		CreatedAt:    t0,
 		UpdatedAt:    at(time.Second),
-	}
-}
-
-func newAuthRequest(id, clientID string) storage.AuthRequest {
-	return storage.AuthRequest{
-		ID:                  id,
-		ClientID:            clientID,
-		RedirectURI:         "https://" + clientID + ".example/cb",
-		State:               "state-" + id,
-		Scopes:              []string{"read"},
-		Resource:            "https://mcp.example/",
-		CodeChallenge:       "challenge-" + id,
-		CodeChallengeMethod: "S256",
-		Nonce:               "nonce-" + id,
-		Prompt:              "consent",
-		CreatedAt:           t0,
-		ExpiresAt:           at(10 * time.Minute),
 	}
 }
 
@@ -375,7 +357,6 @@ func testClients(t *testing.T, s storage.Store) {
 
 // issued is everything issued to one (client, user) pair, for cascade tests.
 type issued struct {
-	req     string
 	code    string
 	grant   string
 	refresh string
@@ -386,19 +367,14 @@ type issued struct {
 
 func issueAll(t *testing.T, s storage.Store, clientID, userID string) issued {
 	t.Helper()
-	ctx := t.Context()
 	p := clientID + "-" + userID
 	is := issued{
-		req:     "req-" + p,
 		code:    "code-" + p,
 		grant:   "grant-" + p,
 		refresh: "rt-" + p,
 		cc:      "cc-" + p,
 		session: "sess-" + p,
 		consent: [3]string{userID, clientID, "https://mcp.example/"},
-	}
-	if err := s.CreateAuthRequest(ctx, newAuthRequest(is.req, clientID)); err != nil {
-		t.Fatalf("CreateAuthRequest(%q) = %v", is.req, err)
 	}
 	mustCreateAuthCode(t, s, newAuthCode(is.code, clientID, userID))
 	g := newGrant(is.grant, clientID, userID)
@@ -415,9 +391,7 @@ func issueAll(t *testing.T, s storage.Store, clientID, userID string) issued {
 func checkIssued(t *testing.T, s storage.Store, is issued, want, sessionWant bool) {
 	t.Helper()
 	ctx := t.Context()
-	_, err := s.GetAuthRequest(ctx, is.req)
-	wantFound(t, fmt.Sprintf("GetAuthRequest(%q)", is.req), err, want)
-	_, err = s.ConsumeAuthCode(ctx, is.code, at(time.Second))
+	_, err := s.ConsumeAuthCode(ctx, is.code, at(time.Second))
 	if want {
 		// Consumed now; a later check sees ErrConsumed, still "found".
 		if err != nil && !errors.Is(err, storage.ErrConsumed) {
@@ -589,11 +563,8 @@ func testUserCascade(t *testing.T, s storage.Store) {
 	b := issueAll(t, s, "c1", "kept")
 
 	wantErr(t, `DeleteUser("gone")`, s.DeleteUser(ctx, "gone"), nil)
-	// Auth requests carry no user, and client-credentials grants belong
-	// to the client: both stay.
-	_, err := s.GetAuthRequest(ctx, a.req)
-	wantFound(t, fmt.Sprintf("GetAuthRequest(%q)", a.req), err, true)
-	_, err = s.GetGrant(ctx, a.cc)
+	// Client-credentials grants belong to the client: they stay.
+	_, err := s.GetGrant(ctx, a.cc)
 	wantFound(t, fmt.Sprintf("GetGrant(%q) (client credentials)", a.cc), err, true)
 	_, err = s.ConsumeAuthCode(ctx, a.code, at(time.Second))
 	wantErr(t, fmt.Sprintf("ConsumeAuthCode(%q)", a.code), err, storage.ErrNotFound)
@@ -683,29 +654,6 @@ func testSessions(t *testing.T, s storage.Store) {
 	wantErr(t, `GetSession("sess1") after delete`, err, storage.ErrNotFound)
 	wantErr(t, `DeleteSession("sess1") again`, s.DeleteSession(ctx, "sess1"), storage.ErrNotFound)
 }
-
-func testAuthRequests(t *testing.T, s storage.Store) {
-	ctx := t.Context()
-	mustCreateClient(t, s, "c1")
-	r := newAuthRequest("req1", "c1")
-	wantErr(t, `CreateAuthRequest("req1")`, s.CreateAuthRequest(ctx, r), nil)
-	got, err := s.GetAuthRequest(ctx, "req1")
-	wantErr(t, `GetAuthRequest("req1")`, err, nil)
-	diff(t, `GetAuthRequest("req1")`, got, r)
-
-	wantErr(t, `CreateAuthRequest("req1") again`, s.CreateAuthRequest(ctx, r), storage.ErrAlreadyExists)
-	wantErr(t, "CreateAuthRequest() for an unknown client",
-		s.CreateAuthRequest(ctx, newAuthRequest("req2", "nope")), storage.ErrNotFound)
-
-	_, err = s.GetAuthRequest(ctx, "nope")
-	wantErr(t, `GetAuthRequest("nope")`, err, storage.ErrNotFound)
-	wantErr(t, `DeleteAuthRequest("req1")`, s.DeleteAuthRequest(ctx, "req1"), nil)
-	_, err = s.GetAuthRequest(ctx, "req1")
-	wantErr(t, `GetAuthRequest("req1") after delete`, err, storage.ErrNotFound)
-	wantErr(t, `DeleteAuthRequest("req1") again`, s.DeleteAuthRequest(ctx, "req1"), storage.ErrNotFound)
-}
-
-// ---- auth codes -----------------------------------------------------------
 
 func testAuthCodes(t *testing.T, s storage.Store) {
 	ctx := t.Context()
@@ -1201,11 +1149,6 @@ func testGarbageCollect(t *testing.T, s storage.Store) {
 	wantGone := []bool{true, true, false, false}
 
 	for i, e := range exp {
-		r := newAuthRequest(fmt.Sprint("req", i), "c1")
-		r.ExpiresAt = e
-		if err := s.CreateAuthRequest(ctx, r); err != nil {
-			t.Fatalf("CreateAuthRequest(%q) = %v", r.ID, err)
-		}
 		c := newAuthCode(fmt.Sprint("code", i), "c1", "u1")
 		c.ExpiresAt = e
 		mustCreateAuthCode(t, s, c)
@@ -1259,9 +1202,8 @@ func testGarbageCollect(t *testing.T, s storage.Store) {
 	got, err := s.GarbageCollect(ctx, now)
 	wantErr(t, "GarbageCollect(now)", err, nil)
 	want := storage.GCResult{
-		AuthRequests: 2,
-		AuthCodes:    2,
-		Sessions:     2,
+		AuthCodes: 2,
+		Sessions:  2,
 		// rt0, rt1 by expiry; rt-live0, rt-live1 with their grants.
 		RefreshTokens: 4,
 		Grants:        2,
@@ -1273,9 +1215,7 @@ func testGarbageCollect(t *testing.T, s storage.Store) {
 
 	for i := range exp {
 		gone := wantGone[i]
-		_, err := s.GetAuthRequest(ctx, fmt.Sprint("req", i))
-		wantFound(t, fmt.Sprintf("GetAuthRequest(req%d)", i), err, !gone)
-		_, err = s.GetSession(ctx, fmt.Sprint("sess", i))
+		_, err := s.GetSession(ctx, fmt.Sprint("sess", i))
 		wantFound(t, fmt.Sprintf("GetSession(sess%d)", i), err, !gone)
 		_, err = s.GetGrant(ctx, fmt.Sprint("grant", i))
 		wantFound(t, fmt.Sprintf("GetGrant(grant%d)", i), err, !gone)
