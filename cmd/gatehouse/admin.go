@@ -369,6 +369,7 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		if err := st.PutResource(ctx, r); err != nil {
 			return err
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success"})
 		fmt.Fprintf(out, "registered resource %s\n", canon)
 		return nil
 	})
@@ -409,6 +410,7 @@ func resourceDelete(ctx context.Context, args []string, out io.Writer) error {
 		if err := st.DeleteResource(ctx, canon); err != nil {
 			return notFound(err, "resource", canon)
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.deleted", Resource: canon, Outcome: "success"})
 		fmt.Fprintf(out, "deleted resource %s\n", canon)
 		return nil
 	})
