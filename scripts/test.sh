@@ -21,6 +21,12 @@
 # failure. A pinned tool the Go module proxy refuses to serve (staticcheck,
 # govulncheck, the vulnerability database) is skipped even under CI.
 #
+# Skipped tests: scripts/testreport prints every skipped test with its
+# reason. Under CI=true a skipped test is a failed test unless a line of
+# scripts/skip-allowlist.txt (`PACKAGE TEST-PATTERN  # reason`) lets it
+# pass, so neither a missing peer nor GO_TEST_FLAGS=-short can turn CI
+# green with tests not run. The list is empty: a full run skips nothing.
+#
 # The last line is "N passed, N failed": every test and subtest, plus every
 # check step (gofmt, vet, staticcheck, govulncheck, a prerequisite under CI).
 # The exit status is non-zero exactly when N failed is not 0.
@@ -237,6 +243,8 @@ for p in "${race_pkgs[@]}"; do is_race[$p]=1; done
 plain_pkgs=()
 for p in "${all_pkgs[@]}"; do [[ -n ${is_race[$p]:-} ]] || plain_pkgs+=("$p"); done
 
+report_flags=(-counts "$work/counts" -allowlist scripts/skip-allowlist.txt)
+$ci && report_flags+=(-fail-skips)
 if ! go build -o "$tools/bin/testreport" ./scripts/testreport; then
 	fail "build scripts/testreport"
 else
@@ -250,7 +258,7 @@ else
 			go test -json -count=1 -race "${extra[@]}" "${race_pkgs[@]}" || rc=$?
 		fi
 		echo "$rc" >"$work/go-test.rc"
-	} 2>&1 | tee "$work/go-test.json" | "$tools/bin/testreport" -counts "$work/counts"
+	} 2>&1 | tee "$work/go-test.json" | "$tools/bin/testreport" "${report_flags[@]}"
 	echo "go test took $((SECONDS - test_start))s"
 	if [[ -s $work/counts ]]; then
 		read -r tests_passed tests_failed tests_skipped <"$work/counts"

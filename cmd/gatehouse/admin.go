@@ -374,7 +374,7 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		if r.AcceptClientCredentials {
 			detail = "accepts client_credentials"
 		}
-		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.added", Resource: canon, Outcome: "success", Detail: detail})
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success", Detail: detail})
 		fmt.Fprintf(out, "registered resource %s (%s)\n", canon, detail)
 		return nil
 	})
@@ -419,6 +419,7 @@ func resourceDelete(ctx context.Context, args []string, out io.Writer) error {
 		if err := st.DeleteResource(ctx, canon); err != nil {
 			return notFound(err, "resource", canon)
 		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.deleted", Resource: canon, Outcome: "success"})
 		fmt.Fprintf(out, "deleted resource %s\n", canon)
 		return nil
 	})

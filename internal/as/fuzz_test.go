@@ -2,35 +2,75 @@ package as
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
 
+// FuzzParseScope checks oauth.ParseScope against a model of RFC 6749
+// §3.3 (scope = scope-token *( SP scope-token ), scope-token = 1*( %x21 /
+// %x23-5B / %x5D-7E ), runs of spaces tolerated): it accepts exactly the
+// inputs whose every space-separated field is empty or a scope-token, and
+// then returns those tokens, deduplicated in order of first appearance, so
+// that every byte of every token is in the allowed set; JoinScope and
+// ParseScope round-trip them unchanged.
 func FuzzParseScope(f *testing.F) {
-	for _, s := range []string{"", "notes:read", "a  b", "a\tb", `a"b`, "offline_access notes:write"} {
+	for _, s := range []string{"", "notes:read", "a  b", "a\tb", `a"b`, "offline_access notes:write", "a\x7fb", "caf\u00e9", "a\xffb"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		scopes, err := oauth.ParseScope(s)
+		want, ok := modelParseScope(s)
+		if (err == nil) != ok {
+			t.Fatalf("ParseScope(%q) = %q, %v; the RFC 6749 §3.3 model says valid = %v", s, scopes, err, ok)
+		}
 		if err != nil {
+			if scopes != nil {
+				t.Fatalf("ParseScope(%q) = %q with error %v, want nil", s, scopes, err)
+			}
 			return
 		}
-		// Every token is non-empty, unique and made of allowed characters,
-		// and joining and re-parsing is stable.
-		seen := map[string]bool{}
+		if !slices.Equal(scopes, want) {
+			t.Fatalf("ParseScope(%q) = %q, want %q", s, scopes, want)
+		}
 		for _, sc := range scopes {
-			if sc == "" || seen[sc] || strings.ContainsAny(sc, " \"\\") {
-				t.Fatalf("ParseScope(%q) gave bad token %q", s, sc)
+			if !isScopeToken(sc) {
+				t.Fatalf("ParseScope(%q) gave %q, not a scope-token", s, sc)
 			}
-			seen[sc] = true
 		}
 		again, err := oauth.ParseScope(oauth.JoinScope(scopes))
-		if err != nil || len(again) != len(scopes) {
-			t.Fatalf("ParseScope(JoinScope(%q)) = %q, %v", scopes, again, err)
+		if err != nil || !slices.Equal(again, scopes) {
+			t.Fatalf("ParseScope(JoinScope(%q)) = %q, %v; want the same tokens", scopes, again, err)
 		}
 	})
+}
+
+// modelParseScope is ParseScope written from the grammar, for the fuzz
+// target to compare with.
+func modelParseScope(s string) ([]string, bool) {
+	var out []string
+	for _, field := range strings.Split(s, " ") {
+		switch {
+		case field == "":
+		case !isScopeToken(field):
+			return nil, false
+		case !slices.Contains(out, field):
+			out = append(out, field)
+		}
+	}
+	return out, true
+}
+
+// isScopeToken reports whether s is 1*( %x21 / %x23-5B / %x5D-7E ).
+func isScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func FuzzParseBasic(f *testing.F) {

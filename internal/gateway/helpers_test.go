@@ -33,6 +33,9 @@ var testTokens = map[string]*rs.TokenInfo{
 	"alice-admin": {Subject: "alice", ClientID: "client-a", Scopes: []string{"fake:read", "fake:admin"}},
 	"bob-read":    {Subject: "bob", ClientID: "client-b", Scopes: []string{"fake:read"}},
 	"nobody":      {Subject: "carol", ClientID: "client-c", Scopes: nil},
+	// A scope that grants the others only through a route's
+	// ImpliedScopes.
+	"dave-super": {Subject: "dave", ClientID: "client-d", Scopes: []string{"fake:super"}},
 }
 
 // testVerifier accepts the test tokens for any resource.

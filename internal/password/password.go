@@ -247,12 +247,19 @@ func VerifyDummy(password string) {
 // VerifyDummyWithParams is [VerifyDummy] for a deployment that hashes with
 // p instead of [DefaultParams]. Invalid p falls back to DefaultParams.
 func VerifyDummyWithParams(password string, p Params) {
+	// Go through the same parse, derive and compare as a real Verify so the
+	// two take the same time.
+	_, _ = Verify(password, dummyHash(p))
+}
+
+// dummyHash is the hash VerifyDummyWithParams checks against: made with
+// p, or DefaultParams when p is invalid, with an all-zero salt and an
+// all-zero key, which matches no password.
+func dummyHash(p Params) string {
 	if p.Validate() != nil {
 		p = DefaultParams
 	}
-	// Go through the same parse, derive and compare as a real Verify so the
-	// two take the same time; the all-zero key matches no password.
-	_, _ = Verify(password, encode(p, make([]byte, p.SaltLength), make([]byte, p.KeyLength)))
+	return encode(p, make([]byte, p.SaltLength), make([]byte, p.KeyLength))
 }
 
 // NeedsRehash reports whether encoded was made with parameters other than

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/password"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+)
+
+// adminCLI runs admin commands against one dev data directory and reads
+// its store between them.
+type adminCLI struct {
+	t    *testing.T
+	data string
+}
+
+func newAdminCLI(t *testing.T) *adminCLI {
+	return &adminCLI{t: t, data: filepath.Join(t.TempDir(), "data")}
+}
+
+// run runs `gatehouse ARGS --data DIR` and returns its output and error.
+func (a *adminCLI) run(args ...string) (string, error) {
+	var out bytes.Buffer
+	err := run(context.Background(), append(args, "--data", a.data), &out)
+	return out.String(), err
+}
+
+// ok runs a command that must succeed.
+func (a *adminCLI) ok(args ...string) string {
+	a.t.Helper()
+	out, err := a.run(args...)
+	if err != nil {
+		a.t.Fatalf("gatehouse %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// store opens the data directory's store for f (the CLI has closed it).
+func (a *adminCLI) store(f func(st storage.Store)) {
+	a.t.Helper()
+	st, err := sqlite.Open(a.t.Context(), sqlite.Options{Path: filepath.Join(a.data, "gatehouse.db"), Now: time.Now})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer st.Close()
+	f(st)
+}
+
+// passwordFile writes pw to a new file and returns its path.
+func (a *adminCLI) passwordFile(pw string) string {
+	a.t.Helper()
+	p := filepath.Join(a.t.TempDir(), "pw")
+	if err := os.WriteFile(p, []byte(pw+"\n"), 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+	return p
+}
+
+// auditOf returns the audit events of type typ.
+func auditOf(t *testing.T, st storage.Store, typ string) []storage.AuditEvent {
+	t.Helper()
+	es, err := st.QueryAudit(t.Context(), storage.AuditQuery{Type: typ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// wantAudit checks that exactly one event of e.Type was written, by the
+// CLI, with e's subject fields.
+func wantAudit(t *testing.T, st storage.Store, e storage.AuditEvent) {
+	t.Helper()
+	es := auditOf(t, st, e.Type)
+	if len(es) != 1 {
+		t.Errorf("audit %s: %d events %+v, want 1", e.Type, len(es), es)
+		return
+	}
+	got := es[0]
+	if got.UserID != e.UserID || got.ClientID != e.ClientID || got.Resource != e.Resource || got.Detail != e.Detail || got.Outcome != "success" || got.IP != "cli" {
+		t.Errorf("audit %s = %+v, want user %q client %q resource %q detail %q, outcome success, ip cli", e.Type, got, e.UserID, e.ClientID, e.Resource, e.Detail)
+	}
+}
+
+// issued is what the authorization server keeps for a user of a client:
+// a code, a grant with its refresh token, a consent and a browser session.
+type issued struct {
+	code, grant, refresh, session string
+	userID, clientID, resource    string
+}
+
+// seedIssued stores the rows of issued for user and client, with names
+// prefixed by tag.
+func seedIssued(t *testing.T, st storage.Store, tag, userID, clientID, resource string) issued {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	later := now.Add(time.Hour)
+	is := issued{code: tag + "-code", grant: tag + "-grant", refresh: tag + "-rt", session: tag + "-session",
+		userID: userID, clientID: clientID, resource: resource}
+	for _, err := range []error{
+		st.CreateGrant(ctx, storage.Grant{ID: is.grant, ClientID: clientID, UserID: userID, Resource: resource, Scopes: []string{"files:read"}, AuthTime: now, CreatedAt: now, ExpiresAt: later}),
+		st.CreateAuthCode(ctx, storage.AuthCode{Hash: is.code, ClientID: clientID, UserID: userID, GrantID: is.grant, RedirectURI: "http://127.0.0.1/callback", Resource: resource, AuthTime: now, CreatedAt: now, ExpiresAt: later}),
+		st.CreateRefreshToken(ctx, storage.RefreshToken{Hash: is.refresh, GrantID: is.grant, ClientID: clientID, UserID: userID, Resource: resource, CreatedAt: now, ExpiresAt: later}),
+		st.PutConsent(ctx, storage.Consent{UserID: userID, ClientID: clientID, Resource: resource, Scopes: []string{"files:read"}, CreatedAt: now, UpdatedAt: now}),
+		st.CreateSession(ctx, storage.Session{IDHash: is.session, UserID: userID, AuthTime: now, CreatedAt: now, ExpiresAt: later}),
+	} {
+		if err != nil {
+			t.Fatalf("seed %s: %v", tag, err)
+		}
+	}
+	return is
+}
+
+// check reports which rows of is are still stored: want lists the kinds
+// that must be (the others must be gone); kinds are "code", "grant",
+// "refresh", "consent", "session".
+func (is issued) check(t *testing.T, st storage.Store, who string, want ...string) {
+	t.Helper()
+	ctx := t.Context()
+	_, gErr := st.GetGrant(ctx, is.grant)
+	_, rtErr := st.GetRefreshToken(ctx, is.refresh)
+	_, cErr := st.GetConsent(ctx, is.userID, is.clientID, is.resource)
+	_, sErr := st.GetSession(ctx, is.session)
+	// Consuming is the only way to read a code: do it last.
+	_, codeErr := st.ConsumeAuthCode(ctx, is.code, time.Now())
+	for kind, err := range map[string]error{"grant": gErr, "refresh": rtErr, "consent": cErr, "session": sErr, "code": codeErr} {
+		keep := strings.Contains(" "+strings.Join(want, " ")+" ", " "+kind+" ")
+		switch {
+		case keep && err != nil:
+			t.Errorf("%s: the %s is gone (%v), want it kept", who, kind, err)
+		case !keep && !errors.Is(err, storage.ErrNotFound):
+			t.Errorf("%s: reading the %s = %v, want ErrNotFound (deleted)", who, kind, err)
+		}
+	}
+}
+
+// TestClientDelete: `client delete` removes the client and everything
+// issued to it (authorization requests, codes, grants, refresh tokens,
+// consents), leaves other clients' alone, and audits the deletion; an
+// unknown client is an error.
+func TestClientDelete(t *testing.T) {
+	a := newAdminCLI(t)
+	for _, id := range []string{"victim", "other"} {
+		a.ok("client", "create", "--id", id, "--redirect-uri", "http://127.0.0.1/callback")
+	}
+	a.ok("user", "add", "alice", "--password-file", a.passwordFile("a-long-password"))
+	var victim, other issued
+	a.store(func(st storage.Store) {
+		u, err := st.GetUserByName(t.Context(), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim = seedIssued(t, st, "victim", u.ID, "victim", "https://mcp.example.com/a")
+		other = seedIssued(t, st, "other", u.ID, "other", "https://mcp.example.com/a")
+	})
+
+	if out := a.ok("client", "delete", "victim"); out != "deleted client victim\n" {
+		t.Errorf("client delete victim printed %q", out)
+	}
+	a.store(func(st storage.Store) {
+		if _, err := st.GetClient(t.Context(), "victim"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf(`GetClient("victim") after client delete = %v, want ErrNotFound`, err)
+		}
+		if _, err := st.GetClient(t.Context(), "other"); err != nil {
+			t.Errorf(`GetClient("other") after deleting victim = %v`, err)
+		}
+		// The user's session is not the client's: it stays.
+		victim.check(t, st, "client delete victim", "session")
+		other.check(t, st, "client delete victim (another client's rows)", "code", "grant", "refresh", "consent", "session")
+		wantAudit(t, st, storage.AuditEvent{Type: "client.deleted", ClientID: "victim"})
+	})
+
+	if _, err := a.run("client", "delete", "victim"); err == nil || err.Error() != `no client "victim"` {
+		t.Errorf("client delete of a deleted client = %v, want %q", err, `no client "victim"`)
+	}
+	a.store(func(st storage.Store) {
+		if n := len(auditOf(t, st, "client.deleted")); n != 1 {
+			t.Errorf("a refused client delete wrote an audit event: %d client.deleted events, want 1", n)
+		}
+	})
+}
+
+// TestUserDelete: `user delete` removes the user with their sessions,
+// consents, codes, grants and refresh tokens, leaves other users' alone,
+// and audits the deletion; an unknown user is an error.
+func TestUserDelete(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("client", "create", "--id", "app", "--redirect-uri", "http://127.0.0.1/callback")
+	pw := a.passwordFile("a-long-password")
+	a.ok("user", "add", "alice", "--password-file", pw)
+	a.ok("user", "add", "bob", "--password-file", pw)
+	var alice, bob issued
+	a.store(func(st storage.Store) {
+		ua, err := st.GetUserByName(t.Context(), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ub, err := st.GetUserByName(t.Context(), "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice = seedIssued(t, st, "alice", ua.ID, "app", "https://mcp.example.com/a")
+		bob = seedIssued(t, st, "bob", ub.ID, "app", "https://mcp.example.com/a")
+	})
+
+	if out := a.ok("user", "delete", "alice"); out != "deleted user alice\n" {
+		t.Errorf("user delete alice printed %q", out)
+	}
+	a.store(func(st storage.Store) {
+		if _, err := st.GetUserByName(t.Context(), "alice"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf(`GetUserByName("alice") after user delete = %v, want ErrNotFound`, err)
+		}
+		if _, err := st.GetUser(t.Context(), alice.userID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("GetUser(%q) after user delete = %v, want ErrNotFound", alice.userID, err)
+		}
+		if _, err := st.GetUserByName(t.Context(), "bob"); err != nil {
+			t.Errorf(`GetUserByName("bob") after deleting alice = %v`, err)
+		}
+		// A pending authorization request has no user yet: it is the
+		// client's, and stays.
+		alice.check(t, st, "user delete alice")
+		bob.check(t, st, "user delete alice (another user's rows)", "code", "grant", "refresh", "consent", "session")
+		if _, err := st.GetClient(t.Context(), "app"); err != nil {
+			t.Errorf(`GetClient("app") after user delete = %v`, err)
+		}
+		wantAudit(t, st, storage.AuditEvent{Type: "user.deleted", UserID: alice.userID, Detail: "alice"})
+	})
+
+	if _, err := a.run("user", "delete", "alice"); err == nil || err.Error() != `no user "alice"` {
+		t.Errorf("user delete of a deleted user = %v, want %q", err, `no user "alice"`)
+	}
+}
+
+// TestUserPasswd: `user passwd` replaces the stored hash (the old password
+// no longer verifies, the new one does), keeps the user's id and other
+// users' passwords, and audits the change; an unknown user or a short
+// password is refused without a change.
+func TestUserPasswd(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("user", "add", "alice", "--password-file", a.passwordFile("old-password-1"))
+	a.ok("user", "add", "bob", "--password-file", a.passwordFile("bobs-password-1"))
+	user := func(st storage.Store, name string) storage.User {
+		t.Helper()
+		u, err := st.GetUserByName(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	var before, bob storage.User
+	a.store(func(st storage.Store) { before, bob = user(st, "alice"), user(st, "bob") })
+	verify := func(u storage.User, pw string) bool {
+		t.Helper()
+		ok, err := password.Verify(pw, u.PasswordHash)
+		if err != nil {
+			t.Fatalf("the stored hash of %s does not parse: %v", u.Username, err)
+		}
+		return ok
+	}
+
+	if out := a.ok("user", "passwd", "alice", "--password-file", a.passwordFile("new-password-2")); out != "password updated for alice\n" {
+		t.Errorf("user passwd alice printed %q", out)
+	}
+	var after storage.User
+	a.store(func(st storage.Store) {
+		after = user(st, "alice")
+		if verify(after, "old-password-1") {
+			t.Error("the old password still verifies after user passwd")
+		}
+		if !verify(after, "new-password-2") {
+			t.Error("the new password does not verify after user passwd")
+		}
+		if after.ID != before.ID || !after.CreatedAt.Equal(before.CreatedAt) {
+			t.Errorf("user passwd replaced the user: %+v, was %+v", after, before)
+		}
+		if got := user(st, "bob"); got.PasswordHash != bob.PasswordHash {
+			t.Error("bob's password hash changed with alice's")
+		}
+		wantAudit(t, st, storage.AuditEvent{Type: "user.password_changed", Detail: "alice"})
+	})
+
+	for _, tt := range []struct {
+		name, user, pw, err string
+	}{
+		{"unknown user", "carol", "new-password-3", `no user "carol"`},
+		{"short password", "alice", "short", "the password must be at least 8 characters"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := a.run("user", "passwd", tt.user, "--password-file", a.passwordFile(tt.pw)); err == nil || err.Error() != tt.err {
+				t.Errorf("user passwd %s = %v, want %q", tt.user, err, tt.err)
+			}
+			a.store(func(st storage.Store) {
+				if user(st, "alice").PasswordHash != after.PasswordHash {
+					t.Error("a refused user passwd changed alice's password hash")
+				}
+				if n := len(auditOf(t, st, "user.password_changed")); n != 1 {
+					t.Errorf("a refused user passwd wrote an audit event: %d events, want 1", n)
+				}
+			})
+		})
+	}
+}
+
+// TestResourceDelete: `resource delete` removes the resource (named in
+// any spelling that canonicalises to it), leaves the others alone and
+// audits the deletion; an unknown resource is an error.
+func TestResourceDelete(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("resource", "add", "https://mcp.example.com/a", "--scope", "files:read")
+	a.ok("resource", "add", "https://mcp.example.com/b", "--scope", "files:read")
+	if out := a.ok("resource", "delete", "HTTPS://MCP.example.com:443/a"); out != "deleted resource https://mcp.example.com/a\n" {
+		t.Errorf("resource delete printed %q", out)
+	}
+	a.store(func(st storage.Store) {
+		if _, err := st.GetResource(t.Context(), "https://mcp.example.com/a"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("GetResource(https://mcp.example.com/a) after resource delete = %v, want ErrNotFound", err)
+		}
+		if _, err := st.GetResource(t.Context(), "https://mcp.example.com/b"); err != nil {
+			t.Errorf("GetResource(https://mcp.example.com/b) after deleting /a = %v", err)
+		}
+		wantAudit(t, st, storage.AuditEvent{Type: "resource.deleted", Resource: "https://mcp.example.com/a"})
+		if es := auditOf(t, st, "resource.registered"); len(es) != 2 || es[0].Resource != "https://mcp.example.com/a" || es[1].Resource != "https://mcp.example.com/b" {
+			t.Errorf("audit resource.registered = %+v, want one event for /a and one for /b", es)
+		}
+	})
+	if _, err := a.run("resource", "delete", "https://mcp.example.com/a"); err == nil || err.Error() != `no resource "https://mcp.example.com/a"` {
+		t.Errorf("resource delete of a deleted resource = %v, want %q", err, `no resource "https://mcp.example.com/a"`)
+	}
+}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+)
+
+// The tests of this file build the policy the way a deployment does,
+// through New (newRoute) from a Route, and check it with real requests to
+// fakemcp; policy_test.go checks the compiled rules themselves.
+
+// wantDenied checks a response the policy refuses whatever the scopes: a
+// JSON-RPC access error (HTTP 200, the session lives) naming the subject.
+func wantDenied(t *testing.T, call string, status int, res rpcResult, subject string) {
+	t.Helper()
+	want := subject + " is not allowed through this gateway"
+	if status != http.StatusOK || res.Error == nil || res.Error.Code != mcpauthz.CodeForbidden || res.Error.Message != want {
+		t.Errorf("%s = %d %+v, want 200 with JSON-RPC error %d %q", call, status, res.Error, mcpauthz.CodeForbidden, want)
+		return
+	}
+	if d, _ := res.Error.Data.(map[string]any); d["error"] != "access_denied" {
+		t.Errorf("%s: error data %v, want error access_denied", call, res.Error.Data)
+	}
+}
+
+// wantResult checks a successful JSON-RPC response.
+func wantResult(t *testing.T, call string, status int, res rpcResult) {
+	t.Helper()
+	if status != http.StatusOK || res.Error != nil || res.Result == nil {
+		t.Errorf("%s = %d error %+v, want a result", call, status, res.Error)
+	}
+}
+
+// TestRouteDenyUnlisted checks DenyUnlistedPrompts and
+// DenyUnlistedResources of a route built by New: prompts and resources
+// the rules do not list are hidden from the lists and refused, even to a
+// token holding every scope, while the same rules without the flags serve
+// them (the control route).
+func TestRouteDenyUnlisted(t *testing.T) {
+	rules := func(name string, deny bool) Route {
+		r := fakeRoute(t)
+		r.Name, r.URL = name, "/"+name+"/mcp"
+		r.Prompts = Rules{"greet": nil}
+		r.Resources = Rules{"fake://public/*": nil}
+		r.DenyUnlistedPrompts, r.DenyUnlistedResources = deny, deny
+		return r
+	}
+	tg := newTestGateway(t, []Route{rules("deny", true), rules("open", false)}, nil)
+
+	deny := newRawClient(t, tg.base+"/deny/mcp", "alice-admin")
+	deny.initialize()
+	_, list := deny.call("prompts/list", map[string]any{})
+	if got, want := names(t, list, "prompts", "name"), []string{"greet"}; !cmp.Equal(got, want) {
+		t.Errorf("deny: prompts/list = %v, want %v", got, want)
+	}
+	status, res := deny.call("prompts/get", map[string]any{"name": "secret_prompt"})
+	wantDenied(t, "deny: prompts/get secret_prompt", status, res, `prompt "secret_prompt"`)
+	status, res = deny.call("completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "secret_prompt"}, "argument": map[string]any{"name": "a", "value": ""}})
+	wantDenied(t, "deny: completion/complete of prompt secret_prompt", status, res, `prompt "secret_prompt"`)
+	status, res = deny.call("prompts/get", map[string]any{"name": "greet"})
+	wantResult(t, "deny: prompts/get greet", status, res)
+
+	_, list = deny.call("resources/list", map[string]any{})
+	if got, want := names(t, list, "resources", "uri"), []string{"fake://public/a"}; !cmp.Equal(got, want) {
+		t.Errorf("deny: resources/list = %v, want %v", got, want)
+	}
+	status, res = deny.call("resources/read", map[string]any{"uri": "fake://private/b"})
+	wantDenied(t, "deny: resources/read fake://private/b", status, res, `resource "fake://private/b"`)
+	status, res = deny.call("resources/subscribe", map[string]any{"uri": "fake://private/b"})
+	wantDenied(t, "deny: resources/subscribe fake://private/b", status, res, `resource "fake://private/b"`)
+	status, res = deny.call("resources/read", map[string]any{"uri": "fake://public/a"})
+	wantResult(t, "deny: resources/read fake://public/a", status, res)
+
+	open := newRawClient(t, tg.base+"/open/mcp", "alice-admin")
+	open.initialize()
+	_, list = open.call("prompts/list", map[string]any{})
+	if got, want := names(t, list, "prompts", "name"), []string{"greet", "secret_prompt"}; !cmp.Equal(got, want) {
+		t.Errorf("open: prompts/list = %v, want %v", got, want)
+	}
+	status, res = open.call("prompts/get", map[string]any{"name": "secret_prompt"})
+	wantResult(t, "open: prompts/get secret_prompt", status, res)
+	_, list = open.call("resources/list", map[string]any{})
+	if got, want := names(t, list, "resources", "uri"), []string{"fake://public/a", "fake://private/b"}; !cmp.Equal(got, want) {
+		t.Errorf("open: resources/list = %v, want %v", got, want)
+	}
+	status, res = open.call("resources/read", map[string]any{"uri": "fake://private/b"})
+	wantResult(t, "open: resources/read fake://private/b", status, res)
+}
+
+// TestRouteImpliedScopes checks ImpliedScopes of a route built by New: a
+// token holding only fake:super, which implies fake:admin, which implies
+// fake:read, passes the baseline check of every request (fake:read, in
+// rs.RequireBearer) and the per-tool, per-prompt and per-resource policy
+// (fake:admin), and sees every listed entry; the same token on a route
+// without the hierarchy is refused at the baseline.
+func TestRouteImpliedScopes(t *testing.T) {
+	implied := fakeRoute(t)
+	implied.ImpliedScopes = map[string][]string{"fake:super": {"fake:admin"}, "fake:admin": {"fake:read"}}
+	flat := fakeRoute(t)
+	flat.Name, flat.URL = "flat", "/flat/mcp"
+	tg := newTestGateway(t, []Route{implied, flat}, nil)
+
+	c := newRawClient(t, tg.base+"/fake/mcp", "dave-super")
+	c.initialize()
+	status, res := c.callTool("admin_reset", map[string]any{"message": "implied"})
+	if status != http.StatusOK || toolText(res) != "admin_reset: implied" {
+		t.Errorf("tools/call admin_reset with fake:super = %d %+v, want the tool's answer", status, res)
+	}
+	_, list := c.call("tools/list", map[string]any{})
+	if got := names(t, list, "tools", "name"); len(got) != 12 || !strings.Contains(strings.Join(got, " "), "admin_wipe") {
+		t.Errorf("tools/list with fake:super = %v, want all 12 tools", got)
+	}
+	status, res = c.call("prompts/get", map[string]any{"name": "secret_prompt"})
+	wantResult(t, "prompts/get secret_prompt with fake:super", status, res)
+	status, res = c.call("resources/read", map[string]any{"uri": "fake://private/b"})
+	wantResult(t, "resources/read fake://private/b with fake:super", status, res)
+
+	// A scope implies the scopes below it, not the ones above: fake:read
+	// alone still gets the step-up challenge for admin_*.
+	r := newRawClient(t, tg.base+"/fake/mcp", "alice-read")
+	r.initialize()
+	if status, _ := r.callTool("admin_reset", nil); status != http.StatusForbidden {
+		t.Errorf("tools/call admin_reset with fake:read = %d, want 403", status)
+	}
+
+	resp, _ := newRawClient(t, tg.base+"/flat/mcp", "dave-super").post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}`)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Errorf("initialize with fake:super on a route without ImpliedScopes = %d %q, want 403 insufficient_scope",
+			resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
