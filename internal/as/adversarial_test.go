@@ -62,6 +62,8 @@ package as
 // | nosniff (and anti-framing on HTML) on every public response       | §4.16          | TestServeSecurityHeaders (cmd/gatehouse/serve_test.go)      |
 // | Oversized headers (431), slow clients (server timeouts)           | –              | TestServeHeaderLimit, TestServeTimeouts (cmd/gatehouse)     |
 // | http issuer outside dev mode without allow_insecure_issuer        | OAuth 2.1 §1.5 | TestServeRefusesInsecureIssuer (cmd/gatehouse)              |
+// | F7: consent spoofing: private-use redirect shown as a web host;   | RFC 8252 §7.1, | TestAdversarialConsentSpoofing (+ TestPagesStrip-           |
+// |   bidi and other format characters in displayed metadata          | RFC 7591 §2    |   FormatCharacters in internal/web)                         |
 
 import (
 	"bufio"
@@ -76,6 +78,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -1706,4 +1709,143 @@ func TestAdversarialStateHeaderInjection(t *testing.T) {
 	if p.status != http.StatusBadRequest || loc != "" || !strings.Contains(p.body, "invalid_request") {
 		t.Errorf("state with CR LF: status %d Location %q, want 400 invalid_request page and no redirect", p.status, loc)
 	}
+}
+
+// oauthDescription returns the error_description of an OAuth error body.
+func oauthDescription(body string) string {
+	var e struct {
+		Description string `json:"error_description"`
+	}
+	json.Unmarshal([]byte(body), &e)
+	return e.Description
+}
+
+// TestAdversarialConsentSpoofing (F7): the consent page must not lend a
+// client a name it does not have. A private-use redirect is shown as the
+// app it opens (com.evil.app://github.com/cb is "the app com.evil.app",
+// not "github.com"); Unicode format characters (category Cf: bidi
+// overrides such as U+202E, zero-width characters) are refused in every
+// displayed metadata field, in registrations, RFC 7592 updates and
+// metadata documents alike; and the pages strip them from client text
+// stored before this rule.
+func TestAdversarialConsentSpoofing(t *testing.T) {
+	d := newDocServer(t)
+	ts := newTestServer(t, cimdOptions(d, func(r *Registration) { r.Mode, r.RateLimit = RegistrationOpen, -1 }))
+
+	t.Run("private-use redirect", func(t *testing.T) {
+		id := ts.mustRegister(t, `{"client_name":"GitHub","redirect_uris":["com.evil.app://github.com/cb"],"application_type":"native","token_endpoint_auth_method":"none"}`).str("client_id")
+		b := newBrowser(t)
+		a := defaultAuth()
+		a.clientID, a.redirectURI = id, "com.evil.app://github.com/cb"
+		p := ts.login(t, b, b.get(a.url(ts.URL)), testUser, testPassword)
+		if !strings.Contains(p.body, `id="consent-form"`) {
+			t.Fatalf("no consent page: %d\n%s", p.status, p.body)
+		}
+		const want = `<p class="redirect-host">the app com.evil.app</p>`
+		if !strings.Contains(p.body, want) || strings.Contains(p.body, `<p class="redirect-host">github.com</p>`) {
+			t.Errorf("consent page does not say %q:\n%s", want, p.body)
+		}
+	})
+
+	base := map[string]any{"client_name": "App", "redirect_uris": []string{"https://app.example/cb"}}
+	withField := func(k string, v any) string {
+		m := map[string]any{}
+		for k, v := range base {
+			m[k] = v
+		}
+		m[k] = v
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	fields := []struct {
+		field string
+		value any
+		code  string
+		point string
+	}{
+		{"client_name", "Evil\u202egnp.exe", "invalid_client_metadata", "U+202E"},
+		{"client_name", "Git\u200bHub", "invalid_client_metadata", "U+200B"},
+		{"client_name", "\u2066GitHub\u2069", "invalid_client_metadata", "U+2066"},
+		{"client_name", "\ufeffGitHub", "invalid_client_metadata", "U+FEFF"},
+		{"client_uri", "https://app.example/\u202e", "invalid_client_metadata", "U+202E"},
+		{"logo_uri", "https://app.example/\u202elogo.png", "invalid_client_metadata", "U+202E"},
+		{"tos_uri", "https://app.example/tos\u202e", "invalid_client_metadata", "U+202E"},
+		{"policy_uri", "https://app.example/\u202epolicy", "invalid_client_metadata", "U+202E"},
+		{"contacts", []string{"ops@app.example", "\u202eadmin@app.example"}, "invalid_client_metadata", "U+202E"},
+		{"software_id", "app\u202e", "invalid_client_metadata", "U+202E"},
+		{"software_version", "1.0\u202e", "invalid_client_metadata", "U+202E"},
+		{"redirect_uris", []string{"https://app.example/cb\u202e"}, "invalid_redirect_uri", "U+202E"},
+	}
+	for _, tt := range fields {
+		t.Run("register "+tt.field+" "+tt.point, func(t *testing.T) {
+			before := ts.snapshot(t)
+			r := ts.register(t, withField(tt.field, tt.value))
+			assertOAuthError(t, r.status, r.body, http.StatusBadRequest, tt.code)
+			if desc := oauthDescription(r.body); !strings.Contains(desc, tt.field) || !strings.Contains(desc, tt.point) {
+				t.Errorf("error_description = %q, want it to name %s and %s", desc, tt.field, tt.point)
+			}
+			if ts.snapshot(t) != before {
+				t.Error("the refused registration changed storage")
+			}
+		})
+	}
+
+	t.Run("RFC 7592 update", func(t *testing.T) {
+		reg := ts.mustRegister(t, withField("client_name", "App"))
+		path := strings.TrimPrefix(reg.str("registration_client_uri"), ts.URL)
+		update := map[string]any{"client_id": reg.str("client_id"), "redirect_uris": []string{"https://app.example/cb"}}
+		for _, tt := range fields {
+			m := maps.Clone(update)
+			if _, ok := m[tt.field]; !ok || tt.field == "redirect_uris" {
+				m[tt.field] = tt.value
+			}
+			body, _ := json.Marshal(m)
+			before := ts.snapshot(t)
+			r := ts.call(t, http.MethodPut, path, "application/json", string(body), reg.str("registration_access_token"))
+			assertOAuthError(t, r.status, r.body, http.StatusBadRequest, tt.code)
+			if desc := oauthDescription(r.body); !strings.Contains(desc, tt.field) || !strings.Contains(desc, tt.point) {
+				t.Errorf("update with %s %q: error_description = %q, want it to name the field and %s", tt.field, tt.value, desc, tt.point)
+			}
+			if ts.snapshot(t) != before {
+				t.Errorf("the refused update of %s changed storage", tt.field)
+			}
+		}
+	})
+
+	t.Run("metadata document", func(t *testing.T) {
+		for i, tt := range fields {
+			path := fmt.Sprintf("/cf%d", i)
+			id := d.URL + path
+			d.set(path, docResponse{body: docFor(id, map[string]any{tt.field: tt.value})})
+			before := ts.snapshot(t)
+			r := advDo(t, http.MethodPost, ts.URL+"/token", formType, strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}.Encode()), nil)
+			assertOAuthError(t, r.status, r.body, http.StatusUnauthorized, "invalid_client")
+			if desc := oauthDescription(r.body); !strings.Contains(desc, tt.field) || !strings.Contains(desc, tt.point) {
+				t.Errorf("document with %s %q: error_description = %q, want it to name the field and %s", tt.field, tt.value, desc, tt.point)
+			}
+			if ts.snapshot(t) != before {
+				t.Errorf("the refused document with %s changed storage", tt.field)
+			}
+		}
+	})
+
+	t.Run("stored before the rule", func(t *testing.T) {
+		now := ts.Clock.Now()
+		must(t, ts.Store.CreateClient(t.Context(), storage.Client{ID: "legacy\u202e", Name: "Evil\u202egnp.exe", RedirectURIs: []string{"http://127.0.0.1/cb"},
+			GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none", ApplicationType: "native",
+			Origin: storage.OriginDCR, Metadata: `{"client_uri":"https://app.example/\u202e"}`, CreatedAt: now, UpdatedAt: now}))
+		b := newBrowser(t)
+		a := defaultAuth()
+		a.clientID, a.redirectURI = "legacy\u202e", "http://127.0.0.1/cb"
+		login := b.get(a.url(ts.URL))
+		consent := ts.login(t, b, login, testUser, testPassword)
+		if !strings.Contains(consent.body, `id="consent-form"`) {
+			t.Fatalf("no consent page: %d\n%s", consent.status, consent.body)
+		}
+		for name, p := range map[string]page{"login": login, "consent": consent} {
+			if strings.ContainsRune(p.body, '\u202e') || !strings.Contains(p.body, "Evilgnp.exe") {
+				t.Errorf("the %s page shows the stored name with its U+202E, or not at all:\n%s", name, p.body)
+			}
+		}
+	})
 }

@@ -39,6 +39,9 @@ type docResponse struct {
 	cacheControl string
 	location     string
 	delay        time.Duration
+	// echo, with no body, answers a valid document for whatever URL was
+	// requested (host and query included): many client IDs, one path.
+	echo bool
 }
 
 func newDocServer(t *testing.T) *docServer {
@@ -63,6 +66,9 @@ func newDocServer(t *testing.T) *docServer {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(max(resp.status, 200))
+		if resp.echo && resp.body == "" {
+			resp.body = docFor("https://"+r.Host+r.URL.RequestURI(), nil)
+		}
 		io.WriteString(w, resp.body)
 	}))
 	d.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -87,8 +93,14 @@ func (d *docServer) count(path string) int {
 
 // doc returns a metadata document for the URL of path, with extra members.
 func (d *docServer) doc(path string, extra map[string]any) string {
+	return docFor(d.URL+path, extra)
+}
+
+// docFor returns a metadata document for the URL id, with extra members
+// (a nil value removes one).
+func docFor(id string, extra map[string]any) string {
 	m := map[string]any{
-		"client_id":      d.URL + path,
+		"client_id":      id,
 		"client_name":    "Claude Code",
 		"redirect_uris":  []string{"http://localhost/callback", "http://127.0.0.1/callback"},
 		"grant_types":    []string{"authorization_code", "refresh_token"},

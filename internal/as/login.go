@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -241,13 +240,6 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 		}
 		items = append(items, item)
 	}
-	host := ""
-	if ru, err := url.Parse(ar.RedirectURI); err == nil {
-		host = ru.Host
-		if host == "" {
-			host = ru.Scheme + ":" // private-use scheme: the scheme names the app
-		}
-	}
 	publisher, clientURI, warnings := s.consentDetails(c)
 	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return !clientreg.IsLoopbackRedirect(u) })
 	s.opts.Pages.Consent(w, r, web.ConsentData{
@@ -257,8 +249,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, ar storage.
 		Username:     u.Username,
 		ClientName:   orDefault(c.Name, c.ID),
 		ClientID:     c.ID,
-		RedirectURI:  ar.RedirectURI,
-		RedirectHost: host,
+		RedirectURI:  ar.RedirectURI, // the page names its host, or the app of a private-use scheme
 		LoopbackOnly: loopbackOnly,
 		Resource:     res.URL,
 		ResourceName: orDefault(res.Name, res.URL),

@@ -2,6 +2,7 @@ package clientreg
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -40,6 +41,9 @@ func CheckClientIDURL(s string) error {
 	}
 	if hasSpaceOrControl(s) {
 		return errors.New("the URL must not contain spaces or control characters")
+	}
+	if r, ok := FormatChar(s); ok {
+		return fmt.Errorf("the URL must not contain the invisible format character %s", CodePoint(r))
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
