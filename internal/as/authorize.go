@@ -48,7 +48,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusMethodNotAllowed, oauth.New(oauth.InvalidRequest, "the authorization endpoint accepts GET and POST"))
 		return
 	}
-	ar, rerr, perr := s.validateAuthorize(r.Context(), q)
+	ar, rerr, perr := s.validateAuthorize(r.Context(), s.clientIP(r), q)
 	if perr != nil {
 		s.errorPage(w, r, http.StatusBadRequest, perr)
 		return
@@ -94,9 +94,10 @@ func (s *Server) answersAtOnce(ctx context.Context, ar storage.AuthRequest, sess
 	return s.hasConsent(ctx, sess.UserID, ar)
 }
 
-// validateAuthorize checks an authorization request. It returns a pending
-// request, or a redirectable error, or an error for the HTML page.
-func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.AuthRequest, *redirectError, *oauth.Error) {
+// validateAuthorize checks an authorization request from the address ip.
+// It returns a pending request, or a redirectable error, or an error for
+// the HTML page.
+func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values) (storage.AuthRequest, *redirectError, *oauth.Error) {
 	for k, v := range q {
 		if len(v) > 1 && k != "resource" {
 			return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "the parameter %q is repeated; each parameter may appear only once", truncate(k, 64))
@@ -110,7 +111,7 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (storage.A
 	if clientID == "" {
 		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidRequest, "client_id is missing from the authorization request")
 	}
-	c, err := s.lookupClient(ctx, clientID)
+	c, err := s.lookupClient(ctx, clientID, ip)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.AuthRequest{}, nil, oauth.New(oauth.InvalidClient, "the client %q is not registered with this authorization server", truncate(clientID, 200))
 	}

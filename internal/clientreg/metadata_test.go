@@ -278,6 +278,21 @@ func TestCheckClientIDURL(t *testing.T) {
 			t.Errorf("CheckClientIDURL(%q) = %v, want ok=%v", tt.url, err, tt.wantOK)
 		}
 	}
+	for _, tt := range []struct{ url, site string }{
+		{"https://claude.ai/oauth/client", "claude.ai"},
+		{"https://a.b.evil.example.com:8443/x?y=1", "example.com"},
+		{"https://A.Example.CO.UK/x", "example.co.uk"},
+		{"https://alice.github.io/client.json", "alice.github.io"}, // a shared public suffix
+		{"https://127.0.0.1:9/x", "127.0.0.1"},
+		{"https://[::1]:9/x", "::1"},
+		{"https://localhost/x", "localhost"},
+		{"https://example.com./x", "example.com"},
+		{"::", ""},
+	} {
+		if got := DocumentSite(tt.url); got != tt.site {
+			t.Errorf("DocumentSite(%q) = %q, want %q", tt.url, got, tt.site)
+		}
+	}
 	if !HostMatchesDomain("app.claude.ai", "claude.ai") || !HostMatchesDomain("claude.ai", ".claude.ai") || HostMatchesDomain("evilclaude.ai", "claude.ai") {
 		t.Error("HostMatchesDomain matches wrongly")
 	}
