@@ -88,9 +88,14 @@ func registrationOptions(r config.Registration, dev bool) as.Registration {
 			NoReverseDomainSchemes: !r.ReverseDomainSchemes,
 		},
 		CIMD: as.CIMD{
-			Enabled: r.CIMD.Mode != "off",
-			MinTTL:  time.Duration(r.CIMD.MinTTL),
-			MaxTTL:  time.Duration(r.CIMD.MaxTTL),
+			Enabled:        r.CIMD.Mode != "off",
+			MinTTL:         time.Duration(r.CIMD.MinTTL),
+			MaxTTL:         time.Duration(r.CIMD.MaxTTL),
+			FailureTTL:     time.Duration(r.CIMD.FailureTTL),
+			MaxClients:     r.CIMD.MaxClients,
+			RateLimit:      r.CIMD.RateLimit,
+			HostRateLimit:  r.CIMD.HostRateLimit,
+			FetchRateLimit: r.CIMD.FetchRateLimit,
 		},
 	}
 	if r.CIMD.Mode == "allowlist" {

@@ -63,6 +63,11 @@ func TestRegistrationOptions(t *testing.T) {
 	if prod.Mode != as.RegistrationToken || prod.CIMD.Fetch.AllowHosts != nil {
 		t.Errorf("serve options = %+v", prod)
 	}
+	r.MaxClients, r.CIMD.MaxClients, r.CIMD.RateLimit, r.CIMD.HostRateLimit, r.CIMD.FetchRateLimit, r.CIMD.FailureTTL = 1, 2, 3, 4, 5, config.Duration(6*time.Second)
+	if o := registrationOptions(r, false); o.MaxClients != 1 || o.CIMD.MaxClients != 2 || o.CIMD.RateLimit != 3 || o.CIMD.HostRateLimit != 4 ||
+		o.CIMD.FetchRateLimit != 5 || o.CIMD.FailureTTL != 6*time.Second {
+		t.Errorf("limits = %+v, want each config key mapped", o)
+	}
 	r.CIMD.Mode, r.CIMD.AllowDomains, r.Mode = "off", []string{"x.example"}, "closed"
 	if o := registrationOptions(r, false); o.CIMD.Enabled || o.CIMD.AllowDomains != nil || o.Mode != as.RegistrationClosed {
 		t.Errorf("closed/off options = %+v", o)

@@ -75,6 +75,14 @@ package as
 // | F4 storage amplification at /authorize: a stored pending request  | –              | TestAdversarialAuthorizeStoresNothing,                      |
 // |   per anonymous request, state/nonce of any length; counter rows  |                |   TestAdversarialLoginThrottleRows                          |
 // | F8 HEAD /authorize issues a code like GET                         | –              | TestAdversarialHeadAuthorize                                |
+// | F5 flood of metadata-document clients from one address, or from  | –              | TestAdversarialCIMDClientFlood                              |
+// |   many addresses on one host (query strings), past the budgets    |                |                                                             |
+// | F5 document clients filling registration.max_clients (503 for    | –              | TestAdversarialClientCapsSeparate (+ TestCIMDLimits/cap)    |
+// |   every registration): each kind has its own cap                  |                |                                                             |
+// | F6 fetcher as an oracle (DNS answers, closed ports, TLS, status) | –              | TestAdversarialCIMDFetchOracle (+ TestCIMDRefusals,         |
+// |   and as an unthrottled request amplifier                         |                |   TestCIMDSSRF, TestCIMDLimits/jwks_uri)                    |
+// | F7 consent spoofing: private-use redirect shown as a web host;   | RFC 8252 §7.1, | TestAdversarialConsentSpoofing (+ TestPagesStrip-           |
+// |   bidi and other format characters in displayed metadata          | RFC 7591 §2    |   FormatCharacters in internal/web)                         |
 
 import (
 	"bufio"
@@ -89,8 +97,11 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -103,6 +114,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 )
 
 // advHTTP never follows redirects, so every Location is seen.
@@ -1811,4 +1823,402 @@ func TestAdversarialStateHeaderInjection(t *testing.T) {
 	if p.status != http.StatusBadRequest || loc != "" || !strings.Contains(p.body, "invalid_request") {
 		t.Errorf("state with CR LF: status %d Location %q, want 400 invalid_request page and no redirect", p.status, loc)
 	}
+}
+
+// cimdToken presents the client_id id at /token from the address ip (the
+// server trusts X-Forwarded-For), with a refresh token that does not
+// exist: the client is looked up first, so a new metadata-document
+// client is fetched and stored, and the grant then fails with
+// invalid_grant.
+func cimdToken(t *testing.T, ts *testServer, id, ip string) advResp {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"no-such-token"}, "client_id": {id}}
+	return advDo(t, http.MethodPost, ts.URL+"/token", formType, strings.NewReader(form.Encode()), http.Header{"X-Forwarded-For": {ip}})
+}
+
+// TestAdversarialCIMDClientFlood (F5): a metadata-document client is a
+// new client like a registration, so new ones are budgeted per client
+// address and per document host (default 60 per hour each, as /register
+// per address). A query string makes a new client_id, not a new host.
+// The request over a budget is refused before anything is fetched or
+// stored.
+func TestAdversarialCIMDClientFlood(t *testing.T) {
+	const limit = 60 // the defaults
+	d := newDocServer(t)
+	d.set("/flood", docResponse{echo: true})
+	d.set("/other", docResponse{echo: true})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(d.URL, "https://"))
+	hosts := []string{d.URL, "https://example.com:" + port} // two hosts, one server
+	newServer := func(t *testing.T) *testServer {
+		return newTestServer(t, func(o *Options) {
+			cimdOptions(d, func(r *Registration) {
+				r.CIMD.Fetch.AllowHosts = append(r.CIMD.Fetch.AllowHosts, "example.com")
+				r.CIMD.Fetch.LookupNetIP = cimdResolver
+			})(o)
+			o.TrustProxyHeaders = true
+		})
+	}
+	n := 0
+	newID := func(host, path string) string { n++; return fmt.Sprintf("%s%s?n=%d", host, path, n) }
+	created := func(t *testing.T, r advResp, id string) {
+		t.Helper()
+		if r.status != http.StatusBadRequest || !strings.Contains(r.body, `"invalid_grant"`) {
+			t.Fatalf("/token with the new document client %s = %d %s; want 400 invalid_grant (client accepted)", id, r.status, r.body)
+		}
+	}
+	refused := func(t *testing.T, ts *testServer, id, ip, want string) {
+		t.Helper()
+		before, fetched := ts.snapshot(t), d.total.Load()
+		r := cimdToken(t, ts, id, ip)
+		assertOAuthError(t, r.status, r.body, http.StatusTooManyRequests, "temporarily_unavailable")
+		if desc := oauthDescription(t, r.body); !strings.Contains(desc, want) || !strings.Contains(desc, "retry after") {
+			t.Errorf("error_description = %q, want it to contain %q and when to retry", desc, want)
+		}
+		if r.header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		if ts.snapshot(t) != before {
+			t.Error("the refused client changed storage")
+		}
+		if got := d.total.Load(); got != fetched {
+			t.Errorf("the refused client's document was fetched (%d requests)", got-fetched)
+		}
+	}
+
+	t.Run("per address", func(t *testing.T) {
+		ts := newServer(t)
+		for i := range limit { // spread over two hosts: no host reaches its budget
+			id := newID(hosts[i%2], "/flood")
+			created(t, cimdToken(t, ts, id, "198.51.100.7"), id)
+		}
+		refused(t, ts, newID(hosts[0], "/flood"), "198.51.100.7", "from this address")
+		refused(t, ts, newID(hosts[1], "/other"), "198.51.100.7", "from this address")
+		id := newID(hosts[1], "/flood")
+		created(t, cimdToken(t, ts, id, "198.51.100.8"), id) // another address has its own budget
+		ts.Clock.Advance(time.Hour)
+		id = newID(hosts[0], "/flood")
+		created(t, cimdToken(t, ts, id, "198.51.100.7"), id) // and so has the next hour
+	})
+
+	t.Run("per host, query strings", func(t *testing.T) {
+		ts := newServer(t)
+		for i := range limit { // one address each: no address reaches its budget
+			id := newID(hosts[0], "/flood")
+			created(t, cimdToken(t, ts, id, fmt.Sprintf("203.0.113.%d", i+1)), id)
+		}
+		refused(t, ts, newID(hosts[0], "/flood"), "192.0.2.1", "127.0.0.1")
+		refused(t, ts, newID(hosts[0], "/other"), "192.0.2.2", "127.0.0.1") // another path, same host
+		id := newID(hosts[1], "/flood")
+		created(t, cimdToken(t, ts, id, "192.0.2.3"), id) // another host has its own budget
+	})
+}
+
+// TestAdversarialClientCapsSeparate (F5): metadata-document clients do
+// not fill registration.max_clients (which made every registration fail
+// with 503): each kind of client has its own cap, and a registration
+// refused at its cap stores nothing.
+func TestAdversarialClientCapsSeparate(t *testing.T) {
+	d := newDocServer(t)
+	d.set("/app", docResponse{echo: true})
+	ts := newTestServer(t, func(o *Options) {
+		cimdOptions(d, func(r *Registration) { r.Mode, r.RateLimit, r.MaxClients = RegistrationOpen, -1, 2 })(o)
+		o.TrustProxyHeaders = true
+	})
+	newDoc := func(i int) {
+		t.Helper()
+		id := fmt.Sprintf("%s/app?i=%d", d.URL, i)
+		if r := cimdToken(t, ts, id, "198.51.100.1"); r.status != http.StatusBadRequest || !strings.Contains(r.body, `"invalid_grant"`) {
+			t.Fatalf("/token with the new document client %s = %d %s; want 400 invalid_grant (client accepted)", id, r.status, r.body)
+		}
+	}
+	for i := range 3 { // more document clients than registration.max_clients
+		newDoc(i)
+	}
+	ts.mustRegister(t, cursorMetadata)
+	ts.mustRegister(t, sdkMetadata)
+	before := ts.snapshot(t)
+	r := ts.register(t, `{"client_name":"third","redirect_uris":["https://a.example/cb"]}`)
+	assertOAuthError(t, r.status, r.body, http.StatusServiceUnavailable, "temporarily_unavailable")
+	if desc := oauthDescription(t, r.body); !strings.Contains(desc, "limit of 2 dynamically registered clients") {
+		t.Errorf("error_description = %q, want it to name the cap of registered clients", desc)
+	}
+	if ts.snapshot(t) != before {
+		t.Error("the refused registration changed storage")
+	}
+	newDoc(3) // registered clients do not fill the documents' cap either
+}
+
+// TestAdversarialCIMDFetchOracle (F6): the document fetcher tells the
+// caller nothing about the network. Every failure, for any host and
+// port, gets one description that names only the URL the caller sent;
+// what happened (addresses, ports, TLS, status) goes to the server log
+// with the client_id. A failure is remembered for a minute, and fetches
+// per document host are budgeted (60 per minute), so the server cannot
+// be made to send requests on demand.
+func TestAdversarialCIMDFetchOracle(t *testing.T) {
+	d := newDocServer(t)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
+	t.Cleanup(plain.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	closedPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	d.set("/error", docResponse{status: 500, body: "{}"})
+	d.set("/moved", docResponse{status: 302, location: "https://10.0.0.1/admin"})
+	d.set("/html", docResponse{body: "<html>"})
+	d.set("/foreign", docResponse{body: docFor("https://10.0.0.1/secret-client", nil)})
+	d.set("/big", docResponse{body: `{"client_name":"` + strings.Repeat("x", 6000) + `"}`})
+	d.set("/slow", docResponse{body: "{}", delay: time.Second})
+	var logs syncbuf.Buffer
+	newServer := func(t *testing.T) *testServer {
+		return newTestServer(t, func(o *Options) {
+			cimdOptions(d, func(r *Registration) {
+				r.CIMD.Fetch.LookupNetIP = cimdResolver
+				r.CIMD.Fetch.Timeout = 300 * time.Millisecond
+			})(o)
+			o.TrustProxyHeaders = true
+			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		})
+	}
+	generic := func(id string) string {
+		// error_description allows no double quote (RFC 6749 §5.2): %q
+		// reaches the client with single quotes.
+		return fmt.Sprintf("the client metadata document '%s' could not be fetched, or is not a client metadata document for that URL (a JSON object whose client_id is the URL)", id)
+	}
+
+	t.Run("one answer for every failure", func(t *testing.T) {
+		ts := newServer(t)
+		for i, tt := range []struct {
+			name, id, logged string
+		}{
+			{"name resolving to a private address", "https://internal.example/doc", "10.1.2.3"},
+			{"closed port", fmt.Sprintf("https://127.0.0.1:%d/doc", closedPort), "could not connect"},
+			{"service without TLS", strings.Replace(plain.URL, "http://", "https://", 1) + "/doc", "the request failed"},
+			{"404", d.URL + "/missing", "status 404"},
+			{"500", d.URL + "/error", "status 500"},
+			{"redirect", d.URL + "/moved", "redirect"},
+			{"not JSON", d.URL + "/html", "JSON"},
+			{"another URL's document", d.URL + "/foreign", "does not equal its URL"},
+			{"oversized", d.URL + "/big", "larger than 5120 bytes"},
+			{"slow", d.URL + "/slow", "timed out"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				before := ts.snapshot(t)
+				r := cimdToken(t, ts, tt.id, fmt.Sprintf("192.0.2.%d", i+1))
+				assertOAuthError(t, r.status, r.body, http.StatusUnauthorized, "invalid_client")
+				if desc := oauthDescription(t, r.body); desc != generic(tt.id) {
+					t.Errorf("error_description = %q, want %q", desc, generic(tt.id))
+				}
+				if ts.snapshot(t) != before {
+					t.Error("the refused document changed storage")
+				}
+				if line := logLine(logs.String(), tt.id); !strings.Contains(line, tt.logged) {
+					t.Errorf("the server log has no line with the client_id and %q:\n%s", tt.logged, logs.String())
+				}
+			})
+		}
+		// The error page of /authorize says no more.
+		a := cimdAuth("https://internal.example/page")
+		p := newBrowser(t).get(a.url(ts.URL))
+		if body := html.UnescapeString(p.body); p.status != http.StatusBadRequest || !strings.Contains(body, "could not be fetched, or is not a client metadata document") || strings.Contains(body, "10.1.2.3") {
+			t.Errorf("GET /authorize = %d, want 400 saying only that no document could be had:\n%s", p.status, body)
+		}
+	})
+
+	t.Run("failures are remembered", func(t *testing.T) {
+		ts := newServer(t)
+		id := d.URL + "/flaky"
+		d.set("/flaky", docResponse{status: 503, body: "{}"})
+		for i := range 3 {
+			r := cimdToken(t, ts, id, fmt.Sprintf("192.0.2.%d", 100+i))
+			assertOAuthError(t, r.status, r.body, http.StatusUnauthorized, "invalid_client")
+		}
+		if n := d.count("/flaky"); n != 1 {
+			t.Errorf("3 requests within a minute fetched the failing document %d times, want 1", n)
+		}
+		d.set("/flaky", docResponse{body: d.doc("/flaky", nil)})
+		ts.Clock.Advance(time.Minute)
+		if r := cimdToken(t, ts, id, "192.0.2.110"); r.status != http.StatusBadRequest || !strings.Contains(r.body, `"invalid_grant"`) {
+			t.Errorf("a minute later, the fixed document = %d %s; want it fetched and accepted", r.status, r.body)
+		}
+	})
+
+	t.Run("fetches per host are budgeted", func(t *testing.T) {
+		const budget = 60 // the default, per minute
+		ts := newServer(t)
+		// A known client of the host, whose cached document has expired.
+		d.set("/known", docResponse{body: d.doc("/known", nil)})
+		if r := cimdToken(t, ts, d.URL+"/known", "192.0.2.200"); r.status != http.StatusBadRequest {
+			t.Fatalf("known client = %d %s", r.status, r.body)
+		}
+		ts.Clock.Advance(10 * time.Minute)
+		start := d.total.Load()
+		for i := range budget { // new client IDs by query string, each from its own address
+			id := fmt.Sprintf("%s/missing?probe=%d", d.URL, i)
+			r := cimdToken(t, ts, id, fmt.Sprintf("203.0.113.%d", i+1))
+			assertOAuthError(t, r.status, r.body, http.StatusUnauthorized, "invalid_client")
+		}
+		before := ts.snapshot(t)
+		id := d.URL + "/missing?probe=over"
+		r := cimdToken(t, ts, id, "198.51.100.99")
+		assertOAuthError(t, r.status, r.body, http.StatusServiceUnavailable, "temporarily_unavailable")
+		if desc := oauthDescription(t, r.body); !strings.Contains(desc, "127.0.0.1") || !strings.Contains(desc, "retry after") {
+			t.Errorf("error_description = %q, want the host's fetch budget and when to retry", desc)
+		}
+		if n := d.total.Load() - start; n != budget {
+			t.Errorf("%d client IDs on one host made %d fetches within a minute, want %d", budget+1, n, budget)
+		}
+		if ts.snapshot(t) != before {
+			t.Error("the refused request changed storage")
+		}
+		// The host's known client keeps working from storage meanwhile.
+		if r := cimdToken(t, ts, d.URL+"/known", "192.0.2.200"); r.status != http.StatusBadRequest || !strings.Contains(r.body, `"invalid_grant"`) {
+			t.Errorf("known client while the host's budget is used up = %d %s; want it served from storage", r.status, r.body)
+		}
+		ts.Clock.Advance(time.Minute)
+		if r := cimdToken(t, ts, id, "198.51.100.99"); r.status != http.StatusUnauthorized {
+			t.Errorf("a minute later = %d %s; want the document fetched again (401, it is missing)", r.status, r.body)
+		}
+	})
+}
+
+// logLine returns the first log line that mentions id (as logged: quoted
+// by the text handler when it needs to be).
+func logLine(logs, id string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, id) || strings.Contains(line, strconv.Quote(id)) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestAdversarialConsentSpoofing (F7): the consent page must not lend a
+// client a name it does not have. A private-use redirect is shown as the
+// app it opens (com.evil.app://github.com/cb is "the app com.evil.app",
+// not "github.com"); Unicode format characters (category Cf: bidi
+// overrides such as U+202E, zero-width characters) are refused in every
+// displayed metadata field, in registrations, RFC 7592 updates and
+// metadata documents alike; and the pages strip them from client text
+// stored before this rule.
+func TestAdversarialConsentSpoofing(t *testing.T) {
+	d := newDocServer(t)
+	ts := newTestServer(t, cimdOptions(d, func(r *Registration) { r.Mode, r.RateLimit = RegistrationOpen, -1 }))
+
+	t.Run("private-use redirect", func(t *testing.T) {
+		id := ts.mustRegister(t, `{"client_name":"GitHub","redirect_uris":["com.evil.app://github.com/cb"],"application_type":"native","token_endpoint_auth_method":"none"}`).str("client_id")
+		b := newBrowser(t)
+		a := defaultAuth()
+		a.clientID, a.redirectURI = id, "com.evil.app://github.com/cb"
+		p := ts.login(t, b, b.get(a.url(ts.URL)), testUser, testPassword)
+		if !strings.Contains(p.body, `id="consent-form"`) {
+			t.Fatalf("no consent page: %d\n%s", p.status, p.body)
+		}
+		const want = `<p class="redirect-host">the app com.evil.app</p>`
+		if !strings.Contains(p.body, want) || strings.Contains(p.body, `<p class="redirect-host">github.com</p>`) {
+			t.Errorf("consent page does not say %q:\n%s", want, p.body)
+		}
+	})
+
+	base := map[string]any{"client_name": "App", "redirect_uris": []string{"https://app.example/cb"}}
+	withField := func(k string, v any) string {
+		m := map[string]any{}
+		for k, v := range base {
+			m[k] = v
+		}
+		m[k] = v
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	fields := []struct {
+		field string
+		value any
+		code  string
+		point string
+	}{
+		{"client_name", "Evil\u202egnp.exe", "invalid_client_metadata", "U+202E"},
+		{"client_name", "Git\u200bHub", "invalid_client_metadata", "U+200B"},
+		{"client_name", "\u2066GitHub\u2069", "invalid_client_metadata", "U+2066"},
+		{"client_name", "\ufeffGitHub", "invalid_client_metadata", "U+FEFF"},
+		{"client_uri", "https://app.example/\u202e", "invalid_client_metadata", "U+202E"},
+		{"logo_uri", "https://app.example/\u202elogo.png", "invalid_client_metadata", "U+202E"},
+		{"tos_uri", "https://app.example/tos\u202e", "invalid_client_metadata", "U+202E"},
+		{"policy_uri", "https://app.example/\u202epolicy", "invalid_client_metadata", "U+202E"},
+		{"contacts", []string{"ops@app.example", "\u202eadmin@app.example"}, "invalid_client_metadata", "U+202E"},
+		{"software_id", "app\u202e", "invalid_client_metadata", "U+202E"},
+		{"software_version", "1.0\u202e", "invalid_client_metadata", "U+202E"},
+		{"redirect_uris", []string{"https://app.example/cb\u202e"}, "invalid_redirect_uri", "U+202E"},
+	}
+	for _, tt := range fields {
+		t.Run("register "+tt.field+" "+tt.point, func(t *testing.T) {
+			before := ts.snapshot(t)
+			r := ts.register(t, withField(tt.field, tt.value))
+			assertOAuthError(t, r.status, r.body, http.StatusBadRequest, tt.code)
+			if desc := oauthDescription(t, r.body); !strings.Contains(desc, tt.field) || !strings.Contains(desc, tt.point) {
+				t.Errorf("error_description = %q, want it to name %s and %s", desc, tt.field, tt.point)
+			}
+			if ts.snapshot(t) != before {
+				t.Error("the refused registration changed storage")
+			}
+		})
+	}
+
+	t.Run("RFC 7592 update", func(t *testing.T) {
+		reg := ts.mustRegister(t, withField("client_name", "App"))
+		path := strings.TrimPrefix(reg.str("registration_client_uri"), ts.URL)
+		update := map[string]any{"client_id": reg.str("client_id"), "redirect_uris": []string{"https://app.example/cb"}}
+		for _, tt := range fields {
+			m := maps.Clone(update)
+			if _, ok := m[tt.field]; !ok || tt.field == "redirect_uris" {
+				m[tt.field] = tt.value
+			}
+			body, _ := json.Marshal(m)
+			before := ts.snapshot(t)
+			r := ts.call(t, http.MethodPut, path, "application/json", string(body), reg.str("registration_access_token"))
+			assertOAuthError(t, r.status, r.body, http.StatusBadRequest, tt.code)
+			if desc := oauthDescription(t, r.body); !strings.Contains(desc, tt.field) || !strings.Contains(desc, tt.point) {
+				t.Errorf("update with %s %q: error_description = %q, want it to name the field and %s", tt.field, tt.value, desc, tt.point)
+			}
+			if ts.snapshot(t) != before {
+				t.Errorf("the refused update of %s changed storage", tt.field)
+			}
+		}
+	})
+
+	t.Run("metadata document", func(t *testing.T) {
+		for i, tt := range fields {
+			path := fmt.Sprintf("/cf%d", i)
+			id := d.URL + path
+			d.set(path, docResponse{body: docFor(id, map[string]any{tt.field: tt.value})})
+			before := ts.snapshot(t)
+			r := advDo(t, http.MethodPost, ts.URL+"/token", formType, strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}.Encode()), nil)
+			assertOAuthError(t, r.status, r.body, http.StatusUnauthorized, "invalid_client")
+			if desc := oauthDescription(t, r.body); !strings.Contains(desc, tt.field) || !strings.Contains(desc, tt.point) {
+				t.Errorf("document with %s %q: error_description = %q, want it to name the field and %s", tt.field, tt.value, desc, tt.point)
+			}
+			if ts.snapshot(t) != before {
+				t.Errorf("the refused document with %s changed storage", tt.field)
+			}
+		}
+	})
+
+	t.Run("stored before the rule", func(t *testing.T) {
+		now := ts.Clock.Now()
+		must(t, ts.Store.CreateClient(t.Context(), storage.Client{ID: "legacy\u202e", Name: "Evil\u202egnp.exe", RedirectURIs: []string{"http://127.0.0.1/cb"},
+			GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none", ApplicationType: "native",
+			Origin: storage.OriginDCR, Metadata: `{"client_uri":"https://app.example/\u202e"}`, CreatedAt: now, UpdatedAt: now}))
+		b := newBrowser(t)
+		a := defaultAuth()
+		a.clientID, a.redirectURI = "legacy\u202e", "http://127.0.0.1/cb"
+		login := b.get(a.url(ts.URL))
+		consent := ts.login(t, b, login, testUser, testPassword)
+		if !strings.Contains(consent.body, `id="consent-form"`) {
+			t.Fatalf("no consent page: %d\n%s", consent.status, consent.body)
+		}
+		for name, p := range map[string]page{"login": login, "consent": consent} {
+			if strings.ContainsRune(p.body, '\u202e') || !strings.Contains(p.body, "Evilgnp.exe") {
+				t.Errorf("the %s page shows the stored name with its U+202E, or not at all:\n%s", name, p.body)
+			}
+		}
+	})
 }

@@ -53,7 +53,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.currentSession(r)
-	p, rerr, perr := s.validateAuthorize(r.Context(), q)
+	p, rerr, perr := s.validateAuthorize(r.Context(), s.clientIP(r), q)
 	if perr != nil {
 		s.errorPage(w, r, http.StatusBadRequest, perr)
 		return
@@ -99,9 +99,10 @@ func (s *Server) answersAtOnce(ctx context.Context, p pending, sess *storage.Ses
 	return s.hasConsent(ctx, sess.UserID, p)
 }
 
-// validateAuthorize checks an authorization request. It returns a pending
-// request, or a redirectable error, or an error for the HTML page.
-func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (pending, *redirectError, *oauth.Error) {
+// validateAuthorize checks an authorization request from the address ip.
+// It returns a pending request, or a redirectable error, or an error for
+// the HTML page.
+func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values) (pending, *redirectError, *oauth.Error) {
 	for k, v := range q {
 		if len(v) > 1 && k != "resource" {
 			return pending{}, nil, oauth.New(oauth.InvalidRequest, "the parameter %q is repeated; each parameter may appear only once", truncate(k, 64))
@@ -118,7 +119,7 @@ func (s *Server) validateAuthorize(ctx context.Context, q url.Values) (pending, 
 	if clientID == "" {
 		return pending{}, nil, oauth.New(oauth.InvalidRequest, "client_id is missing from the authorization request")
 	}
-	c, err := s.lookupClient(ctx, clientID)
+	c, err := s.lookupClient(ctx, clientID, ip)
 	if errors.Is(err, storage.ErrNotFound) {
 		return pending{}, nil, oauth.New(oauth.InvalidClient, "the client %q is not registered with this authorization server", truncate(clientID, 200))
 	}

@@ -24,6 +24,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -99,7 +100,9 @@ func benchPostgres(b *testing.B) storage.Store {
 	return st
 }
 
-func newBenchEnv(b *testing.B, st storage.Store) *benchEnv {
+// newBenchEnv seeds st and starts a server on it; mods adjust the
+// server's options.
+func newBenchEnv(b *testing.B, st storage.Store, mods ...func(*as.Options)) *benchEnv {
 	b.Helper()
 	ctx := b.Context()
 	now := time.Now()
@@ -136,7 +139,11 @@ func newBenchEnv(b *testing.B, st storage.Store) *benchEnv {
 	fail(err)
 	fail(st.CreateSession(ctx, storage.Session{IDHash: token.Hash(sid), UserID: userID, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour)}))
 	fail(st.PutConsent(ctx, storage.Consent{UserID: userID, ClientID: benchPublic, Resource: benchResource, Scopes: []string{"notes:read"}, CreatedAt: now, UpdatedAt: now}))
-	srv, err := as.New(as.Options{Issuer: benchIssuer, Store: st, Keyring: kr, Pages: pages, Now: time.Now, AllowHTTPIssuer: true})
+	opts := as.Options{Issuer: benchIssuer, Store: st, Keyring: kr, Pages: pages, Now: time.Now, AllowHTTPIssuer: true}
+	for _, mod := range mods {
+		mod(&opts)
+	}
+	srv, err := as.New(opts)
 	fail(err)
 	return &benchEnv{
 		srv:     srv,
@@ -391,4 +398,71 @@ func BenchmarkIntrospectParallel(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkRegisterClient is POST /register of a new public client (its
+// client_name differs every time, so nothing is de-duplicated) with 100
+// or 100,000 dynamic clients already stored, half registered and half
+// metadata-document clients. The cap check counts the registered ones
+// (storage.CountClients): creating a client must cost the same however
+// many exist.
+//
+//	go test -run '^$' -bench 'RegisterClient' -count 6 ./internal/as | tee new.txt
+//	go run golang.org/x/perf/cmd/benchstat@latest -col /existing new.txt
+func BenchmarkRegisterClient(b *testing.B) {
+	for _, backend := range []struct {
+		name string
+		open func(*testing.B) storage.Store
+	}{{"sqlite", benchSQLite}, {"postgres", benchPostgres}} {
+		for _, existing := range []int{100, 100_000} {
+			b.Run(fmt.Sprintf("%s/existing=%d", backend.name, existing), func(b *testing.B) {
+				st := backend.open(b)
+				seedDynamicClients(b, st, existing)
+				e := newBenchEnv(b, st, func(o *as.Options) {
+					o.Registration = as.Registration{Mode: as.RegistrationOpen, RateLimit: -1, MaxClients: 10_000_000}
+				})
+				n := 0
+				benchLoop(b, func() {
+					n++
+					body := fmt.Sprintf(`{"client_name":"bench client %d","redirect_uris":["http://127.0.0.1/callback"],"application_type":"native","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`, n)
+					benchCheck(b, e.serve("POST", "/register", body, "Content-Type", "application/json"), http.StatusCreated, "register")
+				})
+			})
+		}
+	}
+}
+
+// seedDynamicClients stores n dynamic clients through CreateClient, on 8
+// connections at once where the backend has them.
+func seedDynamicClients(b *testing.B, st storage.Store, n int) {
+	b.Helper()
+	now := time.Now()
+	ids := make(chan int)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			var first error
+			for i := range ids {
+				c := storage.Client{ID: fmt.Sprintf("dcr_seed_%07d", i), Name: "seed", RedirectURIs: []string{benchRedirect},
+					GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none",
+					ApplicationType: "native", Origin: storage.OriginDCR, Metadata: "{}", CreatedAt: now, UpdatedAt: now}
+				if i%2 == 1 {
+					c.ID, c.Origin = fmt.Sprintf("https://app%d.example/client.json", i), storage.OriginCIMD
+				}
+				if err := st.CreateClient(b.Context(), c); err != nil && first == nil {
+					first = err
+				}
+			}
+			errs <- first
+		}()
+	}
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	for range 8 {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -97,10 +97,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, f form
 		return storage.Client{}, basicFailure("client_id in the body does not match the Basic credentials")
 	}
 
-	c, err := s.lookupClient(ctx, id)
+	c, err := s.lookupClient(ctx, id, s.clientIP(r))
 	if errors.Is(err, storage.ErrNotFound) && altID != "" && altID != id {
 		id = altID
-		c, err = s.lookupClient(ctx, id)
+		c, err = s.lookupClient(ctx, id, s.clientIP(r))
 	}
 	fail := func(desc string) error {
 		if usedBasic {

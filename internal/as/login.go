@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -262,13 +261,6 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, 
 		}
 		items = append(items, item)
 	}
-	host := ""
-	if ru, err := url.Parse(p.RedirectURI); err == nil {
-		host = ru.Host
-		if host == "" {
-			host = ru.Scheme + ":" // private-use scheme: the scheme names the app
-		}
-	}
 	publisher, clientURI, warnings := s.consentDetails(c)
 	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return !clientreg.IsLoopbackRedirect(u) })
 	s.opts.Pages.Consent(w, r, web.ConsentData{
@@ -278,8 +270,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, 
 		Username:     u.Username,
 		ClientName:   orDefault(c.Name, c.ID),
 		ClientID:     c.ID,
-		RedirectURI:  p.RedirectURI,
-		RedirectHost: host,
+		RedirectURI:  p.RedirectURI, // the page names its host, or the app of a private-use scheme
 		LoopbackOnly: loopbackOnly,
 		Resource:     res.URL,
 		ResourceName: orDefault(res.Name, res.URL),

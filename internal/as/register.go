@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -56,9 +57,11 @@ type Registration struct {
 	RateLimit int
 	// RateWindow is the rate-limit window; default 1 hour.
 	RateWindow time.Duration
-	// MaxClients caps the number of dynamic clients (registered and
-	// metadata-document clients together); default 10000, negative means
-	// no cap. At the cap, registration answers 503 until reaping frees room.
+	// MaxClients caps the number of registered (RFC 7591) clients;
+	// default 10000, negative means no cap. At the cap, registration
+	// answers 503 until reaping frees room. Metadata-document clients
+	// have their own cap (CIMD.MaxClients), so neither kind can crowd out
+	// the other.
 	MaxClients int
 	// AllowedScopes are the scopes a dynamic client may register for; a
 	// registration asking for others is refused, and one asking for none
@@ -107,9 +110,33 @@ type CIMD struct {
 	// MinTTL and MaxTTL bound how long a document is cached, whatever its
 	// Cache-Control max-age says; defaults 5 minutes and 24 hours. A
 	// document without max-age (or with no-store/no-cache) is cached for
-	// MinTTL. Failures are never cached.
+	// MinTTL.
 	MinTTL time.Duration
 	MaxTTL time.Duration
+	// FailureTTL is how long a document that could not be fetched or is
+	// invalid is remembered, so that asking again does not fetch again;
+	// default 1 minute, negative means not at all.
+	FailureTTL time.Duration
+	// MaxClients caps the number of metadata-document clients; default
+	// 10000, negative means no cap. At the cap a new document client is
+	// refused with 503 until reaping frees room.
+	MaxClients int
+	// RateLimit is how many new metadata-document clients one client IP
+	// may bring in per Registration.RateWindow (counted when an unknown
+	// document URL is presented, before it is fetched); default 60,
+	// negative means unlimited.
+	RateLimit int
+	// HostRateLimit is how many new metadata-document clients the
+	// documents of one host may create per Registration.RateWindow,
+	// whoever presents them; default 60, negative means unlimited. A host
+	// counts with its registrable domain ([clientreg.DocumentSite]), and
+	// a query string makes a new client ID on the same host.
+	HostRateLimit int
+	// FetchRateLimit is how many documents and JWK Sets may be fetched
+	// from one host per minute; default 60, negative means unlimited.
+	// Beyond it a new client ID on that host is refused with 503, while a
+	// client already stored keeps its last validated document.
+	FetchRateLimit int
 	// Fetch configures the SSRF-safe fetcher (timeouts, body cap; tests
 	// inject RootCAs, AllowHosts and a resolver).
 	Fetch clientreg.FetchOptions
@@ -124,7 +151,13 @@ const (
 	defaultIdleTTL       = 90 * 24 * time.Hour
 	defaultCIMDMinTTL    = 5 * time.Minute
 	defaultCIMDMaxTTL    = 24 * time.Hour
+	defaultCIMDFailTTL   = time.Minute
+	defaultCIMDRateLimit = 60 // per client IP and per host, per RateWindow: as registration
+	defaultCIMDFetches   = 60 // per host, per cimdFetchWindow
 )
+
+// cimdFetchWindow is the window of CIMD.FetchRateLimit.
+const cimdFetchWindow = time.Minute
 
 // dedupSlots is how many derived client ids one public client's metadata
 // may occupy before registration falls back to random ids.
@@ -169,6 +202,18 @@ func newRegistry(r *Registration) (*registry, error) {
 	}
 	if r.CIMD.MaxTTL < r.CIMD.MinTTL {
 		r.CIMD.MaxTTL = r.CIMD.MinTTL
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&r.CIMD.MaxClients, defaultMaxClients)
+	def(&r.CIMD.RateLimit, defaultCIMDRateLimit)
+	def(&r.CIMD.HostRateLimit, defaultCIMDRateLimit)
+	def(&r.CIMD.FetchRateLimit, defaultCIMDFetches)
+	if r.CIMD.FailureTTL == 0 {
+		r.CIMD.FailureTTL = defaultCIMDFailTTL
 	}
 	return &registry{
 		fetcher: clientreg.NewFetcher(r.CIMD.Fetch),
@@ -565,26 +610,34 @@ func (s *Server) checkRegistrationRate(ctx context.Context, r *http.Request) err
 	return nil
 }
 
-// checkClientCap refuses a new dynamic client at MaxClients. It counts by
-// listing clients: registration is rare and rate-limited, and the storage
-// interface has no count.
+// checkClientCap refuses a new registered (RFC 7591) client at
+// MaxClients. Metadata-document clients are capped apart
+// (checkCIMDClientCap): they are created by anyone who can serve a
+// document, and must not be able to fill the registrations' room.
 func (s *Server) checkClientCap(ctx context.Context) error {
-	limit := s.opts.Registration.MaxClients
+	return s.checkCap(ctx, storage.OriginDCR, s.opts.Registration.MaxClients, "dynamically registered clients")
+}
+
+// checkCIMDClientCap refuses a new metadata-document client at
+// CIMD.MaxClients.
+func (s *Server) checkCIMDClientCap(ctx context.Context) error {
+	return s.checkCap(ctx, storage.OriginCIMD, s.opts.Registration.CIMD.MaxClients, "clients identified by a metadata document")
+}
+
+// checkCap refuses one more client of origin at limit (negative: no cap).
+// CountClients reads a counter, so the check costs the same with 100 or
+// 100,000 clients. Concurrent creations may overshoot the cap by a few:
+// it bounds storage, it is not a quota to the unit.
+func (s *Server) checkCap(ctx context.Context, origin storage.ClientOrigin, limit int, what string) error {
 	if limit < 0 {
 		return nil
 	}
-	cs, err := s.opts.Store.ListClients(ctx)
+	n, err := s.opts.Store.CountClients(ctx, origin)
 	if err != nil {
 		return oauth.Internal(err)
 	}
-	n := 0
-	for _, c := range cs {
-		if c.Origin == storage.OriginDCR || c.Origin == storage.OriginCIMD {
-			n++
-		}
-	}
 	if n >= limit {
-		return oauth.New(oauth.TemporarilyUnavailable, "this server has reached its limit of %d dynamically registered clients; try again later or ask its operator", limit).
+		return oauth.New(oauth.TemporarilyUnavailable, "this server has reached its limit of %d %s; try again later or ask its operator", limit, what).
 			WithStatus(http.StatusServiceUnavailable)
 	}
 	return nil
@@ -808,12 +861,14 @@ func (s *Server) reapReason(c storage.Client, now time.Time) string {
 	return ""
 }
 
-// lookupClient finds the client a request names. A client_id that is a
-// metadata-document URL (CIMD enabled) resolves through the document,
-// unless the operator registered a client with that id. It returns
-// storage.ErrNotFound for an unknown ordinary id, and *oauth.Error
-// (invalid_client, 401) when a document cannot be used.
-func (s *Server) lookupClient(ctx context.Context, id string) (storage.Client, error) {
+// lookupClient finds the client a request names; ip is the caller's
+// address (s.clientIP), which a new metadata-document client counts
+// against. A client_id that is a metadata-document URL (CIMD enabled)
+// resolves through the document, unless the operator registered a client
+// with that id. It returns storage.ErrNotFound for an unknown ordinary
+// id, and *oauth.Error when a document cannot be used (invalid_client,
+// 401) or a limit refuses a new one (temporarily_unavailable, 429 or 503).
+func (s *Server) lookupClient(ctx context.Context, id, ip string) (storage.Client, error) {
 	if !s.opts.Registration.CIMD.Enabled || !clientreg.IsClientIDURL(id) {
 		if c, ok := s.clients.get(id); ok {
 			return c, nil
@@ -831,13 +886,36 @@ func (s *Server) lookupClient(ctx context.Context, id string) (storage.Client, e
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, err
 	}
-	return s.resolveCIMD(ctx, id)
+	var stored *storage.Client
+	if err == nil {
+		stored = &c
+	}
+	return s.resolveCIMD(ctx, id, ip, stored)
 }
 
 // cimdError is the error for a metadata document that cannot be used.
 func cimdError(format string, args ...any) *oauth.Error {
 	return oauth.New(oauth.InvalidClient, format, args...).WithStatus(http.StatusUnauthorized)
 }
+
+// cimdUnusable is a document that could not be fetched or cannot be
+// used, as fetchCIMD returns it and the document cache remembers it for
+// FailureTTL. desc is all the caller is told: nothing about the network
+// (addresses, ports, TLS, statuses), which would make this server an
+// oracle for any host; fetchCIMD logged the cause.
+type cimdUnusable struct{ desc string }
+
+func (e *cimdUnusable) Error() string { return e.desc }
+
+// cimdBusy is a fetch refused because its host's FetchRateLimit is used
+// up. It is not remembered: the budget comes back within a minute.
+type cimdBusy struct {
+	site  string
+	limit int
+	reset time.Time
+}
+
+func (e *cimdBusy) Error() string { return "the fetch budget of " + e.site + " is used up" }
 
 // resolveCIMD returns the client of a metadata-document URL: from the
 // cache while fresh, else fetched and validated (one fetch for all
@@ -846,55 +924,175 @@ func cimdError(format string, args ...any) *oauth.Error {
 // client. The stored row follows the document: cosmetic changes update
 // it, a change to redirect URIs, grant types, authentication or keys
 // re-creates it, revoking its tokens and consents (CIMD §4.2 item 7).
-func (s *Server) resolveCIMD(ctx context.Context, id string) (storage.Client, error) {
+// stored is the client's row, nil if there is none.
+//
+// A metadata document creates a client, as a registration does, so the
+// same kind of limits apply (any URL with a query string is a new
+// client_id):
+//   - a URL without a stored client counts against the caller's address
+//     (CIMD.RateLimit per RateWindow), and its host must be under
+//     CIMD.HostRateLimit, both before anything is fetched; storing the
+//     client then counts against the host and needs room under
+//     CIMD.MaxClients (syncCIMDClient);
+//   - every fetch counts against its host's CIMD.FetchRateLimit per
+//     minute (fetchCIMD); beyond it a stored client is used as stored,
+//     a new one is refused;
+//   - a document that cannot be used is remembered for FailureTTL.
+func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage.Client) (storage.Client, error) {
+	cfg := &s.opts.Registration.CIMD
 	if err := clientreg.CheckClientIDURL(id); err != nil {
 		return storage.Client{}, cimdError("the client_id %q is not a valid client metadata document URL: %s", truncate(id, 200), err.Error())
 	}
 	if !s.cimdTrusted(id) {
 		return storage.Client{}, cimdError("this server does not accept client metadata documents from %s", clientreg.DocumentHost(id))
 	}
+	site := clientreg.DocumentSite(id)
+	if stored == nil {
+		if err := s.countCIMD(ctx, "cimd:ip:"+ip, cfg.RateLimit, "new client metadata documents from this address"); err != nil {
+			return storage.Client{}, err
+		}
+		if err := s.checkCIMDHost(ctx, site); err != nil {
+			return storage.Client{}, err
+		}
+	}
 	want, err := s.reg.cache.Do(ctx, id, s.now, func(ctx context.Context) (storage.Client, time.Duration, error) {
 		return s.fetchCIMD(ctx, id)
 	})
-	if err != nil {
-		var oe *oauth.Error
-		if errors.As(err, &oe) {
-			return storage.Client{}, oe
-		}
-		return storage.Client{}, cimdError("the client metadata document could not be used: %s", err.Error())
+	var unusable *cimdUnusable
+	var busy *cimdBusy
+	switch {
+	case errors.As(err, &unusable):
+		return storage.Client{}, cimdError("%s", unusable.desc)
+	case errors.As(err, &busy) && stored != nil:
+		s.log.LogAttrs(ctx, slog.LevelInfo, "client metadata document not refetched: its host's fetch budget is used up; the stored client is used",
+			slog.String("client_id", id))
+		return *stored, nil
+	case errors.As(err, &busy):
+		retry := int(busy.reset.Sub(s.now()).Seconds()) + 1
+		return storage.Client{}, oauth.New(oauth.TemporarilyUnavailable, "this server fetches at most %d client metadata documents per minute from %s, and has for now; retry after %d seconds", busy.limit, busy.site, retry).
+			WithStatus(http.StatusServiceUnavailable).WithHeader("Retry-After", strconv.Itoa(retry))
+	case err != nil:
+		return storage.Client{}, oauth.Internal(err)
 	}
 	return s.syncCIMDClient(ctx, want)
 }
 
+// countCIMD counts one new metadata-document client against key's budget
+// of limit per RateWindow (negative: unlimited) and refuses it beyond,
+// with 429: "too many <what>". Counting before the check, atomically in
+// storage, keeps parallel requests from all passing it.
+func (s *Server) countCIMD(ctx context.Context, key string, limit int, what string) error {
+	if limit < 0 {
+		return nil
+	}
+	now := s.now()
+	n, reset, err := s.opts.Store.AddFailure(ctx, key, now, s.opts.Registration.RateWindow)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	if n > limit {
+		return tooManyCIMD(what, reset.Sub(now))
+	}
+	return nil
+}
+
+// checkCIMDHost refuses a new client from site's documents once the site
+// has used up its HostRateLimit, before its document is fetched; the
+// count itself is taken when a client is stored (syncCIMDClient), so
+// documents that fail do not use up their host's budget.
+func (s *Server) checkCIMDHost(ctx context.Context, site string) error {
+	limit := s.opts.Registration.CIMD.HostRateLimit
+	if limit < 0 {
+		return nil
+	}
+	now := s.now()
+	n, reset, err := s.opts.Store.Failures(ctx, "cimd:host:"+site, now)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	if n >= limit {
+		return tooManyCIMD("new clients from client metadata documents on "+site, reset.Sub(now))
+	}
+	return nil
+}
+
+// tooManyCIMD is the 429 of the CIMD creation limits.
+func tooManyCIMD(what string, wait time.Duration) *oauth.Error {
+	retry := int(wait.Seconds()) + 1
+	return oauth.New(oauth.TemporarilyUnavailable, "too many %s; retry after %d seconds", what, retry).
+		WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
+}
+
+// spendFetch counts one fetch of rawURL against its host's FetchRateLimit
+// per minute. The counter lives in storage, so replicas share the budget.
+func (s *Server) spendFetch(ctx context.Context, rawURL string) error {
+	limit := s.opts.Registration.CIMD.FetchRateLimit
+	if limit < 0 {
+		return nil
+	}
+	site := clientreg.DocumentSite(rawURL)
+	n, reset, err := s.opts.Store.AddFailure(ctx, "cimd:fetch:"+site, s.now(), cimdFetchWindow)
+	if err != nil {
+		return err
+	}
+	if n > limit {
+		return &cimdBusy{site: site, limit: limit, reset: reset}
+	}
+	return nil
+}
+
 // fetchCIMD fetches and validates a document (and its jwks_uri) and
-// returns the client it describes with its cache lifetime.
+// returns the client it describes with its cache lifetime. A document
+// that cannot be used is a *cimdUnusable, remembered for FailureTTL; what
+// went wrong is logged with the client_id, and the caller gets a
+// description that says nothing about the network: the same for a name
+// resolving to a private address, a closed port, a service without TLS, a
+// 404 or a body that is not a document for this URL. Only a document that
+// claims this URL (its client_id is the URL) is described in detail: its
+// author wrote it for this purpose. A used-up fetch budget is a
+// *cimdBusy.
 func (s *Server) fetchCIMD(ctx context.Context, id string) (storage.Client, time.Duration, error) {
 	cfg := &s.opts.Registration.CIMD
+	unusable := func(desc string, cause error) (storage.Client, time.Duration, error) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "client metadata document refused",
+			slog.String("client_id", id), slog.String("cause", cause.Error()))
+		return storage.Client{}, cfg.FailureTTL, &cimdUnusable{desc: desc}
+	}
+	q := truncate(id, 200)
+	if err := s.spendFetch(ctx, id); err != nil {
+		return storage.Client{}, 0, err
+	}
 	res, err := s.reg.fetcher.Fetch(ctx, id)
 	if err != nil {
-		return storage.Client{}, 0, err
+		return unusable(fmt.Sprintf(cimdGeneric, q), err)
 	}
 	md, err := clientreg.Parse(res.Body, clientreg.Options{Kind: clientreg.Document, ClientID: id, Redirect: s.opts.Registration.Redirect})
 	if err != nil {
 		var ce *clientreg.Error
-		if errors.As(err, &ce) {
-			return storage.Client{}, 0, cimdError("the client metadata document %s is invalid: %s", truncate(id, 200), ce.Description)
+		if !errors.As(err, &ce) {
+			return storage.Client{}, 0, err
 		}
-		return storage.Client{}, 0, err
+		if !claimsURL(res.Body, id) {
+			return unusable(fmt.Sprintf(cimdGeneric, q), err)
+		}
+		return unusable(fmt.Sprintf("the client metadata document %q is invalid: %s", q, ce.Description), err)
 	}
 	if err := s.applyScopePolicy(ctx, md, false); err != nil {
 		return storage.Client{}, 0, err
 	}
 	c := clientFromMetadata(id, md, storage.OriginCIMD)
 	if md.JWKSURI != "" {
-		jr, err := s.reg.fetcher.FetchLimit(ctx, md.JWKSURI, 16<<10)
-		if err != nil {
-			return storage.Client{}, 0, fmt.Errorf("its jwks_uri: %w", err)
+		// The document's author chose the jwks_uri, which can name any
+		// host: its failures get no detail either.
+		if err := s.spendFetch(ctx, md.JWKSURI); err != nil {
+			return storage.Client{}, 0, err
 		}
-		if c.JWKS, err = clientreg.CheckJWKSDocument(jr.Body); err != nil {
-			var ce *clientreg.Error
-			errors.As(err, &ce)
-			return storage.Client{}, 0, cimdError("the JWK Set at the jwks_uri of %s is invalid: %s", truncate(id, 200), ce.Description)
+		jr, err := s.reg.fetcher.FetchLimit(ctx, md.JWKSURI, 16<<10)
+		if err == nil {
+			c.JWKS, err = clientreg.CheckJWKSDocument(jr.Body)
+		}
+		if err != nil {
+			return unusable(fmt.Sprintf("the JWK Set at the jwks_uri of the client metadata document %q could not be fetched, or is not a valid set of public keys", q), fmt.Errorf("jwks_uri %s: %w", md.JWKSURI, err))
 		}
 	}
 	ttl := cfg.MinTTL
@@ -904,13 +1102,36 @@ func (s *Server) fetchCIMD(ctx context.Context, id string) (storage.Client, time
 	return c, ttl, nil
 }
 
+// cimdGeneric is what the caller learns about a document URL that did not
+// give a usable document, whatever happened (%q is the URL).
+const cimdGeneric = "the client metadata document %q could not be fetched, or is not a client metadata document for that URL (a JSON object whose client_id is the URL)"
+
+// claimsURL reports whether body is a JSON object whose client_id is
+// exactly id: a document written for this URL, whose author may be told
+// what is wrong with it. Anything else gets cimdGeneric, so no part of a
+// response that is not a document for this URL reaches the caller.
+func claimsURL(body []byte, id string) bool {
+	var doc map[string]any
+	return json.Unmarshal(body, &doc) == nil && doc["client_id"] == id
+}
+
 // syncCIMDClient makes the stored row of a document client match want.
+// Storing a new client needs room under CIMD.MaxClients and counts
+// against its host's HostRateLimit; re-creating one after a security
+// change of its document does not count again.
 func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (storage.Client, error) {
+	recreate := false
 	for range 3 {
 		cur, err := s.opts.Store.GetClient(ctx, want.ID)
 		if errors.Is(err, storage.ErrNotFound) {
-			if err := s.checkClientCap(ctx); err != nil {
+			if err := s.checkCIMDClientCap(ctx); err != nil {
 				return storage.Client{}, err
+			}
+			if !recreate {
+				site := clientreg.DocumentSite(want.ID)
+				if err := s.countCIMD(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
+					return storage.Client{}, err
+				}
 			}
 			c := want
 			c.CreatedAt, c.UpdatedAt = s.now(), s.now()
@@ -938,6 +1159,7 @@ func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (stora
 				return storage.Client{}, oauth.Internal(err)
 			}
 			s.audit(ctx, nil, storage.AuditEvent{Type: "client.cimd_changed", ClientID: cur.ID, Outcome: "success", Detail: "security-relevant change: tokens, codes and consents revoked"})
+			recreate = true
 			continue
 		}
 		now := s.now()

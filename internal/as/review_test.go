@@ -145,7 +145,7 @@ func TestAdversarialAnonymousMachineTokens(t *testing.T) {
 		id := d.URL + "/worker"
 		// Resolve the document once (as its first /authorize would), so
 		// the refusal below must change nothing.
-		if _, err := ts.lookupClient(t.Context(), id); err != nil {
+		if _, err := ts.lookupClient(t.Context(), id, "127.0.0.1"); err != nil {
 			t.Fatal(err)
 		}
 		// The valid assertion's jti is spent (replay), nothing else.

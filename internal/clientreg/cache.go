@@ -9,7 +9,9 @@ import (
 // Cache keeps values (validated metadata documents) per key until their
 // expiry, and makes concurrent loads of one key share a single call: a
 // burst of authorization requests for one client ID fetches its document
-// once. Failed loads are never cached. It is safe for concurrent use.
+// once. A failed load is kept too, for the ttl its load returned (a
+// document that cannot be fetched is not fetched again on every request);
+// a failure with no ttl is not kept. It is safe for concurrent use.
 type Cache[V any] struct {
 	max int
 
@@ -20,6 +22,7 @@ type Cache[V any] struct {
 
 type cacheEntry[V any] struct {
 	val     V
+	err     error // a remembered failure; val is then the zero value
 	expires time.Time
 }
 
@@ -39,12 +42,13 @@ func NewCache[V any](max int) *Cache[V] {
 	return &Cache[V]{max: max, entries: map[string]cacheEntry[V]{}, flights: map[string]*flight[V]{}}
 }
 
-// Get returns the unexpired value for key at now.
+// Get returns the unexpired value for key at now; a remembered failure
+// is not a value.
 func (c *Cache[V]) Get(key string, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
-	if !ok || !now.Before(e.expires) {
+	if !ok || e.err != nil || !now.Before(e.expires) {
 		var zero V
 		return zero, false
 	}
@@ -58,16 +62,18 @@ func (c *Cache[V]) Forget(key string) {
 	c.mu.Unlock()
 }
 
-// Do returns the cached value for key, or calls load once for all
-// concurrent callers and caches its value for the returned ttl (ttl <= 0
-// caches nothing). load runs with a context that is not cancelled when
-// the first caller goes away, so the callers still waiting get a result;
-// load must bound its own duration. A caller whose ctx ends stops waiting.
+// Do returns the cached value (or remembered failure) for key, or calls
+// load once for all concurrent callers and caches its result, value or
+// error, for the returned ttl (ttl <= 0 caches nothing). A remembered
+// error is returned as is to every caller until it expires, so it must
+// not be mutated. load runs with a context that is not cancelled when the
+// first caller goes away, so the callers still waiting get a result; load
+// must bound its own duration. A caller whose ctx ends stops waiting.
 func (c *Cache[V]) Do(ctx context.Context, key string, now func() time.Time, load func(context.Context) (V, time.Duration, error)) (V, error) {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok && now().Before(e.expires) {
 		c.mu.Unlock()
-		return e.val, nil
+		return e.val, e.err
 	}
 	if f, ok := c.flights[key]; ok {
 		c.mu.Unlock()
@@ -98,9 +104,13 @@ func (c *Cache[V]) load(ctx context.Context, key string, f *flight[V], now func(
 		}
 		c.mu.Lock()
 		delete(c.flights, key)
-		if f.err == nil && f.ttl > 0 {
+		if f.err != nil {
+			var zero V
+			f.val = zero // a failure has no value, for any caller
+		}
+		if f.ttl > 0 { // zero after a panic: load never returned
 			c.evictLocked(now())
-			c.entries[key] = cacheEntry[V]{val: f.val, expires: now().Add(f.ttl)}
+			c.entries[key] = cacheEntry[V]{val: f.val, err: f.err, expires: now().Add(f.ttl)}
 		}
 		c.mu.Unlock()
 		close(f.done)
@@ -110,6 +120,8 @@ func (c *Cache[V]) load(ctx context.Context, key string, f *flight[V], now func(
 }
 
 // evictLocked makes room for one entry: expired entries go first, then
+// remembered failures (anyone can make those, by sending client IDs that
+// do not work; they must not push out the documents that do), then
 // arbitrary ones (map order) until the cache is below its bound.
 func (c *Cache[V]) evictLocked(now time.Time) {
 	if len(c.entries) < c.max {
@@ -117,6 +129,14 @@ func (c *Cache[V]) evictLocked(now time.Time) {
 	}
 	for k, e := range c.entries {
 		if !now.Before(e.expires) {
+			delete(c.entries, k)
+		}
+	}
+	for k, e := range c.entries {
+		if len(c.entries) < c.max {
+			return
+		}
+		if e.err != nil {
 			delete(c.entries, k)
 		}
 	}

@@ -2,8 +2,12 @@ package clientreg
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // IsClientIDURL reports whether a client_id names a client metadata
@@ -41,6 +45,9 @@ func CheckClientIDURL(s string) error {
 	if hasSpaceOrControl(s) {
 		return errors.New("the URL must not contain spaces or control characters")
 	}
+	if r, ok := FormatChar(s); ok {
+		return fmt.Errorf("the URL must not contain the invisible format character %s", CodePoint(r))
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
 		return errors.New("the URL must be an absolute https URL")
@@ -69,6 +76,28 @@ func DocumentHost(s string) string {
 		return ""
 	}
 	return strings.ToLower(u.Hostname())
+}
+
+// DocumentSite returns what the limits on metadata documents count per
+// (new clients and fetches per host): the registrable domain of the
+// document URL's host, lower-cased ("a.example.co.uk" and
+// "b.example.co.uk" are "example.co.uk"), so that wildcard DNS gives an
+// attacker no fresh budget per subdomain. Hosts under a public suffix
+// that is shared by many owners (github.io, ...) stay apart. An IP
+// address, or a name with no registrable domain, is its own site; "" if
+// s does not parse. A query string never matters.
+func DocumentSite(s string) string {
+	host := strings.TrimSuffix(DocumentHost(s), ".")
+	if host == "" {
+		return ""
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return host
+	}
+	if site, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil {
+		return site
+	}
+	return host
 }
 
 // HostMatchesDomain reports whether host equals domain or is a subdomain

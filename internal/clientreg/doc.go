@@ -4,7 +4,8 @@
 // metadata documents (CIMD: URL rules, the SSRF-safe fetcher and its
 // cache), and initial access tokens.
 //
-// It imports only the standard library and storage types: no HTTP
-// handlers, no OAuth error types (its [Error] carries the RFC 7591 code
-// as a string for internal/as to translate).
+// It imports only the standard library, storage types and
+// golang.org/x/net/publicsuffix (for [DocumentSite]): no HTTP handlers, no
+// OAuth error types (its [Error] carries the RFC 7591 code as a string
+// for internal/as to translate).
 package clientreg

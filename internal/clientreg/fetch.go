@@ -136,7 +136,10 @@ func (e *RefusedError) Error() string {
 }
 
 // Fetch GETs rawURL with the rules of [Fetcher]. Errors say plainly what
-// was refused or failed; they contain no response body.
+// was refused or failed, with the addresses, statuses and transport
+// errors involved (never a response body): they are for the server's log.
+// Passed on to whoever named the URL, they would tell internal DNS
+// answers, closed ports and other services apart, for any host.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (FetchResult, error) {
 	return f.FetchLimit(ctx, rawURL, f.maxBytes)
 }
@@ -187,7 +190,7 @@ func (f *Fetcher) FetchLimit(ctx context.Context, rawURL string, maxBytes int64)
 }
 
 // describeFetchError turns a transport error into a message that says
-// what happened without internals.
+// what happened first, then the transport's own error for the log.
 func describeFetchError(rawURL string, err error) error {
 	var re *RefusedError
 	if errors.As(err, &re) {
@@ -195,23 +198,22 @@ func describeFetchError(rawURL string, err error) error {
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return fmt.Errorf("fetch %s: timed out", rawURL)
+		return fmt.Errorf("fetch %s: timed out: %w", rawURL, err)
 	}
 	var ce *tls.CertificateVerificationError
 	if errors.As(err, &ce) {
-		return fmt.Errorf("fetch %s: the server's TLS certificate is not valid for it", rawURL)
+		return fmt.Errorf("fetch %s: the server's TLS certificate is not valid for it: %w", rawURL, err)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return fmt.Errorf("fetch %s: the host name could not be resolved", rawURL)
+		return fmt.Errorf("fetch %s: the host name could not be resolved: %w", rawURL, err)
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return fmt.Errorf("fetch %s: could not connect to the server", rawURL)
+		return fmt.Errorf("fetch %s: could not connect to the server: %w", rawURL, err)
 	}
-	// Anything else (TLS alerts, malformed responses, resets): say that
-	// it failed, not how; transport internals are not for the client.
-	return fmt.Errorf("fetch %s: the request failed", rawURL)
+	// Anything else: TLS alerts, malformed responses, resets.
+	return fmt.Errorf("fetch %s: the request failed: %w", rawURL, err)
 }
 
 // dial connects to addr, refusing special-use addresses at connect time.

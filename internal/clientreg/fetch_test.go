@@ -290,8 +290,8 @@ func TestSpecialUse(t *testing.T) {
 	}
 }
 
-// TestCacheSingleFlight: concurrent loads of one key run once; failures
-// are not cached; values expire.
+// TestCacheSingleFlight: concurrent loads of one key run once; values
+// and failures are kept for their ttl, failures without one not at all.
 func TestCacheSingleFlight(t *testing.T) {
 	c := NewCache[string](0)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -329,14 +329,30 @@ func TestCacheSingleFlight(t *testing.T) {
 	}
 
 	fails := 0
+	failTTL := time.Duration(0)
 	failing := func(context.Context) (string, time.Duration, error) {
 		fails++
-		return "", time.Hour, fmt.Errorf("boom %d", fails)
+		return "partial", failTTL, fmt.Errorf("boom %d", fails)
 	}
 	for i := 1; i <= 2; i++ {
 		if _, err := c.Do(t.Context(), "bad", clock, failing); err == nil || fails != i {
-			t.Fatalf("failure %d: err %v, loads %d: failures must not be cached", i, err, fails)
+			t.Fatalf("failure %d: err %v, loads %d: a failure without ttl must not be cached", i, err, fails)
 		}
+	}
+	failTTL = time.Minute
+	for range 3 {
+		if v, err := c.Do(t.Context(), "bad", clock, failing); err == nil || err.Error() != "boom 3" || v != "" || fails != 3 {
+			t.Fatalf("Do after a failure with ttl = %q, %v (%d loads); want the remembered error boom 3, no value, 3 loads", v, err, fails)
+		}
+	}
+	if _, ok := c.Get("bad", clock()); ok {
+		t.Error("Get returned a remembered failure as a value")
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if _, err := c.Do(t.Context(), "bad", clock, failing); err == nil || fails != 4 {
+		t.Fatalf("after its ttl the failure was not loaded again: %v, %d loads", err, fails)
 	}
 	// A waiter whose context ends stops waiting; the load still completes.
 	block := make(chan struct{})
@@ -352,11 +368,21 @@ func TestCacheSingleFlight(t *testing.T) {
 
 func TestCacheBounded(t *testing.T) {
 	c := NewCache[int](3)
-	now := time.Now()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
 	for i := range 10 {
-		c.Do(t.Context(), fmt.Sprint(i), func() time.Time { return now }, func(context.Context) (int, time.Duration, error) { return i, time.Hour, nil })
+		c.Do(t.Context(), fmt.Sprint(i), clock, func(context.Context) (int, time.Duration, error) { return i, time.Hour, nil })
 	}
 	if n := len(c.entries); n > 3 {
 		t.Fatalf("cache holds %d entries, bound is 3", n)
+	}
+	// A flood of failures does not push out the values.
+	c = NewCache[int](3)
+	c.Do(t.Context(), "good", clock, func(context.Context) (int, time.Duration, error) { return 1, time.Hour, nil })
+	for i := range 10 {
+		c.Do(t.Context(), fmt.Sprint("bad", i), clock, func(context.Context) (int, time.Duration, error) { return 0, time.Hour, errors.New("bad") })
+	}
+	if v, ok := c.Get("good", now); !ok || v != 1 || len(c.entries) > 3 {
+		t.Errorf("after 10 remembered failures: Get(good) = %d, %v with %d entries; want the value kept, at most 3 entries", v, ok, len(c.entries))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -458,6 +459,11 @@ func (p *parser) str(key string, max int) (string, bool, error) {
 	if key == "client_name" && hasControl(s) {
 		return "", false, metadataError("client_name must not contain control characters")
 	}
+	if key != "client_secret" { // never described, even by a code point
+		if err := checkFormatChars(key, s, CodeInvalidClientMetadata); err != nil {
+			return "", false, err
+		}
+	}
 	return s, true, nil
 }
 
@@ -487,6 +493,9 @@ func (p *parser) strs(key string, maxN, maxLen int, code string) ([]string, bool
 		}
 		if len(s) > maxLen {
 			return nil, false, fail("an entry of %s is longer than %d bytes", key, maxLen)
+		}
+		if err := checkFormatChars(key, s, code); err != nil {
+			return nil, false, err
 		}
 		out = append(out, s)
 	}
@@ -566,6 +575,37 @@ func validScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// FormatChar returns the first Unicode format character (category Cf)
+// in s. Format characters are invisible: bidi controls (U+202E shows
+// "Evil\u202egnp.exe" as "Evilexe.png"), zero-width spaces and joiners,
+// the byte order mark. In a name or address shown to a person they only
+// serve to disguise it.
+func FormatChar(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// CodePoint writes r as U+XXXX, how an error names a character that
+// cannot be shown.
+func CodePoint(r rune) string { return fmt.Sprintf("U+%04X", r) }
+
+// checkFormatChars refuses a format character in the member key (Parse
+// applies it to every string member except client_secret: client_name,
+// client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id,
+// redirect_uris, ... are all shown to people by someone), naming the
+// member and the code point.
+func checkFormatChars(key, s, code string) error {
+	r, ok := FormatChar(s)
+	if !ok {
+		return nil
+	}
+	return &Error{Code: code, Description: fmt.Sprintf("%s contains the invisible format character %s; format characters (Unicode category Cf, such as bidi overrides and zero-width spaces) can make a name or address look like another and are not accepted", key, CodePoint(r))}
 }
 
 func hasControl(s string) bool {

@@ -33,6 +33,7 @@ func TestRedirectPolicyCheck(t *testing.T) {
 		{"vscode native", def, "vscode://vscode.github-authentication/did-authenticate", AppNative, ""},
 		{"scheme case-insensitive", def, "Cursor://anysphere.cursor-mcp/oauth/callback", AppNative, ""},
 		{"reverse-domain native", def, "com.example.app:/oauth2redirect", AppNative, ""},
+		{"bidi override", def, "https://app.example.com/\u202ebc", AppWeb, "invisible format character U+202E"},
 		{"reverse-domain refused by policy", strict, "com.example.app:/oauth2redirect", AppNative, "does not allow"},
 		{"cursor refused by empty list", strict, "cursor://anysphere.cursor-mcp/oauth/callback", AppNative, "does not allow; allowed: none"},
 		{"unlisted private scheme", def, "myapp://callback", AppNative, "does not allow; allowed: reverse-domain"},
@@ -166,6 +167,17 @@ func TestParseErrors(t *testing.T) {
 		{"client_name too long", Register, reg(`"client_name":"` + strings.Repeat("n", 201) + `"`), CodeInvalidClientMetadata, "client_name is longer than 200"},
 		{"client_name control", Register, reg(`"client_name":"a\u0007b"`), CodeInvalidClientMetadata, "control characters"},
 		{"client_name not string", Register, reg(`"client_name":42`), CodeInvalidClientMetadata, "client_name must be a string"},
+		{"client_name bidi override", Register, reg(`"client_name":"Evil\u202egnp.exe"`), CodeInvalidClientMetadata, "client_name contains the invisible format character U+202E"},
+		{"client_name zero-width space", Register, reg(`"client_name":"Git\u200bHub"`), CodeInvalidClientMetadata, "client_name contains the invisible format character U+200B"},
+		{"client_name soft hyphen", Register, reg(`"client_name":"Git\u00adHub"`), CodeInvalidClientMetadata, "U+00AD"},
+		{"client_name tag character", Register, reg(`"client_name":"GitHub\udb40\udc41"`), CodeInvalidClientMetadata, "U+E0041"},
+		{"client_uri format char", Register, reg(`"client_uri":"https://a.example/\u2066x"`), CodeInvalidClientMetadata, "client_uri contains the invisible format character U+2066"},
+		{"tos_uri format char", Register, reg(`"tos_uri":"https://a.example/\ufefftos"`), CodeInvalidClientMetadata, "tos_uri contains the invisible format character U+FEFF"},
+		{"contacts format char", Register, reg(`"contacts":["a@b.c","\u202eadmin@b.c"]`), CodeInvalidClientMetadata, "contacts contains the invisible format character U+202E"},
+		{"software_version format char", Register, reg(`"software_version":"1\u200d"`), CodeInvalidClientMetadata, "software_version contains the invisible format character U+200D"},
+		{"redirect_uris format char", Register, `{"redirect_uris":["https://a.example/cb\u202e"]}`, CodeInvalidRedirectURI, "redirect_uris contains the invisible format character U+202E"},
+		{"update client_name format char", Update, reg(`"client_id":"c1","client_name":"\u202e"`), CodeInvalidClientMetadata, "client_name contains the invisible format character U+202E"},
+		{"doc client_name format char", Document, reg(`"client_id":"` + doc + `","client_name":"Evil\u202egnp"`), CodeInvalidClientMetadata, "client_name contains the invisible format character U+202E"},
 		{"client_uri javascript", Register, reg(`"client_uri":"javascript:alert(1)"`), CodeInvalidClientMetadata, "client_uri"},
 		{"logo_uri too long", Register, reg(`"logo_uri":"https://a.example/` + strings.Repeat("l", 2048) + `"`), CodeInvalidClientMetadata, "logo_uri is longer"},
 		{"contacts not array", Register, reg(`"contacts":"me@example.com"`), CodeInvalidClientMetadata, "contacts must be an array"},
@@ -256,12 +268,29 @@ func TestCheckClientIDURL(t *testing.T) {
 		{"https://user@example.com/client.json", true, false},
 		{"https://example.com/client.json#x", true, false},
 		{"https://example.com/c lient.json", true, false},
+		{"https://example.com/\u202enosj.json", true, false},
+		{"https://example.com/client.json?\u200b", true, false},
 	} {
 		if got := IsClientIDURL(tt.url); got != tt.isURL {
 			t.Errorf("IsClientIDURL(%q) = %v, want %v", tt.url, got, tt.isURL)
 		}
 		if err := CheckClientIDURL(tt.url); (err == nil) != tt.wantOK && tt.isURL {
 			t.Errorf("CheckClientIDURL(%q) = %v, want ok=%v", tt.url, err, tt.wantOK)
+		}
+	}
+	for _, tt := range []struct{ url, site string }{
+		{"https://claude.ai/oauth/client", "claude.ai"},
+		{"https://a.b.evil.example.com:8443/x?y=1", "example.com"},
+		{"https://A.Example.CO.UK/x", "example.co.uk"},
+		{"https://alice.github.io/client.json", "alice.github.io"}, // a shared public suffix
+		{"https://127.0.0.1:9/x", "127.0.0.1"},
+		{"https://[::1]:9/x", "::1"},
+		{"https://localhost/x", "localhost"},
+		{"https://example.com./x", "example.com"},
+		{"::", ""},
+	} {
+		if got := DocumentSite(tt.url); got != tt.site {
+			t.Errorf("DocumentSite(%q) = %q, want %q", tt.url, got, tt.site)
 		}
 	}
 	if !HostMatchesDomain("app.claude.ai", "claude.ai") || !HostMatchesDomain("claude.ai", ".claude.ai") || HostMatchesDomain("evilclaude.ai", "claude.ai") {

@@ -24,8 +24,9 @@ type Registration struct {
 	RateLimit int `json:"rate_limit"`
 	// RateWindow (rate_window). Default 1h.
 	RateWindow Duration `json:"rate_window"`
-	// MaxClients (max_clients) caps dynamic clients (registered plus
-	// metadata-document clients). Default 10000; negative means no cap.
+	// MaxClients (max_clients) caps registered (RFC 7591) clients.
+	// Default 10000; negative means no cap. Metadata-document clients
+	// have their own cap, cimd.max_clients.
 	MaxClients int `json:"max_clients"`
 	// AllowedScopes (allowed_scopes) are the scopes a dynamic client may
 	// register for; empty means any scope of any resource.
@@ -77,6 +78,32 @@ type CIMD struct {
 	// cached whatever its Cache-Control says. Defaults 5m and 24h.
 	MinTTL Duration `json:"min_ttl"`
 	MaxTTL Duration `json:"max_ttl"`
+	// FailureTTL (failure_ttl) is how long a document that could not be
+	// fetched or is invalid is remembered, so that presenting it again
+	// does not fetch it again. Default 1m; 0s to 1h.
+	FailureTTL Duration `json:"failure_ttl"`
+	// MaxClients (max_clients) caps metadata-document clients, apart
+	// from registration.max_clients. Default 10000; negative means no
+	// cap.
+	MaxClients int `json:"max_clients"`
+	// RateLimit (rate_limit) is how many new metadata-document clients
+	// one client IP may bring in per registration.rate_window (each
+	// unknown document URL counts, before it is fetched). Default 60;
+	// negative means unlimited.
+	RateLimit int `json:"rate_limit"`
+	// HostRateLimit (host_rate_limit) is how many new metadata-document
+	// clients the documents of one host may create per
+	// registration.rate_window, from any address. A host counts with its
+	// registrable domain (a.example.com and b.example.com share
+	// example.com's budget), and a query string does not make a new host.
+	// Default 60; negative means unlimited.
+	HostRateLimit int `json:"host_rate_limit"`
+	// FetchRateLimit (fetch_rate_limit) is how many documents and JWK
+	// Sets may be fetched from one host (as host_rate_limit counts it)
+	// per minute. Beyond it a new client of that host is refused with 503
+	// and a known one keeps its stored document. Default 60; negative
+	// means unlimited.
+	FetchRateLimit int `json:"fetch_rate_limit"`
 	// AllowHosts (allow_hosts) are host names whose documents may be
 	// fetched from loopback or private addresses. Only for `gatehouse
 	// dev` and tests; refused by `gatehouse serve`.
@@ -93,7 +120,8 @@ func DefaultRegistration() Registration {
 		IdleTTL:              Duration(90 * 24 * time.Hour),
 		PrivateUseSchemes:    slices.Clone(clientreg.DefaultPrivateUseSchemes),
 		ReverseDomainSchemes: true,
-		CIMD:                 CIMD{Mode: "open", MinTTL: Duration(5 * time.Minute), MaxTTL: Duration(24 * time.Hour)},
+		CIMD: CIMD{Mode: "open", MinTTL: Duration(5 * time.Minute), MaxTTL: Duration(24 * time.Hour), FailureTTL: Duration(time.Minute),
+			MaxClients: 10000, RateLimit: 60, HostRateLimit: 60, FetchRateLimit: 60},
 	}
 }
 
@@ -163,6 +191,20 @@ func (r Registration) validate(dev bool) []error {
 	bad(c.MinTTL < 0 || c.MaxTTL < 0, "registration.cimd.min_ttl and max_ttl must not be negative")
 	bad(c.MinTTL > 0 && c.MaxTTL > 0 && c.MaxTTL < c.MinTTL, "registration.cimd.max_ttl (%s) must be at least min_ttl (%s)", time.Duration(c.MaxTTL), time.Duration(c.MinTTL))
 	bad(c.MaxTTL > Duration(7*24*time.Hour), "registration.cimd.max_ttl must be at most 168h: a client's changed document must take effect within a week")
+	bad(c.FailureTTL < 0 || c.FailureTTL > Duration(time.Hour), "registration.cimd.failure_ttl (%s) must be between 0s and 1h: failures must be remembered to stop repeated fetches, and a fixed document must work again within the hour", time.Duration(c.FailureTTL))
+	def := DefaultRegistration().CIMD
+	for _, l := range []struct {
+		key    string
+		v, def int
+	}{
+		{"max_clients", c.MaxClients, def.MaxClients},
+		{"rate_limit", c.RateLimit, def.RateLimit},
+		{"host_rate_limit", c.HostRateLimit, def.HostRateLimit},
+		{"fetch_rate_limit", c.FetchRateLimit, def.FetchRateLimit},
+	} {
+		// 0 could mean "none" or "no limit"; it is neither.
+		bad(l.v == 0, "registration.cimd.%s must not be 0: leave it out for the default (%d), or make it negative for no limit", l.key, l.def)
+	}
 	bad(!dev && len(c.AllowHosts) > 0, "registration.cimd.allow_hosts lets documents be fetched from loopback and private addresses; it is only accepted by `gatehouse dev`")
 	return errs
 }

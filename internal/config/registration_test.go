@@ -37,6 +37,12 @@ func TestRegistrationValidate(t *testing.T) {
 		{"bad client credentials scope", func(r *Registration) {
 			r.AllowClientCredentials, r.ClientCredentialsScopes = true, []string{"a\x7f"}
 		}, false, "client_credentials_scopes"},
+		{"negative failure_ttl", func(r *Registration) { r.CIMD.FailureTTL = Duration(-time.Second) }, false, "registration.cimd.failure_ttl (-1s) must be between 0s and 1h"},
+		{"failure_ttl too long", func(r *Registration) { r.CIMD.FailureTTL = Duration(2 * time.Hour) }, false, "registration.cimd.failure_ttl (2h0m0s) must be between"},
+		{"zero cimd cap", func(r *Registration) { r.CIMD.MaxClients = 0 }, false, "registration.cimd.max_clients must not be 0: leave it out for the default (10000)"},
+		{"zero cimd rate", func(r *Registration) { r.CIMD.RateLimit = 0 }, false, "registration.cimd.rate_limit must not be 0: leave it out for the default (60)"},
+		{"zero host rate", func(r *Registration) { r.CIMD.HostRateLimit = 0 }, false, "registration.cimd.host_rate_limit must not be 0"},
+		{"zero fetch rate", func(r *Registration) { r.CIMD.FetchRateLimit = 0 }, false, "registration.cimd.fetch_rate_limit must not be 0"},
 	}
 	for _, tt := range tests {
 		r := DefaultRegistration()
@@ -77,6 +83,9 @@ func TestRegistrationLoad(t *testing.T) {
     mode: allowlist
     allow_domains: [claude.ai]
     max_ttl: 1h
+    failure_ttl: 30s
+    max_clients: 500
+    host_rate_limit: -1
 `
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -87,8 +96,16 @@ func TestRegistrationLoad(t *testing.T) {
 	}
 	r := c.Registration
 	if r.Mode != "open" || r.RateLimit != 5 || len(r.AllowedScopes) != 1 || !r.AllowClientCredentials || len(r.ClientCredentialsScopes) != 1 || r.PrivateUseSchemes == nil || len(r.PrivateUseSchemes) != 0 ||
-		r.CIMD.Mode != "allowlist" || r.CIMD.AllowDomains[0] != "claude.ai" || time.Duration(r.CIMD.MaxTTL) != time.Hour {
+		r.CIMD.Mode != "allowlist" || r.CIMD.AllowDomains[0] != "claude.ai" || time.Duration(r.CIMD.MaxTTL) != time.Hour ||
+		time.Duration(r.CIMD.FailureTTL) != 30*time.Second || r.CIMD.MaxClients != 500 || r.CIMD.HostRateLimit != -1 ||
+		r.CIMD.RateLimit != 60 || r.CIMD.FetchRateLimit != 60 || r.MaxClients != 10000 {
 		t.Errorf("loaded %+v", r)
+	}
+	// The environment reaches the new keys too.
+	env := map[string]string{"GATEHOUSE_REGISTRATION_CIMD_FETCH_RATE_LIMIT": "10", "GATEHOUSE_REGISTRATION_CIMD_FAILURE_TTL": "2m"}
+	c, err = Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil || c.Registration.CIMD.FetchRateLimit != 10 || time.Duration(c.Registration.CIMD.FailureTTL) != 2*time.Minute {
+		t.Errorf("from the environment: %+v, %v", c.Registration.CIMD, err)
 	}
 	if err := os.WriteFile(path, []byte("registration:\n  modes: open\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -75,6 +75,11 @@ type Clients interface {
 	CreateClient(ctx context.Context, c Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
+	// CountClients returns how many clients of origin exist. Its cost does
+	// not grow with the number of clients (the database keeps a count per
+	// origin, updated with every insert and delete), so the registration
+	// endpoints can check their caps on every new client.
+	CountClients(ctx context.Context, origin ClientOrigin) (int, error)
 	// UpdateClient loads the client, applies fn and stores the result in one
 	// transaction. The ID cannot change. When the redirect URIs change, the
 	// client's remembered consents are deleted in the same transaction: a

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 //go:embed templates/*.html
@@ -95,6 +96,7 @@ func New(opts Options) (*Pages, error) {
 		"join":       strings.Join,
 		"formatTime": formatTime,
 		"rfc3339":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"visible":    Visible,
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -156,8 +158,10 @@ type ConsentData struct {
 	// RedirectURI is where the browser goes after the decision.
 	RedirectURI string
 	// RedirectHost is shown big and bold: "After you allow, you will be
-	// sent to <host>". Empty means the host of RedirectURI (or its scheme,
-	// for a private-use scheme like com.example.app:/cb).
+	// sent to <host>". Empty means the host (with port) of an http or
+	// https RedirectURI, and "the app <scheme>" for a private-use scheme:
+	// com.evil.app://github.com/cb opens the app com.evil.app, whatever
+	// host it names, so it must not read as "github.com".
 	RedirectHost string
 	// LoopbackOnly shows a warning that the redirect goes to this computer,
 	// where any local program could be receiving it.
@@ -245,15 +249,18 @@ type view struct {
 }
 
 // Login writes the sign-in page with the given status; 0 means 200. Use
-// 401 to show it again after a failed attempt.
+// 401 to show it again after a failed attempt. Format characters are
+// removed from ClientName (see [Visible]).
 func (p *Pages) Login(w http.ResponseWriter, r *http.Request, status int, d LoginData) {
 	if d.CSRF == "" {
 		d.CSRF = p.CSRFToken(w, r)
 	}
+	d.ClientName = Visible(d.ClientName)
 	p.render(w, r, orStatus(status, http.StatusOK), "login", d)
 }
 
-// Consent writes the consent page with status 200.
+// Consent writes the consent page with status 200. Format characters are
+// removed from everything the client chose (see [Visible]).
 func (p *Pages) Consent(w http.ResponseWriter, r *http.Request, d ConsentData) {
 	if d.CSRF == "" {
 		d.CSRF = p.CSRFToken(w, r)
@@ -264,17 +271,43 @@ func (p *Pages) Consent(w http.ResponseWriter, r *http.Request, d ConsentData) {
 	if d.RedirectHost == "" {
 		d.RedirectHost = redirectHost(d.RedirectURI)
 	}
+	for _, f := range []*string{&d.ClientName, &d.ClientID, &d.ClientURI, &d.Publisher, &d.RedirectURI, &d.RedirectHost} {
+		*f = Visible(*f)
+	}
 	p.render(w, r, http.StatusOK, "consent", d)
 }
 
-// Error writes the error page with the given status; 0 means 500.
+// Error writes the error page with the given status; 0 means 500. Format
+// characters are removed from Description, which may quote what a client
+// sent (see [Visible]).
 func (p *Pages) Error(w http.ResponseWriter, r *http.Request, status int, d ErrorData) {
 	status = orStatus(status, http.StatusInternalServerError)
 	if d.Title == "" {
 		d.Title = http.StatusText(status)
 	}
+	d.Description = Visible(d.Description)
 	p.render(w, r, status, "error", d)
 }
+
+// Visible removes Unicode format characters (category Cf: bidi controls
+// such as U+202E, zero-width spaces and joiners) from s. Registration
+// refuses them in client metadata; the pages remove them again from any
+// client-supplied text they show, for clients stored before that rule or
+// created by other means, because on a page they can only disguise a name
+// or an address.
+func Visible(s string) string {
+	if !strings.ContainsFunc(s, isFormat) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isFormat(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // Message writes a page with a heading and one paragraph, with the given
 // status; 0 means 200.
@@ -293,6 +326,7 @@ func (p *Pages) Consents(w http.ResponseWriter, r *http.Request, d ConsentsData)
 		if it.ClientName == "" {
 			it.ClientName = it.ClientID
 		}
+		it.ClientName = Visible(it.ClientName) // ClientID is posted back: the template shows it through visible
 		items[i] = it
 	}
 	d.Items = items
@@ -328,18 +362,20 @@ func orStatus(status, def int) int {
 }
 
 // redirectHost is what the consent page names as the destination: the
-// host (with port) of an http(s) redirect URI, or "scheme:" for a
-// private-use scheme that has no host.
+// host (with port) of an http or https redirect URI, or "the app
+// <scheme>" for any other scheme. A private-use scheme opens whichever
+// app claimed it, so the host it may name (com.evil.app://github.com/cb)
+// says nothing about where the code goes.
 func redirectHost(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return raw
 	}
-	if u.Host != "" {
+	switch scheme := strings.ToLower(u.Scheme); {
+	case (scheme == "http" || scheme == "https") && u.Host != "":
 		return u.Host
-	}
-	if u.Scheme != "" {
-		return u.Scheme + ":"
+	case scheme != "" && scheme != "http" && scheme != "https":
+		return "the app " + u.Scheme
 	}
 	return raw
 }

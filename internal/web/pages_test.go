@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -257,6 +258,49 @@ func TestPagesEscape(t *testing.T) {
 	}
 }
 
+// TestPagesStripFormatCharacters: client-supplied text reaches no page
+// with a Unicode format character in it (U+202E would show
+// "Evil\u202egnp.exe" as "Evilexe.png"), while the revoke form still
+// posts the client_id as stored.
+func TestPagesStripFormatCharacters(t *testing.T) {
+	p := newPages(t, false)
+	const evil = "Evil\u202egnp.exe\u200b\u2066\ufeff"
+	c := consentData
+	c.ClientName, c.ClientID, c.ClientURI, c.Publisher, c.RedirectURI, c.RedirectHost = evil, evil, evil, evil, evil, ""
+	tests := []struct {
+		name string
+		f    func(w http.ResponseWriter, r *http.Request)
+	}{
+		{"login", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, 0, LoginData{ClientName: evil}) }},
+		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, c) }},
+		{"error", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Description: evil}) }},
+		{"consents", func(w http.ResponseWriter, r *http.Request) {
+			p.Consents(w, r, ConsentsData{Items: []ConsentItem{{ClientName: evil, ClientID: evil, Resource: "https://mcp.example.com/mcp"}}})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := render(t, tt.f).Body.String()
+			shown := body
+			if tt.name == "consents" {
+				if got := fieldValue(t, body, "client_id"); got != evil {
+					t.Errorf("revoke form posts client_id %q, want the stored %q", got, evil)
+				}
+				shown = strings.ReplaceAll(body, `value="`+evil+`"`, "")
+			}
+			if strings.ContainsFunc(shown, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+				t.Errorf("the %s page shows a format character:\n%q", tt.name, shown)
+			}
+			if !strings.Contains(shown, "Evilgnp.exe") {
+				t.Errorf("the %s page does not show the text without its format characters:\n%s", tt.name, shown)
+			}
+		})
+	}
+	if got := Visible("plain"); got != "plain" {
+		t.Errorf("Visible(%q) = %q", "plain", got)
+	}
+}
+
 func TestPagesActionURLFiltered(t *testing.T) {
 	p := newPages(t, false)
 	body := render(t, func(w http.ResponseWriter, r *http.Request) {
@@ -279,8 +323,10 @@ func TestConsentRedirectHost(t *testing.T) {
 		{"https://app.example.com/cb", "", "app.example.com"},
 		{"http://127.0.0.1:3000/callback", "", "127.0.0.1:3000"},
 		{"http://[::1]:8080/cb", "", "[::1]:8080"},
-		{"com.example.app:/oauth2redirect", "", "com.example.app:"},
-		{"claude://claude.ai/mcp-auth-callback/sdk", "", "claude.ai"},
+		{"com.example.app:/oauth2redirect", "", "the app com.example.app"},
+		{"claude://claude.ai/mcp-auth-callback/sdk", "", "the app claude"},
+		{"com.evil.app://github.com/cb", "", "the app com.evil.app"},
+		{"HTTPS://App.Example.com/cb", "", "App.Example.com"},
 	}
 	for _, tt := range tests {
 		d := consentData

@@ -4,9 +4,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -132,5 +137,68 @@ func TestMigrate(t *testing.T) {
 	}
 	if ms, err := stores[2].Migrate(t.Context()); err != nil || len(ms) != 0 {
 		t.Errorf("Migrate() again = %v, %v; want nothing applied", ms, err)
+	}
+}
+
+// TestClientCountsMigration: 0003_client_counts.sql starts the counts from
+// the clients a database already holds, then keeps them.
+func TestClientCountsMigration(t *testing.T) {
+	ctx := t.Context()
+	d := dsn(t)
+	schema := freshSchema(t, d)
+
+	// The schema before 0003, with clients in it.
+	before := fstest.MapFS{}
+	files, err := fs.Glob(os.DirFS("migrations"), "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if name >= "0003" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = &fstest.MapFile{Data: b}
+	}
+	// postgres.Open creates the schema and sets the search path; its
+	// pool then serves a store that knows only the older migrations.
+	base, err := postgres.Open(ctx, postgres.Options{DSN: d, Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sqlstore.New(sqlstore.Config{Writer: base.DB(), Dialect: postgres.Dialect, Migrations: before, Now: func() time.Time { return time.Unix(1e9, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate() to the schema before 0003 = %v", err)
+	}
+	origins := []storage.ClientOrigin{storage.OriginStatic, storage.OriginDCR, storage.OriginDCR, storage.OriginCIMD, storage.OriginCIMD, storage.OriginCIMD}
+	for i, o := range origins {
+		if err := old.CreateClient(ctx, storage.Client{ID: fmt.Sprint("c", i), Origin: o}); err != nil {
+			t.Fatalf("CreateClient(c%d) = %v", i, err)
+		}
+	}
+	old.Close()
+
+	s, err := postgres.Open(ctx, postgres.Options{DSN: d, Schema: schema, AutoMigrate: true})
+	if err != nil {
+		t.Fatalf("postgres.Open() migrating to 0003 = %v", err)
+	}
+	defer s.Close()
+	want := map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 2, storage.OriginCIMD: 3}
+	for o, n := range want {
+		if got, err := s.CountClients(ctx, o); err != nil || got != n {
+			t.Errorf("CountClients(%q) after the migration = %d, %v; want %d", o, got, err, n)
+		}
+	}
+	if err := s.DeleteClient(ctx, "c5"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CountClients(ctx, storage.OriginCIMD); err != nil || got != 2 {
+		t.Errorf("CountClients(cimd) after a delete = %d, %v; want 2", got, err)
 	}
 }

@@ -1,11 +1,18 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/storagetest"
 )
 
@@ -78,5 +85,65 @@ func TestPragmas(t *testing.T) {
 		if err := s.DB().QueryRowContext(t.Context(), "PRAGMA "+tt.pragma).Scan(&got); err != nil || got != tt.want {
 			t.Errorf("PRAGMA %s = %q, %v; want %q", tt.pragma, got, err, tt.want)
 		}
+	}
+}
+
+// TestClientCountsMigration: 0003_client_counts.sql starts the counts from
+// the clients a database already holds, then keeps them.
+func TestClientCountsMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+
+	// The schema before 0003, with clients in it.
+	before := fstest.MapFS{}
+	files, err := fs.Glob(os.DirFS("migrations"), "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if name >= "0003" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = &fstest.MapFile{Data: b}
+	}
+	db, err := sql.Open("sqlite", path+"?_txlock=immediate&_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sqlstore.New(sqlstore.Config{Writer: db, Dialect: sqlite.Dialect, Migrations: before, Now: func() time.Time { return time.Unix(1e9, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate() to the schema before 0003 = %v", err)
+	}
+	origins := []storage.ClientOrigin{storage.OriginStatic, storage.OriginDCR, storage.OriginDCR, storage.OriginCIMD, storage.OriginCIMD, storage.OriginCIMD}
+	for i, o := range origins {
+		if err := old.CreateClient(ctx, storage.Client{ID: fmt.Sprint("c", i), Origin: o}); err != nil {
+			t.Fatalf("CreateClient(c%d) = %v", i, err)
+		}
+	}
+	old.Close()
+
+	s, err := sqlite.Open(ctx, sqlite.Options{Path: path})
+	if err != nil {
+		t.Fatalf("sqlite.Open() migrating to 0003 = %v", err)
+	}
+	defer s.Close()
+	want := map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 2, storage.OriginCIMD: 3}
+	for o, n := range want {
+		if got, err := s.CountClients(ctx, o); err != nil || got != n {
+			t.Errorf("CountClients(%q) after the migration = %d, %v; want %d", o, got, err, n)
+		}
+	}
+	if err := s.DeleteClient(ctx, "c5"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CountClients(ctx, storage.OriginCIMD); err != nil || got != 2 {
+		t.Errorf("CountClients(cimd) after a delete = %d, %v; want 2", got, err)
 	}
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -90,6 +91,22 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
 	return cs, nil
+}
+
+// CountClients reads the count of origin's clients from client_counts,
+// which triggers on clients keep (migration 0003_client_counts.sql): one
+// row read however many clients there are. An origin without a row has
+// none.
+func (s *Store) CountClients(ctx context.Context, origin storage.ClientOrigin) (int, error) {
+	var n int64
+	err := s.mapErr(s.queryRowContext(ctx, s.r, "SELECT n FROM client_counts WHERE origin = ?", string(origin)).Scan(&n))
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count clients: %w", err)
+	}
+	return int(max(n, 0)), nil
 }
 
 // UpdateClient loads the client (locking it), applies fn and stores the

@@ -31,6 +31,7 @@ func RunConcurrencyTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ConcurrentUseOnce", raceUseOnce},
 		{"ConcurrentAddFailure", raceAddFailure},
 		{"ConcurrentUpdateClient", raceUpdateClient},
+		{"ConcurrentClientCounts", raceClientCounts},
 		{"ConcurrentRotateSigningKey", raceRotateSigningKey},
 		{"ConcurrentAuditTail", raceAuditTail},
 	} {
@@ -227,6 +228,56 @@ func raceUpdateClient(t *testing.T, s storage.Store) {
 	wantErr(t, `GetClient("c1")`, err, nil)
 	if want := c.TokenCount + int64(won); got.TokenCount != want {
 		t.Errorf(`GetClient("c1").TokenCount = %d, want %d (%d updates succeeded)`, got.TokenCount, want, won)
+	}
+}
+
+// raceClientCounts: concurrent creates and deletes, including racers
+// creating the same id (one wins) and deleting the same client (one
+// wins), leave CountClients equal to the clients that exist.
+func raceClientCounts(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	for i := range racers {
+		c := newClient(fmt.Sprint("old", i))
+		c.Origin = storage.OriginCIMD
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatalf("CreateClient(%q) = %v", c.ID, err)
+		}
+	}
+	warmUp(s)
+	errs := race(func(i int) error {
+		var err error
+		switch i % 4 {
+		case 0: // a new client of its own
+			c := newClient(fmt.Sprint("new", i))
+			c.Origin = storage.OriginCIMD
+			err = s.CreateClient(ctx, c)
+		case 1: // the same new client as every other case-1 racer
+			c := newClient("shared")
+			c.Origin = storage.OriginCIMD
+			if err = s.CreateClient(ctx, c); errors.Is(err, storage.ErrAlreadyExists) {
+				err = nil
+			}
+		case 2: // an existing client of its own
+			err = s.DeleteClient(ctx, fmt.Sprint("old", i))
+		case 3: // the same existing client as every other case-3 racer
+			if err = s.DeleteClient(ctx, "old3"); errors.Is(err, storage.ErrNotFound) {
+				err = nil
+			}
+		}
+		// The caller retries a conflict; the count must still match.
+		if errors.Is(err, storage.ErrConflict) {
+			return nil
+		}
+		return err
+	})
+	for i, err := range errs {
+		wantErr(t, fmt.Sprintf("racer %d", i), err, nil)
+	}
+	list, err := s.ListClients(ctx)
+	wantErr(t, "ListClients()", err, nil)
+	n, err := s.CountClients(ctx, storage.OriginCIMD)
+	if err != nil || n != len(list) {
+		t.Errorf("CountClients(cimd) after racing creates and deletes = %d, %v; want %d (the clients that exist)", n, err, len(list))
 	}
 }
 

@@ -40,6 +40,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ClientsCRUD", testClients},
 		{"ClientCascadeDelete", testClientCascade},
 		{"ClientResetAndConsents", testClientReset},
+		{"ClientCounts", testClientCounts},
 		{"Users", testUsers},
 		{"UserCascadeDelete", testUserCascade},
 		{"Resources", testResources},
@@ -485,6 +486,90 @@ func testClientReset(t *testing.T, s storage.Store) {
 	wantErr(t, `UpdateClient("renamed")`, err, nil)
 	_, err = s.GetConsent(ctx, "u1", "renamed", "https://mcp.example/")
 	wantFound(t, `GetConsent(u1, "renamed") after a rename`, err, true)
+}
+
+// wantCounts checks CountClients for every origin against want (a missing
+// origin means 0).
+func wantCounts(t *testing.T, s storage.Store, when string, want map[storage.ClientOrigin]int) {
+	t.Helper()
+	for _, o := range []storage.ClientOrigin{storage.OriginStatic, storage.OriginDCR, storage.OriginCIMD, "other"} {
+		n, err := s.CountClients(t.Context(), o)
+		if err != nil || n != want[o] {
+			t.Errorf("%s: CountClients(%q) = %d, %v; want %d, nil", when, o, n, err, want[o])
+		}
+	}
+}
+
+// testClientCounts: CountClients follows every way a client comes and
+// goes, and nothing else.
+func testClientCounts(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	wantCounts(t, s, "empty store", nil)
+	create := func(id string, o storage.ClientOrigin) {
+		t.Helper()
+		c := newClient(id)
+		c.Origin = o
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatalf("CreateClient(%q) = %v, want nil", id, err)
+		}
+	}
+	create("s1", storage.OriginStatic)
+	create("d1", storage.OriginDCR)
+	create("d2", storage.OriginDCR)
+	create("d3", storage.OriginDCR)
+	create("m1", storage.OriginCIMD)
+	create("m2", storage.OriginCIMD)
+	wantCounts(t, s, "after creates", map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 3, storage.OriginCIMD: 2})
+
+	// A refused duplicate, a failed or plain update, a touch and garbage
+	// collection change no count.
+	dup := newClient("d1")
+	dup.Origin = storage.OriginCIMD
+	wantErr(t, `CreateClient("d1") again`, s.CreateClient(ctx, dup), storage.ErrAlreadyExists)
+	_, err := s.UpdateClient(ctx, "d1", func(c storage.Client) (storage.Client, error) {
+		c.Origin = storage.OriginCIMD
+		return c, errFromFn
+	})
+	wantErr(t, `UpdateClient("d1") with failing closure`, err, errFromFn)
+	_, err = s.UpdateClient(ctx, "d2", func(c storage.Client) (storage.Client, error) { c.Name = "renamed"; return c, nil })
+	wantErr(t, `UpdateClient("d2")`, err, nil)
+	wantErr(t, `TouchClient("d3")`, s.TouchClient(ctx, "d3", at(time.Hour)), nil)
+	_, err = s.GarbageCollect(ctx, at(1000*time.Hour))
+	wantErr(t, "GarbageCollect", err, nil)
+	wantCounts(t, s, "after duplicate, updates, touch and GC", map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 3, storage.OriginCIMD: 2})
+
+	// DeleteClient, also of a client with codes, grants and consents (the
+	// reaper's path); deleting an unknown client changes nothing.
+	mustCreateUser(t, s, "u1")
+	issueAll(t, s, "d1", "u1")
+	wantErr(t, `DeleteClient("d1")`, s.DeleteClient(ctx, "d1"), nil)
+	wantErr(t, `DeleteClient("m1")`, s.DeleteClient(ctx, "m1"), nil)
+	wantErr(t, `DeleteClient("d1") again`, s.DeleteClient(ctx, "d1"), storage.ErrNotFound)
+	wantErr(t, `DeleteClient("nope")`, s.DeleteClient(ctx, "nope"), storage.ErrNotFound)
+	wantCounts(t, s, "after deletes", map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 2, storage.OriginCIMD: 1})
+
+	// Re-creating under the same id (a reaped client registered again,
+	// a metadata document whose keys changed) counts once.
+	wantErr(t, `DeleteClient("d2")`, s.DeleteClient(ctx, "d2"), nil)
+	create("d2", storage.OriginDCR)
+	wantCounts(t, s, "after re-create", map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 2, storage.OriginCIMD: 1})
+
+	// An update that changes the origin moves the client between counts.
+	_, err = s.UpdateClient(ctx, "d3", func(c storage.Client) (storage.Client, error) { c.Origin = "other"; return c, nil })
+	wantErr(t, `UpdateClient("d3") changing the origin`, err, nil)
+	wantCounts(t, s, "after an origin change", map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 1, storage.OriginCIMD: 1, "other": 1})
+
+	// Down to zero, and up again.
+	for _, id := range []string{"s1", "d2", "m2", "d3"} {
+		wantErr(t, fmt.Sprintf("DeleteClient(%q)", id), s.DeleteClient(ctx, id), nil)
+	}
+	wantCounts(t, s, "after deleting all", nil)
+	create("m3", storage.OriginCIMD)
+	wantCounts(t, s, "after one more create", map[storage.ClientOrigin]int{storage.OriginCIMD: 1})
+	list, err := s.ListClients(ctx)
+	if err != nil || len(list) != 1 {
+		t.Errorf("ListClients() = %d clients, %v; want 1", len(list), err)
+	}
 }
 
 // ---- users ----------------------------------------------------------------
