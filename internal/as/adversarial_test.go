@@ -75,6 +75,12 @@ package as
 // | F4 storage amplification at /authorize: a stored pending request  | –              | TestAdversarialAuthorizeStoresNothing,                      |
 // |   per anonymous request, state/nonce of any length; counter rows  |                |   TestAdversarialLoginThrottleRows                          |
 // | F8 HEAD /authorize issues a code like GET                         | –              | TestAdversarialHeadAuthorize                                |
+// |                                                                   |                |                                                             |
+// | Issue 20 (second outside review), tests in review_test.go:        |                |                                                             |
+// | F2 a password change (or revoke, disable) leaves sessions,        | RFC 9700 §4.14 | TestAdversarialPasswordChangeRevokes (+ storage suite       |
+// |   refresh tokens and access tokens working, on every replica      |                |   UserReset, test/replicas)                                 |
+// | F3 RFC 7592 update not atomic: lost updates, deleted clients back | RFC 7592 §2    | TestRegistrationUpdateAtomic                                |
+// | F4 a deleted or re-created client's machine tokens stay active    | RFC 7662 §2.2  | TestAdversarialDeletedClientTokens                          |
 // | F5 flood of metadata-document clients from one address, or from  | –              | TestAdversarialCIMDClientFlood                              |
 // |   many addresses on one host (query strings), past the budgets    |                |                                                             |
 // | F5 document clients filling registration.max_clients (503 for    | –              | TestAdversarialClientCapsSeparate (+ TestCIMDLimits/cap)    |

@@ -25,19 +25,29 @@ const (
 	msgBadLogin     = "The username or password is incorrect."
 	msgFormExpired  = "The form expired or was sent from another page. Please try again."
 	msgTooManyTries = "Too many failed sign-in attempts. Try again in %s."
+	msgDisabled     = "This account is disabled. Ask the administrator of this server."
 )
 
-// currentSession returns the browser's valid session, or nil.
+// currentSession returns the browser's valid session, or nil. A session
+// is valid until it expires, unless its user was disabled or everything
+// they held was revoked since they signed in (a password change,
+// `gatehouse user revoke`): the user's epoch moved on. The user is read on
+// every call, so a revocation on one replica ends the session on all.
 func (s *Server) currentSession(r *http.Request) *storage.Session {
 	ck, err := r.Cookie(s.opts.Pages.CookieName(sessionCookie))
 	if err != nil || ck.Value == "" {
 		return nil
 	}
-	sess, err := s.opts.Store.GetSession(r.Context(), token.Hash(ck.Value))
+	ctx := r.Context()
+	sess, err := s.opts.Store.GetSession(ctx, token.Hash(ck.Value))
 	if err != nil {
 		return nil
 	}
 	if !s.now().Before(sess.ExpiresAt) {
+		return nil
+	}
+	u, err := s.opts.Store.GetUser(ctx, sess.UserID)
+	if err != nil || !u.DisabledAt.IsZero() || u.Epoch != sess.UserEpoch {
 		return nil
 	}
 	return &sess
@@ -189,6 +199,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			valid = false
 		}
 	}
+	if valid && !u.DisabledAt.IsZero() {
+		// Only someone who knows the password learns that the account
+		// is disabled; the attempt stays counted.
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: p.ClientID, Outcome: "denied"})
+		s.showLogin(w, r, p, http.StatusForbidden, username, msgDisabled)
+		return
+	}
 	if !valid {
 		// The attempt was counted above: it stays counted.
 		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: p.ClientID, Outcome: "failure"})
@@ -200,7 +217,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	reserved = []string{ipKey}
 	refund()
-	sess, err := s.startSession(w, r, u.ID)
+	sess, err := s.startSession(w, r, u)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
@@ -209,10 +226,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.continueAuthorization(w, r, p, sess, true)
 }
 
-// startSession creates a new session for userID. The session id is always
-// new, and any previous session of this browser is deleted: an id planted
-// before login is never promoted (session fixation).
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID string) (*storage.Session, error) {
+// startSession creates a new session for u. The session id is always new,
+// and any previous session of this browser is deleted: an id planted
+// before login is never promoted (session fixation). It belongs to u's
+// epoch as read when the password was checked: a revocation that happened
+// since voids it at once.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u storage.User) (*storage.Session, error) {
 	name := s.opts.Pages.CookieName(sessionCookie)
 	if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
 		if err := s.opts.Store.DeleteSession(r.Context(), token.Hash(ck.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -224,7 +243,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID str
 		return nil, err
 	}
 	now := s.now()
-	sess := storage.Session{IDHash: token.Hash(id), UserID: userID, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL)}
+	sess := storage.Session{IDHash: token.Hash(id), UserID: u.ID, UserEpoch: u.Epoch, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL)}
 	if err := s.opts.Store.CreateSession(r.Context(), sess); err != nil {
 		return nil, err
 	}

@@ -780,6 +780,9 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 	update, detail := s.opts.Store.UpdateClient, "metadata updated"
 	if securityChanged(c, next) {
 		update, detail = s.opts.Store.ResetClient, "security-relevant change: tokens, codes and consents revoked"
+		next.ResetAt = next.UpdatedAt // voids its machine tokens too (introspection)
+	} else {
+		next.ResetAt = c.ResetAt
 	}
 	next, err = update(ctx, c.ID, func(cur storage.Client) (storage.Client, error) {
 		switch {

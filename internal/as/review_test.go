@@ -581,3 +581,153 @@ func TestAdversarialHeadAuthorize(t *testing.T) {
 	}
 	assertUnchanged(t, ts, before)
 }
+
+// TestAdversarialPasswordChangeRevokes (issue 20 F2): after a password
+// change (what gatehouse user passwd and user revoke do: storage.ResetUser)
+// nothing issued before it works: the thief's browser session no longer
+// gets codes silently, their refresh token is refused, their access token
+// introspects inactive, and a sign-in that raced the change gets a session
+// that is void. Disabling the user does the same and blocks sign-in.
+func TestAdversarialPasswordChangeRevokes(t *testing.T) {
+	ts := newTestServer(t, nil)
+	owner := advTokens(t, ts, defaultAuth()) // the user's own session and tokens
+	thief := newBrowser(t)
+	loc := ts.authorize(t, thief, defaultAuth())
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code: %s", loc)
+	}
+	s, _, body := ts.post(t, "/token", exchange(code), "", "")
+	if s != http.StatusOK {
+		t.Fatalf("code exchange = %d %s", s, body)
+	}
+	var stolen tokenResponse
+	must(t, json.Unmarshal([]byte(body), &stolen))
+	// A sign-in racing the change: the password is checked (the user, and
+	// so the epoch, read) before the change, the session written after it.
+	u, err := ts.Store.GetUserByName(t.Context(), testUser)
+	must(t, err)
+
+	_, err = ts.Store.ResetUser(t.Context(), ts.userID, ts.Clock.Now(), func(u storage.User) (storage.User, error) {
+		u.PasswordHash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+		return u, nil
+	})
+	must(t, err)
+
+	// The thief's browser is asked to sign in again: no code.
+	p := thief.get(defaultAuth().url(ts.URL))
+	assertNoLocation(t, p)
+	if p.status != http.StatusOK || !strings.Contains(p.body, `id="login-form"`) {
+		t.Errorf("the thief's session after the change: status %d, want the login page", p.status)
+	}
+	// The raced session is void too.
+	racer := httptest.NewRecorder()
+	raced, err := ts.startSession(racer, httptest.NewRequest(http.MethodPost, "/login", nil), u)
+	must(t, err)
+	ck := racer.Result().Cookies()[0]
+	req := httptest.NewRequest(http.MethodGet, "/authorize", nil)
+	req.AddCookie(ck)
+	if ts.currentSession(req) != nil || raced == nil {
+		t.Error("a session started with the old password is valid after the change")
+	}
+	s, _, body = ts.post(t, "/token", refreshForm(stolen.RefreshToken), "", "")
+	assertOAuthError(t, s, body, http.StatusBadRequest, "invalid_grant")
+	if ts.introspect(t, stolen.AccessToken) {
+		t.Error("an access token issued before the change introspects active")
+	}
+	if ts.introspect(t, owner.AccessToken) {
+		t.Error("an access token of the user's other session introspects active")
+	}
+
+	// Disabled: sessions end, the right password is refused with a page
+	// that says so, and nothing is issued.
+	ts2 := newTestServer(t, nil)
+	b := newBrowser(t)
+	ts2.authorize(t, b, defaultAuth())
+	_, err = ts2.Store.ResetUser(t.Context(), ts2.userID, ts2.Clock.Now(), func(u storage.User) (storage.User, error) {
+		u.DisabledAt = ts2.Clock.Now()
+		return u, nil
+	})
+	must(t, err)
+	p = b.get(defaultAuth().url(ts2.URL))
+	if !strings.Contains(p.body, `id="login-form"`) {
+		t.Fatalf("a disabled user's session still works: status %d", p.status)
+	}
+	before := ts2.snapshot(t)
+	p = ts2.login(t, b, p, testUser, testPassword)
+	assertNoLocation(t, p)
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, "This account is disabled") {
+		t.Errorf("sign-in of a disabled user = %d, want 403 saying the account is disabled", p.status)
+	}
+	assertUnchanged(t, ts2, before)
+}
+
+// TestAdversarialDeletedClientTokens (issue 20 F4): a machine token of a
+// client that was deleted, re-created, or reset (an RFC 7592 update that
+// revokes what it held) introspects inactive.
+func TestAdversarialDeletedClientTokens(t *testing.T) {
+	ts := newTestServer(t, openRegistration(allowMachineClients))
+	cc := func(id, secret string) string {
+		t.Helper()
+		s, _, body := ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}, id, secret)
+		if s != http.StatusOK {
+			t.Fatalf("client_credentials for %s = %d %s", id, s, body)
+		}
+		var tr tokenResponse
+		must(t, json.Unmarshal([]byte(body), &tr))
+		return tr.AccessToken
+	}
+	// An operator client, deleted and then created again with the same id.
+	tok := cc(confClient, confSecret)
+	if !ts.introspect(t, tok) {
+		t.Fatal("a fresh machine token introspects inactive")
+	}
+	old, err := ts.Store.GetClient(t.Context(), confClient)
+	must(t, err)
+	must(t, ts.Store.DeleteClient(t.Context(), confClient))
+	if ts.introspect(t, tok) {
+		t.Error("a deleted client's machine token introspects active")
+	}
+	ts.Clock.Advance(time.Second)
+	old.CreatedAt = ts.Clock.Now()
+	must(t, ts.Store.CreateClient(t.Context(), old))
+	if ts.introspect(t, tok) {
+		t.Error("a machine token of a client since re-created introspects active")
+	}
+	if fresh := cc(confClient, confSecret); !ts.introspect(t, fresh) {
+		t.Error("the re-created client's own token introspects inactive")
+	}
+
+	// A self-registered machine client: RFC 7592 update that changes its
+	// keys/authentication (reset), then DELETE.
+	r := ts.mustRegister(t, `{"client_name":"Worker","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic"}`)
+	id, secret, rat := r.str("client_id"), r.str("client_secret"), r.str("registration_access_token")
+	tok = cc(id, secret)
+	ts.Clock.Advance(time.Second)
+	u := ts.call(t, http.MethodPut, "/register/"+id, "application/json", `{"client_id":"`+id+`","client_secret":"`+secret+`","client_name":"Worker","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_post"}`, rat)
+	if u.status != http.StatusOK {
+		t.Fatalf("update = %d %s", u.status, u.body)
+	}
+	if ts.introspect(t, tok) {
+		t.Error("a machine token issued before a reset introspects active")
+	}
+	tok = cc2(t, ts, id, secret)
+	if d := ts.call(t, http.MethodDelete, "/register/"+id, "", "", rat); d.status != http.StatusNoContent {
+		t.Fatalf("DELETE = %d %s", d.status, d.body)
+	}
+	if ts.introspect(t, tok) {
+		t.Error("a machine token of a client deleted through RFC 7592 introspects active")
+	}
+}
+
+// cc2 is client_credentials with client_secret_post.
+func cc2(t *testing.T, ts *testServer, id, secret string) string {
+	t.Helper()
+	s, _, body := ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}, "client_id": {id}, "client_secret": {secret}}, "", "")
+	if s != http.StatusOK {
+		t.Fatalf("client_credentials (post) for %s = %d %s", id, s, body)
+	}
+	var tr tokenResponse
+	must(t, json.Unmarshal([]byte(body), &tr))
+	return tr.AccessToken
+}

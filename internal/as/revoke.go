@@ -174,6 +174,17 @@ func (s *Server) introspectAccess(ctx context.Context, tok string) (introspectio
 		if err != nil {
 			return introspection{}, oauth.Internal(err)
 		}
+	} else {
+		// A machine token has no grant to revoke: it lives as long as
+		// its client, read from storage (not the cache) so a delete on
+		// any replica counts at once (issue 20 F4).
+		live, err := s.clientIssued(ctx, claims.ClientID, claims.IssuedAt)
+		if err != nil {
+			return introspection{}, oauth.Internal(err)
+		}
+		if !live {
+			return introspection{}, nil
+		}
 	}
 	return introspection{
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
@@ -205,6 +216,25 @@ func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok st
 		Active: true, Scope: oauth.JoinScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: rt.Resource, Iss: s.opts.Issuer,
 	}, nil
+}
+
+// clientIssued reports whether the client clientID exists and is the one
+// that issued a token at iat: not deleted, not re-created since, and not
+// reset (everything it held revoked) since. iat has whole seconds, so the
+// comparison does too.
+func (s *Server) clientIssued(ctx context.Context, clientID string, iat time.Time) (bool, error) {
+	c, err := s.opts.Store.GetClient(ctx, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	since := c.CreatedAt
+	if c.ResetAt.After(since) {
+		since = c.ResetAt
+	}
+	return !iat.Before(since.Truncate(time.Second)), nil
 }
 
 func unixOrZero(t time.Time) int64 {

@@ -68,6 +68,11 @@ type Client struct {
 	UpdatedAt  time.Time
 	LastUsedAt time.Time // zero until the client first obtained a token
 	TokenCount int64
+	// ResetAt is when everything issued to the client was last revoked
+	// (ResetClient callers set it); zero if never. Access tokens issued
+	// before it, or before CreatedAt, are void: the client they were
+	// issued to is not this one any more.
+	ResetAt time.Time
 }
 
 // Clients stores OAuth clients.
@@ -108,8 +113,16 @@ type User struct {
 	ID           string
 	Username     string
 	PasswordHash string // PHC-formatted argon2id hash
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Epoch counts the times everything the user held was revoked
+	// (ResetUser: a password change, a revocation, disabling). A session
+	// started in an earlier epoch is void, even one a sign-in racing the
+	// revocation created after it.
+	Epoch int64
+	// DisabledAt is when the user was disabled; zero while enabled. A
+	// disabled user cannot sign in.
+	DisabledAt time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Users stores local users.
@@ -119,6 +132,11 @@ type Users interface {
 	GetUserByName(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	// ResetUser applies fn like UpdateUser, advances the user's Epoch and,
+	// in the same transaction, ends everything the user holds: sessions,
+	// consents and codes are deleted, and every grant is revoked at t, so
+	// refresh tokens stop working and access tokens introspect inactive.
+	ResetUser(ctx context.Context, id string, t time.Time, fn func(User) (User, error)) (User, error)
 	// DeleteUser removes the user with their sessions, consents, codes and
 	// refresh tokens.
 	DeleteUser(ctx context.Context, id string) error
@@ -158,8 +176,11 @@ type Resources interface {
 
 // Session is a browser login session.
 type Session struct {
-	IDHash    string // SHA-256 of the cookie value
-	UserID    string
+	IDHash string // SHA-256 of the cookie value
+	UserID string
+	// UserEpoch is the user's Epoch when they signed in: the session is
+	// void once the user's epoch moves on.
+	UserEpoch int64
 	AuthTime  time.Time
 	CreatedAt time.Time
 	ExpiresAt time.Time

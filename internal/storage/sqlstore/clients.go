@@ -19,7 +19,7 @@ var clientCols = []string{
 	"grant_types", "response_types", "token_endpoint_auth_method", "scopes",
 	"application_type", "jwks", "jwks_uri", "origin",
 	"registration_token_hash", "metadata", "created_at", "updated_at",
-	"last_used_at", "token_count",
+	"last_used_at", "token_count", "reset_at",
 }
 
 var (
@@ -36,7 +36,7 @@ func clientArgs(c storage.Client) []any {
 		encodeJSON(c.Scopes), c.ApplicationType, c.JWKS, c.JWKSURI,
 		string(c.Origin), c.RegistrationTokenHash, c.Metadata,
 		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.LastUsedAt),
-		c.TokenCount,
+		c.TokenCount, micros(c.ResetAt),
 	}
 }
 
@@ -44,13 +44,14 @@ func scanClient(r rowScanner) (storage.Client, error) {
 	var (
 		c                                      storage.Client
 		secretExp, created, updated, lastUsed  int64
+		reset                                  int64
 		redirect, grants, responses, scopes, o string
 	)
 	err := r.Scan(&c.ID, &c.SecretHash, &secretExp, &c.Name, &redirect,
 		&grants, &responses, &c.TokenEndpointAuthMethod, &scopes,
 		&c.ApplicationType, &c.JWKS, &c.JWKSURI, &o,
 		&c.RegistrationTokenHash, &c.Metadata, &created, &updated,
-		&lastUsed, &c.TokenCount)
+		&lastUsed, &c.TokenCount, &reset)
 	if err != nil {
 		return storage.Client{}, err
 	}
@@ -63,6 +64,7 @@ func scanClient(r rowScanner) (storage.Client, error) {
 	c.CreatedAt = fromMicros(created)
 	c.UpdatedAt = fromMicros(updated)
 	c.LastUsedAt = fromMicros(lastUsed)
+	c.ResetAt = fromMicros(reset)
 	return c, err
 }
 
@@ -226,7 +228,7 @@ func (s *Store) TouchClient(ctx context.Context, id string, t time.Time) error {
 }
 
 // userCols lists the users columns, id first.
-var userCols = []string{"id", "username", "password_hash", "created_at", "updated_at"}
+var userCols = []string{"id", "username", "password_hash", "epoch", "disabled_at", "created_at", "updated_at"}
 
 var (
 	userSelect = "SELECT " + cols(userCols) + " FROM users"
@@ -235,15 +237,16 @@ var (
 )
 
 func userArgs(u storage.User) []any {
-	return []any{u.ID, u.Username, u.PasswordHash, micros(u.CreatedAt), micros(u.UpdatedAt)}
+	return []any{u.ID, u.Username, u.PasswordHash, u.Epoch, micros(u.DisabledAt), micros(u.CreatedAt), micros(u.UpdatedAt)}
 }
 
 func scanUser(r rowScanner) (storage.User, error) {
 	var u storage.User
-	var created, updated int64
-	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &updated); err != nil {
+	var disabled, created, updated int64
+	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Epoch, &disabled, &created, &updated); err != nil {
 		return storage.User{}, err
 	}
+	u.DisabledAt = fromMicros(disabled)
 	u.CreatedAt = fromMicros(created)
 	u.UpdatedAt = fromMicros(updated)
 	return u, nil
@@ -290,6 +293,27 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 // in one transaction; see [Store.UpdateClient] for the rules fn follows.
 // Renaming to a taken username is storage.ErrAlreadyExists.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
+	u, err := s.updateUser(ctx, id, nil, fn)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("update user: %w", err)
+	}
+	return u, nil
+}
+
+// ResetUser is UpdateUser that also advances the user's epoch and, in the
+// same transaction, deletes their sessions, consents and codes and revokes
+// their grants at t.
+func (s *Store) ResetUser(ctx context.Context, id string, t time.Time, fn func(storage.User) (storage.User, error)) (storage.User, error) {
+	u, err := s.updateUser(ctx, id, &t, fn)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("reset user: %w", err)
+	}
+	return u, nil
+}
+
+// updateUser applies fn to the locked user; with reset set, it also ends
+// what the user holds (ResetUser).
+func (s *Store) updateUser(ctx context.Context, id string, reset *time.Time, fn func(storage.User) (storage.User, error)) (storage.User, error) {
 	var out storage.User
 	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
 		old, err := queryRow(ctx, s, tx, scanUser, userSelect+" WHERE id = ?"+s.d.ForUpdate, id)
@@ -303,6 +327,19 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(storage.User)
 		if u.ID != id {
 			return fmt.Errorf("user id cannot change (%q to %q)", id, u.ID)
 		}
+		if reset != nil {
+			u.Epoch = old.Epoch + 1
+			if err := s.runAll(ctx, tx, id,
+				"DELETE FROM sessions WHERE user_id = ?",
+				"DELETE FROM consents WHERE user_id = ?",
+				"DELETE FROM auth_codes WHERE user_id = ?",
+			); err != nil {
+				return err
+			}
+			if _, err := s.exec(ctx, tx, "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0", micros(*reset), id); err != nil {
+				return err
+			}
+		}
 		args := append(userArgs(u)[1:], id)
 		if _, err := s.exec(ctx, tx, userUpdate, args...); err != nil {
 			return err
@@ -310,10 +347,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(storage.User)
 		out = u
 		return nil
 	})
-	if err != nil {
-		return storage.User{}, fmt.Errorf("update user: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // DeleteUser removes the user and, explicitly in the same transaction, their

@@ -7,7 +7,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
-var sessionCols = []string{"id_hash", "user_id", "auth_time", "created_at", "expires_at"}
+var sessionCols = []string{"id_hash", "user_id", "user_epoch", "auth_time", "created_at", "expires_at"}
 
 var sessionSelect = "SELECT " + cols(sessionCols) + " FROM sessions"
 
@@ -16,7 +16,7 @@ func scanSession(r rowScanner) (storage.Session, error) {
 		ss                        storage.Session
 		authTime, created, expiry int64
 	)
-	if err := r.Scan(&ss.IDHash, &ss.UserID, &authTime, &created, &expiry); err != nil {
+	if err := r.Scan(&ss.IDHash, &ss.UserID, &ss.UserEpoch, &authTime, &created, &expiry); err != nil {
 		return storage.Session{}, err
 	}
 	ss.AuthTime = fromMicros(authTime)
@@ -29,7 +29,7 @@ func scanSession(r rowScanner) (storage.Session, error) {
 // taken, storage.ErrNotFound if the user does not exist.
 func (s *Store) CreateSession(ctx context.Context, ss storage.Session) error {
 	_, err := s.exec(ctx, s.w, insertSQL("sessions", sessionCols),
-		ss.IDHash, ss.UserID, micros(ss.AuthTime), micros(ss.CreatedAt), micros(ss.ExpiresAt))
+		ss.IDHash, ss.UserID, ss.UserEpoch, micros(ss.AuthTime), micros(ss.CreatedAt), micros(ss.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}

@@ -43,6 +43,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ClientCounts", testClientCounts},
 		{"Users", testUsers},
 		{"UserCascadeDelete", testUserCascade},
+		{"UserReset", testUserReset},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
 		{"AuthCodes", testAuthCodes},
@@ -84,6 +85,7 @@ func newClient(id string) storage.Client {
 		UpdatedAt:               at(time.Minute),
 		LastUsedAt:              at(2 * time.Minute),
 		TokenCount:              7,
+		ResetAt:                 at(30 * time.Second),
 	}
 }
 
@@ -92,6 +94,8 @@ func newUser(id string) storage.User {
 		ID:           id,
 		Username:     "name-" + id,
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		Epoch:        3,
+		DisabledAt:   at(-time.Hour),
 		CreatedAt:    t0,
 		UpdatedAt:    at(time.Second),
 	}
@@ -383,7 +387,7 @@ func issueAll(t *testing.T, s storage.Store, clientID, userID string) issued {
 	mustCreateRefreshToken(t, s, newRefreshToken(is.refresh, g))
 	mustCreateGrant(t, s, newGrant(is.cc, clientID, ""))
 	mustPutConsent(t, s, newConsent(userID, clientID, "https://mcp.example/"))
-	mustCreateSession(t, s, storage.Session{IDHash: is.session, UserID: userID, AuthTime: t0, CreatedAt: t0, ExpiresAt: at(time.Hour)})
+	mustCreateSession(t, s, storage.Session{IDHash: is.session, UserID: userID, UserEpoch: 2, AuthTime: t0, CreatedAt: t0, ExpiresAt: at(time.Hour)})
 	return is
 }
 
@@ -672,6 +676,52 @@ func testUserCascade(t *testing.T, s storage.Store) {
 // second returns the error of a two-result call.
 func second[T any](_ T, err error) error { return err }
 
+// testUserReset: ResetUser applies its closure, advances the epoch and ends
+// what the user holds, in one step: sessions, consents and codes go, grants
+// are revoked; another user's things stay.
+func testUserReset(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	u := mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	a := issueAll(t, s, "c1", "u1")
+	b := issueAll(t, s, "c1", "u2")
+
+	_, err := s.ResetUser(ctx, "u1", at(time.Hour), func(u storage.User) (storage.User, error) { return u, errFromFn })
+	wantErr(t, `ResetUser("u1") with failing closure`, err, errFromFn)
+	if got, _ := s.GetUser(ctx, "u1"); got.Epoch != u.Epoch {
+		t.Errorf("epoch after a failed ResetUser = %d, want %d", got.Epoch, u.Epoch)
+	}
+	_, err = s.GetSession(ctx, a.session)
+	wantFound(t, "GetSession after a failed ResetUser", err, true)
+
+	got, err := s.ResetUser(ctx, "u1", at(time.Hour), func(u storage.User) (storage.User, error) {
+		u.PasswordHash = "new-hash"
+		return u, nil
+	})
+	wantErr(t, `ResetUser("u1")`, err, nil)
+	stored, _ := s.GetUser(ctx, "u1")
+	if got.Epoch != u.Epoch+1 || stored.Epoch != u.Epoch+1 || stored.PasswordHash != "new-hash" {
+		t.Errorf("after ResetUser: returned epoch %d, stored epoch %d hash %q; want epoch %d and the new hash", got.Epoch, stored.Epoch, stored.PasswordHash, u.Epoch+1)
+	}
+	_, err = s.GetSession(ctx, a.session)
+	wantFound(t, fmt.Sprintf("GetSession(%q) after ResetUser", a.session), err, false)
+	_, err = s.GetConsent(ctx, a.consent[0], a.consent[1], a.consent[2])
+	wantFound(t, "GetConsent after ResetUser", err, false)
+	_, err = s.ConsumeAuthCode(ctx, a.code, at(time.Second))
+	wantErr(t, fmt.Sprintf("ConsumeAuthCode(%q) after ResetUser", a.code), err, storage.ErrNotFound)
+	if g, err := s.GetGrant(ctx, a.grant); err != nil || !g.RevokedAt.Equal(at(time.Hour)) {
+		t.Errorf("GetGrant(%q) after ResetUser = %+v, %v; want revoked at +1h", a.grant, g, err)
+	}
+	// The client-credentials grant is the client's, not the user's.
+	if g, err := s.GetGrant(ctx, a.cc); err != nil || !g.RevokedAt.IsZero() {
+		t.Errorf("GetGrant(%q) (client credentials) after ResetUser = %+v, %v; want unrevoked", a.cc, g, err)
+	}
+	checkIssued(t, s, b, true, true)
+	_, err = s.ResetUser(ctx, "nope", at(time.Hour), func(u storage.User) (storage.User, error) { return u, nil })
+	wantErr(t, `ResetUser("nope")`, err, storage.ErrNotFound)
+}
+
 // ---- resources ------------------------------------------------------------
 
 func testResources(t *testing.T, s storage.Store) {
@@ -721,7 +771,7 @@ func testResources(t *testing.T, s storage.Store) {
 func testSessions(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	mustCreateUser(t, s, "u1")
-	ss := storage.Session{IDHash: "sess1", UserID: "u1", AuthTime: at(-time.Minute), CreatedAt: t0, ExpiresAt: at(8 * time.Hour)}
+	ss := storage.Session{IDHash: "sess1", UserID: "u1", UserEpoch: 4, AuthTime: at(-time.Minute), CreatedAt: t0, ExpiresAt: at(8 * time.Hour)}
 	mustCreateSession(t, s, ss)
 	got, err := s.GetSession(ctx, "sess1")
 	wantErr(t, `GetSession("sess1")`, err, nil)
