@@ -70,6 +70,11 @@ package as
 // |   document client gets client_credentials tokens, no user         |                |   (gateway), TestMachineTokensEndToEnd (cmd/gatehouse)      |
 // | F2 registration hijack: identical metadata hands a second party   | RFC 7592 §2    | TestAdversarialRegistrationHijack, TestRegisterDedup        |
 // |   the client and a registration access token; ids computable      |                |   (register_test.go), TestRegistrationUpdateAtomic          |
+// |                                                                   |                |                                                             |
+// | Issue 20 (second outside review):                                 |                |                                                             |
+// | issue 20 F5 X-Forwarded-For text as the client IP: a fresh        | –              | TestAdversarialForwardedForGarbage, TestClientIP            |
+// |   rate-limit bucket and audit ip per string; entries past the     |                |   (clientip_test.go), TestAuditClientIP (gateway)           |
+// |   trusted proxies must parse as IP addresses, else the peer       |                |                                                             |
 
 import (
 	"bufio"
