@@ -75,6 +75,9 @@ package as
 // | issue 20 F5 X-Forwarded-For text as the client IP: a fresh        | –              | TestAdversarialForwardedForGarbage, TestClientIP            |
 // |   rate-limit bucket and audit ip per string; entries past the     |                |   (clientip_test.go), TestAuditClientIP (gateway)           |
 // |   trusted proxies must parse as IP addresses, else the peer       |                |                                                             |
+// | issue 20 F6 a metadata-document client_id with bidi, zero-width,  | –              | TestAdversarialCIMDClientIDCharacters (cimdid_test.go);     |
+// |   U+2028, C1 or other non-ASCII characters: refused before fetch, |                |   the CLI's escaping: TestCLIEscapesStoredText              |
+// |   no client row, no audit event                                   |                |   (cmd/gatehouse)                                           |
 
 import (
 	"bufio"
