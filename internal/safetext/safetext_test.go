@@ -113,3 +113,18 @@ func TestEscapeJSON(t *testing.T) {
 		t.Errorf("EscapeJSON changed the values: %q", back)
 	}
 }
+
+// BenchmarkEscape: the CLI escapes every field it prints; clean text
+// (the common case) is returned as it is.
+func BenchmarkEscape(b *testing.B) {
+	for _, tt := range []struct{ name, s string }{
+		{"clean", "https://claude.ai/oauth/claude-code-client-metadata"},
+		{"hostile", "Evil\u202eedoC\u200d\u2028second line\x1b[31m"},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			for b.Loop() {
+				Escape(tt.s)
+			}
+		})
+	}
+}
