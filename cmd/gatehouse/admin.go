@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
@@ -169,7 +170,7 @@ func clientList(ctx context.Context, args []string, out io.Writer) error {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CLIENT ID\tNAME\tORIGIN\tAUTH\tCREATED\tLAST USED\tTOKENS")
 		for _, c := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.ID, c.Name, c.Origin, c.TokenEndpointAuthMethod, fmtTime(c.CreatedAt), fmtTime(c.LastUsedAt), c.TokenCount)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", esc(c.ID), esc(c.Name), c.Origin, esc(c.TokenEndpointAuthMethod), fmtTime(c.CreatedAt), fmtTime(c.LastUsedAt), c.TokenCount)
 		}
 		return tw.Flush()
 	})
@@ -193,7 +194,7 @@ func clientShow(ctx context.Context, args []string, out io.Writer) error {
 			"token_count": c.TokenCount, "has_secret": c.SecretHash != "",
 		}
 		b, _ := json.MarshalIndent(v, "", "  ")
-		fmt.Fprintln(out, string(b))
+		fmt.Fprintln(out, string(safetext.EscapeJSON(b)))
 		return nil
 	})
 }
@@ -300,7 +301,7 @@ func userList(ctx context.Context, args []string, out io.Writer) error {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "USERNAME\tID\tCREATED")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Username, u.ID, fmtTime(u.CreatedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt))
 		}
 		return tw.Flush()
 	})
@@ -393,13 +394,13 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 		for _, r := range rs {
 			var names []string
 			for _, s := range r.Scopes {
-				names = append(names, s.Name)
+				names = append(names, esc(s.Name))
 			}
 			who := "users"
 			if r.AcceptClientCredentials {
 				who = "users, clients"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.URL, r.Name, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "), who)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), esc(strings.Join(r.DefaultScopes, " ")), who)
 		}
 		return tw.Flush()
 	})
@@ -582,11 +583,28 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
+// printAudit prints one line per event. Clients, users and proxies put
+// text into events (client ids, resources, addresses, details): every
+// field is escaped, and the key=value fields quoted when they hold a
+// space, '=' or '"', so no event can add a line or pose as another field.
 func printAudit(out io.Writer, es []storage.AuditEvent) {
 	for _, e := range es {
 		fmt.Fprintf(out, "%s %-22s outcome=%s user=%s client=%s resource=%s ip=%s %s\n",
-			e.Time.UTC().Format(time.RFC3339), e.Type, e.Outcome, e.UserID, e.ClientID, e.Resource, e.IP, e.Detail)
+			e.Time.UTC().Format(time.RFC3339), esc(e.Type), kv(e.Outcome), kv(e.UserID), kv(e.ClientID), kv(e.Resource), kv(e.IP), esc(e.Detail))
 	}
+}
+
+// esc escapes stored text for the terminal: see [safetext.Escape].
+func esc(s string) string { return safetext.Escape(s) }
+
+// kv is esc for the value of a key=value field: quoted (with '"' as \")
+// when it holds a space, '=' or '"'.
+func kv(s string) string {
+	e := safetext.Escape(s)
+	if !strings.ContainsAny(e, ` ="`) {
+		return e
+	}
+	return `"` + strings.ReplaceAll(e, `"`, `\"`) + `"`
 }
 
 func auditQuery(ctx context.Context, args []string, out io.Writer) error {

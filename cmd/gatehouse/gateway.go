@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -216,13 +217,19 @@ func attachGateway(ctx context.Context, srv *server, gw config.Gateway, reg prom
 // gatewayOptions converts the (resolved) gateway section to the options
 // of package gateway.
 func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *slog.Logger, reg prometheus.Registerer) (gateway.Options, error) {
+	proxies, err := clientip.ParseProxies(c.TrustedProxies)
+	if err != nil {
+		return gateway.Options{}, fmt.Errorf("trusted_proxies: %w", err)
+	}
 	opts := gateway.Options{
-		Issuer:     gw.EffectiveIssuer(c.Issuer),
-		ClockSkew:  gatewayClockSkew,
-		Audit:      st,
-		Registerer: reg,
-		Logger:     log,
-		Now:        time.Now,
+		Issuer:            gw.EffectiveIssuer(c.Issuer),
+		ClockSkew:         gatewayClockSkew,
+		Audit:             st,
+		Registerer:        reg,
+		Logger:            log,
+		Now:               time.Now,
+		TrustProxyHeaders: c.TrustProxyHeaders,
+		TrustedProxies:    proxies,
 	}
 	for _, r := range gw.Routes {
 		route := gateway.Route{

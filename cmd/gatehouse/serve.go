@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/metrics"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -98,6 +99,10 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := clientip.ParseProxies(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
 	m := metrics.New(time.Now)
 	a, err := as.New(as.Options{
 		Issuer:             c.Issuer,
@@ -116,6 +121,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		LoginMaxFailures:   c.Login.MaxFailures,
 		LoginWindow:        time.Duration(c.Login.Window),
 		TrustProxyHeaders:  c.TrustProxyHeaders,
+		TrustedProxies:     proxies,
 		OnGrant:            m.Grant,
 		AllowHTTPIssuer:    allowHTTP,
 		Registration:       registrationOptions(c.Registration, dev),

@@ -40,8 +40,6 @@ package as
 // | Refresh theft: inside the window only the identical request is    | §4.14.2        | TestAdversarialRefreshTheft (another scope, another client, |
 // |   answered                                                        |                |   after the successor was used, window disabled)            |
 // | Refresh token of A used by client B; widening scope; resource     | §4.14          | TestTokenRefusals (token_test.go)                           |
-// | F8: a rotated refresh token with a widened scope, another         | §4.14.2        | TestAdversarialRefreshReuseDetectedFirst                    |
-// |   resource, a malformed scope or another client revokes the family|                |                                                             |
 // | Revocation/introspection of another client's tokens               | RFC 7009 §2.1  | TestAdversarialForeignTokenRevocation                       |
 // | Client impersonation with private_key_jwt (jti replay, alg none,  | §4.15, RFC 7523| TestAdversarialClientAssertion                              |
 // |   HS256 keyed with the public JWK, foreign sub, aud, exp)         |                |                                                             |
@@ -74,21 +72,30 @@ package as
 // | F3 open redirect through prompt=none for a self-registered client | §4.11.2        | TestAdversarialNoOpenRedirectViaDynamicClient               |
 // | F4 storage amplification at /authorize: a stored pending request  | –              | TestAdversarialAuthorizeStoresNothing,                      |
 // |   per anonymous request, state/nonce of any length; counter rows  |                |   TestAdversarialLoginThrottleRows                          |
+// | F5 flood of metadata-document clients from one address, or from   | –              | TestAdversarialCIMDClientFlood                              |
+// |   many addresses on one host (query strings), past the budgets    |                |                                                             |
+// | F5 document clients filling registration.max_clients (503 for     | –              | TestAdversarialClientCapsSeparate (+ TestCIMDLimits/cap)    |
+// |   every registration): each kind has its own cap                  |                |                                                             |
+// | F6 fetcher as an oracle (DNS answers, closed ports, TLS, status)  | –              | TestAdversarialCIMDFetchOracle (+ TestCIMDRefusals,         |
+// |   and as an unthrottled request amplifier                         |                |   TestCIMDSSRF, TestCIMDLimits/jwks_uri)                    |
+// | F7 consent spoofing: private-use redirect shown as a web host;    | RFC 8252 §7.1, | TestAdversarialConsentSpoofing (+ TestPagesStrip-           |
+// |   bidi and other format characters in displayed metadata          | RFC 7591 §2    |   FormatCharacters in internal/web)                         |
 // | F8 HEAD /authorize issues a code like GET                         | –              | TestAdversarialHeadAuthorize                                |
+// | F8 rotated refresh token with a wrong scope or resource: refused  | §4.14.2        | TestAdversarialRefreshReuseDetectedFirst                    |
+// |   before reuse detection, so the family survived                  |                |                                                             |
+// | F9 concurrent code redemption allowing zero winners               | §4.5           | TestAdversarialCodeReplayConcurrent                         |
 // |                                                                   |                |                                                             |
-// | Issue 20 (second outside review), tests in review_test.go:        |                |                                                             |
-// | F2 a password change (or revoke, disable) leaves sessions,        | RFC 9700 §4.14 | TestAdversarialPasswordChangeRevokes (+ storage suite       |
-// |   refresh tokens and access tokens working, on every replica      |                |   UserReset, test/replicas)                                 |
+// | Issue 20 (second outside review), tests in review_test.go unless named: |                |                                                             |
+// | F2 a password change (or revoke, disable) leaves sessions,        | RFC 9700 §4.14 | TestAdversarialPasswordChangeRevokes (+ storage             |
+// |   refresh tokens and access tokens working, on every replica      |                |   suite UserReset, test/replicas)                           |
 // | F3 RFC 7592 update not atomic: lost updates, deleted clients back | RFC 7592 §2    | TestRegistrationUpdateAtomic                                |
 // | F4 a deleted or re-created client's machine tokens stay active    | RFC 7662 §2.2  | TestAdversarialDeletedClientTokens                          |
-// | F5 flood of metadata-document clients from one address, or from  | –              | TestAdversarialCIMDClientFlood                              |
-// |   many addresses on one host (query strings), past the budgets    |                |                                                             |
-// | F5 document clients filling registration.max_clients (503 for    | –              | TestAdversarialClientCapsSeparate (+ TestCIMDLimits/cap)    |
-// |   every registration): each kind has its own cap                  |                |                                                             |
-// | F6 fetcher as an oracle (DNS answers, closed ports, TLS, status) | –              | TestAdversarialCIMDFetchOracle (+ TestCIMDRefusals,         |
-// |   and as an unthrottled request amplifier                         |                |   TestCIMDSSRF, TestCIMDLimits/jwks_uri)                    |
-// | F7 consent spoofing: private-use redirect shown as a web host;   | RFC 8252 §7.1, | TestAdversarialConsentSpoofing (+ TestPagesStrip-           |
-// |   bidi and other format characters in displayed metadata          | RFC 7591 §2    |   FormatCharacters in internal/web)                         |
+// | F5 X-Forwarded-For text as the client IP: a fresh rate-limit      | –              | TestAdversarialForwardedForGarbage, TestClientIP            |
+// |   bucket and audit ip per string; entries past the trusted        |                |   (clientip_test.go), TestAuditClientIP (gateway)           |
+// |   proxies must parse as IP addresses, else the peer is used       |                |                                                             |
+// | F6 a metadata-document client_id with bidi, zero-width, U+2028,   | –              | TestAdversarialCIMDClientIDCharacters (cimdid_test.go);     |
+// |   C1 or other non-ASCII characters: refused before fetch, no      |                |   the CLI's escaping: TestCLIEscapesStoredText              |
+// |   client row, no audit event                                      |                |   (cmd/gatehouse)                                           |
 
 import (
 	"bufio"

@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
@@ -74,11 +76,16 @@ type Options struct {
 	// ClientAuthMaxFailures bounds failed client authentications per client
 	// in LoginWindow; default 20.
 	ClientAuthMaxFailures int
-	// TrustProxyHeaders makes the client IP come from X-Forwarded-For's
-	// last entry: the one the proxy in front appended (the entries before
-	// it came from the client and can be forged). Only set it behind a
-	// proxy that appends to or overwrites the header.
+	// TrustProxyHeaders makes the client IP (of rate limits, login
+	// throttling and the audit log) come from X-Forwarded-For, read from
+	// the right: the entries at the left came from the client and can be
+	// forged. Only set it behind a proxy that appends to or overwrites the
+	// header. An entry that is not an IP address means the peer address.
 	TrustProxyHeaders bool
+	// TrustedProxies are the proxies whose X-Forwarded-For entries are
+	// believed (see [clientip.Resolver]). Empty trusts one hop, the peer:
+	// the last entry is the client.
+	TrustedProxies []netip.Prefix
 	// OnGrant, if set, is called once per token request with the grant type
 	// and the outcome ("success" or the OAuth error code), for metrics.
 	OnGrant func(grantType, outcome string)
@@ -356,26 +363,10 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// clientIP returns the caller's IP for throttling and the audit log.
+// clientIP returns the caller's IP for throttling and the audit log: an
+// IP address in normal form, never text from a header that is not one.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.opts.TrustProxyHeaders {
-		// The last entry is the one the trusted proxy appended; everything
-		// before it came from the client and can be forged.
-		if xffs := r.Header.Values("X-Forwarded-For"); len(xffs) > 0 {
-			xff := xffs[len(xffs)-1]
-			if i := strings.LastIndexByte(xff, ','); i >= 0 {
-				xff = xff[i+1:]
-			}
-			if ip := strings.TrimSpace(xff); ip != "" {
-				return ip
-			}
-		}
-	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
+	return clientip.Resolver{TrustHeaders: s.opts.TrustProxyHeaders, TrustedProxies: s.opts.TrustedProxies}.ClientIP(r)
 }
 
 // audit appends an event to the audit log. A failure to audit is logged

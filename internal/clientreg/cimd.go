@@ -2,7 +2,6 @@ package clientreg
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -34,7 +33,11 @@ func IsClientIDURL(s string) bool {
 // CheckClientIDURL checks a metadata-document client_id against
 // CIMD §3: https, a host, a path, no fragment, no user information, no
 // "." or ".." path segments. A query is allowed (the draft says SHOULD
-// NOT, which binds the client). Its length is capped at 2048 bytes.
+// NOT, which binds the client). Its length is capped at 2048 bytes. It
+// must be ASCII, as a URI is (RFC 3986 §2; an IDN host in its xn-- form):
+// the id becomes a client row, audit events and consent pages, and a
+// bidi override, zero-width character, line separator or C1 control in
+// it would reach the operator's terminal and the user's screen.
 func CheckClientIDURL(s string) error {
 	if len(s) > maxURILen {
 		return errors.New("the URL is longer than 2048 bytes")
@@ -45,8 +48,10 @@ func CheckClientIDURL(s string) error {
 	if hasSpaceOrControl(s) {
 		return errors.New("the URL must not contain spaces or control characters")
 	}
-	if r, ok := FormatChar(s); ok {
-		return fmt.Errorf("the URL must not contain the invisible format character %s", CodePoint(r))
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return errors.New("the URL must be ASCII: percent-encode other characters (RFC 3986 §2.1) and write an internationalised host name in its xn-- form")
+		}
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {

@@ -270,6 +270,16 @@ func TestCheckClientIDURL(t *testing.T) {
 		{"https://example.com/c lient.json", true, false},
 		{"https://example.com/\u202enosj.json", true, false},
 		{"https://example.com/client.json?\u200b", true, false},
+		{"https://example.com/\u202eclient.json", true, false},
+		{"https://example.com/cli\u200bent.json", true, false},
+		{"https://example.com/client\u2028.json", true, false},
+		{"https://example.com/client\u0085.json", true, false},
+		{"https://example.com/client\x7f.json", true, false},
+		{"https://example.com/cli\u00e9nt.json", true, false},
+		{"https://\u00e9xample.com/client.json", true, false},
+		{"https://xn--xample-9ua.com/client.json", true, true},
+		{"https://example.com/cli%C3%A9nt.json?v=%E2%80%AE", true, true},
+		{"https://example.com/client.json?v=\u202e", true, false},
 	} {
 		if got := IsClientIDURL(tt.url); got != tt.isURL {
 			t.Errorf("IsClientIDURL(%q) = %v, want %v", tt.url, got, tt.isURL)

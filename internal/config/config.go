@@ -14,6 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 )
 
@@ -54,10 +55,17 @@ type Config struct {
 	// a non-loopback host. Only for a TLS-terminating proxy in front of a
 	// private network; default false.
 	AllowInsecureIssuer bool `json:"allow_insecure_issuer"`
-	// TrustProxyHeaders (trust_proxy_headers) takes the client IP from the
-	// last X-Forwarded-For entry, the one the proxy in front appended.
-	// Only behind such a proxy; default false.
+	// TrustProxyHeaders (trust_proxy_headers) takes the client IP (of rate
+	// limits, login throttling and audit events, of the authorization
+	// server and the gateway) from X-Forwarded-For, read from the right.
+	// Only behind a proxy that appends to it; default false.
 	TrustProxyHeaders bool `json:"trust_proxy_headers"`
+	// TrustedProxies (trusted_proxies) are the CIDR ranges or addresses of
+	// the proxies whose X-Forwarded-For entries are believed: the header
+	// counts only from them, and the client is the rightmost entry outside
+	// them. Empty (the default) trusts one hop, the peer: the last entry
+	// is the client. Needs trust_proxy_headers.
+	TrustedProxies []string `json:"trusted_proxies"`
 
 	Storage Storage `json:"storage"`
 	Keys    Keys    `json:"keys"`
@@ -305,6 +313,10 @@ func (c *Config) Validate(dev bool) error {
 			"issuer %q uses http: outside `gatehouse dev` the issuer must be https (or set allow_insecure_issuer)", c.Issuer)
 	}
 	bad(c.Listen == "", "listen is required")
+	if _, err := clientip.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
+	}
+	bad(len(c.TrustedProxies) > 0 && !c.TrustProxyHeaders, "trusted_proxies is set but trust_proxy_headers is false, so X-Forwarded-For is ignored: set trust_proxy_headers: true, or remove trusted_proxies")
 	switch c.Storage.Driver {
 	case "sqlite":
 		bad(c.Storage.SQLitePath == "", "storage.sqlite_path is required for the sqlite driver")

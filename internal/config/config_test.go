@@ -179,3 +179,38 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestTrustedProxiesConfig: trusted_proxies is read from the file as CIDR
+// ranges or addresses; an entry that is neither, or the list without
+// trust_proxy_headers, is refused with a message naming it.
+func TestTrustedProxiesConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		yaml    string
+		wantErr string
+	}{
+		{"ranges and addresses", "trust_proxy_headers: true\ntrusted_proxies: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\"]\n", ""},
+		{"one hop", "trust_proxy_headers: true\n", ""},
+		{"not a range", "trust_proxy_headers: true\ntrusted_proxies: [10.0.0.0/8, proxy.internal]\n", `trusted_proxies: "proxy.internal" is not a CIDR range`},
+		{"prefix too long", "trust_proxy_headers: true\ntrusted_proxies: [10.0.0.0/33]\n", `"10.0.0.0/33" is not a CIDR range`},
+		{"IPv4-mapped range", "trust_proxy_headers: true\ntrusted_proxies: [\"::ffff:10.0.0.0/104\"]\n", "write it as IPv4"},
+		{"without trust_proxy_headers", "trusted_proxies: [10.0.0.0/8]\n", "trusted_proxies is set but trust_proxy_headers is false"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\n"+tt.yaml), 0o600))
+			c, err := Load(path, env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Keys.EncryptionKey = make([]byte, 32)
+			err = c.Validate(false)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	asmetrics "github.com/gatehouse-mcp/gatehouse/internal/metrics"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
@@ -52,6 +53,7 @@ type Gateway struct {
 	metrics *metrics
 	audit   *auditWriter
 	issuer  string
+	ip      clientip.Resolver // the client address of audit events
 
 	mu       sync.Mutex
 	draining bool
@@ -76,6 +78,7 @@ func New(opts Options) (*Gateway, error) {
 		rand:    opts.Rand,
 		metrics: newMetrics(),
 		issuer:  opts.Issuer,
+		ip:      clientip.Resolver{TrustHeaders: opts.TrustProxyHeaders, TrustedProxies: opts.TrustedProxies},
 		idle:    make(chan struct{}),
 	}
 	if g.log == nil {
@@ -797,13 +800,4 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	h.Del("Content-Length")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
-}
-
-// clientIP is the request's peer address without the port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,15 @@ type Options struct {
 	Now func() time.Time
 	// Rand is the source of session ids. Nil means crypto/rand.
 	Rand io.Reader
+	// TrustProxyHeaders makes the client IP of audit events come from
+	// X-Forwarded-For, read from the right, as the authorization server
+	// does (package clientip): an entry that is not an IP address means
+	// the peer address. Only behind a proxy that appends to the header.
+	// Default false: the peer address.
+	TrustProxyHeaders bool
+	// TrustedProxies are the proxies whose X-Forwarded-For entries are
+	// believed. Empty trusts one hop, the peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Route is one protected MCP endpoint in front of one upstream MCP server.

@@ -221,7 +221,7 @@ type call struct {
 }
 
 func (rt *route) newExchange(r *http.Request, ti *rs.TokenInfo) *exchange {
-	return &exchange{rt: rt, ti: ti, ip: clientIP(r)}
+	return &exchange{rt: rt, ti: ti, ip: rt.g.ip.ClientIP(r)}
 }
 
 // done reports whether every call of x has its response.
