@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
@@ -218,6 +219,7 @@ func clientDelete(ctx context.Context, args []string, out io.Writer) error {
 func runUser(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "user", args, out, map[string]func(context.Context, []string, io.Writer) error{
 		"add": userAdd, "list": userList, "passwd": userPasswd, "delete": userDelete,
+		"revoke": userRevoke, "disable": userDisable, "enable": userEnable,
 	})
 }
 
@@ -274,18 +276,89 @@ func userPasswd(ctx context.Context, args []string, out io.Writer) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse user passwd USERNAME")
 		}
-		if _, err := st.GetUserByName(ctx, fs.Arg(0)); err != nil {
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
 			return notFound(err, "user", fs.Arg(0))
 		}
 		pw, err := readPassword(*pwFile, os.Stdin)
 		if err != nil {
 			return err
 		}
-		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
+		hash, err := password.Hash(pw, rand.Reader)
+		if err != nil {
 			return err
 		}
-		auditCLI(ctx, st, storage.AuditEvent{Type: "user.password_changed", Outcome: "success", Detail: fs.Arg(0)})
-		fmt.Fprintf(out, "password updated for %s\n", fs.Arg(0))
+		if err := setPassword(ctx, st, u.ID, hash, time.Now()); err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.password_changed", UserID: u.ID, Outcome: "success", Detail: fs.Arg(0) + ": sessions, consents and grants revoked"})
+		fmt.Fprintf(out, "password updated for %s; %s\n", esc(fs.Arg(0)), revokedNote)
+		return nil
+	})
+}
+
+// revokedNote says what ending a user's access does, and how fast.
+const revokedNote = "their sessions, consents and refresh tokens are revoked on every replica now; " +
+	"their access tokens are refused at introspection now and by resource servers that verify locally when they expire (tokens.access_token_ttl)"
+
+// userReset runs `gatehouse user revoke|disable`: storage.ResetUser with
+// change applied to the user.
+func userReset(ctx context.Context, args []string, out io.Writer, name, help, event string, change func(*storage.User, time.Time)) error {
+	fs := newFlags("user "+name, help, out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: gatehouse user %s USERNAME", name)
+		}
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
+			return notFound(err, "user", fs.Arg(0))
+		}
+		now := time.Now()
+		if _, err := st.ResetUser(ctx, u.ID, now, func(u storage.User) (storage.User, error) {
+			change(&u, now)
+			return u, nil
+		}); err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: event, UserID: u.ID, Outcome: "success", Detail: fs.Arg(0) + ": sessions, consents and grants revoked"})
+		fmt.Fprintf(out, "%s %s: %s\n", name, esc(fs.Arg(0)), revokedNote)
+		return nil
+	})
+}
+
+func userRevoke(ctx context.Context, args []string, out io.Writer) error {
+	return userReset(ctx, args, out, "revoke",
+		"End everything a user holds: gatehouse user revoke [flags] USERNAME. Their browser sessions, remembered consents, codes and refresh tokens stop working on every replica at once; they can sign in again.",
+		"user.revoked", func(*storage.User, time.Time) {})
+}
+
+func userDisable(ctx context.Context, args []string, out io.Writer) error {
+	return userReset(ctx, args, out, "disable",
+		"Disable a user: gatehouse user disable [flags] USERNAME. Like user revoke, and they cannot sign in until `gatehouse user enable`.",
+		"user.disabled", func(u *storage.User, now time.Time) { u.DisabledAt, u.UpdatedAt = now, now })
+}
+
+func userEnable(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("user enable", "Let a disabled user sign in again: gatehouse user enable [flags] USERNAME", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse user enable USERNAME")
+		}
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
+			return notFound(err, "user", fs.Arg(0))
+		}
+		now := time.Now()
+		if _, err := st.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+			u.DisabledAt, u.UpdatedAt = time.Time{}, now
+			return u, nil
+		}); err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.enabled", UserID: u.ID, Outcome: "success", Detail: fs.Arg(0)})
+		fmt.Fprintf(out, "enabled user %s\n", esc(fs.Arg(0)))
 		return nil
 	})
 }
@@ -299,9 +372,13 @@ func userList(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tID\tCREATED")
+		fmt.Fprintln(tw, "USERNAME\tID\tCREATED\tSTATUS")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt))
+			status := "active"
+			if !u.DisabledAt.IsZero() {
+				status = "disabled since " + fmtTime(u.DisabledAt)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), status)
 		}
 		return tw.Flush()
 	})

@@ -266,9 +266,19 @@ func TestUserPasswd(t *testing.T) {
 		return ok
 	}
 
-	if out := a.ok("user", "passwd", "alice", "--password-file", a.passwordFile("new-password-2")); out != "password updated for alice\n" {
+	// What a thief holds with the old password (issue 20 F2).
+	a.ok("client", "create", "--id", "app", "--redirect-uri", "http://127.0.0.1/callback")
+	var held issued
+	a.store(func(st storage.Store) { held = seedIssued(t, st, "alice", before.ID, "app", "https://mcp.example.com/mcp") })
+	if out := a.ok("user", "passwd", "alice", "--password-file", a.passwordFile("new-password-2")); !strings.HasPrefix(out, "password updated for alice; their sessions, consents and refresh tokens are revoked") {
 		t.Errorf("user passwd alice printed %q", out)
 	}
+	a.store(func(st storage.Store) {
+		held.check(t, st, "user passwd alice", "grant", "refresh")
+		if g, err := st.GetGrant(t.Context(), held.grant); err != nil || g.RevokedAt.IsZero() {
+			t.Errorf("alice's grant after user passwd = %+v, %v; want revoked", g, err)
+		}
+	})
 	var after storage.User
 	a.store(func(st storage.Store) {
 		after = user(st, "alice")
@@ -284,7 +294,7 @@ func TestUserPasswd(t *testing.T) {
 		if got := user(st, "bob"); got.PasswordHash != bob.PasswordHash {
 			t.Error("bob's password hash changed with alice's")
 		}
-		wantAudit(t, st, storage.AuditEvent{Type: "user.password_changed", Detail: "alice"})
+		wantAudit(t, st, storage.AuditEvent{Type: "user.password_changed", UserID: before.ID, Detail: "alice: sessions, consents and grants revoked"})
 	})
 
 	for _, tt := range []struct {
@@ -333,5 +343,56 @@ func TestResourceDelete(t *testing.T) {
 	})
 	if _, err := a.run("resource", "delete", "https://mcp.example.com/a"); err == nil || err.Error() != `no resource "https://mcp.example.com/a"` {
 		t.Errorf("resource delete of a deleted resource = %v, want %q", err, `no resource "https://mcp.example.com/a"`)
+	}
+}
+
+// TestUserRevokeDisable (issue 20 F2): `user revoke` ends what the user
+// holds and keeps their password; `user disable` does that and marks them
+// disabled until `user enable`; each is audited.
+func TestUserRevokeDisable(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("user", "add", "alice", "--password-file", a.passwordFile("alices-password"))
+	a.ok("client", "create", "--id", "app", "--redirect-uri", "http://127.0.0.1/callback")
+	var alice storage.User
+	var held issued
+	a.store(func(st storage.Store) {
+		var err error
+		if alice, err = st.GetUserByName(t.Context(), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		held = seedIssued(t, st, "r", alice.ID, "app", "https://mcp.example.com/mcp")
+	})
+	if out := a.ok("user", "revoke", "alice"); !strings.Contains(out, "revoke alice: their sessions") {
+		t.Errorf("user revoke printed %q", out)
+	}
+	a.store(func(st storage.Store) {
+		held.check(t, st, "user revoke alice", "grant", "refresh")
+		u, _ := st.GetUserByName(t.Context(), "alice")
+		if u.Epoch != alice.Epoch+1 || u.PasswordHash != alice.PasswordHash || !u.DisabledAt.IsZero() {
+			t.Errorf("after user revoke: epoch %d (was %d), password kept %v, disabled %v", u.Epoch, alice.Epoch, u.PasswordHash == alice.PasswordHash, u.DisabledAt)
+		}
+		wantAudit(t, st, storage.AuditEvent{Type: "user.revoked", UserID: alice.ID, Detail: "alice: sessions, consents and grants revoked"})
+		held = seedIssued(t, st, "d", alice.ID, "app", "https://mcp.example.com/mcp")
+	})
+	a.ok("user", "disable", "alice")
+	if list := a.ok("user", "list"); !strings.Contains(list, "disabled since") {
+		t.Errorf("user list after disable:\n%s", list)
+	}
+	a.store(func(st storage.Store) {
+		held.check(t, st, "user disable alice", "grant", "refresh")
+		if u, _ := st.GetUserByName(t.Context(), "alice"); u.DisabledAt.IsZero() {
+			t.Error("user disable did not disable alice")
+		}
+		wantAudit(t, st, storage.AuditEvent{Type: "user.disabled", UserID: alice.ID, Detail: "alice: sessions, consents and grants revoked"})
+	})
+	a.ok("user", "enable", "alice")
+	a.store(func(st storage.Store) {
+		if u, _ := st.GetUserByName(t.Context(), "alice"); !u.DisabledAt.IsZero() {
+			t.Error("user enable did not enable alice")
+		}
+		wantAudit(t, st, storage.AuditEvent{Type: "user.enabled", UserID: alice.ID, Detail: "alice"})
+	})
+	if _, err := a.run("user", "revoke", "nobody"); err == nil || !strings.Contains(err.Error(), `no user "nobody"`) {
+		t.Errorf("user revoke nobody = %v", err)
 	}
 }

@@ -244,7 +244,14 @@ func upsertUser(ctx context.Context, st storage.Store, name, pw string) error {
 	if ok, _ := password.Verify(pw, u.PasswordHash); ok {
 		return nil
 	}
-	_, err = st.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+	return setPassword(ctx, st, u.ID, hash, now)
+}
+
+// setPassword stores a new password hash for the user and ends everything
+// they held (storage.ResetUser): whoever knew the old password loses their
+// sessions and tokens too.
+func setPassword(ctx context.Context, st storage.Store, userID, hash string, now time.Time) error {
+	_, err := st.ResetUser(ctx, userID, now, func(u storage.User) (storage.User, error) {
 		u.PasswordHash, u.UpdatedAt = hash, now
 		return u, nil
 	})

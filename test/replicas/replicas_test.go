@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -279,6 +280,132 @@ func TestReplicas(t *testing.T) {
 					t.Errorf("status %d, want a 4xx refusal (or a redirect), not a server error", r.Status)
 				}
 			})
+		}
+	})
+
+	// Issue 20 F2: `gatehouse user passwd` (on the shared database) ends,
+	// on both replicas at once, the browser session, the refresh token and
+	// the access tokens of whoever knew the old password.
+	t.Run("password change ends sessions and tokens on both replicas", func(t *testing.T) {
+		thief := atA()
+		v := crash.Verifier()
+		tr := rep{t, thief}.token(crash.ExchangeForm(rep{t, thief}.authorize(v), v))
+		setPassword := func(pw string) {
+			file := filepath.Join(d.Dir, "new-password")
+			if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d.CLI("user", "passwd", crash.User, "--password-file", file)
+		}
+		setPassword("a brand new password")
+		defer setPassword(crash.Password) // later subtests sign in with it
+		// The thief's cookies at B: asked to sign in, no code.
+		atBWithCookies := &crash.Client{Issuer: issuer, Base: b.URL, HTTP: thief.HTTP}
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {crash.AppClient}, "redirect_uri": {crash.AppRedirect},
+			"code_challenge": {crash.Challenge(v)}, "code_challenge_method": {"S256"}, "resource": {crash.Resource},
+		}
+		r := rep{t, atBWithCookies}.get("/authorize?" + q.Encode())
+		if r.Status != http.StatusOK || !strings.Contains(r.Body, `id="login-form"`) {
+			t.Errorf("the old session at B after the password change: status %d Location %q, want the login page", r.Status, r.Header.Get("Location"))
+		}
+		_, err := atB().Token(crash.RefreshForm(tr.RefreshToken), "", "")
+		wantInvalidGrant(t, "the old refresh token at B after the password change", err)
+		for i, c := range []*crash.Client{atA(), atB()} {
+			if (rep{t, c}).introspect(secret, tr.AccessToken) {
+				t.Errorf("the old access token is active at replica %c after the password change", "AB"[i])
+			}
+		}
+	})
+
+	// Issue 20 F4: a client deleted on the CLI: its machine tokens are
+	// inactive at once at both replicas.
+	t.Run("deleted client's machine tokens inactive on both replicas", func(t *testing.T) {
+		out := d.CLI("client", "create", "--id", "doomed", "--confidential", "--grant-type", "client_credentials")
+		m := regexp.MustCompile(`client_secret:\s+(\S+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("client create printed no secret:\n%s", out)
+		}
+		tr, err := atA().Token(url.Values{"grant_type": {"client_credentials"}, "resource": {crash.Resource}}, "doomed", m[1])
+		rep{t, atA()}.fatal(err)
+		if !(rep{t, atB()}).introspect(secret, tr.AccessToken) {
+			t.Fatal("a fresh machine token is inactive at B")
+		}
+		d.CLI("client", "delete", "doomed")
+		for i, c := range []*crash.Client{atA(), atB()} {
+			if (rep{t, c}).introspect(secret, tr.AccessToken) {
+				t.Errorf("a deleted client's machine token is active at replica %c", "AB"[i])
+			}
+		}
+	})
+
+	// Issue 20 F3: RFC 7592 updates at A and B at once: never a 500; a
+	// client deleted at A (204) does not come back through an update at B.
+	t.Run("RFC 7592 updates and deletes across replicas", func(t *testing.T) {
+		iat := regexp.MustCompile(`initial_access_token:\s+(\S+)`).FindStringSubmatch(d.CLI("client", "token", "create"))
+		if iat == nil {
+			t.Fatal("client token create printed no token")
+		}
+		send := func(base, method, path, body, bearer string) crash.Response {
+			t.Helper()
+			req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			r, err := atA().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		const meta = `"client_name":"Replicated","redirect_uris":["https://app.example.com/cb"],"token_endpoint_auth_method":"none"`
+		r := send(a.URL, http.MethodPost, "/register", "{"+meta+"}", iat[1])
+		var reg struct {
+			ID  string `json:"client_id"`
+			RAT string `json:"registration_access_token"`
+		}
+		if err := json.Unmarshal([]byte(r.Body), &reg); err != nil || r.Status != http.StatusCreated || reg.RAT == "" {
+			t.Fatalf("register = %d %s", r.Status, r.Body)
+		}
+		path := "/register/" + reg.ID
+		statuses := make(chan int, 6)
+		done := make(chan struct{})
+		for i := range 6 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				base := []string{a.URL, b.URL}[i%2]
+				statuses <- send(base, http.MethodPut, path, `{"client_id":"`+reg.ID+`",`+strings.Replace(meta, "Replicated", "Replicated "+string(rune('A'+i)), 1)+`}`, reg.RAT).Status
+			}()
+		}
+		for range 6 {
+			<-done
+		}
+		close(statuses)
+		ok := 0
+		for st := range statuses {
+			switch st {
+			case http.StatusOK:
+				ok++
+			case http.StatusConflict:
+			default:
+				t.Errorf("a concurrent update answered %d, want 200 or 409", st)
+			}
+		}
+		if ok == 0 {
+			t.Error("no concurrent update succeeded")
+		}
+		if d := send(a.URL, http.MethodDelete, path, "", reg.RAT); d.Status != http.StatusNoContent {
+			t.Fatalf("DELETE at A = %d %s", d.Status, d.Body)
+		}
+		if u := send(b.URL, http.MethodPut, path, `{"client_id":"`+reg.ID+`",`+meta+`}`, reg.RAT); u.Status != http.StatusUnauthorized {
+			t.Errorf("PUT at B after the DELETE at A = %d %s, want 401", u.Status, u.Body)
+		}
+		if g := send(b.URL, http.MethodGet, path, "", reg.RAT); g.Status != http.StatusUnauthorized {
+			t.Errorf("the deleted client is back at B: GET = %d", g.Status)
 		}
 	})
 
