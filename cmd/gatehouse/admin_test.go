@@ -269,7 +269,9 @@ func TestUserPasswd(t *testing.T) {
 	// What a thief holds with the old password (issue 20 F2).
 	a.ok("client", "create", "--id", "app", "--redirect-uri", "http://127.0.0.1/callback")
 	var held issued
-	a.store(func(st storage.Store) { held = seedIssued(t, st, "alice", before.ID, "app", "https://mcp.example.com/mcp") })
+	a.store(func(st storage.Store) {
+		held = seedIssued(t, st, "alice", before.ID, "app", "https://mcp.example.com/mcp")
+	})
 	if out := a.ok("user", "passwd", "alice", "--password-file", a.passwordFile("new-password-2")); !strings.HasPrefix(out, "password updated for alice; their sessions, consents and refresh tokens are revoked") {
 		t.Errorf("user passwd alice printed %q", out)
 	}
