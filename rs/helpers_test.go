@@ -70,6 +70,9 @@ type testAS struct {
 	keys      []*signingKey // published
 	extraJWKS []json.RawMessage
 
+	// cacheControl is the JWKS response's Cache-Control; empty sends none.
+	cacheControl string
+
 	jwksFetches atomic.Int64
 	metaFetches atomic.Int64
 	introspect  func(w http.ResponseWriter, r *http.Request)
@@ -93,6 +96,11 @@ func newTestAS(t testing.TB) *testAS {
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		a.jwksFetches.Add(1)
 		w.Header().Set("Content-Type", "application/jwk-set+json")
+		a.mu.Lock()
+		if a.cacheControl != "" {
+			w.Header().Set("Cache-Control", a.cacheControl)
+		}
+		a.mu.Unlock()
 		w.Write(a.jwks())
 	})
 	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {

@@ -84,8 +84,11 @@ type JWTOptions struct {
 	// [DefaultMinRefreshInterval].
 	MinRefreshInterval time.Duration
 	// MaxKeyAge is how long fetched keys are used before a background
-	// refetch (keys removed from the JWKS stop working after at most this
-	// long). Zero means [DefaultMaxKeyAge].
+	// refetch. The JWKS response's Cache-Control max-age wins when it is
+	// shorter (Gatehouse sends 60 s), though never below
+	// MinRefreshInterval. A key removed from the JWKS (retired, or
+	// withdrawn after a leak) stops verifying when the refetch that
+	// follows completes. Zero means [DefaultMaxKeyAge].
 	MaxKeyAge time.Duration
 	// VerifiedCacheSize is how many verified tokens are remembered, by the
 	// SHA-256 of the token, so that a client's next request with the same
@@ -309,7 +312,7 @@ func (v *JWTVerifier) reuse(e verifiedToken) (*TokenInfo, error) {
 		return nil, errReverify
 	}
 	now := v.now()
-	if now.Sub(snap.fetched) >= v.keys.maxAge {
+	if snap.stale(now) {
 		v.keys.startFetch()
 	}
 	if err := v.checkTimes(e.info, now); err != nil {
