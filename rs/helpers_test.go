@@ -3,6 +3,7 @@ package rs
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -193,6 +194,13 @@ func sign(t testing.TB, hdr, claims map[string]any, k *signingKey) string {
 func signPayload(t testing.TB, hdr map[string]any, p []byte, k *signingKey) string {
 	t.Helper()
 	h, _ := json.Marshal(hdr)
+	return signRaw(t, h, p, k)
+}
+
+// signRaw builds a compact JWS of an arbitrary header and payload (ES256,
+// RS256 or EdDSA by k's key).
+func signRaw(t testing.TB, h, p []byte, k *signingKey) string {
+	t.Helper()
 	input := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
 	sum := sha256.Sum256([]byte(input))
 	var sig []byte
@@ -211,6 +219,8 @@ func signPayload(t testing.TB, hdr map[string]any, p []byte, k *signingKey) stri
 		if err != nil {
 			t.Fatal(err)
 		}
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(priv, []byte(input))
 	default:
 		t.Fatalf("sign: %T", k.priv)
 	}
