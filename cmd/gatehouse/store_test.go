@@ -265,3 +265,60 @@ func writeKEK(t *testing.T) string {
 	}
 	return path
 }
+
+// TestKEKLeakProcedure runs the commands SECURITY.md gives for a leaked
+// KEK, in its order: afterwards one signing key is live, sealed under the
+// new KEK (the old KEK opens nothing), and every key an old copy of the
+// database holds is withdrawn.
+func TestKEKLeakProcedure(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	must := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(t.Context(), append(args, "--data", data), &out); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+	must("keys", "rotate")
+	var old []string
+	for _, line := range strings.Split(strings.TrimSpace(must("keys", "list")), "\n")[1:] {
+		old = append(old, strings.Fields(line)[0])
+	}
+	oldKEK, err := os.ReadFile(filepath.Join(data, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newKEK := filepath.Join(t.TempDir(), "kek.new")
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"keys", "gen-kek", newKEK}, &out); err != nil {
+		t.Fatal(err)
+	}
+	must("keys", "rekey", "--new-key-file", newKEK)
+	b, err := os.ReadFile(newKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "kek"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must("keys", "withdraw", "--all")
+
+	list := must("keys", "list")
+	for _, kid := range old {
+		if line := listLine(t, list, kid); !strings.Contains(line, "withdrawn") {
+			t.Errorf("after the procedure old key %s is %q, want withdrawn", kid, line)
+		}
+	}
+	if n := strings.Count(list, " active "); n != 1 {
+		t.Errorf("after the procedure %d active keys, want 1:\n%s", n, list)
+	}
+	must("keys", "rotate") // the new KEK opens the live key
+	if err := os.WriteFile(filepath.Join(data, "kek"), oldKEK, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), []string{"keys", "rotate", "--data", data}, &out); err == nil || !strings.Contains(err.Error(), "wrong master key") {
+		t.Errorf("keys rotate with the leaked KEK = %v, want it unable to open the live key", err)
+	}
+}
