@@ -90,17 +90,23 @@ func discover(ctx context.Context, c *http.Client, issuer string, want func(*ser
 
 // getJSON GETs u and decodes a JSON body of at most maxDocumentBytes.
 func getJSON(ctx context.Context, c *http.Client, u string, v any) error {
+	_, err := getJSONHeader(ctx, c, u, v)
+	return err
+}
+
+// getJSONHeader is getJSON that also returns the response's header.
+func getJSONHeader(ctx context.Context, c *http.Client, u string, v any) (http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	return decodeJSONResponse(resp, u, v)
+	return resp.Header, decodeJSONResponse(resp, u, v)
 }
 
 // decodeJSONResponse checks for 200 and a JSON media type and decodes the

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"strings"
 )
@@ -18,26 +19,33 @@ type es256Header struct {
 	Alg, Kid, Typ string
 }
 
-// parseHeader decodes a protected header with exact (case-sensitive)
-// member names, as go-jose does: encoding/json alone would let "KID" set
-// Kid. ok is false for anything the fast path does not take.
+// errSlowPath tells parseHeader's member loop to leave the header to the
+// general path.
+var errSlowPath = errors.New("not for the fast path")
+
+// parseHeader decodes a protected header as go-jose does: exact
+// (case-sensitive) member names — encoding/json alone would let "KID" set
+// Kid — and no member twice (go-jose refuses a duplicate, so the fast
+// path must not take one). ok is false for anything the fast path does
+// not take.
 func parseHeader(b []byte) (h es256Header, ok bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(b, &m) != nil {
-		return h, false
-	}
-	if _, crit := m["crit"]; crit {
-		return h, false
-	}
-	if _, b64 := m["b64"]; b64 {
-		return h, false
-	}
-	for name, dst := range map[string]*string{"alg": &h.Alg, "kid": &h.Kid, "typ": &h.Typ} {
-		if raw, present := m[name]; present && json.Unmarshal(raw, dst) != nil {
-			return h, false
+	err := eachMember(b, func(name, value []byte) error {
+		var dst *string
+		switch string(name) {
+		case "crit", "b64":
+			return errSlowPath
+		case "alg":
+			dst = &h.Alg
+		case "kid":
+			dst = &h.Kid
+		case "typ":
+			dst = &h.Typ
+		default:
+			return nil
 		}
-	}
-	return h, h.Alg == "ES256"
+		return json.Unmarshal(value, dst)
+	})
+	return h, err == nil && h.Alg == "ES256"
 }
 
 // parseES256 reads a compact JWS whose header says ES256, without

@@ -63,6 +63,8 @@ func FuzzES256Differential(f *testing.F) {
 	f.Add(signES256(f, "", `{"sub":"u"}`))
 	f.Add(signES256(f, `{"alg":"ES256","kid":"k1","typ":"at+jwt","jku":"https://evil"}`, `{"a":1}`))
 	f.Add(signES256(f, `{"alg":"ES256","KID":"x","kid":"k1"}`, `{}`))
+	f.Add(signES256(f, `{"alg":"ES256","kid":"k1","kid":"k1"}`, `{}`))
+	f.Add(signES256(f, `{"alg":"ES256","kid":"k1","k\u0069d":"k1"}`, `{}`))
 	f.Add(signES256(f, `{"alg":"ES256","crit":["exp"],"exp":1}`, `{}`))
 	f.Add(signES256(f, `{"alg":"ES256","b64":false,"crit":["b64"]}`, `{}`))
 	f.Add(signES256(f, `{"alg":"none"}`, `{}`))

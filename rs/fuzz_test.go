@@ -1,8 +1,11 @@
 package rs
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,6 +31,9 @@ func FuzzJWTVerify(f *testing.F) {
 	f.Add(unsigned(map[string]any{"alg": "none", "typ": "at+jwt"}, a.claims()))
 	f.Add(signHS256(map[string]any{"alg": "HS256", "kid": k.kid, "typ": "at+jwt"}, a.claims(), publicPEM(f, k)))
 	f.Add(sign(f, map[string]any{"alg": "ES256", "kid": "x", "typ": "at+jwt", "crit": []string{"b64"}, "b64": false}, a.claims(), k))
+	f.Add(signPayload(f, header(k), []byte(`{"iss":"`+a.issuer+`","sub":"user-1","aud":"`+testResource+`","AUD":"x","exp":1785585900,"iat":1785585600,"jti":"j","client_id":"client-1"}`), k))
+	f.Add(signPayload(f, header(k), []byte(`{"iss":"`+a.issuer+`","sub":"user-1","aud":"`+testResource+`","exp":1785585900,"exp":1785585901,"iat":1785585600,"jti":"j","client_id":"client-1"}`), k))
+	f.Add(signRaw(f, []byte(`{"alg":"ES256","kid":"`+k.kid+`","kid":"`+k.kid+`","typ":"at+jwt"}`), []byte(`{}`), k))
 	f.Add("e30.e30.e30")
 	f.Add("..")
 	f.Add(strings.Repeat(".", 3))
@@ -131,4 +137,94 @@ func filterMustChange(stream []byte, anyID bool) bool {
 		}
 	}
 	return false
+}
+
+// FuzzParseClaims holds the strict claims reader to a reference built on
+// encoding/json's tokenizer: it refuses everything that is not one JSON
+// object, every object with a top-level member name twice or a case
+// variant of a claim rs reads, and otherwise decodes exactly what
+// encoding/json decodes for each exact name (refusing exactly when one of
+// those values does not decode).
+func FuzzParseClaims(f *testing.F) {
+	f.Add([]byte(`{"iss":"a","sub":"b","aud":["x","y"],"exp":1.5,"nbf":null,"gid":{"x":[1,{"y":"}"}]}}`))
+	f.Add([]byte(`{"aud":"x","AUD":"y"}`))
+	f.Add([]byte(`{"aud":"x","a\u0075d":"y"}`))
+	f.Add([]byte(`{"\u017fub":"x"}`))
+	f.Add([]byte(`{"exp":"soon"}`))
+	f.Add([]byte(` {"a" : 1 , "b":[ ] } `))
+	f.Add([]byte(`{"a":1} {}`))
+	f.Add([]byte(`{"\ud800":1,"\udfff":2}`))
+	f.Add([]byte("{\"\xff\":1,\"\xfe\":2}"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var got jwtClaims
+		err := parseClaims(p, &got)
+		names, object := refMembers(p)
+		if !object {
+			if err == nil {
+				t.Fatalf("parseClaims(%q) = nil, want an error (not one JSON object)", p)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, n := range names {
+			variant := false
+			for _, c := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "auth_time", "jti", "client_id", "scope"} {
+				variant = variant || n != c && strings.EqualFold(n, c)
+			}
+			if seen[n] || variant {
+				if err == nil {
+					t.Fatalf("parseClaims(%q) = nil, want an error (member %q repeated or a case variant)", p, n)
+				}
+				return
+			}
+			seen[n] = true
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(p, &m) != nil {
+			t.Fatalf("encoding/json refuses %q, which its tokenizer read as an object", p)
+		}
+		var want jwtClaims
+		var wantErr error
+		for n, raw := range m {
+			if dst := want.field([]byte(n)); dst != nil {
+				if e := json.Unmarshal(raw, dst); e != nil {
+					wantErr = e
+				}
+			}
+		}
+		switch {
+		case (err == nil) != (wantErr == nil):
+			t.Fatalf("parseClaims(%q) = %v, but decoding its claims by name gives %v", p, err, wantErr)
+		case err == nil && !reflect.DeepEqual(got, want):
+			t.Fatalf("parseClaims(%q) = %+v, encoding/json by name %+v", p, got, want)
+		}
+	})
+}
+
+// refMembers returns the top-level member names of p as encoding/json's
+// tokenizer reads them; object is false unless p is exactly one JSON
+// object.
+func refMembers(p []byte) (names []string, object bool) {
+	dec := json.NewDecoder(bytes.NewReader(p))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		names = append(names, tok.(string))
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil, false
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return names, true
 }

@@ -3,6 +3,7 @@ package rs
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -70,6 +71,9 @@ type testAS struct {
 	keys      []*signingKey // published
 	extraJWKS []json.RawMessage
 
+	// cacheControl is the JWKS response's Cache-Control; empty sends none.
+	cacheControl string
+
 	jwksFetches atomic.Int64
 	metaFetches atomic.Int64
 	introspect  func(w http.ResponseWriter, r *http.Request)
@@ -93,6 +97,11 @@ func newTestAS(t testing.TB) *testAS {
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		a.jwksFetches.Add(1)
 		w.Header().Set("Content-Type", "application/jwk-set+json")
+		a.mu.Lock()
+		if a.cacheControl != "" {
+			w.Header().Set("Cache-Control", a.cacheControl)
+		}
+		a.mu.Unlock()
 		w.Write(a.jwks())
 	})
 	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
@@ -185,6 +194,13 @@ func sign(t testing.TB, hdr, claims map[string]any, k *signingKey) string {
 func signPayload(t testing.TB, hdr map[string]any, p []byte, k *signingKey) string {
 	t.Helper()
 	h, _ := json.Marshal(hdr)
+	return signRaw(t, h, p, k)
+}
+
+// signRaw builds a compact JWS of an arbitrary header and payload (ES256,
+// RS256 or EdDSA by k's key).
+func signRaw(t testing.TB, h, p []byte, k *signingKey) string {
+	t.Helper()
 	input := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
 	sum := sha256.Sum256([]byte(input))
 	var sig []byte
@@ -203,6 +219,8 @@ func signPayload(t testing.TB, hdr map[string]any, p []byte, k *signingKey) stri
 		if err != nil {
 			t.Fatal(err)
 		}
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(priv, []byte(input))
 	default:
 		t.Fatalf("sign: %T", k.priv)
 	}

@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +38,14 @@ type keySnapshot struct {
 	byKID   map[string]*verificationKey
 	all     []*verificationKey
 	fetched time.Time
+	// maxAge is how long the snapshot is used before a background refetch:
+	// the cache's maxAge, or the response's shorter Cache-Control max-age.
+	maxAge time.Duration
+}
+
+// stale reports whether s is due for a refetch at now.
+func (s *keySnapshot) stale(now time.Time) bool {
+	return now.Sub(s.fetched) >= s.maxAge
 }
 
 // lookup returns the key for kid. A token without kid matches only when
@@ -53,11 +64,15 @@ func (s *keySnapshot) lookup(kid string) *verificationKey {
 }
 
 // keyCache holds the JWKS of one authorization server. It refetches the
-// set when it is older than maxAge (in the background, keeping the old
-// keys meanwhile) and when a token names an unknown kid — but starts at
-// most one fetch per minInterval, and concurrent callers share a fetch in
+// set when it is older than maxAge, or than the Cache-Control max-age of
+// the JWKS response if shorter (in the background, keeping the old keys
+// meanwhile), and when a token names an unknown kid — but starts at most
+// one fetch per minInterval, and concurrent callers share a fetch in
 // flight, so a flood of tokens with made-up kids costs the authorization
-// server at most one request per minInterval.
+// server at most one request per minInterval. A fetched set replaces the
+// previous one whole: a key the authorization server no longer publishes
+// (retired past its time, or withdrawn after a leak) stops verifying at
+// the first successful refetch.
 type keyCache struct {
 	client      *http.Client
 	issuer      string
@@ -90,7 +105,7 @@ type fetchCall struct {
 func (c *keyCache) key(ctx context.Context, kid string) (*verificationKey, error) {
 	snap := c.keys.Load()
 	if k := snap.lookup(kid); k != nil {
-		if c.now().Sub(snap.fetched) >= c.maxAge {
+		if snap.stale(c.now()) {
 			c.startFetch() // refresh in the background; the old key serves meanwhile
 		}
 		return k, nil
@@ -186,7 +201,8 @@ func (c *keyCache) fetch(ctx context.Context) error {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := getJSON(ctx, c.client, u, &doc); err != nil {
+	h, err := getJSONHeader(ctx, c.client, u, &doc)
+	if err != nil {
 		return fmt.Errorf("fetch JWKS: %w", err)
 	}
 	snap, err := parseKeys(doc.Keys, c.algs)
@@ -194,8 +210,37 @@ func (c *keyCache) fetch(ctx context.Context) error {
 		return fmt.Errorf("JWKS %s: %w", u, err)
 	}
 	snap.fetched = c.now()
+	snap.maxAge = c.maxAge
+	if ma, ok := cacheMaxAge(h); ok {
+		// Never below minInterval: no-cache or max-age=0 must not turn
+		// every request into a fetch attempt.
+		snap.maxAge = max(min(ma, c.maxAge), c.minInterval)
+	}
 	c.keys.Store(snap)
 	return nil
+}
+
+// cacheMaxAge returns the freshness lifetime a response's Cache-Control
+// gives (RFC 9111 §5.2.2): its max-age, or zero for no-cache or no-store;
+// ok is false when it says neither. A malformed max-age counts as zero
+// (§4.2.1: treat an invalid freshness lifetime as stale).
+func cacheMaxAge(h http.Header) (d time.Duration, ok bool) {
+	for _, v := range h.Values("Cache-Control") {
+		for dir := range strings.SplitSeq(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(dir), "=")
+			switch strings.ToLower(name) {
+			case "no-cache", "no-store":
+				return 0, true
+			case "max-age":
+				n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64)
+				if err != nil || n < 0 {
+					return 0, true
+				}
+				d, ok = time.Duration(min(n, int64(math.MaxInt64/time.Second)))*time.Second, true
+			}
+		}
+	}
+	return d, ok
 }
 
 // parseKeys keeps the keys of a JWKS that can verify an allowed algorithm:

@@ -84,8 +84,11 @@ type JWTOptions struct {
 	// [DefaultMinRefreshInterval].
 	MinRefreshInterval time.Duration
 	// MaxKeyAge is how long fetched keys are used before a background
-	// refetch (keys removed from the JWKS stop working after at most this
-	// long). Zero means [DefaultMaxKeyAge].
+	// refetch. The JWKS response's Cache-Control max-age wins when it is
+	// shorter (Gatehouse sends 60 s), though never below
+	// MinRefreshInterval. A key removed from the JWKS (retired, or
+	// withdrawn after a leak) stops verifying when the refetch that
+	// follows completes. Zero means [DefaultMaxKeyAge].
 	MaxKeyAge time.Duration
 	// VerifiedCacheSize is how many verified tokens are remembered, by the
 	// SHA-256 of the token, so that a client's next request with the same
@@ -110,6 +113,10 @@ type JWTOptions struct {
 //   - its "typ" is "at+jwt" or "application/at+jwt" (RFC 9068 §2.1);
 //   - its "kid" names a key of the JWKS (a token without "kid" only when
 //     the JWKS has exactly one usable key), and the signature verifies;
+//   - its header and claims are JSON objects read with exact member
+//     names, none of them twice: a repeated member, or a claim this
+//     verifier reads spelled in another case ("AUD", "Exp"), is refused
+//     rather than folded or last-wins;
 //   - it has "iss", "sub", "aud", "exp", "iat", "jti" and "client_id"
 //     (RFC 9068 §2.2), "iss" equals Issuer and "aud" names Resource;
 //   - "exp" has not passed and "nbf", if present, has, within ClockSkew.
@@ -282,7 +289,7 @@ func (v *JWTVerifier) finish(ctx context.Context, sum [32]byte, typ, kid, alg st
 		payload = *out[0]
 	}
 	var c jwtClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := parseClaims(payload, &c); err != nil {
 		return nil, invalid(ErrMalformed, "claims: %v", err)
 	}
 	info, err := v.check(&c)
@@ -309,7 +316,7 @@ func (v *JWTVerifier) reuse(e verifiedToken) (*TokenInfo, error) {
 		return nil, errReverify
 	}
 	now := v.now()
-	if now.Sub(snap.fetched) >= v.keys.maxAge {
+	if snap.stale(now) {
 		v.keys.startFetch()
 	}
 	if err := v.checkTimes(e.info, now); err != nil {
@@ -397,17 +404,20 @@ func isAccessTokenType(typ string) bool {
 }
 
 // jwtClaims are the claims of an RFC 9068 access token that rs reads.
+// parseClaims fills them, by the exact names jwtClaims.field maps; they
+// have no json tags on purpose: encoding/json would match those without
+// regard to case.
 type jwtClaims struct {
-	Iss      string      `json:"iss"`
-	Sub      string      `json:"sub"`
-	Aud      audience    `json:"aud"`
-	Exp      numericDate `json:"exp"`
-	Nbf      numericDate `json:"nbf"`
-	Iat      numericDate `json:"iat"`
-	AuthTime numericDate `json:"auth_time"`
-	JTI      string      `json:"jti"`
-	ClientID string      `json:"client_id"`
-	Scope    string      `json:"scope"`
+	Iss      string
+	Sub      string
+	Aud      audience
+	Exp      numericDate
+	Nbf      numericDate
+	Iat      numericDate
+	AuthTime numericDate
+	JTI      string
+	ClientID string
+	Scope    string
 }
 
 // audience is "aud": one string or an array of strings (RFC 7519 §4.1.3).

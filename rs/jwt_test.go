@@ -2,8 +2,11 @@ package rs
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,6 +132,93 @@ func TestJWTVerify(t *testing.T) {
 		{"exp as string", a.token(func(c map[string]any) { c["exp"] = "tomorrow" }), 0, ErrMalformed},
 		{"exp out of range", a.token(func(c map[string]any) { c["exp"] = 1e300 }), 0, ErrMalformed},
 	}
+	add := func(name, token string, want error) {
+		tests = append(tests, struct {
+			name  string
+			token string
+			skew  time.Duration
+			want  error
+		}{name, token, 0, want})
+	}
+
+	// More header confusion: the HMAC key as the public key's DER and raw
+	// point too, an EdDSA key, crit, a duplicated header member (go-jose
+	// refuses it; the ES256 fast path must not take it), and the JSON
+	// serializations (compact only).
+	der, err := x509.MarshalPKIXPublicKey(k.priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	point, err := k.priv.Public().(*ecdsa.PublicKey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed := &signingKey{kid: "key-1", alg: "EdDSA", priv: edPriv}
+	hs := hdr(func(h map[string]any) { h["alg"] = "HS256" })
+	add("HS256 keyed with the public key (DER)", signHS256(hs, a.claims(), der), ErrAlgorithm)
+	add("HS256 keyed with the public key (uncompressed point)", signHS256(hs, a.claims(), point), ErrAlgorithm)
+	add("EdDSA not in the allowlist", sign(t, header(ed), a.claims(), ed), ErrAlgorithm)
+	// go-jose parses a crit it does not understand and refuses it when
+	// verifying: the reason is "invalid signature".
+	add("crit with an unknown header", sign(t, hdr(func(h map[string]any) { h["crit"] = []string{"exp"}; h["exp"] = 1 }), a.claims(), k), ErrSignature)
+	claimsJSON, _ := json.Marshal(a.claims())
+	add("duplicated kid in the header", signRaw(t, []byte(`{"alg":"ES256","kid":"`+k.kid+`","kid":"`+k.kid+`","typ":"at+jwt"}`), claimsJSON, k), ErrMalformed)
+	add("duplicated alg in the header", signRaw(t, []byte(`{"alg":"ES256","alg":"ES256","kid":"`+k.kid+`","typ":"at+jwt"}`), claimsJSON, k), ErrMalformed)
+	parts := strings.Split(a.token(nil), ".")
+	add("flattened JSON serialization", fmt.Sprintf(`{"protected":%q,"payload":%q,"signature":%q}`, parts[0], parts[1], parts[2]), ErrMalformed)
+	add("general JSON serialization", fmt.Sprintf(`{"payload":%q,"signatures":[{"protected":%q,"signature":%q}]}`, parts[1], parts[0], parts[2]), ErrMalformed)
+
+	// Issue 20 F8: the claims set is read with exact member names, each
+	// at most once. A claim rs reads spelled in another case is refused
+	// (not ignored, not folded), alone or next to the real one; a member
+	// repeated is refused whatever its values, even spelled with escapes.
+	// Members inside nested values are not rs's business.
+	valid := string(claimsJSON)
+	withMembers := func(members string) []byte { return []byte(valid[:len(valid)-1] + "," + members + "}") }
+	renamed := func(claim, to string) []byte {
+		return []byte(strings.Replace(valid, `"`+claim+`":`, `"`+to+`":`, 1))
+	}
+	claimValues := map[string][2]string{ // a valid value, another value
+		"iss":       {fmt.Sprintf("%q", a.issuer), `"https://evil.example.com"`},
+		"sub":       {`"user-1"`, `"admin"`},
+		"aud":       {fmt.Sprintf("%q", testResource), `"https://other.example.com"`},
+		"exp":       {fmt.Sprint(t0.Add(5 * time.Minute).Unix()), fmt.Sprint(t0.Add(100 * time.Hour).Unix())},
+		"nbf":       {fmt.Sprint(t0.Unix()), fmt.Sprint(t0.Add(time.Hour).Unix())},
+		"iat":       {fmt.Sprint(t0.Unix()), fmt.Sprint(t0.Add(-time.Hour).Unix())},
+		"auth_time": {fmt.Sprint(t0.Unix()), fmt.Sprint(t0.Add(-time.Hour).Unix())},
+		"jti":       {`"jti-1"`, `"jti-2"`},
+		"client_id": {`"client-1"`, `"client-2"`},
+		"scope":     {`"notes:read"`, `"notes:read notes:write"`},
+	}
+	for _, claim := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "auth_time", "jti", "client_id", "scope"} {
+		vals := claimValues[claim]
+		upper, title := strings.ToUpper(claim), strings.ToUpper(claim[:1])+claim[1:]
+		for _, variant := range []string{upper, title} {
+			if strings.Contains(valid, `"`+claim+`":`) {
+				add(fmt.Sprintf("%q instead of %q", variant, claim), signPayload(t, header(k), renamed(claim, variant), k), ErrMalformed)
+			}
+			add(fmt.Sprintf("%q next to %q", variant, claim), signPayload(t, header(k), withMembers(fmt.Sprintf("%q:%s", variant, vals[1])), k), ErrMalformed)
+		}
+		if strings.Contains(valid, `"`+claim+`":`) {
+			add(fmt.Sprintf("%q twice, same value", claim), signPayload(t, header(k), withMembers(fmt.Sprintf("%q:%s", claim, vals[0])), k), ErrMalformed)
+			add(fmt.Sprintf("%q twice, other value last", claim), signPayload(t, header(k), withMembers(fmt.Sprintf("%q:%s", claim, vals[1])), k), ErrMalformed)
+		} else {
+			add(fmt.Sprintf("%q twice", claim), signPayload(t, header(k), withMembers(fmt.Sprintf("%q:%s,%q:%s", claim, vals[0], claim, vals[1])), k), ErrMalformed)
+		}
+	}
+	add(`"ſub" (long s) next to "sub"`, signPayload(t, header(k), withMembers(`"ſub":"admin"`), k), ErrMalformed)
+	add(`"ſcope" (long s) next to "scope"`, signPayload(t, header(k), withMembers(`"ſcope":"notes:write"`), k), ErrMalformed)
+	add(`"aud" twice, the second escaped`, signPayload(t, header(k), withMembers(`"aud":"https://other.example.com"`), k), ErrMalformed)
+	add("a private claim twice", signPayload(t, header(k), withMembers(`"gid":"grant-2"`), k), ErrMalformed)
+	add("duplicates inside a nested value", signPayload(t, header(k), withMembers(`"cnf":{"jkt":"a","jkt":"b"}`), k), nil)
+	add("a private claim that only resembles one", signPayload(t, header(k), withMembers(`"AUDIENCE":"x","subject":"y"`), k), nil)
+	add("claims an array", signPayload(t, header(k), []byte(`[`+valid+`]`), k), ErrMalformed)
+	add("claims followed by more JSON", signPayload(t, header(k), []byte(valid+`{}`), k), ErrMalformed)
+
 	for _, claim := range []string{"iss", "sub", "aud", "exp", "iat", "jti", "client_id"} {
 		tests = append(tests, struct {
 			name  string

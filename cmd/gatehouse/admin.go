@@ -505,7 +505,7 @@ func resourceDelete(ctx context.Context, args []string, out io.Writer) error {
 
 func runKeys(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "keys", args, out, map[string]func(context.Context, []string, io.Writer) error{
-		"list": keysList, "rotate": keysRotate, "gen-kek": keysGenKEK, "rekey": keysRekey,
+		"list": keysList, "rotate": keysRotate, "withdraw": keysWithdraw, "gen-kek": keysGenKEK, "rekey": keysRekey,
 	})
 }
 
@@ -532,11 +532,15 @@ func keysList(ctx context.Context, args []string, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tPUBLISHED UNTIL")
 	for _, k := range keys {
-		state := "active"
-		if !k.RetiredAt.IsZero() {
+		state, until := "active", fmtTime(k.RemoveAfter)
+		switch {
+		case !k.WithdrawnAt.IsZero():
+			// Kept as a tombstone until RemoveAfter, never published.
+			state, until = "withdrawn "+fmtTime(k.WithdrawnAt), "-"
+		case !k.RetiredAt.IsZero():
 			state = "retired " + fmtTime(k.RetiredAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, fmtTime(k.RemoveAfter))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, until)
 	}
 	return tw.Flush()
 }
@@ -571,8 +575,73 @@ func keysRotate(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
+func keysWithdraw(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("keys withdraw", "Withdraw signing keys at once, for a leaked key: gatehouse keys withdraw KID... (or --all). A withdrawn key leaves the JWKS and stops verifying on every replica at its next key reload (keys.refresh_interval), and at resource servers when their cached JWKS expires; tokens it signed are refused from then on. Its private key is deleted. The key that signs (or a rotated-in key not signing yet) is first replaced by a new key, which signs at once.", out)
+	var sf storeFlags
+	sf.register(fs)
+	all := fs.Bool("all", false, "rotate in a new key and withdraw every other key (after a KEK leak)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *all == (fs.NArg() > 0) {
+		return errors.New("usage: gatehouse keys withdraw KID... | gatehouse keys withdraw --all")
+	}
+	c, _, err := sf.load()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kr, err := openKeyring(ctx, c, st)
+	if err != nil {
+		return err
+	}
+	kids := fs.Args()
+	if *all {
+		kid, err := kr.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + kid + ", to withdraw every other key"})
+		fmt.Fprintf(out, "new signing key %s\n", kid)
+		keys, err := kr.Keys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.ID != kid && k.WithdrawnAt.IsZero() {
+				kids = append(kids, k.ID)
+			}
+		}
+	}
+	for _, kid := range kids {
+		w, err := kr.Withdraw(ctx, kid)
+		if w.Replacement != "" {
+			auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + w.Replacement + ", replacing " + kid + " to withdraw it"})
+			fmt.Fprintf(out, "new signing key %s replaces %s and signs now\n", w.Replacement, kid)
+		}
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("no signing key %q (gatehouse keys list shows them)", kid)
+		case err != nil:
+			return err
+		case w.Already:
+			fmt.Fprintf(out, "signing key %s was already withdrawn at %s\n", kid, fmtTime(w.Key.WithdrawnAt))
+			continue
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "key.withdrawn", Outcome: "success", Detail: "kid " + kid})
+		fmt.Fprintf(out, "withdrew signing key %s at %s\n", kid, fmtTime(w.Key.WithdrawnAt))
+	}
+	fmt.Fprintf(out, "running replicas drop withdrawn keys within keys.refresh_interval (%s); resource servers when their cached JWKS expires (rs: 60 s after that)\n",
+		time.Duration(c.Keys.RefreshInterval))
+	return nil
+}
+
 func keysRekey(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("keys rekey", "Re-encrypt every signing key under a new key-encryption key, to rotate the KEK (say, after it leaked): gatehouse keys rekey --new-key-file FILE (make one with keys gen-kek). Stop every replica first: one still running with the old KEK would seal its next signing key under it. Then point keys.encryption_key_file at FILE and start them.", out)
+	fs := newFlags("keys rekey", "Re-encrypt every signing key under a new key-encryption key, to rotate the KEK: gatehouse keys rekey --new-key-file FILE (make one with keys gen-kek). Stop every replica first: one still running with the old KEK would seal its next signing key under it. Then point keys.encryption_key_file at FILE. After a KEK leak, also run keys withdraw --all before starting the replicas: rekeying alone leaves the same signing keys, which an old database backup and the leaked KEK still open.", out)
 	var sf storeFlags
 	sf.register(fs)
 	newFile := fs.String("new-key-file", "", "the new key-encryption key (32 bytes, hex or base64), e.g. from keys gen-kek")

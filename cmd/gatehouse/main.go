@@ -35,7 +35,7 @@ func commands() []command {
 		{"client", "manage OAuth clients: create | list | show | delete | token (initial access tokens)", runClient},
 		{"user", "manage local users: add | list | passwd | delete", runUser},
 		{"resource", "manage protected resources: add | list | delete", runResource},
-		{"keys", "manage signing keys: list | rotate | gen-kek", runKeys},
+		{"keys", "manage signing keys: list | rotate | withdraw | rekey | gen-kek", runKeys},
 		{"audit", "read the audit log: tail | query", runAudit},
 	}
 }

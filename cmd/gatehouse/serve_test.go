@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 )
 
@@ -266,3 +269,76 @@ func TestServeSecurityHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRefusesBadKEK: with a wrong, missing, short or empty
+// key-encryption key, serve exits with an error naming the problem and
+// stores nothing: no signing key is added, re-encrypted or dropped.
+func TestServeRefusesBadKEK(t *testing.T) {
+	cfg := serveConfig(t, "https://as.example.com", "")
+	dir := filepath.Dir(cfg)
+	kek := filepath.Join(dir, "kek")
+	good, err := os.ReadFile(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(t.Context(), []string{"keys", "rotate", "--config", cfg}, &out); err != nil {
+		t.Fatalf("keys rotate: %v\n%s", err, out.String())
+	}
+	c := config.Default()
+	c.Storage.SQLitePath = filepath.Join(dir, "gatehouse.db")
+	rows := func() []storage.SigningKey {
+		t.Helper()
+		st, err := openStore(t.Context(), c, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		keys, err := st.ListSigningKeys(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	before := rows()
+	if len(before) != 2 {
+		t.Fatalf("%d signing keys after keys rotate, want 2", len(before))
+	}
+	wrong := make([]byte, 32)
+	rand.Read(wrong)
+	for _, tt := range []struct {
+		name    string
+		kek     *string // nil: no file
+		wantErr string
+	}{
+		{"wrong KEK", ptr(hex.EncodeToString(wrong) + "\n"), "wrong master key"},
+		{"missing KEK file", nil, "no such file"},
+		{"short KEK", ptr(hex.EncodeToString(wrong[:16]) + "\n"), "32 bytes"},
+		{"empty KEK file", ptr(""), "32 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(kek)
+			if tt.kek != nil {
+				if err := os.WriteFile(kek, []byte(*tt.kek), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Cleanup(func() { os.WriteFile(kek, good, 0o600) })
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			var out strings.Builder
+			err := run(ctx, []string{"serve", "--config", cfg}, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("serve with a %s = %v, want an error saying %q", tt.name, err, tt.wantErr)
+			}
+			if strings.Contains(out.String(), "serving issuer") {
+				t.Errorf("serve with a %s started:\n%s", tt.name, out.String())
+			}
+			if diff := cmp.Diff(before, rows()); diff != "" {
+				t.Errorf("serve with a %s changed the signing keys (-before +after):\n%s", tt.name, diff)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

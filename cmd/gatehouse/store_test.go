@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 )
 
@@ -139,5 +141,184 @@ func TestKeysRekey(t *testing.T) {
 	}
 	if out, _ := do("audit", "query", "--since", "1h", "--data", data); !strings.Contains(out, "key.resealed") {
 		t.Errorf("audit lacks key.resealed:\n%s", out)
+	}
+}
+
+// TestKeysWithdraw: keys withdraw takes a retired key, the active key
+// (replaced first by a new key) or, with --all, every key but a new one;
+// keys list shows the withdrawn keys with the time, and the audit log the
+// withdrawals. An unknown kid is a clear error; withdrawing twice changes
+// nothing; rekey skips the tombstones.
+func TestKeysWithdraw(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	do := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(t.Context(), append(args, "--data", data), &out)
+		return out.String(), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := do(args...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	// states returns kid → STATE column of keys list ("active",
+	// "retired", "withdrawn").
+	states := func() map[string]string {
+		t.Helper()
+		m := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(must("keys", "list")), "\n")[1:] {
+			f := strings.Fields(line)
+			m[f[0]] = f[3]
+		}
+		return m
+	}
+	kidWith := func(m map[string]string, state string) string {
+		t.Helper()
+		for k, s := range m {
+			if s == state {
+				return k
+			}
+		}
+		t.Fatalf("keys list has no %s key: %v", state, m)
+		return ""
+	}
+
+	must("keys", "rotate") // the first key, then a second
+	before := states()
+	retired, active := kidWith(before, "retired"), kidWith(before, "active")
+
+	for _, args := range [][]string{{"keys", "withdraw"}, {"keys", "withdraw", "--all", active}} {
+		if out, err := do(args...); err == nil || !strings.Contains(err.Error(), "usage") {
+			t.Errorf("%s = %v\n%s; want a usage error", strings.Join(args, " "), err, out)
+		}
+	}
+	if _, err := do("keys", "withdraw", "no-such-kid"); err == nil || !strings.Contains(err.Error(), `no signing key "no-such-kid"`) {
+		t.Errorf("keys withdraw no-such-kid = %v, want an error naming the kid", err)
+	}
+	if got := states(); !cmp.Equal(got, before) {
+		t.Errorf("refused withdrawals changed the keys: %v, want %v", got, before)
+	}
+
+	if out := must("keys", "withdraw", retired); !strings.Contains(out, "withdrew signing key "+retired) || strings.Contains(out, "new signing key") {
+		t.Errorf("keys withdraw RETIRED:\n%s\nwant the withdrawal and no new key", out)
+	}
+	if out := must("keys", "withdraw", retired); !strings.Contains(out, "already withdrawn") {
+		t.Errorf("keys withdraw RETIRED again:\n%s\nwant \"already withdrawn\"", out)
+	}
+	out := must("keys", "withdraw", active)
+	if !strings.Contains(out, "replaces "+active) || !strings.Contains(out, "withdrew signing key "+active) {
+		t.Errorf("keys withdraw ACTIVE:\n%s\nwant a replacement and the withdrawal", out)
+	}
+	after := states()
+	if after[retired] != "withdrawn" || after[active] != "withdrawn" || len(after) != 3 {
+		t.Errorf("keys list after two withdrawals: %v, want both withdrawn and one new key", after)
+	}
+	replacement := kidWith(after, "active")
+	if line := listLine(t, must("keys", "list"), active); !strings.Contains(line, "withdrawn 20") {
+		t.Errorf("keys list shows the withdrawn key as %q, want its withdrawal time", line)
+	}
+
+	if out := must("keys", "withdraw", "--all"); !strings.Contains(out, "withdrew signing key "+replacement) {
+		t.Errorf("keys withdraw --all:\n%s\nwant %s withdrawn", out, replacement)
+	}
+	final := states()
+	if kidWith(final, "active") == replacement || len(final) != 4 {
+		t.Errorf("keys list after --all: %v, want one new active key and every other withdrawn", final)
+	}
+	for kid, s := range final {
+		if s != "active" && s != "withdrawn" {
+			t.Errorf("after --all key %s is %s, want withdrawn", kid, s)
+		}
+	}
+
+	if out := must("keys", "rekey", "--new-key-file", writeKEK(t)); !strings.Contains(out, "re-encrypted 1 signing keys") {
+		t.Errorf("keys rekey after withdrawals:\n%s\nwant only the live key re-encrypted", out)
+	}
+	if out := must("audit", "query", "--since", "1h"); strings.Count(out, "key.withdrawn") != 3 {
+		t.Errorf("audit has %d key.withdrawn events, want 3:\n%s", strings.Count(out, "key.withdrawn"), out)
+	}
+}
+
+// listLine returns the line of keys list output about kid.
+func listLine(t *testing.T, out, kid string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, kid+" ") {
+			return line
+		}
+	}
+	t.Fatalf("keys list has no line for %s:\n%s", kid, out)
+	return ""
+}
+
+// writeKEK writes a new key-encryption key with keys gen-kek and returns
+// its path.
+func writeKEK(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kek")
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"keys", "gen-kek", path}, &out); err != nil {
+		t.Fatalf("keys gen-kek: %v\n%s", err, out.String())
+	}
+	return path
+}
+
+// TestKEKLeakProcedure runs the commands SECURITY.md gives for a leaked
+// KEK, in its order: afterwards one signing key is live, sealed under the
+// new KEK (the old KEK opens nothing), and every key an old copy of the
+// database holds is withdrawn.
+func TestKEKLeakProcedure(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	must := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(t.Context(), append(args, "--data", data), &out); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+	must("keys", "rotate")
+	var old []string
+	for _, line := range strings.Split(strings.TrimSpace(must("keys", "list")), "\n")[1:] {
+		old = append(old, strings.Fields(line)[0])
+	}
+	oldKEK, err := os.ReadFile(filepath.Join(data, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newKEK := filepath.Join(t.TempDir(), "kek.new")
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"keys", "gen-kek", newKEK}, &out); err != nil {
+		t.Fatal(err)
+	}
+	must("keys", "rekey", "--new-key-file", newKEK)
+	b, err := os.ReadFile(newKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "kek"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must("keys", "withdraw", "--all")
+
+	list := must("keys", "list")
+	for _, kid := range old {
+		if line := listLine(t, list, kid); !strings.Contains(line, "withdrawn") {
+			t.Errorf("after the procedure old key %s is %q, want withdrawn", kid, line)
+		}
+	}
+	if n := strings.Count(list, " active "); n != 1 {
+		t.Errorf("after the procedure %d active keys, want 1:\n%s", n, list)
+	}
+	must("keys", "rotate") // the new KEK opens the live key
+	if err := os.WriteFile(filepath.Join(data, "kek"), oldKEK, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), []string{"keys", "rotate", "--data", data}, &out); err == nil || !strings.Contains(err.Error(), "wrong master key") {
+		t.Errorf("keys rotate with the leaked KEK = %v, want it unable to open the live key", err)
 	}
 }

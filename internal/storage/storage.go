@@ -314,7 +314,15 @@ type SigningKey struct {
 	// stays published until RemoveAfter.
 	RetiredAt   time.Time
 	RemoveAfter time.Time
+	// WithdrawnAt is when the key was withdrawn (Keys.WithdrawSigningKey),
+	// zero if it was not. A withdrawn key is a tombstone: no PrivateKey,
+	// never published, never used to sign or verify.
+	WithdrawnAt time.Time
 }
+
+// ErrWithdrawn means the signing key was withdrawn already.
+// WithdrawSigningKey returns it together with the stored tombstone.
+var ErrWithdrawn = errors.New("storage: signing key already withdrawn")
 
 // Keys stores signing keys.
 type Keys interface {
@@ -324,12 +332,22 @@ type Keys interface {
 	// it published until removeAfter) and makes next the active key, in one
 	// transaction.
 	RotateSigningKey(ctx context.Context, next SigningKey, removeAfter time.Time) error
-	// ResealSigningKeys replaces every key's PrivateKey with what reseal
-	// returns for it (the same key encrypted anew, under another master
-	// key), in one transaction that no rotation can interleave with, and
-	// returns how many keys it replaced. If reseal fails for any key,
-	// nothing changes.
+	// ResealSigningKeys replaces the PrivateKey of every key not withdrawn
+	// with what reseal returns for it (the same key encrypted anew, under
+	// another master key), in one transaction that no rotation can
+	// interleave with, and returns how many keys it replaced. If reseal
+	// fails for any key, nothing changes.
 	ResealSigningKeys(ctx context.Context, reseal func(SigningKey) ([]byte, error)) (int, error)
+	// WithdrawSigningKey withdraws key id at the time at, in one
+	// transaction: the row becomes a tombstone with WithdrawnAt set and
+	// its PrivateKey deleted, and keeps its other fields (so garbage
+	// collection removes it at RemoveAfter, like any retired key). It
+	// returns the tombstone. Only a retired key can be withdrawn: one that
+	// is not retired signs (or is about to), and another key must take
+	// over first, so it fails with an error wrapping ErrConflict. An
+	// unknown id is ErrNotFound; a key withdrawn before is returned
+	// unchanged with ErrWithdrawn.
+	WithdrawSigningKey(ctx context.Context, id string, at time.Time) (SigningKey, error)
 }
 
 // Replay guards against reuse of one-time values such as the jti of a

@@ -10,8 +10,8 @@
 //     refresh-rotation response under the old refresh token itself, so only
 //     its holder can read the stored retry answer;
 //   - JWT access tokens ([RFC 9068]): a [Keyring] signs them with keys kept
-//     encrypted in storage, rotates keys, publishes the JWKS and verifies
-//     tokens for introspection;
+//     encrypted in storage, rotates keys (and withdraws a leaked one at
+//     once), publishes the JWKS and verifies tokens for introspection;
 //   - client assertions ([RFC 7523] private_key_jwt):
 //     [VerifyClientAssertion].
 //

@@ -15,7 +15,8 @@ var (
 	// ErrType means the "typ" header is not at+jwt: some other kind of JWT.
 	ErrType = errors.New("token: not an access token (typ is not at+jwt)")
 	// ErrUnknownKey means no published key has the token's "kid": a forged
-	// token, or one signed by a key removed after its retirement period.
+	// token, one signed by a key removed after its retirement period, or
+	// one signed by a withdrawn key ([Keyring.Withdraw]).
 	ErrUnknownKey = errors.New("token: unknown signing key")
 	// ErrSignature means the signature does not verify.
 	ErrSignature = errors.New("token: invalid signature")

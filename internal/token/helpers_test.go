@@ -72,15 +72,39 @@ func (f *fakeKeys) ResealSigningKeys(ctx context.Context, reseal func(storage.Si
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	next := slices.Clone(f.rows)
+	n := 0
 	for i := range next {
+		if !next[i].WithdrawnAt.IsZero() {
+			continue
+		}
 		sealed, err := reseal(next[i])
 		if err != nil {
 			return 0, err
 		}
 		next[i].PrivateKey = sealed
+		n++
 	}
 	f.rows = next
-	return len(next), nil
+	return n, nil
+}
+
+func (f *fakeKeys) WithdrawSigningKey(ctx context.Context, id string, at time.Time) (storage.SigningKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.rows {
+		r := &f.rows[i]
+		switch {
+		case r.ID != id:
+			continue
+		case !r.WithdrawnAt.IsZero():
+			return *r, storage.ErrWithdrawn
+		case r.RetiredAt.IsZero():
+			return storage.SigningKey{}, storage.ErrConflict
+		}
+		r.WithdrawnAt, r.PrivateKey = at, nil
+		return *r, nil
+	}
+	return storage.SigningKey{}, storage.ErrNotFound
 }
 
 func (f *fakeKeys) listCount() int {

@@ -108,10 +108,13 @@ type KeyInfo struct {
 	CreatedAt   time.Time
 	RetiredAt   time.Time // zero for the active key
 	RemoveAfter time.Time // zero for the active key
+	// WithdrawnAt is when the key was withdrawn ([Keyring.Withdraw]), zero
+	// if it was not. A withdrawn key is neither active nor published.
+	WithdrawnAt time.Time
 	// Active reports whether this keyring signs new tokens with the key.
 	Active bool
 	// Published reports whether the key is in the JWKS and verifies
-	// tokens: active, or retired and before RemoveAfter.
+	// tokens: active, or retired and before RemoveAfter, and not withdrawn.
 	Published bool
 }
 
@@ -166,6 +169,10 @@ type keySet struct {
 	active  *loadedKey // nil if storage lists no active key
 	byKID   map[string]*loadedKey
 	ordered []*loadedKey // newest first
+	// withdrawn holds the tombstones of withdrawn keys by kid: never
+	// published, never used; kept to list them and to say why a token
+	// naming one is refused.
+	withdrawn map[string]storage.SigningKey
 }
 
 // sameAs reports whether s and o hold the same keys with the same
@@ -179,6 +186,14 @@ func (s *keySet) sameAs(o *keySet) bool {
 		b := o.ordered[i]
 		if a.signingKey != b.signingKey || !a.created.Equal(b.created) ||
 			!a.retired.Equal(b.retired) || !a.removeAfter.Equal(b.removeAfter) {
+			return false
+		}
+	}
+	if len(s.withdrawn) != len(o.withdrawn) {
+		return false
+	}
+	for kid, a := range s.withdrawn {
+		if b, ok := o.withdrawn[kid]; !ok || !a.WithdrawnAt.Equal(b.WithdrawnAt) || !a.RemoveAfter.Equal(b.RemoveAfter) {
 			return false
 		}
 	}
@@ -281,11 +296,19 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token: list signing keys: %w", err)
 	}
-	set := &keySet{byKID: make(map[string]*loadedKey, len(rows))}
+	set := &keySet{byKID: make(map[string]*loadedKey, len(rows)), withdrawn: map[string]storage.SigningKey{}}
 	cache := make(map[string]*signingKey, len(rows))
 	for _, row := range rows {
-		if _, dup := set.byKID[row.ID]; dup {
+		_, dup := set.byKID[row.ID]
+		if _, dup2 := set.withdrawn[row.ID]; dup || dup2 {
 			return fmt.Errorf("token: signing key %s listed twice", row.ID)
+		}
+		if !row.WithdrawnAt.IsZero() {
+			// A tombstone: nothing to open (its private key is gone),
+			// nothing to publish or verify with.
+			row.PrivateKey = nil
+			set.withdrawn[row.ID] = row
+			continue
 		}
 		sk := k.cache[row.ID]
 		if sk == nil || !sk.unchanged(row) {
@@ -311,16 +334,21 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 	// (and if a racing write left two, the newest wins, on every replica
 	// alike). A younger key is published but waits; meanwhile the key it
 	// replaced signs, though storage already marks that one retired.
+	// Only that key: a rotation retires the active key at the new key's
+	// creation, so the replaced key is one retired at or after it. If
+	// that key was withdrawn, an older retired key does not take over
+	// (it may be about to leave the JWKS, and was not signing); the young
+	// key signs at once instead, below.
 	next := now.Add(k.refresh)
 	cutoff := now.Add(-k.activate)
-	pending := false
+	var pendingSince time.Time // creation of the oldest young unretired key
 	for _, lk := range set.ordered {
 		if !lk.published(now) {
 			continue
 		}
 		if lk.retired.IsZero() {
 			if lk.created.After(cutoff) {
-				pending = true
+				pendingSince = lk.created
 				if at := lk.created.Add(k.activate); at.Before(next) {
 					next = at // reload when it becomes due to sign
 				}
@@ -329,8 +357,10 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 			set.active = lk
 			break
 		}
-		if pending {
-			set.active = lk // the key the pending one replaces
+		if !pendingSince.IsZero() {
+			if !lk.retired.Before(pendingSince) {
+				set.active = lk // the key the pending one replaces
+			}
 			break
 		}
 	}
@@ -528,11 +558,16 @@ func (k *Keyring) lookup(ctx context.Context, kid string, now time.Time) (*loade
 	if kid == "" {
 		return nil, fmt.Errorf("%w: no kid", ErrUnknownKey)
 	}
-	if key := k.set.Load().byKID[kid]; key != nil {
+	set := k.set.Load()
+	if key := set.byKID[kid]; key != nil {
 		if !key.published(now) {
 			return nil, fmt.Errorf("%w: key %s was removed at %s", ErrUnknownKey, kid, key.removeAfter.UTC().Format(time.RFC3339))
 		}
 		return key, nil
+	}
+	if w, ok := set.withdrawn[kid]; ok {
+		// No reload: a withdrawal is final.
+		return nil, fmt.Errorf("%w: key %s was withdrawn at %s", ErrUnknownKey, kid, w.WithdrawnAt.UTC().Format(time.RFC3339))
 	}
 	last := k.lastForced.Load()
 	if now.UnixNano()-last < int64(forcedReloadEvery) || !k.lastForced.CompareAndSwap(last, now.UnixNano()) {
@@ -541,8 +576,12 @@ func (k *Keyring) lookup(ctx context.Context, kid string, now time.Time) (*loade
 	if err := k.Reload(ctx); err != nil {
 		return nil, fmt.Errorf("%w; reloading keys: %w", ErrUnknownKey, err)
 	}
-	if key := k.set.Load().byKID[kid]; key != nil && key.published(now) {
+	set = k.set.Load()
+	if key := set.byKID[kid]; key != nil && key.published(now) {
 		return key, nil
+	}
+	if w, ok := set.withdrawn[kid]; ok {
+		return nil, fmt.Errorf("%w: key %s was withdrawn at %s", ErrUnknownKey, kid, w.WithdrawnAt.UTC().Format(time.RFC3339))
 	}
 	return nil, ErrUnknownKey
 }
@@ -614,14 +653,14 @@ func (k *Keyring) JWKS(ctx context.Context) ([]byte, error) {
 }
 
 // Keys reloads from storage and describes every key, newest first,
-// including retired keys past RemoveAfter that garbage collection has not
-// deleted yet (Published false).
+// including retired keys past RemoveAfter and withdrawn keys that garbage
+// collection has not deleted yet (Published false).
 func (k *Keyring) Keys(ctx context.Context) ([]KeyInfo, error) {
 	if err := k.Reload(ctx); err != nil {
 		return nil, err
 	}
 	set, now := k.set.Load(), k.now()
-	infos := make([]KeyInfo, 0, len(set.ordered))
+	infos := make([]KeyInfo, 0, len(set.ordered)+len(set.withdrawn))
 	for _, lk := range set.ordered {
 		infos = append(infos, KeyInfo{
 			ID:          lk.kid,
@@ -633,5 +672,74 @@ func (k *Keyring) Keys(ctx context.Context) ([]KeyInfo, error) {
 			Published:   lk == set.active || lk.published(now),
 		})
 	}
+	for _, row := range set.withdrawn {
+		infos = append(infos, tombstoneInfo(row))
+	}
+	slices.SortStableFunc(infos, func(a, b KeyInfo) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
 	return infos, nil
+}
+
+func tombstoneInfo(row storage.SigningKey) KeyInfo {
+	return KeyInfo{
+		ID:          row.ID,
+		Algorithm:   row.Algorithm,
+		CreatedAt:   row.CreatedAt,
+		RetiredAt:   row.RetiredAt,
+		RemoveAfter: row.RemoveAfter,
+		WithdrawnAt: row.WithdrawnAt,
+	}
+}
+
+// Withdrawal is what [Keyring.Withdraw] did.
+type Withdrawal struct {
+	// Key is the withdrawn key as stored now: a tombstone.
+	Key KeyInfo
+	// Replacement is the kid of the key Withdraw rotated in because the
+	// withdrawn key was not retired yet (it signed, or was about to);
+	// empty when no rotation was needed.
+	Replacement string
+	// Already reports that the key had been withdrawn before (at
+	// Key.WithdrawnAt): nothing changed.
+	Already bool
+}
+
+// Withdraw removes key kid at once, for when its private key leaked or
+// may have: it is deleted from storage (the row stays as a tombstone with
+// the public part and the time of withdrawal), leaves the JWKS, and no
+// token it signed verifies any longer. This keyring stops using it on
+// return; other replicas at their next reload (RefreshInterval), and
+// resource servers when their cached JWKS expires.
+//
+// A key that is not retired yet — the active key, or a rotated-in key
+// still waiting for its activation delay — is first replaced by a new key
+// ([Keyring.Rotate]), so something always signs; withdrawing the only key
+// does the same. After a withdrawal no activation delay applies to the
+// newest key: the key it would have waited for is gone, so it signs at
+// once. An unknown kid is an error wrapping storage.ErrNotFound; a key
+// withdrawn before is reported with Already set.
+func (k *Keyring) Withdraw(ctx context.Context, kid string) (Withdrawal, error) {
+	if err := k.Reload(ctx); err != nil {
+		return Withdrawal{}, err
+	}
+	var w Withdrawal
+	if lk := k.set.Load().byKID[kid]; lk != nil && lk.retired.IsZero() {
+		var err error
+		if w.Replacement, err = k.Rotate(ctx); err != nil {
+			return Withdrawal{}, fmt.Errorf("token: rotate before withdrawing key %s: %w", kid, err)
+		}
+	}
+	row, err := k.keys.WithdrawSigningKey(ctx, kid, k.now().UTC())
+	switch {
+	case errors.Is(err, storage.ErrWithdrawn):
+		w.Already = true
+	case err != nil:
+		return w, fmt.Errorf("token: withdraw signing key %s: %w", kid, err)
+	}
+	w.Key = tombstoneInfo(row)
+	if err := k.Reload(ctx); err != nil {
+		return w, fmt.Errorf("token: reload after withdrawing key %s: %w", kid, err)
+	}
+	return w, nil
 }

@@ -2,7 +2,11 @@ package token_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,4 +126,53 @@ func TestKeyringOnSQLite(t *testing.T) {
 	if !bytes.Equal(jwksA, jwksB) {
 		t.Errorf("replicas publish different JWKS:\n%s\n%s", jwksA, jwksB)
 	}
+
+	// a withdraws the active key: a replacement signs at once, and after
+	// its reload b refuses tokens of the withdrawn key and lists it as
+	// withdrawn. The tombstone round-trips through SQLite.
+	now.Add(int64(time.Minute))
+	withdrawn := headerKIDOf(t, tokB)
+	w, err := a.Withdraw(ctx, withdrawn)
+	if err != nil || w.Replacement == "" {
+		t.Fatalf("a.Withdraw(active) = %+v, %v; want a replacement", w, err)
+	}
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Verify(ctx, tokB); !errors.Is(err, token.ErrUnknownKey) {
+		t.Errorf("b.Verify(token of the withdrawn key) = %v, want %v", err, token.ErrUnknownKey)
+	}
+	claims.IssuedAt, claims.ExpiresAt = clock(), clock().Add(5*time.Minute)
+	tokC, err := b.Sign(ctx, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := headerKIDOf(t, tokC); got != w.Replacement {
+		t.Errorf("b signs with %s after the withdrawal, want the replacement %s", got, w.Replacement)
+	}
+	infos, err := b.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ki := range infos {
+		if ki.ID == withdrawn && (!ki.WithdrawnAt.Equal(clock()) || ki.Published || ki.Active) {
+			t.Errorf("b.Keys() lists the withdrawn key as %+v, want withdrawn at %s, not published", ki, clock())
+		}
+	}
+}
+
+// headerKIDOf returns the kid of a compact JWS's header.
+func headerKIDOf(t *testing.T, tok string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.SplitN(tok, ".", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(h, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Kid
 }

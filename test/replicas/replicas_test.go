@@ -11,6 +11,7 @@ package replicas
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-mcp/gatehouse/rs"
 	"github.com/gatehouse-mcp/gatehouse/test/crash"
 )
 
@@ -42,6 +44,21 @@ const (
 	keyActivation = 5 * time.Second
 	keyReloadWait = keyActivation + 2*keyRefresh
 )
+
+// newRS returns a resource server's token verifier that fetches the JWKS
+// from the replica at base.
+func newRS(t *testing.T, issuer, base string, mod func(*rs.JWTOptions)) *rs.JWTVerifier {
+	t.Helper()
+	o := rs.JWTOptions{Issuer: issuer, Resource: crash.Resource, JWKSURL: base + "/jwks"}
+	if mod != nil {
+		mod(&o)
+	}
+	v, err := rs.NewJWTVerifier(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 // kidOf returns the kid in a JWT's header.
 func kidOf(t *testing.T, jwt string) string {
@@ -410,12 +427,30 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("key rotation", func(t *testing.T) {
+		// A resource server behind each replica's JWKS, which fetched the
+		// keys before the rotation. Its key age and refetch interval are
+		// scaled down like the deployment's key settings: in production
+		// the JWKS max-age (60 s) plus keys.refresh_interval (30 s) fit in
+		// keys.activation_delay (90 s), so an rs has refetched the new key
+		// before any token is signed with it.
+		rsOpts := func(o *rs.JWTOptions) { o.MaxKeyAge, o.MinRefreshInterval = keyActivation-keyRefresh, time.Second }
+		rsAt := [2]*rs.JWTVerifier{newRS(t, issuer, a.URL, rsOpts), newRS(t, issuer, b.URL, rsOpts)}
+		for i, v := range rsAt {
+			if _, err := v.Verify(t.Context(), oldToken); err != nil {
+				t.Fatalf("rs behind replica %c: Verify(token before the rotation) = %v", "AB"[i], err)
+			}
+		}
 		d.CLI("keys", "rotate")
 		start := time.Now()
 		var newKID string
 		reported := map[[2]int]bool{}
 		var published [2]time.Duration // when A's and B's JWKS first listed a new key
-		for time.Since(start) < keyReloadWait && (published[0] == 0 || published[1] == 0) {
+		issued, refused := 0, 0
+		// Tokens all through the rotation: until the new key is published
+		// everywhere and past the activation delay plus a reload, so the
+		// switch to the new key happens inside the loop.
+		for time.Since(start) < keyReloadWait && (published[0] == 0 || published[1] == 0 ||
+			time.Since(start) < keyActivation+keyRefresh+500*time.Millisecond) {
 			// Tokens from both replicas, then both key sets: a replica
 			// that signs with a key must find it published everywhere,
 			// or a resource server whose JWKS fetch lands on another
@@ -445,9 +480,24 @@ func TestReplicas(t *testing.T) {
 							time.Since(start).Seconds(), "AB"[i], kid, "AB"[j], sets[j])
 					}
 				}
+				// Neither the other replica's introspection nor a
+				// resource server behind either replica refuses it.
+				issued++
+				other := 1 - i
+				if !(rep{t, []*crash.Client{atA(), atB()}[other]}).introspect(secret, tok) {
+					refused++
+					t.Errorf("%.1fs after the rotation a token of replica %c (key %s) is inactive at replica %c", time.Since(start).Seconds(), "AB"[i], kid, "AB"[other])
+				}
+				for j, v := range rsAt {
+					if _, err := v.Verify(t.Context(), tok); err != nil {
+						refused++
+						t.Errorf("%.1fs after the rotation the rs behind replica %c refuses a token of replica %c (key %s): %v", time.Since(start).Seconds(), "AB"[j], "AB"[i], kid, err)
+					}
+				}
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
+		t.Logf("%d tokens issued across the rotation, %d refusals by the other replica's introspection or an rs", issued, refused)
 		t.Logf("new key %s published by A after %v, by B after %v", newKID, published[0], published[1])
 		if published[0] == 0 || published[1] == 0 {
 			t.Fatalf("after %v the rotated key is published by A: %v, by B: %v; want both", keyReloadWait, published[0] != 0, published[1] != 0)
@@ -481,4 +531,97 @@ func TestReplicas(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("key withdrawal", func(t *testing.T) {
+		// Issue 20 F7: `keys withdraw` of the signing key takes it out of
+		// both replicas' JWKS and introspection within
+		// keys.refresh_interval, and out of a resource server at its next
+		// JWKS refetch; a new key signs at once, with no activation delay.
+		A, B := rep{t, atA()}, rep{t, atB()}
+		tokA, tokB := A.cc(secret), B.cc(secret)
+		kid := kidOf(t, tokB)
+		if k := kidOf(t, tokA); k != kid {
+			t.Fatalf("replicas sign with %s and %s, want one key", k, kid)
+		}
+		// An rs behind B that refetches keys every keyRefresh (shorter
+		// than the 60 s max-age Gatehouse sends, to keep the test short).
+		v := newRS(t, issuer, b.URL, func(o *rs.JWTOptions) {
+			o.MaxKeyAge, o.MinRefreshInterval = keyRefresh, 500*time.Millisecond
+		})
+		for _, tok := range []string{tokA, tokB} {
+			if !B.introspect(secret, tok) || !A.introspect(secret, tok) {
+				t.Fatalf("a fresh token is inactive before the withdrawal")
+			}
+			if _, err := v.Verify(t.Context(), tok); err != nil {
+				t.Fatalf("rs: Verify(fresh token) = %v", err)
+			}
+		}
+
+		out := d.CLI("keys", "withdraw", kid)
+		withdrawn := time.Now()
+		if !strings.Contains(out, "withdrew signing key "+kid) {
+			t.Fatalf("keys withdraw %s:\n%s", kid, out)
+		}
+		// Both replicas: poll until the key is gone from the JWKS and
+		// both tokens are inactive; it must happen within the refresh
+		// interval (plus slack for a loaded machine).
+		bound := keyRefresh + 2*time.Second
+		for i, r := range []rep{A, B} {
+			var took time.Duration
+			for {
+				gone := !slices.Contains(crash.KeyIDs(r.jwks()), kid)
+				inactive := !r.introspect(secret, tokA) && !r.introspect(secret, tokB)
+				if gone && inactive {
+					took = time.Since(withdrawn)
+					break
+				}
+				if time.Since(withdrawn) > bound {
+					t.Fatalf("%v after keys withdraw, replica %c: key %s published %v, its tokens inactive %v; want gone within keys.refresh_interval (%v)",
+						time.Since(withdrawn), "AB"[i], kid, !gone, inactive, keyRefresh)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("replica %c dropped withdrawn key %s %v after keys withdraw", "AB"[i], kid, took)
+		}
+		// A new key signs at once, and its tokens are active at the
+		// other replica and verify at the rs.
+		for i, r := range []rep{A, B} {
+			tok := r.cc(secret)
+			if k := kidOf(t, tok); k == kid {
+				t.Errorf("replica %c still signs with withdrawn key %s", "AB"[i], kid)
+			}
+			if !([]rep{B, A}[i]).introspect(secret, tok) {
+				t.Errorf("a token replica %c signed after the withdrawal is inactive at the other", "AB"[i])
+			}
+			if _, err := v.Verify(t.Context(), tok); err != nil {
+				t.Errorf("rs: Verify(token replica %c signed after the withdrawal) = %v", "AB"[i], err)
+			}
+		}
+		// The rs refuses the withdrawn key's tokens once its keys are
+		// refetched (MaxKeyAge here; the JWKS max-age, 60 s, by default).
+		deadline := time.Now().Add(2*keyRefresh + 2*time.Second)
+		for {
+			_, err := v.Verify(t.Context(), tokB)
+			if errors.Is(err, rs.ErrUnknownKey) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rs: Verify(token of withdrawn key) = %v %v after keys withdraw, want %v", err, time.Since(withdrawn), rs.ErrUnknownKey)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if line := listLine(d.CLI("keys", "list"), kid); !strings.Contains(line, "withdrawn") {
+			t.Errorf("keys list shows the withdrawn key as %q", line)
+		}
+	})
+}
+
+// listLine returns the line of `keys list` output about kid.
+func listLine(out, kid string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, kid+" ") {
+			return line
+		}
+	}
+	return ""
 }

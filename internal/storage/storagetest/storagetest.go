@@ -50,6 +50,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"GrantsAndRefreshTokens", testGrantsAndRefreshTokens},
 		{"Consents", testConsents},
 		{"KeysRotation", testKeys},
+		{"KeysWithdraw", testKeysWithdraw},
 		{"Replay", testReplay},
 		{"Throttle", testThrottle},
 		{"Audit", testAudit},
@@ -1036,6 +1037,88 @@ func testKeys(t *testing.T, s storage.Store) {
 	wantErr(t, "ResealSigningKeys() failing on k3", err, boom)
 	list, _ = s.ListSigningKeys(ctx)
 	diff(t, "ListSigningKeys() after a failed reseal", list, []storage.SigningKey{k3, k2, k1})
+}
+
+// testKeysWithdraw: a withdrawn key becomes a tombstone (private key
+// deleted, WithdrawnAt set, everything else kept) in one step; the key
+// that signs cannot be withdrawn; withdrawing twice changes nothing; a
+// tombstone is neither resealed nor retired again, and garbage collection
+// removes it when it would have stopped being published.
+func testKeysWithdraw(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	k1, k2, k3 := newKey("k1", t0), newKey("k2", at(time.Hour)), newKey("k3", at(2*time.Hour))
+	for _, k := range []storage.SigningKey{k1, k2} {
+		if err := s.RotateSigningKey(ctx, k, at(48*time.Hour)); err != nil {
+			t.Fatalf("RotateSigningKey(%q) = %v", k.ID, err)
+		}
+	}
+	k1.RetiredAt, k1.RemoveAfter = k2.CreatedAt, at(48*time.Hour)
+
+	_, err := s.WithdrawSigningKey(ctx, "nope", at(3*time.Hour))
+	wantErr(t, `WithdrawSigningKey("nope")`, err, storage.ErrNotFound)
+	_, err = s.WithdrawSigningKey(ctx, "k2", at(3*time.Hour))
+	wantErr(t, `WithdrawSigningKey("k2") while it is active`, err, storage.ErrConflict)
+	list, _ := s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after refused withdrawals", list, []storage.SigningKey{k2, k1})
+
+	got, err := s.WithdrawSigningKey(ctx, "k1", at(3*time.Hour))
+	wantErr(t, `WithdrawSigningKey("k1")`, err, nil)
+	tomb1 := k1
+	tomb1.PrivateKey, tomb1.WithdrawnAt = nil, at(3*time.Hour)
+	diff(t, `WithdrawSigningKey("k1")`, got, tomb1)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, `ListSigningKeys() after WithdrawSigningKey("k1")`, list, []storage.SigningKey{k2, tomb1})
+
+	// Twice: the first withdrawal stands.
+	got, err = s.WithdrawSigningKey(ctx, "k1", at(4*time.Hour))
+	wantErr(t, `WithdrawSigningKey("k1") again`, err, storage.ErrWithdrawn)
+	diff(t, `WithdrawSigningKey("k1") again`, got, tomb1)
+
+	// The active key, once a rotation retired it.
+	if err := s.RotateSigningKey(ctx, k3, at(50*time.Hour)); err != nil {
+		t.Fatalf(`RotateSigningKey("k3") = %v`, err)
+	}
+	k2.RetiredAt, k2.RemoveAfter = k3.CreatedAt, at(50*time.Hour)
+	got, err = s.WithdrawSigningKey(ctx, "k2", at(5*time.Hour))
+	wantErr(t, `WithdrawSigningKey("k2") after the rotation`, err, nil)
+	tomb2 := k2
+	tomb2.PrivateKey, tomb2.WithdrawnAt = nil, at(5*time.Hour)
+	diff(t, `WithdrawSigningKey("k2")`, got, tomb2)
+
+	// Reseal skips tombstones: there is nothing to re-encrypt.
+	var resealed []string
+	n, err := s.ResealSigningKeys(ctx, func(k storage.SigningKey) ([]byte, error) {
+		resealed = append(resealed, k.ID)
+		return []byte("resealed"), nil
+	})
+	if err != nil || n != 1 {
+		t.Errorf("ResealSigningKeys() = %d, %v; want 1, nil", n, err)
+	}
+	diff(t, "keys ResealSigningKeys() saw", resealed, []string{"k3"})
+	k3.PrivateKey = []byte("resealed")
+
+	// A rotation leaves tombstones as they are.
+	k4 := newKey("k4", at(6*time.Hour))
+	if err := s.RotateSigningKey(ctx, k4, at(60*time.Hour)); err != nil {
+		t.Fatalf(`RotateSigningKey("k4") = %v`, err)
+	}
+	k3.RetiredAt, k3.RemoveAfter = k4.CreatedAt, at(60*time.Hour)
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after rotating past tombstones", list, []storage.SigningKey{k4, k3, tomb2, tomb1})
+	bad := newKey("k5", at(7*time.Hour))
+	bad.WithdrawnAt = at(7 * time.Hour)
+	if err := s.RotateSigningKey(ctx, bad, at(70*time.Hour)); err == nil {
+		t.Errorf("RotateSigningKey(a withdrawn key) = nil, want an error")
+	}
+
+	// GC removes a tombstone at its RemoveAfter, like any retired key.
+	r, err := s.GarbageCollect(ctx, at(49*time.Hour))
+	wantErr(t, "GarbageCollect(+49h)", err, nil)
+	if r.Keys != 1 {
+		t.Errorf("GarbageCollect(+49h).Keys = %d, want 1 (the tombstone of k1)", r.Keys)
+	}
+	list, _ = s.ListSigningKeys(ctx)
+	diff(t, "ListSigningKeys() after GC", list, []storage.SigningKey{k4, k3, tomb2})
 }
 
 // ---- replay ---------------------------------------------------------------
