@@ -398,3 +398,53 @@ func TestUserRevokeDisable(t *testing.T) {
 		t.Errorf("user revoke nobody = %v", err)
 	}
 }
+
+// TestClientBlock (issue 20 F9): `client block URL` records the block and
+// deletes the metadata-document client with what it held; `--host` blocks
+// a host and deletes its clients; `client blocks` lists them and `client
+// unblock` lifts one; each is audited.
+func TestClientBlock(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("client", "create", "--id", "static", "--redirect-uri", "http://127.0.0.1/callback") // makes the store
+	const doc, sibling = "https://apps.evil.example/client.json", "https://cdn.evil.example/other.json"
+	a.store(func(st storage.Store) {
+		for _, id := range []string{doc, sibling, "https://good.example/client.json"} {
+			c := storage.Client{ID: id, Origin: storage.OriginCIMD, RedirectURIs: []string{"http://127.0.0.1/cb"}, GrantTypes: []string{"authorization_code"}, CreatedAt: time.Now()}
+			if err := st.CreateClient(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if out := a.ok("client", "block", doc, "--reason", "phishing"); !strings.Contains(out, "deleted 1 client") {
+		t.Errorf("client block printed %q", out)
+	}
+	if out := a.ok("client", "block", "--host", "evil.example"); !strings.Contains(out, "deleted 1 client") {
+		t.Errorf("client block --host printed %q", out)
+	}
+	a.store(func(st storage.Store) {
+		for id, want := range map[string]bool{doc: false, sibling: false, "https://good.example/client.json": true, "static": true} {
+			_, err := st.GetClient(t.Context(), id)
+			if (err == nil) != want {
+				t.Errorf("GetClient(%q) after the blocks = %v, want kept %v", id, err, want)
+			}
+		}
+		if n := len(auditOf(t, st, "client.blocked")); n != 2 {
+			t.Errorf("%d client.blocked audit events, want 2", n)
+		}
+	})
+	list := a.ok("client", "blocks")
+	for _, want := range []string{doc, "evil.example", "host", "url", "phishing"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("client blocks lacks %q:\n%s", want, list)
+		}
+	}
+	a.ok("client", "unblock", "evil.example")
+	if list := a.ok("client", "blocks"); strings.Contains(list, "host") {
+		t.Errorf("client unblock left the host block:\n%s", list)
+	}
+	for _, args := range [][]string{{"client", "block"}, {"client", "block", "not a url"}, {"client", "block", doc, "--host", "x.example"}, {"client", "unblock", "nope.example"}} {
+		if _, err := a.run(args...); err == nil {
+			t.Errorf("gatehouse %s succeeded, want an error", strings.Join(args, " "))
+		}
+	}
+}

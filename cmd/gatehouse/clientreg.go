@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
@@ -105,4 +107,98 @@ func registrationOptions(r config.Registration, dev bool) as.Registration {
 		o.CIMD.Fetch.AllowHosts = r.CIMD.AllowHosts
 	}
 	return o
+}
+
+// clientBlock runs `gatehouse client block URL|--host HOST`: metadata
+// documents at the URL (or on the host and its subdomains) are never used
+// again, and the clients made from them are deleted with everything they
+// held. Deleting alone is not a ban: the next request would fetch the
+// document again (issue 20 F9).
+func clientBlock(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client block", "Block client ID metadata documents: gatehouse client block [flags] CLIENT_ID_URL, or --host HOST for every document on HOST and its subdomains. Their clients are deleted with everything issued to them, and their users get an error page.", out)
+	var sf storeFlags
+	host := fs.String("host", "", "block every client metadata document on this host and its subdomains")
+	reason := fs.String("reason", "", "a note for `gatehouse client blocks`")
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		b := storage.ClientBlock{Reason: *reason, CreatedAt: time.Now()}
+		switch {
+		case *host != "" && fs.NArg() == 0:
+			if strings.ContainsAny(*host, "/:@ *") {
+				return fmt.Errorf("--host %q must be a host name such as evil.example", *host)
+			}
+			b.Target, b.Host = strings.ToLower(strings.TrimSuffix(*host, ".")), true
+		case *host == "" && fs.NArg() == 1:
+			if err := clientreg.CheckClientIDURL(fs.Arg(0)); err != nil {
+				return fmt.Errorf("%q is not a client metadata document URL: %v", fs.Arg(0), err)
+			}
+			b.Target = fs.Arg(0)
+		default:
+			return errors.New("usage: gatehouse client block CLIENT_ID_URL, or gatehouse client block --host HOST")
+		}
+		if err := st.PutClientBlock(ctx, b); err != nil {
+			return err
+		}
+		cs, err := st.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		var deleted []string
+		for _, c := range cs {
+			if c.Origin != storage.OriginCIMD {
+				continue
+			}
+			if (b.Host && clientreg.HostMatchesDomain(clientreg.DocumentHost(c.ID), b.Target)) || (!b.Host && c.ID == b.Target) {
+				if err := st.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				deleted = append(deleted, c.ID)
+				auditCLI(ctx, st, storage.AuditEvent{Type: "client.deleted", ClientID: c.ID, Outcome: "success", Detail: "blocked"})
+			}
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "client.blocked", ClientID: b.Target, Outcome: "success", Detail: fmt.Sprintf("host=%v deleted=%d reason=%q", b.Host, len(deleted), b.Reason)})
+		fmt.Fprintf(out, "blocked %s; deleted %d client(s) made from its documents, with everything issued to them\n", esc(b.Target), len(deleted))
+		for _, id := range deleted {
+			fmt.Fprintf(out, "  %s\n", esc(id))
+		}
+		return nil
+	})
+}
+
+// clientUnblock runs `gatehouse client unblock URL|HOST`.
+func clientUnblock(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client unblock", "Lift a block: gatehouse client unblock [flags] CLIENT_ID_URL|HOST", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse client unblock CLIENT_ID_URL|HOST")
+		}
+		if err := st.DeleteClientBlock(ctx, fs.Arg(0)); err != nil {
+			return notFound(err, "block of", fs.Arg(0))
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "client.unblocked", ClientID: fs.Arg(0), Outcome: "success"})
+		fmt.Fprintf(out, "unblocked %s\n", esc(fs.Arg(0)))
+		return nil
+	})
+}
+
+// clientBlocks runs `gatehouse client blocks`: the blocks in force.
+func clientBlocks(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client blocks", "List blocked client metadata document URLs and hosts.", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		bs, err := st.ListClientBlocks(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "BLOCKED\tKIND\tSINCE\tREASON")
+		for _, b := range bs {
+			kind := "url"
+			if b.Host {
+				kind = "host"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", esc(b.Target), kind, fmtTime(b.CreatedAt), esc(b.Reason))
+		}
+		return tw.Flush()
+	})
 }

@@ -949,6 +949,9 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 	if !s.cimdTrusted(id) {
 		return storage.Client{}, cimdError("this server does not accept client metadata documents from %s", clientreg.DocumentHost(id))
 	}
+	if err := s.checkCIMDBlocks(ctx, id); err != nil {
+		return storage.Client{}, err
+	}
 	site := clientreg.DocumentSite(id)
 	if stored == nil {
 		if err := s.countCIMD(ctx, "cimd:ip:"+ip, cfg.RateLimit, "new client metadata documents from this address"); err != nil {
@@ -1180,6 +1183,26 @@ func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (stora
 		return c, nil
 	}
 	return storage.Client{}, oauth.New(oauth.TemporarilyUnavailable, "the client's metadata changed concurrently; try again").WithStatus(http.StatusServiceUnavailable)
+}
+
+// checkCIMDBlocks refuses a document URL the operator blocked, by URL or
+// by host (`gatehouse client block`): before anything is fetched, and
+// also when a client of it is stored, so a block holds even where the
+// client's deletion has not been noticed yet. The blocks are read from
+// storage on every lookup: a block made on any replica or the CLI counts
+// at once everywhere (issue 20 F9).
+func (s *Server) checkCIMDBlocks(ctx context.Context, id string) error {
+	blocks, err := s.opts.Store.ListClientBlocks(ctx)
+	if err != nil {
+		return oauth.Internal(err)
+	}
+	host := clientreg.DocumentHost(id)
+	for _, b := range blocks {
+		if (!b.Host && b.Target == id) || (b.Host && clientreg.HostMatchesDomain(host, b.Target)) {
+			return cimdError("the operator of this server has blocked this application (%s); contact them if you think this is a mistake", truncate(id, 200))
+		}
+	}
+	return nil
 }
 
 // cimdTrusted applies the CIMD trust policy to a document URL.

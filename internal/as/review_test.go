@@ -731,3 +731,61 @@ func cc2(t *testing.T, ts *testServer, id, secret string) string {
 	must(t, json.Unmarshal([]byte(body), &tr))
 	return tr.AccessToken
 }
+
+// TestAdversarialCIMDBlock (issue 20 F9): an operator's block of a
+// metadata-document URL or host holds: the document is not fetched again,
+// its client does not come back, its users get a page saying so, and its
+// tokens requests are refused. Lifting the block lets it back in.
+func TestAdversarialCIMDBlock(t *testing.T) {
+	d := newDocServer(t)
+	ts := newTestServer(t, cimdOptions(d, nil))
+	d.set("/app", docResponse{body: d.doc("/app", nil)})
+	d.set("/other", docResponse{body: d.doc("/other", nil)})
+	id := d.URL + "/app"
+	// The client exists and a user has used it.
+	if loc := ts.authorize(t, newBrowser(t), cimdAuth(id)); loc.Query().Get("code") == "" {
+		t.Fatalf("no code before the block: %s", loc)
+	}
+	block := func(b storage.ClientBlock) {
+		t.Helper()
+		b.CreatedAt = ts.Clock.Now()
+		must(t, ts.Store.PutClientBlock(t.Context(), b))
+		if !b.Host {
+			must(t, ts.Store.DeleteClient(t.Context(), b.Target)) // what `gatehouse client block` does
+		}
+	}
+	refused := func(name, clientID string) {
+		t.Helper()
+		before, fetches := ts.snapshot(t), d.total.Load()
+		p := newBrowser(t).get(cimdAuth(clientID).url(ts.URL))
+		assertNoLocation(t, p)
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, "blocked this application") {
+			t.Errorf("%s: /authorize = %d, want the 400 page saying the application is blocked", name, p.status)
+		}
+		if n := d.total.Load(); n != fetches {
+			t.Errorf("%s: the blocked document was fetched %d more times", name, n-fetches)
+		}
+		assertUnchanged(t, ts, before)
+		if _, err := ts.Store.GetClient(t.Context(), clientID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: the blocked client is stored: %v", name, err)
+		}
+	}
+	block(storage.ClientBlock{Target: id, Reason: "abuse"})
+	ts.Clock.Advance(time.Hour) // past any document cache
+	refused("URL block", id)
+	// Its token requests are refused too.
+	s, _, body := ts.post(t, "/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {id},
+		"redirect_uri": {"http://localhost:49152/callback"}, "code_verifier": {testVerifier}}, "", "")
+	assertOAuthError(t, s, body, http.StatusUnauthorized, "invalid_client")
+
+	// A host block covers every document on it.
+	block(storage.ClientBlock{Target: clientreg.DocumentHost(id), Host: true})
+	refused("host block", d.URL+"/other")
+
+	// Lifted, the application works again.
+	must(t, ts.Store.DeleteClientBlock(t.Context(), id))
+	must(t, ts.Store.DeleteClientBlock(t.Context(), clientreg.DocumentHost(id)))
+	if loc := ts.authorize(t, newBrowser(t), cimdAuth(id)); loc.Query().Get("code") == "" {
+		t.Errorf("no code after the block was lifted: %s", loc)
+	}
+}

@@ -108,6 +108,29 @@ type Clients interface {
 	TouchClient(ctx context.Context, id string, t time.Time) error
 }
 
+// ClientBlock is an operator's ban on client ID metadata documents: one
+// client id URL, or every document on a host and its subdomains. A blocked
+// document is never fetched or used, so deleting its client is not undone
+// by the client's next request.
+type ClientBlock struct {
+	// Target is a client id URL, or a host name when Host is set.
+	Target string
+	Host   bool
+	// Reason is the operator's note, shown in `gatehouse client blocks`.
+	Reason    string
+	CreatedAt time.Time
+}
+
+// ClientBlocks stores operator bans of metadata-document clients.
+type ClientBlocks interface {
+	// PutClientBlock creates or replaces the block of b.Target.
+	PutClientBlock(ctx context.Context, b ClientBlock) error
+	// DeleteClientBlock lifts the block of target; ErrNotFound if none.
+	DeleteClientBlock(ctx context.Context, target string) error
+	// ListClientBlocks returns every block ordered by target.
+	ListClientBlocks(ctx context.Context) ([]ClientBlock, error)
+}
+
 // User is a local user who can log in.
 type User struct {
 	ID           string
@@ -430,6 +453,7 @@ type GCResult struct {
 // Store is everything the authorization server keeps.
 type Store interface {
 	Clients
+	ClientBlocks
 	Users
 	Resources
 	Sessions

@@ -39,6 +39,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{"ClientsCRUD", testClients},
 		{"ClientCascadeDelete", testClientCascade},
+		{"ClientBlocks", testClientBlocks},
 		{"ClientResetAndConsents", testClientReset},
 		{"ClientCounts", testClientCounts},
 		{"Users", testUsers},
@@ -575,6 +576,29 @@ func testClientCounts(t *testing.T, s storage.Store) {
 	if err != nil || len(list) != 1 {
 		t.Errorf("ListClients() = %d clients, %v; want 1", len(list), err)
 	}
+}
+
+// testClientBlocks: blocks are created, replaced, listed in order and
+// lifted; lifting an unknown one is ErrNotFound.
+func testClientBlocks(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	list, err := s.ListClientBlocks(ctx)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("ListClientBlocks() on an empty store = %v, %v; want none", list, err)
+	}
+	url := storage.ClientBlock{Target: "https://evil.example/client.json", Reason: "phishing", CreatedAt: t0}
+	host := storage.ClientBlock{Target: "bad.example", Host: true, CreatedAt: at(time.Minute)}
+	wantErr(t, "PutClientBlock(url)", s.PutClientBlock(ctx, url), nil)
+	wantErr(t, "PutClientBlock(host)", s.PutClientBlock(ctx, host), nil)
+	url.Reason = "phishing, confirmed"
+	wantErr(t, "PutClientBlock(url) replacing", s.PutClientBlock(ctx, url), nil)
+	list, err = s.ListClientBlocks(ctx)
+	wantErr(t, "ListClientBlocks()", err, nil)
+	diff(t, "ListClientBlocks()", list, []storage.ClientBlock{host, url})
+	wantErr(t, "DeleteClientBlock(host)", s.DeleteClientBlock(ctx, host.Target), nil)
+	wantErr(t, "DeleteClientBlock(host) again", s.DeleteClientBlock(ctx, host.Target), storage.ErrNotFound)
+	list, _ = s.ListClientBlocks(ctx)
+	diff(t, "ListClientBlocks() after a delete", list, []storage.ClientBlock{url})
 }
 
 // ---- users ----------------------------------------------------------------
