@@ -53,7 +53,7 @@ func withStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []str
 func runClient(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "client", args, out, map[string]func(context.Context, []string, io.Writer) error{
 		"create": clientCreate, "list": clientList, "show": clientShow, "delete": clientDelete, "token": clientToken,
-		"block": clientBlock, "unblock": clientUnblock, "blocks": clientBlocks,
+		"block": clientBlock, "unblock": clientUnblock, "blocks": clientBlocks, "rotate-secret": clientRotateSecret,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
 
 // adminCLI runs admin commands against one dev data directory and reads
@@ -446,5 +448,38 @@ func TestClientBlock(t *testing.T) {
 		if _, err := a.run(args...); err == nil {
 			t.Errorf("gatehouse %s succeeded, want an error", strings.Join(args, " "))
 		}
+	}
+}
+
+// TestClientRotateSecret: `client rotate-secret` replaces the secret (the
+// old hash is gone, the printed secret's hash is stored), revokes what the
+// client held and marks the reset, so its machine tokens die at
+// introspection; a client without a secret is refused unchanged.
+func TestClientRotateSecret(t *testing.T) {
+	a := newAdminCLI(t)
+	out := a.ok("client", "create", "--id", "svc", "--confidential", "--grant-type", "client_credentials")
+	old := regexp.MustCompile(`client_secret:\s+(\S+)`).FindStringSubmatch(out)[1]
+	a.ok("client", "create", "--id", "pub", "--redirect-uri", "http://127.0.0.1/callback")
+	a.ok("user", "add", "alice", "--password-file", a.passwordFile("alices-password"))
+	var held issued
+	a.store(func(st storage.Store) {
+		u, _ := st.GetUserByName(t.Context(), "alice")
+		held = seedIssued(t, st, "svc", u.ID, "svc", "https://mcp.example.com/mcp")
+	})
+	out = a.ok("client", "rotate-secret", "svc")
+	m := regexp.MustCompile(`client_secret:\s+(\S+)`).FindStringSubmatch(out)
+	if m == nil || m[1] == old {
+		t.Fatalf("client rotate-secret printed %q", out)
+	}
+	a.store(func(st storage.Store) {
+		c, err := st.GetClient(t.Context(), "svc")
+		if err != nil || c.SecretHash != token.Hash(m[1]) || c.ResetAt.IsZero() {
+			t.Errorf("after rotate-secret: %+v, %v; want the new secret's hash and ResetAt set", c, err)
+		}
+		held.check(t, st, "client rotate-secret svc", "session")
+		wantAudit(t, st, storage.AuditEvent{Type: "client.secret_rotated", ClientID: "svc", Detail: "old secret refused; tokens, codes and consents revoked"})
+	})
+	if _, err := a.run("client", "rotate-secret", "pub"); err == nil || !strings.Contains(err.Error(), "has no secret") {
+		t.Errorf("rotate-secret of a public client = %v, want refused", err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
 
 // clientToken dispatches `gatehouse client token create|revoke`: initial
@@ -200,5 +202,39 @@ func clientBlocks(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", esc(b.Target), kind, fmtTime(b.CreatedAt), esc(b.Reason))
 		}
 		return tw.Flush()
+	})
+}
+
+// clientRotateSecret runs `gatehouse client rotate-secret ID`, what an
+// operator does about a leaked client secret: a new secret (printed once)
+// replaces the old one, and everything issued to the client is revoked in
+// the same transaction (storage.ResetClient): its users' grants and
+// refresh tokens, and its machine tokens at introspection.
+func clientRotateSecret(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("client rotate-secret", "Replace a confidential client's secret and revoke everything issued to it: gatehouse client rotate-secret [flags] CLIENT_ID. The new secret is printed once.", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse client rotate-secret CLIENT_ID")
+		}
+		secret, err := token.NewSecret(rand.Reader)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		_, err = st.ResetClient(ctx, fs.Arg(0), func(c storage.Client) (storage.Client, error) {
+			if c.SecretHash == "" {
+				return c, fmt.Errorf("client %q has no secret (token_endpoint_auth_method %s)", fs.Arg(0), c.TokenEndpointAuthMethod)
+			}
+			c.SecretHash, c.SecretExpiresAt = token.Hash(secret), time.Time{}
+			c.ResetAt, c.UpdatedAt = now, now
+			return c, nil
+		})
+		if err != nil {
+			return notFound(err, "client", fs.Arg(0))
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "client.secret_rotated", ClientID: fs.Arg(0), Outcome: "success", Detail: "old secret refused; tokens, codes and consents revoked"})
+		fmt.Fprintf(out, "client_id:     %s\nclient_secret: %s\n(shown once: store it now; the old secret no longer works, and everything issued to the client is revoked)\n", esc(fs.Arg(0)), secret)
+		return nil
 	})
 }
