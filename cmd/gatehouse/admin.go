@@ -34,6 +34,12 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // withStore parses flags, opens the store, and runs f.
 func withStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []string, f func(storage.Store) error) error {
+	return withConfigStore(ctx, fs, sf, args, func(_ config.Config, st storage.Store) error { return f(st) })
+}
+
+// withConfigStore is withStore for commands that need the configuration
+// too (the keys commands open the keyring with it).
+func withConfigStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []string, f func(config.Config, storage.Store) error) error {
 	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -47,7 +53,7 @@ func withStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args []str
 		return err
 	}
 	defer st.Close()
-	return f(st)
+	return f(c, st)
 }
 
 func runClient(ctx context.Context, args []string, out io.Writer) error {
@@ -513,95 +519,67 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 func keysList(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("keys list", "List signing keys (public information only).", out)
 	var sf storeFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, _, err := sf.load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	keys, err := st.ListSigningKeys(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tPUBLISHED UNTIL")
-	for _, k := range keys {
-		state, until := "active", fmtTime(k.RemoveAfter)
-		switch {
-		case !k.WithdrawnAt.IsZero():
-			// Kept as a tombstone until RemoveAfter, never published.
-			state, until = "withdrawn "+fmtTime(k.WithdrawnAt), "-"
-		case !k.RetiredAt.IsZero():
-			state = "retired " + fmtTime(k.RetiredAt)
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		keys, err := st.ListSigningKeys(ctx)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, until)
-	}
-	return tw.Flush()
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tPUBLISHED UNTIL")
+		for _, k := range keys {
+			state, until := "active", fmtTime(k.RemoveAfter)
+			switch {
+			case !k.WithdrawnAt.IsZero():
+				// Kept as a tombstone until RemoveAfter, never published.
+				state, until = "withdrawn "+fmtTime(k.WithdrawnAt), "-"
+			case !k.RetiredAt.IsZero():
+				state = "retired " + fmtTime(k.RetiredAt)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, until)
+		}
+		return tw.Flush()
+	})
 }
 
 func keysRotate(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("keys rotate", "Add a new signing key. It is published at once and signs after keys.activation_delay (so every replica and resource server knows it first); the previous key stays published for keys.retire_for so tokens it signed keep verifying.", out)
 	var sf storeFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, _, err := sf.load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	kr, err := openKeyring(ctx, c, st)
-	if err != nil {
-		return err
-	}
-	kid, err := kr.Rotate(ctx)
-	if err != nil {
-		return err
-	}
-	auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + kid})
-	fmt.Fprintf(out, "new signing key %s: published now, signs from %s (keys.activation_delay %s); the previous key signs until then\n",
-		kid, time.Now().Add(time.Duration(c.Keys.ActivationDelay)).UTC().Format(time.RFC3339), time.Duration(c.Keys.ActivationDelay))
-	return nil
+	return withConfigStore(ctx, fs, &sf, args, func(c config.Config, st storage.Store) error {
+		kr, err := openKeyring(ctx, c, st)
+		if err != nil {
+			return err
+		}
+		kid, err := kr.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "key.rotated", Outcome: "success", Detail: "new kid " + kid})
+		fmt.Fprintf(out, "new signing key %s: published now, signs from %s (keys.activation_delay %s); the previous key signs until then\n",
+			kid, time.Now().Add(time.Duration(c.Keys.ActivationDelay)).UTC().Format(time.RFC3339), time.Duration(c.Keys.ActivationDelay))
+		return nil
+	})
 }
 
 func keysWithdraw(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("keys withdraw", "Withdraw signing keys at once, for a leaked key: gatehouse keys withdraw KID... (or --all). A withdrawn key leaves the JWKS and stops verifying on every replica at its next key reload (keys.refresh_interval), and at resource servers when their cached JWKS expires; tokens it signed are refused from then on. Its private key is deleted. The key that signs (or a rotated-in key not signing yet) is first replaced by a new key, which signs at once.", out)
 	var sf storeFlags
-	sf.register(fs)
 	all := fs.Bool("all", false, "rotate in a new key and withdraw every other key (after a KEK leak)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *all == (fs.NArg() > 0) {
-		return errors.New("usage: gatehouse keys withdraw KID... | gatehouse keys withdraw --all")
-	}
-	c, _, err := sf.load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	return withConfigStore(ctx, fs, &sf, args, func(c config.Config, st storage.Store) error {
+		if *all == (fs.NArg() > 0) {
+			return errors.New("usage: gatehouse keys withdraw KID... | gatehouse keys withdraw --all")
+		}
+		return withdrawKeys(ctx, c, st, fs.Args(), *all, out)
+	})
+}
+
+// withdrawKeys withdraws the signing keys kids, or with all every key but
+// a new one.
+func withdrawKeys(ctx context.Context, c config.Config, st storage.Store, kids []string, all bool, out io.Writer) error {
 	kr, err := openKeyring(ctx, c, st)
 	if err != nil {
 		return err
 	}
-	kids := fs.Args()
-	if *all {
+	if all {
 		kid, err := kr.Rotate(ctx)
 		if err != nil {
 			return err
