@@ -149,7 +149,7 @@ func clientBlock(ctx context.Context, args []string, out io.Writer) error {
 			if c.Origin != storage.OriginCIMD {
 				continue
 			}
-			if (b.Host && clientreg.HostMatchesDomain(clientreg.DocumentHost(c.ID), b.Target)) || (!b.Host && c.ID == b.Target) {
+			if clientreg.BlockCovers(b.Target, b.Host, c.ID) {
 				if err := st.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 					return err
 				}

@@ -1196,9 +1196,8 @@ func (s *Server) checkCIMDBlocks(ctx context.Context, id string) error {
 	if err != nil {
 		return oauth.Internal(err)
 	}
-	host := clientreg.DocumentHost(id)
 	for _, b := range blocks {
-		if (!b.Host && b.Target == id) || (b.Host && clientreg.HostMatchesDomain(host, b.Target)) {
+		if clientreg.BlockCovers(b.Target, b.Host, id) {
 			return cimdError("the operator of this server has blocked this application (%s); contact them if you think this is a mistake", truncate(id, 200))
 		}
 	}

@@ -105,6 +105,16 @@ func DocumentSite(s string) string {
 	return host
 }
 
+// BlockCovers reports whether an operator's block of target covers the
+// client id URL id: target is that URL, or, with host set, the host of id
+// or a domain it is under (`gatehouse client block --host`).
+func BlockCovers(target string, host bool, id string) bool {
+	if host {
+		return HostMatchesDomain(DocumentHost(id), target)
+	}
+	return id == target
+}
+
 // HostMatchesDomain reports whether host equals domain or is a subdomain
 // of it, case-insensitively. A leading dot on domain is ignored.
 func HostMatchesDomain(host, domain string) bool {
