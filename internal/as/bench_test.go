@@ -123,7 +123,7 @@ func newBenchEnv(b *testing.B, st storage.Store, mods ...func(*as.Options)) *ben
 	}
 	fail(st.PutResource(ctx, storage.Resource{URL: benchResource, Name: "Notes",
 		Scopes:        []storage.Scope{{Name: "notes:read", Description: "Read notes"}, {Name: "notes:write", Description: "Write notes"}},
-		DefaultScopes: []string{"notes:read"}, CreatedAt: now, UpdatedAt: now}))
+		DefaultScopes: []string{"notes:read"}, AcceptClientCredentials: true, CreatedAt: now, UpdatedAt: now}))
 	for _, c := range []storage.Client{
 		{ID: benchCC, Name: "bench cc", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_basic",
 			SecretHash: token.Hash(benchSecret), ApplicationType: "web"},
