@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,6 +218,125 @@ func TestReplicas(t *testing.T) {
 		retry := rep{t, atB()}.token(crash.RefreshForm(first.RefreshToken))
 		if retry.RefreshToken != second.RefreshToken || retry.AccessToken != second.AccessToken {
 			t.Errorf("the identical retry at B got a different answer than A gave")
+		}
+	})
+
+	// Issue 20 (held under attack): the races a client or a thief can
+	// start across replicas.
+	t.Run("one code redeemed at A and B at once", func(t *testing.T) {
+		const (
+			rounds   = 8
+			replayed = "the authorization code was already used; tokens issued from it have been revoked"
+			revoked  = "the authorization has been revoked"
+		)
+		withTokens := 0
+		for round := range rounds {
+			v := crash.Verifier()
+			code := rep{t, atA()}.authorize(v)
+			var res [2]crash.TokenResponse
+			var errs [2]error
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, c := range []*crash.Client{atA(), atB()} {
+				wg.Go(func() {
+					<-start
+					res[i], errs[i] = c.Token(crash.ExchangeForm(code, v), "", "")
+				})
+			}
+			close(start)
+			wg.Wait()
+			// One redemption consumes the code: it gets tokens, or
+			// (when the replay's revocation lands first) "revoked". The
+			// other is a replay, whichever replica it reached.
+			consumers, replays := 0, 0
+			var won []crash.TokenResponse
+			for i, err := range errs {
+				var oe *crash.OAuthError
+				switch {
+				case err == nil:
+					consumers++
+					won = append(won, res[i])
+				case errors.As(err, &oe) && oe.Status == http.StatusBadRequest && oe.ErrorResponse.Error == "invalid_grant" && oe.Description == replayed:
+					replays++
+				case errors.As(err, &oe) && oe.Status == http.StatusBadRequest && oe.ErrorResponse.Error == "invalid_grant" && oe.Description == revoked:
+					consumers++
+				default:
+					t.Fatalf("round %d: the redemption at replica %c = %v, want tokens, or 400 invalid_grant %q or %q", round, "AB"[i], err, replayed, revoked)
+				}
+			}
+			if consumers != 1 || replays != 1 {
+				t.Fatalf("round %d: the code raced at A and B: %d consumed it (%d got tokens), %d refused as a replay; want 1 and 1", round, consumers, len(won), replays)
+			}
+			// The replay revoked what the code gave, at both replicas.
+			for _, tr := range won {
+				withTokens++
+				for i, c := range []*crash.Client{atA(), atB()} {
+					if (rep{t, c}).introspect(secret, tr.AccessToken) {
+						t.Errorf("round %d: the winner's access token is active at replica %c after the replay", round, "AB"[i])
+					}
+					_, err := c.Token(crash.RefreshForm(tr.RefreshToken), "", "")
+					wantInvalidGrant(t, fmt.Sprintf("round %d: the winner's refresh token at replica %c after the replay", round, "AB"[i]), err)
+				}
+			}
+		}
+		t.Logf("%d rounds: exactly one redemption consumed the code each time; it got tokens (then revoked) in %d", rounds, withTokens)
+	})
+
+	t.Run("identical refresh at A and B at once gets one answer", func(t *testing.T) {
+		for round := range 8 {
+			first := rep{t, atA()}.tokens()
+			var res [2]crash.TokenResponse
+			var errs [2]error
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, c := range []*crash.Client{atA(), atB()} {
+				wg.Go(func() {
+					<-start
+					res[i], errs[i] = c.Token(crash.RefreshForm(first.RefreshToken), "", "")
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("round %d: the identical refresh at replica %c = %v, want the same answer as at the other", round, "AB"[i], err)
+				}
+			}
+			if res[0].AccessToken != res[1].AccessToken || res[0].RefreshToken != res[1].RefreshToken {
+				t.Fatalf("round %d: the identical refresh raced at A and B got two different answers", round)
+			}
+			// The family lives on: the one successor works, at B.
+			rep{t, atB()}.token(crash.RefreshForm(res[0].RefreshToken))
+		}
+	})
+
+	t.Run("another scope at B inside the retry window revokes the family", func(t *testing.T) {
+		A, B := rep{t, atA()}, rep{t, atB()}
+		first := A.tokens()
+		second := A.token(crash.RefreshForm(first.RefreshToken))
+		// Inside the window: the identical request at B still gets A's
+		// answer...
+		if retry := B.token(crash.RefreshForm(first.RefreshToken)); retry.RefreshToken != second.RefreshToken {
+			t.Fatalf("the identical retry at B got a different answer than A gave")
+		}
+		// ...and the same token with another scope is a reuse, not an
+		// invalid_scope that leaves the family alive (issue 11 F8).
+		form := crash.RefreshForm(first.RefreshToken)
+		form.Set("scope", crash.Scope+" notes:write")
+		_, err := B.c.Token(form, "", "")
+		const reused = "the refresh token was already used; the authorization has been revoked"
+		var oe *crash.OAuthError
+		if !errors.As(err, &oe) || oe.Status != http.StatusBadRequest || oe.ErrorResponse.Error != "invalid_grant" || oe.Description != reused {
+			t.Errorf("the rotated token with another scope at B = %v, want 400 invalid_grant %q", err, reused)
+		}
+		_, err = A.c.Token(crash.RefreshForm(second.RefreshToken), "", "")
+		wantInvalidGrant(t, "the family's newest token at A after the reuse at B", err)
+		for i, r := range []rep{A, B} {
+			for _, tok := range []string{first.AccessToken, second.AccessToken} {
+				if r.introspect(secret, tok) {
+					t.Errorf("an access token of the family is active at replica %c after the reuse at B", "AB"[i])
+				}
+			}
 		}
 	})
 
