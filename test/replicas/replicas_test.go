@@ -159,8 +159,10 @@ func TestReplicas(t *testing.T) {
 	d.Setup()
 	a := d.Start(addrA, true)
 	// B loads its keys a little later than A, as replicas started by a
-	// rolling deployment do; see "key rotation".
-	time.Sleep(2 * time.Second)
+	// rolling deployment do; see "key rotation". Half a refresh interval:
+	// a whole one would put both reloads in step, and a replica signing
+	// before the other publishes would go unseen.
+	time.Sleep(keyRefresh / 2)
 	b := d.Start(addrB, true)
 	atA := func() *crash.Client { return crash.NewClient(issuer, a.URL) }
 	atB := func() *crash.Client { return crash.NewClient(issuer, b.URL) }
