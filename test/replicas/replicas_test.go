@@ -9,13 +9,17 @@
 package replicas
 
 import (
+	"context"
+	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -546,6 +550,65 @@ func TestReplicas(t *testing.T) {
 		}
 		if g := send(b.URL, http.MethodGet, path, "", reg.RAT); g.Status != http.StatusUnauthorized {
 			t.Errorf("the deleted client is back at B: GET = %d", g.Status)
+		}
+	})
+
+	// Issue 20 (held): a replica started with a bad key-encryption key
+	// on the shared database exits 1 and stores nothing: a signing key of
+	// its own, sealed with the wrong KEK, would be one the others cannot
+	// open. TestServeRefusesBadKEK (cmd/gatehouse) checks the same of
+	// `run` on SQLite; this is the process and PostgreSQL.
+	t.Run("a replica with a bad KEK exits 1 and stores nothing", func(t *testing.T) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		// Every signing-key row as text, sealed private keys included.
+		keyRows := func() string {
+			t.Helper()
+			var s string
+			if err := db.QueryRowContext(t.Context(), `SELECT coalesce(string_agg(k::text, E'\n' ORDER BY k.id), '') FROM signing_keys k`).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		before := keyRows()
+		if before == "" {
+			t.Fatal("no signing keys in the database")
+		}
+		write := func(name, text string) string {
+			p := filepath.Join(d.Dir, name)
+			if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		for _, tt := range []struct{ name, file, want string }{
+			{"wrong", write("wrong-kek", hex.EncodeToString(make([]byte, 32))+"\n"), "wrong master key"},
+			{"missing", filepath.Join(d.Dir, "no-such-kek"), "no such file"},
+			{"short", write("short-kek", hex.EncodeToString(make([]byte, 16))+"\n"), "32 bytes"},
+			{"empty", write("empty-kek", ""), "32 bytes"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // a serve that starts is killed
+				defer cancel()
+				cmd := exec.CommandContext(ctx, d.Bin, "serve", "--config", d.Config, "--listen", crash.FreeAddr(t))
+				cmd.Env = append(slices.Clone(d.Env), "GATEHOUSE_KEYS_ENCRYPTION_KEY_FILE="+tt.file)
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tt.want) {
+					t.Errorf("serve with a %s KEK = %v, want exit status 1 and an error saying %q; output:\n%s", tt.name, err, tt.want, out)
+				}
+				if after := keyRows(); after != before {
+					t.Errorf("serve with a %s KEK changed the signing keys:\nbefore:\n%s\nafter:\n%s", tt.name, before, after)
+				}
+			})
+		}
+		// The replicas carry on with the keys they had.
+		tok := rep{t, atA()}.cc(secret)
+		if !(rep{t, atB()}).introspect(secret, tok) {
+			t.Errorf("after the refused starts, a token of A is inactive at B")
 		}
 	})
 
