@@ -41,6 +41,8 @@ package as
 // |   answered                                                        |                |   after the successor was used, window disabled)            |
 // | Refresh token of A used by client B; widening scope; resource     | §4.14          | TestTokenRefusals (token_test.go)                           |
 // | Revocation/introspection of another client's tokens               | RFC 7009 §2.1  | TestAdversarialForeignTokenRevocation                       |
+// | Introspection by a public client, of its own tokens too (held,    | RFC 7662 §2.1  | TestAdversarialPublicClientIntrospection                    |
+// |   issue 20)                                                       |                |                                                             |
 // | Client impersonation with private_key_jwt (jti replay, alg none,  | §4.15, RFC 7523| TestAdversarialClientAssertion                              |
 // |   HS256 keyed with the public JWK, foreign sub, aud, exp)         |                |                                                             |
 // | Oversized bodies: 413, bounded reading and memory                 | –              | TestAdversarialOversizedBody, TestAdversarialOversizedBodyStreaming |
@@ -1118,6 +1120,53 @@ func TestAdversarialForeignTokenRevocation(t *testing.T) {
 	s, _, body = ts.post(t, "/token", refreshForm(tr.RefreshToken), "", "")
 	if s != http.StatusOK {
 		t.Errorf("the refresh token stopped working after another client's revocation: %d %s", s, body)
+	}
+}
+
+// TestAdversarialPublicClientIntrospection: a public client (no secret to
+// prove who it is) cannot introspect anything, its own tokens included,
+// whether it names itself in the form or in Basic with an empty password
+// (RFC 7662 §2.1: the endpoint requires authorization). Held under the
+// second outside review (issue 20).
+func TestAdversarialPublicClientIntrospection(t *testing.T) {
+	ts := newTestServer(t, nil)
+	tr := advTokens(t, ts, defaultAuth())
+	s, _, body := ts.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "resource": {testResource}}, confClient, confSecret)
+	if s != http.StatusOK {
+		t.Fatalf("client_credentials = %d %s", s, body)
+	}
+	var machine tokenResponse
+	must(t, json.Unmarshal([]byte(body), &machine))
+	for _, tok := range []struct{ name, value string }{
+		{"its own access token", tr.AccessToken},
+		{"its own refresh token", tr.RefreshToken},
+		{"another client's access token", machine.AccessToken},
+		{"an unknown token", "not-a-token"},
+	} {
+		for _, how := range []struct {
+			name       string
+			form       url.Values
+			user, pass string
+			why        string // in error_description
+		}{
+			{"client_id in the form", url.Values{"token": {tok.value}, "client_id": {publicClient}}, "", "", "public clients may not introspect"},
+			{"Basic without a password", url.Values{"token": {tok.value}}, publicClient, "", "registered for none authentication but used client_secret_basic"},
+		} {
+			t.Run(tok.name+", "+how.name, func(t *testing.T) {
+				before := ts.snapshot(t)
+				s, _, body := ts.post(t, "/introspect", how.form, how.user, how.pass)
+				assertOAuthError(t, s, body, http.StatusUnauthorized, "invalid_client")
+				assertDescription(t, body, how.why)
+				if strings.Contains(body, "active") {
+					t.Errorf("the refusal says something about the token: %s", body)
+				}
+				assertUnchanged(t, ts, before)
+			})
+		}
+	}
+	// The tokens are live: the refusal was the client's, not the token's.
+	if !ts.introspect(t, tr.AccessToken) {
+		t.Errorf("the public client's access token is inactive")
 	}
 }
 

@@ -9,16 +9,22 @@
 package replicas
 
 import (
+	"context"
+	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,8 +163,10 @@ func TestReplicas(t *testing.T) {
 	d.Setup()
 	a := d.Start(addrA, true)
 	// B loads its keys a little later than A, as replicas started by a
-	// rolling deployment do; see "key rotation".
-	time.Sleep(2 * time.Second)
+	// rolling deployment do; see "key rotation". Half a refresh interval:
+	// a whole one would put both reloads in step, and a replica signing
+	// before the other publishes would go unseen.
+	time.Sleep(keyRefresh / 2)
 	b := d.Start(addrB, true)
 	atA := func() *crash.Client { return crash.NewClient(issuer, a.URL) }
 	atB := func() *crash.Client { return crash.NewClient(issuer, b.URL) }
@@ -216,6 +224,125 @@ func TestReplicas(t *testing.T) {
 		retry := rep{t, atB()}.token(crash.RefreshForm(first.RefreshToken))
 		if retry.RefreshToken != second.RefreshToken || retry.AccessToken != second.AccessToken {
 			t.Errorf("the identical retry at B got a different answer than A gave")
+		}
+	})
+
+	// Issue 20 (held under attack): the races a client or a thief can
+	// start across replicas.
+	t.Run("one code redeemed at A and B at once", func(t *testing.T) {
+		const (
+			rounds   = 8
+			replayed = "the authorization code was already used; tokens issued from it have been revoked"
+			revoked  = "the authorization has been revoked"
+		)
+		withTokens := 0
+		for round := range rounds {
+			v := crash.Verifier()
+			code := rep{t, atA()}.authorize(v)
+			var res [2]crash.TokenResponse
+			var errs [2]error
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, c := range []*crash.Client{atA(), atB()} {
+				wg.Go(func() {
+					<-start
+					res[i], errs[i] = c.Token(crash.ExchangeForm(code, v), "", "")
+				})
+			}
+			close(start)
+			wg.Wait()
+			// One redemption consumes the code: it gets tokens, or
+			// (when the replay's revocation lands first) "revoked". The
+			// other is a replay, whichever replica it reached.
+			consumers, replays := 0, 0
+			var won []crash.TokenResponse
+			for i, err := range errs {
+				var oe *crash.OAuthError
+				switch {
+				case err == nil:
+					consumers++
+					won = append(won, res[i])
+				case errors.As(err, &oe) && oe.Status == http.StatusBadRequest && oe.ErrorResponse.Error == "invalid_grant" && oe.Description == replayed:
+					replays++
+				case errors.As(err, &oe) && oe.Status == http.StatusBadRequest && oe.ErrorResponse.Error == "invalid_grant" && oe.Description == revoked:
+					consumers++
+				default:
+					t.Fatalf("round %d: the redemption at replica %c = %v, want tokens, or 400 invalid_grant %q or %q", round, "AB"[i], err, replayed, revoked)
+				}
+			}
+			if consumers != 1 || replays != 1 {
+				t.Fatalf("round %d: the code raced at A and B: %d consumed it (%d got tokens), %d refused as a replay; want 1 and 1", round, consumers, len(won), replays)
+			}
+			// The replay revoked what the code gave, at both replicas.
+			for _, tr := range won {
+				withTokens++
+				for i, c := range []*crash.Client{atA(), atB()} {
+					if (rep{t, c}).introspect(secret, tr.AccessToken) {
+						t.Errorf("round %d: the winner's access token is active at replica %c after the replay", round, "AB"[i])
+					}
+					_, err := c.Token(crash.RefreshForm(tr.RefreshToken), "", "")
+					wantInvalidGrant(t, fmt.Sprintf("round %d: the winner's refresh token at replica %c after the replay", round, "AB"[i]), err)
+				}
+			}
+		}
+		t.Logf("%d rounds: exactly one redemption consumed the code each time; it got tokens (then revoked) in %d", rounds, withTokens)
+	})
+
+	t.Run("identical refresh at A and B at once gets one answer", func(t *testing.T) {
+		for round := range 8 {
+			first := rep{t, atA()}.tokens()
+			var res [2]crash.TokenResponse
+			var errs [2]error
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, c := range []*crash.Client{atA(), atB()} {
+				wg.Go(func() {
+					<-start
+					res[i], errs[i] = c.Token(crash.RefreshForm(first.RefreshToken), "", "")
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("round %d: the identical refresh at replica %c = %v, want the same answer as at the other", round, "AB"[i], err)
+				}
+			}
+			if res[0].AccessToken != res[1].AccessToken || res[0].RefreshToken != res[1].RefreshToken {
+				t.Fatalf("round %d: the identical refresh raced at A and B got two different answers", round)
+			}
+			// The family lives on: the one successor works, at B.
+			rep{t, atB()}.token(crash.RefreshForm(res[0].RefreshToken))
+		}
+	})
+
+	t.Run("another scope at B inside the retry window revokes the family", func(t *testing.T) {
+		A, B := rep{t, atA()}, rep{t, atB()}
+		first := A.tokens()
+		second := A.token(crash.RefreshForm(first.RefreshToken))
+		// Inside the window: the identical request at B still gets A's
+		// answer...
+		if retry := B.token(crash.RefreshForm(first.RefreshToken)); retry.RefreshToken != second.RefreshToken {
+			t.Fatalf("the identical retry at B got a different answer than A gave")
+		}
+		// ...and the same token with another scope is a reuse, not an
+		// invalid_scope that leaves the family alive (issue 11 F8).
+		form := crash.RefreshForm(first.RefreshToken)
+		form.Set("scope", crash.Scope+" notes:write")
+		_, err := B.c.Token(form, "", "")
+		const reused = "the refresh token was already used; the authorization has been revoked"
+		var oe *crash.OAuthError
+		if !errors.As(err, &oe) || oe.Status != http.StatusBadRequest || oe.ErrorResponse.Error != "invalid_grant" || oe.Description != reused {
+			t.Errorf("the rotated token with another scope at B = %v, want 400 invalid_grant %q", err, reused)
+		}
+		_, err = A.c.Token(crash.RefreshForm(second.RefreshToken), "", "")
+		wantInvalidGrant(t, "the family's newest token at A after the reuse at B", err)
+		for i, r := range []rep{A, B} {
+			for _, tok := range []string{first.AccessToken, second.AccessToken} {
+				if r.introspect(secret, tok) {
+					t.Errorf("an access token of the family is active at replica %c after the reuse at B", "AB"[i])
+				}
+			}
 		}
 	})
 
@@ -423,6 +550,65 @@ func TestReplicas(t *testing.T) {
 		}
 		if g := send(b.URL, http.MethodGet, path, "", reg.RAT); g.Status != http.StatusUnauthorized {
 			t.Errorf("the deleted client is back at B: GET = %d", g.Status)
+		}
+	})
+
+	// Issue 20 (held): a replica started with a bad key-encryption key
+	// on the shared database exits 1 and stores nothing: a signing key of
+	// its own, sealed with the wrong KEK, would be one the others cannot
+	// open. TestServeRefusesBadKEK (cmd/gatehouse) checks the same of
+	// `run` on SQLite; this is the process and PostgreSQL.
+	t.Run("a replica with a bad KEK exits 1 and stores nothing", func(t *testing.T) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		// Every signing-key row as text, sealed private keys included.
+		keyRows := func() string {
+			t.Helper()
+			var s string
+			if err := db.QueryRowContext(t.Context(), `SELECT coalesce(string_agg(k::text, E'\n' ORDER BY k.id), '') FROM signing_keys k`).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		before := keyRows()
+		if before == "" {
+			t.Fatal("no signing keys in the database")
+		}
+		write := func(name, text string) string {
+			p := filepath.Join(d.Dir, name)
+			if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		for _, tt := range []struct{ name, file, want string }{
+			{"wrong", write("wrong-kek", hex.EncodeToString(make([]byte, 32))+"\n"), "wrong master key"},
+			{"missing", filepath.Join(d.Dir, "no-such-kek"), "no such file"},
+			{"short", write("short-kek", hex.EncodeToString(make([]byte, 16))+"\n"), "32 bytes"},
+			{"empty", write("empty-kek", ""), "32 bytes"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // a serve that starts is killed
+				defer cancel()
+				cmd := exec.CommandContext(ctx, d.Bin, "serve", "--config", d.Config, "--listen", crash.FreeAddr(t))
+				cmd.Env = append(slices.Clone(d.Env), "GATEHOUSE_KEYS_ENCRYPTION_KEY_FILE="+tt.file)
+				out, err := cmd.CombinedOutput()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tt.want) {
+					t.Errorf("serve with a %s KEK = %v, want exit status 1 and an error saying %q; output:\n%s", tt.name, err, tt.want, out)
+				}
+				if after := keyRows(); after != before {
+					t.Errorf("serve with a %s KEK changed the signing keys:\nbefore:\n%s\nafter:\n%s", tt.name, before, after)
+				}
+			})
+		}
+		// The replicas carry on with the keys they had.
+		tok := rep{t, atA()}.cc(secret)
+		if !(rep{t, atB()}).introspect(secret, tok) {
+			t.Errorf("after the refused starts, a token of A is inactive at B")
 		}
 	})
 
