@@ -594,6 +594,13 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Last-Event-ID is not allowed on POST", nil))
 		return
 	}
+	// A compressed body is never inflated: a small gzip bomb inflates past
+	// any cap, and the policy must read what the upstream would.
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		writeJSON(w, http.StatusUnsupportedMediaType, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest,
+			"Content-Encoding "+strconv.Quote(mcpauthz.Clip(ce))+" is not supported: send the request body uncompressed", nil))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -90,9 +90,9 @@ func TestNestedJSONRefused(t *testing.T) {
 }
 
 // TestGzipRequestBodyRefused: the gateway never inflates a request body
-// (a gzip bomb inflates past any cap): a gzip-encoded call is refused as
-// a parse error and never reaches the upstream, where the same call sent
-// plain is answered.
+// (a gzip bomb inflates past any cap): a gzip-encoded call is refused with
+// 415 naming the encoding and never reaches the upstream, where the same
+// call sent plain is answered.
 func TestGzipRequestBodyRefused(t *testing.T) {
 	up, reached := echoUpstream(t)
 	tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
@@ -106,8 +106,9 @@ func TestGzipRequestBodyRefused(t *testing.T) {
 	io.WriteString(zw, call)
 	zw.Close()
 	resp, msgs := c.post(zbody.String(), "Content-Encoding", "gzip")
-	if resp.StatusCode != http.StatusBadRequest || len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeParseError {
-		t.Errorf("the gzip-encoded call = %d %+v, want 400 and JSON-RPC error %d", resp.StatusCode, msgs, mcpauthz.CodeParseError)
+	if resp.StatusCode != http.StatusUnsupportedMediaType || len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeInvalidRequest ||
+		!strings.Contains(msgs[0].Error.Message, `Content-Encoding "gzip" is not supported`) {
+		t.Errorf("the gzip-encoded call = %d %+v, want 415 and JSON-RPC error %d naming the encoding", resp.StatusCode, msgs, mcpauthz.CodeInvalidRequest)
 	}
 	if n := reached.Load(); n != 1 {
 		t.Errorf("the gzip-encoded call reached the upstream (%d requests in all, want 1)", n)
