@@ -344,6 +344,7 @@ type route struct {
 	timeout     time.Duration
 	maxBody     int64
 	maxMsg      int64
+	maxBatch    int
 	verifier    rs.Verifier
 
 	maxPerUser int
@@ -378,6 +379,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		path: u.Path, metadataURL: metaURL, scheme: strings.ToLower(u.Scheme),
 		up: spec.Upstream, maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
 		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
+		maxBatch: spec.MaxBatchMessages,
 		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
 	}
 	if rt.title == "" {
@@ -397,6 +399,9 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 	}
 	if rt.maxMsg <= 0 {
 		rt.maxMsg = DefaultMaxMessageBytes
+	}
+	if rt.maxBatch <= 0 {
+		rt.maxBatch = DefaultMaxBatchMessages
 	}
 	rt.hosts = map[string]bool{}
 	hosts := spec.AllowedHosts
@@ -601,7 +606,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
 		return
 	}
-	msgs, batch, err := mcpauthz.Inspect(body)
+	msgs, batch, err := mcpauthz.Inspect(body, rt.maxBatch)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, mcpauthz.InspectRefusal(err))
 		return

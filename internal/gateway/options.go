@@ -21,6 +21,10 @@ const (
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultMaxBodyBytes    = 4 << 20
 	DefaultMaxMessageBytes = 16 << 20
+	// DefaultMaxBatchMessages bounds the messages of one JSON-RPC batch.
+	// MCP has had no batches since the 2025-06-18 revision, and clients of
+	// 2025-03-26 batch a handful at most.
+	DefaultMaxBatchMessages = 100
 	// DefaultAuditBuffer is how many audit events wait to be written
 	// before new ones are dropped (and counted).
 	DefaultAuditBuffer = 4096
@@ -135,6 +139,12 @@ type Route struct {
 	// MaxMessageBytes caps one upstream message: a stdout line, a JSON
 	// response or an SSE event. Zero means [DefaultMaxMessageBytes].
 	MaxMessageBytes int64
+	// MaxBatchMessages caps the messages of one JSON-RPC batch: a longer
+	// batch is refused with 400 before anything is forwarded. Every tool
+	// call of a batch is forwarded and audited, so without a cap one
+	// request of MaxBodyBytes carries tens of thousands. Zero means
+	// [DefaultMaxBatchMessages].
+	MaxBatchMessages int
 }
 
 // Upstream is a Streamable HTTP MCP server (URL) or a stdio one (Command);

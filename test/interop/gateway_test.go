@@ -408,6 +408,7 @@ gateway:
       upstream: {command: node, header_value_env: X}
       tools: {"a*b": [x]}
       max_sessions_per_user: -1
+      max_batch_messages: -1
 `
 	path := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
@@ -418,7 +419,7 @@ gateway:
 	for _, want := range []string{
 		"has both url and command", "name is used by another route", `url "ftp://x/mcp"`,
 		"has no value", `"bad scope" is not a scope token`, "apply to an HTTP upstream", `"*" may only end a key`,
-		"max_sessions_per_user must not be negative",
+		"max_sessions_per_user must not be negative", "max_batch_messages must not be negative",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
