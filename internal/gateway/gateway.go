@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -50,8 +52,14 @@ type Gateway struct {
 	now     func() time.Time
 	rand    io.Reader
 	metrics *metrics
-	audit   *auditWriter
+	audit   *auditLog // nil: no audit log
 	issuer  string
+
+	// Calls are named in the audit log by callPrefix (random per
+	// gateway) and a sequence number: call=<prefix>.<n> pairs a call's
+	// record with its outcome's.
+	callPrefix string
+	callSeq    atomic.Uint64
 
 	mu       sync.Mutex
 	draining bool
@@ -129,7 +137,12 @@ func New(opts Options) (*Gateway, error) {
 		if size <= 0 {
 			size = DefaultAuditBuffer
 		}
-		g.audit = newAuditWriter(opts.Audit, size, g.metrics.auditDropped.Inc, g.log)
+		prefix := make([]byte, 6)
+		if _, err := io.ReadFull(g.rand, prefix); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.callPrefix = hex.EncodeToString(prefix)
+		g.audit = newAuditLog(opts.Audit, size, g.metrics, g.log, g.now)
 	}
 	return g, nil
 }
@@ -664,26 +677,37 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 			}
 		}
 	}
-	if deniedMsg != nil {
+	if deniedMsg != nil || stepUpMsg != nil {
+		// The refused calls are recorded before the answer, like
+		// forwarded ones: under a store that cannot keep up, the answer
+		// is the audit refusal instead.
+		d, outcome := deny, "denied"
+		if deniedMsg == nil {
+			d, outcome = stepUp, "step_up"
+		}
+		var refused []*mcpauthz.Message
 		for i := range msgs {
 			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
-				if d, _ := rt.pol.check(ti.Scopes, m); d == deny {
-					x.audit(m.Name, "denied", 0, "")
+				if got, _ := rt.pol.check(ti.Scopes, m); got == d {
+					refused = append(refused, m)
 				}
 			}
 		}
-		rt.denied(w, deniedMsg, batch)
-		return
-	}
-	if stepUpMsg != nil {
-		for i := range msgs {
-			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
-				if d, _ := rt.pol.check(ti.Scopes, m); d == stepUp {
-					x.audit(m.Name, "step_up", 0, "")
-				}
+		ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+		err := x.recordRefused(ctx, refused, outcome)
+		cancel()
+		if err != nil {
+			for i := range msgs {
+				x.track(&msgs[i])
 			}
+			rt.refuseUnaudited(w, x, err)
+			return
 		}
-		rt.forbidden(w, need, stepUpMsg, batch, msgs)
+		if deniedMsg != nil {
+			rt.denied(w, deniedMsg, batch)
+		} else {
+			rt.forbidden(w, need, stepUpMsg, batch, msgs)
+		}
 		return
 	}
 	for i := range msgs {

@@ -305,16 +305,21 @@ func TestHTTPUpstreamFailures(t *testing.T) {
 		}
 	}
 	tg.Close()
-	events, err := tg.store.QueryAudit(t.Context(), storage.AuditQuery{Type: AuditToolCall})
+	// Each call was recorded before it was forwarded, and its outcome
+	// after: failed, naming the same call.
+	events, err := tg.store.QueryAudit(t.Context(), storage.AuditQuery{Type: "gateway."})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 4 {
-		t.Fatalf("audit events = %+v, want 4", events)
+	if len(events) != 8 {
+		t.Fatalf("audit events = %+v, want 8", events)
 	}
-	for _, e := range events {
-		if e.Outcome != "allowed" || !strings.HasSuffix(e.Detail, "result=failed") {
-			t.Errorf("audit event %+v, want allowed with result=failed", e)
+	for i := 0; i+1 < len(events); i += 2 {
+		call, result := events[i], events[i+1]
+		id := call.Detail[strings.Index(call.Detail, " call=")+1:]
+		if call.Type != AuditToolCall || call.Outcome != "allowed" || result.Type != AuditToolResult || result.Outcome != "failed" ||
+			!strings.Contains(result.Detail, " "+id+" latency_ms=") {
+			t.Errorf("audit events %+v, %+v: want the call allowed, then its outcome failed", call, result)
 		}
 	}
 	for route, kind := range map[string]string{"down": "unavailable", "hang": "timeout", "refuse": "credentials", "broken": "unavailable"} {
@@ -352,15 +357,17 @@ func TestMetricsAndAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var outcomes []string
+	var got []string
 	for _, e := range events {
-		outcomes = append(outcomes, e.Outcome)
-		if e.UserID != "alice" || e.ClientID != "client-a" || e.Resource != tg.base+"/up/mcp" || !strings.Contains(e.Detail, "route=up tool=") || !strings.Contains(e.Detail, "latency_ms=") {
+		got = append(got, e.Type+" "+e.Outcome)
+		if e.UserID != "alice" || e.ClientID != "client-a" || e.Resource != tg.base+"/up/mcp" || !strings.HasPrefix(e.Detail, "route=up tool=") ||
+			(e.Type == AuditToolResult) != strings.Contains(e.Detail, "latency_ms=") {
 			t.Errorf("audit event %+v", e)
 		}
 	}
-	if want := []string{"allowed", "allowed", "step_up"}; !slices.Equal(outcomes, want) {
-		t.Errorf("audit outcomes = %v, want %v", outcomes, want)
+	want := []string{"gateway.tool_call allowed", "gateway.tool_result ok", "gateway.tool_call allowed", "gateway.tool_result ok", "gateway.tool_call step_up"}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit events = %q, want %q", got, want)
 	}
 }
 
