@@ -23,12 +23,14 @@ import (
 // record waits for the commit of the batch it joins, and records that
 // arrive while a commit runs share the next one (group commit, as in the
 // authorization server). A call's outcome (type [AuditToolResult]) is
-// written after its response, without waiting: it lingers up to
-// auditLinger to share the commit of the next call's record, so a steady
-// stream of calls costs one commit per call. The queue is bounded
-// (Options.AuditBuffer events): a call whose record does not fit is
-// refused at once, and one whose record is not committed before its
-// request's deadline is refused then.
+// written after its response, without waiting, with other outcomes:
+// auditOutcomeBatch at a time, or after auditOutcomeLinger. They stay out
+// of the records' transactions, which sit on the calls' path and are
+// cheapest with the fewest rows; a row costs about a third of a commit on
+// SQLite, and in a batch of outcomes less. The queue is bounded
+// (Options.AuditBuffer events, outcomes included): a call whose record
+// does not fit is refused at once, and one whose record is not committed
+// before its request's deadline is refused then.
 
 // AuditToolResult is the audit event type of the outcome of a forwarded
 // tool call, written after the upstream's response (or failure): outcome
@@ -44,9 +46,10 @@ const CodeAuditUnavailable = -32005
 
 // Timing of the audit log.
 const (
-	// auditLinger is how long outcomes wait for a call's record to share
-	// its commit.
-	auditLinger = 5 * time.Millisecond
+	// auditOutcomeBatch is how many outcome events are written together;
+	// fewer wait up to auditOutcomeLinger for more.
+	auditOutcomeBatch  = 32
+	auditOutcomeLinger = 100 * time.Millisecond
 	// auditRetryDelay is how long outcomes whose write failed wait before
 	// they are tried again, in a transaction of their own.
 	auditRetryDelay = time.Second
@@ -84,13 +87,17 @@ type auditLog struct {
 	wake chan struct{} // buffered 1: something was queued, or close
 	done chan struct{} // closed when run has returned
 
-	mu      sync.Mutex
-	queue   []*auditUnit // units not yet taken, oldest first
-	retry   []*auditUnit // outcomes whose write failed
-	queued  int          // events queued, retried or being written
-	waiters int          // units in queue with a caller waiting
-	closing bool
-	stopped bool // run has returned: nothing more is written
+	mu       sync.Mutex
+	queue    []*auditUnit // records not yet taken, oldest first: each has a caller waiting
+	outcomes []*auditUnit // outcomes not yet taken
+	pending  int          // events in outcomes
+	retry    []*auditUnit // outcomes whose write failed
+	queued   int          // events queued, retried or being written
+	// flushing is set while a transaction runs, by the writer or by a
+	// caller that found none running; there is one at a time.
+	flushing bool
+	closing  bool
+	stopped  bool // run has returned: nothing more is written
 
 	// The summary log line: what happened since the last one.
 	refusedBy  map[string]int // calls refused, by reason
@@ -143,8 +150,23 @@ func (a *auditLog) record(ctx context.Context, events []storage.AuditEvent) erro
 	}
 	a.queue = append(a.queue, u)
 	a.queued += len(events)
-	a.waiters++
 	a.metrics.auditQueued.Set(float64(a.queued))
+	if !a.flushing {
+		// No transaction is running: this caller writes the queue itself,
+		// sparing a lone call two goroutine switches. Whatever arrives
+		// meanwhile is the writer's.
+		a.flushing = true
+		a.mu.Unlock()
+		a.flush(flushRecords)
+		a.mu.Lock()
+		a.flushing = false
+		more := len(a.queue) > 0 || a.pending >= auditOutcomeBatch
+		a.mu.Unlock()
+		if more {
+			a.signal()
+		}
+		return <-u.done
+	}
 	a.mu.Unlock()
 	a.signal()
 	select {
@@ -156,7 +178,6 @@ func (a *auditLog) record(ctx context.Context, events []storage.AuditEvent) erro
 	if !u.taken {
 		a.queue = slices.DeleteFunc(a.queue, func(x *auditUnit) bool { return x == u })
 		a.queued -= len(events)
-		a.waiters--
 		a.metrics.auditQueued.Set(float64(a.queued))
 		a.mu.Unlock()
 		return fmt.Errorf("the audit log did not write the call's record in time: %w", ctx.Err())
@@ -180,42 +201,66 @@ func (a *auditLog) add(events ...storage.AuditEvent) {
 		report()
 		return
 	}
-	a.queue = append(a.queue, &auditUnit{events: events})
+	a.outcomes = append(a.outcomes, &auditUnit{events: events})
 	a.queued += len(events)
+	a.pending += len(events)
 	a.metrics.auditQueued.Set(float64(a.queued))
+	// The writer needs waking only to start the linger, and to write a
+	// full batch.
+	wake := a.pending == len(events) || (a.pending >= auditOutcomeBatch && a.pending-len(events) < auditOutcomeBatch)
 	a.mu.Unlock()
-	a.signal()
+	if wake {
+		a.signal()
+	}
 }
 
-// run is the writer: it commits the queue at once when a caller waits
-// for it (or the log is closing), outcomes alone after auditLinger, and
-// failed outcomes after auditRetryDelay, until the log is closed and
-// everything is written or given up.
+// What a flush writes.
+const (
+	flushRecords  = iota // the records callers wait for
+	flushOutcomes        // the outcomes
+	flushRetry           // the outcomes whose write failed
+	flushFinal           // the same, for the last time
+)
+
+// run is the writer: it commits records at once when no caller is doing
+// so, outcomes by the batch or after auditOutcomeLinger, failed outcomes
+// after auditRetryDelay, and at close everything, until it is written or
+// given up.
 func (a *auditLog) run() {
 	defer close(a.done)
 	var linger, retry <-chan time.Time
 	for {
 		a.mu.Lock()
-		fresh, waiters, retries, closing := len(a.queue), a.waiters, len(a.retry), a.closing
+		records, pending, retries, closing, busy := len(a.queue), a.pending, len(a.retry), a.closing, a.flushing
 		a.mu.Unlock()
-		if fresh > 0 && (waiters > 0 || closing) {
-			linger = nil
-			a.flush(false, false)
+		switch {
+		case busy:
+			// A caller is writing; it wakes the writer if needed.
+		case records > 0:
+			a.flushAs(flushRecords)
 			continue
-		}
-		if closing {
+		case pending >= auditOutcomeBatch || (closing && pending > 0):
+			linger = nil
+			a.flushAs(flushOutcomes)
+			continue
+		case closing:
 			if retries > 0 {
-				a.flush(true, true)
+				a.flushAs(flushFinal)
 			}
 			a.mu.Lock()
+			if len(a.queue)+len(a.outcomes) > 0 {
+				// Something came in meanwhile.
+				a.mu.Unlock()
+				continue
+			}
 			a.stopped = true
 			report := a.report(true)
 			a.mu.Unlock()
 			report()
 			return
 		}
-		if fresh > 0 && linger == nil {
-			linger = time.After(auditLinger)
+		if pending > 0 && linger == nil {
+			linger = time.After(auditOutcomeLinger)
 		}
 		if retries > 0 && retry == nil {
 			retry = time.After(auditRetryDelay)
@@ -224,24 +269,44 @@ func (a *auditLog) run() {
 		case <-a.wake:
 		case <-linger:
 			linger = nil
-			a.flush(false, false)
+			a.flushAs(flushOutcomes)
 		case <-retry:
 			retry = nil
-			a.flush(true, false)
+			a.flushAs(flushRetry)
 		}
 	}
 }
 
-// flush writes the queue (or, with retry, the failed outcomes) in one
-// transaction and answers the callers waiting for it. Outcomes that fail
-// are kept for a retry, unless final: then they are counted as lost.
-func (a *auditLog) flush(retry, final bool) {
+// flushAs is flush by the writer, unless a caller is writing: then the
+// units stay queued, for the writer's next round.
+func (a *auditLog) flushAs(what int) {
+	a.mu.Lock()
+	if a.flushing {
+		a.mu.Unlock()
+		return
+	}
+	a.flushing = true
+	a.mu.Unlock()
+	a.flush(what)
+	a.mu.Lock()
+	a.flushing = false
+	a.mu.Unlock()
+}
+
+// flush writes one list of units in one transaction and answers the
+// callers waiting for it; the caller has set a.flushing. Outcomes that
+// fail are kept for a retry, unless the flush is final: then they are
+// counted as lost.
+func (a *auditLog) flush(what int) {
 	a.mu.Lock()
 	var units []*auditUnit
-	if retry {
+	switch what {
+	case flushRecords:
+		units, a.queue = a.queue, nil
+	case flushOutcomes:
+		units, a.outcomes, a.pending = a.outcomes, nil, 0
+	default:
 		units, a.retry = a.retry, nil
-	} else {
-		units, a.queue, a.waiters = a.queue, nil, 0
 	}
 	n := 0
 	for _, u := range units {
@@ -262,8 +327,7 @@ func (a *auditLog) flush(retry, final bool) {
 
 	a.mu.Lock()
 	for _, u := range units {
-		if err != nil && u.done == nil && !final {
-			u.taken = false
+		if err != nil && u.done == nil && what != flushFinal {
 			a.retry = append(a.retry, u)
 			continue
 		}

@@ -55,8 +55,9 @@ type Options struct {
 	// JSON-RPC error [CodeAuditUnavailable] (HTTP 503). Nil means no
 	// audit log.
 	Audit storage.Audit
-	// AuditBuffer is how many audit events may wait to be written; a call
-	// whose event does not fit is refused, not forwarded. Zero means
+	// AuditBuffer is how many audit events (outcomes included) may wait
+	// to be written; a call whose event does not fit is refused, not
+	// forwarded. An empty queue takes a batch of any size. Zero means
 	// [DefaultAuditBuffer].
 	AuditBuffer int
 	// Registerer receives the gateway's Prometheus collectors. Nil means
