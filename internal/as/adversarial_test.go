@@ -70,6 +70,10 @@ package as
 // |   document client gets client_credentials tokens, no user         |                |   (gateway), TestMachineTokensEndToEnd (cmd/gatehouse)      |
 // | F2 registration hijack: identical metadata hands a second party   | RFC 7592 §2    | TestAdversarialRegistrationHijack, TestRegisterDedup        |
 // |   the client and a registration access token; ids computable      |                |   (register_test.go), TestRegistrationUpdateAtomic          |
+// |                                                                   |                |                                                             |
+// | Issue 20 (second outside review):                                 |                |                                                             |
+// | F1 unaudited issuance: with the audit log failing, a token, code  | –              | TestAdversarialUnauditedIssuance (audit_test.go)            |
+// |   or client is refused (500), not handed out unrecorded           |                |                                                             |
 
 import (
 	"bufio"

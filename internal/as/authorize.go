@@ -286,7 +286,10 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, ar storage.Au
 			s.log.ErrorContext(ctx, "delete auth request", "cause", err)
 		}
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)})
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: ar.ClientID, Resource: ar.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)}); err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
 	s.redirect(w, r, ar.RedirectURI, url.Values{"code": {code}, "state": {ar.State}})
 }
 
