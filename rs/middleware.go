@@ -21,6 +21,12 @@ import (
 // It matches the MCP Go SDK's own default limit.
 const DefaultMaxBodyBytes = 4 << 20
 
+// DefaultMaxBatchMessages is the most messages [RequireBearer] lets through
+// in one JSON-RPC batch when [Options.MaxBatchMessages] is zero. MCP has
+// had no batches since the 2025-06-18 revision; older clients batch a
+// handful at most.
+const DefaultMaxBatchMessages = 100
+
 // Options configures [RequireBearer]. The zero value (or nil) checks the
 // token only: no scopes, no JSON-RPC inspection, no cross-origin access.
 type Options struct {
@@ -75,6 +81,13 @@ type Options struct {
 	// FilterToolsList is set; a longer body is refused with 413. Zero means
 	// [DefaultMaxBodyBytes]. Bodies are not read otherwise.
 	MaxBodyBytes int64
+
+	// MaxBatchMessages bounds the messages of one JSON-RPC batch when the
+	// body is read (as for MaxBodyBytes): a longer batch is refused with
+	// 400 and a JSON-RPC Invalid Request error naming the limit, before
+	// the server sees it. Every message is checked, and may be work for
+	// the server. Zero means [DefaultMaxBatchMessages]; negative, no limit.
+	MaxBatchMessages int
 
 	// MaxTokenBytes refuses longer bearer tokens before they reach the
 	// verifier. Zero means [DefaultMaxTokenBytes].
@@ -163,6 +176,7 @@ type middleware struct {
 	inspect     bool
 	filter      bool
 	maxBody     int64
+	maxBatch    int
 	maxToken    int
 	anyOrigin   bool
 	origins     map[string]bool
@@ -182,12 +196,16 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		baseline:    mcpauthz.Dedup(opts.Scopes),
 		filter:      opts.FilterToolsList,
 		maxBody:     opts.MaxBodyBytes,
+		maxBatch:    opts.MaxBatchMessages,
 		maxToken:    opts.MaxTokenBytes,
 		origins:     map[string]bool{},
 		log:         opts.Logger,
 	}
 	if m.maxBody <= 0 {
 		m.maxBody = DefaultMaxBodyBytes
+	}
+	if m.maxBatch == 0 {
+		m.maxBatch = DefaultMaxBatchMessages
 	}
 	if m.maxToken <= 0 {
 		m.maxToken = DefaultMaxTokenBytes
@@ -337,7 +355,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			m.writeJSON(w, http.StatusRequestEntityTooLarge, oauthBody{"invalid_request", "request body too large"})
 			return
 		}
-		msgs, batch, err := mcpauthz.Inspect(body)
+		msgs, batch, err := mcpauthz.Inspect(body, m.maxBatch)
 		if err != nil {
 			m.writeJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
 			return

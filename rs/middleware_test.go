@@ -526,6 +526,42 @@ func TestRequireBearerBodies(t *testing.T) {
 	}
 }
 
+// TestRequireBearerBatchLimit (issue 20 F1): a batch of more than
+// MaxBatchMessages messages is refused with 400 and an Invalid Request
+// error naming the limit, and none of its calls runs; one at the limit
+// goes through.
+func TestRequireBearerBatchLimit(t *testing.T) {
+	a := newTestAS(t)
+	v := newVerifier(t, a, newClock(), nil)
+	mcp := &fakeMCP{}
+	opts := testOptions()
+	opts.MaxBatchMessages = 3
+	srv := httptest.NewServer(RequireBearer(v, opts)(mcp))
+	defer srv.Close()
+	tok := a.token(nil)
+	batch := func(n int) string {
+		var msgs []string
+		for i := range n {
+			msgs = append(msgs, rpcBody(i+1, "read_note"))
+		}
+		return "[" + strings.Join(msgs, ",") + "]"
+	}
+	code, _, body := post(t, srv, tok, batch(4))
+	want := `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: the batch has 4 messages; at most 3 are allowed in one batch (max_batch_messages)","data":{"max_batch_messages":3}}}`
+	if code != http.StatusBadRequest || strings.TrimSpace(body) != want {
+		t.Errorf("POST a batch of 4 = %d %s, want 400 %s", code, body, want)
+	}
+	if n := mcp.executions(); n != 0 {
+		t.Errorf("after a refused batch of 4 the server ran %d calls, want 0", n)
+	}
+	if code, _, body := post(t, srv, tok, batch(3)); code != http.StatusOK {
+		t.Errorf("POST a batch of 3 = %d %s, want 200", code, body)
+	}
+	if n := mcp.executions(); n != 3 {
+		t.Errorf("after a batch of 3 the server ran %d calls, want 3", n)
+	}
+}
+
 func TestRequireBearerCORS(t *testing.T) {
 	a := newTestAS(t)
 	v := newVerifier(t, a, newClock(), nil)

@@ -253,6 +253,7 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 			RequestTimeout:          time.Duration(r.RequestTimeout),
 			MaxBodyBytes:            r.MaxBodyBytes,
 			MaxMessageBytes:         r.MaxMessageBytes,
+			MaxBatchMessages:        r.MaxBatchMessages,
 		}
 		u := r.Upstream
 		if u.URL != "" {

@@ -88,6 +88,8 @@ package as
 // | F9 concurrent code redemption allowing zero winners               | §4.5           | TestAdversarialCodeReplayConcurrent                         |
 // |                                                                   |                |                                                             |
 // | Issue 20 (second outside review), tests in review_test.go unless named: |                |                                                             |
+// | F1 unaudited issuance: with the audit log failing, a token, code  | –              | TestAdversarialUnauditedIssuance (audit_test.go)            |
+// |   or client is refused (500), not handed out unrecorded           |                |                                                             |
 // | F2 a password change (or revoke, disable) leaves sessions,        | RFC 9700 §4.14 | TestAdversarialPasswordChangeRevokes (+ storage             |
 // |   refresh tokens and access tokens working, on every replica      |                |   suite UserReset, test/replicas)                           |
 // | F3 RFC 7592 update not atomic: lost updates, deleted clients back | RFC 7592 §2    | TestRegistrationUpdateAtomic                                |

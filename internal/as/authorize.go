@@ -297,7 +297,10 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p pending, se
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)})
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "authorize.code_issued", UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Outcome: "success", Detail: oauth.JoinScope(scopes)}); err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
 	s.redirect(w, r, p.RedirectURI, url.Values{"code": {code}, "state": {p.State}})
 }
 

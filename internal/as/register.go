@@ -287,7 +287,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	if shared {
 		detail = "identical unused public client returned (shared: no registration access token)"
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "client.registered", ClientID: c.ID, Outcome: "success", Detail: detail})
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "client.registered", ClientID: c.ID, Outcome: "success", Detail: detail}); err != nil {
+		return err
+	}
 	writeRegistration(w, http.StatusCreated, info)
 	return nil
 }
@@ -800,7 +802,9 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 	if err != nil {
 		return registrationStorageError(err)
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "client.updated", ClientID: c.ID, Outcome: "success", Detail: detail})
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "client.updated", ClientID: c.ID, Outcome: "success", Detail: detail}); err != nil {
+		return err
+	}
 	writeRegistration(w, http.StatusOK, s.clientInfo(next, rat, secret))
 	return nil
 }

@@ -369,16 +369,36 @@ func (s *Server) clientIP(r *http.Request) string {
 	return clientip.Resolver{TrustHeaders: s.opts.TrustProxyHeaders, TrustedProxies: s.opts.TrustedProxies}.ClientIP(r)
 }
 
-// audit appends an event to the audit log. A failure to audit is logged
-// but does not fail the request that caused it.
+// audit appends an event to the audit log, committed before it returns.
+// A failure is logged and does not fail the request: this is for events
+// that hand nothing out (refusals, failed logins, revocations, consent).
+// An event recording what the response hands out uses auditIssued.
 func (s *Server) audit(ctx context.Context, r *http.Request, e storage.AuditEvent) {
+	if err := s.appendAudit(ctx, r, e); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", slog.String("type", e.Type), slog.Any("cause", err))
+	}
+}
+
+// auditIssued appends an event recording what the response hands out (a
+// token, a code, a client's credentials), committed before it returns.
+// If it cannot be written, the response must not be sent: the error is
+// server_error (500), so nothing is handed out that the audit log does
+// not show (issue 20 F1).
+func (s *Server) auditIssued(ctx context.Context, r *http.Request, e storage.AuditEvent) error {
+	if err := s.appendAudit(ctx, r, e); err != nil {
+		return oauth.Internal(fmt.Errorf("audit %s: %w", e.Type, err))
+	}
+	return nil
+}
+
+// appendAudit stamps e and commits it, in a batch with concurrent
+// requests' events.
+func (s *Server) appendAudit(ctx context.Context, r *http.Request, e storage.AuditEvent) error {
 	e.Time = s.now().UTC()
 	if r != nil && e.IP == "" {
 		e.IP = s.clientIP(r)
 	}
-	if err := s.auditLog.append(ctx, e); err != nil {
-		s.log.ErrorContext(ctx, "audit append failed", slog.String("type", e.Type), slog.Any("cause", err))
-	}
+	return s.auditLog.append(ctx, e)
 }
 
 // newSecret returns a fresh 256-bit secret.

@@ -88,7 +88,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, r *http.Request, f 
 			return nil, oauth.Internal(err)
 		}
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "token.issued", UserID: ac.UserID, ClientID: c.ID, Resource: ac.Resource, Outcome: "success", Detail: "authorization_code"})
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "token.issued", UserID: ac.UserID, ClientID: c.ID, Resource: ac.Resource, Outcome: "success", Detail: "authorization_code"}); err != nil {
+		return nil, err
+	}
 	return s.encodeTokenResponse(access, ac.Scopes, refresh)
 }
 

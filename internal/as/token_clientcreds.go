@@ -51,7 +51,9 @@ func (s *Server) grantClientCredentials(ctx context.Context, r *http.Request, f 
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "token.issued", ClientID: c.ID, Resource: res.URL, Outcome: "success", Detail: "client_credentials"})
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "token.issued", ClientID: c.ID, Resource: res.URL, Outcome: "success", Detail: "client_credentials"}); err != nil {
+		return nil, err
+	}
 	return s.encodeTokenResponse(access, scopes, "")
 }
 

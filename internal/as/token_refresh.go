@@ -99,7 +99,11 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	if err != nil {
 		return nil, oauth.Internal(err)
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "token.issued", UserID: rt.UserID, ClientID: c.ID, Resource: rt.Resource, Outcome: "success", Detail: "refresh_token"})
+	// Rotated but unaudited: the client's retry gets this response
+	// (refresh.retry), audited then.
+	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "token.issued", UserID: rt.UserID, ClientID: c.ID, Resource: rt.Resource, Outcome: "success", Detail: "refresh_token"}); err != nil {
+		return nil, err
+	}
 	return body, nil
 }
 
@@ -150,7 +154,9 @@ func (s *Server) refreshReplay(ctx context.Context, r *http.Request, presented s
 			return nil, err
 		}
 		if g.RevokedAt.IsZero() && successorUnused {
-			s.audit(ctx, r, storage.AuditEvent{Type: "refresh.retry", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "success", Detail: "identical retry inside the window answered with the same response"})
+			if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "refresh.retry", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "success", Detail: "identical retry inside the window answered with the same response"}); err != nil {
+				return nil, err
+			}
 			return body, nil
 		}
 	}

@@ -51,13 +51,14 @@ const DefaultGatewayListen = "127.0.0.1:8090"
 
 // Gateway route defaults, used where a field is zero.
 const (
-	DefaultGatewayMaxSessions     = 100
-	DefaultGatewaySessionIdle     = 15 * time.Minute
-	DefaultGatewayRequestTimeout  = 2 * time.Minute
-	DefaultGatewayConnectTimeout  = 5 * time.Second
-	DefaultGatewayMaxBodyBytes    = 4 << 20
-	DefaultGatewayMaxMessageBytes = 16 << 20
-	DefaultGatewayShutdownTimeout = 10 * time.Second
+	DefaultGatewayMaxSessions      = 100
+	DefaultGatewaySessionIdle      = 15 * time.Minute
+	DefaultGatewayRequestTimeout   = 2 * time.Minute
+	DefaultGatewayConnectTimeout   = 5 * time.Second
+	DefaultGatewayMaxBodyBytes     = 4 << 20
+	DefaultGatewayMaxMessageBytes  = 16 << 20
+	DefaultGatewayMaxBatchMessages = 100
+	DefaultGatewayShutdownTimeout  = 10 * time.Second
 )
 
 // DefaultGatewayInheritEnv are the environment variables a stdio upstream
@@ -156,6 +157,10 @@ type GatewayRoute struct {
 	// stdout line, a JSON response, an SSE event). A stdio upstream that
 	// exceeds it loses its session. Default 16 MiB.
 	MaxMessageBytes int64 `json:"max_message_bytes,omitempty"`
+	// MaxBatchMessages (max_batch_messages) caps the messages of one
+	// JSON-RPC batch; a longer batch gets 400 and nothing of it is
+	// forwarded. Default 100.
+	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
 }
 
 // GatewayUpstream is the MCP server behind a route: Streamable HTTP (URL)
@@ -434,6 +439,7 @@ func (g Gateway) validate(topIssuer string) []error {
 		bad(r.RequestTimeout < 0, "%s: request_timeout must not be negative", where)
 		bad(r.MaxBodyBytes < 0, "%s: max_body_bytes must not be negative", where)
 		bad(r.MaxMessageBytes < 0, "%s: max_message_bytes must not be negative", where)
+		bad(r.MaxBatchMessages < 0, "%s: max_batch_messages must not be negative", where)
 	}
 	return errs
 }

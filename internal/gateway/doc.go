@@ -31,9 +31,16 @@
 // prompts/list and resources/list filtered to what the token may use. It
 // also checks the Host header against the route's own host (DNS
 // rebinding), caps request bodies and upstream messages, times out
-// upstream requests with a JSON-RPC error rather than hanging, writes an
-// audit event per tool call (type [AuditToolCall]) in the background, and
-// exports Prometheus metrics per route and decision.
+// upstream requests with a JSON-RPC error rather than hanging, bounds the
+// messages of a JSON-RPC batch, and exports Prometheus metrics per route
+// and decision.
+//
+// Every tool call has its audit record (type [AuditToolCall]) committed
+// before it is forwarded, or answered when the policy refuses it; its
+// outcome ([AuditToolResult]) follows. Records are written in batches,
+// one transaction per flush. When the store cannot keep up, calls wait,
+// and beyond a bounded queue they are refused with a JSON-RPC error
+// ([CodeAuditUnavailable]): never forwarded without their record.
 //
 // A misbehaving upstream process — one that crashes, hangs, floods its
 // output or writes what is not JSON — costs its own session only.

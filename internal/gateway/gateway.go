@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
@@ -51,9 +53,15 @@ type Gateway struct {
 	now     func() time.Time
 	rand    io.Reader
 	metrics *metrics
-	audit   *auditWriter
+	audit   *auditLog // nil: no audit log
 	issuer  string
 	ip      clientip.Resolver // the client address of audit events
+
+	// Calls are named in the audit log by callPrefix (random per
+	// gateway) and a sequence number: call=<prefix>.<n> pairs a call's
+	// record with its outcome's.
+	callPrefix string
+	callSeq    atomic.Uint64
 
 	mu       sync.Mutex
 	draining bool
@@ -132,7 +140,12 @@ func New(opts Options) (*Gateway, error) {
 		if size <= 0 {
 			size = DefaultAuditBuffer
 		}
-		g.audit = newAuditWriter(opts.Audit, size, g.metrics.auditDropped.Inc, g.log)
+		prefix := make([]byte, 6)
+		if _, err := io.ReadFull(g.rand, prefix); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.callPrefix = hex.EncodeToString(prefix)
+		g.audit = newAuditLog(opts.Audit, size, g.metrics, g.log, g.now)
 	}
 	return g, nil
 }
@@ -347,6 +360,7 @@ type route struct {
 	timeout     time.Duration
 	maxBody     int64
 	maxMsg      int64
+	maxBatch    int
 	verifier    rs.Verifier
 
 	maxPerUser int
@@ -381,6 +395,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		path: u.Path, metadataURL: metaURL, scheme: strings.ToLower(u.Scheme),
 		up: spec.Upstream, maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
 		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
+		maxBatch: spec.MaxBatchMessages,
 		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
 	}
 	if rt.title == "" {
@@ -400,6 +415,9 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 	}
 	if rt.maxMsg <= 0 {
 		rt.maxMsg = DefaultMaxMessageBytes
+	}
+	if rt.maxBatch <= 0 {
+		rt.maxBatch = DefaultMaxBatchMessages
 	}
 	rt.hosts = map[string]bool{}
 	hosts := spec.AllowedHosts
@@ -611,7 +629,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
 		return
 	}
-	msgs, batch, err := mcpauthz.Inspect(body)
+	msgs, batch, err := mcpauthz.Inspect(body, rt.maxBatch)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, mcpauthz.InspectRefusal(err))
 		return
@@ -669,26 +687,37 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 			}
 		}
 	}
-	if deniedMsg != nil {
+	if deniedMsg != nil || stepUpMsg != nil {
+		// The refused calls are recorded before the answer, like
+		// forwarded ones: under a store that cannot keep up, the answer
+		// is the audit refusal instead.
+		d, outcome := deny, "denied"
+		if deniedMsg == nil {
+			d, outcome = stepUp, "step_up"
+		}
+		var refused []*mcpauthz.Message
 		for i := range msgs {
 			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
-				if d, _ := rt.pol.check(ti.Scopes, m); d == deny {
-					x.audit(m.Name, "denied", 0, "")
+				if got, _ := rt.pol.check(ti.Scopes, m); got == d {
+					refused = append(refused, m)
 				}
 			}
 		}
-		rt.denied(w, deniedMsg, batch)
-		return
-	}
-	if stepUpMsg != nil {
-		for i := range msgs {
-			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
-				if d, _ := rt.pol.check(ti.Scopes, m); d == stepUp {
-					x.audit(m.Name, "step_up", 0, "")
-				}
+		ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+		err := x.recordRefused(ctx, refused, outcome)
+		cancel()
+		if err != nil {
+			for i := range msgs {
+				x.track(&msgs[i])
 			}
+			rt.refuseUnaudited(w, x, err)
+			return
 		}
-		rt.forbidden(w, need, stepUpMsg, batch, msgs)
+		if deniedMsg != nil {
+			rt.denied(w, deniedMsg, batch)
+		} else {
+			rt.forbidden(w, need, stepUpMsg, batch, msgs)
+		}
 		return
 	}
 	for i := range msgs {

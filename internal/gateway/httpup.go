@@ -98,6 +98,11 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		}()
 	}
 
+	// Nothing is forwarded before its audit record is written.
+	if err := x.admit(ctx); err != nil {
+		rt.refuseUnaudited(w, x, err)
+		return
+	}
 	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
 	if !ok {
 		return

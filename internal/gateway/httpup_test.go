@@ -305,17 +305,28 @@ func TestHTTPUpstreamFailures(t *testing.T) {
 		}
 	}
 	tg.Close()
-	events, err := tg.store.QueryAudit(t.Context(), storage.AuditQuery{Type: AuditToolCall})
+	// Each call was recorded before it was forwarded, and its outcome
+	// after: failed, naming the same call.
+	events, err := tg.store.QueryAudit(t.Context(), storage.AuditQuery{Type: "gateway."})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 4 {
-		t.Fatalf("audit events = %+v, want 4", events)
+	if len(events) != 8 {
+		t.Fatalf("audit events = %+v, want 8", events)
 	}
+	pairs := map[string][]string{} // call=<id> → its events' type and outcome
 	for _, e := range events {
-		if e.Outcome != "allowed" || !strings.HasSuffix(e.Detail, "result=failed") {
-			t.Errorf("audit event %+v, want allowed with result=failed", e)
+		id := e.Detail[strings.Index(e.Detail, " call=")+1:]
+		id, _, _ = strings.Cut(id, " ")
+		pairs[id] = append(pairs[id], e.Type+" "+e.Outcome)
+	}
+	for id, got := range pairs {
+		if want := []string{"gateway.tool_call allowed", "gateway.tool_result failed"}; !slices.Equal(got, want) {
+			t.Errorf("audit events of %s = %q, want %q", id, got, want)
 		}
+	}
+	if len(pairs) != 4 {
+		t.Errorf("audit events name %d calls, want 4: %+v", len(pairs), events)
 	}
 	for route, kind := range map[string]string{"down": "unavailable", "hang": "timeout", "refuse": "credentials", "broken": "unavailable"} {
 		if v := metricValue(t, tg, "gatehouse_gateway_upstream_errors_total", "route", route, "kind", kind); v != 1 {
@@ -352,15 +363,18 @@ func TestMetricsAndAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var outcomes []string
+	var got []string
 	for _, e := range events {
-		outcomes = append(outcomes, e.Outcome)
-		if e.UserID != "alice" || e.ClientID != "client-a" || e.Resource != tg.base+"/up/mcp" || !strings.Contains(e.Detail, "route=up tool=") || !strings.Contains(e.Detail, "latency_ms=") {
+		got = append(got, e.Type+" "+e.Outcome)
+		if e.UserID != "alice" || e.ClientID != "client-a" || e.Resource != tg.base+"/up/mcp" || !strings.HasPrefix(e.Detail, "route=up tool=") ||
+			(e.Type == AuditToolResult) != strings.Contains(e.Detail, "latency_ms=") {
 			t.Errorf("audit event %+v", e)
 		}
 	}
-	if want := []string{"allowed", "allowed", "step_up"}; !slices.Equal(outcomes, want) {
-		t.Errorf("audit outcomes = %v, want %v", outcomes, want)
+	slices.Sort(got)
+	want := []string{"gateway.tool_call allowed", "gateway.tool_call allowed", "gateway.tool_call step_up", "gateway.tool_result ok", "gateway.tool_result ok"}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit events = %q, want %q", got, want)
 	}
 }
 

@@ -13,8 +13,12 @@ type metrics struct {
 	sessions      *prometheus.GaugeVec     // route
 	refused       *prometheus.CounterVec   // route, reason
 	upstreamErrs  *prometheus.CounterVec   // route, kind
-	auditDropped  prometheus.Counter
-	sessionsEnded *prometheus.CounterVec // route, reason
+	sessionsEnded *prometheus.CounterVec   // route, reason
+
+	auditRefused     *prometheus.CounterVec // route, reason
+	auditWriteErrors prometheus.Counter
+	auditLost        prometheus.Counter
+	auditQueued      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -48,14 +52,27 @@ func newMetrics() *metrics {
 			Name: "gatehouse_gateway_sessions_ended_total",
 			Help: "Ended MCP sessions by route and reason (deleted, idle, exited, failed, shutdown, lost).",
 		}, []string{"route", "reason"}),
-		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gatehouse_gateway_audit_dropped_total",
-			Help: "Audit events dropped because the write queue was full.",
+		auditRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_audit_refused_total",
+			Help: "Tool calls refused, not forwarded, because their audit record could not be written, by route and reason (queue_full, timeout, store_error, closed).",
+		}, []string{"route", "reason"}),
+		auditWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_audit_write_errors_total",
+			Help: "Audit log transactions that failed.",
+		}),
+		auditLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_gateway_audit_lost_total",
+			Help: "Outcome events (gateway.tool_result) not written by shutdown; the calls' gateway.tool_call records were written before forwarding.",
+		}),
+		auditQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_gateway_audit_queued",
+			Help: "Audit events waiting to be written.",
 		}),
 	}
 }
 
 // collectors lists the collectors to register.
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.decisions, m.toolLatency, m.sessions, m.refused, m.upstreamErrs, m.sessionsEnded, m.auditDropped}
+	return []prometheus.Collector{m.requests, m.decisions, m.toolLatency, m.sessions, m.refused, m.upstreamErrs, m.sessionsEnded,
+		m.auditRefused, m.auditWriteErrors, m.auditLost, m.auditQueued}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,8 +21,12 @@ const (
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultMaxBodyBytes    = 4 << 20
 	DefaultMaxMessageBytes = 16 << 20
-	// DefaultAuditBuffer is how many audit events wait to be written
-	// before new ones are dropped (and counted).
+	// DefaultMaxBatchMessages bounds the messages of one JSON-RPC batch.
+	// MCP has had no batches since the 2025-06-18 revision, and clients of
+	// 2025-03-26 batch a handful at most.
+	DefaultMaxBatchMessages = 100
+	// DefaultAuditBuffer is how many audit events may wait to be written
+	// before tool calls are refused for want of their record.
 	DefaultAuditBuffer = 4096
 )
 
@@ -45,12 +48,18 @@ type Options struct {
 	// ClockSkew is the default verifier's tolerance for exp and nbf. Zero
 	// compares strictly.
 	ClockSkew time.Duration
-	// Audit receives an event per tool call (type "gateway.tool_call"),
-	// written in the background so the store is off the request path. Nil
-	// means no audit log.
+	// Audit receives the audit log: an event per tool call ([AuditToolCall]),
+	// committed before the call is forwarded (or refused by policy), and
+	// one per forwarded call's outcome ([AuditToolResult]), written after
+	// it. Events are written in batches, one transaction per flush. A
+	// call whose event cannot be written is not forwarded: it gets the
+	// JSON-RPC error [CodeAuditUnavailable] (HTTP 503). Nil means no
+	// audit log.
 	Audit storage.Audit
-	// AuditBuffer is how many events may wait to be written; beyond it
-	// events are dropped and counted. Zero means [DefaultAuditBuffer].
+	// AuditBuffer is how many audit events (outcomes included) may wait
+	// to be written; a call whose event does not fit is refused, not
+	// forwarded. An empty queue takes a batch of any size. Zero means
+	// [DefaultAuditBuffer].
 	AuditBuffer int
 	// Registerer receives the gateway's Prometheus collectors. Nil means
 	// they are not registered anywhere.
@@ -145,6 +154,12 @@ type Route struct {
 	// MaxMessageBytes caps one upstream message: a stdout line, a JSON
 	// response or an SSE event. Zero means [DefaultMaxMessageBytes].
 	MaxMessageBytes int64
+	// MaxBatchMessages caps the messages of one JSON-RPC batch: a longer
+	// batch is refused with 400 before anything is forwarded. Every tool
+	// call of a batch is forwarded and audited, so without a cap one
+	// request of MaxBodyBytes carries tens of thousands. Zero means
+	// [DefaultMaxBatchMessages].
+	MaxBatchMessages int
 }
 
 // Upstream is a Streamable HTTP MCP server (URL) or a stdio one (Command);
@@ -174,49 +189,4 @@ type Upstream struct {
 	// Env is the process's whole environment ("NAME=value"): nothing of
 	// the gateway's own environment is inherited unless listed here.
 	Env []string
-}
-
-// auditWriter writes audit events in the background.
-type auditWriter struct {
-	sink    storage.Audit
-	ch      chan storage.AuditEvent
-	done    chan struct{}
-	dropped func()
-	log     *slog.Logger
-}
-
-func newAuditWriter(sink storage.Audit, size int, dropped func(), log *slog.Logger) *auditWriter {
-	a := &auditWriter{sink: sink, ch: make(chan storage.AuditEvent, size), done: make(chan struct{}), dropped: dropped, log: log}
-	go a.run()
-	return a
-}
-
-func (a *auditWriter) run() {
-	defer close(a.done)
-	for e := range a.ch {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := a.sink.AppendAudit(ctx, e); err != nil {
-			a.log.Error("gateway: cannot write audit event", "type", e.Type, "cause", err)
-		}
-		cancel()
-	}
-}
-
-// add queues e, dropping it when the queue is full.
-func (a *auditWriter) add(e storage.AuditEvent) {
-	select {
-	case a.ch <- e:
-	default:
-		a.dropped()
-		a.log.Warn("gateway: audit queue full; event dropped", "type", e.Type, "resource", e.Resource)
-	}
-}
-
-// close writes what is queued, until ctx ends.
-func (a *auditWriter) close(ctx context.Context) {
-	close(a.ch)
-	select {
-	case <-a.done:
-	case <-ctx.Done():
-	}
 }

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -205,6 +207,7 @@ type exchange struct {
 	ip      string
 	batch   bool             // the POST was a JSON-RPC batch
 	calls   map[string]*call // by id key
+	order   []*call          // the calls in the order of the body
 	pending int              // calls not yet answered
 	// resumed marks the exchange of a GET stream. Such a stream carries
 	// responses only when it resumes an earlier POST's stream
@@ -218,6 +221,7 @@ type call struct {
 	msg      *mcpauthz.Message
 	start    time.Time
 	answered bool
+	auditID  string // a tool call whose record is written: its call=…
 }
 
 func (rt *route) newExchange(r *http.Request, ti *rs.TokenInfo) *exchange {
@@ -235,10 +239,93 @@ func (x *exchange) track(m *mcpauthz.Message) {
 	if x.calls == nil {
 		x.calls = map[string]*call{}
 	}
-	if _, dup := x.calls[m.IDKey]; !dup {
+	c := &call{msg: m, start: x.rt.g.now()}
+	if old, dup := x.calls[m.IDKey]; dup {
+		x.order = slices.DeleteFunc(x.order, func(o *call) bool { return o == old })
+	} else {
 		x.pending++
 	}
-	x.calls[m.IDKey] = &call{msg: m, start: x.rt.g.now()}
+	x.calls[m.IDKey] = c
+	x.order = append(x.order, c)
+}
+
+// admit writes the audit record of every tool call of x ([AuditToolCall],
+// outcome "allowed"), in one transaction, before anything of x is
+// forwarded. An error means nothing was written and nothing of x may be
+// forwarded: answer with refuseUnaudited.
+func (x *exchange) admit(ctx context.Context) error {
+	g := x.rt.g
+	if g.audit == nil {
+		return nil
+	}
+	var events []storage.AuditEvent
+	var admitted []*call
+	var ids []string
+	for _, c := range x.order {
+		if c.answered || c.msg.Method != mcpauthz.MethodCallTool {
+			continue
+		}
+		id := g.callPrefix + "." + strconv.FormatUint(g.callSeq.Add(1), 36)
+		events = append(events, x.event(AuditToolCall, "allowed", "route="+x.rt.name+" tool="+detailValue(c.msg.Name)+" call="+id))
+		admitted, ids = append(admitted, c), append(ids, id)
+	}
+	if err := g.audit.record(ctx, events); err != nil {
+		return err
+	}
+	now := g.now()
+	for i, c := range admitted {
+		// The latency is the upstream's, without the wait for the record.
+		c.auditID, c.start = ids[i], now
+	}
+	return nil
+}
+
+// recordRefused writes the audit record of tool calls the policy refused
+// (outcome "denied" or "step_up") before they are answered.
+func (x *exchange) recordRefused(ctx context.Context, msgs []*mcpauthz.Message, outcome string) error {
+	if x.rt.g.audit == nil {
+		return nil
+	}
+	events := make([]storage.AuditEvent, 0, len(msgs))
+	for _, m := range msgs {
+		events = append(events, x.event(AuditToolCall, outcome, "route="+x.rt.name+" tool="+detailValue(m.Name)))
+	}
+	return x.rt.g.audit.record(ctx, events)
+}
+
+// refuseUnaudited answers every unanswered call of x with the audit
+// refusal: 503, Retry-After, and a JSON-RPC error [CodeAuditUnavailable]
+// per call (one alone for a single request, an array for a batch). err is
+// why the record could not be written. Nothing of x was forwarded.
+func (rt *route) refuseUnaudited(w http.ResponseWriter, x *exchange, err error) {
+	w.Header().Set("Retry-After", auditRetryAfter)
+	msgs := x.refusal(err)
+	if len(msgs) == 0 {
+		writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, CodeAuditUnavailable, refusalText(err), map[string]string{"route": rt.name}))
+		return
+	}
+	writeMessages(w, http.StatusServiceUnavailable, msgs, x.batch)
+}
+
+// refusal answers every unanswered call of x with the audit refusal, and
+// counts the tool calls among them as refused. It returns the responses.
+func (x *exchange) refusal(err error) [][]byte {
+	text := refusalText(err)
+	tools := 0
+	var out [][]byte
+	for _, c := range x.order {
+		if c.answered {
+			continue
+		}
+		c.answered = true
+		x.pending--
+		if c.msg.Method == mcpauthz.MethodCallTool {
+			tools++
+		}
+		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, CodeAuditUnavailable, text, map[string]string{"route": x.rt.name}))
+	}
+	x.rt.g.audit.refused(x.rt.name, refusalReason(err), tools)
+	return out
 }
 
 // respond handles one message (or batch) from the upstream: a tools/call
@@ -303,7 +390,7 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 		} else if isToolError(msg) {
 			result = "tool_error"
 		}
-		x.audit(c.msg.Name, "allowed", latency, result)
+		x.outcome(c, result, latency)
 	case mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources:
 		return x.rt.pol.filterResult(c.msg.Method, x.ti.Scopes, msg)
 	}
@@ -354,39 +441,42 @@ func (x *exchange) fail(code int, text string) [][]byte {
 		c.answered = true
 		x.pending--
 		if c.msg.Method == mcpauthz.MethodCallTool {
-			x.audit(c.msg.Name, "allowed", x.rt.g.now().Sub(c.start), "failed")
+			x.outcome(c, "failed", x.rt.g.now().Sub(c.start))
 		}
 		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, code, text, map[string]string{"route": x.rt.name}))
 	}
 	return out
 }
 
-// audit records one tool call decision.
-func (x *exchange) audit(tool, outcome string, latency time.Duration, result string) {
-	g := x.rt.g
-	if g.audit == nil {
+// outcome queues the outcome of a recorded tool call ([AuditToolResult]):
+// result ok, error, tool_error or failed.
+func (x *exchange) outcome(c *call, result string, latency time.Duration) {
+	if c.auditID == "" {
 		return
 	}
-	detail := "route=" + x.rt.name + " tool=" + detailValue(tool) + " latency_ms=" + strconv.FormatInt(latency.Milliseconds(), 10)
-	if result != "" {
-		detail += " result=" + result
-	}
+	x.rt.g.audit.add(x.event(AuditToolResult, result, "route="+x.rt.name+" tool="+detailValue(c.msg.Name)+
+		" call="+c.auditID+" latency_ms="+strconv.FormatInt(latency.Milliseconds(), 10)))
+}
+
+// event is an audit event of x's token holder on x's route.
+func (x *exchange) event(typ, outcome, detail string) storage.AuditEvent {
 	// A machine token's subject is its client, not a person: the event
 	// names no user and says so.
 	user := x.ti.Subject
 	if x.ti.Machine() {
 		user, detail = "", "principal=client "+detail
 	}
-	g.audit.add(storage.AuditEvent{
+	g := x.rt.g
+	return storage.AuditEvent{
 		Time:     g.now().UTC(),
-		Type:     AuditToolCall,
+		Type:     typ,
 		UserID:   user,
 		ClientID: x.ti.ClientID,
 		Resource: x.rt.url,
 		IP:       x.ip,
 		Outcome:  outcome,
 		Detail:   detail,
-	})
+	}
 }
 
 // detailValue makes a client-supplied name safe for a key=value detail:

@@ -576,7 +576,8 @@ func isResult(msg []byte) bool {
 // stdioCollect sends msgs to p and waits for the responses to their
 // calls, which it returns (handed to x) with the HTTP status to answer
 // with: 202 when there are no calls, 200 otherwise — failures become
-// JSON-RPC errors, with 502 or 504 when nothing was answered.
+// JSON-RPC errors, with 502 or 504 when nothing was answered, and 503
+// when nothing was sent because the audit records could not be written.
 func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs []mcpauthz.Message) ([][]byte, int) {
 	st := newStream(false)
 	if err := p.register(st, x); err != nil {
@@ -592,6 +593,11 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	defer timer.Stop()
 	wctx, cancel := context.WithTimeout(ctx, rt.timeout)
 	defer cancel()
+	// Nothing is written before its audit record is.
+	if err := x.admit(wctx); err != nil {
+		reason = ""
+		return x.refusal(err), http.StatusServiceUnavailable
+	}
 	for i := range msgs {
 		if err := p.write(wctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
@@ -664,6 +670,10 @@ func (rt *route) writeResponses(w http.ResponseWriter, status int, x *exchange, 
 		// The client went away; nobody reads this.
 		w.WriteHeader(status)
 	default:
+		if status == http.StatusServiceUnavailable {
+			// stdioCollect's audit refusal.
+			w.Header().Set("Retry-After", auditRetryAfter)
+		}
 		writeMessages(w, status, responses, x.batch)
 	}
 }
@@ -685,6 +695,12 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	defer func() { p.unregister(st, x, reason) }()
 	wctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 	defer cancel()
+	// Nothing is written before its audit record is.
+	if err := x.admit(wctx); err != nil {
+		reason = ""
+		rt.refuseUnaudited(w, x, err)
+		return
+	}
 	for i := range msgs {
 		if err := p.write(wctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
 			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strconv"
@@ -65,7 +66,20 @@ var ErrUninspectable = errors.New("mcpauthz: request body is not a JSON-RPC mess
 // taken for the other's and escape the list filter or the audit log.
 var ErrDuplicateID = errors.New("mcpauthz: two requests in the batch have the same id")
 
-// Inspect reads the JSON-RPC message or batch in body.
+// BatchTooLargeError is returned for a batch of more messages than the
+// caller allows. Every message of a batch is checked, forwarded and (for
+// a tool call) audited, so the count is bounded like the body's size.
+type BatchTooLargeError struct {
+	Len, Max int
+}
+
+func (e *BatchTooLargeError) Error() string {
+	return fmt.Sprintf("mcpauthz: the batch has %d messages; at most %d are allowed", e.Len, e.Max)
+}
+
+// Inspect reads the JSON-RPC message or batch in body. A batch of more
+// than maxBatch messages is refused with a [*BatchTooLargeError] before
+// any message is read; maxBatch <= 0 allows any number.
 //
 // Member names match exactly, as in the MCP SDKs, and the body is refused
 // wherever two readers could disagree about what is called: a duplicated
@@ -79,7 +93,7 @@ var ErrDuplicateID = errors.New("mcpauthz: two requests in the batch have the sa
 // of "ref" (which must be an object) and of its "type", "name" and "uri";
 // or anything after the first JSON value. The server then receives exactly the bytes that were checked. A batch in which two
 // requests share an id is refused with ErrDuplicateID.
-func Inspect(body []byte) (msgs []Message, batch bool, err error) {
+func Inspect(body []byte, maxBatch int) (msgs []Message, batch bool, err error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, false, ErrUninspectable
@@ -92,6 +106,9 @@ func Inspect(body []byte) (msgs []Message, batch bool, err error) {
 		}
 		if _, err := dec.Token(); err != io.EOF {
 			return nil, true, ErrUninspectable
+		}
+		if maxBatch > 0 && len(raws) > maxBatch {
+			return nil, true, &BatchTooLargeError{Len: len(raws), Max: maxBatch}
 		}
 		msgs = make([]Message, 0, len(raws))
 		ids := make(map[string]bool, len(raws))

@@ -45,7 +45,7 @@ func TestInspect(t *testing.T) {
 			Message{Method: MethodProgress, IsRequest: true}},
 	}
 	for _, tt := range valid {
-		msgs, batch, err := Inspect([]byte(tt.body))
+		msgs, batch, err := Inspect([]byte(tt.body), 0)
 		if err != nil || batch || len(msgs) != 1 {
 			t.Errorf("Inspect(%s) = %v, %v, %v", tt.body, msgs, batch, err)
 			continue
@@ -61,12 +61,12 @@ func TestInspect(t *testing.T) {
 		}
 	}
 
-	msgs, batch, err := Inspect([]byte(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}, {"jsonrpc":"2.0","method":"notifications/x"}]`))
+	msgs, batch, err := Inspect([]byte(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}, {"jsonrpc":"2.0","method":"notifications/x"}]`), 0)
 	if err != nil || !batch || len(msgs) != 2 || msgs[0].Name != "a" || msgs[1].Method != "notifications/x" ||
 		string(msgs[1].Raw) != `{"jsonrpc":"2.0","method":"notifications/x"}` {
 		t.Errorf("batch = %+v %v %v", msgs, batch, err)
 	}
-	if msgs, _, _ := Inspect([]byte(`{"jsonrpc":"2.0","id":  7,"method":"ping"}`)); len(msgs) != 1 || string(msgs[0].ID) != "7" || !msgs[0].IsCall() {
+	if msgs, _, _ := Inspect([]byte(`{"jsonrpc":"2.0","id":  7,"method":"ping"}`), 0); len(msgs) != 1 || string(msgs[0].ID) != "7" || !msgs[0].IsCall() {
 		t.Errorf("Inspect kept id %q (call %v), want 7 as sent", msgs[0].ID, msgs[0].IsCall())
 	}
 
@@ -76,10 +76,40 @@ func TestInspect(t *testing.T) {
 		`[{"jsonrpc":"2.0","id":"a","method":"ping"},{"jsonrpc":"2.0","id":"\u0061","method":"ping"}]`,
 		`[{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"},{"jsonrpc":"2.0","id":9007199254740992,"method":"ping"}]`,
 	} {
-		if _, _, err := Inspect([]byte(body)); !errors.Is(err, ErrDuplicateID) {
+		if _, _, err := Inspect([]byte(body), 0); !errors.Is(err, ErrDuplicateID) {
 			t.Errorf("Inspect(%s) = %v, want ErrDuplicateID", body, err)
 		}
 	}
+	// A batch longer than maxBatch is refused before its messages are
+	// read (the one past the limit is not even JSON-RPC); at the limit it
+	// is read.
+	ping := `{"jsonrpc":"2.0","method":"notifications/x"}`
+	for _, tt := range []struct {
+		n, max int
+		want   error
+	}{
+		{3, 3, nil},
+		{3, 0, nil},
+		{4, 3, &BatchTooLargeError{Len: 4, Max: 3}},
+	} {
+		body := "[" + strings.Repeat(ping+",", tt.n-1) + ping + "]"
+		if tt.want != nil {
+			body = "[" + strings.Repeat(ping+",", tt.n-1) + `{"method":1}]`
+		}
+		msgs, _, err := Inspect([]byte(body), tt.max)
+		if tt.want == nil && (err != nil || len(msgs) != tt.n) {
+			t.Errorf("Inspect(%d messages, %d) = %d messages, %v; want %d, nil", tt.n, tt.max, len(msgs), err, tt.n)
+		}
+		var tooLarge *BatchTooLargeError
+		if tt.want != nil && (!errors.As(err, &tooLarge) || *tooLarge != *tt.want.(*BatchTooLargeError)) {
+			t.Errorf("Inspect(%d messages, %d) = %v, want %v", tt.n, tt.max, err, tt.want)
+		}
+	}
+	refusal := string(InspectRefusal(&BatchTooLargeError{Len: 101, Max: 100}))
+	if want := `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: the batch has 101 messages; at most 100 are allowed in one batch (max_batch_messages)","data":{"max_batch_messages":100}}}`; refusal != want {
+		t.Errorf("InspectRefusal(BatchTooLargeError) = %s, want %s", refusal, want)
+	}
+
 	// Ids are per direction: a request and a response (to the server's own
 	// request) may share one, and notifications have none.
 	for _, body := range []string{
@@ -87,7 +117,7 @@ func TestInspect(t *testing.T) {
 		`[{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","method":"notifications/x"}]`,
 		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":"1","method":"ping"}]`,
 	} {
-		if _, _, err := Inspect([]byte(body)); err != nil {
+		if _, _, err := Inspect([]byte(body), 0); err != nil {
 			t.Errorf("Inspect(%s) = %v, want no error", body, err)
 		}
 	}
@@ -130,7 +160,7 @@ func TestInspect(t *testing.T) {
 		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"method":"tools/call","params":{"Name":"x"}}]`,
 		`[[{"jsonrpc":"2.0","id":1,"method":"ping"}]]`,
 	} {
-		if msgs, _, err := Inspect([]byte(body)); err == nil {
+		if msgs, _, err := Inspect([]byte(body), 0); err == nil {
 			t.Errorf("Inspect(%s) = %+v, want an error", body, msgs)
 		}
 	}
@@ -186,7 +216,7 @@ func FuzzInspect(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		msgs, batch, err := Inspect(body)
+		msgs, batch, err := Inspect(body, 0)
 		if err != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -47,11 +48,18 @@ func ErrorResponse(id json.RawMessage, code int, msg string, data any) []byte {
 }
 
 // InspectRefusal is the JSON-RPC error response (id null) to a body
-// Inspect refused with err: Invalid Request for a batch reusing an id,
-// Parse error for anything else.
+// Inspect refused with err: Invalid Request for a batch reusing an id or
+// too large (naming the limit, also as data.max_batch_messages), Parse
+// error for anything else.
 func InspectRefusal(err error) []byte {
 	if errors.Is(err, ErrDuplicateID) {
 		return ErrorResponse(nil, CodeInvalidRequest, "Invalid Request: two requests in the batch have the same id", nil)
+	}
+	var tooLarge *BatchTooLargeError
+	if errors.As(err, &tooLarge) {
+		return ErrorResponse(nil, CodeInvalidRequest,
+			fmt.Sprintf("Invalid Request: the batch has %d messages; at most %d are allowed in one batch (max_batch_messages)", tooLarge.Len, tooLarge.Max),
+			map[string]int{"max_batch_messages": tooLarge.Max})
 	}
 	return ErrorResponse(nil, CodeParseError, "Parse error", nil)
 }

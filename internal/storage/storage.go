@@ -428,7 +428,9 @@ type Audit interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// AppendAudits appends events in one transaction, in order: all or
 	// none. The server batches concurrent requests' events into one
-	// commit (group commit) instead of one commit each.
+	// commit (group commit) instead of one commit each. Text that is not
+	// valid UTF-8, and NUL bytes, are stored as U+FFFD: an event never
+	// fails for what a caller sent, which would fail its whole batch.
 	AppendAudits(ctx context.Context, es []AuditEvent) error
 	// QueryAudit returns matching events in ascending ID order.
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)

@@ -204,12 +204,13 @@ func TestGatewayServerEverything(t *testing.T) {
 	})
 
 	t.Run("audit log", func(t *testing.T) {
-		out := env.dev.run(t, "audit", "query", "--type", "gateway.tool_call", "--limit", "1000")
+		out := env.dev.run(t, "audit", "query", "--type", "gateway.", "--limit", "1000")
 		for _, route := range []string{"everything-stdio", "everything-http"} {
 			for _, want := range []*regexp.Regexp{
-				regexp.MustCompile(`gateway\.tool_call\s+outcome=allowed user=\S+ client=gatehouse-demo resource=\S+ ip=127\.0\.0\.1 route=` + route + ` tool=echo latency_ms=\d+ result=ok`),
-				regexp.MustCompile(`outcome=step_up .* route=` + route + ` tool=get-env latency_ms=0`),
-				regexp.MustCompile(`outcome=allowed .* route=` + route + ` tool=get-env latency_ms=\d+ result=ok`),
+				regexp.MustCompile(`gateway\.tool_call\s+outcome=allowed user=\S+ client=gatehouse-demo resource=\S+ ip=127\.0\.0\.1 route=` + route + ` tool=echo call=\S+`),
+				regexp.MustCompile(`gateway\.tool_result\s+outcome=ok .* route=` + route + ` tool=echo call=\S+ latency_ms=\d+`),
+				regexp.MustCompile(`(?m)outcome=step_up .* route=` + route + ` tool=get-env$`),
+				regexp.MustCompile(`outcome=allowed .* route=` + route + ` tool=get-env call=`),
 			} {
 				if !want.MatchString(out) {
 					t.Errorf("audit log lacks %s:\n%s", want, out)
@@ -408,6 +409,7 @@ gateway:
       upstream: {command: node, header_value_env: X}
       tools: {"a*b": [x]}
       max_sessions_per_user: -1
+      max_batch_messages: -1
 `
 	path := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
@@ -418,7 +420,7 @@ gateway:
 	for _, want := range []string{
 		"has both url and command", "name is used by another route", `url "ftp://x/mcp"`,
 		"has no value", `"bad scope" is not a scope token`, "apply to an HTTP upstream", `"*" may only end a key`,
-		"max_sessions_per_user must not be negative",
+		"max_sessions_per_user must not be negative", "max_batch_messages must not be negative",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -58,7 +58,8 @@ func (s *Store) AppendAudits(ctx context.Context, es []storage.AuditEvent) error
 			}
 		}
 		for _, e := range es {
-			if _, err := s.exec(ctx, tx, q, micros(e.Time), e.Type, e.UserID, e.ClientID, e.Resource, e.IP, e.Outcome, e.Detail); err != nil {
+			if _, err := s.exec(ctx, tx, q, micros(e.Time), auditText(e.Type), auditText(e.UserID), auditText(e.ClientID),
+				auditText(e.Resource), auditText(e.IP), auditText(e.Outcome), auditText(e.Detail)); err != nil {
 				return err
 			}
 		}
@@ -68,6 +69,18 @@ func (s *Store) AppendAudits(ctx context.Context, es []storage.AuditEvent) error
 		return fmt.Errorf("append audits: %w", err)
 	}
 	return nil
+}
+
+// auditText makes s storable as text on every dialect: invalid UTF-8 and
+// NUL bytes become U+FFFD. Events carry what callers sent (a client_id
+// from a form, a token's subject); PostgreSQL refuses both in text, and
+// one such event would fail its whole batch, which under group commit
+// holds other requests' events.
+func auditText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // QueryAudit returns matching events in ascending ID order, at most

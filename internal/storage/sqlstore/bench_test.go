@@ -186,6 +186,23 @@ func BenchmarkAppendAudit(b *testing.B) {
 	})
 }
 
+// BenchmarkAppendAudits is one transaction of n events, as group commit
+// writes them: what a row costs apart from the commit.
+func BenchmarkAppendAudits(b *testing.B) {
+	for _, n := range []int{1, 2, 8, 64} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			benchBackends(b, func(b *testing.B, s *benchStore) {
+				ctx := b.Context()
+				es := make([]storage.AuditEvent, n)
+				for i := range es {
+					es[i] = auditEvent()
+				}
+				loop(b, func(int) { check(b, s.AppendAudits(ctx, es)) })
+			})
+		})
+	}
+}
+
 // BenchmarkAppendAuditParallel is the same from 16 goroutines per CPU:
 // on SQLite every one waits for the single writer connection.
 func BenchmarkAppendAuditParallel(b *testing.B) {

@@ -56,6 +56,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Throttle", testThrottle},
 		{"Audit", testAudit},
 		{"AuditRetention", testAuditRetention},
+		{"AuditText", testAuditText},
 		{"GarbageCollect", testGarbageCollect},
 		{"TimezoneRoundTrip", testTimezoneRoundTrip},
 		{"Ping", testPing},
@@ -1322,6 +1323,29 @@ func testAudit(t *testing.T, s storage.Store) {
 	if err != nil || len(got) != 100 || got[0].Detail != "0" {
 		t.Errorf(`QueryAudit({Type: "bulk."}) = %d events (first %+v), %v; want 100 starting at "0", nil`, len(got), first(got), err)
 	}
+}
+
+// testAuditText: invalid UTF-8 and NUL (which PostgreSQL refuses in text)
+// are stored as U+FFFD, so one event carrying what a caller sent cannot
+// fail a batch of other requests' events.
+func testAuditText(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	const odd, clean = "a\x00b\xffc", "a\uFFFDb\uFFFDc"
+	batch := []storage.AuditEvent{
+		{Time: t0, Type: "test.clean", Outcome: "success"},
+		{Time: t0, Type: "test.odd" + odd, UserID: odd, ClientID: odd, Resource: odd, IP: odd, Outcome: odd, Detail: odd},
+	}
+	wantErr(t, "AppendAudits(NUL and invalid UTF-8)", s.AppendAudits(ctx, batch), nil)
+	got, err := s.QueryAudit(ctx, storage.AuditQuery{})
+	wantErr(t, "QueryAudit({})", err, nil)
+	want := []storage.AuditEvent{
+		batch[0],
+		{Time: t0, Type: "test.odd" + clean, UserID: clean, ClientID: clean, Resource: clean, IP: clean, Outcome: clean, Detail: clean},
+	}
+	for i := range min(len(got), len(want)) {
+		want[i].ID = got[i].ID
+	}
+	diff(t, "QueryAudit({}) after odd text", got, want)
 }
 
 // testAuditRetention: DeleteAuditBefore deletes only events before the

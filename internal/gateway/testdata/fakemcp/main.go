@@ -113,6 +113,22 @@ func handle(req request) {
 	}
 }
 
+// logCall appends a line for an executed tool call to the file named by
+// FAKEMCP_CALL_LOG, if set: tests count what the upstream really ran.
+func logCall(line string) {
+	path := os.Getenv("FAKEMCP_CALL_LOG")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fakemcp: call log: %v\n", err)
+		return
+	}
+	defer f.Close()
+	f.Write([]byte(line + "\n"))
+}
+
 func call(req request) {
 	var p struct {
 		Name      string         `json:"name"`
@@ -123,6 +139,7 @@ func call(req request) {
 	}
 	json.Unmarshal(req.Params, &p)
 	arg := func(k string) string { s, _ := p.Arguments[k].(string); return s }
+	logCall(p.Name + " " + arg("message"))
 	switch p.Name {
 	case "echo", "admin_reset", "admin_wipe":
 		text(req.ID, p.Name+": "+arg("message"))

@@ -1,0 +1,452 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+)
+
+// Tests of issue 20 F1: a batch of 20,001 calls filled the audit queue,
+// and every call ran upstream while most audit rows were dropped. The rule
+// now: every forwarded tool call has a committed audit record before it
+// is forwarded; when the store cannot keep up, calls wait or are refused
+// (503, JSON-RPC -32005), and records are never dropped.
+
+// slowAudit wraps the test store: every AppendAudits waits for gate (a
+// value or its closing), and fails with fail when set.
+type slowAudit struct {
+	storage.Audit
+	gate chan struct{}
+	fail error
+}
+
+func (s *slowAudit) AppendAudits(ctx context.Context, es []storage.AuditEvent) error {
+	if s.gate != nil {
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if s.fail != nil {
+		return s.fail
+	}
+	return s.Audit.AppendAudits(ctx, es)
+}
+
+// executed lists the tool calls an upstream ran, as "tool message".
+type executed struct {
+	mu    sync.Mutex
+	calls []string
+	file  string // a stdio upstream's FAKEMCP_CALL_LOG
+}
+
+func (e *executed) add(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = append(e.calls, s)
+}
+
+func (e *executed) list(t *testing.T) []string {
+	t.Helper()
+	if e.file != "" {
+		b, err := os.ReadFile(e.file)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return strings.Fields(strings.ReplaceAll(string(b), "echo ", ""))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.calls)
+}
+
+// countingUpstream is a Streamable HTTP MCP upstream (JSON responses,
+// batches of any length) whose echo tool records each message it runs.
+func countingUpstream(t *testing.T) (*httptest.Server, *executed) {
+	ran := &executed{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, "bad JSON", http.StatusBadRequest)
+			return
+		}
+		batch := len(body) > 0 && body[0] == '['
+		var msgs []json.RawMessage
+		if batch {
+			json.Unmarshal(body, &msgs)
+		} else {
+			msgs = []json.RawMessage{body}
+		}
+		var out []any
+		for _, raw := range msgs {
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+				Params struct {
+					Name      string            `json:"name"`
+					Arguments map[string]string `json:"arguments"`
+				} `json:"params"`
+			}
+			json.Unmarshal(raw, &m)
+			var result any = map[string]any{}
+			switch m.Method {
+			case "initialize":
+				w.Header().Set(headerSessionID, "upstream-session")
+				result = map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{"tools": map[string]any{}}, "serverInfo": map[string]any{"name": "counting", "version": "1"}}
+			case "tools/call":
+				ran.add(m.Params.Arguments["message"])
+				result = map[string]any{"content": []any{map[string]any{"type": "text", "text": "echo: " + m.Params.Arguments["message"]}}}
+			}
+			if m.ID != nil {
+				out = append(out, map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": result})
+			}
+		}
+		if len(out) == 0 {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		var payload any = out
+		if !batch {
+			payload = out[0]
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(payload)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, ran
+}
+
+// auditRoutes are an HTTP route (/up/mcp) to a counting upstream and a
+// stdio route (/fake/mcp) to fakemcp logging its calls, each with what
+// it ran.
+func auditRoutes(t *testing.T) ([]Route, map[string]*executed) {
+	up, ranHTTP := countingUpstream(t)
+	ranStdio := &executed{file: filepath.Join(t.TempDir(), "calls")}
+	stdio := fakeRoute(t)
+	stdio.Upstream.Env = append(stdio.Upstream.Env, "FAKEMCP_CALL_LOG="+ranStdio.file)
+	return []Route{httpRoute(up.URL), stdio}, map[string]*executed{"up": ranHTTP, "fake": ranStdio}
+}
+
+// batchOf is a JSON-RPC batch of n echo calls with messages prefix-1…n.
+func batchOf(prefix string, n int) string {
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"message":"%s-%d"}}}`, i+1, prefix, i+1)
+	}
+	return "[" + strings.Join(msgs, ",") + "]"
+}
+
+// auditedCalls returns the messages of the calls the audit log records
+// as forwarded ("allowed") on route, and how many outcomes it holds.
+func auditedCalls(t *testing.T, tg *testGateway, route string) (calls int, outcomes int) {
+	t.Helper()
+	events, err := tg.store.QueryAudit(t.Context(), storage.AuditQuery{Type: "gateway.", Limit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if !strings.HasPrefix(e.Detail, "route="+route+" ") {
+			continue
+		}
+		switch {
+		case e.Type == AuditToolCall && e.Outcome == "allowed":
+			calls++
+		case e.Type == AuditToolResult:
+			outcomes++
+		}
+	}
+	return calls, outcomes
+}
+
+// TestAuditUnderBatch (issue 20 F1): a batch at max_batch_messages through
+// an HTTP and a stdio route, while the store is slow and the audit queue
+// smaller than the batch (an empty queue takes a batch of any size):
+// every call the upstream ran has its record, and every one has its
+// outcome once the gateway is closed.
+func TestAuditUnderBatch(t *testing.T) {
+	for _, route := range []string{"up", "fake"} {
+		t.Run(route, func(t *testing.T) {
+			routes, ran := auditRoutes(t)
+			for i := range routes {
+				routes[i].MaxBatchMessages = 100
+			}
+			gate := make(chan struct{})
+			tg := newTestGateway(t, routes, func(o *Options) {
+				o.Audit = &slowAudit{Audit: o.Audit, gate: gate}
+				o.AuditBuffer = 16
+			})
+			// The store takes a while for every transaction.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					select {
+					case gate <- struct{}{}:
+					case <-stop:
+						return
+					}
+				}
+			}()
+			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+			c.initialize()
+			resp, msgs := c.post(batchOf(route, 100))
+			ok := 0
+			for _, m := range msgs {
+				if m.Error == nil && strings.HasPrefix(toolText(m), "echo") {
+					ok++
+				}
+			}
+			if resp.StatusCode != http.StatusOK || ok != 100 {
+				t.Errorf("a batch of 100 calls = %d with %d results of %d messages, want 200 with 100", resp.StatusCode, ok, len(msgs))
+			}
+			tg.Close()
+			n := len(ran[route].list(t))
+			calls, outcomes := auditedCalls(t, tg, route)
+			if calls != n || outcomes != n || n != 100 {
+				t.Errorf("the upstream ran %d calls; the audit log records %d forwarded and %d outcomes, want 100 each", n, calls, outcomes)
+			}
+		})
+	}
+}
+
+// TestAuditUnderBurst (issue 20 F1): concurrent single calls while the
+// store holds its first transaction: the calls that fit the audit queue
+// wait, the others are refused at once with 503 and JSON-RPC -32005 and
+// never reach the upstream. The upstream's calls and the records match
+// one for one, and the log sums the refusals up in two lines (the first
+// refusal, then the rest at shutdown: the clock stands still), not one
+// per call.
+func TestAuditUnderBurst(t *testing.T) {
+	for _, route := range []string{"up", "fake"} {
+		t.Run(route, func(t *testing.T) {
+			routes, ran := auditRoutes(t)
+			gate := make(chan struct{})
+			const queue, clients, callsEach = 4, 8, 5
+			tg := newTestGateway(t, routes, func(o *Options) {
+				o.Audit = &slowAudit{Audit: o.Audit, gate: gate}
+				o.AuditBuffer = queue
+				fixed := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+				o.Now = func() time.Time { return fixed }
+			})
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var forwarded, refused []string
+			for i := range clients {
+				c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+				c.initialize()
+				wg.Go(func() {
+					for k := range callsEach {
+						msg := fmt.Sprintf("%s-%d-%d", route, i, k)
+						status, res := c.callTool("echo", map[string]any{"message": msg})
+						mu.Lock()
+						switch {
+						case status == http.StatusOK && toolText(res) == "echo: "+msg:
+							forwarded = append(forwarded, msg)
+						case status == http.StatusServiceUnavailable && res.Error != nil && res.Error.Code == CodeAuditUnavailable &&
+							strings.Contains(res.Error.Message, "audit record could not be written"):
+							refused = append(refused, msg)
+						default:
+							t.Errorf("call %s = %d %+v, want its result or the audit refusal", msg, status, res)
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			// While the store holds the first transaction, the first
+			// calls of queue clients wait; every call of the others is
+			// refused. Then the store is released.
+			waitFor(t, 10*time.Second, "a full queue and every other call refused", func() bool {
+				return metricValue(t, tg, "gatehouse_gateway_audit_queued") == queue &&
+					metricValue(t, tg, "gatehouse_gateway_audit_refused_total", "route", route, "reason", "queue_full") == (clients-queue)*callsEach
+			})
+			close(gate)
+			wg.Wait()
+			tg.Close()
+
+			got := ran[route].list(t)
+			slices.Sort(got)
+			slices.Sort(forwarded)
+			if !slices.Equal(got, forwarded) {
+				t.Errorf("the upstream ran %q, want exactly the calls answered with a result %q", got, forwarded)
+			}
+			calls, outcomes := auditedCalls(t, tg, route)
+			if calls != len(got) || outcomes != len(got) {
+				t.Errorf("the upstream ran %d calls; the audit log records %d forwarded and %d outcomes", len(got), calls, outcomes)
+			}
+			if len(forwarded) < queue || len(forwarded)+len(refused) != clients*callsEach {
+				t.Errorf("%d calls forwarded and %d refused, want at least the %d that waited, and %d in all", len(forwarded), len(refused), queue, clients*callsEach)
+			}
+			if v := metricValue(t, tg, "gatehouse_gateway_audit_refused_total", "route", route, "reason", "queue_full"); int(v) != len(refused) {
+				t.Errorf("gatehouse_gateway_audit_refused_total = %v, want %d", v, len(refused))
+			}
+			var lines, sum int
+			for _, line := range strings.Split(tg.logs.String(), "\n") {
+				if strings.Contains(line, "audit log unavailable") {
+					lines++
+					var n int
+					fmt.Sscanf(line[strings.Index(line, "refused_calls="):], "refused_calls=%d", &n)
+					sum += n
+				}
+			}
+			if lines != 2 || sum != len(refused) {
+				t.Errorf("the log has %d summary lines counting %d refused calls, want 2 counting %d:\n%s", lines, sum, len(refused), tg.logs.String())
+			}
+		})
+	}
+}
+
+// TestAuditStoreFailing (issue 20 F1): when the store fails, no call is
+// forwarded: a single call and a batch get 503 with Retry-After and a
+// JSON-RPC error -32005 naming the audit log, for every call; a call the
+// policy refuses gets the same, not an unrecorded refusal.
+func TestAuditStoreFailing(t *testing.T) {
+	routes, ran := auditRoutes(t)
+	tg := newTestGateway(t, routes, func(o *Options) {
+		o.Audit = &slowAudit{Audit: o.Audit, fail: errors.New("disk full")}
+	})
+	for _, route := range []string{"up", "fake"} {
+		c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+		c.initialize()
+		for _, tt := range []struct {
+			name, body string
+			ids        []string
+		}{
+			{"single call", `{"jsonrpc":"2.0","id":"s1","method":"tools/call","params":{"name":"echo","arguments":{"message":"single"}}}`, []string{`"s1"`}},
+			{"batch", batchOf(route, 3), []string{"1", "2", "3"}},
+			{"step-up", `{"jsonrpc":"2.0","id":"a1","method":"tools/call","params":{"name":"admin_wipe","arguments":{"message":"admin"}}}`, []string{`"a1"`}},
+		} {
+			resp, msgs := c.post(tt.body)
+			var ids []string
+			for _, m := range msgs {
+				if m.Error == nil || m.Error.Code != CodeAuditUnavailable || !strings.Contains(m.Error.Message, "not forwarded because its audit record could not be written") {
+					t.Errorf("%s %s: message %+v, want error %d naming the audit record", route, tt.name, m, CodeAuditUnavailable)
+				}
+				ids = append(ids, string(m.ID))
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !slices.Equal(ids, tt.ids) {
+				t.Errorf("%s %s = %d (Retry-After %q) for ids %q, want 503 with Retry-After for %q", route, tt.name, resp.StatusCode, resp.Header.Get("Retry-After"), ids, tt.ids)
+			}
+		}
+		if got := ran[route].list(t); len(got) != 0 {
+			t.Errorf("%s: the upstream ran %q, want nothing", route, got)
+		}
+	}
+	if v := metricValue(t, tg, "gatehouse_gateway_audit_refused_total", "route", "up", "reason", "store_error"); v != 5 {
+		t.Errorf("gatehouse_gateway_audit_refused_total{route=up,reason=store_error} = %v, want 5", v)
+	}
+}
+
+// TestBatchLimit (issue 20 F1): a batch past max_batch_messages is refused
+// with 400 and a JSON-RPC error naming the limit, before anything of it
+// is forwarded or audited.
+func TestBatchLimit(t *testing.T) {
+	routes, ran := auditRoutes(t)
+	for i := range routes {
+		routes[i].MaxBatchMessages = 3
+	}
+	tg := newTestGateway(t, routes, nil)
+	for _, route := range []string{"up", "fake"} {
+		c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+		c.initialize()
+		resp, msgs := c.post(batchOf(route, 4))
+		want := "Invalid Request: the batch has 4 messages; at most 3 are allowed in one batch (max_batch_messages)"
+		if resp.StatusCode != http.StatusBadRequest || len(msgs) != 1 || msgs[0].Error == nil ||
+			msgs[0].Error.Code != mcpauthz.CodeInvalidRequest || msgs[0].Error.Message != want {
+			t.Errorf("%s: a batch of 4 = %d %+v, want 400 with %q", route, resp.StatusCode, msgs, want)
+		}
+		if got := ran[route].list(t); len(got) != 0 {
+			t.Errorf("%s: the upstream ran %q, want nothing", route, got)
+		}
+		if resp, msgs := c.post(batchOf(route, 3)); resp.StatusCode != http.StatusOK || len(msgs) != 3 {
+			t.Errorf("%s: a batch of 3 = %d with %d messages, want 200 with 3", route, resp.StatusCode, len(msgs))
+		}
+	}
+	tg.Close()
+	for _, route := range []string{"up", "fake"} {
+		if calls, _ := auditedCalls(t, tg, route); calls != 3 {
+			t.Errorf("%s: %d calls audited, want the 3 of the batch at the limit", route, calls)
+		}
+	}
+}
+
+// failingOutcomes wraps the test store: its first failures transactions
+// holding outcomes (and only outcomes) fail; negative fails them all.
+type failingOutcomes struct {
+	storage.Audit
+	mu       sync.Mutex
+	failures int
+}
+
+func (s *failingOutcomes) AppendAudits(ctx context.Context, es []storage.AuditEvent) error {
+	s.mu.Lock()
+	fail := s.failures != 0 && !slices.ContainsFunc(es, func(e storage.AuditEvent) bool { return e.Type != AuditToolResult })
+	if fail && s.failures > 0 {
+		s.failures--
+	}
+	s.mu.Unlock()
+	if fail {
+		return errors.New("disk full")
+	}
+	return s.Audit.AppendAudits(ctx, es)
+}
+
+// TestAuditOutcomeRetried (issue 20 F1): an outcome whose transaction
+// fails is kept and written later, at the latest when the gateway closes;
+// one that still cannot be written then is counted as lost and logged.
+// The call's own record was written before it was forwarded either way.
+func TestAuditOutcomeRetried(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		failures int
+		outcomes int
+		lost     float64
+	}{
+		{"store recovers", 1, 1, 0},
+		{"store stays down", -1, 0, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			routes, _ := auditRoutes(t)
+			tg := newTestGateway(t, routes[:1], func(o *Options) {
+				o.Audit = &failingOutcomes{Audit: o.Audit, failures: tt.failures}
+			})
+			c := newRawClient(t, tg.base+"/up/mcp", "alice-read")
+			c.initialize()
+			if status, res := c.callTool("echo", map[string]any{"message": "m"}); status != http.StatusOK || toolText(res) != "echo: m" {
+				t.Fatalf("call = %d %+v, want its result", status, res)
+			}
+			tg.Close()
+			calls, outcomes := auditedCalls(t, tg, "up")
+			if calls != 1 || outcomes != tt.outcomes {
+				t.Errorf("the audit log records %d forwarded calls and %d outcomes, want 1 and %d", calls, outcomes, tt.outcomes)
+			}
+			if v := metricValue(t, tg, "gatehouse_gateway_audit_write_errors_total"); v < 1 {
+				t.Errorf("gatehouse_gateway_audit_write_errors_total = %v, want at least 1", v)
+			}
+			if v := metricValue(t, tg, "gatehouse_gateway_audit_lost_total"); v != tt.lost {
+				t.Errorf("gatehouse_gateway_audit_lost_total = %v, want %v", v, tt.lost)
+			}
+			if lost := strings.Contains(tg.logs.String(), "audit outcome events lost"); lost != (tt.lost > 0) {
+				t.Errorf("the log reports lost outcomes: %v, want %v:\n%s", lost, tt.lost > 0, tg.logs.String())
+			}
+		})
+	}
+}
