@@ -96,7 +96,7 @@ func (s *Server) answersAtOnce(ctx context.Context, p pending, sess *storage.Ses
 	if sess == nil || slices.Contains(prompts, "login") || slices.Contains(prompts, "consent") {
 		return false, nil
 	}
-	return s.hasConsent(ctx, sess.UserID, p)
+	return s.hasConsent(ctx, sess, p)
 }
 
 // validateAuthorize checks an authorization request from the address ip.
@@ -225,7 +225,7 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	consented, err := s.hasConsent(ctx, sess.UserID, p)
+	consented, err := s.hasConsent(ctx, sess, p)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
@@ -241,17 +241,19 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 	s.showConsent(w, r, p, c, sess)
 }
 
-// hasConsent reports whether the user's remembered consent covers the
-// request's scopes at its resource.
-func (s *Server) hasConsent(ctx context.Context, userID string, p pending) (bool, error) {
-	cons, err := s.opts.Store.GetConsent(ctx, userID, p.ClientID, p.Resource)
+// hasConsent reports whether the session's user's remembered consent
+// covers the request's scopes at its resource. A consent given in an
+// earlier epoch of the user (one a request racing a revocation wrote after
+// it) does not count.
+func (s *Server) hasConsent(ctx context.Context, sess *storage.Session, p pending) (bool, error) {
+	cons, err := s.opts.Store.GetConsent(ctx, sess.UserID, p.ClientID, p.Resource)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return subset(p.Scopes, cons.Scopes), nil
+	return cons.UserEpoch == sess.UserEpoch && subset(p.Scopes, cons.Scopes), nil
 }
 
 // issueCode creates the grant and a single-use code and sends the browser
@@ -279,7 +281,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p pending, se
 	// can always revoke what its first redemption issued, however the two
 	// redemptions interleave.
 	err = s.opts.Store.CreateGrant(ctx, storage.Grant{
-		ID: grantID, ClientID: p.ClientID, UserID: sess.UserID, Resource: p.Resource,
+		ID: grantID, ClientID: p.ClientID, UserID: sess.UserID, UserEpoch: sess.UserEpoch, Resource: p.Resource,
 		Scopes: scopes, AuthTime: sess.AuthTime, CreatedAt: now, ExpiresAt: now.Add(s.opts.GrantTTL),
 	})
 	if err != nil {

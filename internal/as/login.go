@@ -329,7 +329,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	scopes := slices.Clone(p.Scopes)
 	prev, err := s.opts.Store.GetConsent(ctx, sess.UserID, p.ClientID, p.Resource)
 	created := now
-	if err == nil {
+	if err == nil && prev.UserEpoch == sess.UserEpoch { // an earlier epoch's consent is void
 		created = prev.CreatedAt
 		for _, sc := range prev.Scopes {
 			if !slices.Contains(scopes, sc) {
@@ -341,7 +341,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	slices.Sort(scopes)
-	err = s.opts.Store.PutConsent(ctx, storage.Consent{UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Scopes: scopes, CreatedAt: created, UpdatedAt: now})
+	err = s.opts.Store.PutConsent(ctx, storage.Consent{UserID: sess.UserID, UserEpoch: sess.UserEpoch, ClientID: p.ClientID, Resource: p.Resource, Scopes: scopes, CreatedAt: created, UpdatedAt: now})
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return

@@ -6,6 +6,7 @@ package as
 // refusal must change nothing, that storage did not change.
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -788,4 +789,90 @@ func TestAdversarialCIMDBlock(t *testing.T) {
 	if loc := ts.authorize(t, newBrowser(t), cimdAuth(id)); loc.Query().Get("code") == "" {
 		t.Errorf("no code after the block was lifted: %s", loc)
 	}
+}
+
+// racingStore runs hook once, just before the next write of the kind it
+// wraps, as a reset made on another replica or the CLI lands in the
+// middle of a request.
+type racingStore struct {
+	storage.Store
+	mu          sync.Mutex
+	beforeGrant func()
+	beforePut   func()
+}
+
+func (s *racingStore) take(f *func()) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := *f
+	*f = nil
+	return g
+}
+
+func (s *racingStore) CreateGrant(ctx context.Context, g storage.Grant) error {
+	if f := s.take(&s.beforeGrant); f != nil {
+		f()
+	}
+	return s.Store.CreateGrant(ctx, g)
+}
+
+func (s *racingStore) PutConsent(ctx context.Context, c storage.Consent) error {
+	if f := s.take(&s.beforePut); f != nil {
+		f()
+	}
+	return s.Store.PutConsent(ctx, c)
+}
+
+// TestAdversarialRevocationRaces (issue 20 F2, found by review): a
+// password change or disable that lands while a request is between its
+// session check and its writes must still win. The grant (and consent)
+// the request writes after the reset belong to the old epoch: the code is
+// refused at /token, nothing refreshes, and the consent does not count.
+func TestAdversarialRevocationRaces(t *testing.T) {
+	reset := func(ts *testServer, disable bool) func() {
+		return func() {
+			_, err := ts.Store.ResetUser(context.Background(), ts.userID, ts.Clock.Now(), func(u storage.User) (storage.User, error) {
+				if disable {
+					u.DisabledAt = ts.Clock.Now()
+				} else {
+					u.PasswordHash = "changed"
+				}
+				return u, nil
+			})
+			must(t, err)
+		}
+	}
+	for _, disable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("silent authorize, disable=%v", disable), func(t *testing.T) {
+			rs := &racingStore{}
+			ts := newTestServer(t, func(o *Options) { rs.Store = o.Store; o.Store = rs })
+			thief := newBrowser(t)
+			ts.authorize(t, thief, defaultAuth()) // a session and a remembered consent
+			rs.beforeGrant = reset(ts, disable)
+			code := location(t, thief.get(defaultAuth().url(ts.URL))).Query().Get("code")
+			if rs.beforeGrant != nil || code == "" {
+				t.Fatalf("the reset did not land between the checks and the writes (code %q)", code)
+			}
+			s, _, body := ts.post(t, "/token", exchange(code), "", "")
+			assertOAuthError(t, s, body, http.StatusBadRequest, "invalid_grant")
+			assertDescription(t, body, "the user's access was revoked")
+		})
+	}
+	t.Run("consent", func(t *testing.T) {
+		rs := &racingStore{}
+		ts := newTestServer(t, func(o *Options) { rs.Store = o.Store; o.Store = rs })
+		b := newBrowser(t)
+		p := ts.login(t, b, b.get(defaultAuth().url(ts.URL)), testUser, testPassword)
+		rs.beforePut = reset(ts, false)
+		code := location(t, ts.consent(t, b, p, "allow")).Query().Get("code")
+		s, _, body := ts.post(t, "/token", exchange(code), "", "")
+		assertOAuthError(t, s, body, http.StatusBadRequest, "invalid_grant")
+		// The consent written after the reset is of the old epoch: a new
+		// sign-in is asked to consent again.
+		u, err := ts.Store.GetUser(t.Context(), ts.userID)
+		must(t, err)
+		if ok, err := ts.hasConsent(t.Context(), &storage.Session{UserID: ts.userID, UserEpoch: u.Epoch}, pending{ClientID: publicClient, Resource: testResource, Scopes: []string{"notes:read"}}); err != nil || ok {
+			t.Errorf("the consent written after the reset counts in the new epoch: %v, %v", ok, err)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package as
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -95,6 +96,28 @@ func (s *Server) grantAllowed(c storage.Client, gt string) error {
 	}
 	if !slices.Contains(c.GrantTypes, gt) {
 		return oauth.New(oauth.UnauthorizedClient, "the client is not registered for the %s grant", gt)
+	}
+	return nil
+}
+
+// checkGrantUser refuses a grant whose user can no longer hold it: the
+// user was deleted or disabled, or everything they held was revoked
+// (password change, `gatehouse user revoke`) since the grant was made.
+// ResetUser revokes the grants that exist when it commits; this catches a
+// grant that a request racing it wrote just after (issue 20 F2). Machine
+// grants (no user) pass.
+func (s *Server) checkGrantUser(ctx context.Context, g storage.Grant) error {
+	if g.UserID == "" {
+		return nil
+	}
+	u, err := s.opts.Store.GetUser(ctx, g.UserID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return oauth.New(oauth.InvalidGrant, "the user of this authorization no longer exists")
+	case err != nil:
+		return oauth.Internal(err)
+	case !u.DisabledAt.IsZero() || u.Epoch != g.UserEpoch:
+		return oauth.New(oauth.InvalidGrant, "the user's access was revoked (a password change, a revocation or a disabled account); sign in again")
 	}
 	return nil
 }

@@ -66,6 +66,9 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, r *http.Request, f 
 	if !g.RevokedAt.IsZero() {
 		return nil, oauth.New(oauth.InvalidGrant, "the authorization has been revoked")
 	}
+	if err := s.checkGrantUser(ctx, g); err != nil {
+		return nil, err
+	}
 	access, err := s.mintAccess(ctx, accessToken{
 		subject: ac.UserID, clientID: c.ID, grantID: ac.GrantID,
 		resource: ac.Resource, scopes: ac.Scopes, authTime: ac.AuthTime,

@@ -60,6 +60,9 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	if !g.RevokedAt.IsZero() {
 		return nil, oauth.New(oauth.InvalidGrant, "the refresh token has been revoked")
 	}
+	if err := s.checkGrantUser(ctx, g); err != nil {
+		return nil, err
+	}
 	if !now.Before(rt.ExpiresAt) || !now.Before(g.ExpiresAt) {
 		return nil, oauth.New(oauth.InvalidGrant, "the refresh token has expired")
 	}
@@ -154,6 +157,9 @@ func (s *Server) refreshReplay(ctx context.Context, r *http.Request, presented s
 			return nil, err
 		}
 		if g.RevokedAt.IsZero() && successorUnused {
+			if err := s.checkGrantUser(ctx, g); err != nil {
+				return nil, err
+			}
 			if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "refresh.retry", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "success", Detail: "identical retry inside the window answered with the same response"}); err != nil {
 				return nil, err
 			}

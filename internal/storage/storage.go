@@ -250,9 +250,13 @@ type AuthCodes interface {
 // client: the family every refresh token and access token of one
 // authorization descends from. Revoking it revokes all of them.
 type Grant struct {
-	ID        string
-	ClientID  string
-	UserID    string // empty for client credentials
+	ID       string
+	ClientID string
+	UserID   string // empty for client credentials
+	// UserEpoch is the user's Epoch when the grant was made: once the
+	// user's epoch moves on (ResetUser), the grant is void, even one made
+	// by a request that raced the reset and committed after it.
+	UserEpoch int64
 	Resource  string
 	Scopes    []string
 	AuthTime  time.Time
@@ -307,8 +311,11 @@ type Grants interface {
 
 // Consent records that a user allowed a client scopes at a resource.
 type Consent struct {
-	UserID    string
-	ClientID  string
+	UserID   string
+	ClientID string
+	// UserEpoch is the user's Epoch when the consent was given; a consent
+	// of an earlier epoch does not count.
+	UserEpoch int64
 	Resource  string
 	Scopes    []string
 	CreatedAt time.Time

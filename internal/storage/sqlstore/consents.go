@@ -7,7 +7,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
-var consentCols = []string{"user_id", "client_id", "resource", "scopes", "created_at", "updated_at"}
+var consentCols = []string{"user_id", "client_id", "resource", "scopes", "created_at", "updated_at", "user_epoch"}
 
 var (
 	consentSelect = "SELECT " + cols(consentCols) + " FROM consents"
@@ -22,7 +22,7 @@ func scanConsent(r rowScanner) (storage.Consent, error) {
 		scopes           string
 		created, updated int64
 	)
-	err := r.Scan(&c.UserID, &c.ClientID, &c.Resource, &scopes, &created, &updated)
+	err := r.Scan(&c.UserID, &c.ClientID, &c.Resource, &scopes, &created, &updated, &c.UserEpoch)
 	if err != nil {
 		return storage.Consent{}, err
 	}
@@ -36,7 +36,7 @@ func scanConsent(r rowScanner) (storage.Consent, error) {
 // Resource); storage.ErrNotFound if the user or client does not exist.
 func (s *Store) PutConsent(ctx context.Context, c storage.Consent) error {
 	_, err := s.exec(ctx, s.w, consentUpsert, c.UserID, c.ClientID, c.Resource,
-		encodeJSON(c.Scopes), micros(c.CreatedAt), micros(c.UpdatedAt))
+		encodeJSON(c.Scopes), micros(c.CreatedAt), micros(c.UpdatedAt), c.UserEpoch)
 	if err != nil {
 		return fmt.Errorf("put consent: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 var grantCols = []string{
 	"id", "client_id", "user_id", "resource", "scopes", "auth_time",
-	"created_at", "expires_at", "revoked_at",
+	"created_at", "expires_at", "revoked_at", "user_epoch",
 }
 
 var grantSelect = "SELECT " + cols(grantCols) + " FROM grants"
@@ -24,7 +24,7 @@ func scanGrant(r rowScanner) (storage.Grant, error) {
 		authTime, created, expiry, revoked int64
 	)
 	err := r.Scan(&g.ID, &g.ClientID, &g.UserID, &g.Resource, &scopes,
-		&authTime, &created, &expiry, &revoked)
+		&authTime, &created, &expiry, &revoked, &g.UserEpoch)
 	if err != nil {
 		return storage.Grant{}, err
 	}
@@ -43,7 +43,7 @@ func (s *Store) CreateGrant(ctx context.Context, g storage.Grant) error {
 	_, err := s.exec(ctx, s.w, insertSQL("grants", grantCols),
 		g.ID, g.ClientID, g.UserID, g.Resource, encodeJSON(g.Scopes),
 		micros(g.AuthTime), micros(g.CreatedAt), micros(g.ExpiresAt),
-		micros(g.RevokedAt))
+		micros(g.RevokedAt), g.UserEpoch)
 	if err != nil {
 		return fmt.Errorf("create grant: %w", err)
 	}

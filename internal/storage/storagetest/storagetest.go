@@ -127,6 +127,7 @@ func newGrant(id, clientID, userID string) storage.Grant {
 		ID:        id,
 		ClientID:  clientID,
 		UserID:    userID,
+		UserEpoch: 2,
 		Resource:  "https://mcp.example/",
 		Scopes:    []string{"read"},
 		AuthTime:  at(-time.Minute),
@@ -152,6 +153,7 @@ func newConsent(userID, clientID, resource string) storage.Consent {
 	return storage.Consent{
 		UserID:    userID,
 		ClientID:  clientID,
+		UserEpoch: 3,
 		Resource:  resource,
 		Scopes:    []string{"read"},
 		CreatedAt: t0,
