@@ -66,6 +66,13 @@ var ErrUninspectable = errors.New("mcpauthz: request body is not a JSON-RPC mess
 // taken for the other's and escape the list filter or the audit log.
 var ErrDuplicateID = errors.New("mcpauthz: two requests in the batch have the same id")
 
+// ErrRequestWithoutID is returned for a message with a method other than
+// notifications/* and no id (or a null one). MCP requests carry an id;
+// without one a tools/call is a JSON-RPC notification that an upstream may
+// still run, unanswered, so nothing would record its outcome and the
+// gateway's audit log would not see it as a call.
+var ErrRequestWithoutID = errors.New("mcpauthz: a request has no id")
+
 // BatchTooLargeError is returned for a batch of more messages than the
 // caller allows. Every message of a batch is checked, forwarded and (for
 // a tool call) audited, so the count is bounded like the body's size.
@@ -92,7 +99,8 @@ func (e *BatchTooLargeError) Error() string {
 // and unsubscribe the same of "uri", and for completion/complete the same
 // of "ref" (which must be an object) and of its "type", "name" and "uri";
 // or anything after the first JSON value. The server then receives exactly the bytes that were checked. A batch in which two
-// requests share an id is refused with ErrDuplicateID.
+// requests share an id is refused with ErrDuplicateID, and a message with
+// a method other than notifications/* but no id with ErrRequestWithoutID.
 func Inspect(body []byte, maxBatch int) (msgs []Message, batch bool, err error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -117,6 +125,9 @@ func Inspect(body []byte, maxBatch int) (msgs []Message, batch bool, err error) 
 			if err != nil {
 				return nil, true, err
 			}
+			if m.IsRequest && m.IDKey == "" && !strings.HasPrefix(m.Method, "notifications/") {
+				return nil, true, ErrRequestWithoutID
+			}
 			if m.IsCall() {
 				if ids[m.IDKey] {
 					return nil, true, ErrDuplicateID
@@ -130,6 +141,9 @@ func Inspect(body []byte, maxBatch int) (msgs []Message, batch bool, err error) 
 	m, err := inspectOne(body)
 	if err != nil {
 		return nil, false, err
+	}
+	if m.IsRequest && m.IDKey == "" && !strings.HasPrefix(m.Method, "notifications/") {
+		return nil, false, ErrRequestWithoutID
 	}
 	return []Message{m}, false, nil
 }

@@ -40,7 +40,7 @@ func TestInspect(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":1.0,"result":{}}`, Message{IDKey: "n1"}},
 		{`{"jsonrpc":"2.0","id":1e0,"error":{"code":1,"message":"x"}}`, Message{IDKey: "n1"}},
 		{`{"jsonrpc":"2.0","method":"notifications/initialized"}`, Message{Method: "notifications/initialized", IsRequest: true}},
-		{` {"jsonrpc":"2.0","id":null,"method":"ping"} `, Message{Method: "ping", IsRequest: true}},
+		{` {"jsonrpc":"2.0","id":null,"method":"notifications/ping"} `, Message{Method: "notifications/ping", IsRequest: true}},
 		{`{"jsonrpc":"2.0","method":"notifications/progress","params":{"_meta":"not an object","progressToken":"t"}}`,
 			Message{Method: MethodProgress, IsRequest: true}},
 	}
@@ -68,6 +68,23 @@ func TestInspect(t *testing.T) {
 	}
 	if msgs, _, _ := Inspect([]byte(`{"jsonrpc":"2.0","id":  7,"method":"ping"}`), 0); len(msgs) != 1 || string(msgs[0].ID) != "7" || !msgs[0].IsCall() {
 		t.Errorf("Inspect kept id %q (call %v), want 7 as sent", msgs[0].ID, msgs[0].IsCall())
+	}
+
+	// A request without an id (absent or null) is a JSON-RPC notification
+	// an upstream may still run, unanswered and unaudited: only
+	// notifications/* may come without one (review of issue 20 F1).
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_repo"}}`,
+		`{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"delete_repo"}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"resources/read","params":{"uri":"file:///x"}}]`,
+		`{"jsonrpc":"2.0","method":"ping"}`,
+	} {
+		if _, _, err := Inspect([]byte(body), 0); !errors.Is(err, ErrRequestWithoutID) {
+			t.Errorf("Inspect(%s) = %v, want ErrRequestWithoutID", body, err)
+		}
+	}
+	if got, want := string(InspectRefusal(ErrRequestWithoutID)), `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: a request needs an id (a string or a number); only notifications/* may be sent without one"}}`; got != want {
+		t.Errorf("InspectRefusal(ErrRequestWithoutID) = %s, want %s", got, want)
 	}
 
 	for _, body := range []string{

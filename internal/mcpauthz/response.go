@@ -55,6 +55,9 @@ func InspectRefusal(err error) []byte {
 	if errors.Is(err, ErrDuplicateID) {
 		return ErrorResponse(nil, CodeInvalidRequest, "Invalid Request: two requests in the batch have the same id", nil)
 	}
+	if errors.Is(err, ErrRequestWithoutID) {
+		return ErrorResponse(nil, CodeInvalidRequest, "Invalid Request: a request needs an id (a string or a number); only notifications/* may be sent without one", nil)
+	}
 	var tooLarge *BatchTooLargeError
 	if errors.As(err, &tooLarge) {
 		return ErrorResponse(nil, CodeInvalidRequest,
