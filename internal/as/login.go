@@ -119,6 +119,7 @@ func (s *Server) clientName(ctx context.Context, clientID string) string {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, status int, username, msg string) {
+	p.Session = ""
 	sealed, ok := s.sealedField(w, r, p)
 	if !ok {
 		return
@@ -253,6 +254,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u storage.
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, c storage.Client, sess *storage.Session) {
 	ctx := r.Context()
+	p.Session = sess.IDHash
 	sealed, ok := s.sealedField(w, r, p)
 	if !ok {
 		return
@@ -313,6 +315,17 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	sess := s.currentSession(r)
 	if sess == nil {
 		s.showLogin(w, r, p, http.StatusOK, "", "Your session ended. Please sign in again.")
+		return
+	}
+	// The answer counts only from the session the page was shown to (one
+	// that passed prompt=login's sign-in, if asked), and only while the
+	// client still has the redirect URI the code would go to.
+	if !token.Equal(p.Session, sess.IDHash) {
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "This consent form was shown to another sign-in. Return to the application and start again."))
+		return
+	}
+	if c, err := s.lookupClient(ctx, p.ClientID, s.clientIP(r)); err != nil || !clientreg.MatchRedirectURI(p.RedirectURI, c.RedirectURIs) {
+		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The application changed since this request began. Return to it and start again."))
 		return
 	}
 	switch r.PostForm.Get("decision") {

@@ -35,7 +35,13 @@ type pending struct {
 	// Dynamic marks a self-registered client (DCR or a metadata
 	// document): its errors go to its redirect URI only once the user
 	// has signed in.
-	Dynamic   bool      `json:"dynamic,omitempty"`
+	Dynamic bool `json:"dynamic,omitempty"`
+	// Session is the hash of the session the consent page was shown to,
+	// empty in the login form: only that session may answer the consent
+	// form, so the login form's request posted to /consent does not skip
+	// the sign-in prompt=login asked for, and another browser cannot
+	// answer a page it was not shown.
+	Session   string    `json:"session,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

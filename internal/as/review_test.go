@@ -876,3 +876,64 @@ func TestAdversarialRevocationRaces(t *testing.T) {
 		}
 	})
 }
+
+// TestAdversarialConsentFormBinding (review): the consent form's request
+// is answered only by the form it was sealed into and the session it was
+// shown to: the login form's request posted to /consent does not skip the
+// sign-in prompt=login asked for, another signed-in browser cannot answer
+// it, and an answer after the client dropped the redirect URI issues
+// nothing.
+func TestAdversarialConsentFormBinding(t *testing.T) {
+	ts := newTestServer(t, openRegistration(nil))
+	b := newBrowser(t)
+	ts.authorize(t, b, defaultAuth()) // signed in, consented
+	ts.Clock.Advance(time.Hour)       // so that prompt=login asks again
+	a := defaultAuth()
+	a.prompt = "login"
+	p := b.get(a.url(ts.URL))
+	_, fields := p.form(t, "login-form")
+	fields.Set("decision", "allow")
+	before := ts.snapshot(t)
+	got := b.post(ts.URL+"/consent", fields)
+	assertNoLocation(t, got)
+	if got.status != http.StatusBadRequest {
+		t.Errorf("the login form's request posted to /consent = %d, want the 400 page", got.status)
+	}
+	assertUnchanged(t, ts, before)
+
+	// A consent page shown to one browser, answered by another signed-in
+	// browser with its own CSRF token.
+	mine, other := newBrowser(t), newBrowser(t)
+	ts.authorize(t, other, defaultAuth())
+	c := defaultAuth()
+	c.prompt = "consent"
+	page := ts.login(t, mine, mine.get(c.url(ts.URL)), testUser, testPassword)
+	_, mineFields := page.form(t, "consent-form")
+	otherPage := other.get(c.url(ts.URL))
+	_, otherFields := otherPage.form(t, "consent-form")
+	otherFields.Set("request", mineFields.Get("request"))
+	otherFields.Set("decision", "allow")
+	before = ts.snapshot(t)
+	got = other.post(ts.URL+"/consent", otherFields)
+	assertNoLocation(t, got)
+	if got.status != http.StatusBadRequest || !strings.Contains(got.body, "shown to another sign-in") {
+		t.Errorf("a consent form answered from another session = %d, want the 400 page", got.status)
+	}
+	assertUnchanged(t, ts, before)
+
+	// The client's owner drops the redirect URI while the page is open.
+	r := ts.mustRegister(t, `{"client_name":"App","redirect_uris":["https://app.example/cb","https://app.example/cb2"],"token_endpoint_auth_method":"none","application_type":"web"}`)
+	id, rat := r.str("client_id"), r.str("registration_access_token")
+	d := defaultAuth()
+	d.clientID, d.redirectURI = id, "https://app.example/cb2"
+	br := newBrowser(t)
+	cp := ts.login(t, br, br.get(d.url(ts.URL)), testUser, testPassword)
+	if u := ts.call(t, http.MethodPut, "/register/"+id, "application/json", `{"client_id":"`+id+`","client_name":"App","redirect_uris":["https://app.example/cb"],"token_endpoint_auth_method":"none","application_type":"web"}`, rat); u.status != http.StatusOK {
+		t.Fatalf("update = %d %s", u.status, u.body)
+	}
+	got = ts.consent(t, br, cp, "allow")
+	assertNoLocation(t, got)
+	if got.status != http.StatusBadRequest || !strings.Contains(got.body, "The application changed") {
+		t.Errorf("consent after the redirect URI was dropped = %d, want the 400 page", got.status)
+	}
+}
