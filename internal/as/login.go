@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
@@ -150,7 +151,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostForm.Get("password")
 	now := s.now()
 	ip := s.clientIP(r)
-	acctKey, ipKey := "login:user:"+strings.ToLower(username), "login:ip:"+ip
+	acctKey, ipKey := "login:user:"+strings.ToLower(username), "login:ip:"+clientip.Bucket(ip)
 	// Each attempt is counted before its password is checked, so parallel
 	// guesses cannot all slip under the limit between a check and a
 	// count; a successful login refunds its count. The IP is counted

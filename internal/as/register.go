@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -600,7 +601,7 @@ func (s *Server) checkRegistrationRate(ctx context.Context, r *http.Request) err
 		return nil
 	}
 	now := s.now()
-	n, reset, err := s.opts.Store.AddFailure(ctx, "register:ip:"+s.clientIP(r), now, reg.RateWindow)
+	n, reset, err := s.opts.Store.AddFailure(ctx, "register:ip:"+clientip.Bucket(s.clientIP(r)), now, reg.RateWindow)
 	if err != nil {
 		return oauth.Internal(err)
 	}
@@ -958,7 +959,7 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 	}
 	site := clientreg.DocumentSite(id)
 	if stored == nil {
-		if err := s.countCIMD(ctx, "cimd:ip:"+ip, cfg.RateLimit, "new client metadata documents from this address"); err != nil {
+		if err := s.countCIMD(ctx, "cimd:ip:"+clientip.Bucket(ip), cfg.RateLimit, "new client metadata documents from this address"); err != nil {
 			return storage.Client{}, err
 		}
 		if err := s.checkCIMDHost(ctx, site); err != nil {

@@ -937,3 +937,36 @@ func TestAdversarialConsentFormBinding(t *testing.T) {
 		t.Errorf("consent after the redirect URI was dropped = %d, want the 400 page", got.status)
 	}
 }
+
+// TestAdversarialIPv6Budget (review): the per-address budgets count an
+// IPv6 /64 as one address, since one host can use any address in it: ten
+// registrations from one /64 against a limit of two are limited; another
+// /64 has its own budget.
+func TestAdversarialIPv6Budget(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) {
+		o.Registration = Registration{Mode: RegistrationOpen, RateLimit: 2}
+		o.TrustProxyHeaders = true
+	})
+	register := func(i int, addr string) int {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/register", strings.NewReader(fmt.Sprintf(`{"client_name":"c%d","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`, i)))
+		must(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", addr)
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	created := 0
+	for i := range 10 {
+		if register(i, fmt.Sprintf("2001:db8:1:2::%x", i+1)) == http.StatusCreated {
+			created++
+		}
+	}
+	if created != 2 {
+		t.Errorf("%d of 10 registrations from one /64 passed a limit of 2, want 2", created)
+	}
+	if s := register(10, "2001:db8:1:3::1"); s != http.StatusCreated {
+		t.Errorf("a registration from another /64 = %d, want 201", s)
+	}
+}

@@ -136,3 +136,19 @@ func ParseProxies(list []string) ([]netip.Prefix, error) {
 	}
 	return out, errors.Join(errs...)
 }
+
+// Bucket is the rate-limit key of a client address: the address itself
+// for IPv4, and its /64 for IPv6, since one host is routinely handed a
+// whole /64 and can pick any address in it. Anything that does not parse
+// is returned as it is (ClientIP never returns such text).
+func Bucket(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

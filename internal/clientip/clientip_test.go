@@ -93,3 +93,21 @@ func BenchmarkClientIP(b *testing.B) {
 		}
 	}
 }
+
+// TestBucket: an IPv6 /64 is one rate-limit bucket; IPv4 addresses are
+// their own.
+func TestBucket(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"192.0.2.1", "192.0.2.1"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"::1", "::/64"},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
+		{"not an ip", "not an ip"},
+	} {
+		if got := Bucket(tt.in); got != tt.want {
+			t.Errorf("Bucket(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
