@@ -713,6 +713,21 @@ func TestAdversarialDeletedClientTokens(t *testing.T) {
 		t.Error("a machine token issued before a reset introspects active")
 	}
 	tok = cc2(t, ts, id, secret)
+	// A reset in the same second as the token (iat has whole seconds):
+	// the token is void too.
+	ts.Clock.Advance(300 * time.Millisecond)
+	_, err = ts.Store.ResetClient(t.Context(), id, func(c storage.Client) (storage.Client, error) {
+		c.ResetAt = ts.Clock.Now()
+		return c, nil
+	})
+	must(t, err)
+	if ts.introspect(t, tok) {
+		t.Error("a machine token issued in the second of a reset, before it, introspects active")
+	}
+	ts.Clock.Advance(time.Second)
+	if tok = cc2(t, ts, id, secret); !ts.introspect(t, tok) {
+		t.Fatal("a machine token issued a second after the reset introspects inactive")
+	}
 	if d := ts.call(t, http.MethodDelete, "/register/"+id, "", "", rat); d.status != http.StatusNoContent {
 		t.Fatalf("DELETE = %d %s", d.status, d.body)
 	}

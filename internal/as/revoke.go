@@ -220,8 +220,10 @@ func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok st
 
 // clientIssued reports whether the client clientID exists and is the one
 // that issued a token at iat: not deleted, not re-created since, and not
-// reset (everything it held revoked) since. iat has whole seconds, so the
-// comparison does too.
+// reset (everything it held revoked) since. iat has whole seconds: a token
+// of the second the client was created counts (its first tokens often
+// are), one of the second it was reset does not (a reset is an operator's
+// answer to a leak, where refusing a fresh token now and then is right).
 func (s *Server) clientIssued(ctx context.Context, clientID string, iat time.Time) (bool, error) {
 	c, err := s.opts.Store.GetClient(ctx, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -230,11 +232,10 @@ func (s *Server) clientIssued(ctx context.Context, clientID string, iat time.Tim
 	if err != nil {
 		return false, err
 	}
-	since := c.CreatedAt
-	if c.ResetAt.After(since) {
-		since = c.ResetAt
+	if !c.ResetAt.IsZero() && !iat.After(c.ResetAt.Truncate(time.Second)) {
+		return false, nil
 	}
-	return !iat.Before(since.Truncate(time.Second)), nil
+	return !iat.Before(c.CreatedAt.Truncate(time.Second)), nil
 }
 
 func unixOrZero(t time.Time) int64 {
