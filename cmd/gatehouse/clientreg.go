@@ -222,12 +222,12 @@ func clientRotateSecret(ctx context.Context, args []string, out io.Writer) error
 			return err
 		}
 		now := time.Now()
-		_, err = st.ResetClient(ctx, fs.Arg(0), func(c storage.Client) (storage.Client, error) {
+		_, err = st.ResetClient(ctx, fs.Arg(0), now, func(c storage.Client) (storage.Client, error) {
 			if c.SecretHash == "" {
 				return c, fmt.Errorf("client %q has no secret (token_endpoint_auth_method %s)", fs.Arg(0), c.TokenEndpointAuthMethod)
 			}
 			c.SecretHash, c.SecretExpiresAt = token.Hash(secret), time.Time{}
-			c.ResetAt, c.UpdatedAt = now, now
+			c.UpdatedAt = now
 			return c, nil
 		})
 		if err != nil {

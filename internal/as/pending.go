@@ -115,7 +115,9 @@ func (s *Server) openPending(ctx context.Context, v string) (pending, error) {
 // complete marks p completed, once: of two concurrent completions (a
 // consent form sent twice) exactly one may issue a code or an error.
 func (s *Server) complete(ctx context.Context, p pending) error {
-	err := s.opts.Store.UseOnce(ctx, completedKey(p.ID), p.ExpiresAt)
+	// Kept an hour past the request's expiry: a replica whose clock is
+	// behind must not find the mark gone while the request still opens.
+	err := s.opts.Store.UseOnce(ctx, completedKey(p.ID), p.ExpiresAt.Add(time.Hour))
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return errPendingInvalid
 	}

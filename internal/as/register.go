@@ -782,10 +782,11 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 	}
 	update, detail := s.opts.Store.UpdateClient, "metadata updated"
 	if securityChanged(c, next) {
-		update, detail = s.opts.Store.ResetClient, "security-relevant change: tokens, codes and consents revoked"
-		next.ResetAt = next.UpdatedAt // voids its machine tokens too (introspection)
-	} else {
-		next.ResetAt = c.ResetAt
+		// A reset voids its machine tokens too (introspection).
+		update = func(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+			return s.opts.Store.ResetClient(ctx, id, next.UpdatedAt, fn)
+		}
+		detail = "security-relevant change: tokens, codes and consents revoked"
 	}
 	next, err = update(ctx, c.ID, func(cur storage.Client) (storage.Client, error) {
 		switch {
@@ -931,7 +932,7 @@ func (e *cimdBusy) Error() string { return "the fetch budget of " + e.site + " i
 // codes, tokens, consents and `gatehouse client list` work as for any
 // client. The stored row follows the document: cosmetic changes update
 // it, a change to redirect URIs, grant types, authentication or keys
-// re-creates it, revoking its tokens and consents (CIMD §4.2 item 7).
+// resets it, revoking its tokens and consents (CIMD §4.2 item 7).
 // stored is the client's row, nil if there is none.
 //
 // A metadata document creates a client, as a registration does, so the
@@ -1128,21 +1129,19 @@ func claimsURL(body []byte, id string) bool {
 
 // syncCIMDClient makes the stored row of a document client match want.
 // Storing a new client needs room under CIMD.MaxClients and counts
-// against its host's HostRateLimit; re-creating one after a security
-// change of its document does not count again.
+// against its host's HostRateLimit; a changed document updates the row in
+// place (storage.ResetClient for a security-relevant change), so the
+// client never disappears between two requests.
 func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (storage.Client, error) {
-	recreate := false
 	for range 3 {
 		cur, err := s.opts.Store.GetClient(ctx, want.ID)
 		if errors.Is(err, storage.ErrNotFound) {
 			if err := s.checkCIMDClientCap(ctx); err != nil {
 				return storage.Client{}, err
 			}
-			if !recreate {
-				site := clientreg.DocumentSite(want.ID)
-				if err := s.countCIMD(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
-					return storage.Client{}, err
-				}
+			site := clientreg.DocumentSite(want.ID)
+			if err := s.countCIMD(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
+				return storage.Client{}, err
 			}
 			c := want
 			c.CreatedAt, c.UpdatedAt = s.now(), s.now()
@@ -1165,25 +1164,36 @@ func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (stora
 		if cur.Metadata == want.Metadata && cur.JWKS == want.JWKS {
 			return cur, nil
 		}
-		if securityChanged(cur, want) {
-			if err := s.opts.Store.DeleteClient(ctx, cur.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-				return storage.Client{}, oauth.Internal(err)
-			}
-			s.audit(ctx, nil, storage.AuditEvent{Type: "client.cimd_changed", ClientID: cur.ID, Outcome: "success", Detail: "security-relevant change: tokens, codes and consents revoked"})
-			recreate = true
-			continue
-		}
 		now := s.now()
-		c, err := s.opts.Store.UpdateClient(ctx, cur.ID, func(old storage.Client) (storage.Client, error) {
-			old.Name, old.Metadata, old.ApplicationType, old.ResponseTypes = want.Name, want.Metadata, want.ApplicationType, want.ResponseTypes
-			old.UpdatedAt = now
-			return old, nil
-		})
+		// A change to where codes go or who can redeem them revokes what
+		// the client held, in the transaction that makes it (CIMD §4.2
+		// item 7); a cosmetic one only follows the document.
+		reset := securityChanged(cur, want)
+		apply := func(old storage.Client) (storage.Client, error) {
+			next := old
+			if reset {
+				next = want
+				next.CreatedAt, next.LastUsedAt, next.TokenCount = old.CreatedAt, old.LastUsedAt, old.TokenCount
+			} else {
+				next.Name, next.Metadata, next.ApplicationType, next.ResponseTypes = want.Name, want.Metadata, want.ApplicationType, want.ResponseTypes
+			}
+			next.UpdatedAt = now
+			return next, nil
+		}
+		var c storage.Client
+		if reset {
+			c, err = s.opts.Store.ResetClient(ctx, cur.ID, now, apply)
+		} else {
+			c, err = s.opts.Store.UpdateClient(ctx, cur.ID, apply)
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return storage.Client{}, oauth.Internal(err)
+		}
+		if reset {
+			s.audit(ctx, nil, storage.AuditEvent{Type: "client.cimd_changed", ClientID: cur.ID, Outcome: "success", Detail: "security-relevant change: tokens, codes and consents revoked"})
 		}
 		return c, nil
 	}

@@ -716,10 +716,7 @@ func TestAdversarialDeletedClientTokens(t *testing.T) {
 	// A reset in the same second as the token (iat has whole seconds):
 	// the token is void too.
 	ts.Clock.Advance(300 * time.Millisecond)
-	_, err = ts.Store.ResetClient(t.Context(), id, func(c storage.Client) (storage.Client, error) {
-		c.ResetAt = ts.Clock.Now()
-		return c, nil
-	})
+	_, err = ts.Store.ResetClient(t.Context(), id, ts.Clock.Now(), func(c storage.Client) (storage.Client, error) { return c, nil })
 	must(t, err)
 	if ts.introspect(t, tok) {
 		t.Error("a machine token issued in the second of a reset, before it, introspects active")

@@ -69,7 +69,7 @@ type Client struct {
 	LastUsedAt time.Time // zero until the client first obtained a token
 	TokenCount int64
 	// ResetAt is when everything issued to the client was last revoked
-	// (ResetClient callers set it); zero if never. Access tokens issued
+	// (ResetClient sets it); zero if never. Access tokens issued
 	// before it, or before CreatedAt, are void: the client they were
 	// issued to is not this one any more.
 	ResetAt time.Time
@@ -94,8 +94,10 @@ type Clients interface {
 	// ResetClient is UpdateClient that also deletes, in the same
 	// transaction, everything issued to the client — codes, grants with
 	// their refresh tokens, consents — as DeleteClient does, keeping the
-	// client: for a change to where its codes go or who can redeem them.
-	ResetClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	// client, and sets its ResetAt to t: for a change to where its codes go
+	// or who can redeem them. (UpdateClient keeps ResetAt whatever fn
+	// returns.)
+	ResetClient(ctx context.Context, id string, t time.Time, fn func(Client) (Client, error)) (Client, error)
 	// DeleteClient removes the client and everything issued to it
 	// (codes, refresh tokens, consents).
 	DeleteClient(ctx context.Context, id string) error

@@ -117,7 +117,7 @@ func (s *Store) CountClients(ctx context.Context, origin storage.ClientOrigin) (
 // fn's error is returned wrapped. fn must not use the Store (on SQLite the
 // only writer connection is busy running it) and may not change the ID.
 func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
-	c, err := s.updateClient(ctx, id, false, fn)
+	c, err := s.updateClient(ctx, id, nil, fn)
 	if err != nil {
 		return storage.Client{}, fmt.Errorf("update client: %w", err)
 	}
@@ -126,9 +126,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, fn func(storage.Cli
 
 // ResetClient is UpdateClient that also deletes, in the same transaction,
 // the client's codes, grants, refresh tokens and consents (what
-// DeleteClient deletes), keeping the client.
-func (s *Store) ResetClient(ctx context.Context, id string, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
-	c, err := s.updateClient(ctx, id, true, fn)
+// DeleteClient deletes), keeping the client, and sets its ResetAt to t.
+func (s *Store) ResetClient(ctx context.Context, id string, t time.Time, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+	c, err := s.updateClient(ctx, id, &t, fn)
 	if err != nil {
 		return storage.Client{}, fmt.Errorf("reset client: %w", err)
 	}
@@ -144,7 +144,10 @@ var clientDependents = []string{
 	"DELETE FROM consents WHERE client_id = ?",
 }
 
-func (s *Store) updateClient(ctx context.Context, id string, reset bool, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+// updateClient applies fn to the locked client; with reset set, it also
+// deletes what was issued to it and sets ResetAt (ResetClient). ResetAt is
+// the store's: whatever fn returns, it is kept or set here.
+func (s *Store) updateClient(ctx context.Context, id string, reset *time.Time, fn func(storage.Client) (storage.Client, error)) (storage.Client, error) {
 	var out storage.Client
 	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
 		old, err := queryRow(ctx, s, tx, scanClient, clientSelect+" WHERE id = ?"+s.d.ForUpdate, id)
@@ -158,8 +161,10 @@ func (s *Store) updateClient(ctx context.Context, id string, reset bool, fn func
 		if c.ID != id {
 			return fmt.Errorf("client id cannot change (%q to %q)", id, c.ID)
 		}
+		c.ResetAt = old.ResetAt
 		switch {
-		case reset:
+		case reset != nil:
+			c.ResetAt = *reset
 			if err := s.runAll(ctx, tx, id, clientDependents...); err != nil {
 				return err
 			}

@@ -452,25 +452,30 @@ func testClientReset(t *testing.T, s storage.Store) {
 	kept := issueAll(t, s, "kept", "u1")
 
 	// A failing closure deletes nothing.
-	_, err := s.ResetClient(ctx, "reset", func(c storage.Client) (storage.Client, error) { return c, errFromFn })
+	_, err := s.ResetClient(ctx, "reset", at(time.Hour), func(c storage.Client) (storage.Client, error) { return c, errFromFn })
 	wantErr(t, `ResetClient("reset") with failing closure`, err, errFromFn)
 	checkIssued(t, s, reset, true, true)
 	mustCreateUser(t, s, "u2")
 	reset = issueAll(t, s, "reset", "u2") // fresh ones: checkIssued consumed the code
 
-	got, err := s.ResetClient(ctx, "reset", func(c storage.Client) (storage.Client, error) {
+	got, err := s.ResetClient(ctx, "reset", at(2*time.Hour), func(c storage.Client) (storage.Client, error) {
 		c.RedirectURIs = []string{"https://elsewhere.example/cb"}
 		return c, nil
 	})
 	wantErr(t, `ResetClient("reset")`, err, nil)
-	if stored, _ := s.GetClient(ctx, "reset"); !slices.Equal(stored.RedirectURIs, []string{"https://elsewhere.example/cb"}) || !slices.Equal(got.RedirectURIs, stored.RedirectURIs) {
-		t.Errorf(`ResetClient("reset") stored redirect URIs %v, returned %v`, stored.RedirectURIs, got.RedirectURIs)
+	if stored, _ := s.GetClient(ctx, "reset"); !slices.Equal(stored.RedirectURIs, []string{"https://elsewhere.example/cb"}) || !slices.Equal(got.RedirectURIs, stored.RedirectURIs) ||
+		!stored.ResetAt.Equal(at(2*time.Hour)) || !got.ResetAt.Equal(stored.ResetAt) {
+		t.Errorf(`ResetClient("reset") stored redirect URIs %v ResetAt %v, returned %v %v`, stored.RedirectURIs, stored.ResetAt, got.RedirectURIs, got.ResetAt)
+	}
+	// UpdateClient keeps ResetAt, whatever its closure returns.
+	if u, _ := s.UpdateClient(ctx, "reset", func(c storage.Client) (storage.Client, error) { c.ResetAt = time.Time{}; return c, nil }); !u.ResetAt.Equal(at(2 * time.Hour)) {
+		t.Errorf("UpdateClient zeroing ResetAt returned %v, want it kept", u.ResetAt)
 	}
 	checkIssued(t, s, reset, false, true)
 	_, err = s.GetGrant(ctx, reset.cc)
 	wantFound(t, fmt.Sprintf("GetGrant(%q) (client credentials) after ResetClient", reset.cc), err, false)
 	checkIssued(t, s, kept, true, true)
-	_, err = s.ResetClient(ctx, "nope", func(c storage.Client) (storage.Client, error) { return c, nil })
+	_, err = s.ResetClient(ctx, "nope", at(time.Hour), func(c storage.Client) (storage.Client, error) { return c, nil })
 	wantErr(t, `ResetClient("nope")`, err, storage.ErrNotFound)
 
 	// UpdateClient: a redirect URI change forgets the consents (nothing
