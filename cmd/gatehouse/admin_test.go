@@ -420,7 +420,7 @@ func TestClientBlock(t *testing.T) {
 	if out := a.ok("client", "block", doc, "--reason", "phishing"); !strings.Contains(out, "deleted 1 client") {
 		t.Errorf("client block printed %q", out)
 	}
-	if out := a.ok("client", "block", "--host", "evil.example"); !strings.Contains(out, "deleted 1 client") {
+	if out := a.ok("client", "block", "--host", "Evil.Example."); !strings.Contains(out, "deleted 1 client") {
 		t.Errorf("client block --host printed %q", out)
 	}
 	a.store(func(st storage.Store) {
@@ -440,7 +440,7 @@ func TestClientBlock(t *testing.T) {
 			t.Errorf("client blocks lacks %q:\n%s", want, list)
 		}
 	}
-	a.ok("client", "unblock", "evil.example")
+	a.ok("client", "unblock", "EVIL.example")
 	if list := a.ok("client", "blocks"); strings.Contains(list, "host") {
 		t.Errorf("client unblock left the host block:\n%s", list)
 	}

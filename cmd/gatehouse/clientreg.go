@@ -128,7 +128,7 @@ func clientBlock(ctx context.Context, args []string, out io.Writer) error {
 			if strings.ContainsAny(*host, "/:@ *") {
 				return fmt.Errorf("--host %q must be a host name such as evil.example", *host)
 			}
-			b.Target, b.Host = strings.ToLower(strings.TrimSuffix(*host, ".")), true
+			b.Target, b.Host = blockTarget(*host), true
 		case *host == "" && fs.NArg() == 1:
 			if err := clientreg.CheckClientIDURL(fs.Arg(0)); err != nil {
 				return fmt.Errorf("%q is not a client metadata document URL: %v", fs.Arg(0), err)
@@ -166,6 +166,10 @@ func clientBlock(ctx context.Context, args []string, out io.Writer) error {
 	})
 }
 
+// blockTarget is the stored form of a blocked host: lower case, without a
+// trailing dot.
+func blockTarget(host string) string { return strings.ToLower(strings.TrimSuffix(host, ".")) }
+
 // clientUnblock runs `gatehouse client unblock URL|HOST`.
 func clientUnblock(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("client unblock", "Lift a block: gatehouse client unblock [flags] CLIENT_ID_URL|HOST", out)
@@ -174,7 +178,11 @@ func clientUnblock(ctx context.Context, args []string, out io.Writer) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse client unblock CLIENT_ID_URL|HOST")
 		}
-		if err := st.DeleteClientBlock(ctx, fs.Arg(0)); err != nil {
+		target := fs.Arg(0)
+		if !clientreg.IsClientIDURL(target) {
+			target = blockTarget(target) // a host, as block --host stored it
+		}
+		if err := st.DeleteClientBlock(ctx, target); err != nil {
 			return notFound(err, "block of", fs.Arg(0))
 		}
 		auditCLI(ctx, st, storage.AuditEvent{Type: "client.unblocked", ClientID: fs.Arg(0), Outcome: "success"})

@@ -7,8 +7,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 )
 
 // Registration error codes (RFC 7591 §3.2.2).
@@ -577,14 +578,16 @@ func validScopeToken(s string) bool {
 	return true
 }
 
-// FormatChar returns the first Unicode format character (category Cf)
-// in s. Format characters are invisible: bidi controls (U+202E shows
-// "Evil\u202egnp.exe" as "Evilexe.png"), zero-width spaces and joiners,
-// the byte order mark. In a name or address shown to a person they only
-// serve to disguise it.
-func FormatChar(s string) (rune, bool) {
+// InvisibleChar returns the first character of s that does not show as
+// itself (safetext.Shown): format characters (Unicode category Cf: bidi
+// controls — U+202E shows "Evil\u202egnp.exe" as "Evilexe.png" — zero-width
+// spaces and joiners, the byte order mark), spaces other than U+0020,
+// fillers and other default-ignorable characters, controls. In a name or
+// address shown to a person they only serve to disguise it. The same rule
+// decides what the pages strip and what the CLI escapes.
+func InvisibleChar(s string) (rune, bool) {
 	for _, r := range s {
-		if unicode.Is(unicode.Cf, r) {
+		if !safetext.Shown(r) {
 			return r, true
 		}
 	}
@@ -601,11 +604,11 @@ func CodePoint(r rune) string { return fmt.Sprintf("U+%04X", r) }
 // redirect_uris, ... are all shown to people by someone), naming the
 // member and the code point.
 func checkFormatChars(key, s, code string) error {
-	r, ok := FormatChar(s)
+	r, ok := InvisibleChar(s)
 	if !ok {
 		return nil
 	}
-	return &Error{Code: code, Description: fmt.Sprintf("%s contains the invisible format character %s; format characters (Unicode category Cf, such as bidi overrides and zero-width spaces) can make a name or address look like another and are not accepted", key, CodePoint(r))}
+	return &Error{Code: code, Description: fmt.Sprintf("%s contains the invisible character %s; characters that show as nothing or reorder text (bidi overrides, zero-width spaces, fillers, spaces other than U+0020) can make a name or address look like another and are not accepted", key, CodePoint(r))}
 }
 
 func hasControl(s string) bool {

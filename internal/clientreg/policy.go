@@ -125,8 +125,8 @@ func (p RedirectPolicy) Check(s, appType string) error {
 	if hasSpaceOrControl(s) {
 		return redirectError("the redirect URI %q contains spaces or control characters", q)
 	}
-	if r, ok := FormatChar(s); ok {
-		return redirectError("the redirect URI %q contains the invisible format character %s", q, CodePoint(r))
+	if r, ok := InvisibleChar(s); ok {
+		return redirectError("the redirect URI %q contains the invisible character %s", q, CodePoint(r))
 	}
 	if strings.Contains(s, "#") {
 		return redirectError("the redirect URI %q must not contain a fragment", q)

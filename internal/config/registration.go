@@ -80,7 +80,8 @@ type CIMD struct {
 	MaxTTL Duration `json:"max_ttl"`
 	// FailureTTL (failure_ttl) is how long a document that could not be
 	// fetched or is invalid is remembered, so that presenting it again
-	// does not fetch it again. Default 1m; 0s to 1h.
+	// does not fetch it again. Default 1m; 1s to 1h (0s would fetch a
+	// failing document on every request).
 	FailureTTL Duration `json:"failure_ttl"`
 	// MaxClients (max_clients) caps metadata-document clients, apart
 	// from registration.max_clients. Default 10000; negative means no
@@ -191,7 +192,7 @@ func (r Registration) validate(dev bool) []error {
 	bad(c.MinTTL < 0 || c.MaxTTL < 0, "registration.cimd.min_ttl and max_ttl must not be negative")
 	bad(c.MinTTL > 0 && c.MaxTTL > 0 && c.MaxTTL < c.MinTTL, "registration.cimd.max_ttl (%s) must be at least min_ttl (%s)", time.Duration(c.MaxTTL), time.Duration(c.MinTTL))
 	bad(c.MaxTTL > Duration(7*24*time.Hour), "registration.cimd.max_ttl must be at most 168h: a client's changed document must take effect within a week")
-	bad(c.FailureTTL < 0 || c.FailureTTL > Duration(time.Hour), "registration.cimd.failure_ttl (%s) must be between 0s and 1h: failures must be remembered to stop repeated fetches, and a fixed document must work again within the hour", time.Duration(c.FailureTTL))
+	bad(c.FailureTTL < Duration(time.Second) || c.FailureTTL > Duration(time.Hour), "registration.cimd.failure_ttl (%s) must be between 1s and 1h: failures must be remembered to stop repeated fetches, and a fixed document must work again within the hour", time.Duration(c.FailureTTL))
 	def := DefaultRegistration().CIMD
 	for _, l := range []struct {
 		key    string

@@ -37,7 +37,8 @@ func TestRegistrationValidate(t *testing.T) {
 		{"bad client credentials scope", func(r *Registration) {
 			r.AllowClientCredentials, r.ClientCredentialsScopes = true, []string{"a\x7f"}
 		}, false, "client_credentials_scopes"},
-		{"negative failure_ttl", func(r *Registration) { r.CIMD.FailureTTL = Duration(-time.Second) }, false, "registration.cimd.failure_ttl (-1s) must be between 0s and 1h"},
+		{"negative failure_ttl", func(r *Registration) { r.CIMD.FailureTTL = Duration(-time.Second) }, false, "registration.cimd.failure_ttl (-1s) must be between 1s and 1h"},
+		{"zero failure_ttl", func(r *Registration) { r.CIMD.FailureTTL = 0 }, false, "registration.cimd.failure_ttl (0s) must be between 1s and 1h"},
 		{"failure_ttl too long", func(r *Registration) { r.CIMD.FailureTTL = Duration(2 * time.Hour) }, false, "registration.cimd.failure_ttl (2h0m0s) must be between"},
 		{"zero cimd cap", func(r *Registration) { r.CIMD.MaxClients = 0 }, false, "registration.cimd.max_clients must not be 0: leave it out for the default (10000)"},
 		{"zero cimd rate", func(r *Registration) { r.CIMD.RateLimit = 0 }, false, "registration.cimd.rate_limit must not be 0: leave it out for the default (60)"},

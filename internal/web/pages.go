@@ -13,7 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 )
 
 //go:embed templates/*.html
@@ -307,7 +308,9 @@ func Visible(s string) string {
 	}, s)
 }
 
-func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+// isFormat reports a character a page must not show: one that does not
+// show as itself (safetext.Shown, the rule registration refuses by).
+func isFormat(r rune) bool { return !safetext.Shown(r) }
 
 // Message writes a page with a heading and one paragraph, with the given
 // status; 0 means 200.
