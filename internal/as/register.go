@@ -958,12 +958,11 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 	if err := s.checkCIMDBlocks(ctx, id); err != nil {
 		return storage.Client{}, err
 	}
-	site := clientreg.DocumentSite(id)
 	if stored == nil {
 		if err := s.countCIMD(ctx, "cimd:ip:"+clientip.Bucket(ip), cfg.RateLimit, "new client metadata documents from this address"); err != nil {
 			return storage.Client{}, err
 		}
-		if err := s.checkCIMDHost(ctx, site); err != nil {
+		if err := s.checkCIMDHost(ctx, clientreg.DocumentSite(id)); err != nil {
 			return storage.Client{}, err
 		}
 	}

@@ -187,19 +187,14 @@ func (s *Store) updateClient(ctx context.Context, id string, reset *time.Time, f
 // (foreign keys only back this up), its codes, grants, refresh tokens and
 // consents.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
-		return s.cascade(ctx, tx, id, append(slices.Clone(clientDependents), "DELETE FROM clients WHERE id = ?")...)
-	})
-	if err != nil {
-		return fmt.Errorf("delete client: %w", err)
-	}
-	return nil
+	return s.DeleteClientIf(ctx, id, func(storage.Client) error { return nil })
 }
 
 // DeleteClientIf locks the client, runs check on it and, if it passes,
 // deletes it as DeleteClient does, all in one transaction.
 func (s *Store) DeleteClientIf(ctx context.Context, id string, check func(storage.Client) error) error {
-	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+	// Retried on a conflict: check runs again on the row as it then is.
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		c, err := queryRow(ctx, s, tx, scanClient, clientSelect+" WHERE id = ?"+s.d.ForUpdate, id)
 		if err != nil {
 			return err
