@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -28,61 +24,8 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz/mcphttptest"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
+	"github.com/gatehouse-mcp/gatehouse/internal/testissuer"
 )
-
-// testIssuer is an authorization server reduced to what the gateway's
-// token verifier reads: RFC 8414 metadata naming a JWKS of one ES256 key.
-type testIssuer struct {
-	url string
-	key *ecdsa.PrivateKey
-}
-
-func newTestIssuer(t *testing.T) *testIssuer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &testIssuer{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, iss.url, iss.url+"/jwks")
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	iss.url = srv.URL
-	return iss
-}
-
-// token returns an RFC 9068 access token for sub with scope at resource.
-func (iss *testIssuer) token(t *testing.T, resource, sub, scope string) string {
-	t.Helper()
-	now := time.Now()
-	claims := map[string]any{
-		"iss": iss.url, "sub": sub, "aud": resource, "client_id": "test-client", "scope": scope,
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": fmt.Sprint(sub, now.UnixNano()),
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: iss.key},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // policyUpstream is a Go SDK MCP server (JSON responses) with tools,
 // prompts and resources on both sides of the test policy; it records the
@@ -172,7 +115,7 @@ func listed(t *testing.T, r rpcReply, member, key string) []string {
 // registration), then shows with real requests that each policy setting
 // of the file reaches the gateway's behaviour.
 func TestGatewayConfigPolicy(t *testing.T) {
-	iss := newTestIssuer(t)
+	iss := testissuer.New(t)
 	upURL, upKeys := policyUpstream(t)
 	t.Setenv("TEST_GATEWAY_UPSTREAM_KEY", "upstream-key-1")
 	dir := t.TempDir()
@@ -210,7 +153,7 @@ gateway:
       deny_unlisted_resources: true
       max_sessions_per_user: 1
       max_body_bytes: 4096
-`, iss.url, filepath.Join(dir, "gatehouse.db"), listen, routeURL, upURL)
+`, iss.URL, filepath.Join(dir, "gatehouse.db"), listen, routeURL, upURL)
 	path := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -250,7 +193,7 @@ gateway:
 		t.Errorf("no token: %d %q, want 401 with scope=\"notes:read\"", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 
-	alice := &mcphttptest.Client{URL: routeURL, Token: iss.token(t, routeURL, "alice", "notes:read")}
+	alice := &mcphttptest.Client{URL: routeURL, Token: iss.Token(t, routeURL, "alice", "notes:read", nil)}
 	alice.Initialize(t)
 	// tools and deny_unlisted_tools.
 	if got, want := listed(t, rpc(t, alice, "tools/list", map[string]any{}), "tools", "name"), []string{"list_notes"}; !cmp.Equal(got, want) {
@@ -292,7 +235,7 @@ gateway:
 
 	// implied_scopes: notes:admin alone passes the baseline and the tools
 	// needing notes:write and notes:admin.
-	admin := &mcphttptest.Client{URL: routeURL, Token: iss.token(t, routeURL, "bob", "notes:admin")}
+	admin := &mcphttptest.Client{URL: routeURL, Token: iss.Token(t, routeURL, "bob", "notes:admin", nil)}
 	admin.Initialize(t)
 	if got, want := listed(t, rpc(t, admin, "tools/list", map[string]any{}), "tools", "name"), []string{"add_note", "admin_wipe", "list_notes"}; !cmp.Equal(got, want) {
 		t.Errorf("tools/list with notes:admin = %v, want %v", got, want)

@@ -1,9 +1,6 @@
 package demo
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,72 +13,16 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/testissuer"
 )
-
-// fakeAS publishes one ES256 key and signs access tokens with it.
-type fakeAS struct {
-	srv    *httptest.Server
-	issuer string
-	key    *ecdsa.PrivateKey
-}
-
-func newFakeAS(t *testing.T) *fakeAS {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &fakeAS{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, a.issuer, a.issuer+"/jwks")
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
-	})
-	a.srv = httptest.NewServer(mux)
-	t.Cleanup(a.srv.Close)
-	a.issuer = a.srv.URL
-	return a
-}
-
-// token returns an access token for resource.
-func (a *fakeAS) token(t *testing.T, resource, sub, scope string, mod func(map[string]any)) string {
-	t.Helper()
-	now := time.Now()
-	claims := map[string]any{
-		"iss": a.issuer, "sub": sub, "aud": resource, "client_id": "test-client", "scope": scope,
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": fmt.Sprint(now.UnixNano()),
-	}
-	if mod != nil {
-		mod(claims)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: a.key},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // demoServer is the demo behind an httptest server, with tool executions
 // counted.
 type demoServer struct {
-	as       *fakeAS
+	as       *testissuer.Issuer
 	srv      *httptest.Server
 	resource string
 	mu       sync.Mutex
@@ -90,10 +31,10 @@ type demoServer struct {
 
 func newDemoServer(t *testing.T) *demoServer {
 	t.Helper()
-	a := newFakeAS(t)
+	a := testissuer.New(t)
 	srv := httptest.NewUnstartedServer(nil)
 	d := &demoServer{as: a, srv: srv, resource: "http://" + srv.Listener.Addr().String() + "/mcp", ran: map[string]int{}}
-	h, err := NewHandler(Options{Issuer: a.issuer, Resource: d.resource, HTTPClient: a.srv.Client()})
+	h, err := NewHandler(Options{Issuer: a.URL, Resource: d.resource, HTTPClient: a.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,9 +100,9 @@ func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 
 func TestDemoNotes(t *testing.T) {
 	d := newDemoServer(t)
-	aliceRead := d.connect(t, d.as.token(t, d.resource, "alice", "notes:read", nil))
-	aliceRW := d.connect(t, d.as.token(t, d.resource, "alice", "notes:read notes:write", nil))
-	bobRW := d.connect(t, d.as.token(t, d.resource, "bob", "notes:read notes:write", nil))
+	aliceRead := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read", nil))
+	aliceRW := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read notes:write", nil))
+	bobRW := d.connect(t, d.as.Token(t, d.resource, "bob", "notes:read notes:write", nil))
 	ctx := t.Context()
 
 	if diff := cmp.Diff([]string{"list_notes", "read_note"}, toolNames(t, aliceRead)); diff != "" {
@@ -231,20 +172,20 @@ func remarshal(in, out any) error {
 // 401 with the challenge, and no tool runs.
 func TestDemoRefusesTokens(t *testing.T) {
 	d := newDemoServer(t)
-	good := d.as.token(t, d.resource, "alice", "notes:read notes:write", nil)
+	good := d.as.Token(t, d.resource, "alice", "notes:read notes:write", nil)
 	metaURL := strings.Replace(d.resource, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
 	base := `Bearer resource_metadata="` + metaURL + `", scope="notes:read"`
-	otherAS := newFakeAS(t)
+	otherAS := testissuer.New(t)
 	tests := []struct {
 		name, auth, query, want string
 	}{
 		{"no token", "", "", base},
 		{"query string", "", url.Values{"access_token": {good}}.Encode(), base},
-		{"expired", d.as.token(t, d.resource, "alice", "notes:read notes:write", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
+		{"expired", d.as.Token(t, d.resource, "alice", "notes:read notes:write", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
 			"", base + `, error="invalid_token", error_description="token expired"`},
-		{"another resource", d.as.token(t, "http://127.0.0.1:1/mcp", "alice", "notes:read notes:write", nil),
+		{"another resource", d.as.Token(t, "http://127.0.0.1:1/mcp", "alice", "notes:read notes:write", nil),
 			"", base + `, error="invalid_token", error_description="token is for another resource"`},
-		{"another issuer's key", otherAS.token(t, d.resource, "alice", "notes:read notes:write", func(c map[string]any) { c["iss"] = d.as.issuer }),
+		{"another issuer's key", otherAS.Token(t, d.resource, "alice", "notes:read notes:write", func(c map[string]any) { c["iss"] = d.as.URL }),
 			"", base + `, error="invalid_token", error_description="invalid signature"`},
 	}
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_note","arguments":{"title":"x"}}}`
@@ -280,8 +221,8 @@ func TestDemoRefusesTokens(t *testing.T) {
 // works with the subject rsmcp passes: Bob cannot use Alice's session.
 func TestDemoSessionBoundToUser(t *testing.T) {
 	d := newDemoServer(t)
-	alice := d.as.token(t, d.resource, "alice", "notes:read notes:write", nil)
-	bob := d.as.token(t, d.resource, "bob", "notes:read notes:write", nil)
+	alice := d.as.Token(t, d.resource, "alice", "notes:read notes:write", nil)
+	bob := d.as.Token(t, d.resource, "bob", "notes:read notes:write", nil)
 	post := func(tok, session, body string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, d.resource, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -331,7 +272,7 @@ func TestDemoMetadata(t *testing.T) {
 		resp.Body.Close()
 		want := map[string]any{
 			"resource":                 d.resource,
-			"authorization_servers":    []any{d.as.issuer},
+			"authorization_servers":    []any{d.as.URL},
 			"scopes_supported":         []any{"notes:read"},
 			"bearer_methods_supported": []any{"header"},
 			"resource_name":            "Gatehouse demo notes",

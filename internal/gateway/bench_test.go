@@ -3,10 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,61 +13,11 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/testissuer"
 )
-
-// fakeAS serves authorization server metadata and a JWKS, and mints
-// RFC 9068 access tokens, so benchmarks verify real JWTs.
-type fakeAS struct {
-	srv    *httptest.Server
-	signer jose.Signer
-}
-
-func newFakeAS(b testing.TB) *fakeAS {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	jwk := jose.JSONWebKey{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}
-	as := &fakeAS{}
-	mux := http.NewServeMux()
-	as.srv = httptest.NewServer(mux)
-	b.Cleanup(as.srv.Close)
-	mux.HandleFunc("/.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"issuer": as.srv.URL, "jwks_uri": as.srv.URL + "/jwks"})
-	})
-	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
-	})
-	as.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return as
-}
-
-func (as *fakeAS) token(b testing.TB, resource, sub, scope string) string {
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{
-		"iss": as.srv.URL, "sub": sub, "aud": resource, "client_id": "bench",
-		"scope": scope, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j-" + sub,
-	})
-	sig, err := as.signer.Sign(claims)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := sig.CompactSerialize()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
 
 // benchClient posts JSON-RPC to one endpoint with fixed headers.
 type benchClient struct {
@@ -132,7 +78,7 @@ func BenchmarkToolCall(b *testing.B) {
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
 	defer up.Close()
 
-	as := newFakeAS(b)
+	as := testissuer.New(b)
 	gwSrv := httptest.NewUnstartedServer(nil)
 	gwSrv.Start()
 	defer gwSrv.Close()
@@ -142,7 +88,7 @@ func BenchmarkToolCall(b *testing.B) {
 	}
 	defer st.Close()
 	g, err := New(Options{
-		Issuer: as.srv.URL,
+		Issuer: as.URL,
 		Routes: []Route{
 			{Name: "http", URL: gwSrv.URL + "/http/mcp", Upstream: Upstream{URL: up.URL, Header: http.Header{"Authorization": {"Bearer upstream"}}},
 				Scopes: []string{"fake:read"}, Tools: Rules{"admin_*": {"fake:admin"}}},
@@ -190,7 +136,7 @@ func BenchmarkToolCall(b *testing.B) {
 	for _, route := range []string{"http", "stdio"} {
 		b.Run("gateway-"+route, func(b *testing.B) {
 			h := jsonHeader()
-			h.Set("Authorization", "Bearer "+as.token(b, gwSrv.URL+"/"+route+"/mcp", "alice", "fake:read"))
+			h.Set("Authorization", "Bearer "+as.Token(b, gwSrv.URL+"/"+route+"/mcp", "alice", "fake:read", nil))
 			run(b, &benchClient{hc: hc, url: gwSrv.URL + "/" + route + "/mcp", header: h})
 		})
 	}
@@ -207,7 +153,7 @@ func BenchmarkToolCall(b *testing.B) {
 			clients := make(chan *benchClient, n)
 			for range n {
 				h := jsonHeader()
-				h.Set("Authorization", "Bearer "+as.token(b, gwSrv.URL+"/"+route+"/mcp", "alice", "fake:read"))
+				h.Set("Authorization", "Bearer "+as.Token(b, gwSrv.URL+"/"+route+"/mcp", "alice", "fake:read", nil))
 				c := &benchClient{hc: hc, url: gwSrv.URL + "/" + route + "/mcp", header: h}
 				c.session(b)
 				for range 50 {
