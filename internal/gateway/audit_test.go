@@ -176,10 +176,16 @@ func auditedCalls(t *testing.T, tg *testGateway, route string) (calls int, outco
 // an HTTP and a stdio route, while the store is slow and the audit queue
 // smaller than the batch (an empty queue takes a batch of any size):
 // every call the upstream ran has its record, and every one has its
-// outcome once the gateway is closed.
+// outcome once the gateway is closed. On a fresh gateway the records are
+// committed before the batch is forwarded; once the store has committed
+// (a call before), as it is forwarded.
 func TestAuditUnderBatch(t *testing.T) {
-	for _, route := range []string{"up", "fake"} {
-		t.Run(route, func(t *testing.T) {
+	for _, tt := range []struct {
+		route string
+		warm  int
+	}{{"up", 0}, {"fake", 0}, {"up", 1}, {"fake", 1}} {
+		route := tt.route
+		t.Run(fmt.Sprintf("%s/committed_before=%d", route, tt.warm), func(t *testing.T) {
 			routes, ran := auditRoutes(t)
 			for i := range routes {
 				routes[i].MaxBatchMessages = 100
@@ -208,6 +214,17 @@ func TestAuditUnderBatch(t *testing.T) {
 			}()
 			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
 			c.initialize()
+			for i := range tt.warm {
+				msg := fmt.Sprintf("%s-warm-%d", route, i)
+				if status, res := c.callTool("echo", map[string]any{"message": msg}); status != http.StatusOK || toolText(res) != "echo: "+msg {
+					t.Fatalf("call %s = %d %+v, want its result", msg, status, res)
+				}
+			}
+			// An empty queue: the outcomes before are written.
+			waitFor(t, 10*time.Second, "the outcomes of the calls before", func() bool {
+				_, outcomes := auditedCalls(t, tg, route)
+				return outcomes == tt.warm
+			})
 			resp, msgs := c.post(batchOf(route, 100))
 			ok := 0
 			for _, m := range msgs {
@@ -221,23 +238,29 @@ func TestAuditUnderBatch(t *testing.T) {
 			tg.Close()
 			n := len(ran[route].list(t))
 			calls, outcomes := auditedCalls(t, tg, route)
-			if calls != n || outcomes != n || n != 100 {
-				t.Errorf("the upstream ran %d calls; the audit log records %d forwarded and %d outcomes, want 100 each", n, calls, outcomes)
+			if calls != n || outcomes != n || n != 100+tt.warm {
+				t.Errorf("the upstream ran %d calls; the audit log records %d forwarded and %d outcomes, want %d each", n, calls, outcomes, 100+tt.warm)
 			}
 		})
 	}
 }
 
 // TestAuditUnderBurst (issue 20 F1): concurrent single calls while the
-// store holds its first transaction: the calls that fit the audit queue
-// wait, the others are refused at once with 503 and JSON-RPC -32005 and
-// never reach the upstream. The upstream's calls and the records match
-// one for one, and the log sums the refusals up in two lines (the first
-// refusal, then the rest at shutdown: the clock stands still), not one
-// per call.
+// store holds a transaction: the calls that fit the audit queue wait, the
+// others are refused at once with 503 and JSON-RPC -32005 and never reach
+// the upstream. No call is answered before its record is committed: on a
+// fresh gateway the waiting calls are not forwarded either; once the
+// store has committed (a call before), they are, as their records are
+// committed. The upstream's calls and the records match one for one, and
+// the log sums the refusals up in two lines (the first refusal, then the
+// rest at shutdown: the clock stands still), not one per call.
 func TestAuditUnderBurst(t *testing.T) {
-	for _, route := range []string{"up", "fake"} {
-		t.Run(route, func(t *testing.T) {
+	for _, tt := range []struct {
+		route     string
+		committed bool
+	}{{"up", false}, {"fake", false}, {"up", true}, {"fake", true}} {
+		route := tt.route
+		t.Run(fmt.Sprintf("%s/committed_before=%v", route, tt.committed), func(t *testing.T) {
 			routes, ran := auditRoutes(t)
 			gate := make(chan struct{})
 			const queue, clients, callsEach = 4, 8, 5
@@ -250,6 +273,28 @@ func TestAuditUnderBurst(t *testing.T) {
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var forwarded, refused []string
+			warm := 0
+			if tt.committed {
+				// One call and its outcome, each let through the gate.
+				msg := route + "-warm"
+				c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+				c.initialize()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					if status, res := c.callTool("echo", map[string]any{"message": msg}); status != http.StatusOK || toolText(res) != "echo: "+msg {
+						t.Errorf("call %s = %d %+v, want its result", msg, status, res)
+					}
+				}()
+				gate <- struct{}{}
+				<-done
+				gate <- struct{}{}
+				waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+					_, outcomes := auditedCalls(t, tg, route)
+					return outcomes == 1
+				})
+				forwarded, warm = append(forwarded, msg), 1
+			}
 			for i := range clients {
 				c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
 				c.initialize()
@@ -278,6 +323,18 @@ func TestAuditUnderBurst(t *testing.T) {
 				return metricValue(t, tg, "gatehouse_gateway_audit_queued") == queue &&
 					metricValue(t, tg, "gatehouse_gateway_audit_refused_total", "route", route, "reason", "queue_full") == (clients-queue)*callsEach
 			})
+			if tt.committed {
+				waitFor(t, 10*time.Second, "the waiting calls forwarded", func() bool {
+					return len(ran[route].list(t)) == warm+queue
+				})
+			} else if got := ran[route].list(t); len(got) != 0 {
+				t.Errorf("the upstream ran %q before any record was committed, want nothing", got)
+			}
+			mu.Lock()
+			if len(forwarded) != warm {
+				t.Errorf("calls answered with their result %q while the store holds their records, want none", forwarded[warm:])
+			}
+			mu.Unlock()
 			close(gate)
 			wg.Wait()
 			tg.Close()
@@ -292,8 +349,8 @@ func TestAuditUnderBurst(t *testing.T) {
 			if calls != len(got) || outcomes != len(got) {
 				t.Errorf("the upstream ran %d calls; the audit log records %d forwarded and %d outcomes", len(got), calls, outcomes)
 			}
-			if len(forwarded) < queue || len(forwarded)+len(refused) != clients*callsEach {
-				t.Errorf("%d calls forwarded and %d refused, want at least the %d that waited, and %d in all", len(forwarded), len(refused), queue, clients*callsEach)
+			if len(forwarded)-warm < queue || len(forwarded)-warm+len(refused) != clients*callsEach {
+				t.Errorf("%d calls forwarded and %d refused, want at least the %d that waited, and %d in all", len(forwarded)-warm, len(refused), queue, clients*callsEach)
 			}
 			if v := metricValue(t, tg, "gatehouse_gateway_audit_refused_total", "route", route, "reason", "queue_full"); int(v) != len(refused) {
 				t.Errorf("gatehouse_gateway_audit_refused_total = %v, want %d", v, len(refused))
@@ -448,5 +505,157 @@ func TestAuditOutcomeRetried(t *testing.T) {
 				t.Errorf("the log reports lost outcomes: %v, want %v:\n%s", lost, tt.lost > 0, tg.logs.String())
 			}
 		})
+	}
+}
+
+// flakyAudit wraps the test store, which the test turns slow and failing
+// while calls are in flight: while hold is set, every AppendAudits waits
+// for it to be closed; while failing, it fails.
+type flakyAudit struct {
+	storage.Audit
+	mu      sync.Mutex
+	hold    chan struct{}
+	failing bool
+}
+
+func (s *flakyAudit) AppendAudits(ctx context.Context, es []storage.AuditEvent) error {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	failing := s.failing
+	s.mu.Unlock()
+	if failing {
+		return errors.New("disk full")
+	}
+	return s.Audit.AppendAudits(ctx, es)
+}
+
+func (s *flakyAudit) set(hold chan struct{}, failing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold, s.failing = hold, failing
+}
+
+// TestAuditStoreFailsInFlight (issue 20 F1): once the store has committed,
+// a call is forwarded as its record is committed, not after; its response
+// is held until the commit. When that commit fails, the call has run:
+// its record is kept and retried, the response held until the record is
+// written (or, past the request's deadline, withheld: 503, -32005 saying
+// the call was forwarded), and the next call, the store now known to
+// fail, is refused and not forwarded. A record still unwritten at
+// shutdown is counted as lost and logged.
+func TestAuditStoreFailsInFlight(t *testing.T) {
+	for _, route := range []string{"up", "fake"} {
+		for _, recovers := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/recovers=%v", route, recovers), func(t *testing.T) {
+				routes, ran := auditRoutes(t)
+				if !recovers {
+					// The response is withheld at the deadline.
+					for i := range routes {
+						routes[i].RequestTimeout = 2 * time.Second
+					}
+				}
+				store := &flakyAudit{}
+				tg := newTestGateway(t, routes, func(o *Options) {
+					store.Audit = o.Audit
+					o.Audit = store
+				})
+				url := tg.base + "/" + route + "/mcp"
+				c := newRawClient(t, url, "alice-read")
+				c.initialize()
+				// The first call waits for its record: nothing has
+				// committed yet. Its outcome is written before the store
+				// turns.
+				if status, res := c.callTool("echo", map[string]any{"message": route + "-1"}); status != http.StatusOK || toolText(res) != "echo: "+route+"-1" {
+					t.Fatalf("first call = %d %+v, want its result", status, res)
+				}
+				waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+					_, outcomes := auditedCalls(t, tg, route)
+					return outcomes == 1
+				})
+
+				hold := make(chan struct{})
+				store.set(hold, true)
+				type answer struct {
+					status  int
+					res     rpcResult
+					records int // the records of allowed calls the store had when the answer came
+					err     error
+				}
+				answered := make(chan answer, 1)
+				c2 := newRawClient(t, url, "alice-read")
+				c2.initialize()
+				go func() {
+					status, res := c2.callTool("echo", map[string]any{"message": route + "-2"})
+					es, err := tg.store.QueryAudit(context.Background(), storage.AuditQuery{Type: AuditToolCall, Limit: 100})
+					records := 0
+					for _, e := range es {
+						if e.Outcome == "allowed" && strings.HasPrefix(e.Detail, "route="+route+" ") {
+							records++
+						}
+					}
+					answered <- answer{status, res, records, err}
+				}()
+				// The second call is forwarded while the store holds its
+				// record, which then fails.
+				waitFor(t, 10*time.Second, "the upstream to run the second call", func() bool {
+					return slices.Contains(ran[route].list(t), route+"-2")
+				})
+				close(hold)
+				waitFor(t, 10*time.Second, "the failed transaction", func() bool {
+					return metricValue(t, tg, "gatehouse_gateway_audit_write_errors_total") >= 1
+				})
+				// The store is known to fail: the next call is refused
+				// before it is forwarded.
+				c3 := newRawClient(t, url, "alice-read")
+				c3.initialize()
+				status, res := c3.callTool("echo", map[string]any{"message": route + "-3"})
+				if status != http.StatusServiceUnavailable || res.Error == nil || res.Error.Code != CodeAuditUnavailable ||
+					!strings.Contains(res.Error.Message, "not forwarded") {
+					t.Errorf("a call while the store fails = %d %+v, want 503 with %d, not forwarded", status, res, CodeAuditUnavailable)
+				}
+
+				if recovers {
+					store.set(nil, false)
+				}
+				a := <-answered
+				switch {
+				case a.err != nil:
+					t.Fatal(a.err)
+				case recovers && (a.status != http.StatusOK || toolText(a.res) != "echo: "+route+"-2"):
+					t.Errorf("the call in flight once the store recovers = %d %+v, want its result", a.status, a.res)
+				case !recovers && (a.status != http.StatusServiceUnavailable || a.res.Error == nil || a.res.Error.Code != CodeAuditUnavailable ||
+					!strings.Contains(a.res.Error.Message, "forwarded, but its audit record could not be written") ||
+					!strings.Contains(fmt.Sprint(a.res.Error.Data), "forwarded:true")):
+					t.Errorf("the call in flight while the store stays down = %d %+v, want 503 with %d saying it was forwarded", a.status, a.res, CodeAuditUnavailable)
+				}
+				if a.status == http.StatusOK && a.records != 2 {
+					t.Errorf("the call in flight was answered when the store had %d records, want 2 (its own committed)", a.records)
+				}
+
+				tg.Close()
+				if got, want := ran[route].list(t), []string{route + "-1", route + "-2"}; !slices.Equal(got, want) {
+					t.Errorf("the upstream ran %q, want %q", got, want)
+				}
+				calls, outcomes := auditedCalls(t, tg, route)
+				lost := metricValue(t, tg, "gatehouse_gateway_audit_lost_total")
+				logged := strings.Contains(tg.logs.String(), "audit records of forwarded tool calls lost")
+				if recovers && (calls != 2 || outcomes != 2 || lost != 0 || logged) {
+					t.Errorf("the audit log records %d forwarded calls and %d outcomes, %v lost (logged: %v), want 2, 2, none", calls, outcomes, lost, logged)
+				}
+				// The second call's record and its "withheld" outcome.
+				if !recovers && (calls != 1 || outcomes != 1 || lost != 2 || !logged) {
+					t.Errorf("the audit log records %d forwarded calls and %d outcomes, %v lost (logged: %v), want 1, 1, 2 lost and logged", calls, outcomes, lost, logged)
+				}
+			})
+		}
 	}
 }

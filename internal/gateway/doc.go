@@ -36,11 +36,14 @@
 // and decision.
 //
 // Every tool call has its audit record (type [AuditToolCall]) committed
-// before it is forwarded, or answered when the policy refuses it; its
-// outcome ([AuditToolResult]) follows. Records are written in batches,
-// one transaction per flush. When the store cannot keep up, calls wait,
-// and beyond a bounded queue they are refused with a JSON-RPC error
-// ([CodeAuditUnavailable]): never forwarded without their record.
+// before or as it is forwarded, and before its response reaches the
+// client, or before it is answered when the policy refuses it; its
+// outcome ([AuditToolResult]) follows. "As" only while the store's last
+// write succeeded: otherwise the commit comes first (audit.go says
+// exactly what is guaranteed). Records are written in batches, one
+// transaction per flush. When the store cannot keep up, calls wait, and
+// beyond a bounded queue they are refused with a JSON-RPC error
+// ([CodeAuditUnavailable]); a record is never dropped.
 //
 // A misbehaving upstream process — one that crashes, hangs, floods its
 // output or writes what is not JSON — costs its own session only.

@@ -98,7 +98,8 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		}()
 	}
 
-	// Nothing is forwarded before its audit record is written.
+	// Nothing is forwarded before its audit record is admitted, and
+	// nothing answered before it is written (roundTrip settles).
 	if err := x.admit(ctx); err != nil {
 		rt.refuseUnaudited(w, x, err)
 		return
@@ -353,6 +354,15 @@ func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.C
 		return nil, false
 	}
 	resp, err = rt.client.Do(req)
+	// The calls are forwarded: nothing of the answer goes back before
+	// their records are committed.
+	if x.settle(ctx) != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		rt.withhold(w, x)
+		return nil, false
+	}
 	if err != nil {
 		rt.transportFailure(w, r, ctx, x, err)
 		return nil, false

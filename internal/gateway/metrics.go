@@ -62,7 +62,7 @@ func newMetrics() *metrics {
 		}),
 		auditLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_gateway_audit_lost_total",
-			Help: "Outcome events (gateway.tool_result) not written by shutdown; the calls' gateway.tool_call records were written before forwarding.",
+			Help: "Audit events not written by shutdown: outcomes (gateway.tool_result), and records (gateway.tool_call) of calls forwarded as their commit failed and retried until then.",
 		}),
 		auditQueued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gatehouse_gateway_audit_queued",

@@ -209,6 +209,10 @@ type exchange struct {
 	calls   map[string]*call // by id key
 	order   []*call          // the calls in the order of the body
 	pending int              // calls not yet answered
+	// ahead is the commit of the records of x's tool calls when they are
+	// forwarded before it (see the top of audit.go): settle waits for it
+	// before anything of the upstream's answer reaches the client.
+	ahead *auditUnit
 	// resumed marks the exchange of a GET stream. Such a stream carries
 	// responses only when it resumes an earlier POST's stream
 	// (Last-Event-ID): their requests are not in calls, so every
@@ -249,10 +253,11 @@ func (x *exchange) track(m *mcpauthz.Message) {
 	x.order = append(x.order, c)
 }
 
-// admit writes the audit record of every tool call of x ([AuditToolCall],
-// outcome "allowed"), in one transaction, before anything of x is
-// forwarded. An error means nothing was written and nothing of x may be
-// forwarded: answer with refuseUnaudited.
+// admit admits the audit record of every tool call of x ([AuditToolCall],
+// outcome "allowed"), written in one transaction, before anything of x is
+// forwarded: committed already, or committing as x is forwarded (then
+// settle must follow before the answer). An error means nothing was
+// written and nothing of x may be forwarded: answer with refuseUnaudited.
 func (x *exchange) admit(ctx context.Context) error {
 	g := x.rt.g
 	if g.audit == nil {
@@ -269,15 +274,66 @@ func (x *exchange) admit(ctx context.Context) error {
 		events = append(events, x.event(AuditToolCall, "allowed", "route="+x.rt.name+" tool="+detailValue(c.msg.Name)+" call="+id))
 		admitted, ids = append(admitted, c), append(ids, id)
 	}
-	if err := g.audit.record(ctx, events); err != nil {
+	u, err := g.audit.ahead(ctx, events)
+	if err != nil {
 		return err
 	}
+	x.ahead = u
 	now := g.now()
 	for i, c := range admitted {
 		// The latency is the upstream's, without the wait for the record.
 		c.auditID, c.start = ids[i], now
 	}
 	return nil
+}
+
+// settle waits, until ctx ends, for the commit of the records of x's
+// calls if admit did not: the forwarding layer calls it once the calls
+// are forwarded and before anything of the answer reaches the client.
+// On error, answer with withhold.
+func (x *exchange) settle(ctx context.Context) error {
+	u := x.ahead
+	if u == nil {
+		return nil
+	}
+	x.ahead = nil
+	return x.rt.g.audit.settle(ctx, u)
+}
+
+// withhold answers every unanswered call of x with the audit error for
+// calls forwarded whose records settle did not see committed: 503 with
+// Retry-After and a JSON-RPC error [CodeAuditUnavailable] per call saying
+// the call may have run. The records stay queued until written; the tool calls' outcome is
+// "withheld".
+func (rt *route) withhold(w http.ResponseWriter, x *exchange) {
+	w.Header().Set("Retry-After", auditRetryAfter)
+	msgs := x.withheld()
+	if len(msgs) == 0 {
+		writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, CodeAuditUnavailable, withheldText, map[string]string{"route": rt.name}))
+		return
+	}
+	writeMessages(w, http.StatusServiceUnavailable, msgs, x.batch)
+}
+
+// withheld answers every unanswered call of x as withhold does and
+// returns the responses.
+func (x *exchange) withheld() [][]byte {
+	tools := 0
+	var out [][]byte
+	for _, c := range x.order {
+		if c.answered {
+			continue
+		}
+		c.answered = true
+		x.pending--
+		if c.auditID != "" {
+			tools++
+			x.outcome(c, "withheld", x.rt.g.now().Sub(c.start))
+		}
+		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, CodeAuditUnavailable, withheldText, map[string]any{"route": x.rt.name, "forwarded": true}))
+	}
+	x.rt.g.audit.withheldResponses(tools)
+	return out
 }
 
 // recordRefused writes the audit record of tool calls the policy refused

@@ -593,17 +593,21 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	defer timer.Stop()
 	wctx, cancel := context.WithTimeout(ctx, rt.timeout)
 	defer cancel()
-	// Nothing is written before its audit record is.
+	// Nothing is written before its audit record is admitted, and
+	// nothing answered before it is written.
 	if err := x.admit(wctx); err != nil {
 		reason = ""
 		return x.refusal(err), http.StatusServiceUnavailable
 	}
-	for i := range msgs {
-		if err := p.write(wctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
-			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
-			reason = "timeout"
-			return x.fail(mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout)), http.StatusGatewayTimeout
-		}
+	werr := writeAll(wctx, p, msgs)
+	if x.settle(wctx) != nil {
+		reason = auditCancelReason
+		return x.withheld(), http.StatusServiceUnavailable
+	}
+	if werr != nil {
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
+		reason = "timeout"
+		return x.fail(mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout)), http.StatusGatewayTimeout
 	}
 	if x.done() {
 		reason = ""
@@ -646,6 +650,22 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	return out, http.StatusOK
 }
 
+// auditCancelReason is the reason of the cancellation a stdio upstream
+// gets for calls whose responses are withheld.
+const auditCancelReason = "the gateway could not write the call's audit record"
+
+// writeAll writes msgs to p, stopping at the first that p does not take
+// before ctx ends; a process that stopped is no error here (its calls
+// are answered when the stop is seen).
+func writeAll(ctx context.Context, p *process, msgs []mcpauthz.Message) error {
+	for i := range msgs {
+		if err := p.write(ctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
+			return err
+		}
+	}
+	return nil
+}
+
 // drain takes what is already queued on st.
 func drain(st *stream, x *exchange) [][]byte {
 	var out [][]byte
@@ -671,7 +691,7 @@ func (rt *route) writeResponses(w http.ResponseWriter, status int, x *exchange, 
 		w.WriteHeader(status)
 	default:
 		if status == http.StatusServiceUnavailable {
-			// stdioCollect's audit refusal.
+			// stdioCollect's audit refusal, or withheld responses.
 			w.Header().Set("Retry-After", auditRetryAfter)
 		}
 		writeMessages(w, status, responses, x.batch)
@@ -695,19 +715,24 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	defer func() { p.unregister(st, x, reason) }()
 	wctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 	defer cancel()
-	// Nothing is written before its audit record is.
+	// Nothing is written before its audit record is admitted, and
+	// nothing answered before it is written.
 	if err := x.admit(wctx); err != nil {
 		reason = ""
 		rt.refuseUnaudited(w, x, err)
 		return
 	}
-	for i := range msgs {
-		if err := p.write(wctx, msgs[i].Raw); err != nil && !errors.Is(err, errStopped) {
-			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
-			reason = "timeout"
-			rt.writeFailure(w, x, http.StatusGatewayTimeout, mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout))
-			return
-		}
+	werr := writeAll(wctx, p, msgs)
+	if x.settle(wctx) != nil {
+		reason = auditCancelReason
+		rt.withhold(w, x)
+		return
+	}
+	if werr != nil {
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
+		reason = "timeout"
+		rt.writeFailure(w, x, http.StatusGatewayTimeout, mcpauthz.CodeTimeout, fmt.Sprintf("gateway: the upstream MCP server did not read its input within %s", rt.timeout))
+		return
 	}
 	if x.done() {
 		reason = ""

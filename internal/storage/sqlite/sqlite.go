@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -26,6 +27,23 @@ var migrationFiles embed.FS
 // connection or process before giving up with SQLITE_BUSY.
 const busyTimeoutMS = 5000
 
+// Background checkpoints. SQLite checkpoints from whichever commit takes
+// the WAL past 1,000 pages, inside that commit: it copies the pages into
+// the database file and fsyncs both, 5–50 ms on a virtio disk added to one
+// write in every few hundred (a token request, or a gateway tool call whose
+// response waits for its audit record's commit; docs/performance.md). The
+// store also checkpoints on a connection of its own (PASSIVE: it neither
+// waits for nor blocks the writer and readers), checkpointBusy after its
+// last pass while there are writes, so that the writer's own checkpoint
+// finds little left to copy and fsync. It cannot replace that one: only a
+// writer that finds the WAL wholly copied starts it over, so without it
+// the WAL would grow without bound under steady writes. Without writes the
+// passes slow down to one per checkpointIdle.
+const (
+	checkpointBusy = 10 * time.Millisecond
+	checkpointIdle = time.Second
+)
+
 // Options configures [Open].
 type Options struct {
 	// Path is the database file, created if missing. Required; ":memory:"
@@ -41,6 +59,11 @@ type Options struct {
 // MigrationStatus (from sqlstore.Store) for `gatehouse migrate`.
 type Store struct {
 	*sqlstore.Store
+	ck        *sql.DB       // the checkpointer's connection
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when checkpoints has returned
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -123,7 +146,59 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	return &Store{Store: s}, nil
+	ck, err := sql.Open("sqlite", opts.Path+"?"+common.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	ck.SetConnMaxLifetime(0)
+	ck.SetConnMaxIdleTime(0)
+	st := &Store{Store: s, ck: ck, stop: make(chan struct{}), done: make(chan struct{})}
+	go st.checkpoints()
+	return st, nil
+}
+
+// checkpoints runs the background checkpoints (see checkpointBusy) until
+// Close. A failed pass (the disk, a CLI process holding the checkpoint
+// lock) is retried the same way; the writer's own checkpoints go on.
+func (s *Store) checkpoints() {
+	defer close(s.done)
+	wait := checkpointBusy
+	var last [2]int64 // the WAL's frames and those copied, after the last pass
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var busy int
+		var now [2]int64
+		err := s.ck.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &now[0], &now[1])
+		cancel()
+		if err != nil || now == last {
+			wait = min(2*wait, checkpointIdle) // nothing was written, or it failed
+		} else {
+			wait = checkpointBusy
+		}
+		last = now
+		t.Reset(wait)
+	}
+}
+
+// Close stops the checkpoints and closes the database; the last
+// connection to close checkpoints what is left.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.closeErr = errors.Join(s.ck.Close(), s.Store.Close())
+	})
+	return s.closeErr
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -1,11 +1,14 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -80,11 +83,91 @@ func TestPragmas(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
 		{"synchronous", "1"}, // NORMAL
+		// The writer still checkpoints past 1,000 pages besides the
+		// background checkpoints: only a writer restarts the WAL.
+		{"wal_autocheckpoint", "1000"},
 	} {
 		var got string
 		if err := s.DB().QueryRowContext(t.Context(), "PRAGMA "+tt.pragma).Scan(&got); err != nil || got != tt.want {
 			t.Errorf("PRAGMA %s = %q, %v; want %q", tt.pragma, got, err, tt.want)
 		}
+	}
+}
+
+// TestCheckpoints: the store copies the WAL into the database file in
+// the background, not only when a commit takes the WAL past 1,000 pages
+// (writes far below that here).
+func TestCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s, err := sqlite.Open(t.Context(), sqlite.Options{Path: path})
+	if err != nil {
+		t.Fatalf("sqlite.Open() = %v", err)
+	}
+	defer s.Close()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// Wait for the migrations to be copied, then write 100 pages' worth.
+	waitSize := func(what string, cond func(int64) bool) int64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond(size()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the database file is %d bytes, waiting for %s", size(), what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return size()
+	}
+	before := waitSize("the migrations", func(n int64) bool { return n > 4096 })
+	detail := strings.Repeat("x", 4000)
+	for i := range 100 {
+		e := storage.AuditEvent{Time: time.Now(), Type: "test.checkpoint", Detail: fmt.Sprint(i, detail)}
+		if err := s.AppendAudit(t.Context(), e); err != nil {
+			t.Fatalf("AppendAudit(#%d) = %v", i, err)
+		}
+	}
+	waitSize(fmt.Sprintf("300 kB of events copied into it (%d bytes before)", before), func(n int64) bool { return n >= before+300<<10 })
+}
+
+// TestWALBounded: under steady writes with readers, the WAL file stays
+// small: the writer's own checkpoints let it start the WAL over, which the
+// background checkpoints alone would not (it grew by every write, 50 MB
+// here, when they were all there was).
+func TestWALBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s, err := sqlite.Open(t.Context(), sqlite.Options{Path: path})
+	if err != nil {
+		t.Fatalf("sqlite.Open() = %v", err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				s.QueryAudit(ctx, storage.AuditQuery{Limit: 5})
+			}
+		})
+	}
+	for i := range 2000 {
+		e := storage.AuditEvent{Time: time.Now(), Type: "test.wal", UserID: fmt.Sprint("u", i%10), Detail: fmt.Sprint(i)}
+		if err := s.AppendAudit(t.Context(), e); err != nil {
+			t.Fatalf("AppendAudit(#%d) = %v", i, err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 24<<20 {
+		t.Errorf("the WAL is %d bytes after 2,000 writes, want at most 24 MB", fi.Size())
 	}
 }
 

@@ -57,6 +57,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Audit", testAudit},
 		{"AuditRetention", testAuditRetention},
 		{"AuditText", testAuditText},
+		{"AuditBatch", testAuditBatch},
 		{"GarbageCollect", testGarbageCollect},
 		{"TimezoneRoundTrip", testTimezoneRoundTrip},
 		{"Ping", testPing},
@@ -1353,6 +1354,38 @@ func testAuditText(t *testing.T, s storage.Store) {
 		want[i].ID = got[i].ID
 	}
 	diff(t, "QueryAudit({}) after odd text", got, want)
+}
+
+// testAuditBatch: a batch of events larger than what one statement
+// carries (SQL backends insert them several rows to a statement) is
+// stored whole and in order, with ascending IDs, after earlier events.
+func testAuditBatch(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	wantErr(t, "AppendAudit(first)", s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "batch.first"}), nil)
+	for _, n := range []int{1, 3, 100, 200} {
+		var batch []storage.AuditEvent
+		for i := range n {
+			batch = append(batch, storage.AuditEvent{Time: at(time.Duration(i) * time.Second), Type: fmt.Sprintf("batch.%d", n),
+				UserID: fmt.Sprint("u", i%7), ClientID: fmt.Sprint("c", i%3), Resource: "https://mcp.example/", IP: "192.0.2.1",
+				Outcome: "success", Detail: fmt.Sprint(i)})
+		}
+		wantErr(t, fmt.Sprintf("AppendAudits(%d events)", n), s.AppendAudits(ctx, batch), nil)
+		all, err := s.QueryAudit(ctx, storage.AuditQuery{Limit: 1000})
+		wantErr(t, "QueryAudit({Limit: 1000})", err, nil)
+		if len(all) < n+1 {
+			t.Fatalf("QueryAudit({Limit: 1000}) after a batch of %d = %d events, want at least %d", n, len(all), n+1)
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i].ID <= all[i-1].ID {
+				t.Fatalf("QueryAudit({Limit: 1000}) IDs %d, %d not ascending", all[i-1].ID, all[i].ID)
+			}
+		}
+		got := all[len(all)-n:]
+		for i := range batch {
+			batch[i].ID = got[i].ID
+		}
+		diff(t, fmt.Sprintf("the last %d events after a batch of %d", n, n), got, batch)
+	}
 }
 
 // testAuditRetention: DeleteAuditBefore deletes only events before the
