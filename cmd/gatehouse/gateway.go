@@ -230,6 +230,8 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 		Now:               time.Now,
 		TrustProxyHeaders: c.TrustProxyHeaders,
 		TrustedProxies:    proxies,
+
+		AuditBeforeForward: gw.AuditBeforeForward,
 	}
 	for _, r := range gw.Routes {
 		route := gateway.Route{

@@ -447,3 +447,17 @@ func lookupByName(v reflect.Value, path string) reflect.Value {
 	}
 	return v
 }
+
+// TestGatewayOptionsAuditBeforeForward: gateway.audit_before_forward
+// reaches the gateway's options, and is off unless set.
+func TestGatewayOptionsAuditBeforeForward(t *testing.T) {
+	for _, set := range []bool{false, true} {
+		opts, err := gatewayOptions(config.Config{Issuer: "https://as.example.com"}, config.Gateway{AuditBeforeForward: set}, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.AuditBeforeForward != set {
+			t.Errorf("gateway.audit_before_forward = %v: gateway.Options.AuditBeforeForward = %v", set, opts.AuditBeforeForward)
+		}
+	}
+}

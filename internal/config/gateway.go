@@ -40,6 +40,15 @@ type Gateway struct {
 	// finish on shutdown before sessions are closed and upstream processes
 	// killed. Default 10s.
 	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty"`
+	// AuditBeforeForward (audit_before_forward) commits each tool call's
+	// audit record before the call is forwarded, always. Default false:
+	// once the audit store has committed a transaction, a call is
+	// forwarded while its record is committed, and nothing of the answer
+	// reaches the client before that commit; a gateway that dies within
+	// the commit (well under a millisecond) leaves that call without its
+	// record. True closes that window for the commit's time on every
+	// call (docs/gateway.md, "Audit").
+	AuditBeforeForward bool `json:"audit_before_forward,omitempty"`
 	// Routes (routes) are the protected MCP endpoints, each one protected
 	// resource with its own URL.
 	Routes []GatewayRoute `json:"routes,omitempty"`

@@ -36,11 +36,13 @@ import (
 //   - At start, and after any failed transaction until one commits, the
 //     store is not known to work: the record is committed before the call
 //     is forwarded (auditLog.record), and a call whose record fails is
-//     refused, not forwarded.
+//     refused, not forwarded. With Options.AuditBeforeForward
+//     (audit_before_forward) this is the rule for every call.
 //
 // So a forwarded call lacks its record only if the store failed while the
 // call was in flight and stayed down until shutdown (counted, logged), or
-// if the gateway died within the commit's window.
+// if the gateway died within the commit's window; with AuditBeforeForward,
+// never.
 //
 // Records are written in batches, one transaction per flush: a record
 // waits for the commit of the batch it joins, and records that arrive
@@ -124,8 +126,10 @@ type auditLog struct {
 	closing  bool
 	stopped  bool // run has returned: nothing more is written
 	// proven is set while the last transaction committed: only then are
-	// calls forwarded before their records are committed.
+	// calls forwarded before their records are committed, and not even
+	// then with before (Options.AuditBeforeForward).
 	proven bool
+	before bool
 
 	// The summary log line: what happened since the last one.
 	refusedBy  map[string]int // calls refused, by reason
@@ -137,9 +141,9 @@ type auditLog struct {
 	reportedAt time.Time
 }
 
-func newAuditLog(sink storage.Audit, limit int, m *metrics, log *slog.Logger, now func() time.Time) *auditLog {
+func newAuditLog(sink storage.Audit, limit int, before bool, m *metrics, log *slog.Logger, now func() time.Time) *auditLog {
 	a := &auditLog{
-		sink: sink, limit: limit, metrics: m, log: log, now: now,
+		sink: sink, limit: limit, before: before, metrics: m, log: log, now: now,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 		refusedBy: map[string]int{},
 	}
@@ -227,7 +231,7 @@ func (a *auditLog) ahead(ctx context.Context, events []storage.AuditEvent) (*aud
 		return nil, nil
 	}
 	a.mu.Lock()
-	if !a.proven || a.closing {
+	if !a.proven || a.closing || a.before {
 		a.mu.Unlock()
 		return nil, a.record(ctx, events)
 	}

@@ -21,9 +21,11 @@ import (
 
 // Tests of issue 20 F1: a batch of 20,001 calls filled the audit queue,
 // and every call ran upstream while most audit rows were dropped. The rule
-// now: every forwarded tool call has a committed audit record before it
-// is forwarded; when the store cannot keep up, calls wait or are refused
-// (503, JSON-RPC -32005), and records are never dropped.
+// now: every forwarded tool call has a committed audit record before or
+// as it is forwarded, and before anything of its answer reaches the
+// client (audit.go's top comment); when the store cannot keep up, calls
+// wait or are refused (503, JSON-RPC -32005), and records are never
+// dropped.
 
 // slowAudit wraps the test store: every AppendAudits waits for gate (a
 // value or its closing), and fails with fail when set.
@@ -251,22 +253,25 @@ func TestAuditUnderBatch(t *testing.T) {
 // the upstream. No call is answered before its record is committed: on a
 // fresh gateway the waiting calls are not forwarded either; once the
 // store has committed (a call before), they are, as their records are
-// committed. The upstream's calls and the records match one for one, and
+// committed, unless the route's gateway has AuditBeforeForward, which
+// forwards none of them before its commit. The upstream's calls and the records match one for one, and
 // the log sums the refusals up in two lines (the first refusal, then the
 // rest at shutdown: the clock stands still), not one per call.
 func TestAuditUnderBurst(t *testing.T) {
 	for _, tt := range []struct {
 		route     string
 		committed bool
-	}{{"up", false}, {"fake", false}, {"up", true}, {"fake", true}} {
+		before    bool // Options.AuditBeforeForward
+	}{{"up", false, false}, {"fake", false, false}, {"up", true, false}, {"fake", true, false}, {"up", true, true}, {"fake", true, true}} {
 		route := tt.route
-		t.Run(fmt.Sprintf("%s/committed_before=%v", route, tt.committed), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/committed_before=%v/audit_before_forward=%v", route, tt.committed, tt.before), func(t *testing.T) {
 			routes, ran := auditRoutes(t)
 			gate := make(chan struct{})
 			const queue, clients, callsEach = 4, 8, 5
 			tg := newTestGateway(t, routes, func(o *Options) {
 				o.Audit = &slowAudit{Audit: o.Audit, gate: gate}
 				o.AuditBuffer = queue
+				o.AuditBeforeForward = tt.before
 				fixed := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 				o.Now = func() time.Time { return fixed }
 			})
@@ -323,12 +328,12 @@ func TestAuditUnderBurst(t *testing.T) {
 				return metricValue(t, tg, "gatehouse_gateway_audit_queued") == queue &&
 					metricValue(t, tg, "gatehouse_gateway_audit_refused_total", "route", route, "reason", "queue_full") == (clients-queue)*callsEach
 			})
-			if tt.committed {
+			if tt.committed && !tt.before {
 				waitFor(t, 10*time.Second, "the waiting calls forwarded", func() bool {
 					return len(ran[route].list(t)) == warm+queue
 				})
-			} else if got := ran[route].list(t); len(got) != 0 {
-				t.Errorf("the upstream ran %q before any record was committed, want nothing", got)
+			} else if got := ran[route].list(t); len(got) != warm {
+				t.Errorf("the upstream ran %q before the waiting calls' records were committed, want only the %d call(s) before", got, warm)
 			}
 			mu.Lock()
 			if len(forwarded) != warm {

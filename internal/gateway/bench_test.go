@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -96,6 +97,8 @@ func BenchmarkToolCall(b *testing.B) {
 				Scopes: []string{"fake:read"}, Tools: Rules{"admin_*": {"fake:admin"}}},
 		},
 		Audit: st,
+		// Its cost is measured by running the benchmark with and without.
+		AuditBeforeForward: os.Getenv("GATEHOUSE_BENCH_AUDIT_BEFORE_FORWARD") == "true",
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -145,7 +145,7 @@ func New(opts Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		g.callPrefix = hex.EncodeToString(prefix)
-		g.audit = newAuditLog(opts.Audit, size, g.metrics, g.log, g.now)
+		g.audit = newAuditLog(opts.Audit, size, opts.AuditBeforeForward, g.metrics, g.log, g.now)
 	}
 	return g, nil
 }

@@ -49,13 +49,23 @@ type Options struct {
 	// compares strictly.
 	ClockSkew time.Duration
 	// Audit receives the audit log: an event per tool call ([AuditToolCall]),
-	// committed before the call is forwarded (or refused by policy), and
-	// one per forwarded call's outcome ([AuditToolResult]), written after
-	// it. Events are written in batches, one transaction per flush. A
-	// call whose event cannot be written is not forwarded: it gets the
-	// JSON-RPC error [CodeAuditUnavailable] (HTTP 503). Nil means no
+	// committed before or as the call is forwarded and before anything of
+	// the upstream's answer reaches the client (before a refusal by
+	// policy is answered), and one per forwarded call's outcome
+	// ([AuditToolResult]), written after it. Events are written in
+	// batches, one transaction per flush. A call whose event cannot be
+	// queued, or must be committed first and cannot be, is not forwarded:
+	// it gets the JSON-RPC error [CodeAuditUnavailable] (HTTP 503). The
+	// comment at the top of audit.go has the rule exactly. Nil means no
 	// audit log.
 	Audit storage.Audit
+	// AuditBeforeForward commits every tool call's record before the call
+	// is forwarded, always, instead of while it is forwarded once the
+	// store has proven itself. It closes the one window in which a
+	// forwarded call can lack its record (the gateway dying within the
+	// commit, well under a millisecond), at the cost of the commit's time
+	// on every call's latency (docs/performance.md). Default false.
+	AuditBeforeForward bool
 	// AuditBuffer is how many audit events (outcomes included) may wait
 	// to be written; a call whose event does not fit is refused, not
 	// forwarded. An empty queue takes a batch of any size. Zero means
