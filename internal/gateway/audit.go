@@ -194,7 +194,13 @@ func (a *auditLog) record(ctx context.Context, events []storage.AuditEvent) erro
 		a.flush(flushRecords)
 		a.mu.Lock()
 		a.flushing = false
-		more := len(a.queue) > 0 || a.pending >= auditOutcomeBatch
+		// The writer skipped its turn while this caller wrote, and sleeps
+		// without a timer for what it did not see: records queued
+		// meanwhile, a full batch of outcomes, a close, and records of
+		// forwarded calls that joined this transaction and failed (they
+		// wait for the writer's retry, or for its "at once" once a
+		// transaction commits again).
+		more := len(a.queue) > 0 || a.pending >= auditOutcomeBatch || a.closing || len(a.retry) > 0
 		a.mu.Unlock()
 		if more {
 			a.signal()

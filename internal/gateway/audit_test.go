@@ -664,3 +664,64 @@ func TestAuditStoreFailsInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditCloseDuringCallersFlush (issue 20 F1): a call on a fresh
+// gateway writes its record itself (no transaction is running), and the
+// gateway closes while that transaction runs, then fails. The writer,
+// woken by the close while the caller was writing, must hear of the
+// caller's end and finish: Close returns with the writer stopped and
+// nothing queued, not after waiting out its deadline with the writer
+// asleep (the same missed wake-up left records of forwarded calls that
+// failed in a caller's transaction waiting for other traffic to be
+// retried).
+func TestAuditCloseDuringCallersFlush(t *testing.T) {
+	routes, ran := auditRoutes(t)
+	gate := make(chan struct{})
+	tg := newTestGateway(t, routes[:1], func(o *Options) {
+		o.Audit = &slowAudit{Audit: o.Audit, gate: gate, fail: errors.New("disk full")}
+	})
+	a := tg.audit
+	c := newRawClient(t, tg.base+"/up/mcp", "alice-read")
+	c.initialize()
+	answered := make(chan int, 1)
+	go func() {
+		status, _ := c.callTool("echo", map[string]any{"message": "m"})
+		answered <- status
+	}()
+	// The caller is writing its own record: the queue is taken and a
+	// transaction runs.
+	waitFor(t, 10*time.Second, "the caller's own transaction", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.flushing && a.queued == 1 && len(a.queue) == 0
+	})
+	closed := make(chan struct{})
+	go func() {
+		tg.Close()
+		close(closed)
+	}()
+	// The writer has taken the close's wake-up, and found the caller
+	// writing.
+	waitFor(t, 10*time.Second, "the writer to see the close", func() bool {
+		a.mu.Lock()
+		closing := a.closing
+		a.mu.Unlock()
+		return closing && len(a.wake) == 0
+	})
+	close(gate)
+	if status := <-answered; status != http.StatusServiceUnavailable {
+		t.Errorf("the call whose record failed = %d, want 503", status)
+	}
+	<-closed
+	select {
+	case <-a.done:
+	default:
+		t.Errorf("Close returned with the audit writer still running")
+	}
+	if got := ran["up"].list(t); len(got) != 0 {
+		t.Errorf("the upstream ran %q, want nothing", got)
+	}
+	if v := metricValue(t, tg, "gatehouse_gateway_audit_queued"); v != 0 {
+		t.Errorf("gatehouse_gateway_audit_queued = %v after Close, want 0", v)
+	}
+}
