@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -723,5 +724,200 @@ func TestAuditCloseDuringCallersFlush(t *testing.T) {
 	}
 	if v := metricValue(t, tg, "gatehouse_gateway_audit_queued"); v != 0 {
 		t.Errorf("gatehouse_gateway_audit_queued = %v after Close, want 0", v)
+	}
+}
+
+// notifyingUpstream is a Streamable HTTP MCP upstream with a standalone
+// GET stream: its tool notify sends a notifications/message on that
+// stream before it answers, as an upstream may while a call runs.
+func notifyingUpstream(t *testing.T) (*httptest.Server, *executed) {
+	ran := &executed{}
+	events := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case e := <-events:
+					fmt.Fprintf(w, "event: message\ndata: %s\n\n", e)
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+			}
+		case http.MethodDelete:
+			return
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				Name      string            `json:"name"`
+				Arguments map[string]string `json:"arguments"`
+			} `json:"params"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, "bad JSON", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set(headerSessionID, "upstream-session")
+		var result any = map[string]any{}
+		switch m.Method {
+		case "initialize":
+			result = map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{"tools": map[string]any{}}, "serverInfo": map[string]any{"name": "notifying", "version": "1"}}
+		case "tools/call":
+			ran.add(m.Params.Name)
+			if m.Params.Name == "notify" {
+				events <- `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"note from the upstream"}}`
+			}
+			result = map[string]any{"content": []any{map[string]any{"type": "text", "text": m.Params.Name + ": done"}}}
+		}
+		if m.ID == nil {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": result})
+	}))
+	t.Cleanup(srv.Close)
+	return srv, ran
+}
+
+// TestAuditHoldsServerMessages (issue 20 F1): nothing of a call's answer
+// reaches the client before its record is committed, and that includes
+// what the upstream sends the session besides the response: a
+// notification a tool sends while it runs goes to the session's GET
+// stream (stdio: the gateway routes it there for a JSON-only call; HTTP:
+// the upstream's own GET stream). Here the record's commit fails while
+// the call runs, the response is withheld at the deadline, and the
+// notification must wait until the record is written (the store back,
+// the record retried), not pass while the store holds or fails it.
+func TestAuditHoldsServerMessages(t *testing.T) {
+	for _, route := range []string{"up", "fake"} {
+		t.Run(route, func(t *testing.T) {
+			var rt Route
+			var ran *executed
+			if route == "up" {
+				up, r := notifyingUpstream(t)
+				rt, ran = httpRoute(up.URL), r
+			} else {
+				ran = &executed{file: filepath.Join(t.TempDir(), "calls")}
+				rt = fakeRoute(t)
+				rt.Upstream.Env = append(rt.Upstream.Env, "FAKEMCP_CALL_LOG="+ran.file)
+			}
+			// The response is withheld at the deadline.
+			rt.RequestTimeout = 2 * time.Second
+			store := &flakyAudit{}
+			tg := newTestGateway(t, []Route{rt}, func(o *Options) {
+				store.Audit = o.Audit
+				o.Audit = store
+			})
+			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+			c.initialize()
+			// A first call, its record committed first: the store has
+			// proven itself.
+			if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
+				t.Fatalf("first call = %d, want 200", status)
+			}
+			waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+				_, outcomes := auditedCalls(t, tg, route)
+				return outcomes == 1
+			})
+
+			// The session's GET stream: when the notification comes, how
+			// many records of the notify call the store has.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+			req.Header.Set("Authorization", "Bearer alice-read")
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set(headerSessionID, c.sid)
+			get, err := http.DefaultClient.Do(req)
+			if err != nil || get.StatusCode != http.StatusOK {
+				t.Fatalf("GET stream: %v %v", get, err)
+			}
+			defer get.Body.Close()
+			noted := make(chan int, 1)
+			go func() {
+				sc := bufio.NewScanner(get.Body)
+				for sc.Scan() {
+					if !strings.Contains(sc.Text(), "note from") {
+						continue
+					}
+					es, _ := tg.store.QueryAudit(context.Background(), storage.AuditQuery{Type: AuditToolCall, Limit: 100})
+					n := 0
+					for _, e := range es {
+						if e.Outcome == "allowed" && strings.Contains(e.Detail, " tool=notify ") {
+							n++
+						}
+					}
+					noted <- n
+					return
+				}
+			}()
+
+			hold := make(chan struct{})
+			store.set(hold, true)
+			answered := make(chan rpcResult, 1)
+			c.accept = "application/json"
+			go func() {
+				_, res := c.callTool("notify", nil)
+				answered <- res
+			}()
+			waitFor(t, 10*time.Second, "the upstream to run notify", func() bool {
+				return slices.Contains(ran.list(t), "notify")
+			})
+			close(hold)
+			if res := <-answered; res.Error == nil || res.Error.Code != CodeAuditUnavailable {
+				t.Errorf("the call whose record failed = %+v, want its response withheld (%d)", res, CodeAuditUnavailable)
+			}
+			// The store is back: the record is retried and written, and
+			// only then may the notification pass.
+			store.set(nil, false)
+			select {
+			case n := <-noted:
+				if n != 1 {
+					t.Errorf("the notification reached the client when the store had %d records of the call, want 1 (committed)", n)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the notification never reached the client once the record was written")
+			}
+		})
+	}
+}
+
+// TestAuditHoldsReleased: the records a session's server messages wait
+// for are forgotten once written, also in a session that never gets a
+// server message: a long session keeps no record of every call it made.
+func TestAuditHoldsReleased(t *testing.T) {
+	routes, _ := auditRoutes(t)
+	tg := newTestGateway(t, routes, nil)
+	for i, route := range []string{"up", "fake"} {
+		c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+		c.accept = "application/json"
+		c.initialize()
+		const calls = 50
+		for i := range calls {
+			if status, _ := c.callTool("echo", map[string]any{"message": fmt.Sprint(i)}); status != http.StatusOK {
+				t.Fatalf("%s: call %d = %d, want 200", route, i, status)
+			}
+		}
+		rt := tg.routes[i]
+		rt.mu.Lock()
+		s := rt.sessions[c.sid]
+		rt.mu.Unlock()
+		h := &s.holds
+		if s.proc != nil {
+			h = &s.proc.holds
+		}
+		h.mu.Lock()
+		n := len(h.units)
+		h.mu.Unlock()
+		if n > 1 {
+			t.Errorf("%s: after %d calls the session holds %d records, want at most the last one", route, calls, n)
+		}
 	}
 }
