@@ -921,3 +921,84 @@ func TestAuditHoldsReleased(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditClientGoneWhileCommitting (issue 20 F1): a client that goes
+// away while its forwarded call's record is still being committed (a
+// slow store, not a failing one) has left, not been refused its answer:
+// the call's outcome is "failed" like any call whose client went away,
+// its record is written, and nothing reports the audit log as failing or
+// a response as withheld.
+func TestAuditClientGoneWhileCommitting(t *testing.T) {
+	for _, tt := range []struct{ route, accept string }{
+		{"up", "application/json"}, {"fake", "application/json"}, {"fake", "application/json, text/event-stream"},
+	} {
+		route := tt.route
+		t.Run(route+"/"+tt.accept, func(t *testing.T) {
+			routes, ran := auditRoutes(t)
+			store := &flakyAudit{}
+			tg := newTestGateway(t, routes, func(o *Options) {
+				store.Audit = o.Audit
+				o.Audit = store
+			})
+			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+			c.initialize()
+			if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
+				t.Fatalf("first call = %d, want 200", status)
+			}
+			waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+				_, outcomes := auditedCalls(t, tg, route)
+				return outcomes == 1
+			})
+
+			hold := make(chan struct{})
+			store.set(hold, false)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				body := `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"gone"}}}`
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", tt.accept)
+				req.Header.Set("Authorization", "Bearer alice-read")
+				req.Header.Set(headerSessionID, c.sid)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			waitFor(t, 10*time.Second, "the upstream to run the call", func() bool {
+				return slices.Contains(ran[route].list(t), "gone")
+			})
+			cancel()
+			<-done
+			// The gateway has seen the client go: the call's outcome is
+			// queued behind its record, which the store still holds.
+			waitFor(t, 10*time.Second, "the call's outcome queued", func() bool {
+				return metricValue(t, tg, "gatehouse_gateway_audit_queued") == 2
+			})
+			close(hold)
+			tg.Close()
+
+			es, err := tg.store.QueryAudit(context.Background(), storage.AuditQuery{Type: AuditToolResult, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var outcomes []string
+			for _, e := range es {
+				if strings.HasPrefix(e.Detail, "route="+route+" ") {
+					outcomes = append(outcomes, e.Outcome)
+				}
+			}
+			slices.Sort(outcomes)
+			if want := []string{"failed", "ok"}; !slices.Equal(outcomes, want) {
+				t.Errorf("outcomes %q, want %q (the call whose client left: failed)", outcomes, want)
+			}
+			if calls, _ := auditedCalls(t, tg, route); calls != 2 {
+				t.Errorf("%d records of forwarded calls, want 2", calls)
+			}
+			if logs := tg.logs.String(); strings.Contains(logs, "withheld") || strings.Contains(logs, "audit log") {
+				t.Errorf("the log reports the audit log failing or a response withheld:\n%s", logs)
+			}
+		})
+	}
+}

@@ -372,6 +372,12 @@ func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.C
 		if resp != nil {
 			resp.Body.Close()
 		}
+		if r.Context().Err() != nil {
+			// The client left while the record was committing: nothing
+			// was withheld from it, and the store did not fail.
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+			return nil, false
+		}
 		rt.withhold(w, x)
 		return nil, false
 	}

@@ -612,6 +612,12 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	p.holds.add(x.ahead)
 	werr := writeAll(wctx, p, msgs)
 	if x.settle(wctx) != nil {
+		if ctx.Err() != nil {
+			// The client left while the record was committing (see
+			// roundTrip).
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+			return nil, http.StatusOK
+		}
 		reason = auditCancelReason
 		return x.withheld(), http.StatusServiceUnavailable
 	}
@@ -736,6 +742,12 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	p.holds.add(x.ahead)
 	werr := writeAll(wctx, p, msgs)
 	if x.settle(wctx) != nil {
+		if r.Context().Err() != nil {
+			// The client left while the record was committing (see
+			// roundTrip).
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+			return
+		}
 		reason = auditCancelReason
 		rt.withhold(w, x)
 		return
