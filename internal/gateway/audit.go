@@ -80,6 +80,9 @@ const (
 	auditRetryDelay = time.Second
 	// auditWriteTimeout bounds one transaction.
 	auditWriteTimeout = 10 * time.Second
+	// auditCloseGrace is the least time close waits for the writer's
+	// final pass: one transaction's time.
+	auditCloseGrace = auditWriteTimeout
 	// auditReportEvery is the least time between two summary log lines.
 	auditReportEvery = 10 * time.Second
 	// auditRetryAfter is the Retry-After of a call refused for its record.
@@ -609,15 +612,26 @@ func (a *auditLog) report(force bool) func() {
 }
 
 // close writes what is queued and stops the writer, waiting until ctx
-// ends; calls that still ask for a record afterwards are refused.
+// ends and for at least auditCloseGrace: a drain that used its ctx up
+// (requests in flight past the shutdown timeout) must still leave the
+// writer its final pass, in which every record is written or counted as
+// lost, before the caller closes the store. Calls that still ask for a
+// record afterwards are refused.
 func (a *auditLog) close(ctx context.Context) {
 	a.mu.Lock()
 	a.closing = true
 	a.mu.Unlock()
 	a.signal()
+	grace := time.NewTimer(auditCloseGrace)
+	defer grace.Stop()
 	select {
 	case <-a.done:
+		return
 	case <-ctx.Done():
+	}
+	select {
+	case <-a.done:
+	case <-grace.C:
 	}
 }
 

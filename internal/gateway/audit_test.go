@@ -1002,3 +1002,64 @@ func TestAuditClientGoneWhileCommitting(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditShutdownAfterDrainDeadline (issue 20 F1): when requests in
+// flight outlast the drain (Shutdown's ctx has ended), the audit queue
+// still gets its final pass before Shutdown returns, after which the
+// caller closes the store: a forwarded call's record still being retried
+// is counted as lost and logged then, not left to a writer the process
+// is about to end.
+func TestAuditShutdownAfterDrainDeadline(t *testing.T) {
+	routes, ran := auditRoutes(t)
+	store := &flakyAudit{}
+	tg := newTestGateway(t, routes[:1], func(o *Options) {
+		store.Audit = o.Audit
+		o.Audit = store
+	})
+	a := tg.audit
+	url := tg.base + "/up/mcp"
+	c := newRawClient(t, url, "alice-read")
+	c.initialize()
+	if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
+		t.Fatalf("first call = %d, want 200", status)
+	}
+	waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+		_, outcomes := auditedCalls(t, tg, "up")
+		return outcomes == 1
+	})
+	// A call forwarded as its record commits, and the commit fails: the
+	// record is retried, the call's response held, the call in flight.
+	hold := make(chan struct{})
+	store.set(hold, true)
+	go c.callTool("echo", map[string]any{"message": "second"})
+	waitFor(t, 10*time.Second, "the upstream to run the second call", func() bool {
+		return slices.Contains(ran["up"].list(t), "second")
+	})
+	close(hold)
+	waitFor(t, 10*time.Second, "the failed transaction", func() bool {
+		return metricValue(t, tg, "gatehouse_gateway_audit_write_errors_total") >= 1
+	})
+	// The store is slow as well as failing: the writer's last pass
+	// waits for it until the gateway is closing.
+	final := make(chan struct{})
+	store.set(final, true)
+	go func() {
+		waitFor(t, 10*time.Second, "the audit log to close", func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.closing
+		})
+		close(final)
+	}()
+	drained, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tg.Shutdown(drained); err == nil {
+		t.Errorf("Shutdown with a call in flight past the drain = nil, want the drain's error")
+	}
+	if v := metricValue(t, tg, "gatehouse_gateway_audit_lost_total"); v < 1 {
+		t.Errorf("gatehouse_gateway_audit_lost_total = %v when Shutdown returned, want the retried record counted", v)
+	}
+	if !strings.Contains(tg.logs.String(), "audit records of forwarded tool calls lost") {
+		t.Errorf("the log does not report the lost record when Shutdown returned:\n%s", tg.logs.String())
+	}
+}
