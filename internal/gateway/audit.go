@@ -27,7 +27,9 @@ import (
 //     at once and the writer commits the record meanwhile (auditLog.ahead):
 //     the commit, 50–100 µs of SQLite, overlaps the upstream's work instead
 //     of adding to every call's latency. The upstream's answer is held
-//     until the commit (exchange.settle). Should the commit fail, the
+//     until the commit: the response (exchange.settle), and what the
+//     upstream sends the call's session meanwhile on any stream, as it
+//     may belong to the call (recordHolds). Should the commit fail, the
 //     record is kept and retried until written, like an outcome, and the
 //     answer is held until then; a call whose record is still unwritten
 //     at its request's deadline is answered with [CodeAuditUnavailable]
@@ -78,6 +80,9 @@ const (
 	auditRetryDelay = time.Second
 	// auditWriteTimeout bounds one transaction.
 	auditWriteTimeout = 10 * time.Second
+	// auditCloseGrace is the least time close waits for the writer's
+	// final pass: one transaction's time.
+	auditCloseGrace = auditWriteTimeout
 	// auditReportEvery is the least time between two summary log lines.
 	auditReportEvery = 10 * time.Second
 	// auditRetryAfter is the Retry-After of a call refused for its record.
@@ -94,8 +99,13 @@ var (
 // transaction, all or nothing.
 type auditUnit struct {
 	events []storage.AuditEvent
-	done   chan error // the caller waiting for the commit; nil for an outcome
-	taken  bool       // a flush is writing it
+	// done is closed once the unit is written or given up, err then
+	// saying which; nil for an outcome, which nobody waits for. Closed,
+	// not sent on: besides the caller, server messages of the call's
+	// session may wait for it (recordHolds).
+	done  chan struct{}
+	err   error
+	taken bool // a flush is writing it
 	// ahead marks the records of calls forwarded without waiting for
 	// their commit: like outcomes, they are retried until written, and
 	// done hears only of their commit or, at shutdown, their loss.
@@ -170,7 +180,7 @@ func (a *auditLog) record(ctx context.Context, events []storage.AuditEvent) erro
 	if len(events) == 0 {
 		return nil
 	}
-	u := &auditUnit{events: events, done: make(chan error, 1)}
+	u := &auditUnit{events: events, done: make(chan struct{})}
 	a.mu.Lock()
 	switch {
 	case a.closing:
@@ -194,18 +204,25 @@ func (a *auditLog) record(ctx context.Context, events []storage.AuditEvent) erro
 		a.flush(flushRecords)
 		a.mu.Lock()
 		a.flushing = false
-		more := len(a.queue) > 0 || a.pending >= auditOutcomeBatch
+		// The writer skipped its turn while this caller wrote, and sleeps
+		// without a timer for what it did not see: records queued
+		// meanwhile, a full batch of outcomes, a close, and records of
+		// forwarded calls that joined this transaction and failed (they
+		// wait for the writer's retry, or for its "at once" once a
+		// transaction commits again).
+		more := len(a.queue) > 0 || a.pending >= auditOutcomeBatch || a.closing || len(a.retry) > 0
 		a.mu.Unlock()
 		if more {
 			a.signal()
 		}
-		return <-u.done
+		<-u.done
+		return u.err
 	}
 	a.mu.Unlock()
 	a.signal()
 	select {
-	case err := <-u.done:
-		return err
+	case <-u.done:
+		return u.err
 	case <-ctx.Done():
 	}
 	a.mu.Lock()
@@ -217,7 +234,8 @@ func (a *auditLog) record(ctx context.Context, events []storage.AuditEvent) erro
 		return fmt.Errorf("the audit log did not write the call's record in time: %w", ctx.Err())
 	}
 	a.mu.Unlock()
-	return <-u.done
+	<-u.done
+	return u.err
 }
 
 // ahead admits the records of calls about to be forwarded. While the
@@ -239,7 +257,7 @@ func (a *auditLog) ahead(ctx context.Context, events []storage.AuditEvent) (*aud
 		a.mu.Unlock()
 		return nil, errAuditFull
 	}
-	u := &auditUnit{events: events, done: make(chan error, 1), ahead: true}
+	u := &auditUnit{events: events, done: make(chan struct{}), ahead: true}
 	a.queue = append(a.queue, u)
 	a.queued += len(events)
 	a.metrics.auditQueued.Set(float64(a.queued))
@@ -253,21 +271,87 @@ func (a *auditLog) ahead(ctx context.Context, events []storage.AuditEvent) (*aud
 // retried until written), or were lost at shutdown.
 func (a *auditLog) settle(ctx context.Context, u *auditUnit) error {
 	select {
-	case err := <-u.done:
-		return err
+	case <-u.done:
+		return u.err
 	default:
 	}
 	select {
-	case err := <-u.done:
-		return err
+	case <-u.done:
+		return u.err
 	case <-ctx.Done():
 	}
 	select {
-	case err := <-u.done: // committed as ctx ended
-		return err
+	case <-u.done: // committed as ctx ended
+		return u.err
 	default:
 		return fmt.Errorf("the audit log did not write the call's record in time: %w", ctx.Err())
 	}
+}
+
+// recordHolds are the records of a session's calls forwarded before
+// their commit (ahead) and not yet written. An upstream answers a call
+// not only with its response, which the call's own exchange holds until
+// settle, but also with what it sends the session meanwhile —
+// notifications (progress, log messages), requests to the client — which
+// the gateway passes on by other ways: a stdio process's messages go to
+// the session's GET stream or another request's event stream, an HTTP
+// upstream's to its own GET stream. Those wait (wait) until every record
+// of the session's calls forwarded before them is written: nothing of a
+// call's answer reaches the client first. Normally that is the commit's
+// sub-millisecond; while the store fails, the session's server messages
+// wait with the calls' responses, until the records are written (or given
+// up at shutdown).
+type recordHolds struct {
+	mu    sync.Mutex
+	units []*auditUnit
+}
+
+// add holds the session's server messages until u is written; nil (a
+// record written before its call was forwarded) holds nothing. Call it
+// before the call is forwarded.
+func (h *recordHolds) add(u *auditUnit) {
+	if u == nil {
+		return
+	}
+	h.mu.Lock()
+	// A session that gets no server message never waits: what is
+	// written is forgotten here too.
+	h.prune()
+	h.units = append(h.units, u)
+	h.mu.Unlock()
+}
+
+// prune forgets the records written or given up; the caller holds h.mu.
+func (h *recordHolds) prune() {
+	h.units = slices.DeleteFunc(h.units, func(u *auditUnit) bool {
+		select {
+		case <-u.done:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// wait waits until every record held now is written or given up, or
+// until stop is closed (false).
+func (h *recordHolds) wait(stop <-chan struct{}) bool {
+	h.mu.Lock()
+	if len(h.units) == 0 {
+		h.mu.Unlock()
+		return true
+	}
+	h.prune()
+	units := slices.Clone(h.units)
+	h.mu.Unlock()
+	for _, u := range units {
+		select {
+		case <-u.done:
+		case <-stop:
+			return false
+		}
+	}
+	return true
 }
 
 // add queues outcome events without waiting for their commit. They are
@@ -446,7 +530,8 @@ func (a *auditLog) flush(what int) {
 	report := a.report(false)
 	a.mu.Unlock()
 	for _, u := range answered {
-		u.done <- err
+		u.err = err
+		close(u.done)
 	}
 	report()
 }
@@ -527,15 +612,26 @@ func (a *auditLog) report(force bool) func() {
 }
 
 // close writes what is queued and stops the writer, waiting until ctx
-// ends; calls that still ask for a record afterwards are refused.
+// ends and for at least auditCloseGrace: a drain that used its ctx up
+// (requests in flight past the shutdown timeout) must still leave the
+// writer its final pass, in which every record is written or counted as
+// lost, before the caller closes the store. Calls that still ask for a
+// record afterwards are refused.
 func (a *auditLog) close(ctx context.Context) {
 	a.mu.Lock()
 	a.closing = true
 	a.mu.Unlock()
 	a.signal()
+	grace := time.NewTimer(auditCloseGrace)
+	defer grace.Stop()
 	select {
 	case <-a.done:
+		return
 	case <-ctx.Done():
+	}
+	select {
+	case <-a.done:
+	case <-grace.C:
 	}
 }
 

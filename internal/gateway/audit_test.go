@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -662,5 +663,403 @@ func TestAuditStoreFailsInFlight(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAuditCloseDuringCallersFlush (issue 20 F1): a call on a fresh
+// gateway writes its record itself (no transaction is running), and the
+// gateway closes while that transaction runs, then fails. The writer,
+// woken by the close while the caller was writing, must hear of the
+// caller's end and finish: Close returns with the writer stopped and
+// nothing queued, not after waiting out its deadline with the writer
+// asleep (the same missed wake-up left records of forwarded calls that
+// failed in a caller's transaction waiting for other traffic to be
+// retried).
+func TestAuditCloseDuringCallersFlush(t *testing.T) {
+	routes, ran := auditRoutes(t)
+	gate := make(chan struct{})
+	tg := newTestGateway(t, routes[:1], func(o *Options) {
+		o.Audit = &slowAudit{Audit: o.Audit, gate: gate, fail: errors.New("disk full")}
+	})
+	a := tg.audit
+	c := newRawClient(t, tg.base+"/up/mcp", "alice-read")
+	c.initialize()
+	answered := make(chan int, 1)
+	go func() {
+		status, _ := c.callTool("echo", map[string]any{"message": "m"})
+		answered <- status
+	}()
+	// The caller is writing its own record: the queue is taken and a
+	// transaction runs.
+	waitFor(t, 10*time.Second, "the caller's own transaction", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.flushing && a.queued == 1 && len(a.queue) == 0
+	})
+	closed := make(chan struct{})
+	go func() {
+		tg.Close()
+		close(closed)
+	}()
+	// The writer has taken the close's wake-up, and found the caller
+	// writing.
+	waitFor(t, 10*time.Second, "the writer to see the close", func() bool {
+		a.mu.Lock()
+		closing := a.closing
+		a.mu.Unlock()
+		return closing && len(a.wake) == 0
+	})
+	close(gate)
+	if status := <-answered; status != http.StatusServiceUnavailable {
+		t.Errorf("the call whose record failed = %d, want 503", status)
+	}
+	<-closed
+	select {
+	case <-a.done:
+	default:
+		t.Errorf("Close returned with the audit writer still running")
+	}
+	if got := ran["up"].list(t); len(got) != 0 {
+		t.Errorf("the upstream ran %q, want nothing", got)
+	}
+	if v := metricValue(t, tg, "gatehouse_gateway_audit_queued"); v != 0 {
+		t.Errorf("gatehouse_gateway_audit_queued = %v after Close, want 0", v)
+	}
+}
+
+// notifyingUpstream is a Streamable HTTP MCP upstream with a standalone
+// GET stream: its tool notify sends a notifications/message on that
+// stream before it answers, as an upstream may while a call runs.
+func notifyingUpstream(t *testing.T) (*httptest.Server, *executed) {
+	ran := &executed{}
+	events := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case e := <-events:
+					fmt.Fprintf(w, "event: message\ndata: %s\n\n", e)
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+			}
+		case http.MethodDelete:
+			return
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				Name      string            `json:"name"`
+				Arguments map[string]string `json:"arguments"`
+			} `json:"params"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, "bad JSON", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set(headerSessionID, "upstream-session")
+		var result any = map[string]any{}
+		switch m.Method {
+		case "initialize":
+			result = map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{"tools": map[string]any{}}, "serverInfo": map[string]any{"name": "notifying", "version": "1"}}
+		case "tools/call":
+			ran.add(m.Params.Name)
+			if m.Params.Name == "notify" {
+				events <- `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"note from the upstream"}}`
+			}
+			result = map[string]any{"content": []any{map[string]any{"type": "text", "text": m.Params.Name + ": done"}}}
+		}
+		if m.ID == nil {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": result})
+	}))
+	t.Cleanup(srv.Close)
+	return srv, ran
+}
+
+// TestAuditHoldsServerMessages (issue 20 F1): nothing of a call's answer
+// reaches the client before its record is committed, and that includes
+// what the upstream sends the session besides the response: a
+// notification a tool sends while it runs goes to the session's GET
+// stream (stdio: the gateway routes it there for a JSON-only call; HTTP:
+// the upstream's own GET stream). Here the record's commit fails while
+// the call runs, the response is withheld at the deadline, and the
+// notification must wait until the record is written (the store back,
+// the record retried), not pass while the store holds or fails it.
+func TestAuditHoldsServerMessages(t *testing.T) {
+	for _, route := range []string{"up", "fake"} {
+		t.Run(route, func(t *testing.T) {
+			var rt Route
+			var ran *executed
+			if route == "up" {
+				up, r := notifyingUpstream(t)
+				rt, ran = httpRoute(up.URL), r
+			} else {
+				ran = &executed{file: filepath.Join(t.TempDir(), "calls")}
+				rt = fakeRoute(t)
+				rt.Upstream.Env = append(rt.Upstream.Env, "FAKEMCP_CALL_LOG="+ran.file)
+			}
+			// The response is withheld at the deadline.
+			rt.RequestTimeout = 2 * time.Second
+			store := &flakyAudit{}
+			tg := newTestGateway(t, []Route{rt}, func(o *Options) {
+				store.Audit = o.Audit
+				o.Audit = store
+			})
+			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+			c.initialize()
+			// A first call, its record committed first: the store has
+			// proven itself.
+			if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
+				t.Fatalf("first call = %d, want 200", status)
+			}
+			waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+				_, outcomes := auditedCalls(t, tg, route)
+				return outcomes == 1
+			})
+
+			// The session's GET stream: when the notification comes, how
+			// many records of the notify call the store has.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+			req.Header.Set("Authorization", "Bearer alice-read")
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set(headerSessionID, c.sid)
+			get, err := http.DefaultClient.Do(req)
+			if err != nil || get.StatusCode != http.StatusOK {
+				t.Fatalf("GET stream: %v %v", get, err)
+			}
+			defer get.Body.Close()
+			noted := make(chan int, 1)
+			go func() {
+				sc := bufio.NewScanner(get.Body)
+				for sc.Scan() {
+					if !strings.Contains(sc.Text(), "note from") {
+						continue
+					}
+					es, _ := tg.store.QueryAudit(context.Background(), storage.AuditQuery{Type: AuditToolCall, Limit: 100})
+					n := 0
+					for _, e := range es {
+						if e.Outcome == "allowed" && strings.Contains(e.Detail, " tool=notify ") {
+							n++
+						}
+					}
+					noted <- n
+					return
+				}
+			}()
+
+			hold := make(chan struct{})
+			store.set(hold, true)
+			answered := make(chan rpcResult, 1)
+			c.accept = "application/json"
+			go func() {
+				_, res := c.callTool("notify", nil)
+				answered <- res
+			}()
+			waitFor(t, 10*time.Second, "the upstream to run notify", func() bool {
+				return slices.Contains(ran.list(t), "notify")
+			})
+			close(hold)
+			if res := <-answered; res.Error == nil || res.Error.Code != CodeAuditUnavailable {
+				t.Errorf("the call whose record failed = %+v, want its response withheld (%d)", res, CodeAuditUnavailable)
+			}
+			// The store is back: the record is retried and written, and
+			// only then may the notification pass.
+			store.set(nil, false)
+			select {
+			case n := <-noted:
+				if n != 1 {
+					t.Errorf("the notification reached the client when the store had %d records of the call, want 1 (committed)", n)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the notification never reached the client once the record was written")
+			}
+		})
+	}
+}
+
+// TestAuditHoldsReleased: the records a session's server messages wait
+// for are forgotten once written, also in a session that never gets a
+// server message: a long session keeps no record of every call it made.
+func TestAuditHoldsReleased(t *testing.T) {
+	routes, _ := auditRoutes(t)
+	tg := newTestGateway(t, routes, nil)
+	for i, route := range []string{"up", "fake"} {
+		c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+		c.accept = "application/json"
+		c.initialize()
+		const calls = 50
+		for i := range calls {
+			if status, _ := c.callTool("echo", map[string]any{"message": fmt.Sprint(i)}); status != http.StatusOK {
+				t.Fatalf("%s: call %d = %d, want 200", route, i, status)
+			}
+		}
+		rt := tg.routes[i]
+		rt.mu.Lock()
+		s := rt.sessions[c.sid]
+		rt.mu.Unlock()
+		h := &s.holds
+		if s.proc != nil {
+			h = &s.proc.holds
+		}
+		h.mu.Lock()
+		n := len(h.units)
+		h.mu.Unlock()
+		if n > 1 {
+			t.Errorf("%s: after %d calls the session holds %d records, want at most the last one", route, calls, n)
+		}
+	}
+}
+
+// TestAuditClientGoneWhileCommitting (issue 20 F1): a client that goes
+// away while its forwarded call's record is still being committed (a
+// slow store, not a failing one) has left, not been refused its answer:
+// the call's outcome is "failed" like any call whose client went away,
+// its record is written, and nothing reports the audit log as failing or
+// a response as withheld.
+func TestAuditClientGoneWhileCommitting(t *testing.T) {
+	for _, tt := range []struct{ route, accept string }{
+		{"up", "application/json"}, {"fake", "application/json"}, {"fake", "application/json, text/event-stream"},
+	} {
+		route := tt.route
+		t.Run(route+"/"+tt.accept, func(t *testing.T) {
+			routes, ran := auditRoutes(t)
+			store := &flakyAudit{}
+			tg := newTestGateway(t, routes, func(o *Options) {
+				store.Audit = o.Audit
+				o.Audit = store
+			})
+			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
+			c.initialize()
+			if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
+				t.Fatalf("first call = %d, want 200", status)
+			}
+			waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+				_, outcomes := auditedCalls(t, tg, route)
+				return outcomes == 1
+			})
+
+			hold := make(chan struct{})
+			store.set(hold, false)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				body := `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"gone"}}}`
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", tt.accept)
+				req.Header.Set("Authorization", "Bearer alice-read")
+				req.Header.Set(headerSessionID, c.sid)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			waitFor(t, 10*time.Second, "the upstream to run the call", func() bool {
+				return slices.Contains(ran[route].list(t), "gone")
+			})
+			cancel()
+			<-done
+			// The gateway has seen the client go: the call's outcome is
+			// queued behind its record, which the store still holds.
+			waitFor(t, 10*time.Second, "the call's outcome queued", func() bool {
+				return metricValue(t, tg, "gatehouse_gateway_audit_queued") == 2
+			})
+			close(hold)
+			tg.Close()
+
+			es, err := tg.store.QueryAudit(context.Background(), storage.AuditQuery{Type: AuditToolResult, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var outcomes []string
+			for _, e := range es {
+				if strings.HasPrefix(e.Detail, "route="+route+" ") {
+					outcomes = append(outcomes, e.Outcome)
+				}
+			}
+			slices.Sort(outcomes)
+			if want := []string{"failed", "ok"}; !slices.Equal(outcomes, want) {
+				t.Errorf("outcomes %q, want %q (the call whose client left: failed)", outcomes, want)
+			}
+			if calls, _ := auditedCalls(t, tg, route); calls != 2 {
+				t.Errorf("%d records of forwarded calls, want 2", calls)
+			}
+			if logs := tg.logs.String(); strings.Contains(logs, "withheld") || strings.Contains(logs, "audit log") {
+				t.Errorf("the log reports the audit log failing or a response withheld:\n%s", logs)
+			}
+		})
+	}
+}
+
+// TestAuditShutdownAfterDrainDeadline (issue 20 F1): when requests in
+// flight outlast the drain (Shutdown's ctx has ended), the audit queue
+// still gets its final pass before Shutdown returns, after which the
+// caller closes the store: a forwarded call's record still being retried
+// is counted as lost and logged then, not left to a writer the process
+// is about to end.
+func TestAuditShutdownAfterDrainDeadline(t *testing.T) {
+	routes, ran := auditRoutes(t)
+	store := &flakyAudit{}
+	tg := newTestGateway(t, routes[:1], func(o *Options) {
+		store.Audit = o.Audit
+		o.Audit = store
+	})
+	a := tg.audit
+	url := tg.base + "/up/mcp"
+	c := newRawClient(t, url, "alice-read")
+	c.initialize()
+	if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
+		t.Fatalf("first call = %d, want 200", status)
+	}
+	waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+		_, outcomes := auditedCalls(t, tg, "up")
+		return outcomes == 1
+	})
+	// A call forwarded as its record commits, and the commit fails: the
+	// record is retried, the call's response held, the call in flight.
+	hold := make(chan struct{})
+	store.set(hold, true)
+	go c.callTool("echo", map[string]any{"message": "second"})
+	waitFor(t, 10*time.Second, "the upstream to run the second call", func() bool {
+		return slices.Contains(ran["up"].list(t), "second")
+	})
+	close(hold)
+	waitFor(t, 10*time.Second, "the failed transaction", func() bool {
+		return metricValue(t, tg, "gatehouse_gateway_audit_write_errors_total") >= 1
+	})
+	// The store is slow as well as failing: the writer's last pass
+	// waits for it until the gateway is closing.
+	final := make(chan struct{})
+	store.set(final, true)
+	go func() {
+		waitFor(t, 10*time.Second, "the audit log to close", func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.closing
+		})
+		close(final)
+	}()
+	drained, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := tg.Shutdown(drained); err == nil {
+		t.Errorf("Shutdown with a call in flight past the drain = nil, want the drain's error")
+	}
+	if v := metricValue(t, tg, "gatehouse_gateway_audit_lost_total"); v < 1 {
+		t.Errorf("gatehouse_gateway_audit_lost_total = %v when Shutdown returned, want the retried record counted", v)
+	}
+	if !strings.Contains(tg.logs.String(), "audit records of forwarded tool calls lost") {
+		t.Errorf("the log does not report the lost record when Shutdown returned:\n%s", tg.logs.String())
 	}
 }

@@ -36,8 +36,8 @@
 // and decision.
 //
 // Every tool call has its audit record (type [AuditToolCall]) committed
-// before or as it is forwarded, and before its response reaches the
-// client, or before it is answered when the policy refuses it; its
+// before or as it is forwarded, and before anything of its answer reaches
+// the client, or before it is answered when the policy refuses it; its
 // outcome ([AuditToolResult]) follows. "As" only while the store's last
 // write succeeded: otherwise the commit comes first (audit.go says
 // exactly what is guaranteed). Records are written in batches, one

@@ -104,6 +104,10 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		rt.refuseUnaudited(w, x, err)
 		return
 	}
+	if s != nil {
+		x.sess = s
+		s.holds.add(x.ahead)
+	}
 	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
 	if !ok {
 		return
@@ -223,6 +227,13 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 		}
 		if len(line) > 0 && (line[0] == '\n' || (line[0] == '\r' && len(bytes.TrimRight(line, "\r\n")) == 0)) {
 			if ev.Len() > 0 {
+				// What the upstream sends may belong to another call of
+				// the session whose record is not written yet (a GET
+				// stream carries no call of its own).
+				if x.sess != nil && !x.sess.holds.wait(resp.Request.Context().Done()) {
+					failure = resp.Request.Context().Err()
+					break
+				}
 				out := rewriteEvent(ev.Bytes(), x)
 				rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 				if _, err := w.Write(append(out, '\n')); err != nil {
@@ -336,6 +347,7 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 	}
 	x := rt.newExchange(r, ti)
 	x.resumed = true
+	x.sess = s
 	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
 	if !ok {
 		return
@@ -359,6 +371,12 @@ func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.C
 	if x.settle(ctx) != nil {
 		if resp != nil {
 			resp.Body.Close()
+		}
+		if r.Context().Err() != nil {
+			// The client left while the record was committing: nothing
+			// was withheld from it, and the store did not fail.
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+			return nil, false
 		}
 		rt.withhold(w, x)
 		return nil, false

@@ -27,6 +27,11 @@ type session struct {
 	upstreamID string   // HTTP upstream: the upstream's own session id
 	proc       *process // stdio upstream: the session's process
 
+	// holds keeps an HTTP upstream's event streams of the session from
+	// the client while a record of a call of the session is not yet
+	// written.
+	holds recordHolds
+
 	mu     sync.Mutex
 	active int // requests in flight (not counting GET streams)
 	timer  *time.Timer
@@ -213,6 +218,9 @@ type exchange struct {
 	// forwarded before it (see the top of audit.go): settle waits for it
 	// before anything of the upstream's answer reaches the client.
 	ahead *auditUnit
+	// sess is the session of an HTTP upstream's exchange, if any: its
+	// event streams wait for sess.holds.
+	sess *session
 	// resumed marks the exchange of a GET stream. Such a stream carries
 	// responses only when it resumes an earlier POST's stream
 	// (Last-Event-ID): their requests are not in calls, so every

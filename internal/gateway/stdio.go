@@ -68,6 +68,10 @@ type process struct {
 	get      *stream                 // the standalone GET stream
 	queue    [][]byte                // server messages waiting for a GET stream
 	dead     bool
+
+	// holds keeps the process's requests and notifications from the
+	// client while a record of a call sent to it is not yet written.
+	holds recordHolds
 }
 
 // pendingCall is a request waiting for its response.
@@ -348,6 +352,12 @@ func (p *process) route(line []byte) {
 	if json.Unmarshal(line, &m) != nil {
 		return
 	}
+	// A request or notification may belong to a call whose record is
+	// not written yet. A response goes to its own call's exchange, which
+	// holds it until that call's record is written.
+	if m.Method != nil && !p.holds.wait(p.stopping) {
+		return
+	}
 	var target *stream
 	p.mu.Lock()
 	if m.Method == nil {
@@ -599,8 +609,15 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 		reason = ""
 		return x.refusal(err), http.StatusServiceUnavailable
 	}
+	p.holds.add(x.ahead)
 	werr := writeAll(wctx, p, msgs)
 	if x.settle(wctx) != nil {
+		if ctx.Err() != nil {
+			// The client left while the record was committing (see
+			// roundTrip).
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+			return nil, http.StatusOK
+		}
 		reason = auditCancelReason
 		return x.withheld(), http.StatusServiceUnavailable
 	}
@@ -722,8 +739,15 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 		rt.refuseUnaudited(w, x, err)
 		return
 	}
+	p.holds.add(x.ahead)
 	werr := writeAll(wctx, p, msgs)
 	if x.settle(wctx) != nil {
+		if r.Context().Err() != nil {
+			// The client left while the record was committing (see
+			// roundTrip).
+			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+			return
+		}
 		reason = auditCancelReason
 		rt.withhold(w, x)
 		return
