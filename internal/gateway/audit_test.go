@@ -580,13 +580,7 @@ func TestAuditStoreFailsInFlight(t *testing.T) {
 				// The first call waits for its record: nothing has
 				// committed yet. Its outcome is written before the store
 				// turns.
-				if status, res := c.callTool("echo", map[string]any{"message": route + "-1"}); status != http.StatusOK || toolText(res) != "echo: "+route+"-1" {
-					t.Fatalf("first call = %d %+v, want its result", status, res)
-				}
-				waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
-					_, outcomes := auditedCalls(t, tg, route)
-					return outcomes == 1
-				})
+				proveStore(t, tg, c, route, route+"-1")
 
 				hold := make(chan struct{})
 				store.set(hold, true)
@@ -819,27 +813,13 @@ func TestAuditHoldsServerMessages(t *testing.T) {
 			c.initialize()
 			// A first call, its record committed first: the store has
 			// proven itself.
-			if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
-				t.Fatalf("first call = %d, want 200", status)
-			}
-			waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
-				_, outcomes := auditedCalls(t, tg, route)
-				return outcomes == 1
-			})
+			proveStore(t, tg, c, route, "first")
 
 			// The session's GET stream: when the notification comes, how
 			// many records of the notify call the store has.
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
-			req.Header.Set("Authorization", "Bearer alice-read")
-			req.Header.Set("Accept", "text/event-stream")
-			req.Header.Set(headerSessionID, c.sid)
-			get, err := http.DefaultClient.Do(req)
-			if err != nil || get.StatusCode != http.StatusOK {
-				t.Fatalf("GET stream: %v %v", get, err)
-			}
-			defer get.Body.Close()
+			get := c.openStream(ctx)
 			noted := make(chan int, 1)
 			go func() {
 				sc := bufio.NewScanner(get.Body)
@@ -942,13 +922,7 @@ func TestAuditClientGoneWhileCommitting(t *testing.T) {
 			})
 			c := newRawClient(t, tg.base+"/"+route+"/mcp", "alice-read")
 			c.initialize()
-			if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
-				t.Fatalf("first call = %d, want 200", status)
-			}
-			waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
-				_, outcomes := auditedCalls(t, tg, route)
-				return outcomes == 1
-			})
+			proveStore(t, tg, c, route, "first")
 
 			hold := make(chan struct{})
 			store.set(hold, false)
@@ -1020,13 +994,7 @@ func TestAuditShutdownAfterDrainDeadline(t *testing.T) {
 	url := tg.base + "/up/mcp"
 	c := newRawClient(t, url, "alice-read")
 	c.initialize()
-	if status, _ := c.callTool("echo", map[string]any{"message": "first"}); status != http.StatusOK {
-		t.Fatalf("first call = %d, want 200", status)
-	}
-	waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
-		_, outcomes := auditedCalls(t, tg, "up")
-		return outcomes == 1
-	})
+	proveStore(t, tg, c, "up", "first")
 	// A call forwarded as its record commits, and the commit fails: the
 	// record is retried, the call's response held, the call in flight.
 	hold := make(chan struct{})
@@ -1062,4 +1030,18 @@ func TestAuditShutdownAfterDrainDeadline(t *testing.T) {
 	if !strings.Contains(tg.logs.String(), "audit records of forwarded tool calls lost") {
 		t.Errorf("the log does not report the lost record when Shutdown returned:\n%s", tg.logs.String())
 	}
+}
+
+// proveStore makes one call through c on route and waits for its outcome:
+// the store has then committed, so later calls are forwarded as their
+// records commit (auditLog.ahead) rather than after.
+func proveStore(t *testing.T, tg *testGateway, c *rawClient, route, msg string) {
+	t.Helper()
+	if status, res := c.callTool("echo", map[string]any{"message": msg}); status != http.StatusOK || res.Error != nil {
+		t.Fatalf("first call = %d %+v, want its result", status, res)
+	}
+	waitFor(t, 10*time.Second, "the first call's outcome", func() bool {
+		_, outcomes := auditedCalls(t, tg, route)
+		return outcomes == 1
+	})
 }

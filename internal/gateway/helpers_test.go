@@ -215,6 +215,25 @@ func (c *rawClient) post(body string, header ...string) (*http.Response, []rpcRe
 	return resp, readMessages(c.t, resp)
 }
 
+// openStream opens the session's GET event stream (server messages
+// outside any request), closed when ctx ends or the test does.
+func (c *rawClient) openStream(ctx context.Context) *http.Response {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set(headerSessionID, c.sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET stream: %v %v", resp, err)
+	}
+	c.t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // readMessages reads the JSON-RPC messages of a response.
 func readMessages(t *testing.T, resp *http.Response) []rpcResult {
 	t.Helper()

@@ -494,15 +494,7 @@ func TestStdioStreams(t *testing.T) {
 	// stream.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
-	req.Header.Set("Authorization", "Bearer alice-read")
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set(headerSessionID, c.sid)
-	get, err := http.DefaultClient.Do(req)
-	if err != nil || get.StatusCode != http.StatusOK {
-		t.Fatalf("GET stream: %v %v", get, err)
-	}
-	defer get.Body.Close()
+	get := c.openStream(ctx)
 	lines := make(chan string, 16)
 	go func() {
 		buf := make([]byte, 4096)
@@ -536,7 +528,7 @@ func TestStdioStreams(t *testing.T) {
 	}
 	// A second GET stream is refused while one is open.
 	req2, _ := http.NewRequest(http.MethodGet, c.url, nil)
-	req2.Header = req.Header.Clone()
+	req2.Header = get.Request.Header.Clone()
 	if resp, err := http.DefaultClient.Do(req2); err != nil || resp.StatusCode != http.StatusConflict {
 		t.Errorf("second GET stream: %v %v, want 409", resp.StatusCode, err)
 	}
