@@ -4,13 +4,9 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -148,21 +144,7 @@ func TestClientCountsMigration(t *testing.T) {
 	schema := freshSchema(t, d)
 
 	// The schema before 0003, with clients in it.
-	before := fstest.MapFS{}
-	files, err := fs.Glob(os.DirFS("migrations"), "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range files {
-		if name >= "0003" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[name] = &fstest.MapFile{Data: b}
-	}
+	before := storagetest.MigrationsBefore(t, "migrations", "0003")
 	// postgres.Open creates the schema and sets the search path; its
 	// pool then serves a store that knows only the older migrations.
 	base, err := postgres.Open(ctx, postgres.Options{DSN: d, Schema: schema})
@@ -176,14 +158,10 @@ func TestClientCountsMigration(t *testing.T) {
 	if _, err := old.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate() to the schema before 0003 = %v", err)
 	}
-	origins := []storage.ClientOrigin{storage.OriginStatic, storage.OriginDCR, storage.OriginDCR, storage.OriginCIMD, storage.OriginCIMD, storage.OriginCIMD}
-	for i, o := range origins {
-		// Raw SQL: the code's client columns are those of the newest
-		// schema, not of the one before 0003.
-		if _, err := base.DB().ExecContext(ctx, "INSERT INTO clients (id, origin) VALUES ($1, $2)", fmt.Sprint("c", i), string(o)); err != nil {
-			t.Fatalf("insert client c%d = %v", i, err)
-		}
-	}
+	storagetest.SeedClientsBefore0003(t, func(id string, o storage.ClientOrigin) error {
+		_, err := base.DB().ExecContext(ctx, "INSERT INTO clients (id, origin) VALUES ($1, $2)", id, string(o))
+		return err
+	})
 	old.Close()
 
 	s, err := postgres.Open(ctx, postgres.Options{DSN: d, Schema: schema, AutoMigrate: true})
@@ -191,16 +169,5 @@ func TestClientCountsMigration(t *testing.T) {
 		t.Fatalf("postgres.Open() migrating to 0003 = %v", err)
 	}
 	defer s.Close()
-	want := map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 2, storage.OriginCIMD: 3}
-	for o, n := range want {
-		if got, err := s.CountClients(ctx, o); err != nil || got != n {
-			t.Errorf("CountClients(%q) after the migration = %d, %v; want %d", o, got, err, n)
-		}
-	}
-	if err := s.DeleteClient(ctx, "c5"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.CountClients(ctx, storage.OriginCIMD); err != nil || got != 2 {
-		t.Errorf("CountClients(cimd) after a delete = %d, %v; want 2", got, err)
-	}
+	storagetest.CheckClientCountsAfter0003(t, s)
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -178,21 +176,7 @@ func TestClientCountsMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
 
 	// The schema before 0003, with clients in it.
-	before := fstest.MapFS{}
-	files, err := fs.Glob(os.DirFS("migrations"), "*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range files {
-		if name >= "0003" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[name] = &fstest.MapFile{Data: b}
-	}
+	before := storagetest.MigrationsBefore(t, "migrations", "0003")
 	db, err := sql.Open("sqlite", path+"?_txlock=immediate&_pragma=foreign_keys(1)")
 	if err != nil {
 		t.Fatal(err)
@@ -204,14 +188,10 @@ func TestClientCountsMigration(t *testing.T) {
 	if _, err := old.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate() to the schema before 0003 = %v", err)
 	}
-	origins := []storage.ClientOrigin{storage.OriginStatic, storage.OriginDCR, storage.OriginDCR, storage.OriginCIMD, storage.OriginCIMD, storage.OriginCIMD}
-	for i, o := range origins {
-		// Raw SQL: the code's client columns are those of the newest
-		// schema, not of the one before 0003.
-		if _, err := db.ExecContext(ctx, "INSERT INTO clients (id, origin) VALUES (?, ?)", fmt.Sprint("c", i), string(o)); err != nil {
-			t.Fatalf("insert client c%d = %v", i, err)
-		}
-	}
+	storagetest.SeedClientsBefore0003(t, func(id string, o storage.ClientOrigin) error {
+		_, err := db.ExecContext(ctx, "INSERT INTO clients (id, origin) VALUES (?, ?)", id, string(o))
+		return err
+	})
 	old.Close()
 
 	s, err := sqlite.Open(ctx, sqlite.Options{Path: path})
@@ -219,16 +199,5 @@ func TestClientCountsMigration(t *testing.T) {
 		t.Fatalf("sqlite.Open() migrating to 0003 = %v", err)
 	}
 	defer s.Close()
-	want := map[storage.ClientOrigin]int{storage.OriginStatic: 1, storage.OriginDCR: 2, storage.OriginCIMD: 3}
-	for o, n := range want {
-		if got, err := s.CountClients(ctx, o); err != nil || got != n {
-			t.Errorf("CountClients(%q) after the migration = %d, %v; want %d", o, got, err, n)
-		}
-	}
-	if err := s.DeleteClient(ctx, "c5"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.CountClients(ctx, storage.OriginCIMD); err != nil || got != 2 {
-		t.Errorf("CountClients(cimd) after a delete = %d, %v; want 2", got, err)
-	}
+	storagetest.CheckClientCountsAfter0003(t, s)
 }
