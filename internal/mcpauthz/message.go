@@ -125,9 +125,6 @@ func Inspect(body []byte, maxBatch int) (msgs []Message, batch bool, err error) 
 			if err != nil {
 				return nil, true, err
 			}
-			if m.IsRequest && m.IDKey == "" && !strings.HasPrefix(m.Method, "notifications/") {
-				return nil, true, ErrRequestWithoutID
-			}
 			if m.IsCall() {
 				if ids[m.IDKey] {
 					return nil, true, ErrDuplicateID
@@ -142,15 +139,22 @@ func Inspect(body []byte, maxBatch int) (msgs []Message, batch bool, err error) 
 	if err != nil {
 		return nil, false, err
 	}
-	if m.IsRequest && m.IDKey == "" && !strings.HasPrefix(m.Method, "notifications/") {
-		return nil, false, ErrRequestWithoutID
-	}
 	return []Message{m}, false, nil
 }
 
-// inspectOne reads one message object; raw must hold exactly one JSON
-// value.
+// inspectOne reads one message object (raw must hold exactly one JSON
+// value) and refuses a request without an id that is not a notification
+// (ErrRequestWithoutID, whose comment says why), in a batch or alone.
 func inspectOne(raw []byte) (Message, error) {
+	m, err := parseOne(raw)
+	if err == nil && m.IsRequest && m.IDKey == "" && !strings.HasPrefix(m.Method, "notifications/") {
+		return m, ErrRequestWithoutID
+	}
+	return m, err
+}
+
+// parseOne is inspectOne without the rule about ids.
+func parseOne(raw []byte) (Message, error) {
 	m := Message{Raw: raw}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
