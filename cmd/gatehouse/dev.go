@@ -223,28 +223,31 @@ func devPassword(dir, file string, lookup func(string) (string, bool)) (pw, sour
 	return pw, "", nil
 }
 
-// upsertUser creates the user or sets their password.
+// upsertUser creates the user or sets their password. An unchanged
+// password is left as it is (one hash computed, to verify it, not two).
 func upsertUser(ctx context.Context, st storage.Store, name, pw string) error {
-	hash, err := password.Hash(pw, rand.Reader)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
 	u, err := st.GetUserByName(ctx, name)
-	if errors.Is(err, storage.ErrNotFound) {
-		id, err := randomID()
-		if err != nil {
-			return err
-		}
-		return st.CreateUser(ctx, storage.User{ID: id, Username: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
 	}
+	if err == nil {
+		if ok, _ := password.Verify(pw, u.PasswordHash); ok {
+			return nil
+		}
+	}
+	hash, herr := password.Hash(pw, rand.Reader)
+	if herr != nil {
+		return herr
+	}
+	if err == nil {
+		return setPassword(ctx, st, u.ID, hash, now)
+	}
+	id, err := randomID()
 	if err != nil {
 		return err
 	}
-	if ok, _ := password.Verify(pw, u.PasswordHash); ok {
-		return nil
-	}
-	return setPassword(ctx, st, u.ID, hash, now)
+	return st.CreateUser(ctx, storage.User{ID: id, Username: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
 }
 
 // setPassword stores a new password hash for the user and ends everything

@@ -125,3 +125,46 @@ func TestDevPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestUpsertUser: `dev` starting again with the same password leaves the
+// user as it is (their sessions and tokens live on); a new password is
+// set and ends what the user held, as `user passwd` does.
+func TestUpsertUser(t *testing.T) {
+	ctx := t.Context()
+	c, err := devConfig(t.TempDir(), "127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(ctx, c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := upsertUser(ctx, st, "tester", "first-password"); err != nil {
+		t.Fatal(err)
+	}
+	created, err := st.GetUserByName(ctx, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := upsertUser(ctx, st, "tester", "first-password"); err != nil {
+		t.Fatal(err)
+	}
+	same, err := st.GetUserByName(ctx, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.PasswordHash != created.PasswordHash || same.Epoch != created.Epoch {
+		t.Errorf("the same password again: hash changed %v, epoch %d → %d; want the user untouched", same.PasswordHash != created.PasswordHash, created.Epoch, same.Epoch)
+	}
+	if err := upsertUser(ctx, st, "tester", "second-password"); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := st.GetUserByName(ctx, "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := password.Verify("second-password", changed.PasswordHash); !ok || changed.Epoch <= created.Epoch || changed.ID != created.ID {
+		t.Errorf("a new password: verifies %v, epoch %d → %d, id %s → %s; want it set, the epoch advanced, the same user", ok, created.Epoch, changed.Epoch, created.ID, changed.ID)
+	}
+}
