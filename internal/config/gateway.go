@@ -58,17 +58,9 @@ type Gateway struct {
 // [Gateway.Listen] is empty.
 const DefaultGatewayListen = "127.0.0.1:8090"
 
-// Gateway route defaults, used where a field is zero.
-const (
-	DefaultGatewayMaxSessions      = 100
-	DefaultGatewaySessionIdle      = 15 * time.Minute
-	DefaultGatewayRequestTimeout   = 2 * time.Minute
-	DefaultGatewayConnectTimeout   = 5 * time.Second
-	DefaultGatewayMaxBodyBytes     = 4 << 20
-	DefaultGatewayMaxMessageBytes  = 16 << 20
-	DefaultGatewayMaxBatchMessages = 100
-	DefaultGatewayShutdownTimeout  = 10 * time.Second
-)
+// DefaultGatewayShutdownTimeout is [Gateway.ShutdownTimeout] when it is
+// zero. A route's zero fields take package gateway's defaults.
+const DefaultGatewayShutdownTimeout = 10 * time.Second
 
 // DefaultGatewayInheritEnv are the environment variables a stdio upstream
 // inherits from the gateway when [GatewayUpstream.InheritEnv] is nil.
