@@ -27,8 +27,8 @@ import (
 //     at once and the writer commits the record meanwhile (auditLog.ahead):
 //     the commit, 50–100 µs of SQLite, overlaps the upstream's work instead
 //     of adding to every call's latency. The upstream's answer is held
-//     until the commit: the response (exchange.settle), and what the
-//     upstream sends the call's session meanwhile on any stream, as it
+//     until the commit: the response (exchange.settleOrAnswer), and what
+//     the upstream sends the call's session meanwhile on any stream, as it
 //     may belong to the call (recordHolds). Should the commit fail, the
 //     record is kept and retried until written, like an outcome, and the
 //     answer is held until then; a call whose record is still unwritten

@@ -666,6 +666,9 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	x.batch = batch
 	var need []string
 	var stepUpMsg, deniedMsg *mcpauthz.Message
+	// The tool calls refused, to be recorded: the denied ones when any
+	// message is denied, else those needing a step-up.
+	var deniedTools, stepUpTools []*mcpauthz.Message
 	for i := range msgs {
 		m := &msgs[i]
 		if !m.IsRequest {
@@ -680,10 +683,16 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 			if deniedMsg == nil {
 				deniedMsg = m
 			}
+			if m.Method == mcpauthz.MethodCallTool {
+				deniedTools = append(deniedTools, m)
+			}
 		case stepUp:
 			need = mcpauthz.Dedup(append(need, n...))
 			if stepUpMsg == nil {
 				stepUpMsg = m
+			}
+			if m.Method == mcpauthz.MethodCallTool {
+				stepUpTools = append(stepUpTools, m)
 			}
 		}
 	}
@@ -691,17 +700,9 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		// The refused calls are recorded before the answer, like
 		// forwarded ones: under a store that cannot keep up, the answer
 		// is the audit refusal instead.
-		d, outcome := deny, "denied"
+		refused, outcome := deniedTools, "denied"
 		if deniedMsg == nil {
-			d, outcome = stepUp, "step_up"
-		}
-		var refused []*mcpauthz.Message
-		for i := range msgs {
-			if m := &msgs[i]; m.Method == mcpauthz.MethodCallTool {
-				if got, _ := rt.pol.check(ti.Scopes, m); got == d {
-					refused = append(refused, m)
-				}
-			}
+			refused, outcome = stepUpTools, "step_up"
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 		err := x.recordRefused(ctx, refused, outcome)

@@ -368,17 +368,13 @@ func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.C
 	resp, err = rt.client.Do(req)
 	// The calls are forwarded: nothing of the answer goes back before
 	// their records are committed.
-	if x.settle(ctx) != nil {
+	if withheld, gone, ok := x.settleOrAnswer(ctx, r.Context()); !ok {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		if r.Context().Err() != nil {
-			// The client left while the record was committing: nothing
-			// was withheld from it, and the store did not fail.
-			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
-			return nil, false
+		if !gone {
+			rt.writeErrors(w, x, http.StatusServiceUnavailable, auditRetryAfter, CodeAuditUnavailable, withheldText, withheld)
 		}
-		rt.withhold(w, x)
 		return nil, false
 	}
 	if err != nil {
@@ -410,16 +406,26 @@ func (rt *route) transportFailure(w http.ResponseWriter, r *http.Request, ctx co
 	}
 }
 
-// writeFailure answers every call of x with a JSON-RPC error (a single
-// response for a single call, an array for several, an error with a null
-// id when there was no call).
+// writeFailure answers every call of x left with a JSON-RPC error (see
+// fail, and writeErrors for the shape).
 func (rt *route) writeFailure(w http.ResponseWriter, x *exchange, status, code int, text string) {
-	errs := x.fail(code, text)
-	if len(errs) == 0 {
+	rt.writeErrors(w, x, status, "", code, text, x.fail(code, text))
+}
+
+// writeErrors answers with status (and Retry-After unless retryAfter is
+// "") and msgs, the JSON-RPC errors answering the calls of x (see
+// answerRest): a single response for a single call, an array for
+// several; with no call to answer, one error (code, text) with a null
+// id.
+func (rt *route) writeErrors(w http.ResponseWriter, x *exchange, status int, retryAfter string, code int, text string, msgs [][]byte) {
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	if len(msgs) == 0 {
 		writeJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
 		return
 	}
-	writeMessages(w, status, errs, x.batch)
+	writeMessages(w, status, msgs, x.batch)
 }
 
 // writeMessages answers with JSON-RPC messages: one alone for a single

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -331,6 +333,62 @@ func TestHTTPUpstreamFailures(t *testing.T) {
 	for route, kind := range map[string]string{"down": "unavailable", "hang": "timeout", "refuse": "credentials", "broken": "unavailable"} {
 		if v := metricValue(t, tg, "gatehouse_gateway_upstream_errors_total", "route", route, "kind", kind); v != 1 {
 			t.Errorf("gatehouse_gateway_upstream_errors_total{route=%q,kind=%q} = %v, want 1", route, kind, v)
+		}
+	}
+}
+
+// TestFailureAnswersInBodyOrder checks that when the upstream fails a
+// batch, the JSON-RPC errors answering its calls come back in the order
+// of the body, on HTTP and stdio, as one JSON array or as events.
+func TestFailureAnswersInBodyOrder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := httpRoute("http://" + ln.Addr().String())
+	ln.Close()
+	down.Name, down.URL = "down", "/down/mcp"
+	stdio := fakeRoute(t)
+	stdio.RequestTimeout = 500 * time.Millisecond
+	tg := newTestGateway(t, []Route{down, stdio}, nil)
+
+	// More calls than a map's iteration order keeps by chance.
+	var parts, want []string
+	for i := range 24 {
+		id := strconv.Itoa(100 - i)
+		if i%2 == 1 {
+			id = strconv.Quote("c" + strconv.Itoa(i))
+		}
+		parts = append(parts, `{"jsonrpc":"2.0","id":`+id+`,"method":"tools/call","params":{"name":"hang"}}`)
+		want = append(want, id)
+	}
+	body := "[" + strings.Join(parts, ",") + "]"
+	for _, tt := range []struct {
+		route, accept string
+		status, code  int
+	}{
+		{"down", "application/json, text/event-stream", http.StatusBadGateway, mcpauthz.CodeUpstreamClosed},
+		{"fake", "application/json", http.StatusGatewayTimeout, mcpauthz.CodeTimeout},
+		{"fake", "text/event-stream", http.StatusOK, mcpauthz.CodeTimeout},
+	} {
+		c := newRawClient(t, tg.base+"/"+tt.route+"/mcp", "alice-read")
+		if tt.route == "fake" {
+			c.initialize()
+		}
+		c.accept = tt.accept
+		resp, msgs := c.post(body)
+		var got []string
+		for _, m := range msgs {
+			if m.Error == nil || m.Error.Code != tt.code {
+				t.Errorf("%s, Accept %q: message %+v, want JSON-RPC error %d", tt.route, tt.accept, m, tt.code)
+			}
+			got = append(got, string(m.ID))
+		}
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s, Accept %q: status %d, want %d", tt.route, tt.accept, resp.StatusCode, tt.status)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s, Accept %q: ids of the errors (-body order +got):\n%s", tt.route, tt.accept, diff)
 		}
 	}
 }

@@ -24,7 +24,7 @@ const (
 	// DefaultMaxBatchMessages bounds the messages of one JSON-RPC batch.
 	// MCP has had no batches since the 2025-06-18 revision, and clients of
 	// 2025-03-26 batch a handful at most.
-	DefaultMaxBatchMessages = 100
+	DefaultMaxBatchMessages = rs.DefaultMaxBatchMessages
 	// DefaultAuditBuffer is how many audit events may wait to be written
 	// before tool calls are refused for want of their record.
 	DefaultAuditBuffer = 4096

@@ -215,8 +215,8 @@ type exchange struct {
 	order   []*call          // the calls in the order of the body
 	pending int              // calls not yet answered
 	// ahead is the commit of the records of x's tool calls when they are
-	// forwarded before it (see the top of audit.go): settle waits for it
-	// before anything of the upstream's answer reaches the client.
+	// forwarded before it (see the top of audit.go): settleOrAnswer waits
+	// for it before anything of the upstream's answer reaches the client.
 	ahead *auditUnit
 	// sess is the session of an HTTP upstream's exchange, if any: its
 	// event streams wait for sess.holds.
@@ -264,8 +264,9 @@ func (x *exchange) track(m *mcpauthz.Message) {
 // admit admits the audit record of every tool call of x ([AuditToolCall],
 // outcome "allowed"), written in one transaction, before anything of x is
 // forwarded: committed already, or committing as x is forwarded (then
-// settle must follow before the answer). An error means nothing was
-// written and nothing of x may be forwarded: answer with refuseUnaudited.
+// settleOrAnswer must follow before the answer). An error means nothing
+// was written and nothing of x may be forwarded: answer with
+// refuseUnaudited.
 func (x *exchange) admit(ctx context.Context) error {
 	g := x.rt.g
 	if g.audit == nil {
@@ -295,51 +296,44 @@ func (x *exchange) admit(ctx context.Context) error {
 	return nil
 }
 
-// settle waits, until ctx ends, for the commit of the records of x's
-// calls if admit did not: the forwarding layer calls it once the calls
-// are forwarded and before anything of the answer reaches the client.
-// On error, answer with withhold.
-func (x *exchange) settle(ctx context.Context) error {
+// settleOrAnswer waits, until ctx ends, for the commit of the records of
+// x's calls if admit did not: the forwarding layer calls it once the
+// calls are forwarded and before anything of the answer reaches the
+// client. ok reports the records committed. If they are not, every call
+// of x left is answered. When client (the client's request context) has
+// ended, the client left while the records were committing: nothing was
+// withheld from it and the store did not fail, so the calls fail and
+// gone is true. Otherwise the responses are withheld (see withheld), and
+// the caller answers with them, 503 and Retry-After.
+func (x *exchange) settleOrAnswer(ctx, client context.Context) (withheld [][]byte, gone, ok bool) {
 	u := x.ahead
 	if u == nil {
-		return nil
+		return nil, false, true
 	}
 	x.ahead = nil
-	return x.rt.g.audit.settle(ctx, u)
-}
-
-// withhold answers every unanswered call of x with the audit error for
-// calls forwarded whose records settle did not see committed: 503 with
-// Retry-After and a JSON-RPC error [CodeAuditUnavailable] per call saying
-// the call may have run. The records stay queued until written; the tool calls' outcome is
-// "withheld".
-func (rt *route) withhold(w http.ResponseWriter, x *exchange) {
-	w.Header().Set("Retry-After", auditRetryAfter)
-	msgs := x.withheld()
-	if len(msgs) == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, CodeAuditUnavailable, withheldText, map[string]string{"route": rt.name}))
-		return
+	if x.rt.g.audit.settle(ctx, u) == nil {
+		return nil, false, true
 	}
-	writeMessages(w, http.StatusServiceUnavailable, msgs, x.batch)
+	if client.Err() != nil {
+		x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+		return nil, true, false
+	}
+	return x.withheld(), false, false
 }
 
-// withheld answers every unanswered call of x as withhold does and
-// returns the responses.
+// withheld answers every call of x left with the audit error for calls
+// forwarded whose records were not seen committed: a JSON-RPC error
+// [CodeAuditUnavailable] per call saying the call may have run. The
+// records stay queued until written; the tool calls' outcome is
+// "withheld". It returns the responses.
 func (x *exchange) withheld() [][]byte {
 	tools := 0
-	var out [][]byte
-	for _, c := range x.order {
-		if c.answered {
-			continue
-		}
-		c.answered = true
-		x.pending--
+	out := x.answerRest(CodeAuditUnavailable, withheldText, map[string]any{"route": x.rt.name, "forwarded": true}, func(c *call) {
 		if c.auditID != "" {
 			tools++
 			x.outcome(c, "withheld", x.rt.g.now().Sub(c.start))
 		}
-		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, CodeAuditUnavailable, withheldText, map[string]any{"route": x.rt.name, "forwarded": true}))
-	}
+	})
 	x.rt.g.audit.withheldResponses(tools)
 	return out
 }
@@ -357,37 +351,23 @@ func (x *exchange) recordRefused(ctx context.Context, msgs []*mcpauthz.Message, 
 	return x.rt.g.audit.record(ctx, events)
 }
 
-// refuseUnaudited answers every unanswered call of x with the audit
-// refusal: 503, Retry-After, and a JSON-RPC error [CodeAuditUnavailable]
-// per call (one alone for a single request, an array for a batch). err is
-// why the record could not be written. Nothing of x was forwarded.
+// refuseUnaudited answers every call of x left with the audit refusal:
+// 503, Retry-After, and a JSON-RPC error [CodeAuditUnavailable] per call
+// (see refusal). err is why the record could not be written. Nothing of
+// x was forwarded.
 func (rt *route) refuseUnaudited(w http.ResponseWriter, x *exchange, err error) {
-	w.Header().Set("Retry-After", auditRetryAfter)
-	msgs := x.refusal(err)
-	if len(msgs) == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, CodeAuditUnavailable, refusalText(err), map[string]string{"route": rt.name}))
-		return
-	}
-	writeMessages(w, http.StatusServiceUnavailable, msgs, x.batch)
+	rt.writeErrors(w, x, http.StatusServiceUnavailable, auditRetryAfter, CodeAuditUnavailable, refusalText(err), x.refusal(err))
 }
 
-// refusal answers every unanswered call of x with the audit refusal, and
+// refusal answers every call of x left with the audit refusal, and
 // counts the tool calls among them as refused. It returns the responses.
 func (x *exchange) refusal(err error) [][]byte {
-	text := refusalText(err)
 	tools := 0
-	var out [][]byte
-	for _, c := range x.order {
-		if c.answered {
-			continue
-		}
-		c.answered = true
-		x.pending--
+	out := x.answerRest(CodeAuditUnavailable, refusalText(err), map[string]string{"route": x.rt.name}, func(c *call) {
 		if c.msg.Method == mcpauthz.MethodCallTool {
 			tools++
 		}
-		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, CodeAuditUnavailable, text, map[string]string{"route": x.rt.name}))
-	}
+	})
 	x.rt.g.audit.refused(x.rt.name, refusalReason(err), tools)
 	return out
 }
@@ -486,30 +466,31 @@ func isToolError(msg []byte) bool {
 	return json.Unmarshal(msg, &r) == nil && r.Result.IsError
 }
 
-// unanswered returns the calls still waiting for a response.
-func (x *exchange) unanswered() []*call {
-	var out []*call
-	for _, c := range x.calls {
-		if !c.answered {
-			out = append(out, c)
+// answerRest answers every call of x not yet answered, in the order of
+// the body, with a JSON-RPC error (code, text, data), handing each call
+// to each first (for its audit), and returns the error responses.
+func (x *exchange) answerRest(code int, text string, data any, each func(c *call)) [][]byte {
+	var out [][]byte
+	for _, c := range x.order {
+		if c.answered {
+			continue
 		}
+		c.answered = true
+		x.pending--
+		each(c)
+		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, code, text, data))
 	}
 	return out
 }
 
-// fail answers every unanswered call with a JSON-RPC error, auditing the
+// fail answers every call of x left with a JSON-RPC error, auditing the
 // tool calls among them as failed. It returns the error responses.
 func (x *exchange) fail(code int, text string) [][]byte {
-	var out [][]byte
-	for _, c := range x.unanswered() {
-		c.answered = true
-		x.pending--
+	return x.answerRest(code, text, map[string]string{"route": x.rt.name}, func(c *call) {
 		if c.msg.Method == mcpauthz.MethodCallTool {
 			x.outcome(c, "failed", x.rt.g.now().Sub(c.start))
 		}
-		out = append(out, mcpauthz.ErrorResponse(c.msg.ID, code, text, map[string]string{"route": x.rt.name}))
-	}
-	return out
+	})
 }
 
 // outcome queues the outcome of a recorded tool call ([AuditToolResult]):

@@ -611,15 +611,12 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	}
 	p.holds.add(x.ahead)
 	werr := writeAll(wctx, p, msgs)
-	if x.settle(wctx) != nil {
-		if ctx.Err() != nil {
-			// The client left while the record was committing (see
-			// roundTrip).
-			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
+	if withheld, gone, ok := x.settleOrAnswer(wctx, ctx); !ok {
+		if gone {
 			return nil, http.StatusOK
 		}
 		reason = auditCancelReason
-		return x.withheld(), http.StatusServiceUnavailable
+		return withheld, http.StatusServiceUnavailable
 	}
 	if werr != nil {
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "timeout").Inc()
@@ -741,15 +738,11 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	}
 	p.holds.add(x.ahead)
 	werr := writeAll(wctx, p, msgs)
-	if x.settle(wctx) != nil {
-		if r.Context().Err() != nil {
-			// The client left while the record was committing (see
-			// roundTrip).
-			x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
-			return
+	if withheld, gone, ok := x.settleOrAnswer(wctx, r.Context()); !ok {
+		if !gone {
+			reason = auditCancelReason
+			rt.writeErrors(w, x, http.StatusServiceUnavailable, auditRetryAfter, CodeAuditUnavailable, withheldText, withheld)
 		}
-		reason = auditCancelReason
-		rt.withhold(w, x)
 		return
 	}
 	if werr != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -195,6 +196,49 @@ func TestDenyUnlisted(t *testing.T) {
 	}
 	if status, res := c.callTool("echo", map[string]any{"message": "x"}); status != http.StatusOK || toolText(res) != "echo: x" {
 		t.Errorf("tools/call echo = %d %+v", status, res)
+	}
+}
+
+// TestRefusedBatchRecorded checks which tool calls of a refused batch are
+// recorded: the denied ones when any message is denied (outcome
+// "denied"; none when only a prompt is), else those needing a step-up
+// ("step_up"); never the allowed ones nor other methods.
+func TestRefusedBatchRecorded(t *testing.T) {
+	r := fakeRoute(t)
+	r.Tools = Rules{"echo": nil, "admin_*": {"fake:admin"}}
+	r.DenyUnlistedTools = true
+	r.DenyUnlistedPrompts = true
+	tg := newTestGateway(t, []Route{r}, nil)
+	c := newRawClient(t, tg.base+"/fake/mcp", "alice-read")
+	msg := func(id int, method, name string) string {
+		return `{"jsonrpc":"2.0","id":` + itoa(id) + `,"method":"` + method + `","params":{"name":"` + name + `"}}`
+	}
+	for _, batch := range [][]string{
+		{msg(1, "tools/call", "echo"), msg(2, "tools/call", "admin_wipe"), msg(3, "tools/call", "env"),
+			msg(4, "prompts/get", "unlisted"), msg(5, "tools/call", "crash"), msg(6, "tools/call", "admin_reset")},
+		{msg(7, "tools/call", "admin_reset"), msg(8, "tools/call", "echo"), msg(9, "prompts/get", "secret_prompt"), msg(10, "tools/call", "admin_wipe")},
+		{msg(11, "tools/call", "admin_wipe"), msg(12, "prompts/get", "unlisted")},
+	} {
+		body := "[" + strings.Join(batch, ",") + "]"
+		if resp, _ := c.post(body); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST %s = %d, want 403", body, resp.StatusCode)
+		}
+	}
+	tg.Close()
+	events, err := tg.store.QueryAudit(t.Context(), storage.AuditQuery{Type: AuditToolCall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Outcome+" "+e.Detail)
+	}
+	want := []string{
+		"denied route=fake tool=env", "denied route=fake tool=crash",
+		"step_up route=fake tool=admin_reset", "step_up route=fake tool=admin_wipe",
+	}
+	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("recorded tool calls (-want +got):\n%s", diff)
 	}
 }
 
