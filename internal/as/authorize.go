@@ -62,14 +62,6 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.failAuthorization(w, r, *rerr, sess)
 		return
 	}
-	if now, err := s.answersAtOnce(r.Context(), p, sess); err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	} else if now {
-		// Signed in and consented: the code is issued in this response.
-		s.issueCode(w, r, p, sess, false)
-		return
-	}
 	s.continueAuthorization(w, r, p, sess, false)
 }
 
@@ -86,17 +78,6 @@ func (s *Server) failAuthorization(w http.ResponseWriter, r *http.Request, e red
 		return
 	}
 	s.redirectWithError(w, r, e)
-}
-
-// answersAtOnce reports whether continueAuthorization would issue the code
-// straight away: a session that need not log in again and a remembered
-// consent that covers the request, with no prompt asking for either.
-func (s *Server) answersAtOnce(ctx context.Context, p pending, sess *storage.Session) (bool, error) {
-	prompts := strings.Fields(p.Prompt)
-	if sess == nil || slices.Contains(prompts, "login") || slices.Contains(prompts, "consent") {
-		return false, nil
-	}
-	return s.hasConsent(ctx, sess, p)
 }
 
 // validateAuthorize checks an authorization request from the address ip.
@@ -208,7 +189,9 @@ func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values)
 // continueAuthorization decides the next step of a validated request:
 // log in, consent, or issue the code. sealed says p came back from a form
 // (login, consent) rather than straight from /authorize: ending it then
-// marks it completed.
+// marks it completed. Signed in and consented, the code is issued in this
+// response; the client row is read only for the consent page (a client
+// whose row is gone has no consents either: they are deleted with it).
 func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, sealed bool) {
 	ctx := r.Context()
 	prompts := strings.Fields(p.Prompt)
@@ -218,11 +201,6 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 			return
 		}
 		s.showLogin(w, r, p, http.StatusOK, "", "")
-		return
-	}
-	c, err := s.opts.Store.GetClient(ctx, p.ClientID)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
 		return
 	}
 	consented, err := s.hasConsent(ctx, sess, p)
@@ -236,6 +214,11 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 	}
 	if slices.Contains(prompts, "none") {
 		s.finishWithError(w, r, p, sess, sealed, oauth.New(oauth.ConsentRequired, "the user has not consented and prompt=none forbids asking"))
+		return
+	}
+	c, err := s.opts.Store.GetClient(ctx, p.ClientID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
 		return
 	}
 	s.showConsent(w, r, p, c, sess)
