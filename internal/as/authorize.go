@@ -52,7 +52,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusMethodNotAllowed, oauth.New(oauth.InvalidRequest, "the authorization endpoint accepts GET and POST"))
 		return
 	}
-	sess := s.currentSession(r)
+	sess, u := s.currentSession(r)
 	p, rerr, perr := s.validateAuthorize(r.Context(), s.clientIP(r), q)
 	if perr != nil {
 		s.errorPage(w, r, http.StatusBadRequest, perr)
@@ -62,7 +62,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.failAuthorization(w, r, *rerr, sess)
 		return
 	}
-	s.continueAuthorization(w, r, p, sess, false)
+	s.continueAuthorization(w, r, p, sess, u, false)
 }
 
 // failAuthorization ends an authorization request with an error, sent to
@@ -189,10 +189,11 @@ func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values)
 // continueAuthorization decides the next step of a validated request:
 // log in, consent, or issue the code. sealed says p came back from a form
 // (login, consent) rather than straight from /authorize: ending it then
-// marks it completed. Signed in and consented, the code is issued in this
+// marks it completed. u is sess's user (zero without a session), named on
+// the consent page. Signed in and consented, the code is issued in this
 // response; the client row is read only for the consent page (a client
 // whose row is gone has no consents either: they are deleted with it).
-func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, sealed bool) {
+func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, u storage.User, sealed bool) {
 	ctx := r.Context()
 	prompts := strings.Fields(p.Prompt)
 	if sess == nil || (slices.Contains(prompts, "login") && sess.AuthTime.Before(p.CreatedAt)) {
@@ -221,7 +222,7 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.showConsent(w, r, p, c, sess)
+	s.showConsent(w, r, p, c, sess, u)
 }
 
 // hasConsent reports whether the session's user's remembered consent
