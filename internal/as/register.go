@@ -985,7 +985,7 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 	case err != nil:
 		return storage.Client{}, oauth.Internal(err)
 	}
-	return s.syncCIMDClient(ctx, want)
+	return s.syncCIMDClient(ctx, want, stored)
 }
 
 // countCIMD counts one new metadata-document client against key's budget
@@ -1130,10 +1130,21 @@ func claimsURL(body []byte, id string) bool {
 // Storing a new client needs room under CIMD.MaxClients and counts
 // against its host's HostRateLimit; a changed document updates the row in
 // place (storage.ResetClient for a security-relevant change), so the
-// client never disappears between two requests.
-func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (storage.Client, error) {
-	for range 3 {
-		cur, err := s.opts.Store.GetClient(ctx, want.ID)
+// client never disappears between two requests. stored is the row as
+// lookupClient read it (nil: none), used on the first attempt; a retry,
+// after a concurrent change, reads it again.
+func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client, stored *storage.Client) (storage.Client, error) {
+	for attempt := range 3 {
+		var cur storage.Client
+		var err error
+		switch {
+		case attempt > 0:
+			cur, err = s.opts.Store.GetClient(ctx, want.ID)
+		case stored != nil:
+			cur = *stored
+		default:
+			err = storage.ErrNotFound
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			if err := s.checkCIMDClientCap(ctx); err != nil {
 				return storage.Client{}, err
