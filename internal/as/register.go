@@ -596,21 +596,35 @@ func (s *Server) iatError(err error) error {
 // checkRegistrationRate counts the request against the client IP's
 // budget and refuses it beyond RateLimit per RateWindow.
 func (s *Server) checkRegistrationRate(ctx context.Context, r *http.Request) error {
-	reg := &s.opts.Registration
-	if reg.RateLimit < 0 {
+	return s.countCreation(ctx, "register:ip:"+clientip.Bucket(s.clientIP(r)), s.opts.Registration.RateLimit, "registrations from this address")
+}
+
+// countCreation counts one client creation (a registration request, a new
+// metadata-document client) against key's budget of limit per
+// Registration.RateWindow (negative: unlimited) and refuses it beyond,
+// with 429: "too many <what>". Counting before the check, atomically in
+// storage, keeps parallel requests from all passing it.
+func (s *Server) countCreation(ctx context.Context, key string, limit int, what string) error {
+	if limit < 0 {
 		return nil
 	}
 	now := s.now()
-	n, reset, err := s.opts.Store.AddFailure(ctx, "register:ip:"+clientip.Bucket(s.clientIP(r)), now, reg.RateWindow)
+	n, reset, err := s.opts.Store.AddFailure(ctx, key, now, s.opts.Registration.RateWindow)
 	if err != nil {
 		return oauth.Internal(err)
 	}
-	if n > reg.RateLimit {
-		retry := int(reset.Sub(now).Seconds()) + 1
-		return oauth.New(oauth.TemporarilyUnavailable, "too many registrations from this address; retry after %d seconds", retry).
-			WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
+	if n > limit {
+		return tooMany(what, reset.Sub(now))
 	}
 	return nil
+}
+
+// tooMany is the 429 of the client creation limits: "too many <what>",
+// with the wait in the text and in Retry-After.
+func tooMany(what string, wait time.Duration) *oauth.Error {
+	retry := int(wait.Seconds()) + 1
+	return oauth.New(oauth.TemporarilyUnavailable, "too many %s; retry after %d seconds", what, retry).
+		WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
 }
 
 // checkClientCap refuses a new registered (RFC 7591) client at
@@ -959,7 +973,7 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 		return storage.Client{}, err
 	}
 	if stored == nil {
-		if err := s.countCIMD(ctx, "cimd:ip:"+clientip.Bucket(ip), cfg.RateLimit, "new client metadata documents from this address"); err != nil {
+		if err := s.countCreation(ctx, "cimd:ip:"+clientip.Bucket(ip), cfg.RateLimit, "new client metadata documents from this address"); err != nil {
 			return storage.Client{}, err
 		}
 		if err := s.checkCIMDHost(ctx, clientreg.DocumentSite(id)); err != nil {
@@ -988,25 +1002,6 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 	return s.syncCIMDClient(ctx, want, stored)
 }
 
-// countCIMD counts one new metadata-document client against key's budget
-// of limit per RateWindow (negative: unlimited) and refuses it beyond,
-// with 429: "too many <what>". Counting before the check, atomically in
-// storage, keeps parallel requests from all passing it.
-func (s *Server) countCIMD(ctx context.Context, key string, limit int, what string) error {
-	if limit < 0 {
-		return nil
-	}
-	now := s.now()
-	n, reset, err := s.opts.Store.AddFailure(ctx, key, now, s.opts.Registration.RateWindow)
-	if err != nil {
-		return oauth.Internal(err)
-	}
-	if n > limit {
-		return tooManyCIMD(what, reset.Sub(now))
-	}
-	return nil
-}
-
 // checkCIMDHost refuses a new client from site's documents once the site
 // has used up its HostRateLimit, before its document is fetched; the
 // count itself is taken when a client is stored (syncCIMDClient), so
@@ -1022,16 +1017,9 @@ func (s *Server) checkCIMDHost(ctx context.Context, site string) error {
 		return oauth.Internal(err)
 	}
 	if n >= limit {
-		return tooManyCIMD("new clients from client metadata documents on "+site, reset.Sub(now))
+		return tooMany("new clients from client metadata documents on "+site, reset.Sub(now))
 	}
 	return nil
-}
-
-// tooManyCIMD is the 429 of the CIMD creation limits.
-func tooManyCIMD(what string, wait time.Duration) *oauth.Error {
-	retry := int(wait.Seconds()) + 1
-	return oauth.New(oauth.TemporarilyUnavailable, "too many %s; retry after %d seconds", what, retry).
-		WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
 }
 
 // spendFetch counts one fetch of rawURL against its host's FetchRateLimit
@@ -1150,7 +1138,7 @@ func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client, stored
 				return storage.Client{}, err
 			}
 			site := clientreg.DocumentSite(want.ID)
-			if err := s.countCIMD(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
+			if err := s.countCreation(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
 				return storage.Client{}, err
 			}
 			c := want
