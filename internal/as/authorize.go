@@ -52,7 +52,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusMethodNotAllowed, oauth.New(oauth.InvalidRequest, "the authorization endpoint accepts GET and POST"))
 		return
 	}
-	sess := s.currentSession(r)
+	sess, u := s.currentSession(r)
 	p, rerr, perr := s.validateAuthorize(r.Context(), s.clientIP(r), q)
 	if perr != nil {
 		s.errorPage(w, r, http.StatusBadRequest, perr)
@@ -62,15 +62,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.failAuthorization(w, r, *rerr, sess)
 		return
 	}
-	if now, err := s.answersAtOnce(r.Context(), p, sess); err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	} else if now {
-		// Signed in and consented: the code is issued in this response.
-		s.issueCode(w, r, p, sess, false)
-		return
-	}
-	s.continueAuthorization(w, r, p, sess, false)
+	s.continueAuthorization(w, r, p, sess, u, false)
 }
 
 // failAuthorization ends an authorization request with an error, sent to
@@ -86,17 +78,6 @@ func (s *Server) failAuthorization(w http.ResponseWriter, r *http.Request, e red
 		return
 	}
 	s.redirectWithError(w, r, e)
-}
-
-// answersAtOnce reports whether continueAuthorization would issue the code
-// straight away: a session that need not log in again and a remembered
-// consent that covers the request, with no prompt asking for either.
-func (s *Server) answersAtOnce(ctx context.Context, p pending, sess *storage.Session) (bool, error) {
-	prompts := strings.Fields(p.Prompt)
-	if sess == nil || slices.Contains(prompts, "login") || slices.Contains(prompts, "consent") {
-		return false, nil
-	}
-	return s.hasConsent(ctx, sess, p)
 }
 
 // validateAuthorize checks an authorization request from the address ip.
@@ -208,8 +189,11 @@ func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values)
 // continueAuthorization decides the next step of a validated request:
 // log in, consent, or issue the code. sealed says p came back from a form
 // (login, consent) rather than straight from /authorize: ending it then
-// marks it completed.
-func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, sealed bool) {
+// marks it completed. u is sess's user (zero without a session), named on
+// the consent page. Signed in and consented, the code is issued in this
+// response; the client row is read only for the consent page (a client
+// whose row is gone has no consents either: they are deleted with it).
+func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p pending, sess *storage.Session, u storage.User, sealed bool) {
 	ctx := r.Context()
 	prompts := strings.Fields(p.Prompt)
 	if sess == nil || (slices.Contains(prompts, "login") && sess.AuthTime.Before(p.CreatedAt)) {
@@ -218,11 +202,6 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 			return
 		}
 		s.showLogin(w, r, p, http.StatusOK, "", "")
-		return
-	}
-	c, err := s.opts.Store.GetClient(ctx, p.ClientID)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
 		return
 	}
 	consented, err := s.hasConsent(ctx, sess, p)
@@ -238,7 +217,12 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 		s.finishWithError(w, r, p, sess, sealed, oauth.New(oauth.ConsentRequired, "the user has not consented and prompt=none forbids asking"))
 		return
 	}
-	s.showConsent(w, r, p, c, sess)
+	c, err := s.opts.Store.GetClient(ctx, p.ClientID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	s.showConsent(w, r, p, c, sess, u)
 }
 
 // hasConsent reports whether the session's user's remembered consent

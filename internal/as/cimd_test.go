@@ -454,6 +454,45 @@ func TestCIMDDocumentChanges(t *testing.T) {
 	}
 }
 
+// TestCIMDSyncStaleRow: syncCIMDClient starts from the row lookupClient
+// read; when that row was deleted meanwhile (another replica, the CLI),
+// the update finds nothing, and the retry reads storage again and
+// re-creates the client from the document.
+func TestCIMDSyncStaleRow(t *testing.T) {
+	d := newDocServer(t)
+	ts := newTestServer(t, cimdOptions(d, nil))
+	ctx := t.Context()
+	for _, tt := range []struct {
+		name   string
+		change map[string]any
+	}{
+		{"cosmetic change (update)", map[string]any{"client_name": "Claude Code 2"}},
+		{"redirect change (reset)", map[string]any{"redirect_uris": []string{"http://127.0.0.1/other"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/stale-" + strings.Fields(tt.name)[0]
+			id := d.URL + path
+			d.set(path, docResponse{body: d.doc(path, nil)})
+			if _, err := ts.lookupClient(ctx, id, cimdTestIP); err != nil {
+				t.Fatal(err)
+			}
+			stale, err := ts.Store.GetClient(ctx, id)
+			must(t, err)
+			must(t, ts.Store.DeleteClient(ctx, id))
+			d.set(path, docResponse{body: d.doc(path, tt.change)})
+			want, _, err := ts.fetchCIMD(ctx, id)
+			must(t, err)
+			if _, err := ts.syncCIMDClient(ctx, want, &stale); err != nil {
+				t.Fatalf("syncCIMDClient(%q) from a deleted row = %v, want the client re-created", id, err)
+			}
+			got, err := ts.Store.GetClient(ctx, id)
+			if err != nil || got.Metadata != want.Metadata {
+				t.Errorf("GetClient(%q) after the sync = %+v, %v; want the changed document's client", id, got, err)
+			}
+		})
+	}
+}
+
 // TestCIMDPreregisteredAndDisabled: an operator's client with a URL id is
 // used as is; with CIMD off a URL id is just an unknown client; unused
 // document clients are reaped like registered ones.

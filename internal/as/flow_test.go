@@ -194,6 +194,32 @@ func TestConsentRemembered(t *testing.T) {
 	}
 }
 
+// TestPagesNameSignedInUser: the consent page, reached from the login form
+// or from /authorize with a session, and the consents page name the user
+// who is signed in.
+func TestPagesNameSignedInUser(t *testing.T) {
+	ts := newTestServer(t, nil)
+	b := newBrowser(t) // shared: each step runs in the session the first started
+	want := "Signed in as <strong>" + testUser + "</strong>"
+	for _, step := range []struct {
+		name string
+		load func() page
+	}{
+		{"consent page after the login form", func() page {
+			return ts.login(t, b, b.get(defaultAuth().url(ts.URL)), testUser, testPassword)
+		}},
+		{"consent page from /authorize with a session", func() page { return b.get(defaultAuth().url(ts.URL)) }},
+		{"consents page", func() page { return b.get(ts.URL + pathConsents) }},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			p := step.load()
+			if p.status != http.StatusOK || !strings.Contains(p.body, want) {
+				t.Errorf("%s: status %d, body without %q:\n%s", step.name, p.status, want, p.body)
+			}
+		})
+	}
+}
+
 // TestRefreshRetryWindow: inside the window, the identical refresh request
 // gets the identical answer; a different one is theft and revokes the
 // family (INTEROP.md §4).

@@ -29,29 +29,30 @@ const (
 	msgDisabled     = "This account is disabled. Ask the administrator of this server."
 )
 
-// currentSession returns the browser's valid session, or nil. A session
-// is valid until it expires, unless its user was disabled or everything
-// they held was revoked since they signed in (a password change,
-// `gatehouse user revoke`): the user's epoch moved on. The user is read on
-// every call, so a revocation on one replica ends the session on all.
-func (s *Server) currentSession(r *http.Request) *storage.Session {
+// currentSession returns the browser's valid session and its user, or
+// nil and the zero User. A session is valid until it expires, unless its
+// user was disabled or everything they held was revoked since they signed
+// in (a password change, `gatehouse user revoke`): the user's epoch moved
+// on. The user is read on every call, so a revocation on one replica ends
+// the session on all; the pages that name the user use this read.
+func (s *Server) currentSession(r *http.Request) (*storage.Session, storage.User) {
 	ck, err := r.Cookie(s.opts.Pages.CookieName(sessionCookie))
 	if err != nil || ck.Value == "" {
-		return nil
+		return nil, storage.User{}
 	}
 	ctx := r.Context()
 	sess, err := s.opts.Store.GetSession(ctx, token.Hash(ck.Value))
 	if err != nil {
-		return nil
+		return nil, storage.User{}
 	}
 	if !s.now().Before(sess.ExpiresAt) {
-		return nil
+		return nil, storage.User{}
 	}
 	u, err := s.opts.Store.GetUser(ctx, sess.UserID)
 	if err != nil || !u.DisabledAt.IsZero() || u.Epoch != sess.UserEpoch {
-		return nil
+		return nil, storage.User{}
 	}
-	return &sess
+	return &sess, u
 }
 
 // msgRequestGone is the page for a sealed request that cannot continue.
@@ -225,7 +226,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: p.ClientID, Outcome: "success"})
-	s.continueAuthorization(w, r, p, sess, true)
+	s.continueAuthorization(w, r, p, sess, u, true)
 }
 
 // startSession creates a new session for u. The session id is always new,
@@ -253,7 +254,8 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u storage.
 	return &sess, nil
 }
 
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, c storage.Client, sess *storage.Session) {
+// showConsent shows the consent page for p to sess, whose user is u.
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, c storage.Client, sess *storage.Session, u storage.User) {
 	ctx := r.Context()
 	p.Session = sess.IDHash
 	sealed, ok := s.sealedField(w, r, p)
@@ -261,11 +263,6 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, 
 		return
 	}
 	res, err := s.opts.Store.GetResource(ctx, p.Resource)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	}
-	u, err := s.opts.Store.GetUser(ctx, sess.UserID)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
@@ -284,7 +281,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, 
 		items = append(items, item)
 	}
 	publisher, clientURI, warnings := s.consentDetails(c)
-	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return !clientreg.IsLoopbackRedirect(u) })
+	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(uri string) bool { return !clientreg.IsLoopbackRedirect(uri) })
 	s.opts.Pages.Consent(w, r, web.ConsentData{
 		Action:       s.base + pathConsent,
 		CSRF:         s.opts.Pages.CSRFToken(w, r),
@@ -313,7 +310,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sess := s.currentSession(r)
+	sess, _ := s.currentSession(r)
 	if sess == nil {
 		s.showLogin(w, r, p, http.StatusOK, "", "Your session ended. Please sign in again.")
 		return
@@ -367,7 +364,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 // handleConsents lists the signed-in user's remembered consents (GET) and
 // revokes one (POST).
 func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
-	sess := s.currentSession(r)
+	sess, u := s.currentSession(r)
 	if sess == nil {
 		s.opts.Pages.Message(w, r, http.StatusUnauthorized, web.MessageData{Title: "Not signed in", Body: "Sign in through an application first to manage what you have allowed."})
 		return
@@ -395,11 +392,6 @@ func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cons, err := s.opts.Store.ListConsents(ctx, sess.UserID)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	}
-	u, err := s.opts.Store.GetUser(ctx, sess.UserID)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return

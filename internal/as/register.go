@@ -596,21 +596,35 @@ func (s *Server) iatError(err error) error {
 // checkRegistrationRate counts the request against the client IP's
 // budget and refuses it beyond RateLimit per RateWindow.
 func (s *Server) checkRegistrationRate(ctx context.Context, r *http.Request) error {
-	reg := &s.opts.Registration
-	if reg.RateLimit < 0 {
+	return s.countCreation(ctx, "register:ip:"+clientip.Bucket(s.clientIP(r)), s.opts.Registration.RateLimit, "registrations from this address")
+}
+
+// countCreation counts one client creation (a registration request, a new
+// metadata-document client) against key's budget of limit per
+// Registration.RateWindow (negative: unlimited) and refuses it beyond,
+// with 429: "too many <what>". Counting before the check, atomically in
+// storage, keeps parallel requests from all passing it.
+func (s *Server) countCreation(ctx context.Context, key string, limit int, what string) error {
+	if limit < 0 {
 		return nil
 	}
 	now := s.now()
-	n, reset, err := s.opts.Store.AddFailure(ctx, "register:ip:"+clientip.Bucket(s.clientIP(r)), now, reg.RateWindow)
+	n, reset, err := s.opts.Store.AddFailure(ctx, key, now, s.opts.Registration.RateWindow)
 	if err != nil {
 		return oauth.Internal(err)
 	}
-	if n > reg.RateLimit {
-		retry := int(reset.Sub(now).Seconds()) + 1
-		return oauth.New(oauth.TemporarilyUnavailable, "too many registrations from this address; retry after %d seconds", retry).
-			WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
+	if n > limit {
+		return tooMany(what, reset.Sub(now))
 	}
 	return nil
+}
+
+// tooMany is the 429 of the client creation limits: "too many <what>",
+// with the wait in the text and in Retry-After.
+func tooMany(what string, wait time.Duration) *oauth.Error {
+	retry := int(wait.Seconds()) + 1
+	return oauth.New(oauth.TemporarilyUnavailable, "too many %s; retry after %d seconds", what, retry).
+		WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
 }
 
 // checkClientCap refuses a new registered (RFC 7591) client at
@@ -959,7 +973,7 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 		return storage.Client{}, err
 	}
 	if stored == nil {
-		if err := s.countCIMD(ctx, "cimd:ip:"+clientip.Bucket(ip), cfg.RateLimit, "new client metadata documents from this address"); err != nil {
+		if err := s.countCreation(ctx, "cimd:ip:"+clientip.Bucket(ip), cfg.RateLimit, "new client metadata documents from this address"); err != nil {
 			return storage.Client{}, err
 		}
 		if err := s.checkCIMDHost(ctx, clientreg.DocumentSite(id)); err != nil {
@@ -985,26 +999,7 @@ func (s *Server) resolveCIMD(ctx context.Context, id, ip string, stored *storage
 	case err != nil:
 		return storage.Client{}, oauth.Internal(err)
 	}
-	return s.syncCIMDClient(ctx, want)
-}
-
-// countCIMD counts one new metadata-document client against key's budget
-// of limit per RateWindow (negative: unlimited) and refuses it beyond,
-// with 429: "too many <what>". Counting before the check, atomically in
-// storage, keeps parallel requests from all passing it.
-func (s *Server) countCIMD(ctx context.Context, key string, limit int, what string) error {
-	if limit < 0 {
-		return nil
-	}
-	now := s.now()
-	n, reset, err := s.opts.Store.AddFailure(ctx, key, now, s.opts.Registration.RateWindow)
-	if err != nil {
-		return oauth.Internal(err)
-	}
-	if n > limit {
-		return tooManyCIMD(what, reset.Sub(now))
-	}
-	return nil
+	return s.syncCIMDClient(ctx, want, stored)
 }
 
 // checkCIMDHost refuses a new client from site's documents once the site
@@ -1022,16 +1017,9 @@ func (s *Server) checkCIMDHost(ctx context.Context, site string) error {
 		return oauth.Internal(err)
 	}
 	if n >= limit {
-		return tooManyCIMD("new clients from client metadata documents on "+site, reset.Sub(now))
+		return tooMany("new clients from client metadata documents on "+site, reset.Sub(now))
 	}
 	return nil
-}
-
-// tooManyCIMD is the 429 of the CIMD creation limits.
-func tooManyCIMD(what string, wait time.Duration) *oauth.Error {
-	retry := int(wait.Seconds()) + 1
-	return oauth.New(oauth.TemporarilyUnavailable, "too many %s; retry after %d seconds", what, retry).
-		WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", strconv.Itoa(retry))
 }
 
 // spendFetch counts one fetch of rawURL against its host's FetchRateLimit
@@ -1130,16 +1118,27 @@ func claimsURL(body []byte, id string) bool {
 // Storing a new client needs room under CIMD.MaxClients and counts
 // against its host's HostRateLimit; a changed document updates the row in
 // place (storage.ResetClient for a security-relevant change), so the
-// client never disappears between two requests.
-func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client) (storage.Client, error) {
-	for range 3 {
-		cur, err := s.opts.Store.GetClient(ctx, want.ID)
+// client never disappears between two requests. stored is the row as
+// lookupClient read it (nil: none), used on the first attempt; a retry,
+// after a concurrent change, reads it again.
+func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client, stored *storage.Client) (storage.Client, error) {
+	for attempt := range 3 {
+		var cur storage.Client
+		var err error
+		switch {
+		case attempt > 0:
+			cur, err = s.opts.Store.GetClient(ctx, want.ID)
+		case stored != nil:
+			cur = *stored
+		default:
+			err = storage.ErrNotFound
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			if err := s.checkCIMDClientCap(ctx); err != nil {
 				return storage.Client{}, err
 			}
 			site := clientreg.DocumentSite(want.ID)
-			if err := s.countCIMD(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
+			if err := s.countCreation(ctx, "cimd:host:"+site, s.opts.Registration.CIMD.HostRateLimit, "new clients from client metadata documents on "+site); err != nil {
 				return storage.Client{}, err
 			}
 			c := want
