@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,6 +75,10 @@ type Config struct {
 
 	Registration Registration `json:"registration"`
 	Gateway      Gateway      `json:"gateway"`
+
+	// src is where each value came from, for placing problems; set by
+	// Load, shared with Gateway.src.
+	src *sources
 }
 
 // Storage selects and configures the storage backend.
@@ -181,63 +184,86 @@ func Default() Config {
 
 // Load builds the configuration from the defaults, the file at path (if
 // not empty) and the environment lookup env (os.LookupEnv in production).
-// Flags are applied by the caller afterwards, then Resolve and Validate.
+// Flags are applied by the caller afterwards (with [Config.SetFrom]), then
+// Resolve and Validate.
+//
+// Its error is [Problems]: every unknown key, value of the wrong type and
+// bad environment variable at once, each with its line or variable. A
+// refused value keeps its default, so the Config returned is still worth
+// validating unless [Problems.Fatal] (the file could not be read or
+// parsed at all).
 func Load(path string, env func(string) (string, bool)) (Config, error) {
 	c := Default()
+	c.src = &sources{file: path}
+	c.Gateway.src = c.src
+	var ps Problems
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			return c, fmt.Errorf("read config: %w", err)
+			return c, Problems{{Source: path, Message: "cannot read the config file: " + readError(err), fatal: true}}
 		}
-		js, err := yaml.YAMLToJSON(raw)
-		if err != nil {
-			return c, fmt.Errorf("parse config %s: %w", path, err)
+		ps = decodeFile(path, raw, &c, c.src)
+		if ps.Fatal() {
+			return c, ps
 		}
-		dec := json.NewDecoder(bytes.NewReader(js))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return c, fmt.Errorf("parse config %s: %w", path, err)
-		}
+		c.Gateway.src = c.src // decoding replaced c.Gateway
 	}
-	if err := applyEnv(reflect.ValueOf(&c).Elem(), "GATEHOUSE", env); err != nil {
-		return c, err
-	}
-	return c, nil
+	ps = append(ps, applyEnv(reflect.ValueOf(&c).Elem(), "GATEHOUSE", "", env, c.src)...)
+	return c, ps.err()
 }
 
-// applyEnv sets each field from GATEHOUSE_<PATH>, walking the json names.
-func applyEnv(v reflect.Value, prefix string, env func(string) (string, bool)) error {
+// readError is err from os.ReadFile without the path, which the Problem
+// already names.
+func readError(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// applyEnv sets each field from GATEHOUSE_<PATH>, walking the json names,
+// and returns a Problem for each variable that does not fit its field.
+func applyEnv(v reflect.Value, prefix, path string, env func(string) (string, bool), src *sources) Problems {
+	var ps Problems
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" {
+		if !f.IsExported() || name == "" || name == "-" {
 			continue
 		}
 		key := prefix + "_" + strings.ToUpper(name)
+		kp := joinPath(path, name)
 		fv := v.Field(i)
 		if f.Type.Kind() == reflect.Struct {
-			if err := applyEnv(fv, key, env); err != nil {
-				return err
-			}
+			ps = append(ps, applyEnv(fv, key, kp, env, src)...)
 			continue
 		}
 		s, ok := env(key)
 		if !ok {
 			continue
 		}
+		by := "environment variable " + key
 		if err := setFromString(fv, s); err != nil {
-			return fmt.Errorf("environment variable %s: %w", key, err)
+			ps = append(ps, Problem{Source: by, Path: kp, Message: kp + ": " + err.Error(), refused: true})
+			continue
 		}
+		if src.from == nil {
+			src.from = map[string]string{}
+		}
+		src.from[kp] = by
 	}
-	return nil
+	return ps
 }
 
+// setFromString sets v from an environment variable's text, with the
+// same words for a bad value as a bad line of the file.
 func setFromString(v reflect.Value, s string) error {
-	if v.Type() == reflect.TypeOf(Duration(0)) {
+	if v.Type() == durationType {
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return err
+			return fmt.Errorf("%q is not a duration: give a number and a unit, such as \"90s\", \"10m\" or \"720h\"", s)
 		}
 		v.SetInt(int64(d))
 		return nil
@@ -248,24 +274,25 @@ func setFromString(v reflect.Value, s string) error {
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			return err
+			return fmt.Errorf("must be true or false, not %q", s)
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return err
+		if err != nil || v.OverflowInt(n) {
+			return fmt.Errorf("must be a whole number, not %q", s)
 		}
 		v.SetInt(n)
 	default:
-		return fmt.Errorf("unsupported field type %s", v.Type())
+		return fmt.Errorf("a %s cannot be set from the environment: set it in the config file", v.Type())
 	}
 	return nil
 }
 
 // Resolve reads the secrets the configuration points at: the encryption
 // key file and the Postgres DSN (GATEHOUSE_STORAGE_POSTGRES_DSN, or
-// GATEHOUSE_STORAGE_POSTGRES_DSN_FILE / postgres_dsn_file).
+// GATEHOUSE_STORAGE_POSTGRES_DSN_FILE / postgres_dsn_file). Its error is
+// [Problems], each at the line of the key that names the file.
 func (c *Config) Resolve(env func(string) (string, bool)) error {
 	var errs []error
 	if dsn, ok := env("GATEHOUSE_STORAGE_POSTGRES_DSN"); ok {
@@ -273,93 +300,106 @@ func (c *Config) Resolve(env func(string) (string, bool)) error {
 	} else if c.Storage.PostgresDSNFile != "" {
 		b, err := os.ReadFile(c.Storage.PostgresDSNFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("storage.postgres_dsn_file: %w", err))
+			errs = append(errs, keyErrorf("storage.postgres_dsn_file", "storage.postgres_dsn_file: %w", err))
 		}
 		c.Storage.PostgresDSN = strings.TrimSpace(string(b))
 	}
 	if c.Keys.EncryptionKeyFile != "" {
 		k, err := ReadKeyFile(c.Keys.EncryptionKeyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("keys.encryption_key_file: %w", err))
+			errs = append(errs, keyErrorf("keys.encryption_key_file", "keys.encryption_key_file: %w", err))
 		}
 		c.Keys.EncryptionKey = k
 	}
-	return errors.Join(errs...)
+	return c.src.locate(errs, true).err()
 }
 
-// Validate reports every problem with the configuration at once. dev
-// relaxes the rules that only make sense in production (an https issuer,
-// an encryption key file).
+// Validate reports every problem with the configuration at once, as
+// [Problems] placed at the line (or environment variable, or flag) of the
+// key each is about. dev relaxes the rules that only make sense in
+// production (an https issuer, an encryption key file).
 func (c *Config) Validate(dev bool) error {
 	var errs []error
-	bad := func(cond bool, format string, args ...any) {
+	bad := func(cond bool, path, format string, args ...any) {
 		if cond {
-			errs = append(errs, fmt.Errorf(format, args...))
+			errs = append(errs, keyErrorf(path, format, args...))
 		}
 	}
 	u, err := url.Parse(c.Issuer)
 	switch {
 	case c.Issuer == "":
-		errs = append(errs, errors.New("issuer is required (the public https URL of this server)"))
+		errs = append(errs, keyErrorf("issuer", "issuer is required (the public https URL of this server)"))
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		errs = append(errs, fmt.Errorf("issuer %q must be an absolute https URL", c.Issuer))
+		errs = append(errs, keyErrorf("issuer", "issuer %q must be an absolute https URL", c.Issuer))
+	case urlPortProblem(u) != "":
+		errs = append(errs, keyErrorf("issuer", "issuer %q: %s", c.Issuer, urlPortProblem(u)))
 	default:
-		bad(strings.HasSuffix(c.Issuer, "/"), "issuer %q must not end with a slash", c.Issuer)
-		bad(u.RawQuery != "" || u.Fragment != "", "issuer %q must not have a query or fragment", c.Issuer)
+		bad(strings.HasSuffix(c.Issuer, "/"), "issuer", "issuer %q must not end with a slash", c.Issuer)
+		bad(u.RawQuery != "" || u.Fragment != "", "issuer", "issuer %q must not have a query or fragment", c.Issuer)
 		loop := clientreg.IsLoopbackHost(u.Hostname())
-		bad(u.Scheme == "http" && !loop && !c.AllowInsecureIssuer,
+		bad(u.Scheme == "http" && !loop && !c.AllowInsecureIssuer, "issuer",
 			"issuer %q uses http on a non-loopback host: use https, or set allow_insecure_issuer behind a TLS-terminating proxy", c.Issuer)
-		bad(u.Scheme == "http" && loop && !dev && !c.AllowInsecureIssuer,
+		bad(u.Scheme == "http" && loop && !dev && !c.AllowInsecureIssuer, "issuer",
 			"issuer %q uses http: outside `gatehouse dev` the issuer must be https (or set allow_insecure_issuer)", c.Issuer)
 	}
-	bad(c.Listen == "", "listen is required")
-	if _, err := clientip.ParseProxies(c.TrustedProxies); err != nil {
-		errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
+	bad(c.Listen == "", "listen", "listen is required")
+	if c.Listen != "" {
+		if err := CheckListen(c.Listen); err != nil {
+			errs = append(errs, keyErrorf("listen", "listen %q: %v", c.Listen, err))
+		}
 	}
-	bad(len(c.TrustedProxies) > 0 && !c.TrustProxyHeaders, "trusted_proxies is set but trust_proxy_headers is false, so X-Forwarded-For is ignored: set trust_proxy_headers: true, or remove trusted_proxies")
+	if c.AdminListen != "" {
+		if err := CheckListen(c.AdminListen); err != nil {
+			errs = append(errs, keyErrorf("admin_listen", "admin_listen %q: %v", c.AdminListen, err))
+		}
+	}
+	if _, err := clientip.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, keyErrorf("trusted_proxies", "trusted_proxies: %w", err))
+	}
+	bad(len(c.TrustedProxies) > 0 && !c.TrustProxyHeaders, "trusted_proxies", "trusted_proxies is set but trust_proxy_headers is false, so X-Forwarded-For is ignored: set trust_proxy_headers: true, or remove trusted_proxies")
 	switch c.Storage.Driver {
 	case "sqlite":
-		bad(c.Storage.SQLitePath == "", "storage.sqlite_path is required for the sqlite driver")
+		bad(c.Storage.SQLitePath == "", "storage.sqlite_path", "storage.sqlite_path is required for the sqlite driver")
 	case "postgres":
-		bad(c.Storage.PostgresDSN == "", "storage: the postgres driver needs a DSN: set GATEHOUSE_STORAGE_POSTGRES_DSN or storage.postgres_dsn_file")
+		bad(c.Storage.PostgresDSN == "", "storage.postgres_dsn_file", "storage: the postgres driver needs a DSN: set GATEHOUSE_STORAGE_POSTGRES_DSN or storage.postgres_dsn_file")
 	default:
-		errs = append(errs, fmt.Errorf("storage.driver %q must be sqlite or postgres", c.Storage.Driver))
+		errs = append(errs, keyErrorf("storage.driver", "storage.driver %q must be sqlite or postgres", c.Storage.Driver))
 	}
-	bad(c.Storage.GCInterval <= 0, "storage.gc_interval must be positive")
-	bad(c.Audit.Retention == 0, "audit.retention must not be 0s, which would delete every event: give a duration such as 2160h, or a negative one to keep events forever")
-	bad(!dev && len(c.Keys.EncryptionKey) == 0, "keys.encryption_key_file is required: a 32-byte key (hex or base64) that encrypts signing keys at rest; create one with `gatehouse keys gen-kek`")
-	bad(len(c.Keys.EncryptionKey) != 0 && len(c.Keys.EncryptionKey) != 32, "keys.encryption_key_file must hold exactly 32 bytes (got %d)", len(c.Keys.EncryptionKey))
+	bad(c.Storage.GCInterval <= 0, "storage.gc_interval", "storage.gc_interval must be positive")
+	bad(c.Audit.Retention == 0, "audit.retention", "audit.retention must not be 0s, which would delete every event: give a duration such as 2160h, or a negative one to keep events forever")
+	bad(!dev && len(c.Keys.EncryptionKey) == 0, "keys.encryption_key_file", "keys.encryption_key_file is required: a 32-byte key (hex or base64) that encrypts signing keys at rest; create one with `gatehouse keys gen-kek`")
+	bad(len(c.Keys.EncryptionKey) != 0 && len(c.Keys.EncryptionKey) != 32, "keys.encryption_key_file", "keys.encryption_key_file must hold exactly 32 bytes (got %d)", len(c.Keys.EncryptionKey))
 	switch c.Keys.Algorithm {
 	case "ES256", "RS256", "EdDSA":
 	default:
-		errs = append(errs, fmt.Errorf("keys.algorithm %q must be ES256, RS256 or EdDSA", c.Keys.Algorithm))
+		errs = append(errs, keyErrorf("keys.algorithm", "keys.algorithm %q must be ES256, RS256 or EdDSA", c.Keys.Algorithm))
 	}
-	bad(c.Tokens.AccessTokenTTL <= 0, "tokens.access_token_ttl must be positive")
-	bad(c.Tokens.AccessTokenTTL > Duration(24*time.Hour), "tokens.access_token_ttl %s is too long: access tokens cannot be revoked at resource servers that verify locally; keep it under 24h", time.Duration(c.Tokens.AccessTokenTTL))
-	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL+c.Keys.RefreshInterval+c.Keys.ActivationDelay,
+	bad(c.Tokens.AccessTokenTTL <= 0, "tokens.access_token_ttl", "tokens.access_token_ttl must be positive")
+	bad(c.Tokens.AccessTokenTTL > Duration(24*time.Hour), "tokens.access_token_ttl", "tokens.access_token_ttl %s is too long: access tokens cannot be revoked at resource servers that verify locally; keep it under 24h", time.Duration(c.Tokens.AccessTokenTTL))
+	bad(c.Keys.RetireFor <= c.Tokens.AccessTokenTTL+c.Keys.RefreshInterval+c.Keys.ActivationDelay, "keys.retire_for",
 		"keys.retire_for (%s) must exceed tokens.access_token_ttl (%s) + keys.refresh_interval (%s) + keys.activation_delay (%s), or tokens signed by a rotated key stop verifying early",
 		time.Duration(c.Keys.RetireFor), time.Duration(c.Tokens.AccessTokenTTL), time.Duration(c.Keys.RefreshInterval), time.Duration(c.Keys.ActivationDelay))
-	bad(c.Keys.ActivationDelay < 0 || c.Keys.ActivationDelay > Duration(time.Hour), "keys.activation_delay must be between 0s and 1h")
-	bad(c.Keys.RefreshInterval <= 0 || c.Keys.RefreshInterval > Duration(10*time.Minute), "keys.refresh_interval must be between 1s and 10m")
-	bad(c.Tokens.RefreshTokenTTL <= 0, "tokens.refresh_token_ttl must be positive")
-	bad(c.Tokens.GrantTTL < c.Tokens.RefreshTokenTTL, "tokens.grant_ttl must be at least tokens.refresh_token_ttl")
-	bad(c.Tokens.CodeTTL <= 0 || c.Tokens.CodeTTL > Duration(10*time.Minute), "tokens.code_ttl must be between 1s and 10m (OAuth 2.1 §4.1.2)")
-	bad(c.Tokens.RefreshRetryWindow > Duration(5*time.Minute), "tokens.refresh_retry_window must be at most 5m: a longer window is a longer theft window")
-	bad(c.Login.SessionTTL <= 0, "login.session_ttl must be positive")
-	bad(c.Login.MaxFailures <= 0, "login.max_failures must be positive")
-	bad(c.Login.Window <= 0, "login.window must be positive")
+	bad(c.Keys.ActivationDelay < 0 || c.Keys.ActivationDelay > Duration(time.Hour), "keys.activation_delay", "keys.activation_delay must be between 0s and 1h")
+	bad(c.Keys.RefreshInterval <= 0 || c.Keys.RefreshInterval > Duration(10*time.Minute), "keys.refresh_interval", "keys.refresh_interval must be between 1s and 10m")
+	bad(c.Tokens.RefreshTokenTTL <= 0, "tokens.refresh_token_ttl", "tokens.refresh_token_ttl must be positive")
+	bad(c.Tokens.GrantTTL < c.Tokens.RefreshTokenTTL, "tokens.grant_ttl", "tokens.grant_ttl must be at least tokens.refresh_token_ttl")
+	bad(c.Tokens.CodeTTL <= 0 || c.Tokens.CodeTTL > Duration(10*time.Minute), "tokens.code_ttl", "tokens.code_ttl must be between 1s and 10m (OAuth 2.1 §4.1.2)")
+	bad(c.Tokens.RefreshRetryWindow > Duration(5*time.Minute), "tokens.refresh_retry_window", "tokens.refresh_retry_window must be at most 5m: a longer window is a longer theft window")
+	bad(c.Login.SessionTTL <= 0, "login.session_ttl", "login.session_ttl must be positive")
+	bad(c.Login.MaxFailures <= 0, "login.max_failures", "login.max_failures must be positive")
+	bad(c.Login.Window <= 0, "login.window", "login.window must be positive")
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
+		errs = append(errs, keyErrorf("log.level", "log.level %q must be debug, info, warn or error", c.Log.Level))
 	}
-	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format %q must be text or json", c.Log.Format)
+	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format", "log.format %q must be text or json", c.Log.Format)
 	errs = append(errs, c.Registration.validate(dev)...)
-	errs = append(errs, c.Gateway.validate(c.Issuer)...)
-	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL,
+	errs = append(errs, c.Gateway.validate(c.Issuer, true)...)
+	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL, "registration.idle_ttl",
 		"registration.idle_ttl (%s) must be at least tokens.refresh_token_ttl (%s), or clients are reaped while their refresh tokens are still valid",
 		time.Duration(c.Registration.IdleTTL), time.Duration(c.Tokens.RefreshTokenTTL))
-	return errors.Join(errs...)
+	return Collect(c.src.locate(errs, false)).err()
 }
 
 // Redacted returns the configuration as YAML with secrets replaced.

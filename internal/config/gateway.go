@@ -1,12 +1,13 @@
 package config
 
 import (
-	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,6 +53,10 @@ type Gateway struct {
 	// Routes (routes) are the protected MCP endpoints, each one protected
 	// resource with its own URL.
 	Routes []GatewayRoute `json:"routes,omitempty"`
+
+	// src is where each value came from, for placing problems; set by
+	// Load (the Config's own).
+	src *sources
 }
 
 // DefaultGatewayListen is the gateway's listen address when
@@ -259,19 +264,19 @@ func (g Gateway) EffectiveShutdownTimeout() time.Duration {
 // upstreams. It reports every problem at once.
 func (g *Gateway) Resolve(env func(string) (string, bool)) error {
 	var errs []error
-	read := func(what, file, envName string) string {
+	read := func(what, path, file, envName string) string {
 		switch {
 		case file != "":
 			b, err := os.ReadFile(file)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", what, err))
+				errs = append(errs, keyErrorf(path+"_file", "%s: %w", what, err))
 				return ""
 			}
 			return strings.TrimSpace(string(b))
 		case envName != "":
 			v, ok := env(envName)
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: environment variable %s is not set", what, envName))
+				errs = append(errs, keyErrorf(path+"_env", "%s: environment variable %s is not set", what, envName))
 			}
 			return v
 		}
@@ -280,8 +285,9 @@ func (g *Gateway) Resolve(env func(string) (string, bool)) error {
 	for i := range g.Routes {
 		r := &g.Routes[i]
 		u := &r.Upstream
+		up := fmt.Sprintf("gateway.routes[%d].upstream", i)
 		if u.HeaderValueFile != "" || u.HeaderValueEnv != "" {
-			u.HeaderValue = read(fmt.Sprintf("gateway route %q: upstream header value", r.Name), u.HeaderValueFile, u.HeaderValueEnv)
+			u.HeaderValue = read(fmt.Sprintf("gateway route %q: upstream header value", r.Name), up+".header_value", u.HeaderValueFile, u.HeaderValueEnv)
 			if u.Header == "" {
 				u.Header = "Authorization"
 			}
@@ -289,20 +295,21 @@ func (g *Gateway) Resolve(env func(string) (string, bool)) error {
 		for j := range u.Env {
 			e := &u.Env[j]
 			if e.ValueFile != "" || e.ValueEnv != "" {
-				e.Resolved = read(fmt.Sprintf("gateway route %q: env %s", r.Name, e.Name), e.ValueFile, e.ValueEnv)
+				e.Resolved = read(fmt.Sprintf("gateway route %q: env %s", r.Name, e.Name), fmt.Sprintf("%s.env[%d].value", up, j), e.ValueFile, e.ValueEnv)
 			} else {
 				e.Resolved = e.Value
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return g.src.locate(errs, true).err()
 }
 
-// Validate reports every problem with the gateway section at once.
-// topIssuer is the configuration's issuer, the default of Gateway.Issuer.
-// A gateway without routes is valid.
+// Validate reports every problem with the gateway section at once, as
+// [Problems] placed like [Config.Validate]'s. topIssuer is the
+// configuration's issuer, the default of Gateway.Issuer. A gateway
+// without routes is valid (unless an address is bad).
 func (g Gateway) Validate(topIssuer string) error {
-	return errors.Join(g.validate(topIssuer)...)
+	return Collect(g.src.locate(g.validate(topIssuer, false), false)).err()
 }
 
 // routeName is what a route name may look like.
@@ -315,132 +322,170 @@ var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // validate returns the gateway section's problems.
-func (g Gateway) validate(topIssuer string) []error {
-	if len(g.Routes) == 0 {
-		return nil
-	}
+//
+// topChecked says that the caller validates topIssuer itself, so that an
+// inherited issuer's problem is not reported twice.
+func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 	var errs []error
-	bad := func(cond bool, format string, args ...any) {
+	bad := func(cond bool, path, format string, args ...any) {
 		if cond {
-			errs = append(errs, fmt.Errorf(format, args...))
+			errs = append(errs, keyErrorf(path, format, args...))
 		}
 	}
-	iss := g.EffectiveIssuer(topIssuer)
-	if u, err := url.Parse(iss); iss == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		errs = append(errs, fmt.Errorf("gateway.issuer %q must be the authorization server's absolute http(s) issuer URL (or set issuer)", iss))
+	for _, l := range []struct{ key, addr string }{{"listen", g.Listen}, {"admin_listen", g.AdminListen}} {
+		if l.addr != "" {
+			if err := CheckListen(l.addr); err != nil {
+				errs = append(errs, keyErrorf("gateway."+l.key, "gateway.%s %q: %v", l.key, l.addr, err))
+			}
+		}
 	}
-	bad(g.ShutdownTimeout < 0, "gateway.shutdown_timeout must not be negative")
+	if len(g.Routes) == 0 {
+		return errs
+	}
+	iss := g.EffectiveIssuer(topIssuer)
+	issPath := "gateway.issuer"
+	if g.Issuer == "" {
+		issPath = "issuer"
+	}
+	u, err := url.Parse(iss)
+	switch {
+	case topChecked && g.Issuer == "":
+		// Config.Validate reports the problems of the issuer inherited.
+	case iss == "" || err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		errs = append(errs, keyErrorf(issPath, "gateway.issuer %q must be the authorization server's absolute http(s) issuer URL (or set issuer)", iss))
+	case urlPortProblem(u) != "":
+		errs = append(errs, keyErrorf(issPath, "gateway.issuer %q: %s", iss, urlPortProblem(u)))
+	}
+	bad(g.ShutdownTimeout < 0, "gateway.shutdown_timeout", "gateway.shutdown_timeout must not be negative")
 	names := map[string]bool{}
 	endpoints := map[string]string{}
 	for i, r := range g.Routes {
-		where := fmt.Sprintf("gateway.routes[%d]", i)
-		if r.Name != "" {
-			where = fmt.Sprintf("gateway route %q", r.Name)
+		path := fmt.Sprintf("gateway.routes[%d]", i)
+		at := func(key string) string { return path + "." + key }
+		// where names the route in messages: its index, which locates it,
+		// and its name, which is what the reader knows it by.
+		where := path
+		if routeName.MatchString(r.Name) {
+			where = fmt.Sprintf("%s (%s)", path, r.Name)
 		}
 		switch {
 		case r.Name == "":
-			errs = append(errs, fmt.Errorf("%s: name is required", where))
+			errs = append(errs, keyErrorf(path, "%s: name is required", where))
 		case !routeName.MatchString(r.Name):
-			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '.', '_' or '-' (at most 64)", where))
+			errs = append(errs, keyErrorf(at("name"), "%s: name %q must be letters, digits, '.', '_' or '-' (at most 64)", where, r.Name))
 		case names[r.Name]:
-			errs = append(errs, fmt.Errorf("%s: name is used by another route", where))
+			errs = append(errs, keyErrorf(at("name"), "%s: name is used by another route", where))
 		}
 		names[r.Name] = true
 		u, err := url.Parse(r.URL)
 		switch {
 		case r.URL == "":
-			errs = append(errs, fmt.Errorf("%s: url is required (the route's public URL, such as https://mcp.example.com/everything/mcp)", where))
+			errs = append(errs, keyErrorf(path, "%s: url is required (the route's public URL, such as https://mcp.example.com/everything/mcp)", where))
 		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil:
-			errs = append(errs, fmt.Errorf("%s: url %q must be an absolute http(s) URL", where, r.URL))
+			errs = append(errs, keyErrorf(at("url"), "%s: url %q must be an absolute http(s) URL", where, r.URL))
+		case urlPortProblem(u) != "":
+			errs = append(errs, keyErrorf(at("url"), "%s: url %q: %s", where, r.URL, urlPortProblem(u)))
 		case u.RawQuery != "" || u.Fragment != "" || strings.Contains(r.URL, "#"):
-			errs = append(errs, fmt.Errorf("%s: url %q must not have a query or fragment", where, r.URL))
+			errs = append(errs, keyErrorf(at("url"), "%s: url %q must not have a query or fragment", where, r.URL))
 		case u.Path == "" || u.Path == "/" || strings.HasPrefix(u.Path, "/.well-known/"):
-			errs = append(errs, fmt.Errorf("%s: url %q needs a path of its own, such as /%s/mcp", where, r.URL, r.Name))
+			errs = append(errs, keyErrorf(at("url"), "%s: url %q needs a path of its own, such as /%s/mcp", where, r.URL, r.Name))
 		default:
 			// Every route is served on the one gateway listener: paths
 			// must differ even between hosts.
 			if other, dup := endpoints[u.Path]; dup {
-				errs = append(errs, fmt.Errorf("%s: url %q has the same path as route %q", where, r.URL, other))
+				errs = append(errs, keyErrorf(at("url"), "%s: url %q has the same path as route %q", where, r.URL, other))
 			}
 			endpoints[u.Path] = r.Name
 		}
 		up := r.Upstream
+		upAt := func(key string) string { return path + ".upstream." + key }
 		switch {
 		case up.URL == "" && up.Command == "":
-			errs = append(errs, fmt.Errorf("%s: upstream needs url (Streamable HTTP) or command (stdio)", where))
+			errs = append(errs, keyErrorf(at("upstream"), "%s: upstream needs url (Streamable HTTP) or command (stdio)", where))
 		case up.URL != "" && up.Command != "":
-			errs = append(errs, fmt.Errorf("%s: upstream has both url and command; set one", where))
+			errs = append(errs, keyErrorf(upAt("command"), "%s: upstream has both url and command; set one", where))
 		case up.URL != "":
 			if uu, err := url.Parse(up.URL); err != nil || uu.Host == "" || (uu.Scheme != "https" && uu.Scheme != "http") {
-				errs = append(errs, fmt.Errorf("%s: upstream.url %q must be an absolute http(s) URL", where, up.URL))
+				errs = append(errs, keyErrorf(upAt("url"), "%s: upstream.url %q must be an absolute http(s) URL", where, up.URL))
+			} else if p := urlPortProblem(uu); p != "" {
+				errs = append(errs, keyErrorf(upAt("url"), "%s: upstream.url %q: %s", where, up.URL, p))
 			}
-			bad(len(up.Args) > 0 || up.Dir != "" || len(up.Env) > 0 || up.InheritEnv != nil,
+			bad(len(up.Args) > 0 || up.Dir != "" || len(up.Env) > 0 || up.InheritEnv != nil, at("upstream"),
 				"%s: upstream args, dir, env and inherit_env apply to a stdio upstream (command), not to url", where)
 		default:
-			bad(up.Header != "" || up.HeaderValueFile != "" || up.HeaderValueEnv != "",
+			bad(up.Header != "" || up.HeaderValueFile != "" || up.HeaderValueEnv != "", at("upstream"),
 				"%s: upstream header, header_value_file and header_value_env apply to an HTTP upstream (url); give a stdio upstream its credentials in env", where)
-			for _, e := range up.Env {
+			for j, e := range up.Env {
 				n := 0
 				for _, s := range []string{e.Value, e.ValueFile, e.ValueEnv} {
 					if s != "" {
 						n++
 					}
 				}
-				bad(!envName.MatchString(e.Name), "%s: upstream.env: %q is not an environment variable name", where, e.Name)
-				bad(n > 1, "%s: upstream.env %s: set only one of value, value_file and value_env", where, e.Name)
+				ep := fmt.Sprintf("%s[%d]", upAt("env"), j)
+				bad(!envName.MatchString(e.Name), ep+".name", "%s: upstream.env: %q is not an environment variable name", where, e.Name)
+				bad(n > 1, ep, "%s: upstream.env %s: set only one of value, value_file and value_env", where, e.Name)
 			}
-			for _, n := range up.InheritEnv {
-				bad(!envName.MatchString(n), "%s: upstream.inherit_env: %q is not an environment variable name", where, n)
+			for j, n := range up.InheritEnv {
+				bad(!envName.MatchString(n), fmt.Sprintf("%s[%d]", upAt("inherit_env"), j), "%s: upstream.inherit_env: %q is not an environment variable name", where, n)
 			}
 		}
-		bad(up.HeaderValueFile != "" && up.HeaderValueEnv != "", "%s: upstream: set header_value_file or header_value_env, not both", where)
-		bad(up.Header != "" && up.HeaderValueFile == "" && up.HeaderValueEnv == "", "%s: upstream.header %q has no value: set header_value_file or header_value_env (never the value itself)", where, up.Header)
-		bad(up.Header != "" && !headerName.MatchString(up.Header), "%s: upstream.header %q is not an HTTP header name", where, up.Header)
+		bad(up.HeaderValueFile != "" && up.HeaderValueEnv != "", upAt("header_value_env"), "%s: upstream: set header_value_file or header_value_env, not both", where)
+		bad(up.Header != "" && up.HeaderValueFile == "" && up.HeaderValueEnv == "", upAt("header"), "%s: upstream.header %q has no value: set header_value_file or header_value_env (never the value itself)", where, up.Header)
+		bad(up.Header != "" && !headerName.MatchString(up.Header), upAt("header"), "%s: upstream.header %q is not an HTTP header name", where, up.Header)
 		switch strings.ToLower(up.Header) {
 		case "host", "cookie", "mcp-session-id", "content-length", "content-type", "transfer-encoding", "connection":
-			errs = append(errs, fmt.Errorf("%s: upstream.header cannot be %s", where, up.Header))
+			errs = append(errs, keyErrorf(upAt("header"), "%s: upstream.header cannot be %s", where, up.Header))
 		}
-		bad(up.ConnectTimeout < 0, "%s: upstream.connect_timeout must not be negative", where)
+		bad(up.ConnectTimeout < 0, upAt("connect_timeout"), "%s: upstream.connect_timeout must not be negative", where)
 
-		checkScopes := func(field string, scopes []string) {
+		checkScopes := func(key, field string, scopes []string) {
 			for _, s := range scopes {
-				bad(!validScope(s), "%s: %s: %q is not a scope token (RFC 6749 §3.3)", where, field, s)
-				bad(s == "offline_access", "%s: %s: offline_access is about refresh tokens, not a resource's scope", where, field)
+				bad(!validScope(s), key, "%s: %s: %q is not a scope token (RFC 6749 §3.3)", where, field, s)
+				bad(s == "offline_access", key, "%s: %s: offline_access is about refresh tokens, not a resource's scope", where, field)
 			}
 		}
-		checkScopes("scopes", r.Scopes)
+		checkScopes(at("scopes"), "scopes", r.Scopes)
 		for s := range r.ScopeDescriptions {
-			checkScopes("scope_descriptions", []string{s})
+			checkScopes(at("scope_descriptions."+s), "scope_descriptions", []string{s})
 		}
 		for s, implied := range r.ImpliedScopes {
-			checkScopes("implied_scopes", append([]string{s}, implied...))
+			checkScopes(at("implied_scopes."+s), "implied_scopes", append([]string{s}, implied...))
 		}
 		for field, m := range map[string]map[string][]string{"tools": r.Tools, "resources": r.Resources, "prompts": r.Prompts} {
 			for k, scopes := range m {
-				bad(k == "", "%s: %s: an empty key matches nothing; use \"*\" for the default", where, field)
-				bad(strings.Count(k, "*") > 1 || (strings.Contains(k, "*") && !strings.HasSuffix(k, "*")),
+				kp := at(field + "." + k)
+				bad(k == "", kp, "%s: %s: an empty key matches nothing; use \"*\" for the default", where, field)
+				bad(strings.Count(k, "*") > 1 || (strings.Contains(k, "*") && !strings.HasSuffix(k, "*")), kp,
 					"%s: %s: %q: \"*\" may only end a key (a prefix)", where, field, k)
-				checkScopes(field+"["+k+"]", scopes)
+				checkScopes(kp, field+"["+k+"]", scopes)
 			}
 		}
-		for _, o := range r.AllowedOrigins {
+		for j, o := range r.AllowedOrigins {
 			if o == "*" {
 				continue
 			}
 			ou, err := url.Parse(o)
-			bad(err != nil || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.RawQuery != "",
+			bad(err != nil || ou.Host == "" || (ou.Path != "" && ou.Path != "/") || ou.RawQuery != "", fmt.Sprintf("%s[%d]", at("allowed_origins"), j),
 				"%s: allowed_origins: %q must be an origin such as https://app.example.com, or \"*\"", where, o)
 		}
-		for _, h := range r.AllowedHosts {
-			bad(h == "" || strings.ContainsAny(h, "/ @*"), "%s: allowed_hosts: %q must be a host or host:port", where, h)
+		for j, h := range r.AllowedHosts {
+			hp := fmt.Sprintf("%s[%d]", at("allowed_hosts"), j)
+			if h == "" || strings.ContainsAny(h, "/ @*") {
+				errs = append(errs, keyErrorf(hp, "%s: allowed_hosts: %q must be a host or host:port", where, h))
+			} else if _, port, err := net.SplitHostPort(h); err == nil {
+				if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+					errs = append(errs, keyErrorf(hp, "%s: allowed_hosts: %q: the port must be a number from 1 to 65535", where, h))
+				}
+			}
 		}
-		bad(r.MaxSessions < 0, "%s: max_sessions must not be negative", where)
-		bad(r.MaxSessionsPerUser < 0, "%s: max_sessions_per_user must not be negative", where)
-		bad(r.SessionIdleTimeout < 0, "%s: session_idle_timeout must not be negative", where)
-		bad(r.RequestTimeout < 0, "%s: request_timeout must not be negative", where)
-		bad(r.MaxBodyBytes < 0, "%s: max_body_bytes must not be negative", where)
-		bad(r.MaxMessageBytes < 0, "%s: max_message_bytes must not be negative", where)
-		bad(r.MaxBatchMessages < 0, "%s: max_batch_messages must not be negative", where)
+		bad(r.MaxSessions < 0, at("max_sessions"), "%s: max_sessions must not be negative", where)
+		bad(r.MaxSessionsPerUser < 0, at("max_sessions_per_user"), "%s: max_sessions_per_user must not be negative", where)
+		bad(r.SessionIdleTimeout < 0, at("session_idle_timeout"), "%s: session_idle_timeout must not be negative", where)
+		bad(r.RequestTimeout < 0, at("request_timeout"), "%s: request_timeout must not be negative", where)
+		bad(r.MaxBodyBytes < 0, at("max_body_bytes"), "%s: max_body_bytes must not be negative", where)
+		bad(r.MaxMessageBytes < 0, at("max_message_bytes"), "%s: max_message_bytes must not be negative", where)
+		bad(r.MaxBatchMessages < 0, at("max_batch_messages"), "%s: max_batch_messages must not be negative", where)
 	}
 	return errs
 }

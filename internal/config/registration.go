@@ -143,56 +143,59 @@ func (r Registration) EffectiveMode(dev bool) string {
 // allows cimd.allow_hosts.
 func (r Registration) validate(dev bool) []error {
 	var errs []error
-	bad := func(cond bool, format string, args ...any) {
+	bad := func(cond bool, path, format string, args ...any) {
 		if cond {
-			errs = append(errs, fmt.Errorf(format, args...))
+			errs = append(errs, keyErrorf(path, format, args...))
 		}
 	}
+	const at = "registration."
 	switch r.Mode {
 	case "", "open", "token", "closed":
 	default:
-		errs = append(errs, fmt.Errorf("registration.mode %q must be open, token or closed", r.Mode))
+		errs = append(errs, keyErrorf(at+"mode", "registration.mode %q must be open, token or closed", r.Mode))
 	}
-	bad(r.RateWindow < 0, "registration.rate_window must not be negative")
-	for _, sc := range r.AllowedScopes {
-		bad(sc == "" || strings.ContainsAny(sc, " \t\"\\"), "registration.allowed_scopes: %q is not a scope value", sc)
+	bad(r.RateWindow < 0, at+"rate_window", "registration.rate_window must not be negative")
+	for i, sc := range r.AllowedScopes {
+		bad(sc == "" || strings.ContainsAny(sc, " \t\"\\"), fmt.Sprintf(at+"allowed_scopes[%d]", i), "registration.allowed_scopes: %q is not a scope value", sc)
 	}
-	for _, sc := range r.ClientCredentialsScopes {
-		bad(!validScope(sc), "registration.client_credentials_scopes: %q is not a scope value", sc)
+	for i, sc := range r.ClientCredentialsScopes {
+		bad(!validScope(sc), fmt.Sprintf(at+"client_credentials_scopes[%d]", i), "registration.client_credentials_scopes: %q is not a scope value", sc)
 	}
-	bad(r.AllowClientCredentials && len(r.ClientCredentialsScopes) == 0,
+	bad(r.AllowClientCredentials && len(r.ClientCredentialsScopes) == 0, at+"allow_client_credentials",
 		"registration.allow_client_credentials needs registration.client_credentials_scopes: the scopes a self-registered client may obtain without a user")
-	bad(!r.AllowClientCredentials && len(r.ClientCredentialsScopes) > 0,
+	bad(!r.AllowClientCredentials && len(r.ClientCredentialsScopes) > 0, at+"client_credentials_scopes",
 		"registration.client_credentials_scopes only applies with registration.allow_client_credentials: true")
-	for _, sch := range r.PrivateUseSchemes {
+	for i, sch := range r.PrivateUseSchemes {
+		path := fmt.Sprintf(at+"private_use_schemes[%d]", i)
 		switch {
 		case !validScheme(sch):
-			errs = append(errs, fmt.Errorf("registration.private_use_schemes: %q is not a URI scheme (letters, digits, +, -, .; starting with a letter)", sch))
+			errs = append(errs, keyErrorf(path, "registration.private_use_schemes: %q is not a URI scheme (letters, digits, +, -, .; starting with a letter)", sch))
 		case slices.Contains([]string{"http", "https", "javascript", "data", "file", "vbscript", "blob", "about"}, strings.ToLower(sch)):
-			errs = append(errs, fmt.Errorf("registration.private_use_schemes: %q cannot be a private-use scheme", sch))
+			errs = append(errs, keyErrorf(path, "registration.private_use_schemes: %q cannot be a private-use scheme", sch))
 		}
 	}
 	c := r.CIMD
+	const cat = at + "cimd."
 	switch c.Mode {
 	case "", "open", "off":
-		bad(len(c.AllowDomains)+len(c.AllowURLs) > 0, "registration.cimd.allow_domains and allow_urls only apply with registration.cimd.mode allowlist (mode is %q)", c.Mode)
+		bad(len(c.AllowDomains)+len(c.AllowURLs) > 0, cat+"mode", "registration.cimd.allow_domains and allow_urls only apply with registration.cimd.mode allowlist (mode is %q)", c.Mode)
 	case "allowlist":
-		bad(len(c.AllowDomains)+len(c.AllowURLs) == 0, "registration.cimd.mode allowlist needs allow_domains or allow_urls")
+		bad(len(c.AllowDomains)+len(c.AllowURLs) == 0, cat+"mode", "registration.cimd.mode allowlist needs allow_domains or allow_urls")
 	default:
-		errs = append(errs, fmt.Errorf("registration.cimd.mode %q must be open, allowlist or off", c.Mode))
+		errs = append(errs, keyErrorf(cat+"mode", "registration.cimd.mode %q must be open, allowlist or off", c.Mode))
 	}
-	for _, d := range c.AllowDomains {
-		bad(d == "" || strings.ContainsAny(d, "/:@ *"), "registration.cimd.allow_domains: %q must be a bare domain such as example.com", d)
+	for i, d := range c.AllowDomains {
+		bad(d == "" || strings.ContainsAny(d, "/:@ *"), fmt.Sprintf(cat+"allow_domains[%d]", i), "registration.cimd.allow_domains: %q must be a bare domain such as example.com", d)
 	}
-	for _, u := range c.AllowURLs {
+	for i, u := range c.AllowURLs {
 		if err := clientreg.CheckClientIDURL(u); err != nil {
-			errs = append(errs, fmt.Errorf("registration.cimd.allow_urls: %q: %v", u, err))
+			errs = append(errs, keyErrorf(fmt.Sprintf(cat+"allow_urls[%d]", i), "registration.cimd.allow_urls: %q: %v", u, err))
 		}
 	}
-	bad(c.MinTTL < 0 || c.MaxTTL < 0, "registration.cimd.min_ttl and max_ttl must not be negative")
-	bad(c.MinTTL > 0 && c.MaxTTL > 0 && c.MaxTTL < c.MinTTL, "registration.cimd.max_ttl (%s) must be at least min_ttl (%s)", time.Duration(c.MaxTTL), time.Duration(c.MinTTL))
-	bad(c.MaxTTL > Duration(7*24*time.Hour), "registration.cimd.max_ttl must be at most 168h: a client's changed document must take effect within a week")
-	bad(c.FailureTTL < Duration(time.Second) || c.FailureTTL > Duration(time.Hour), "registration.cimd.failure_ttl (%s) must be between 1s and 1h: failures must be remembered to stop repeated fetches, and a fixed document must work again within the hour", time.Duration(c.FailureTTL))
+	bad(c.MinTTL < 0 || c.MaxTTL < 0, cat+"min_ttl", "registration.cimd.min_ttl and max_ttl must not be negative")
+	bad(c.MinTTL > 0 && c.MaxTTL > 0 && c.MaxTTL < c.MinTTL, cat+"max_ttl", "registration.cimd.max_ttl (%s) must be at least min_ttl (%s)", time.Duration(c.MaxTTL), time.Duration(c.MinTTL))
+	bad(c.MaxTTL > Duration(7*24*time.Hour), cat+"max_ttl", "registration.cimd.max_ttl must be at most 168h: a client's changed document must take effect within a week")
+	bad(c.FailureTTL < Duration(time.Second) || c.FailureTTL > Duration(time.Hour), cat+"failure_ttl", "registration.cimd.failure_ttl (%s) must be between 1s and 1h: failures must be remembered to stop repeated fetches, and a fixed document must work again within the hour", time.Duration(c.FailureTTL))
 	def := DefaultRegistration().CIMD
 	for _, l := range []struct {
 		key    string
@@ -204,9 +207,9 @@ func (r Registration) validate(dev bool) []error {
 		{"fetch_rate_limit", c.FetchRateLimit, def.FetchRateLimit},
 	} {
 		// 0 could mean "none" or "no limit"; it is neither.
-		bad(l.v == 0, "registration.cimd.%s must not be 0: leave it out for the default (%d), or make it negative for no limit", l.key, l.def)
+		bad(l.v == 0, cat+l.key, "registration.cimd.%s must not be 0: leave it out for the default (%d), or make it negative for no limit", l.key, l.def)
 	}
-	bad(!dev && len(c.AllowHosts) > 0, "registration.cimd.allow_hosts lets documents be fetched from loopback and private addresses; it is only accepted by `gatehouse dev`")
+	bad(!dev && len(c.AllowHosts) > 0, cat+"allow_hosts", "registration.cimd.allow_hosts lets documents be fetched from loopback and private addresses; it is only accepted by `gatehouse dev`")
 	return errs
 }
 
