@@ -825,22 +825,57 @@ func runConfig(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func configCheck(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("config check", "Print the effective configuration with secrets redacted, then every problem with it.", out)
+	fs := newFlags("config check", "Print the effective configuration with secrets redacted, then every problem with it, one per line "+
+		"(file:line:column: key: problem, or the environment variable or flag at fault), and their count. Exits 1 if there is any.", out)
 	var sf storeFlags
 	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, dev, err := sf.load()
-	if err != nil {
-		return err
+	var (
+		c    config.Config
+		dev  bool
+		errs config.Problems
+	)
+	if sf.config == "" {
+		var err error
+		if c, dev, err = sf.load(); err != nil {
+			return err
+		}
+		errs = config.Collect(c.Validate(dev))
+	} else {
+		c, errs = checkedConfig(sf.config, os.LookupEnv, false, nil)
 	}
-	fmt.Fprint(out, c.Redacted())
-	if err := c.Validate(dev); err != nil {
-		return fmt.Errorf("configuration has problems:\n%w", err)
+	if !errs.Fatal() {
+		fmt.Fprint(out, c.Redacted())
 	}
-	fmt.Fprintln(out, "# configuration OK")
-	return nil
+	if len(errs) == 0 {
+		fmt.Fprintln(out, "# configuration OK")
+		return nil
+	}
+	for _, p := range errs {
+		fmt.Fprintln(out, p.Error())
+	}
+	if len(errs) == 1 {
+		return errors.New("1 problem")
+	}
+	return fmt.Errorf("%d problems", len(errs))
+}
+
+// checkedConfig is the configuration of a server: the file at path and
+// the environment (config.Load), then set (the flags, nil for none), then
+// the secrets it names (Resolve), validated. Its problems are those of
+// every step at once, in file order; none means it is fit to serve.
+func checkedConfig(path string, env func(string) (string, bool), dev bool, set func(*config.Config)) (config.Config, config.Problems) {
+	c, err := config.Load(path, env)
+	if ps := config.Collect(err); ps.Fatal() {
+		return c, ps
+	}
+	if set != nil {
+		set(&c)
+	}
+	rerr := c.Resolve(env)
+	return c, config.Collect(err, rerr, c.Validate(dev))
 }
 
 // auditCLI records an admin action taken through the CLI.

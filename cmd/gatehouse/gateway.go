@@ -44,9 +44,11 @@ func runGateway(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *listen != "" {
 		gw.Listen = *listen
+		c.SetFrom("gateway.listen", "flag --listen")
 	}
 	if *adminListen != "" {
 		gw.AdminListen = *adminListen
+		c.SetFrom("gateway.admin_listen", "flag --admin-listen")
 	}
 	if err := gw.Validate(c.Issuer); err != nil {
 		return fmt.Errorf("invalid gateway configuration:\n%w", err)

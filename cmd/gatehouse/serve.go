@@ -30,24 +30,22 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := config.Load(*cfgPath, os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	if *listen != "" {
-		c.Listen = *listen
-	}
-	if *issuer != "" {
-		c.Issuer = *issuer
-	}
-	if *adminListen != "" {
-		c.AdminListen = *adminListen
-	}
-	if err := c.Resolve(os.LookupEnv); err != nil {
-		return err
-	}
-	if err := c.Validate(false); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+	c, errs := checkedConfig(*cfgPath, os.LookupEnv, false, func(c *config.Config) {
+		if *listen != "" {
+			c.Listen = *listen
+			c.SetFrom("listen", "flag --listen")
+		}
+		if *issuer != "" {
+			c.Issuer = *issuer
+			c.SetFrom("issuer", "flag --issuer")
+		}
+		if *adminListen != "" {
+			c.AdminListen = *adminListen
+			c.SetFrom("admin_listen", "flag --admin-listen")
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration (`gatehouse config check --config FILE` lists the same):\n%w", errs)
 	}
 	log := newLogger(c)
 	warnKeyFileMode(log, c.Keys.EncryptionKeyFile)
