@@ -79,7 +79,7 @@ func TestConfigCheckFiveProblems(t *testing.T) {
 }
 
 // TestConfigCheckOutcomes: a good file passes; a missing file, and a bad
-// --listen given to serve, are one problem each, named as such.
+// --listen given to serve or gateway, are one problem each, named as such.
 func TestConfigCheckOutcomes(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
@@ -101,5 +101,9 @@ func TestConfigCheckOutcomes(t *testing.T) {
 	err = run(t.Context(), []string{"serve", "--config", good, "--listen", "127.0.0.1:99999"}, &out)
 	if want := `flag --listen: listen "127.0.0.1:99999": port 99999 is out of range (0 to 65535)`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("serve --listen 127.0.0.1:99999 = %v, want %q", err, want)
+	}
+	err = run(t.Context(), []string{"gateway", "--config", good, "--listen", "127.0.0.1:notaport"}, &out)
+	if want := `flag --listen: gateway.listen "127.0.0.1:notaport": port "notaport" is not a number from 0 to 65535 or a known service name`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("gateway --listen 127.0.0.1:notaport = %v, want %q", err, want)
 	}
 }
