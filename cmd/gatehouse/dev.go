@@ -42,6 +42,8 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	pwFile := fs.String("password-file", "", "file whose first line is the demo user's password (default: env "+devPasswordEnv+", else a generated one kept in the data directory)")
 	accessTTL := fs.Duration("access-token-ttl", 0, "access-token lifetime (default: the configuration default, 10m); a short one lets you watch clients refresh")
 	gatewayFile := fs.String("gateway", "", "config file whose gateway section is served too (MCP servers without auth behind OAuth, on gateway.listen; see docs/gateway.md)")
+	brandName := fs.String("branding-name", "", "display name of the server or organisation on the sign-in, consent and error pages (branding.name)")
+	brandLogo := fs.String("branding-logo-url", "", "logo on those pages: an https URL or a base64 data:image/… URL (branding.logo_url)")
 	var cimdAllow listFlag
 	fs.Var(&cimdAllow, "cimd-allow-host", "host whose client metadata documents may be fetched although it resolves to a loopback or private address (repeatable; registration.cimd.allow_hosts), for testing CIMD clients locally. TLS is still verified against the system roots (SSL_CERT_FILE replaces them)")
 	if err := parseFlags(fs, args); err != nil {
@@ -71,6 +73,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if len(cimdAllow) > 0 {
 		c.Registration.CIMD.AllowHosts = cimdAllow
 	}
+	c.Branding.Name, c.Branding.LogoURL = *brandName, *brandLogo
 	if err := c.Validate(true); err != nil {
 		return fmt.Errorf("invalid dev configuration:\n%w", err)
 	}

@@ -89,6 +89,9 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		return nil, err
 	}
 	pages, err := web.New(web.Options{
+		ProductName:  c.Branding.Name,
+		LogoURL:      c.Branding.LogoURL,
+		IssuerHost:   iss.Host,
 		Secure:       iss.Scheme == "https",
 		CSRFKey:      deriveKey(c.Keys.EncryptionKey, "csrf"),
 		StaticPrefix: iss.Path + "/static/",

@@ -342,3 +342,31 @@ func TestServeRefusesBadKEK(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestServeBranding: branding.name and branding.logo_url from the config
+// file reach the pages of `gatehouse serve`, with the issuer's host; the
+// logo's origin, and only it, joins img-src of the pages' policy.
+func TestServeBranding(t *testing.T) {
+	cfg := serveConfig(t, "https://auth.acme.example", "branding:\n  name: Acme Corp\n  logo_url: https://cdn.acme.example/logo.svg\n")
+	addr := startServe(t, "--config", cfg)
+	resp, err := http.Get("http://" + addr + "/nothing-here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := `<header class="site"><img class="logo" src="https://cdn.acme.example/logo.svg" alt="" height="28"><span class="site-name">Acme Corp</span><span class="site-host">auth.acme.example</span></header>`
+	if !strings.Contains(string(body), want) {
+		t.Errorf("page does not contain %q:\n%s", want, body)
+	}
+	if got, want := resp.Header.Get("Content-Security-Policy"), "default-src 'none'; style-src 'self'; img-src 'self' data: https://cdn.acme.example; frame-ancestors 'none'; base-uri 'none'"; got != want {
+		t.Errorf("Content-Security-Policy = %q, want %q", got, want)
+	}
+
+	// A logo the pages could not show safely stops serve before it starts.
+	bad := serveConfig(t, "https://auth.acme.example", "branding:\n  logo_url: http://cdn.acme.example/logo.svg\n")
+	err = run(t.Context(), []string{"serve", "--config", bad}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "branding.logo_url must be an https URL") {
+		t.Errorf("serve with an http logo = %v, want an error naming branding.logo_url", err)
+	}
+}

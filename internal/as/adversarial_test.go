@@ -2178,8 +2178,8 @@ func TestAdversarialConsentSpoofing(t *testing.T) {
 		if !strings.Contains(p.body, `id="consent-form"`) {
 			t.Fatalf("no consent page: %d\n%s", p.status, p.body)
 		}
-		const want = `<p class="redirect-host">the app com.evil.app</p>`
-		if !strings.Contains(p.body, want) || strings.Contains(p.body, `<p class="redirect-host">github.com</p>`) {
+		const want = `<span class="redirect-host">the app com.evil.app</span>`
+		if !strings.Contains(p.body, want) || strings.Contains(p.body, `<span class="redirect-host">github.com</span>`) {
 			t.Errorf("consent page does not say %q:\n%s", want, p.body)
 		}
 	})

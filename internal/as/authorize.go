@@ -295,7 +295,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p pending, se
 func (s *Server) markCompleted(w http.ResponseWriter, r *http.Request, p pending) bool {
 	switch err := s.complete(r.Context(), p); {
 	case errors.Is(err, errPendingInvalid):
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, msgRequestGone))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgRequestGone)
 		return false
 	case err != nil:
 		s.serverErrorPage(w, r, err)
@@ -347,24 +347,52 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, redirectURI st
 	http.Redirect(w, r, u.String(), status)
 }
 
-// errorPage shows an authorization error that must not be redirected.
+// What the error pages tell the user to do. The technical reason goes
+// under "For developers" (web.ErrorData.Detail).
+const (
+	titleRefused     = "The app's sign-in request was refused"
+	nextStepRefused  = "Go back to the app and try again. If you see this page again, contact the app's developer: the details below tell them what to fix."
+	titleStartAgain  = "This sign-in page can no longer be used"
+	nextStepAgain    = "Go back to the app and sign in again. A sign-in page works only once, for a few minutes, in the browser that opened it."
+	titleServerError = "Something went wrong"
+	nextStepServer   = "This server could not finish your request. Go back to the app and try again in a moment. If it keeps happening, contact the administrator of this server."
+)
+
+// errorPage shows an authorization error that must not be redirected: the
+// app sent a request this server refuses, so the user is sent back to the
+// app, or to its developer, with e's description kept for the developer.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, e *oauth.Error) {
 	if e.Code == oauth.ServerError {
 		s.serverErrorPage(w, r, e.Cause)
 		return
 	}
 	s.opts.Pages.Error(w, r, status, web.ErrorData{
-		Title:       "This sign-in request cannot be completed",
-		Description: e.Description,
+		Title:       titleRefused,
+		Description: nextStepRefused,
+		Detail:      e.Description,
 		Code:        string(e.Code),
 	})
 }
 
+// startAgainPage shows that a sign-in or consent form cannot continue
+// (expired, already used, posted from elsewhere): nothing is wrong with
+// the app, and the user starts again from it. detail says, for the
+// developer, which check failed.
+func (s *Server) startAgainPage(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	s.opts.Pages.Error(w, r, status, web.ErrorData{
+		Title:       titleStartAgain,
+		Description: nextStepAgain,
+		Detail:      detail,
+		Code:        string(oauth.InvalidRequest),
+	})
+}
+
+// serverErrorPage logs cause and shows a page that reveals nothing of it.
 func (s *Server) serverErrorPage(w http.ResponseWriter, r *http.Request, cause error) {
 	s.log.ErrorContext(r.Context(), "browser request failed", "path", r.URL.Path, "cause", cause)
 	s.opts.Pages.Error(w, r, http.StatusInternalServerError, web.ErrorData{
-		Title:       "Something went wrong",
-		Description: "The server hit an internal error. Return to the application and try again.",
+		Title:       titleServerError,
+		Description: nextStepServer,
 		Code:        string(oauth.ServerError),
 	})
 }

@@ -24,7 +24,6 @@ const sessionCookie = "gh_session"
 // field was wrong, so it reveals nothing about which accounts exist.
 const (
 	msgBadLogin     = "The username or password is incorrect."
-	msgFormExpired  = "The form expired or was sent from another page. Please try again."
 	msgTooManyTries = "Too many failed sign-in attempts. Try again in %s."
 	msgDisabled     = "This account is disabled. Ask the administrator of this server."
 )
@@ -55,20 +54,30 @@ func (s *Server) currentSession(r *http.Request) (*storage.Session, storage.User
 	return &sess, u
 }
 
-// msgRequestGone is the page for a sealed request that cannot continue.
-const msgRequestGone = "This sign-in request has expired or was already completed. Return to the application and start again."
+// Why a form cannot continue, for the "For developers" section of the
+// page that sends the user back to the app (startAgainPage).
+const (
+	msgRequestGone    = "the request field holds a pending authorization request that has expired or was already completed"
+	msgNoRequest      = "the form has no request field"
+	msgFormsOnly      = "this address accepts only POSTed forms"
+	msgFormUnreadable = "the form body could not be read"
+	msgFormExpired    = "the csrf_token field does not match the browser's CSRF cookie: the form expired, or was posted from another page or browser"
+	msgOtherSession   = "this consent form was shown to another sign-in session than the browser's current one"
+	msgClientChanged  = "the client is no longer registered with the redirect_uri of this request"
+	msgNoDecision     = "the decision field must be allow or deny"
+)
 
 // loadPendingRequest opens the hidden "request" field's sealed pending
 // authorization request, or shows why it cannot continue.
 func (s *Server) loadPendingRequest(w http.ResponseWriter, r *http.Request) (pending, bool) {
 	v := r.PostForm.Get("request")
 	if v == "" {
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The sign-in form is missing its request. Return to the application and start again."))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgNoRequest)
 		return pending{}, false
 	}
 	p, err := s.openPending(r.Context(), v)
 	if errors.Is(err, errPendingInvalid) {
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, msgRequestGone))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgRequestGone)
 		return pending{}, false
 	}
 	if err != nil {
@@ -93,20 +102,20 @@ func (s *Server) sealedField(w http.ResponseWriter, r *http.Request, p pending) 
 func (s *Server) parseBrowserForm(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		s.errorPage(w, r, http.StatusMethodNotAllowed, oauth.New(oauth.InvalidRequest, "This address accepts only form submissions."))
+		s.startAgainPage(w, r, http.StatusMethodNotAllowed, msgFormsOnly)
 		return false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The form could not be read."))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgFormUnreadable)
 		return false
 	}
 	if e := checkParams(r.PostForm); e != nil {
-		s.errorPage(w, r, http.StatusBadRequest, e)
+		s.startAgainPage(w, r, http.StatusBadRequest, e.Description)
 		return false
 	}
 	if !s.opts.Pages.CheckCSRF(r) {
-		s.errorPage(w, r, http.StatusForbidden, oauth.New(oauth.InvalidRequest, msgFormExpired))
+		s.startAgainPage(w, r, http.StatusForbidden, msgFormExpired)
 		return false
 	}
 	return true
@@ -319,11 +328,11 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	// that passed prompt=login's sign-in, if asked), and only while the
 	// client still has the redirect URI the code would go to.
 	if !token.Equal(p.Session, sess.IDHash) {
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "This consent form was shown to another sign-in. Return to the application and start again."))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgOtherSession)
 		return
 	}
 	if c, err := s.lookupClient(ctx, p.ClientID, s.clientIP(r)); err != nil || !clientreg.MatchRedirectURI(p.RedirectURI, c.RedirectURIs) {
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The application changed since this request began. Return to it and start again."))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgClientChanged)
 		return
 	}
 	switch r.PostForm.Get("decision") {
@@ -333,7 +342,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.finishWithError(w, r, p, sess, true, oauth.New(oauth.AccessDenied, "the user declined the request"))
 		return
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, oauth.New(oauth.InvalidRequest, "The consent form must be answered with Allow or Deny."))
+		s.startAgainPage(w, r, http.StatusBadRequest, msgNoDecision)
 		return
 	}
 	now := s.now()

@@ -945,7 +945,7 @@ func TestAdversarialConsentFormBinding(t *testing.T) {
 	}
 	got = ts.consent(t, br, cp, "allow")
 	assertNoLocation(t, got)
-	if got.status != http.StatusBadRequest || !strings.Contains(got.body, "The application changed") {
+	if got.status != http.StatusBadRequest || !strings.Contains(got.body, msgClientChanged) {
 		t.Errorf("consent after the redirect URI was dropped = %d, want the 400 page", got.status)
 	}
 }

@@ -359,7 +359,7 @@ func corsAllowing(methods, headers string, next http.Handler) http.Handler {
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	s.opts.Pages.Error(w, r, http.StatusNotFound, web.ErrorData{
 		Title:       "Page not found",
-		Description: "There is nothing at this address.",
+		Description: "There is nothing at this address. If an app sent you here, go back to it and sign in again.",
 	})
 }
 

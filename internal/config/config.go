@@ -10,11 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
+	"github.com/gatehouse-mcp/gatehouse/internal/web"
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration
@@ -75,6 +78,9 @@ type Config struct {
 
 	Registration Registration `json:"registration"`
 	Gateway      Gateway      `json:"gateway"`
+	// Branding (branding) is what the browser pages show of who runs
+	// this server.
+	Branding Branding `json:"branding"`
 
 	// src is where each value came from, for placing problems; set by
 	// Load, shared with Gateway.src.
@@ -144,6 +150,44 @@ type Login struct {
 	// Window (window) for counting failures. Default 15m.
 	Window Duration `json:"window"`
 }
+
+// Branding is what the sign-in, consent and error pages show of who runs
+// this server, besides the issuer's host, which they always show.
+type Branding struct {
+	// Name (name) is the display name of the server or organisation, e.g.
+	// "Acme Corp": shown in the page header and window title, and on the
+	// sign-in page as "Sign in to Acme Corp". At most 80 characters.
+	// Default empty: the header says "Gatehouse" and the sign-in page
+	// names only the host.
+	Name string `json:"name"`
+	// LogoURL (logo_url) is an image shown before the name in the page
+	// header: an https URL, whose origin (and only that) is then added to
+	// img-src of the pages' Content-Security-Policy, or a base64
+	// data:image/png, jpeg, gif, webp or svg+xml URL of at most 32 KiB,
+	// which needs no change to the policy and no request to another host.
+	// Default empty: no logo.
+	LogoURL string `json:"logo_url"`
+}
+
+// validate reports the problems of the branding section.
+func (b Branding) validate() []error {
+	var errs []error
+	if n := utf8.RuneCountInString(b.Name); n > maxBrandingName {
+		errs = append(errs, keyErrorf("branding.name", "branding.name is %d characters; the limit is %d", n, maxBrandingName))
+	}
+	if i := strings.IndexFunc(b.Name, func(r rune) bool { return !safetext.Shown(r) }); i >= 0 {
+		errs = append(errs, keyErrorf("branding.name", "branding.name %q contains a control or invisible character at byte %d", b.Name, i))
+	}
+	if b.LogoURL != "" {
+		if _, err := web.CheckLogoURL(b.LogoURL); err != nil {
+			errs = append(errs, keyErrorf("branding.logo_url", "branding.logo_url %w", err))
+		}
+	}
+	return errs
+}
+
+// maxBrandingName bounds branding.name: it is a heading on every page.
+const maxBrandingName = 80
 
 // Audit configures the audit log.
 type Audit struct {
@@ -396,6 +440,7 @@ func (c *Config) Validate(dev bool) error {
 	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format", "log.format %q must be text or json", c.Log.Format)
 	errs = append(errs, c.Registration.validate(dev)...)
 	errs = append(errs, c.Gateway.validate(c.Issuer, true)...)
+	errs = append(errs, c.Branding.validate()...)
 	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL, "registration.idle_ttl",
 		"registration.idle_ttl (%s) must be at least tokens.refresh_token_ttl (%s), or clients are reaped while their refresh tokens are still valid",
 		time.Duration(c.Registration.IdleTTL), time.Duration(c.Tokens.RefreshTokenTTL))

@@ -214,3 +214,46 @@ func TestTrustedProxiesConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestBrandingConfig: branding.name and branding.logo_url are read from
+// the file and from GATEHOUSE_BRANDING_NAME / GATEHOUSE_BRANDING_LOGO_URL,
+// default to empty, and a logo that is not https or a data:image URL, or
+// a name with invisible characters, is refused naming the key.
+func TestBrandingConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\nbranding:\n  name: Acme Corp\n  logo_url: https://cdn.acme.example/logo.svg\n"), 0o600))
+	for _, tt := range []struct {
+		name, path       string
+		env              map[string]string
+		wantName, wantLU string
+		wantErr          string
+	}{
+		{"default", "", nil, "", "", ""},
+		{"file", path, nil, "Acme Corp", "https://cdn.acme.example/logo.svg", ""},
+		{"env over file", path, map[string]string{"GATEHOUSE_BRANDING_NAME": "Acme Research", "GATEHOUSE_BRANDING_LOGO_URL": "data:image/png;base64,iVBORw0KGgo="},
+			"Acme Research", "data:image/png;base64,iVBORw0KGgo=", ""},
+		{"http logo", "", map[string]string{"GATEHOUSE_BRANDING_LOGO_URL": "http://cdn.acme.example/logo.png"}, "", "http://cdn.acme.example/logo.png", "branding.logo_url must be an https URL"},
+		{"html data logo", "", map[string]string{"GATEHOUSE_BRANDING_LOGO_URL": "data:text/html;base64,PGI+"}, "", "data:text/html;base64,PGI+", "branding.logo_url a data: logo must be one of"},
+		{"bidi name", "", map[string]string{"GATEHOUSE_BRANDING_NAME": "Acme\u202eCorp"}, "Acme\u202eCorp", "", `branding.name "Acme\u202eCorp" contains a control or invisible character`},
+		{"long name", "", map[string]string{"GATEHOUSE_BRANDING_NAME": strings.Repeat("A", 81)}, strings.Repeat("A", 81), "", "branding.name is 81 characters; the limit is 80"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.path, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Branding.Name != tt.wantName || c.Branding.LogoURL != tt.wantLU {
+				t.Errorf("branding = %+v, want name %q, logo_url %q", c.Branding, tt.wantName, tt.wantLU)
+			}
+			c.Issuer = "https://auth.example.com"
+			c.Keys.EncryptionKey = make([]byte, 32)
+			err = c.Validate(false)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

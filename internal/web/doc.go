@@ -7,8 +7,10 @@
 //
 // The pages are server-rendered with html/template from an embedded file
 // system and need no JavaScript: the Content-Security-Policy forbids
-// scripts and inline styles, and the only subresource is one same-origin
-// stylesheet served by [Pages.StaticHandler].
+// scripts and inline styles, and the only subresources are one
+// same-origin stylesheet served by [Pages.StaticHandler] and the
+// operator's logo, if any (Options.LogoURL: a data: image, or an https
+// URL whose one origin the pages' policy then allows in img-src).
 //
 // This package only renders and protects pages; it decides nothing about
 // authorization. The handlers in internal/as parse the forms, call

@@ -4,7 +4,8 @@ import "net/http"
 
 // ContentSecurityPolicy is the policy [SecureHeaders] sends: nothing may
 // load but the same-origin stylesheet (and data: images), no page may frame
-// ours, and <base> may not rebase relative URLs.
+// ours, and <base> may not rebase relative URLs. The pages send it too,
+// with one more img-src origin when Options.LogoURL is an https URL.
 //
 // There is deliberately no form-action directive. Chromium applies
 // form-action to the whole chain of redirects that follows a form

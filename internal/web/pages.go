@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -28,9 +29,21 @@ var pageNames = []string{"login", "consent", "error", "message", "consents"}
 // Options configures [New]. The zero value of every field except CSRFKey
 // is a documented default.
 type Options struct {
-	// ProductName is shown in the page header and the window title.
-	// Empty means "Gatehouse".
+	// ProductName is the display name of the server or organisation (the
+	// branding.name setting), shown in the page header, the window title
+	// and the sign-in page ("Sign in to <ProductName>"). Empty means
+	// "Gatehouse" in the header and title, and no name on the sign-in page.
 	ProductName string
+	// LogoURL is an image shown before ProductName in the page header (the
+	// branding.logo_url setting): an https URL, whose origin is then added
+	// to the img-src of the pages' Content-Security-Policy and nothing
+	// else, or a base64 data:image/… URL. [CheckLogoURL] states the rules;
+	// New refuses a URL that breaks them. Empty means no logo.
+	LogoURL string
+	// IssuerHost is the host (and port) of the issuer, shown in the page
+	// header and on the sign-in page so that users can see which server
+	// asks for their password. Empty shows none.
+	IssuerHost string
 	// Secure is true when the issuer is https. Cookies then get the Secure
 	// attribute and the __Host- name prefix. Leave it false only for plain
 	// http development on localhost, where browsers reject both.
@@ -51,6 +64,10 @@ type Options struct {
 // Create one with [New]; it is safe for concurrent use.
 type Pages struct {
 	product    string
+	named      bool         // the operator set ProductName
+	logo       template.URL // checked by CheckLogoURL
+	host       string
+	csp        string
 	secure     bool
 	csrfKey    []byte
 	prefix     string
@@ -66,7 +83,9 @@ func New(opts Options) (*Pages, error) {
 		return nil, errors.New("web: CSRFKey must be at least 32 bytes")
 	}
 	p := &Pages{
-		product: opts.ProductName,
+		product: Visible(strings.TrimSpace(opts.ProductName)),
+		named:   strings.TrimSpace(opts.ProductName) != "",
+		host:    opts.IssuerHost,
 		secure:  opts.Secure,
 		csrfKey: bytes.Clone(opts.CSRFKey),
 		prefix:  opts.StaticPrefix,
@@ -76,6 +95,17 @@ func New(opts Options) (*Pages, error) {
 	if p.product == "" {
 		p.product = "Gatehouse"
 	}
+	origin, err := "", error(nil)
+	if opts.LogoURL != "" {
+		if origin, err = CheckLogoURL(opts.LogoURL); err != nil {
+			return nil, fmt.Errorf("web: LogoURL %w", err)
+		}
+		// Checked above: an https URL or a base64 data:image URL, which
+		// html/template would otherwise replace (it trusts only http,
+		// https and mailto).
+		p.logo = template.URL(opts.LogoURL)
+	}
+	p.csp = contentSecurityPolicy(origin)
 	if p.prefix == "" {
 		p.prefix = "/static/"
 	}
@@ -189,14 +219,22 @@ type ScopeItem struct {
 	Tools []string
 }
 
-// ErrorData is what the error page shows. No field may contain secrets or
-// internal error text: it all reaches the browser.
+// ErrorData is what the error page shows: first, in plain words, what the
+// user should do; then, folded away under "For developers", what exactly
+// was wrong. No field may contain secrets or internal error text: it all
+// reaches the browser.
 type ErrorData struct {
 	// Title is the heading. Empty means the HTTP status text.
 	Title string
-	// Description explains what went wrong and what to do next. Optional.
+	// Description tells the user what to do next, in plain words ("Go
+	// back to the app and try again."). Optional.
 	Description string
-	// Code is the OAuth error code, e.g. "invalid_request". Optional.
+	// Detail is the technical reason, for the developer of the app, e.g.
+	// the OAuth error_description. It is shown in a collapsed "For
+	// developers" section. Optional.
+	Detail string
+	// Code is the OAuth error code, e.g. "invalid_request", shown with
+	// Detail. Optional.
 	Code string
 }
 
@@ -245,6 +283,9 @@ type ConsentItem struct {
 // view is what the layout template receives.
 type view struct {
 	Product    string
+	Named      bool // Product was set by the operator
+	Logo       template.URL
+	Host       string
 	Stylesheet string
 	Page       any
 }
@@ -279,14 +320,15 @@ func (p *Pages) Consent(w http.ResponseWriter, r *http.Request, d ConsentData) {
 }
 
 // Error writes the error page with the given status; 0 means 500. Format
-// characters are removed from Description, which may quote what a client
-// sent (see [Visible]).
+// characters are removed from Description and Detail, which may quote
+// what a client sent (see [Visible]).
 func (p *Pages) Error(w http.ResponseWriter, r *http.Request, status int, d ErrorData) {
 	status = orStatus(status, http.StatusInternalServerError)
 	if d.Title == "" {
 		d.Title = http.StatusText(status)
 	}
 	d.Description = Visible(d.Description)
+	d.Detail = Visible(d.Detail)
 	p.render(w, r, status, "error", d)
 }
 
@@ -342,9 +384,10 @@ func (p *Pages) Consents(w http.ResponseWriter, r *http.Request, d ConsentsData)
 // forgot to wrap in SecureHeaders.
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
 	var buf bytes.Buffer
-	err := p.tmpl[page].ExecuteTemplate(&buf, "layout", view{Product: p.product, Stylesheet: p.stylesheet, Page: data})
+	err := p.tmpl[page].ExecuteTemplate(&buf, "layout", view{Product: p.product, Named: p.named, Logo: p.logo, Host: p.host, Stylesheet: p.stylesheet, Page: data})
 	h := w.Header()
 	setSecurityHeaders(h)
+	h.Set("Content-Security-Policy", p.csp)
 	if err != nil {
 		p.log.ErrorContext(r.Context(), "web: render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)

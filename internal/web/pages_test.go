@@ -34,6 +34,20 @@ func newPages(t *testing.T, secure bool) *Pages {
 	return p
 }
 
+// testLogo is a 1×1 PNG as a data: URL.
+const testLogo = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+// newBrandedPages is what an operator who set branding.name and
+// branding.logo_url gets, on the issuer host auth.acme.example.
+func newBrandedPages(t *testing.T, logo string) *Pages {
+	t.Helper()
+	p, err := New(Options{CSRFKey: testKey, Secure: true, ProductName: "Acme Corp", LogoURL: logo, IssuerHost: "auth.acme.example"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return p
+}
+
 // render runs one page method against a recorder and returns it.
 func render(t *testing.T, f func(w http.ResponseWriter, r *http.Request)) *httptest.ResponseRecorder {
 	t.Helper()
@@ -120,22 +134,28 @@ func TestPagesGolden(t *testing.T) {
 	loopback.Scopes = nil
 	loopback.Warnings = nil
 
+	branded := newBrandedPages(t, testLogo)
 	tests := []struct {
 		name       string
 		f          func(w http.ResponseWriter, r *http.Request)
 		wantStatus int
 	}{
 		{"login", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, 0, loginData) }, http.StatusOK},
+		{"login_branded", func(w http.ResponseWriter, r *http.Request) { branded.Login(w, r, 0, loginData) }, http.StatusOK},
 		{"login_error", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, http.StatusUnauthorized, loginErr) }, http.StatusUnauthorized},
 		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, consentData) }, http.StatusOK},
 		{"consent_loopback", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, loopback) }, http.StatusOK},
 		{"error", func(w http.ResponseWriter, r *http.Request) {
 			p.Error(w, r, http.StatusBadRequest, ErrorData{
-				Title:       "This app sent an invalid request",
-				Description: "The redirect_uri is not registered for this client. Close this window and try again from the app.",
+				Title:       "The app's sign-in request was refused",
+				Description: "Go back to the app and try again. If you see this page again, contact the app's developer.",
+				Detail:      `redirect_uri "http://127.0.0.1:9999/cb" is not registered for this client`,
 				Code:        "invalid_request",
 			})
 		}, http.StatusBadRequest},
+		{"error_branded", func(w http.ResponseWriter, r *http.Request) {
+			branded.Error(w, r, http.StatusNotFound, ErrorData{Title: "Page not found", Description: "There is nothing at this address."})
+		}, http.StatusNotFound},
 		{"error_default", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 0, ErrorData{}) }, http.StatusInternalServerError},
 		{"message", func(w http.ResponseWriter, r *http.Request) {
 			p.Message(w, r, 0, MessageData{Title: "You declined", Body: "Example Agent was not given access. You can close this window."})
@@ -238,7 +258,7 @@ func TestPagesEscape(t *testing.T) {
 		}},
 		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, c) }},
 		{"error", func(w http.ResponseWriter, r *http.Request) {
-			p.Error(w, r, 400, ErrorData{Title: evil, Description: evil, Code: evil})
+			p.Error(w, r, 400, ErrorData{Title: evil, Description: evil, Detail: evil, Code: evil})
 		}},
 		{"message", func(w http.ResponseWriter, r *http.Request) { p.Message(w, r, 0, MessageData{Title: evil, Body: evil}) }},
 		{"consents", func(w http.ResponseWriter, r *http.Request) {
@@ -274,6 +294,7 @@ func TestPagesStripFormatCharacters(t *testing.T) {
 		{"login", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, 0, LoginData{ClientName: evil}) }},
 		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, c) }},
 		{"error", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Description: evil}) }},
+		{"error detail", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Detail: evil}) }},
 		{"consents", func(w http.ResponseWriter, r *http.Request) {
 			p.Consents(w, r, ConsentsData{Items: []ConsentItem{{ClientName: evil, ClientID: evil, Resource: "https://mcp.example.com/mcp"}}})
 		}},
@@ -332,8 +353,7 @@ func TestConsentRedirectHost(t *testing.T) {
 		d := consentData
 		d.RedirectURI, d.RedirectHost = tt.redirectURI, tt.redirectHost
 		body := render(t, func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, d) }).Body.String()
-		want := `<p>After you allow, you will be sent to</p>
-<p class="redirect-host">` + tt.want + `</p>`
+		want := `<p>After you allow, you will be sent to <span class="redirect-host">` + tt.want + `</span></p>`
 		if !strings.Contains(body, want) {
 			t.Errorf("Consent(RedirectURI %q, RedirectHost %q): page does not contain %q", tt.redirectURI, tt.redirectHost, want)
 		}
@@ -392,8 +412,12 @@ func TestNewOptions(t *testing.T) {
 		wantStyle  string
 		wantHeader string
 	}{
-		{"defaults", Options{CSRFKey: testKey}, false, "/static/gatehouse.", "<header class=\"site\">Gatehouse</header>"},
-		{"prefix without slash", Options{CSRFKey: testKey, StaticPrefix: "/assets", ProductName: "Acme Login"}, false, "/assets/gatehouse.", "<header class=\"site\">Acme Login</header>"},
+		{"defaults", Options{CSRFKey: testKey}, false, "/static/gatehouse.", `<header class="site"><span class="site-name">Gatehouse</span></header>`},
+		{"prefix without slash", Options{CSRFKey: testKey, StaticPrefix: "/assets", ProductName: "Acme Login"}, false, "/assets/gatehouse.", `<header class="site"><span class="site-name">Acme Login</span></header>`},
+		{"branded", Options{CSRFKey: testKey, ProductName: " Acme\u202e Corp ", IssuerHost: "auth.acme.example:8443", LogoURL: "https://cdn.acme.example/logo.svg"}, false, "/static/gatehouse.",
+			`<header class="site"><img class="logo" src="https://cdn.acme.example/logo.svg" alt="" height="28"><span class="site-name">Acme Corp</span><span class="site-host">auth.acme.example:8443</span></header>`},
+		{"http logo", Options{CSRFKey: testKey, LogoURL: "http://cdn.acme.example/logo.png"}, true, "", ""},
+		{"javascript logo", Options{CSRFKey: testKey, LogoURL: "javascript:alert(1)"}, true, "", ""},
 		{"relative prefix", Options{CSRFKey: testKey, StaticPrefix: "static/"}, true, "", ""},
 		{"no key", Options{}, true, "", ""},
 		{"short key", Options{CSRFKey: make([]byte, 31)}, true, "", ""},
