@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -690,32 +691,105 @@ func runAudit(ctx context.Context, args []string, out io.Writer) error {
 
 func auditFlags(fs *flag.FlagSet) (*storage.AuditQuery, *string) {
 	q := &storage.AuditQuery{}
-	since := fs.String("since", "", "only events after this duration ago (e.g. 1h) or RFC 3339 time")
-	fs.StringVar(&q.Type, "type", "", `event type, or a prefix ending in "." (e.g. login.)`)
+	since := fs.String("since", "", "only events after this: a duration ago (90m, 2h, 7d), a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T15:04:05Z)")
+	fs.StringVar(&q.Type, "type", "", "an event type (token.issued) or a category (token, or token.): one of "+strings.Join(auditCategories, ", "))
 	fs.StringVar(&q.UserID, "user-id", "", "only this user id")
 	fs.StringVar(&q.ClientID, "client", "", "only this client id")
 	fs.IntVar(&q.Limit, "limit", 100, "at most this many events")
 	return q, since
 }
 
+// auditCategories are the categories of audit event types: the part
+// before the dot of every type any component writes. TestAuditCategories
+// checks the list against the types in the source, so that `--type` can
+// refuse a category that matches nothing rather than print nothing.
+var auditCategories = []string{
+	"authorize", "client", "code", "consent", "gateway", "key", "login", "refresh", "registration", "resource", "token", "user",
+}
+
+// auditType turns the value of --type into the query's Type: a category
+// alone ("token") becomes its prefix ("token."), which the storage
+// matches as a prefix; a category or type whose category is unknown is
+// refused with the known ones, since it would match nothing.
+func auditType(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	cat, rest, dot := strings.Cut(s, ".")
+	if !slices.Contains(auditCategories, cat) {
+		return "", fmt.Errorf("--type %q: no audit event has the category %q; use a type such as token.issued or one of the categories %s", s, cat, strings.Join(auditCategories, ", "))
+	}
+	if !dot || rest == "" {
+		return cat + ".", nil
+	}
+	return s, nil
+}
+
+// sinceHelp says what --since accepts, in its errors.
+const sinceHelp = "want a duration ago (90m, 2h, 7d), a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T15:04:05Z)"
+
+// parseSince reads --since: a duration before now (Go's units, plus d
+// for days of 24 hours: 7d, 1d12h), a date (midnight UTC, as the audit
+// log prints UTC), or an RFC 3339 time.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, ok := parseDays(s); ok {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: a duration must not be negative", s)
+		}
 		return now.Add(-d), nil
 	}
-	return time.Parse(time.RFC3339, s)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: %s", s, sinceHelp)
+}
+
+// parseDays is time.ParseDuration that also takes a leading number of
+// days: "7d", "1d12h".
+func parseDays(s string) (time.Duration, bool) {
+	var days time.Duration
+	if n, rest, ok := strings.Cut(s, "d"); ok {
+		v, err := strconv.ParseUint(n, 10, 16)
+		if err != nil {
+			return 0, false
+		}
+		days, s = time.Duration(v)*24*time.Hour, rest
+		if s == "" {
+			return days, true
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, false
+	}
+	return days + d, true
 }
 
 // printAudit prints one line per event. Clients, users and proxies put
 // text into events (client ids, resources, addresses, details): every
 // field is escaped, and the key=value fields quoted when they hold a
 // space, '=' or '"', so no event can add a line or pose as another field.
+// An empty field is left out ("user= client=" says nothing); the detail is
+// a detail= field too, since with fields left out a bare "user=alice" at
+// the end of the line could pass for the missing user field.
 func printAudit(out io.Writer, es []storage.AuditEvent) {
 	for _, e := range es {
-		fmt.Fprintf(out, "%s %-22s outcome=%s user=%s client=%s resource=%s ip=%s %s\n",
-			e.Time.UTC().Format(time.RFC3339), esc(e.Type), kv(e.Outcome), kv(e.UserID), kv(e.ClientID), kv(e.Resource), kv(e.IP), esc(e.Detail))
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %-22s", e.Time.UTC().Format(time.RFC3339), esc(e.Type))
+		for _, f := range [...]struct{ k, v string }{
+			{"outcome", e.Outcome}, {"user", e.UserID}, {"client", e.ClientID}, {"resource", e.Resource}, {"ip", e.IP}, {"detail", e.Detail},
+		} {
+			if f.v != "" {
+				fmt.Fprintf(&b, " %s=%s", f.k, kv(f.v))
+			}
+		}
+		fmt.Fprintln(out, b.String())
 	}
 }
 
@@ -739,7 +813,10 @@ func auditQuery(ctx context.Context, args []string, out io.Writer) error {
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		t, err := parseSince(*since, time.Now())
 		if err != nil {
-			return fmt.Errorf("--since: %w", err)
+			return err
+		}
+		if q.Type, err = auditType(q.Type); err != nil {
+			return err
 		}
 		q.Since = t
 		es, err := st.QueryAudit(ctx, *q)
@@ -759,7 +836,10 @@ func auditTail(ctx context.Context, args []string, out io.Writer) error {
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		t, err := parseSince(*since, time.Now())
 		if err != nil {
-			return fmt.Errorf("--since: %w", err)
+			return err
+		}
+		if q.Type, err = auditType(q.Type); err != nil {
+			return err
 		}
 		if t.IsZero() {
 			t = time.Now().Add(-time.Hour)
