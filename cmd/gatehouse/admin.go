@@ -76,8 +76,14 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 	var redirects, grants, scopes listFlag
 	fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable); loopback http URIs match any port")
 	fs.Var(&grants, "grant-type", "grant type (repeatable; default authorization_code and refresh_token, or client_credentials for a confidential client without redirect URIs)")
-	fs.Var(&scopes, "scope", "scope the client may be granted (repeatable; default: any scope of the resource)")
+	fs.Var(&scopes, "scope", "scope the client may be granted (repeatable; default: any scope of the resource); it must be a scope of a registered resource")
+	unknownOK := fs.Bool("allow-unknown-scope", false, "accept a --scope no registered resource offers yet (say, of a gateway route not started yet)")
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if !*unknownOK {
+			if err := checkClientScopes(ctx, st, scopes); err != nil {
+				return err
+			}
+		}
 		m := *method
 		if m == "" {
 			m = "none"
@@ -166,6 +172,42 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return nil
 	})
+}
+
+// checkClientScopes refuses a client scope allowlist naming a scope no
+// registered resource offers: a typo would leave the client allowed
+// nothing it asks for (every request would get invalid_scope), and
+// nothing would say why.
+func checkClientScopes(ctx context.Context, st storage.Store, scopes []string) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	rs, err := st.ListResources(ctx)
+	if err != nil {
+		return err
+	}
+	// offline_access asks for a refresh token of any resource.
+	known := []string{"offline_access"}
+	for _, r := range rs {
+		for _, sc := range r.Scopes {
+			if !slices.Contains(known, sc.Name) {
+				known = append(known, sc.Name)
+			}
+		}
+	}
+	var unknown []string
+	for _, sc := range scopes {
+		if !slices.Contains(known, sc) {
+			unknown = append(unknown, strconv.Quote(sc)) // escapes what the terminal would act on
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(known[1:])
+	return fmt.Errorf("--scope %s: no registered resource offers it; the scopes of the registered resources are %s (gatehouse resource list shows them). "+
+		"Register the resource first (gatehouse resource add), or pass --allow-unknown-scope if it comes later",
+		strings.Join(unknown, ", "), strings.Join(known, " "))
 }
 
 func clientList(ctx context.Context, args []string, out io.Writer) error {

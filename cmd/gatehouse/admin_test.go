@@ -483,3 +483,53 @@ func TestClientRotateSecret(t *testing.T) {
 		t.Errorf("rotate-secret of a public client = %v, want refused", err)
 	}
 }
+
+// TestClientCreateScopes: client create refuses a --scope no registered
+// resource offers, naming the ones that are, unless told it comes later.
+func TestClientCreateScopes(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("resource", "add", "https://a.example.com/mcp", "--scope", "files:read", "--scope", "files:write", "--default-scope", "files:read")
+	a.ok("resource", "add", "https://b.example.com/mcp", "--scope", "notes:read", "--default-scope", "notes:read")
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr string // empty: created, with the scopes of --scope
+	}{
+		{"known scopes", []string{"--scope", "files:read", "--scope", "notes:read"}, ""},
+		{"offline_access", []string{"--scope", "files:read", "--scope", "offline_access"}, ""},
+		{"typo", []string{"--scope", "files:read", "--scope", "bogus:scope"},
+			`--scope "bogus:scope": no registered resource offers it; the scopes of the registered resources are offline_access files:read files:write notes:read`},
+		{"two unknown", []string{"--scope", "a", "--scope", "b\u202e"}, `--scope "a", "b\u202e": no registered resource offers it`},
+		{"override", []string{"--scope", "later:read", "--allow-unknown-scope"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := strings.ReplaceAll(tt.name, " ", "-")
+			args := append([]string{"client", "create", "--id", id, "--redirect-uri", "http://127.0.0.1/callback"}, tt.args...)
+			_, err := a.run(args...)
+			var c storage.Client
+			var getErr error
+			a.store(func(st storage.Store) { c, getErr = st.GetClient(t.Context(), id) })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("client create %s = %v, want an error containing %q", strings.Join(tt.args, " "), err, tt.wantErr)
+				}
+				if !errors.Is(getErr, storage.ErrNotFound) {
+					t.Errorf("refused client create %s stored the client: %+v, %v", strings.Join(tt.args, " "), c, getErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("client create %s: %v", strings.Join(tt.args, " "), err)
+			}
+			var want []string
+			for i, arg := range tt.args {
+				if arg == "--scope" {
+					want = append(want, tt.args[i+1])
+				}
+			}
+			if getErr != nil || strings.Join(c.Scopes, " ") != strings.Join(want, " ") {
+				t.Errorf("client create %s stored scopes %q (%v), want %q", strings.Join(tt.args, " "), c.Scopes, getErr, want)
+			}
+		})
+	}
+}
