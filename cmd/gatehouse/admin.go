@@ -504,9 +504,24 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		}
 		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success", Detail: detail})
 		fmt.Fprintf(out, "registered resource %s (%s)\n", canon, detail)
+		if noDefaultScope(r) {
+			fmt.Fprintf(out, "warning: %s; pass --default-scope NAME (repeatable) to grant those by default\n", noDefaultScopeWarning)
+		}
 		return nil
 	})
 }
+
+// noDefaultScope reports whether r has scopes but no default scope. A
+// request naming no scope (what most MCP clients send first) then gets a
+// token with no scope: valid, and what a gateway route whose baseline is
+// empty wants (its clients step up), so the server issues it, but an
+// operator who forgot --default-scope sees tokens that unlock nothing.
+func noDefaultScope(r storage.Resource) bool {
+	return len(r.Scopes) > 0 && len(r.DefaultScopes) == 0
+}
+
+// noDefaultScopeWarning says what noDefaultScope means.
+const noDefaultScopeWarning = "no default scope: a client that asks for no scope (most MCP clients at first) gets a token with no scope, which unlocks only what needs none"
 
 func resourceList(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("resource list", "List protected resources.", out)
@@ -518,6 +533,7 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT\tTOKENS FOR")
+		warn := false
 		for _, r := range rs {
 			var names []string
 			for _, s := range r.Scopes {
@@ -527,9 +543,19 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 			if r.AcceptClientCredentials {
 				who = "users, clients"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), esc(strings.Join(r.DefaultScopes, " ")), who)
+			defaults := esc(strings.Join(r.DefaultScopes, " "))
+			if noDefaultScope(r) {
+				defaults, warn = "(none!)", true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), defaults, who)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if warn {
+			fmt.Fprintf(out, "(none!) %s; set one with gatehouse resource add URL --scope ... --default-scope NAME\n", noDefaultScopeWarning)
+		}
+		return nil
 	})
 }
 

@@ -533,3 +533,37 @@ func TestClientCreateScopes(t *testing.T) {
 		})
 	}
 }
+
+// TestResourceWithoutDefaultScope: a resource with scopes but no default
+// scope gets tokens with no scope for a request naming none; resource add
+// and resource list say so, and serve logs it at start.
+func TestResourceWithoutDefaultScope(t *testing.T) {
+	a := newAdminCLI(t)
+	const warning = "no default scope: a client that asks for no scope (most MCP clients at first) gets a token with no scope"
+	for _, tt := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"scopes, no default", []string{"https://bare.example.com/mcp", "--scope", "files:read"}, true},
+		{"scopes and a default", []string{"https://ok.example.com/mcp", "--scope", "files:read", "--default-scope", "files:read"}, false},
+		{"no scopes", []string{"https://open.example.com/mcp"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := a.ok(append([]string{"resource", "add"}, tt.args...)...)
+			if got := strings.Contains(out, "warning: "+warning); got != tt.warn {
+				t.Errorf("resource add %s warns %v, want %v:\n%s", strings.Join(tt.args, " "), got, tt.warn, out)
+			}
+		})
+	}
+	list := a.ok("resource", "list")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^https://bare\.example\.com/mcp +files:read +\(none!\) +users$`),
+		regexp.MustCompile(`(?m)^https://ok\.example\.com/mcp +files:read +files:read +users$`),
+		regexp.MustCompile(`(?m)^\(none!\) ` + regexp.QuoteMeta(warning)),
+	} {
+		if !want.MatchString(list) {
+			t.Errorf("resource list does not match %s:\n%s", want, list)
+		}
+	}
+}

@@ -99,6 +99,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := warnResources(ctx, st, log); err != nil {
+		return err
+	}
 	if *gatewayFile != "" {
 		gw, err := loadGatewayFile(*gatewayFile)
 		if err != nil {

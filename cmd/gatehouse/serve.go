@@ -60,6 +60,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := warnResources(ctx, st, log); err != nil {
+		return err
+	}
 	if err := attachGateway(ctx, srv, c.Gateway, srv.metrics.Registerer(), out); err != nil {
 		return err
 	}
@@ -139,6 +142,22 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		w.Write([]byte("ok\n"))
 	})
 	return &server{cfg: c, as: a, handler: m.Middleware(a), admin: admin, store: st, log: log, metrics: m}, nil
+}
+
+// warnResources logs a warning for each registered resource with scopes
+// but no default scope (see noDefaultScope): the server issues tokens with
+// no scope for it, which is rarely what was meant.
+func warnResources(ctx context.Context, st storage.Resources, log *slog.Logger) error {
+	rs, err := st.ListResources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if noDefaultScope(r) {
+			log.Warn("resource has "+noDefaultScopeWarning+"; set one with gatehouse resource add --default-scope", "resource", r.URL)
+		}
+	}
+	return nil
 }
 
 // httpServer returns an http.Server with the timeouts a public listener
