@@ -312,7 +312,12 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
 			return err
 		}
-		auditCLI(ctx, st, storage.AuditEvent{Type: "user.added", Outcome: "success", Detail: fs.Arg(0)})
+		// The event names the user by id, as every other user event does.
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.added", UserID: u.ID, Outcome: "success", Detail: fs.Arg(0)})
 		fmt.Fprintf(out, "added user %s\n", fs.Arg(0))
 		return nil
 	})
@@ -495,6 +500,7 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		}
 		now := time.Now()
 		r.CreatedAt, r.UpdatedAt = now, now
+		_, getErr := st.GetResource(ctx, canon)
 		if err := st.PutResource(ctx, r); err != nil {
 			return err
 		}
@@ -502,8 +508,17 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		if r.AcceptClientCredentials {
 			detail = "accepts client_credentials"
 		}
-		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success", Detail: detail})
-		fmt.Fprintf(out, "registered resource %s (%s)\n", canon, detail)
+		verb := "registered"
+		if getErr == nil {
+			verb = "replaced"
+		}
+		var names []string
+		for _, sc := range r.Scopes {
+			names = append(names, sc.Name)
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success",
+			Detail: fmt.Sprintf("%s; %s; scopes %q, default %q", verb, detail, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "))})
+		fmt.Fprintf(out, "%s resource %s (%s)\n", verb, canon, detail)
 		if noDefaultScope(r) {
 			fmt.Fprintf(out, "warning: %s; pass --default-scope NAME (repeatable) to grant those by default\n", noDefaultScopeWarning)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -564,6 +565,114 @@ func TestResourceWithoutDefaultScope(t *testing.T) {
 	} {
 		if !want.MatchString(list) {
 			t.Errorf("resource list does not match %s:\n%s", want, list)
+		}
+	}
+}
+
+// groupSubcommands returns the subcommands `gatehouse GROUP --help` lists.
+func groupSubcommands(t *testing.T, group ...string) []string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(t.Context(), append(slices.Clone(group), "--help"), &out); err != nil {
+		t.Fatalf("gatehouse %s --help: %v", strings.Join(group, " "), err)
+	}
+	m := regexp.MustCompile(`^Usage: gatehouse [a-z ]+ <([a-z|-]+)>`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("gatehouse %s --help printed no usage line with subcommands:\n%s", strings.Join(group, " "), out.String())
+	}
+	return strings.Split(m[1], "|")
+}
+
+// TestAdminMutationsAudited runs every admin command that changes stored
+// data and checks that it writes its audit event, from the CLI; the
+// commands that change nothing are listed as such, so a new subcommand
+// must be put in one list or the other.
+func TestAdminMutationsAudited(t *testing.T) {
+	a := newAdminCLI(t)
+	pw := a.passwordFile("a-long-password")
+	newKEK := writeKEK(t)
+	readOnly := []string{"audit query", "audit tail", "client blocks", "client list", "client show", "config check",
+		"keys gen-kek", "keys list", "resource list", "user list"}
+	var kid, tokenID string
+	steps := []struct {
+		cmd  string // the subcommand, as listed by --help
+		args []string
+		want storage.AuditEvent // the last event of want.Type after the command
+	}{
+		{"resource add", []string{"https://r.example.com/mcp", "--scope", "files:read", "--default-scope", "files:read"},
+			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `registered; users only; scopes "files:read", default "files:read"`}},
+		{"resource add", []string{"https://r.example.com/mcp", "--scope", "files:read", "--scope", "files:write", "--accept-client-credentials"},
+			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `replaced; accepts client_credentials; scopes "files:read files:write", default ""`}},
+		{"client create", []string{"--id", "c1", "--redirect-uri", "http://127.0.0.1/callback"},
+			storage.AuditEvent{Type: "client.registered", ClientID: "c1", Detail: "static, none"}},
+		{"client create", []string{"--id", "svc", "--confidential"},
+			storage.AuditEvent{Type: "client.registered", ClientID: "svc", Detail: "static, client_secret_basic"}},
+		{"client rotate-secret", []string{"svc"},
+			storage.AuditEvent{Type: "client.secret_rotated", ClientID: "svc", Detail: "old secret refused; tokens, codes and consents revoked"}},
+		{"client token create", nil, storage.AuditEvent{Type: "registration.token_created"}},
+		{"client token revoke", []string{"TOKEN-ID"}, storage.AuditEvent{Type: "registration.token_revoked"}},
+		{"client block", []string{"https://evil.example/cimd"},
+			storage.AuditEvent{Type: "client.blocked", ClientID: "https://evil.example/cimd", Detail: `host=false deleted=0 reason=""`}},
+		{"client unblock", []string{"https://evil.example/cimd"}, storage.AuditEvent{Type: "client.unblocked", ClientID: "https://evil.example/cimd"}},
+		{"client delete", []string{"c1"}, storage.AuditEvent{Type: "client.deleted", ClientID: "c1"}},
+		{"user add", []string{"bob", "--password-file", pw}, storage.AuditEvent{Type: "user.added", Detail: "bob"}},
+		{"user passwd", []string{"bob", "--password-file", pw}, storage.AuditEvent{Type: "user.password_changed", Detail: "bob: sessions, consents and grants revoked"}},
+		{"user revoke", []string{"bob"}, storage.AuditEvent{Type: "user.revoked", Detail: "bob: sessions, consents and grants revoked"}},
+		{"user disable", []string{"bob"}, storage.AuditEvent{Type: "user.disabled", Detail: "bob: sessions, consents and grants revoked"}},
+		{"user enable", []string{"bob"}, storage.AuditEvent{Type: "user.enabled", Detail: "bob"}},
+		{"user delete", []string{"bob"}, storage.AuditEvent{Type: "user.deleted", Detail: "bob"}},
+		{"keys rotate", nil, storage.AuditEvent{Type: "key.rotated"}},
+		{"keys withdraw", []string{"KID"}, storage.AuditEvent{Type: "key.withdrawn"}},
+		{"keys rekey", []string{"--new-key-file", newKEK}, storage.AuditEvent{Type: "key.resealed"}},
+		{"resource delete", []string{"https://r.example.com/mcp"}, storage.AuditEvent{Type: "resource.deleted", Resource: "https://r.example.com/mcp"}},
+	}
+	done := map[string]bool{}
+	for _, s := range steps {
+		args := slices.Clone(s.args)
+		for i, arg := range args {
+			switch arg {
+			case "TOKEN-ID":
+				args[i] = tokenID
+			case "KID":
+				args[i] = kid
+			}
+		}
+		out := a.ok(append(strings.Fields(s.cmd), args...)...)
+		done[s.cmd] = true
+		switch s.cmd {
+		case "client token create":
+			tokenID = regexp.MustCompile(`(?m)^id: +(\S+)$`).FindStringSubmatch(out)[1]
+			s.want.Detail = "id " + tokenID
+		case "keys rotate":
+			kid = regexp.MustCompile(`new signing key (\S+):`).FindStringSubmatch(out)[1]
+			s.want.Detail = "new kid " + kid
+		case "keys withdraw":
+			s.want.Detail = "kid " + kid
+		case "keys rekey":
+			s.want.Detail = "2 signing keys re-encrypted under a new key-encryption key"
+		}
+		a.store(func(st storage.Store) {
+			es := auditOf(t, st, s.want.Type)
+			if len(es) == 0 {
+				t.Errorf("gatehouse %s wrote no %s event", s.cmd, s.want.Type)
+				return
+			}
+			got, w := es[len(es)-1], s.want
+			if strings.HasPrefix(w.Type, "user.") && got.UserID == "" {
+				t.Errorf("gatehouse %s: event %s has no user id", s.cmd, w.Type)
+			}
+			if got.ClientID != w.ClientID || got.Resource != w.Resource || got.Detail != w.Detail || got.Outcome != "success" || got.IP != "cli" {
+				t.Errorf("gatehouse %s: last %s event = %+v, want client %q resource %q detail %q, outcome success, ip cli",
+					s.cmd, w.Type, got, w.ClientID, w.Resource, w.Detail)
+			}
+		})
+	}
+	for _, group := range [][]string{{"client"}, {"client", "token"}, {"user"}, {"resource"}, {"keys"}, {"audit"}, {"config"}} {
+		for _, sub := range groupSubcommands(t, group...) {
+			cmd := strings.Join(append(slices.Clone(group), sub), " ")
+			if cmd != "client token" && !done[cmd] && !slices.Contains(readOnly, cmd) {
+				t.Errorf("gatehouse %s is neither run by TestAdminMutationsAudited nor listed as changing nothing", cmd)
+			}
 		}
 	}
 }
