@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -998,12 +999,35 @@ func configCheck(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(out, c.Redacted())
+	fmt.Fprint(out, effectiveConfig(c, dev).Redacted())
 	if err := c.Validate(dev); err != nil {
 		return fmt.Errorf("configuration has problems:\n%w", err)
 	}
 	fmt.Fprintln(out, "# configuration OK")
 	return nil
+}
+
+// effectiveConfig fills in the settings of c that are empty but mean a
+// value decided elsewhere (by dev mode, the top-level issuer, the gateway's
+// defaults), so that config check prints what the server runs with:
+// registration.mode token, not "".
+func effectiveConfig(c config.Config, dev bool) config.Config {
+	c.Registration.Mode = c.Registration.EffectiveMode(dev)
+	if len(c.Gateway.Routes) > 0 {
+		g := &c.Gateway
+		g.Issuer = g.EffectiveIssuer(c.Issuer)
+		g.Listen = g.EffectiveListen()
+		register := g.ShouldRegisterResources()
+		g.RegisterResources = &register
+		g.ShutdownTimeout = config.Duration(g.EffectiveShutdownTimeout())
+		g.Routes = slices.Clone(g.Routes)
+		for i := range g.Routes {
+			if g.Routes[i].Title == "" {
+				g.Routes[i].Title = gateway.DefaultTitle(g.Routes[i].Name)
+			}
+		}
+	}
+	return c
 }
 
 // auditCLI records an admin action taken through the CLI.

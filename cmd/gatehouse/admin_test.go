@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -674,5 +678,59 @@ func TestAdminMutationsAudited(t *testing.T) {
 				t.Errorf("gatehouse %s is neither run by TestAdminMutationsAudited nor listed as changing nothing", cmd)
 			}
 		}
+	}
+}
+
+// TestConfigCheckPrintsEffectiveValues: config check prints the value a
+// setting left empty takes (registration.mode open in dev, token in serve;
+// a gateway route's issuer and title), not "".
+func TestConfigCheckPrintsEffectiveValues(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("client", "list") // creates the dev data directory
+	gw := serveConfig(t, "https://as.example.com", `gateway:
+  routes:
+    - name: everything
+      url: https://mcp.example.com/everything/mcp
+      upstream:
+        url: http://127.0.0.1:9/mcp
+`)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want map[string]string // dotted path → printed value
+	}{
+		{"dev", []string{"--data", a.data}, map[string]string{"registration.mode": "open"}},
+		{"serve", []string{"--config", serveConfig(t, "https://as.example.com", "")}, map[string]string{"registration.mode": "token"}},
+		{"explicit mode", []string{"--config", serveConfig(t, "https://as.example.com", "registration:\n  mode: closed\n")}, map[string]string{"registration.mode": "closed"}},
+		{"gateway", []string{"--config", gw}, map[string]string{
+			"registration.mode": "token", "gateway.issuer": "https://as.example.com", "gateway.listen": "127.0.0.1:8090",
+			"gateway.register_resources": "true", "gateway.routes.0.title": "the everything MCP server",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(t.Context(), append([]string{"config", "check"}, tt.args...), &out); err != nil {
+				t.Fatalf("config check %s: %v\n%s", strings.Join(tt.args, " "), err, out.String())
+			}
+			var m map[string]any
+			if err := yaml.Unmarshal(out.Bytes(), &m); err != nil {
+				t.Fatalf("config check printed no YAML: %v\n%s", err, out.String())
+			}
+			for path, want := range tt.want {
+				var v any = m
+				for _, k := range strings.Split(path, ".") {
+					switch c := v.(type) {
+					case map[string]any:
+						v = c[k]
+					case []any:
+						i, _ := strconv.Atoi(k)
+						v = c[i]
+					}
+				}
+				if got := fmt.Sprint(v); got != want {
+					t.Errorf("config check %s prints %s: %q, want %q", tt.name, path, got, want)
+				}
+			}
+		})
 	}
 }
