@@ -81,6 +81,10 @@ type server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	extra   []*http.Server // more listeners started and stopped with this one (dev's MCP server)
+	// ln is the public listener when it was opened before the server was
+	// built (dev listens first, so a port in use fails before anything
+	// else); nil: run listens on cfg.Listen.
+	ln net.Listener
 }
 
 // newServer wires the authorization server from a validated config.
@@ -177,9 +181,12 @@ func httpServer(h http.Handler, log *slog.Logger) *http.Server {
 // run listens, garbage-collects periodically, and shuts down gracefully
 // when ctx ends. ready is called with the bound address.
 func (s *server) run(ctx context.Context, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return err
+	ln := s.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return err
+		}
 	}
 	pub := httpServer(s.handler, s.log)
 	servers := append([]*http.Server{pub}, s.extra...)
