@@ -24,6 +24,9 @@ func TestAuditQueryFilters(t *testing.T) {
 		{Time: now.Add(-72 * time.Hour), Type: "token.issued", ClientID: "old", Outcome: "success", Detail: "authorization_code"},
 		{Time: now.Add(-time.Hour), Type: "token.revoked", ClientID: "c1", Outcome: "success"},
 		{Time: now.Add(-time.Minute), Type: "login.failure", UserID: "u1", IP: "203.0.113.9", Outcome: "failure"},
+		// No user, and a detail that looks like one: with empty fields
+		// left out it must not pass for the user field.
+		{Time: now.Add(-time.Second), Type: "client.auth_failure", Outcome: "failure", Detail: "user=root"},
 	}
 	a.store(func(st storage.Store) {
 		for _, e := range events {
@@ -44,12 +47,13 @@ func TestAuditQueryFilters(t *testing.T) {
 		{"exact type", []string{"--type", "token.revoked"}, []string{"c1"}, ""},
 		{"unknown category", []string{"--type", "tokens"}, nil, `--type "tokens": no audit event has the category "tokens"; use a type such as token.issued or one of the categories authorize, client,`},
 		{"unknown category of a type", []string{"--type", "tok.issued"}, nil, `no audit event has the category "tok"`},
-		{"days", []string{"--since", "2d"}, []string{"c1", "u1"}, ""},
-		{"days and hours", []string{"--since", "3d1h"}, []string{"old", "c1", "u1"}, ""},
-		{"hours", []string{"--since", "30m"}, []string{"u1"}, ""},
+		{"days", []string{"--since", "2d", "--type", "token"}, []string{"c1"}, ""},
+		{"days and hours", []string{"--since", "3d1h", "--type", "token"}, []string{"old", "c1"}, ""},
+		{"minutes", []string{"--since", "30m", "--type", "login"}, []string{"u1"}, ""},
+		{"minutes, other type", []string{"--since", "30m", "--type", "token"}, nil, ""},
 		{"date", []string{"--since", tomorrow}, nil, ""},
-		{"old date", []string{"--since", "2000-01-01"}, []string{"old", "c1", "u1"}, ""},
-		{"rfc 3339", []string{"--since", now.Add(-2 * time.Hour).Format(time.RFC3339)}, []string{"c1", "u1"}, ""},
+		{"old date", []string{"--since", "2000-01-01", "--type", "token"}, []string{"old", "c1"}, ""},
+		{"rfc 3339", []string{"--since", now.Add(-2 * time.Hour).Format(time.RFC3339), "--type", "login"}, []string{"u1"}, ""},
 		{"word", []string{"--since", "yesterday"}, nil, `--since "yesterday": want a duration ago (90m, 2h, 7d), a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T15:04:05Z)`},
 		{"negative", []string{"--since", "-2h"}, nil, `--since "-2h": a duration must not be negative`},
 	} {
@@ -80,6 +84,7 @@ func TestAuditQueryFilters(t *testing.T) {
 		" token.issued           outcome=success client=old detail=authorization_code\n",
 		" token.revoked          outcome=success client=c1\n",
 		" login.failure          outcome=failure user=u1 ip=203.0.113.9\n",
+		" client.auth_failure    outcome=failure detail=\"user=root\"\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("audit query lacks the line %q:\n%s", want, out)
