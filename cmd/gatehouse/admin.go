@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
+	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -75,8 +77,14 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 	var redirects, grants, scopes listFlag
 	fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable); loopback http URIs match any port")
 	fs.Var(&grants, "grant-type", "grant type (repeatable; default authorization_code and refresh_token, or client_credentials for a confidential client without redirect URIs)")
-	fs.Var(&scopes, "scope", "scope the client may be granted (repeatable; default: any scope of the resource)")
+	fs.Var(&scopes, "scope", "scope the client may be granted (repeatable; default: any scope of the resource); it must be a scope of a registered resource")
+	unknownOK := fs.Bool("allow-unknown-scope", false, "accept a --scope no registered resource offers yet (say, of a gateway route not started yet)")
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if !*unknownOK {
+			if err := checkClientScopes(ctx, st, scopes); err != nil {
+				return err
+			}
+		}
 		m := *method
 		if m == "" {
 			m = "none"
@@ -165,6 +173,42 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return nil
 	})
+}
+
+// checkClientScopes refuses a client scope allowlist naming a scope no
+// registered resource offers: a typo would leave the client allowed
+// nothing it asks for (every request would get invalid_scope), and
+// nothing would say why.
+func checkClientScopes(ctx context.Context, st storage.Store, scopes []string) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	rs, err := st.ListResources(ctx)
+	if err != nil {
+		return err
+	}
+	// offline_access asks for a refresh token of any resource.
+	known := []string{"offline_access"}
+	for _, r := range rs {
+		for _, sc := range r.Scopes {
+			if !slices.Contains(known, sc.Name) {
+				known = append(known, sc.Name)
+			}
+		}
+	}
+	var unknown []string
+	for _, sc := range scopes {
+		if !slices.Contains(known, sc) {
+			unknown = append(unknown, strconv.Quote(sc)) // escapes what the terminal would act on
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(known[1:])
+	return fmt.Errorf("--scope %s: no registered resource offers it; the scopes of the registered resources are %s (gatehouse resource list shows them). "+
+		"Register the resource first (gatehouse resource add), or pass --allow-unknown-scope if it comes later",
+		strings.Join(unknown, ", "), strings.Join(known, " "))
 }
 
 func clientList(ctx context.Context, args []string, out io.Writer) error {
@@ -269,7 +313,12 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 		if err := upsertUser(ctx, st, fs.Arg(0), pw); err != nil {
 			return err
 		}
-		auditCLI(ctx, st, storage.AuditEvent{Type: "user.added", Outcome: "success", Detail: fs.Arg(0)})
+		// The event names the user by id, as every other user event does.
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.added", UserID: u.ID, Outcome: "success", Detail: fs.Arg(0)})
 		fmt.Fprintf(out, "added user %s\n", fs.Arg(0))
 		return nil
 	})
@@ -452,6 +501,7 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		}
 		now := time.Now()
 		r.CreatedAt, r.UpdatedAt = now, now
+		_, getErr := st.GetResource(ctx, canon)
 		if err := st.PutResource(ctx, r); err != nil {
 			return err
 		}
@@ -459,11 +509,35 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 		if r.AcceptClientCredentials {
 			detail = "accepts client_credentials"
 		}
-		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success", Detail: detail})
-		fmt.Fprintf(out, "registered resource %s (%s)\n", canon, detail)
+		verb := "registered"
+		if getErr == nil {
+			verb = "replaced"
+		}
+		var names []string
+		for _, sc := range r.Scopes {
+			names = append(names, sc.Name)
+		}
+		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success",
+			Detail: fmt.Sprintf("%s; %s; scopes %q, default %q", verb, detail, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "))})
+		fmt.Fprintf(out, "%s resource %s (%s)\n", verb, canon, detail)
+		if noDefaultScope(r) {
+			fmt.Fprintf(out, "warning: %s; pass --default-scope NAME (repeatable) to grant those by default\n", noDefaultScopeWarning)
+		}
 		return nil
 	})
 }
+
+// noDefaultScope reports whether r has scopes but no default scope. A
+// request naming no scope (what most MCP clients send first) then gets a
+// token with no scope: valid, and what a gateway route whose baseline is
+// empty wants (its clients step up), so the server issues it, but an
+// operator who forgot --default-scope sees tokens that unlock nothing.
+func noDefaultScope(r storage.Resource) bool {
+	return len(r.Scopes) > 0 && len(r.DefaultScopes) == 0
+}
+
+// noDefaultScopeWarning says what noDefaultScope means.
+const noDefaultScopeWarning = "no default scope: a client that asks for no scope (most MCP clients at first) gets a token with no scope, which unlocks only what needs none"
 
 func resourceList(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("resource list", "List protected resources.", out)
@@ -475,6 +549,7 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT\tTOKENS FOR")
+		warn := false
 		for _, r := range rs {
 			var names []string
 			for _, s := range r.Scopes {
@@ -484,9 +559,19 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 			if r.AcceptClientCredentials {
 				who = "users, clients"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), esc(strings.Join(r.DefaultScopes, " ")), who)
+			defaults := esc(strings.Join(r.DefaultScopes, " "))
+			if noDefaultScope(r) {
+				defaults, warn = "(none!)", true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), defaults, who)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if warn {
+			fmt.Fprintf(out, "(none!) %s; set one with gatehouse resource add URL --scope ... --default-scope NAME\n", noDefaultScopeWarning)
+		}
+		return nil
 	})
 }
 
@@ -690,32 +775,105 @@ func runAudit(ctx context.Context, args []string, out io.Writer) error {
 
 func auditFlags(fs *flag.FlagSet) (*storage.AuditQuery, *string) {
 	q := &storage.AuditQuery{}
-	since := fs.String("since", "", "only events after this duration ago (e.g. 1h) or RFC 3339 time")
-	fs.StringVar(&q.Type, "type", "", `event type, or a prefix ending in "." (e.g. login.)`)
+	since := fs.String("since", "", "only events after this: a duration ago (90m, 2h, 7d), a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T15:04:05Z)")
+	fs.StringVar(&q.Type, "type", "", "an event type (token.issued) or a category (token, or token.): one of "+strings.Join(auditCategories, ", "))
 	fs.StringVar(&q.UserID, "user-id", "", "only this user id")
 	fs.StringVar(&q.ClientID, "client", "", "only this client id")
 	fs.IntVar(&q.Limit, "limit", 100, "at most this many events")
 	return q, since
 }
 
+// auditCategories are the categories of audit event types: the part
+// before the dot of every type any component writes. TestAuditCategories
+// checks the list against the types in the source, so that `--type` can
+// refuse a category that matches nothing rather than print nothing.
+var auditCategories = []string{
+	"authorize", "client", "code", "consent", "gateway", "key", "login", "refresh", "registration", "resource", "token", "user",
+}
+
+// auditType turns the value of --type into the query's Type: a category
+// alone ("token") becomes its prefix ("token."), which the storage
+// matches as a prefix; a category or type whose category is unknown is
+// refused with the known ones, since it would match nothing.
+func auditType(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	cat, rest, dot := strings.Cut(s, ".")
+	if !slices.Contains(auditCategories, cat) {
+		return "", fmt.Errorf("--type %q: no audit event has the category %q; use a type such as token.issued or one of the categories %s", s, cat, strings.Join(auditCategories, ", "))
+	}
+	if !dot || rest == "" {
+		return cat + ".", nil
+	}
+	return s, nil
+}
+
+// sinceHelp says what --since accepts, in its errors.
+const sinceHelp = "want a duration ago (90m, 2h, 7d), a date (2026-12-01, midnight UTC) or an RFC 3339 time (2026-12-01T15:04:05Z)"
+
+// parseSince reads --since: a duration before now (Go's units, plus d
+// for days of 24 hours: 7d, 1d12h), a date (midnight UTC, as the audit
+// log prints UTC), or an RFC 3339 time.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
+	if d, ok := parseDays(s); ok {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: a duration must not be negative", s)
+		}
 		return now.Add(-d), nil
 	}
-	return time.Parse(time.RFC3339, s)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: %s", s, sinceHelp)
+}
+
+// parseDays is time.ParseDuration that also takes a leading number of
+// days: "7d", "1d12h".
+func parseDays(s string) (time.Duration, bool) {
+	var days time.Duration
+	if n, rest, ok := strings.Cut(s, "d"); ok {
+		v, err := strconv.ParseUint(n, 10, 16)
+		if err != nil {
+			return 0, false
+		}
+		days, s = time.Duration(v)*24*time.Hour, rest
+		if s == "" {
+			return days, true
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, false
+	}
+	return days + d, true
 }
 
 // printAudit prints one line per event. Clients, users and proxies put
 // text into events (client ids, resources, addresses, details): every
 // field is escaped, and the key=value fields quoted when they hold a
 // space, '=' or '"', so no event can add a line or pose as another field.
+// An empty field is left out ("user= client=" says nothing); the detail is
+// a detail= field too, since with fields left out a bare "user=alice" at
+// the end of the line could pass for the missing user field.
 func printAudit(out io.Writer, es []storage.AuditEvent) {
 	for _, e := range es {
-		fmt.Fprintf(out, "%s %-22s outcome=%s user=%s client=%s resource=%s ip=%s %s\n",
-			e.Time.UTC().Format(time.RFC3339), esc(e.Type), kv(e.Outcome), kv(e.UserID), kv(e.ClientID), kv(e.Resource), kv(e.IP), esc(e.Detail))
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %-22s", e.Time.UTC().Format(time.RFC3339), esc(e.Type))
+		for _, f := range [...]struct{ k, v string }{
+			{"outcome", e.Outcome}, {"user", e.UserID}, {"client", e.ClientID}, {"resource", e.Resource}, {"ip", e.IP}, {"detail", e.Detail},
+		} {
+			if f.v != "" {
+				fmt.Fprintf(&b, " %s=%s", f.k, kv(f.v))
+			}
+		}
+		fmt.Fprintln(out, b.String())
 	}
 }
 
@@ -739,7 +897,10 @@ func auditQuery(ctx context.Context, args []string, out io.Writer) error {
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		t, err := parseSince(*since, time.Now())
 		if err != nil {
-			return fmt.Errorf("--since: %w", err)
+			return err
+		}
+		if q.Type, err = auditType(q.Type); err != nil {
+			return err
 		}
 		q.Since = t
 		es, err := st.QueryAudit(ctx, *q)
@@ -759,7 +920,10 @@ func auditTail(ctx context.Context, args []string, out io.Writer) error {
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		t, err := parseSince(*since, time.Now())
 		if err != nil {
-			return fmt.Errorf("--since: %w", err)
+			return err
+		}
+		if q.Type, err = auditType(q.Type); err != nil {
+			return err
 		}
 		if t.IsZero() {
 			t = time.Now().Add(-time.Hour)
@@ -847,7 +1011,7 @@ func configCheck(ctx context.Context, args []string, out io.Writer) error {
 		c, errs = checkedConfig(sf.config, os.LookupEnv, false, nil)
 	}
 	if !errs.Fatal() {
-		fmt.Fprint(out, c.Redacted())
+		fmt.Fprint(out, effectiveConfig(c, dev).Redacted())
 	}
 	if len(errs) == 0 {
 		fmt.Fprintln(out, "# configuration OK")
@@ -876,6 +1040,29 @@ func checkedConfig(path string, env func(string) (string, bool), dev bool, set f
 	}
 	rerr := c.Resolve(env)
 	return c, config.Collect(err, rerr, c.Validate(dev))
+}
+
+// effectiveConfig fills in the settings of c that are empty but mean a
+// value decided elsewhere (by dev mode, the top-level issuer, the gateway's
+// defaults), so that config check prints what the server runs with:
+// registration.mode token, not "".
+func effectiveConfig(c config.Config, dev bool) config.Config {
+	c.Registration.Mode = c.Registration.EffectiveMode(dev)
+	if len(c.Gateway.Routes) > 0 {
+		g := &c.Gateway
+		g.Issuer = g.EffectiveIssuer(c.Issuer)
+		g.Listen = g.EffectiveListen()
+		register := g.ShouldRegisterResources()
+		g.RegisterResources = &register
+		g.ShutdownTimeout = config.Duration(g.EffectiveShutdownTimeout())
+		g.Routes = slices.Clone(g.Routes)
+		for i := range g.Routes {
+			if g.Routes[i].Title == "" {
+				g.Routes[i].Title = gateway.DefaultTitle(g.Routes[i].Name)
+			}
+		}
+	}
+	return c
 }
 
 // auditCLI records an admin action taken through the CLI.

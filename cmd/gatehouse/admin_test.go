@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -481,5 +486,251 @@ func TestClientRotateSecret(t *testing.T) {
 	})
 	if _, err := a.run("client", "rotate-secret", "pub"); err == nil || !strings.Contains(err.Error(), "has no secret") {
 		t.Errorf("rotate-secret of a public client = %v, want refused", err)
+	}
+}
+
+// TestClientCreateScopes: client create refuses a --scope no registered
+// resource offers, naming the ones that are, unless told it comes later.
+func TestClientCreateScopes(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("resource", "add", "https://a.example.com/mcp", "--scope", "files:read", "--scope", "files:write", "--default-scope", "files:read")
+	a.ok("resource", "add", "https://b.example.com/mcp", "--scope", "notes:read", "--default-scope", "notes:read")
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr string // empty: created, with the scopes of --scope
+	}{
+		{"known scopes", []string{"--scope", "files:read", "--scope", "notes:read"}, ""},
+		{"offline_access", []string{"--scope", "files:read", "--scope", "offline_access"}, ""},
+		{"typo", []string{"--scope", "files:read", "--scope", "bogus:scope"},
+			`--scope "bogus:scope": no registered resource offers it; the scopes of the registered resources are offline_access files:read files:write notes:read`},
+		{"two unknown", []string{"--scope", "a", "--scope", "b\u202e"}, `--scope "a", "b\u202e": no registered resource offers it`},
+		{"override", []string{"--scope", "later:read", "--allow-unknown-scope"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := strings.ReplaceAll(tt.name, " ", "-")
+			args := append([]string{"client", "create", "--id", id, "--redirect-uri", "http://127.0.0.1/callback"}, tt.args...)
+			_, err := a.run(args...)
+			var c storage.Client
+			var getErr error
+			a.store(func(st storage.Store) { c, getErr = st.GetClient(t.Context(), id) })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("client create %s = %v, want an error containing %q", strings.Join(tt.args, " "), err, tt.wantErr)
+				}
+				if !errors.Is(getErr, storage.ErrNotFound) {
+					t.Errorf("refused client create %s stored the client: %+v, %v", strings.Join(tt.args, " "), c, getErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("client create %s: %v", strings.Join(tt.args, " "), err)
+			}
+			var want []string
+			for i, arg := range tt.args {
+				if arg == "--scope" {
+					want = append(want, tt.args[i+1])
+				}
+			}
+			if getErr != nil || strings.Join(c.Scopes, " ") != strings.Join(want, " ") {
+				t.Errorf("client create %s stored scopes %q (%v), want %q", strings.Join(tt.args, " "), c.Scopes, getErr, want)
+			}
+		})
+	}
+}
+
+// TestResourceWithoutDefaultScope: a resource with scopes but no default
+// scope gets tokens with no scope for a request naming none; resource add
+// and resource list say so, and serve logs it at start.
+func TestResourceWithoutDefaultScope(t *testing.T) {
+	a := newAdminCLI(t)
+	const warning = "no default scope: a client that asks for no scope (most MCP clients at first) gets a token with no scope"
+	for _, tt := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"scopes, no default", []string{"https://bare.example.com/mcp", "--scope", "files:read"}, true},
+		{"scopes and a default", []string{"https://ok.example.com/mcp", "--scope", "files:read", "--default-scope", "files:read"}, false},
+		{"no scopes", []string{"https://open.example.com/mcp"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := a.ok(append([]string{"resource", "add"}, tt.args...)...)
+			if got := strings.Contains(out, "warning: "+warning); got != tt.warn {
+				t.Errorf("resource add %s warns %v, want %v:\n%s", strings.Join(tt.args, " "), got, tt.warn, out)
+			}
+		})
+	}
+	list := a.ok("resource", "list")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^https://bare\.example\.com/mcp +files:read +\(none!\) +users$`),
+		regexp.MustCompile(`(?m)^https://ok\.example\.com/mcp +files:read +files:read +users$`),
+		regexp.MustCompile(`(?m)^\(none!\) ` + regexp.QuoteMeta(warning)),
+	} {
+		if !want.MatchString(list) {
+			t.Errorf("resource list does not match %s:\n%s", want, list)
+		}
+	}
+}
+
+// groupSubcommands returns the subcommands `gatehouse GROUP --help` lists.
+func groupSubcommands(t *testing.T, group ...string) []string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(t.Context(), append(slices.Clone(group), "--help"), &out); err != nil {
+		t.Fatalf("gatehouse %s --help: %v", strings.Join(group, " "), err)
+	}
+	m := regexp.MustCompile(`^Usage: gatehouse [a-z ]+ <([a-z|-]+)>`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("gatehouse %s --help printed no usage line with subcommands:\n%s", strings.Join(group, " "), out.String())
+	}
+	return strings.Split(m[1], "|")
+}
+
+// TestAdminMutationsAudited runs every admin command that changes stored
+// data and checks that it writes its audit event, from the CLI; the
+// commands that change nothing are listed as such, so a new subcommand
+// must be put in one list or the other.
+func TestAdminMutationsAudited(t *testing.T) {
+	a := newAdminCLI(t)
+	pw := a.passwordFile("a-long-password")
+	newKEK := writeKEK(t)
+	readOnly := []string{"audit query", "audit tail", "client blocks", "client list", "client show", "config check",
+		"keys gen-kek", "keys list", "resource list", "user list"}
+	var kid, tokenID string
+	steps := []struct {
+		cmd  string // the subcommand, as listed by --help
+		args []string
+		want storage.AuditEvent // the last event of want.Type after the command
+	}{
+		{"resource add", []string{"https://r.example.com/mcp", "--scope", "files:read", "--default-scope", "files:read"},
+			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `registered; users only; scopes "files:read", default "files:read"`}},
+		{"resource add", []string{"https://r.example.com/mcp", "--scope", "files:read", "--scope", "files:write", "--accept-client-credentials"},
+			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `replaced; accepts client_credentials; scopes "files:read files:write", default ""`}},
+		{"client create", []string{"--id", "c1", "--redirect-uri", "http://127.0.0.1/callback"},
+			storage.AuditEvent{Type: "client.registered", ClientID: "c1", Detail: "static, none"}},
+		{"client create", []string{"--id", "svc", "--confidential"},
+			storage.AuditEvent{Type: "client.registered", ClientID: "svc", Detail: "static, client_secret_basic"}},
+		{"client rotate-secret", []string{"svc"},
+			storage.AuditEvent{Type: "client.secret_rotated", ClientID: "svc", Detail: "old secret refused; tokens, codes and consents revoked"}},
+		{"client token create", nil, storage.AuditEvent{Type: "registration.token_created"}},
+		{"client token revoke", []string{"TOKEN-ID"}, storage.AuditEvent{Type: "registration.token_revoked"}},
+		{"client block", []string{"https://evil.example/cimd"},
+			storage.AuditEvent{Type: "client.blocked", ClientID: "https://evil.example/cimd", Detail: `host=false deleted=0 reason=""`}},
+		{"client unblock", []string{"https://evil.example/cimd"}, storage.AuditEvent{Type: "client.unblocked", ClientID: "https://evil.example/cimd"}},
+		{"client delete", []string{"c1"}, storage.AuditEvent{Type: "client.deleted", ClientID: "c1"}},
+		{"user add", []string{"bob", "--password-file", pw}, storage.AuditEvent{Type: "user.added", Detail: "bob"}},
+		{"user passwd", []string{"bob", "--password-file", pw}, storage.AuditEvent{Type: "user.password_changed", Detail: "bob: sessions, consents and grants revoked"}},
+		{"user revoke", []string{"bob"}, storage.AuditEvent{Type: "user.revoked", Detail: "bob: sessions, consents and grants revoked"}},
+		{"user disable", []string{"bob"}, storage.AuditEvent{Type: "user.disabled", Detail: "bob: sessions, consents and grants revoked"}},
+		{"user enable", []string{"bob"}, storage.AuditEvent{Type: "user.enabled", Detail: "bob"}},
+		{"user delete", []string{"bob"}, storage.AuditEvent{Type: "user.deleted", Detail: "bob"}},
+		{"keys rotate", nil, storage.AuditEvent{Type: "key.rotated"}},
+		{"keys withdraw", []string{"KID"}, storage.AuditEvent{Type: "key.withdrawn"}},
+		{"keys rekey", []string{"--new-key-file", newKEK}, storage.AuditEvent{Type: "key.resealed"}},
+		{"resource delete", []string{"https://r.example.com/mcp"}, storage.AuditEvent{Type: "resource.deleted", Resource: "https://r.example.com/mcp"}},
+	}
+	done := map[string]bool{}
+	for _, s := range steps {
+		args := slices.Clone(s.args)
+		for i, arg := range args {
+			switch arg {
+			case "TOKEN-ID":
+				args[i] = tokenID
+			case "KID":
+				args[i] = kid
+			}
+		}
+		out := a.ok(append(strings.Fields(s.cmd), args...)...)
+		done[s.cmd] = true
+		switch s.cmd {
+		case "client token create":
+			tokenID = regexp.MustCompile(`(?m)^id: +(\S+)$`).FindStringSubmatch(out)[1]
+			s.want.Detail = "id " + tokenID
+		case "keys rotate":
+			kid = regexp.MustCompile(`new signing key (\S+):`).FindStringSubmatch(out)[1]
+			s.want.Detail = "new kid " + kid
+		case "keys withdraw":
+			s.want.Detail = "kid " + kid
+		case "keys rekey":
+			s.want.Detail = "2 signing keys re-encrypted under a new key-encryption key"
+		}
+		a.store(func(st storage.Store) {
+			es := auditOf(t, st, s.want.Type)
+			if len(es) == 0 {
+				t.Errorf("gatehouse %s wrote no %s event", s.cmd, s.want.Type)
+				return
+			}
+			got, w := es[len(es)-1], s.want
+			if strings.HasPrefix(w.Type, "user.") && got.UserID == "" {
+				t.Errorf("gatehouse %s: event %s has no user id", s.cmd, w.Type)
+			}
+			if got.ClientID != w.ClientID || got.Resource != w.Resource || got.Detail != w.Detail || got.Outcome != "success" || got.IP != "cli" {
+				t.Errorf("gatehouse %s: last %s event = %+v, want client %q resource %q detail %q, outcome success, ip cli",
+					s.cmd, w.Type, got, w.ClientID, w.Resource, w.Detail)
+			}
+		})
+	}
+	for _, group := range [][]string{{"client"}, {"client", "token"}, {"user"}, {"resource"}, {"keys"}, {"audit"}, {"config"}} {
+		for _, sub := range groupSubcommands(t, group...) {
+			cmd := strings.Join(append(slices.Clone(group), sub), " ")
+			if cmd != "client token" && !done[cmd] && !slices.Contains(readOnly, cmd) {
+				t.Errorf("gatehouse %s is neither run by TestAdminMutationsAudited nor listed as changing nothing", cmd)
+			}
+		}
+	}
+}
+
+// TestConfigCheckPrintsEffectiveValues: config check prints the value a
+// setting left empty takes (registration.mode open in dev, token in serve;
+// a gateway route's issuer and title), not "".
+func TestConfigCheckPrintsEffectiveValues(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("client", "list") // creates the dev data directory
+	gw := serveConfig(t, "https://as.example.com", `gateway:
+  routes:
+    - name: everything
+      url: https://mcp.example.com/everything/mcp
+      upstream:
+        url: http://127.0.0.1:9/mcp
+`)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want map[string]string // dotted path → printed value
+	}{
+		{"dev", []string{"--data", a.data}, map[string]string{"registration.mode": "open"}},
+		{"serve", []string{"--config", serveConfig(t, "https://as.example.com", "")}, map[string]string{"registration.mode": "token"}},
+		{"explicit mode", []string{"--config", serveConfig(t, "https://as.example.com", "registration:\n  mode: closed\n")}, map[string]string{"registration.mode": "closed"}},
+		{"gateway", []string{"--config", gw}, map[string]string{
+			"registration.mode": "token", "gateway.issuer": "https://as.example.com", "gateway.listen": "127.0.0.1:8090",
+			"gateway.register_resources": "true", "gateway.routes.0.title": "the everything MCP server",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(t.Context(), append([]string{"config", "check"}, tt.args...), &out); err != nil {
+				t.Fatalf("config check %s: %v\n%s", strings.Join(tt.args, " "), err, out.String())
+			}
+			var m map[string]any
+			if err := yaml.Unmarshal(out.Bytes(), &m); err != nil {
+				t.Fatalf("config check printed no YAML: %v\n%s", err, out.String())
+			}
+			for path, want := range tt.want {
+				var v any = m
+				for _, k := range strings.Split(path, ".") {
+					switch c := v.(type) {
+					case map[string]any:
+						v = c[k]
+					case []any:
+						i, _ := strconv.Atoi(k)
+						v = c[i]
+					}
+				}
+				if got := fmt.Sprint(v); got != want {
+					t.Errorf("config check %s prints %s: %q, want %q", tt.name, path, got, want)
+				}
+			}
+		})
 	}
 }

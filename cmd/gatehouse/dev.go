@@ -63,6 +63,18 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		}
 		*mcpListen = net.JoinHostPort(host, strconv.Itoa(p+1))
 	}
+	// Listen first: a port in use fails here, before the data directory
+	// is created, the store opened or a line of the banner printed.
+	asLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", *listen, err)
+	}
+	defer asLn.Close()
+	mcpLn, err := net.Listen("tcp", *mcpListen)
+	if err != nil {
+		return fmt.Errorf("--mcp-listen %q: %w", *mcpListen, err)
+	}
+	defer mcpLn.Close()
 	c, err := devConfig(*data, *listen)
 	if err != nil {
 		return err
@@ -102,12 +114,19 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	srv.ln = asLn
+	if err := warnResources(ctx, st, log); err != nil {
+		return err
+	}
+	// The gateway's lines belong in the banner, printed once everything
+	// listens.
+	var gatewayLines strings.Builder
 	if *gatewayFile != "" {
 		gw, err := loadGatewayFile(*gatewayFile)
 		if err != nil {
 			return err
 		}
-		if err := attachGateway(ctx, srv, gw, srv.metrics.Registerer(), out); err != nil {
+		if err := attachGateway(ctx, srv, gw, srv.metrics.Registerer(), &gatewayLines); err != nil {
 			return err
 		}
 	}
@@ -124,11 +143,6 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo MCP server: %w", err)
 	}
-	mcpLn, err := net.Listen("tcp", *mcpListen)
-	if err != nil {
-		return fmt.Errorf("--mcp-listen %q: %w", *mcpListen, err)
-	}
-	defer mcpLn.Close()
 	mcpSrv := httpServer(mcpHandler, log)
 	// Streamable HTTP keeps server-sent event streams open as long as a
 	// session lives: a write timeout would cut them.
@@ -151,7 +165,8 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		} else {
 			fmt.Fprintf(out, "  Demo user:       %s  (password from %s)\n", username, pwSource)
 		}
-		fmt.Fprintf(out, "  Data directory:  %s\n\n", *data)
+		fmt.Fprintf(out, "  Data directory:  %s\n", *data)
+		fmt.Fprintf(out, "%s\n", gatewayLines.String())
 		fmt.Fprintf(out, "Connect with MCP Inspector:\n")
 		fmt.Fprintf(out, "  npx @modelcontextprotocol/inspector\n")
 		fmt.Fprintf(out, "  then Transport Type \"Streamable HTTP\", URL %s, Connect, and sign in as %s.\n", resourceURL, username)

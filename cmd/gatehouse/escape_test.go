@@ -75,7 +75,7 @@ func TestCLIEscapesStoredText(t *testing.T) {
 		{[]string{"user", "list"}, 2, []string{escapedHostile}},
 		{[]string{"resource", "list"}, 2, []string{escapedHostile}},
 		{[]string{"audit", "query"}, 1, []string{
-			`user="u1 outcome=success" client=https://evil.example/\u202ecimd resource=https://mcp.example.com ip=203.0.113.9\u2028forged ` + escapedHostile,
+			`user="u1 outcome=success" client=https://evil.example/\u202ecimd resource=https://mcp.example.com ip=203.0.113.9\u2028forged detail="` + escapedHostile + `"`,
 		}},
 	} {
 		out := run1(tt.args...)

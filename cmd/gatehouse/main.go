@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -42,20 +44,45 @@ func commands() []command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout), os.Stderr)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
+	os.Exit(code)
+}
+
+// usageError is a command line gatehouse cannot make sense of: the usage
+// goes to standard error with it, and the exit status is 2, as for a flag
+// the flag package refuses.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitCode reports err, the result of run, on stderr and returns the
+// process's exit status: 0 for success and for --help, 2 for a usage
+// error, 1 for anything else.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		usage(stderr)
+		fmt.Fprintln(stderr, "\ngatehouse:", err)
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gatehouse:", err)
-		os.Exit(1)
-	}
+	fmt.Fprintln(stderr, "gatehouse:", err)
+	return 1
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
 		usage(out)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(out, version(debug.ReadBuildInfo()))
 		return nil
 	}
 	for _, c := range commands() {
@@ -63,8 +90,43 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return c.run(ctx, args[1:], out)
 		}
 	}
-	usage(os.Stderr)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+// version describes the binary from its build information: the module
+// version (a tag with go install …@version, "(devel)" in a checkout) and
+// the VCS revision, time and whether the tree was modified, which go build
+// stamps in a checkout.
+func version(bi *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "gatehouse (no build information) " + runtime.Version()
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	out := "gatehouse " + v
+	if rev != "" {
+		out += " commit " + rev
+		if at != "" {
+			out += " (" + at + ")"
+		}
+		if modified == "true" {
+			out += " with local changes"
+		}
+	}
+	return out + " " + bi.GoVersion
 }
 
 func usage(w io.Writer) {
@@ -73,7 +135,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `gatehouse <command> --help` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `gatehouse <command> --help` for a command's flags, `gatehouse --version` for the version.")
 }
 
 // subcommands dispatches a command group such as `gatehouse client create`.

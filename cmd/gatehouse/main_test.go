@@ -142,3 +142,38 @@ func TestAdminCommands(t *testing.T) {
 		t.Errorf("client show svc does not report a secret")
 	}
 }
+
+// TestDevPortInUse: when a port dev needs is taken, dev fails naming the
+// flag and the address, before it prints anything or creates its data
+// directory.
+func TestDevPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	taken := busy.Addr().String()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"authorization server", []string{"--listen", taken, "--mcp-listen", "127.0.0.1:0"}, `--listen "` + taken + `": listen tcp ` + taken + `: bind: address already in use`},
+		{"demo MCP server", []string{"--listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--mcp-listen", taken}, `--mcp-listen "` + taken + `": listen tcp ` + taken + `: bind: address already in use`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			var out bytes.Buffer
+			err := run(t.Context(), append([]string{"dev", "--data", data}, tt.args...), &out)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("dev %s = %v, want %q", strings.Join(tt.args, " "), err, tt.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("dev %s printed before failing:\n%s", strings.Join(tt.args, " "), out.String())
+			}
+			if _, err := os.Stat(data); !os.IsNotExist(err) {
+				t.Errorf("dev %s created its data directory (%v) before failing", strings.Join(tt.args, " "), err)
+			}
+		})
+	}
+}

@@ -58,6 +58,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := warnResources(ctx, st, log); err != nil {
+		return err
+	}
 	if err := attachGateway(ctx, srv, c.Gateway, srv.metrics.Registerer(), out); err != nil {
 		return err
 	}
@@ -76,6 +79,10 @@ type server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	extra   []*http.Server // more listeners started and stopped with this one (dev's MCP server)
+	// ln is the public listener when it was opened before the server was
+	// built (dev listens first, so a port in use fails before anything
+	// else); nil: run listens on cfg.Listen.
+	ln net.Listener
 }
 
 // newServer wires the authorization server from a validated config.
@@ -142,6 +149,22 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 	return &server{cfg: c, as: a, handler: m.Middleware(a), admin: admin, store: st, log: log, metrics: m}, nil
 }
 
+// warnResources logs a warning for each registered resource with scopes
+// but no default scope (see noDefaultScope): the server issues tokens with
+// no scope for it, which is rarely what was meant.
+func warnResources(ctx context.Context, st storage.Resources, log *slog.Logger) error {
+	rs, err := st.ListResources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if noDefaultScope(r) {
+			log.Warn("resource has "+noDefaultScopeWarning+"; set one with gatehouse resource add --default-scope", "resource", r.URL)
+		}
+	}
+	return nil
+}
+
 // httpServer returns an http.Server with the timeouts a public listener
 // needs: slow clients cannot hold connections open indefinitely.
 func httpServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -159,9 +182,12 @@ func httpServer(h http.Handler, log *slog.Logger) *http.Server {
 // run listens, garbage-collects periodically, and shuts down gracefully
 // when ctx ends. ready is called with the bound address.
 func (s *server) run(ctx context.Context, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return err
+	ln := s.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return err
+		}
 	}
 	pub := httpServer(s.handler, s.log)
 	servers := append([]*http.Server{pub}, s.extra...)

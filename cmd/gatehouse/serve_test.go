@@ -370,3 +370,32 @@ func TestServeBranding(t *testing.T) {
 		t.Errorf("serve with an http logo = %v, want an error naming branding.logo_url", err)
 	}
 }
+
+// captureLog sends the logs of servers started after it to the returned
+// buffer, until the test's cleanups (which stop those servers first) end.
+func captureLog(t *testing.T) *syncbuf.Buffer {
+	buf := &syncbuf.Buffer{}
+	prev := logOutput
+	logOutput = buf
+	t.Cleanup(func() { logOutput = prev })
+	return buf
+}
+
+// TestServeWarnsOfResourceWithoutDefaultScope: serve logs a warning at
+// start for each resource with scopes but no default scope.
+func TestServeWarnsOfResourceWithoutDefaultScope(t *testing.T) {
+	cfg := serveConfig(t, "https://as.example.com", "")
+	for _, args := range [][]string{
+		{"resource", "add", "https://bare.example.com/mcp", "--scope", "files:read", "--config", cfg},
+		{"resource", "add", "https://ok.example.com/mcp", "--scope", "files:read", "--default-scope", "files:read", "--config", cfg},
+	} {
+		if err := run(t.Context(), args, io.Discard); err != nil {
+			t.Fatalf("gatehouse %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	logs := captureLog(t)
+	startServe(t, "--config", cfg)
+	if n := strings.Count(logs.String(), "no default scope"); n != 1 || !strings.Contains(logs.String(), "resource=https://bare.example.com/mcp") {
+		t.Errorf("serve logged %d warnings of no default scope, want 1 for https://bare.example.com/mcp:\n%s", n, logs.String())
+	}
+}

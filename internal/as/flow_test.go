@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
 
@@ -353,5 +354,28 @@ func TestConsentRevocation(t *testing.T) {
 	assertOAuthError(t, s, body, 400, "invalid_grant")
 	if p := b.get(defaultAuth().url(ts.URL)); !strings.Contains(p.body, `id="consent-form"`) {
 		t.Errorf("after revocation the consent page is not shown again (status %d)", p.status)
+	}
+}
+
+// TestConsentNamesGatewayRoute: the consent page asks about a gateway
+// route without a title as "the NAME MCP server", not as its bare name
+// ("Allow Public App to access everything?").
+func TestConsentNamesGatewayRoute(t *testing.T) {
+	ts := newTestServer(t, nil)
+	const resource = "https://mcp.example.com/everything/mcp"
+	g, err := gateway.New(gateway.Options{Issuer: ts.URL, Routes: []gateway.Route{
+		{Name: "everything", URL: resource, Upstream: gateway.Upstream{URL: "http://127.0.0.1:9/mcp"}, Scopes: []string{"everything:use"}},
+	}})
+	must(t, err)
+	for _, r := range g.Resources(nil) {
+		r.CreatedAt, r.UpdatedAt = ts.Clock.Now(), ts.Clock.Now()
+		must(t, ts.Store.PutResource(t.Context(), r))
+	}
+	a := defaultAuth()
+	a.resource, a.scope = resource, "everything:use"
+	b := newBrowser(t)
+	p := ts.login(t, b, b.get(a.url(ts.URL)), testUser, testPassword)
+	if want := "<h1>Allow Public App to access the everything MCP server?</h1>"; p.status != http.StatusOK || !strings.Contains(p.body, want) {
+		t.Errorf("consent page: status %d, body without %q:\n%s", p.status, want, p.body)
 	}
 }

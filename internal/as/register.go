@@ -246,6 +246,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) error {
 	case RegistrationOpen:
 	case RegistrationToken:
 		iat = bearerToken(r)
+		if iat == "" {
+			return missingIAT(r)
+		}
 		if err := clientreg.UseInitialAccessToken(ctx, s.opts.Store, iat, s.now(), false); err != nil {
 			return s.iatError(err)
 		}
@@ -584,6 +587,17 @@ func bearerToken(r *http.Request) string {
 func invalidToken(desc string) *oauth.Error {
 	return oauth.New(oauth.InvalidToken, "%s", desc).WithStatus(http.StatusUnauthorized).
 		WithHeader("WWW-Authenticate", `Bearer error="invalid_token"`)
+}
+
+// missingIAT is the 401 for a registration request that carries no
+// initial access token: it says that, rather than that the token is
+// unknown, so a client (or its developer) learns what to send.
+func missingIAT(r *http.Request) *oauth.Error {
+	const how = "registration on this server needs an initial access token from its operator (gatehouse client token create), sent as Authorization: Bearer TOKEN"
+	if r.Header.Get("Authorization") == "" {
+		return invalidToken("missing initial access token: " + how)
+	}
+	return invalidToken("the Authorization header holds no Bearer token: " + how)
 }
 
 func (s *Server) iatError(err error) error {

@@ -776,3 +776,51 @@ func TestDynamicClientScopes(t *testing.T) {
 		}
 	})
 }
+
+// TestRegisterInitialAccessTokenErrors: with registration.mode token, a
+// request without a token is told it is missing (golden), one with another
+// scheme that it is not Bearer, one with a wrong token that it is unknown;
+// all are 401 invalid_token and change nothing.
+func TestRegisterInitialAccessTokenErrors(t *testing.T) {
+	ts := newTestServer(t, openRegistration(func(r *Registration) { r.Mode = RegistrationToken }))
+	before := ts.snapshot(t)
+	var bodies strings.Builder
+	for _, tt := range []struct {
+		name, authorization string
+		wantDesc            string
+	}{
+		{"no Authorization header", "", "missing initial access token: "},
+		{"Basic credentials", "Basic Y2xpZW50OnNlY3JldA==", "the Authorization header holds no Bearer token: "},
+		{"empty Bearer", "Bearer ", "the Authorization header holds no Bearer token: "},
+		{"unknown token", "Bearer ghiat_unknown", "registration requires a valid initial access token from the operator (gatehouse client token create), sent as Authorization: Bearer; the initial access token is unknown, expired, revoked or already used"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, ts.URL+"/register", strings.NewReader(sdkMetadata))
+			must(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			if tt.authorization != "" {
+				req.Header.Set("Authorization", tt.authorization)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			must(t, err)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assertOAuthError(t, resp.StatusCode, string(b), http.StatusUnauthorized, "invalid_token")
+			var e struct {
+				Description string `json:"error_description"`
+			}
+			must(t, json.Unmarshal(b, &e))
+			if !strings.HasPrefix(e.Description, tt.wantDesc) {
+				t.Errorf("POST /register with Authorization %q: error_description = %q, want it to start %q", tt.authorization, e.Description, tt.wantDesc)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, `Bearer error="invalid_token"`)
+			}
+			fmt.Fprintf(&bodies, "%s: %d %s", tt.name, resp.StatusCode, b)
+		})
+	}
+	golden(t, ts, "register_iat_errors", bodies.String())
+	if after := ts.snapshot(t); after != before {
+		t.Error("a refused registration changed storage")
+	}
+}

@@ -85,8 +85,9 @@ type GatewayRoute struct {
 	// and its path is where the gateway serves the route. Required.
 	URL string `json:"url"`
 	// Title (title) is the resource_name in the protected resource
-	// metadata and the resource's name at the authorization server. Empty
-	// means Name.
+	// metadata and the resource's name at the authorization server, shown
+	// on the consent page: "Allow Claude to access <title>?". Empty means
+	// "the <name> MCP server".
 	Title string `json:"title,omitempty"`
 
 	// Upstream (upstream) is the MCP server behind the route. Required.

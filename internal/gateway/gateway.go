@@ -209,6 +209,12 @@ func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage
 	return out
 }
 
+// DefaultTitle is the title of a route named name that sets none: "the
+// NAME MCP server". The title is the resource's name on the consent page,
+// "Allow Claude to access <title>?", where a bare name such as "everything"
+// or "files" would read as far more than one MCP server.
+func DefaultTitle(name string) string { return "the " + name + " MCP server" }
+
 // sortedKeys returns m's keys in order.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -399,7 +405,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
 	}
 	if rt.title == "" {
-		rt.title = spec.Name
+		rt.title = DefaultTitle(spec.Name)
 	}
 	if rt.maxSessions <= 0 {
 		rt.maxSessions = DefaultMaxSessions

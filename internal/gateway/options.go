@@ -101,7 +101,8 @@ type Route struct {
 	// audience tokens must carry, and "resource" of its metadata). Its
 	// path is where the route is served. Required.
 	URL string
-	// Title is the metadata's resource_name. Empty means Name.
+	// Title is the metadata's resource_name and the resource's name on
+	// the consent page. Empty means [DefaultTitle] of Name.
 	Title string
 	// Upstream is the MCP server behind the route. Required.
 	Upstream Upstream

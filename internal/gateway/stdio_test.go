@@ -684,7 +684,9 @@ func TestMetadata(t *testing.T) {
 		resp.Body.Close()
 		want := map[string]any{
 			"resource": tg.base + "/fake/mcp", "authorization_servers": []any{"https://as.example.com"},
-			"scopes_supported": []any{"fake:read"}, "bearer_methods_supported": []any{"header"}, "resource_name": "fake",
+			"scopes_supported": []any{"fake:read"}, "bearer_methods_supported": []any{"header"},
+			// No title: the default, which the consent page shows.
+			"resource_name": "the fake MCP server",
 		}
 		if diff := cmp.Diff(want, m); diff != "" {
 			t.Errorf("GET %s (-want +got):\n%s", path, diff)
@@ -692,7 +694,7 @@ func TestMetadata(t *testing.T) {
 	}
 	res := tg.Resources(map[string]map[string]string{"fake": {"fake:admin": "Administer"}})
 	want := []storage.Resource{{
-		URL: tg.base + "/fake/mcp", Name: "fake",
+		URL: tg.base + "/fake/mcp", Name: "the fake MCP server",
 		Scopes: []storage.Scope{
 			{Name: "fake:read"},
 			{Name: "fake:admin", Description: "Administer"},

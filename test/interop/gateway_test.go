@@ -207,10 +207,10 @@ func TestGatewayServerEverything(t *testing.T) {
 		out := env.dev.run(t, "audit", "query", "--type", "gateway.", "--limit", "1000")
 		for _, route := range []string{"everything-stdio", "everything-http"} {
 			for _, want := range []*regexp.Regexp{
-				regexp.MustCompile(`gateway\.tool_call\s+outcome=allowed user=\S+ client=gatehouse-demo resource=\S+ ip=127\.0\.0\.1 route=` + route + ` tool=echo call=\S+`),
-				regexp.MustCompile(`gateway\.tool_result\s+outcome=ok .* route=` + route + ` tool=echo call=\S+ latency_ms=\d+`),
-				regexp.MustCompile(`(?m)outcome=step_up .* route=` + route + ` tool=get-env$`),
-				regexp.MustCompile(`outcome=allowed .* route=` + route + ` tool=get-env call=`),
+				regexp.MustCompile(`gateway\.tool_call\s+outcome=allowed user=\S+ client=gatehouse-demo resource=\S+ ip=127\.0\.0\.1 detail="route=` + route + ` tool=echo call=\S+"`),
+				regexp.MustCompile(`gateway\.tool_result\s+outcome=ok .* detail="route=` + route + ` tool=echo call=\S+ latency_ms=\d+"`),
+				regexp.MustCompile(`(?m)outcome=step_up .* detail="route=` + route + ` tool=get-env"$`),
+				regexp.MustCompile(`outcome=allowed .* detail="route=` + route + ` tool=get-env call=`),
 			} {
 				if !want.MatchString(out) {
 					t.Errorf("audit log lacks %s:\n%s", want, out)
