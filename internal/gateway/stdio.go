@@ -543,7 +543,11 @@ func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exch
 	ok := len(responses) == 1 && status == http.StatusOK && isResult(responses[0])
 	if !ok {
 		p.stop("initialize failed")
-		if status == http.StatusOK {
+		// 404 means the process stopped before initialize reached it
+		// (one that dies at start can beat stdioCollect's register):
+		// with no session yet, that is the upstream failing, not a
+		// session the client should start again.
+		if status == http.StatusOK || status == http.StatusNotFound {
 			status = http.StatusBadGateway
 		}
 		rt.writeResponses(w, status, x, responses)
