@@ -60,6 +60,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		duration    = fs.Duration("duration", 5*time.Second, "measured time per scenario and concurrency")
 		warmup      = fs.Duration("warmup", 500*time.Millisecond, "unmeasured load before each measurement")
 		maxUnits    = fs.Int64("max-requests", 200000, "at most this many units (requests or flows) per measurement; 0 = no bound")
+		minUnits    = fs.Int64("min-units", 1, "the measurement goes on past --duration until this many units have finished")
 		timeout     = fs.Duration("timeout", 10*time.Second, "per-request timeout")
 		pid         = fs.Int("server-pid", 0, "server process for CPU and RSS (default: the process listening on --url's port)")
 		ccID        = fs.String("client-id", "", "confidential client_credentials client (JWT access tokens); hydra: created when empty")
@@ -254,7 +255,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r, err := run(ctx, *label, all[n], limits{duration: *duration, warmup: *warmup, maxUnits: *maxUnits, concurrency: c}, *pid)
+			r, err := run(ctx, *label, all[n], limits{duration: *duration, warmup: *warmup, maxUnits: *maxUnits, minUnits: *minUnits, concurrency: c}, *pid)
 			switch {
 			case errors.Is(err, errSkip):
 				r.Skipped = err.Error()

@@ -30,6 +30,7 @@ type limits struct {
 	duration    time.Duration
 	warmup      time.Duration
 	maxUnits    int64
+	minUnits    int64
 	concurrency int
 }
 
@@ -112,6 +113,7 @@ func run(ctx context.Context, target string, sc scenario, l limits, pid int) (re
 	stats := make([]workerStats, n)
 	var (
 		issued    atomic.Int64
+		finished  atomic.Int64 // units measured, with or without an error
 		measuring atomic.Bool
 		stop      atomic.Bool
 		wg        sync.WaitGroup
@@ -139,6 +141,7 @@ func run(ctx context.Context, target string, sc scenario, l limits, pid int) (re
 					continue // warmup, or the window closed while this unit ran
 				}
 				st.requests += int64(reqs)
+				finished.Add(1)
 				if err != nil {
 					st.errors++
 					if st.firstErr == nil {
@@ -177,6 +180,18 @@ func run(ctx context.Context, target string, sc scenario, l limits, pid int) (re
 	timer := time.NewTimer(l.duration)
 	select {
 	case <-timer.C:
+		// On a machine so busy that no unit finished within the
+		// duration, the window stays open until minUnits have: a
+		// measurement of nothing says nothing.
+		for finished.Load() < l.minUnits && ctx.Err() == nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+				continue
+			}
+			break
+		}
 	case <-done: // every worker hit maxUnits
 	case <-ctx.Done():
 	}
