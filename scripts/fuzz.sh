@@ -13,6 +13,10 @@
 # temporary directory that is removed). An optional last argument is an
 # extended regular expression the target names must match.
 #
+# Each package's test binary is built once (`go test -c -fuzz=.`) and run
+# once per target, from the package directory and with go test's fuzz cache
+# (GOCACHE/fuzz/<import path>), as `go test -fuzz` would run it.
+#
 # The exit status is non-zero when a target failed (a crasher is written to
 # the package's testdata/fuzz/<Target>/ by go test: commit it as a regression
 # seed once fixed) or when no target ran. The targets are found with grep, not
@@ -65,23 +69,59 @@ deadline_race() {
 		! grep -qE 'Failing input written|^panic:|_test\.go:[0-9]+:' "$1"
 }
 
+# build_one DIR: build DIR's test binary once, with the fuzzing
+# instrumentation `go test -fuzz` adds, for all of its targets: `go test
+# -fuzz` links a new binary per target (the -fuzz flag takes one package), so
+# a package with four targets was linked four times.
+build_one() {
+	local dir=$1 bin
+	bin="$bindir/${dir//\//_}.test"
+	go test -c -fuzz=. -o "$bin" "./$dir" >"$bin.log" 2>&1
+	echo $? >"$bin.rc"
+}
+
+# fuzz_once DIR TARGET LOG: fuzz one target with its package's binary, run
+# as `go test -fuzz` runs it: from the package directory (so the seed corpus
+# in testdata/fuzz is read and a crasher is written there) and with the
+# module's fuzz cache in GOCACHE/fuzz/<import path>.
+fuzz_once() {
+	local dir=$1 target=$2 log=$3
+	(cd "$dir" && "$bindir/${dir//\//_}.test" -test.run='^$' -test.fuzz="^$target\$" -test.fuzztime="$fuzztime" \
+		-test.parallel="$workers" -test.paniconexit0 -test.timeout=10m \
+		-test.fuzzcachedir="$fuzzcache/$modpath/$dir") >"$log" 2>&1
+}
+
 # run_one DIR TARGET: fuzz one target; its log is $logdir/<dir>.<target>.log.
 run_one() {
-	local dir=$1 target=$2 log rc
+	local dir=$1 target=$2 log rc bin
 	log="$logdir/${dir//\//_}.$target.log"
-	go test -run='^$' -fuzz="^$target\$" -fuzztime="$fuzztime" -parallel="$workers" "./$dir" >"$log" 2>&1
+	bin="$bindir/${dir//\//_}.test"
+	if [[ $(<"$bin.rc") != 0 ]]; then
+		cp "$bin.log" "$log"
+		echo 1 >"$log.rc"
+		return
+	fi
+	fuzz_once "$dir" "$target" "$log"
 	rc=$?
 	if ((rc != 0)) && deadline_race "$log"; then
 		mv "$log" "$log.race"
-		go test -run='^$' -fuzz="^$target\$" -fuzztime="$fuzztime" -parallel="$workers" "./$dir" >"$log" 2>&1
+		fuzz_once "$dir" "$target" "$log"
 		rc=$?
 	fi
 	echo $rc >"$log.rc"
 }
-export -f run_one deadline_race
-export logdir fuzztime workers
+export -f build_one fuzz_once run_one deadline_race
+
+bindir=$logdir/bin
+mkdir -p "$bindir"
+modpath=$(go list -m)
+fuzzcache=$(go env GOCACHE)/fuzz
+export logdir bindir fuzztime workers modpath fuzzcache
 
 start=$SECONDS
+mapfile -t dirs < <(printf '%s\n' "${targets[@]}" | cut -d' ' -f1 | sort -u)
+printf '%s\n' "${dirs[@]}" | xargs -P "$jobs" -L 1 bash -c 'build_one "$0"'
+echo "fuzz: built ${#dirs[@]} test binaries in $((SECONDS - start))s"
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -L 1 bash -c 'run_one "$0" "$1"'
 
 failed=0

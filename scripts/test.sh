@@ -4,16 +4,19 @@
 #
 #   bash scripts/test.sh
 #
-# Steps, each announced with a "==> step" line:
+# Steps, each announced with a "==> step" line and ended with a
+# "--- step: Ns" line (the summary lists them all again):
 #   1. system packages: postgresql and chromium (apt-get, only if missing)
 #   2. npm peers: `npm ci` in test/interop and test/interop/conformance-alpha
 #      (skipped when node_modules matches the lockfile)
 #   3. a throwaway PostgreSQL (scripts/pg-test-start.sh), stopped on exit;
 #      its DSN is exported as GATEHOUSE_TEST_POSTGRES_DSN
+#   (1-3 run in the background, their output held back until step 5)
 #   4. gofmt, go vet, staticcheck, govulncheck (against a local copy of the
 #      Go vulnerability database, fetched from the Go module proxy)
 #   5. go test -count=1 -race ./... (see GATEHOUSE_TEST_RACE_PKGS)
-#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 10s); the
+#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 10s, one
+#      test binary built per package); the
 #      seed corpora already ran as ordinary tests in step 5
 #
 # Locally, a prerequisite that cannot be had is reported as
@@ -37,7 +40,8 @@
 # `go test -race ./...` took 29s against 19s without, so everything races;
 # narrow it (./internal/storage/... ./internal/as/...) if the budget needs.
 # GATEHOUSE_FUZZTIME (how long step 6 fuzzes each target, default 10s; "off"
-# skips the step, a skip that fails under CI=true).
+# skips the step, a skip that fails under CI=true). GATEHOUSE_TOOLS (where
+# the pinned tools are kept, default ~/.cache/gatehouse-tools).
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -60,7 +64,11 @@ vulndb_version=v0.0.0-20261105234957-e22db6528018
 ci=false
 [[ ${CI:-} == true ]] && ci=true
 
-tools=$root/.tools # git-ignored
+# The pinned tools are kept outside the clone, keyed by the Go version that
+# built them, so a fresh clone on the same machine (CI's, a second worktree)
+# does not build staticcheck and govulncheck again: GATEHOUSE_TOOLS, default
+# the user cache directory. testreport, built from this clone, goes there too.
+tools=${GATEHOUSE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-tools}/$(go env GOVERSION)
 mkdir -p "$tools/bin"
 work=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-test.XXXXXX")
 
@@ -69,7 +77,21 @@ checks_failed=0
 failed_steps=()
 skipped_steps=()
 
-step() { printf '\n==> %s\n' "$*"; }
+# step NAME: announce a phase; the previous one ends with a "--- NAME: Ns"
+# line, and the summary lists every phase's time.
+phase= phase_start=0 timings=()
+end_phase() {
+	[[ -n $phase ]] || return 0
+	local took=$((SECONDS - phase_start))
+	printf -- '--- %s: %ds\n' "$phase" "$took"
+	timings+=("$(printf '%5ds  %s' "$took" "$phase")")
+	phase=
+}
+step() {
+	end_phase
+	phase=$* phase_start=$SECONDS
+	printf '\n==> %s\n' "$*"
+}
 pass() { checks_passed=$((checks_passed + 1)); echo "PASS: $*"; }
 fail() {
 	checks_failed=$((checks_failed + 1))
@@ -87,9 +109,10 @@ skip() {
 	fi
 }
 
-pgdir=
+pgdir= prereq_pid=
 cleanup() {
-	if [[ -n $pgdir ]]; then
+	[[ -z $prereq_pid ]] || kill "$prereq_pid" 2>/dev/null
+	if [[ -n $pgdir && -e $pgdir/pg-test.log ]]; then
 		bash scripts/pg-test-stop.sh "$pgdir" >/dev/null 2>&1 ||
 			echo "warning: scripts/pg-test-stop.sh $pgdir failed" >&2
 	fi
@@ -101,64 +124,102 @@ trap 'exit 143' TERM
 
 echo "gatehouse test: $(go version), CI=${CI:-}, $(nproc) cores"
 
-# --- 1. System packages ------------------------------------------------------
-step "system packages (postgresql, chromium)"
-have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
-chromium_bin() { command -v chromium || command -v chromium-browser || command -v google-chrome; }
-missing=()
-have_postgres || missing+=(postgresql)
-chromium_bin >/dev/null || missing+=(chromium)
-if ((${#missing[@]} == 0)); then
-	echo "present: $(compgen -G "/usr/lib/postgresql/*/bin" | sort -V | tail -1), $(chromium_bin)"
-elif [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
-	echo "cannot install ${missing[*]}: not root or no apt-get"
-else
-	echo "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$work/apt.log" 2>&1; then
-		echo "installed ${missing[*]}"
+# --- 1-3. Prerequisites, in the background ------------------------------------
+# System packages, the npm peers, then PostgreSQL: mostly waiting on the
+# network and on disk, so they run while the static checks (step 4) use the
+# CPU. Their output is shown, in one piece, when go test needs them. The
+# subshell hands its results back through $work/prereq.results: one
+# "skipped|failed|timing<TAB>text" line each (arrays do not cross a subshell).
+prerequisites() {
+	skipped_steps=() failed_steps=() timings=() checks_failed=0
+	# --- 1. System packages ------------------------------------------------------
+	step "system packages (postgresql, chromium)"
+	have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+	chromium_bin() { command -v chromium || command -v chromium-browser || command -v google-chrome; }
+	missing=()
+	have_postgres || missing+=(postgresql)
+	chromium_bin >/dev/null || missing+=(chromium)
+	if ((${#missing[@]} == 0)); then
+		echo "present: $(compgen -G "/usr/lib/postgresql/*/bin" | sort -V | tail -1), $(chromium_bin)"
+	elif [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
+		echo "cannot install ${missing[*]}: not root or no apt-get"
 	else
-		tail -20 "$work/apt.log"
-	fi
-fi
-chromium_bin >/dev/null || skip "chromium" "not installed: the browser tests cannot run"
-
-# --- 2. npm peers -------------------------------------------------------------
-step "npm peers (test/interop, test/interop/conformance-alpha)"
-if ! command -v npm >/dev/null; then
-	skip "npm peers" "npm is not installed: the interop tests cannot run"
-else
-	for prefix in test/interop test/interop/conformance-alpha; do
-		stamp=$prefix/node_modules/.gatehouse-npm-ci
-		want=$(cat "$prefix/package.json" "$prefix/package-lock.json" | sha256sum | cut -d' ' -f1)
-		if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
-			echo "$prefix: node_modules matches package-lock.json"
-			continue
-		fi
-		if npm ci --prefix "$prefix" --no-audit --no-fund --loglevel=error; then
-			echo "$want" >"$stamp"
+		echo "installing ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$work/apt.log" 2>&1; then
+			echo "installed ${missing[*]}"
 		else
-			skip "npm peers in $prefix" "npm ci failed"
+			tail -20 "$work/apt.log"
 		fi
-	done
-fi
-
-# --- 3. PostgreSQL ------------------------------------------------------------
-step "PostgreSQL (scripts/pg-test-start.sh)"
-if [[ ! -f scripts/pg-test-start.sh ]]; then
-	skip "postgres" "scripts/pg-test-start.sh is missing"
-elif ! have_postgres; then
-	skip "postgres" "Debian's postgresql is not installed: the PostgreSQL storage tests cannot run"
-else
-	pgdir=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-pg.XXXXXX")
-	if line=$(PG_WAIT_SECONDS=10 bash scripts/pg-test-start.sh "$pgdir") &&
-		[[ $line == GATEHOUSE_TEST_POSTGRES_DSN=postgres://* ]]; then
-		export "${line?}"
-		echo "$line"
-	else
-		skip "postgres" "scripts/pg-test-start.sh failed: $(tail -3 "$pgdir/pg-test.log" 2>/dev/null | tr '\n' ' ')"
 	fi
-fi
+	chromium_bin >/dev/null || skip "chromium" "not installed: the browser tests cannot run"
+
+	# --- 2. npm peers -------------------------------------------------------------
+	step "npm peers (test/interop, test/interop/conformance-alpha)"
+	if ! command -v npm >/dev/null; then
+		skip "npm peers" "npm is not installed: the interop tests cannot run"
+	else
+		for prefix in test/interop test/interop/conformance-alpha; do
+			stamp=$prefix/node_modules/.gatehouse-npm-ci
+			want=$(cat "$prefix/package.json" "$prefix/package-lock.json" | sha256sum | cut -d' ' -f1)
+			if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+				echo "$prefix: node_modules matches package-lock.json"
+				continue
+			fi
+			if npm ci --prefix "$prefix" --no-audit --no-fund --loglevel=error; then
+				echo "$want" >"$stamp"
+			else
+				skip "npm peers in $prefix" "npm ci failed"
+			fi
+		done
+	fi
+
+	# --- 3. PostgreSQL ------------------------------------------------------------
+	step "PostgreSQL (scripts/pg-test-start.sh)"
+	if [[ ! -f scripts/pg-test-start.sh ]]; then
+		skip "postgres" "scripts/pg-test-start.sh is missing"
+	elif ! have_postgres; then
+		skip "postgres" "Debian's postgresql is not installed: the PostgreSQL storage tests cannot run"
+	else
+		if line=$(PG_WAIT_SECONDS=10 bash scripts/pg-test-start.sh "$pgdir") &&
+			[[ $line == GATEHOUSE_TEST_POSTGRES_DSN=postgres://* ]]; then
+			echo "$line" >"$work/pg.env"
+			echo "$line"
+		else
+			skip "postgres" "scripts/pg-test-start.sh failed: $(tail -3 "$pgdir/pg-test.log" 2>/dev/null | tr '\n' ' ')"
+		fi
+	fi
+	end_phase
+	{
+		for x in "${skipped_steps[@]}"; do printf 'skipped\t%s\n' "$x"; done
+		for x in "${failed_steps[@]}"; do printf 'failed\t%s\n' "$x"; done
+		for x in "${timings[@]}"; do printf 'timing\t%s\n' "$x"; done
+	} >"$work/prereq.results"
+}
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-pg.XXXXXX")
+prerequisites >"$work/prereq.log" 2>&1 &
+prereq_pid=$!
+
+# join_prerequisites: wait for the background steps 1-3, print their output,
+# and take over their results and the PostgreSQL DSN.
+join_prerequisites() {
+	end_phase
+	local took_from=$SECONDS kind text
+	wait "$prereq_pid"
+	prereq_pid=
+	cat "$work/prereq.log"
+	printf -- '--- (waited %ds for the steps above)\n' $((SECONDS - took_from))
+	while IFS=$'\t' read -r kind text; do
+		case $kind in
+		skipped) skipped_steps+=("$text") ;;
+		failed) failed_steps+=("$text") checks_failed=$((checks_failed + 1)) ;;
+		timing) timings+=("$text") ;;
+		esac
+	done <"$work/prereq.results"
+	if [[ -s $work/pg.env ]]; then
+		export "$(<"$work/pg.env")"
+	fi
+}
 
 # --- 4. Static checks -----------------------------------------------------------
 step "gofmt -l"
@@ -176,7 +237,7 @@ fi
 step "go vet ./..."
 if go vet ./...; then pass "go vet"; else fail "go vet"; fi
 
-# install_tool PKG@VERSION NAME: go install into .tools/bin unless that exact
+# install_tool PKG@VERSION NAME: go install into $tools/bin unless that exact
 # version is there. Fails when the proxy does not serve it.
 install_tool() {
 	local pkg=$1 name=$2 version=${1##*@}
@@ -228,6 +289,8 @@ else
 	fi
 fi
 
+join_prerequisites
+
 # --- 5. Tests -----------------------------------------------------------------
 step "go test -count=1 ./... (-race: ${GATEHOUSE_TEST_RACE_PKGS-./...})"
 tests_passed=0 tests_failed=0 tests_skipped=0
@@ -245,7 +308,7 @@ for p in "${all_pkgs[@]}"; do [[ -n ${is_race[$p]:-} ]] || plain_pkgs+=("$p"); d
 
 report_flags=(-counts "$work/counts" -allowlist scripts/skip-allowlist.txt)
 $ci && report_flags+=(-fail-skips)
-if ! go build -o "$tools/bin/testreport" ./scripts/testreport; then
+if ! go build -o "$work/testreport" ./scripts/testreport; then
 	fail "build scripts/testreport"
 else
 	test_start=$SECONDS
@@ -258,7 +321,7 @@ else
 			go test -json -count=1 -race "${extra[@]}" "${race_pkgs[@]}" || rc=$?
 		fi
 		echo "$rc" >"$work/go-test.rc"
-	} 2>&1 | tee "$work/go-test.json" | "$tools/bin/testreport" "${report_flags[@]}"
+	} 2>&1 | tee "$work/go-test.json" | "$work/testreport" "${report_flags[@]}"
 	echo "go test took $((SECONDS - test_start))s"
 	if [[ -s $work/counts ]]; then
 		read -r tests_passed tests_failed tests_skipped <"$work/counts"
@@ -284,6 +347,8 @@ fi
 # --- Summary ------------------------------------------------------------------
 step "summary"
 elapsed=$((SECONDS - start))
+echo "phases (1-3 ran in the background, during 4):"
+printf '%s\n' "${timings[@]}"
 printf 'took %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
 for s in "${skipped_steps[@]}"; do echo "SKIPPED: $s"; done
 for f in "${failed_steps[@]}"; do echo "FAILED: $f"; done
