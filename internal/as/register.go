@@ -595,7 +595,11 @@ func invalidToken(desc string) *oauth.Error {
 func missingIAT(r *http.Request) *oauth.Error {
 	const how = "registration on this server needs an initial access token from its operator (gatehouse client token create), sent as Authorization: Bearer TOKEN"
 	if r.Header.Get("Authorization") == "" {
-		return invalidToken("missing initial access token: " + how)
+		// RFC 6750 §3.1: a request with no credentials at all gets a
+		// challenge without an error code (the body still has one, as
+		// RFC 7591 §3.2.2 errors do).
+		return oauth.New(oauth.InvalidToken, "missing initial access token: %s", how).WithStatus(http.StatusUnauthorized).
+			WithHeader("WWW-Authenticate", "Bearer")
 	}
 	return invalidToken("the Authorization header holds no Bearer token: " + how)
 }

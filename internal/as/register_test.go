@@ -787,12 +787,14 @@ func TestRegisterInitialAccessTokenErrors(t *testing.T) {
 	var bodies strings.Builder
 	for _, tt := range []struct {
 		name, authorization string
+		wantChallenge       string
 		wantDesc            string
 	}{
-		{"no Authorization header", "", "missing initial access token: "},
-		{"Basic credentials", "Basic Y2xpZW50OnNlY3JldA==", "the Authorization header holds no Bearer token: "},
-		{"empty Bearer", "Bearer ", "the Authorization header holds no Bearer token: "},
-		{"unknown token", "Bearer ghiat_unknown", "registration requires a valid initial access token from the operator (gatehouse client token create), sent as Authorization: Bearer; the initial access token is unknown, expired, revoked or already used"},
+		// RFC 6750 §3.1: no credentials at all, no error code in the challenge.
+		{"no Authorization header", "", "Bearer", "missing initial access token: "},
+		{"Basic credentials", "Basic Y2xpZW50OnNlY3JldA==", `Bearer error="invalid_token"`, "the Authorization header holds no Bearer token: "},
+		{"empty Bearer", "Bearer ", `Bearer error="invalid_token"`, "the Authorization header holds no Bearer token: "},
+		{"unknown token", "Bearer ghiat_unknown", `Bearer error="invalid_token"`, "registration requires a valid initial access token from the operator (gatehouse client token create), sent as Authorization: Bearer; the initial access token is unknown, expired, revoked or already used"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req, err := http.NewRequest(http.MethodPost, ts.URL+"/register", strings.NewReader(sdkMetadata))
@@ -813,8 +815,8 @@ func TestRegisterInitialAccessTokenErrors(t *testing.T) {
 			if !strings.HasPrefix(e.Description, tt.wantDesc) {
 				t.Errorf("POST /register with Authorization %q: error_description = %q, want it to start %q", tt.authorization, e.Description, tt.wantDesc)
 			}
-			if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
-				t.Errorf("WWW-Authenticate = %q, want %q", got, `Bearer error="invalid_token"`)
+			if got := resp.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != tt.wantChallenge {
+				t.Errorf("WWW-Authenticate = %q, want [%q]", got, tt.wantChallenge)
 			}
 			fmt.Fprintf(&bodies, "%s: %d %s", tt.name, resp.StatusCode, b)
 		})
