@@ -314,6 +314,7 @@ func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, p pendi
 }
 
 func (s *Server) redirectWithError(w http.ResponseWriter, r *http.Request, e redirectError) {
+	noteError(r.Context(), e.err.Code)
 	v := url.Values{"error": {string(e.err.Code)}, "state": {e.state}}
 	if e.err.Description != "" {
 		v.Set("error_description", oauth.SafeText(e.err.Description)) // RFC 6749 §4.1.2.1
@@ -349,6 +350,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, redirectURI st
 
 // errorPage shows an authorization error that must not be redirected.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, e *oauth.Error) {
+	noteError(r.Context(), e.Code)
 	if e.Code == oauth.ServerError {
 		s.serverErrorPage(w, r, e.Cause)
 		return
@@ -361,6 +363,7 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, e
 }
 
 func (s *Server) serverErrorPage(w http.ResponseWriter, r *http.Request, cause error) {
+	noteError(r.Context(), oauth.ServerError)
 	s.log.ErrorContext(r.Context(), "browser request failed", "path", r.URL.Path, "cause", cause)
 	s.opts.Pages.Error(w, r, http.StatusInternalServerError, web.ErrorData{
 		Title:       "Something went wrong",
