@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -195,13 +196,17 @@ func deriveKey(kek []byte, purpose string) []byte {
 	return k
 }
 
+// logOutput is where the server's log goes: standard error (a test
+// replaces it to read the log).
+var logOutput io.Writer = os.Stderr
+
 // newLogger builds the process logger from the log config.
 func newLogger(c config.Config) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(logOutput, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(logOutput, opts))
 }
