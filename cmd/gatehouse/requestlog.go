@@ -25,7 +25,7 @@ const maxLoggedPath = 120
 func requestLog(log *slog.Logger, server string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, note := as.WithRequestNote(r.Context())
-		sw := &metrics.StatusWriter{ResponseWriter: w, Code: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, Code: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 		attrs := []slog.Attr{
 			slog.String("server", server),
@@ -46,6 +46,29 @@ func requestLog(log *slog.Logger, server string, next http.Handler) http.Handler
 		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
+
+// statusWriter remembers the status code written. Unlike
+// metrics.StatusWriter it is an http.Flusher: the MCP server's event
+// streams assert that interface on the writer they get, and without it a
+// client waits for response headers that never come.
+type statusWriter struct {
+	http.ResponseWriter
+	Code int
+}
+
+// WriteHeader records code and writes it.
+func (w *statusWriter) WriteHeader(code int) {
+	w.Code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush flushes the underlying writer, if it can.
+func (w *statusWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // challengeErrorRE finds the error parameter of a Bearer challenge: its
 // value is an RFC 6750 error code (a token of ASCII letters and "_").
