@@ -95,12 +95,18 @@ func runCall(ctx context.Context, o callOptions, out io.Writer) error {
 		return fmt.Errorf("connect to %s: %w", o.mcpURL, err)
 	}
 	defer cs.Close()
-	if err := printClaims(ctx, handler, out); err != nil {
+	first, err := printClaims(ctx, handler, out, "")
+	if err != nil {
 		return err
 	}
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: o.tool, Arguments: args})
 	if err != nil {
 		return fmt.Errorf("call %s: %w", o.tool, err)
+	}
+	// A tool that needs a larger scope made the SDK sign in again
+	// (403 insufficient_scope): show the token that made the call.
+	if _, err := printClaims(ctx, handler, out, first); err != nil {
+		return err
 	}
 	printResult(out, o.tool, res)
 	if res.IsError {
@@ -131,23 +137,31 @@ func callbackHandler(results chan<- url.Values) http.Handler {
 	return mux
 }
 
-// printClaims prints the access token's payload, decoded. The token itself
-// is a credential and is never printed.
-func printClaims(ctx context.Context, h *auth.AuthorizationCodeHandler, out io.Writer) error {
+// printClaims prints the access token's payload, decoded, unless the
+// token is still unchanged; it returns the token to compare with next
+// time. The token itself is a credential and is never printed.
+func printClaims(ctx context.Context, h *auth.AuthorizationCodeHandler, out io.Writer, unchanged string) (string, error) {
 	ts, err := h.TokenSource(ctx)
 	if err != nil || ts == nil {
-		return fmt.Errorf("no token after sign-in: %v", err)
+		return "", fmt.Errorf("no token after sign-in: %v", err)
 	}
 	tok, err := ts.Token()
 	if err != nil {
-		return err
+		return "", err
+	}
+	if tok.AccessToken == unchanged {
+		return unchanged, nil
 	}
 	claims, err := decodeClaims(tok.AccessToken)
 	if err != nil {
-		return err
+		return "", err
 	}
-	fmt.Fprintf(out, "Signed in. The access token's claims (the token itself is not shown):\n%s\n\n", claims)
-	return nil
+	what := "Signed in. The access token's claims"
+	if unchanged != "" {
+		what = "Signed in again for a larger scope. The new access token's claims"
+	}
+	fmt.Fprintf(out, "%s (the token itself is not shown):\n%s\n\n", what, claims)
+	return tok.AccessToken, nil
 }
 
 // decodeClaims returns the payload of a JWT, indented. It does not verify
