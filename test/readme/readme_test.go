@@ -568,9 +568,9 @@ func signIn(ctx context.Context, authURL, user, password string) error {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if loc := resp.Header.Get("Location"); loc != "" {
-			next, err := resp.Request.URL.Parse(loc)
-			if err != nil {
-				return err
+			next, perr := resp.Request.URL.Parse(loc)
+			if perr != nil {
+				return perr
 			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, next.String(), nil)
 			resp, err = c.Do(req)
@@ -597,9 +597,9 @@ func signIn(ctx context.Context, authURL, user, password string) error {
 		} else {
 			form.Set("decision", "allow")
 		}
-		action, err := origin.Parse(html.UnescapeString(m[2]))
-		if err != nil {
-			return err
+		action, perr := origin.Parse(html.UnescapeString(m[2]))
+		if perr != nil {
+			return perr
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, action.String(), strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
