@@ -59,6 +59,24 @@ func TestDevRequestLog(t *testing.T) {
 	get(t, mcpURL, "")
 	get(t, mcpURL, "not-a-token-"+badCode)
 	mcpCall(t, mcpURL, next["access_token"].(string))
+	// Dynamic registration (open in dev), then reading the client
+	// with its registration access token.
+	resp, err := http.Post(issuer+"/register", "application/json", strings.NewReader(
+		`{"client_name":"log test","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	rat, _ := reg["registration_access_token"].(string)
+	regURI, _ := reg["registration_client_uri"].(string)
+	if rat == "" || regURI == "" {
+		t.Fatalf("registration = %d %v, want a registration access token and URI", resp.StatusCode, reg)
+	}
+	if st := get(t, regURI, rat); st != http.StatusOK {
+		t.Fatalf("GET %s with the registration access token = %d, want 200", regURI, st)
+	}
 
 	tests := []struct {
 		name string
@@ -73,6 +91,8 @@ func TestDevRequestLog(t *testing.T) {
 		{"MCP without a token", `server=demo-mcp method=GET path=/mcp status=401$`},
 		{"MCP with a bad token", `server=demo-mcp method=GET path=/mcp status=401 error=invalid_token$`},
 		{"MCP call", `server=demo-mcp method=POST path=/mcp status=200$`},
+		{"registration", `server=as method=POST path=/register status=201 client=dcr_\S+$`},
+		{"registration read", `server=as method=GET path=/register/dcr_\S+ status=200 client=dcr_\S+$`},
 	}
 	lines := strings.Split(logs.String(), "\n")
 	for _, tt := range tests {
@@ -91,6 +111,7 @@ func TestDevRequestLog(t *testing.T) {
 		"code": code, "unknown code": badCode, "access token": tok["access_token"].(string),
 		"refresh token": tok["refresh_token"].(string), "refreshed access token": next["access_token"].(string),
 		"refreshed refresh token": next["refresh_token"].(string), "password": pw, "verifier": verifier, "state": state,
+		"registration access token": rat,
 	}
 	u, _ := url.Parse(issuer)
 	for _, c := range jar.Cookies(u) {

@@ -690,6 +690,7 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) erro
 	if err != nil || !holdsToken(c, rat) {
 		return errNoRegistrationToken()
 	}
+	noteClient(ctx, c.ID)
 	switch r.Method {
 	case http.MethodGet:
 		// The presented token is echoed: RFC 7592 §3 requires it in the
