@@ -121,10 +121,19 @@ func TestReadmeAsAScript(t *testing.T) {
 		add := readmeCommand(t, doc, "## Your first tool call", "--call add_note")
 		args = append(shellFields(t, strings.TrimPrefix(add, firstCallGoRun)), "--mcp", mcpURL, "--open=false")
 		out = callTool(ctx, t, filepath.Join(gobin, "oauth2client"), work, dev, args...)
-		for _, want := range []string{`"scope": "notes:read notes:write"`, "Result of add_note:\n{", `"title":"first note"`} {
+		// The SDK asks for the union of the scopes, in either order.
+		if !regexp.MustCompile(`"scope": "(notes:read notes:write|notes:write notes:read)"`).MatchString(out) {
+			t.Errorf("%s: the output shows no token with notes:read and notes:write:\n%s", add, out)
+		}
+		for _, want := range []string{"Result of add_note:\n{", `"title":"first note"`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: the output lacks %q:\n%s", add, want, out)
 			}
+		}
+		// --client-id: the demo client instead of a registration.
+		out = callTool(ctx, t, filepath.Join(gobin, "oauth2client"), work, dev, "--call", "list_notes", "--mcp", mcpURL, "--client-id", "gatehouse-demo", "--open=false")
+		if want := `"client_id": "gatehouse-demo"`; !strings.Contains(out, want) {
+			t.Errorf("--client-id gatehouse-demo: the output lacks %q:\n%s", want, out)
 		}
 		// gatehouse dev logged the tool call, one line per request.
 		if !strings.Contains(dev.output(), "msg=request server=demo-mcp method=POST path=/mcp status=200") {
