@@ -115,6 +115,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	srv.ln = asLn
+	srv.handler = requestLog(log, "as", srv.handler)
 	if err := warnResources(ctx, st, log); err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("demo MCP server: %w", err)
 	}
-	mcpSrv := httpServer(mcpHandler, log)
+	mcpSrv := httpServer(requestLog(log, "demo-mcp", mcpHandler), log)
 	// Streamable HTTP keeps server-sent event streams open as long as a
 	// session lives: a write timeout would cut them.
 	mcpSrv.WriteTimeout = 0
@@ -171,14 +172,51 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  npx @modelcontextprotocol/inspector\n")
 		fmt.Fprintf(out, "  then Transport Type \"Streamable HTTP\", URL %s, Connect, and sign in as %s.\n", resourceURL, username)
 		fmt.Fprintf(out, "  (If it cannot register itself, enter Client ID %s under Authentication.)\n\n", devClientID)
+		fmt.Fprintf(out, "First tool call (signs in through your browser, prints the token's claims and the tool's result):\n")
+		fmt.Fprintf(out, "  %s\n\n", firstCallCommand(resourceURL))
+		dataFlag := devDataFlag(*data)
 		fmt.Fprintf(out, "Next steps:\n")
 		fmt.Fprintf(out, "  curl %s/.well-known/oauth-authorization-server\n", c.Issuer)
 		fmt.Fprintf(out, "  curl -i %s   (the 401 challenge that starts discovery)\n", resourceURL)
-		fmt.Fprintf(out, "  gatehouse client create --name my-agent --redirect-uri http://127.0.0.1/callback\n")
-		fmt.Fprintf(out, "  gatehouse client create --name my-service --confidential --grant-type client_credentials\n")
+		fmt.Fprintf(out, "  gatehouse audit tail%s   (what happened: sign-ins, tokens, refusals)\n", dataFlag)
+		fmt.Fprintf(out, "  gatehouse client create%s --name my-agent --redirect-uri http://127.0.0.1/callback\n", dataFlag)
+		fmt.Fprintf(out, "  gatehouse client create%s --name my-service --confidential --grant-type client_credentials\n", dataFlag)
 		fmt.Fprintf(out, "    (tokens without a user: only for resources added with --accept-client-credentials; the demo accepts users only)\n")
-		fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
+		fmt.Fprintf(out, "Requests are logged below, one line each (standard error). Press Ctrl-C to stop.\n")
 	})
+}
+
+// firstCallCommand is the command the banner offers for a first tool call
+// of the demo MCP server at mcpURL: examples/oauth2client --call, with
+// --mcp when the server is not at the client's default URL.
+func firstCallCommand(mcpURL string) string {
+	cmd := "go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes"
+	if mcpURL != defaultDevMCPURL {
+		cmd += " --mcp " + shellQuote(mcpURL)
+	}
+	return cmd
+}
+
+// defaultDevMCPURL is the demo MCP server's URL with the default flags,
+// the default of examples/oauth2client's --mcp.
+const defaultDevMCPURL = "http://127.0.0.1:8081/mcp"
+
+// devDataFlag is the --data flag the banner's admin commands need to find
+// this data directory: none for the default, which they find alone.
+func devDataFlag(dir string) string {
+	if filepath.Clean(dir) == filepath.Clean(defaultDataDir) {
+		return ""
+	}
+	return " --data " + shellQuote(dir)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// characters that are safe unquoted.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // devPasswordFile is the file in the data directory that keeps the

@@ -34,12 +34,14 @@ func TestDevStartsAndServes(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
+	mcpListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	mcpURL := "http://" + mcpListen + "/mcp"
 	t.Setenv(devPasswordEnv, "a-long-password")
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data", filepath.Join(dir, "data"), "--listen", listen, "--mcp-listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--user", "tester"}, out)
+		done <- run(ctx, []string{"dev", "--data", filepath.Join(dir, "data"), "--listen", listen, "--mcp-listen", mcpListen, "--user", "tester"}, out)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "Press Ctrl-C") {
@@ -48,7 +50,14 @@ func TestDevStartsAndServes(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"Issuer:          http://" + listen, "Demo user:       tester  (password from " + devPasswordEnv + ")", "gatehouse-demo"} {
+	data := filepath.Join(dir, "data")
+	for _, want := range []string{"Issuer:          http://" + listen, "Demo user:       tester  (password from " + devPasswordEnv + ")", "gatehouse-demo",
+		// Not the default data directory nor MCP URL: the commands
+		// say so (issue 12, items 1 and 7).
+		"  gatehouse audit tail --data " + data + " ",
+		"  gatehouse client create --data " + data + " --name my-agent",
+		"  go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes --mcp " + mcpURL + "\n",
+	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
@@ -175,5 +184,27 @@ func TestDevPortInUse(t *testing.T) {
 				t.Errorf("dev %s created its data directory (%v) before failing", strings.Join(tt.args, " "), err)
 			}
 		})
+	}
+}
+
+// TestDevBannerCommands: the banner's commands carry --data and --mcp only
+// when they are not the defaults, quoted for a shell when they must be.
+func TestDevBannerCommands(t *testing.T) {
+	tests := []struct {
+		data, mcpURL       string
+		wantData, wantCall string
+	}{
+		{defaultDataDir, defaultDevMCPURL, "", "go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes"},
+		{"gatehouse-data", defaultDevMCPURL, "", "go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes"},
+		{"/tmp/d", "http://127.0.0.1:9001/mcp", " --data /tmp/d", "go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes --mcp http://127.0.0.1:9001/mcp"},
+		{"my data/it's", defaultDevMCPURL, ` --data 'my data/it'\''s'`, "go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes"},
+	}
+	for _, tt := range tests {
+		if got := devDataFlag(tt.data); got != tt.wantData {
+			t.Errorf("devDataFlag(%q) = %q, want %q", tt.data, got, tt.wantData)
+		}
+		if got := firstCallCommand(tt.mcpURL); got != tt.wantCall {
+			t.Errorf("firstCallCommand(%q) = %q, want %q", tt.mcpURL, got, tt.wantCall)
+		}
 	}
 }

@@ -1,4 +1,15 @@
-// Command oauth2client runs the authorization-code flow with PKCE, then a
+// Command oauth2client is an example OAuth client of Gatehouse, in two modes.
+//
+// With --call TOOL it is a newcomer's first tool call: it signs in through
+// the browser (it prints the URL, and opens it where it can) and calls one
+// tool of an MCP server, discovering everything from the server's URL. It
+// prints the access token's claims (never the token) and the tool result:
+//
+//	gatehouse dev &
+//	go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes
+//	... --call read_note --args '{"id":"1"}'
+//
+// Without --call it runs the authorization-code flow with PKCE, then a
 // refresh, against a Gatehouse issuer using golang.org/x/oauth2 as the
 // client. It plays the browser itself (it fills the login and consent
 // forms), so it needs no window: it is the smoke test of `gatehouse dev`.
@@ -32,7 +43,27 @@ func main() {
 	user := flag.String("user", "demo", "username")
 	pwFile := flag.String("password-file", "./gatehouse-data/demo-password", "file with the password (gatehouse dev writes it)")
 	resource := flag.String("resource", "", "resource indicator (default: the AS's single resource)")
+	call := flag.String("call", "", "sign in through the browser and call this tool of the MCP server --mcp (e.g. list_notes)")
+	mcpURL := flag.String("mcp", "http://127.0.0.1:8081/mcp", "with --call: the MCP server's URL (gatehouse dev's demo by default)")
+	args := flag.String("args", "", "with --call: the tool's arguments, a JSON object such as '{\"id\":\"1\"}'")
+	open := flag.Bool("open", true, "with --call: open the sign-in URL in the desktop's browser (it is printed either way)")
 	flag.Parse()
+	if *call != "" {
+		// With --call a client is registered (RFC 7591) unless
+		// --client-id names one: the smoke test's default is not used.
+		id := ""
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "client-id" {
+				id = *clientID
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := runCall(ctx, callOptions{mcpURL: *mcpURL, tool: *call, args: *args, clientID: id, open: *open}, os.Stdout); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	pw, err := os.ReadFile(*pwFile)
 	if err != nil {
 		log.Fatal(err)

@@ -62,6 +62,7 @@ package as
 // | Reflected XSS on the error and login pages                        | –              | TestAdversarialReflectedXSS                                 |
 // | Header injection through state                                    | –              | TestAdversarialStateHeaderInjection                         |
 // | Secrets in logs and the audit log                                 | –              | TestNoSecretsInLogs (hygiene_test.go)                       |
+// | Secrets in dev's request log (codes, tokens, state, cookies)      | –              | TestDevRequestLog (cmd/gatehouse/requestlog_test.go)        |
 // | nosniff (and anti-framing on HTML) on every public response       | §4.16          | TestServeSecurityHeaders (cmd/gatehouse/serve_test.go)      |
 // | Oversized headers (431), slow clients (server timeouts)           | –              | TestServeHeaderLimit, TestServeTimeouts (cmd/gatehouse)     |
 // | http issuer outside dev mode without allow_insecure_issuer        | OAuth 2.1 §1.5 | TestServeRefusesInsecureIssuer (cmd/gatehouse)              |

@@ -314,6 +314,7 @@ func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, p pendi
 }
 
 func (s *Server) redirectWithError(w http.ResponseWriter, r *http.Request, e redirectError) {
+	noteError(r.Context(), e.err.Code)
 	v := url.Values{"error": {string(e.err.Code)}, "state": {e.state}}
 	if e.err.Description != "" {
 		v.Set("error_description", oauth.SafeText(e.err.Description)) // RFC 6749 §4.1.2.1
@@ -362,6 +363,7 @@ const (
 // app sent a request this server refuses, so the user is sent back to the
 // app, or to its developer, with e's description kept for the developer.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, e *oauth.Error) {
+	noteError(r.Context(), e.Code)
 	if e.Code == oauth.ServerError {
 		s.serverErrorPage(w, r, e.Cause)
 		return
@@ -389,6 +391,7 @@ func (s *Server) startAgainPage(w http.ResponseWriter, r *http.Request, status i
 
 // serverErrorPage logs cause and shows a page that reveals nothing of it.
 func (s *Server) serverErrorPage(w http.ResponseWriter, r *http.Request, cause error) {
+	noteError(r.Context(), oauth.ServerError)
 	s.log.ErrorContext(r.Context(), "browser request failed", "path", r.URL.Path, "cause", cause)
 	s.opts.Pages.Error(w, r, http.StatusInternalServerError, web.ErrorData{
 		Title:       titleServerError,

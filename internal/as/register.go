@@ -708,6 +708,7 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) erro
 	if err != nil || !holdsToken(c, rat) {
 		return errNoRegistrationToken()
 	}
+	noteClient(ctx, c.ID)
 	switch r.Method {
 	case http.MethodGet:
 		// The presented token is echoed: RFC 7592 §3 requires it in the
@@ -909,7 +910,17 @@ func (s *Server) reapReason(c storage.Client, now time.Time) string {
 // with that id. It returns storage.ErrNotFound for an unknown ordinary
 // id, and *oauth.Error when a document cannot be used (invalid_client,
 // 401) or a limit refuses a new one (temporarily_unavailable, 429 or 503).
+// The client found is the request's client in its RequestNote.
 func (s *Server) lookupClient(ctx context.Context, id, ip string) (storage.Client, error) {
+	c, err := s.findClient(ctx, id, ip)
+	if err == nil {
+		noteClient(ctx, c.ID)
+	}
+	return c, err
+}
+
+// findClient is lookupClient without the note.
+func (s *Server) findClient(ctx context.Context, id, ip string) (storage.Client, error) {
 	if !s.opts.Registration.CIMD.Enabled || !clientreg.IsClientIDURL(id) {
 		if c, ok := s.clients.get(id); ok {
 			return c, nil

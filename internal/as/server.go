@@ -308,6 +308,7 @@ func (s *Server) apiHandler(h func(http.ResponseWriter, *http.Request) error) ht
 			return
 		}
 		oe := oauth.As(err)
+		noteError(r.Context(), oe.Code)
 		if oe.Code == oauth.ServerError || oe.Cause != nil {
 			s.log.LogAttrs(r.Context(), levelFor(oe), "request failed",
 				slog.String("path", r.URL.Path), slog.String("error", string(oe.Code)),
@@ -395,6 +396,7 @@ func (s *Server) auditIssued(ctx context.Context, r *http.Request, e storage.Aud
 // requests' events.
 func (s *Server) appendAudit(ctx context.Context, r *http.Request, e storage.AuditEvent) error {
 	e.Time = s.now().UTC()
+	noteClient(ctx, e.ClientID)
 	if r != nil && e.IP == "" {
 		e.IP = s.clientIP(r)
 	}
