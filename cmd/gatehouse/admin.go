@@ -50,7 +50,7 @@ func withConfigStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args
 	}
 	st, err := openStore(ctx, c, false)
 	if err != nil {
-		return err
+		return schemaAdvice(err, sf.how())
 	}
 	defer st.Close()
 	return f(c, st)
@@ -643,7 +643,7 @@ func keysRekey(ctx context.Context, args []string, out io.Writer) error {
 	}
 	st, err := openStore(ctx, c, false)
 	if err != nil {
-		return err
+		return schemaAdvice(err, sf.how())
 	}
 	defer st.Close()
 	n, err := token.Reseal(ctx, st, c.Keys.EncryptionKey, newKEK, rand.Reader)
@@ -808,7 +808,7 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	}
 	st, err := openStore(ctx, c, true)
 	if err != nil {
-		return err
+		return schemaAdvice(err, sf.how())
 	}
 	defer st.Close()
 	if *status {

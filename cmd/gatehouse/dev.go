@@ -81,7 +81,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	log := newLogger(c)
 	st, err := openStore(ctx, c, true)
 	if err != nil {
-		return err
+		return schemaAdvice(err, "--data "+*data)
 	}
 	defer st.Close()
 	if err := upsertUser(ctx, st, *user, pw); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
 
@@ -40,6 +41,19 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 		s.data, s.dataSet = v, true
 		return nil
 	})
+}
+
+// how names the store as these flags did, for messages that say what to
+// run next: "--config FILE", "--data DIR", or empty for a configuration
+// from the environment alone (never, as load refuses it).
+func (s *storeFlags) how() string {
+	switch {
+	case s.config != "":
+		return "--config " + s.config
+	case s.dataSet:
+		return "--data " + s.data
+	}
+	return ""
 }
 
 // load returns the effective configuration: from the config file and the
@@ -151,9 +165,37 @@ func openStore(ctx context.Context, c config.Config, migrate bool) (storage.Stor
 		if err != nil {
 			return nil, err
 		}
+		// Unmigrated, the first query would fail with "relation … does
+		// not exist"; migrated by a newer binary, queries could run
+		// against tables they were not written for.
+		if !migrate {
+			if err := st.CheckSchema(ctx); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
 		return st, nil
 	}
 	return nil, fmt.Errorf("unknown storage driver %q", c.Storage.Driver)
+}
+
+// schemaAdvice turns a [*sqlstore.SchemaError] from [openStore] into what
+// to run about it; other errors pass unchanged. how names the store's
+// flags as the command was given them ("--config FILE", "--data DIR"),
+// empty for a configuration from the environment alone.
+func schemaAdvice(err error, how string) error {
+	var se *sqlstore.SchemaError
+	if !errors.As(err, &se) {
+		return err
+	}
+	with := "gatehouse migrate"
+	if how != "" {
+		with += " " + how
+	}
+	if se.Newer() {
+		return fmt.Errorf("%w: a newer gatehouse migrated it; run that version (`%s --status` lists the versions)", se, with)
+	}
+	return fmt.Errorf("%w: run `%s` (or `gatehouse serve --migrate`) with the same configuration", se, with)
 }
 
 // warnKeyFileMode warns when the key-encryption key file can be read by
