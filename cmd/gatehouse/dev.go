@@ -61,7 +61,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		}
 		*mcpListen = net.JoinHostPort(host, strconv.Itoa(p+1))
 	}
-	c, err := devConfig(*data, *listen)
+	c, err := devConfig(*data, *listen, true)
 	if err != nil {
 		return err
 	}

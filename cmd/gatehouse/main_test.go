@@ -73,7 +73,7 @@ func TestDevStartsAndServes(t *testing.T) {
 
 // TestAdminCommands runs the CLI against a dev data directory.
 func TestAdminCommands(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newDevData(t)
 	ctx := context.Background()
 	runOK := func(args ...string) string {
 		t.Helper()
