@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
@@ -230,31 +233,106 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 	})
 }
 
-// readPassword takes the password from --password-file, or from the first
-// line of standard input, never from a flag value.
-func readPassword(file string, in io.Reader) (string, error) {
-	var b []byte
-	var err error
-	if file != "" {
-		b, err = os.ReadFile(file)
-	} else {
-		b, err = io.ReadAll(io.LimitReader(in, 4096))
-	}
-	if err != nil {
-		return "", err
-	}
-	pw, _, _ := strings.Cut(string(b), "\n")
-	pw = strings.TrimRight(pw, "\r")
+// passwordRules states the rule checkPassword enforces on a new
+// password; prompts and errors quote it.
+const passwordRules = "at least 8 characters"
+
+// checkPassword enforces passwordRules on a new user password.
+func checkPassword(pw string) error {
 	if len(pw) < 8 {
-		return "", errors.New("the password must be at least 8 characters")
+		return errors.New("the password must be " + passwordRules)
+	}
+	return nil
+}
+
+// readPassword takes the password from the first line of file, or of in
+// when file is empty, never from a flag value. Only the first line is
+// read, so a script's pipe that stays open does not hang the command.
+func readPassword(file string, in io.Reader) (string, error) {
+	var line string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		line, _, _ = strings.Cut(string(b), "\n")
+	} else {
+		l, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		line = strings.TrimSuffix(l, "\n")
+	}
+	pw := strings.TrimRight(line, "\r")
+	if err := checkPassword(pw); err != nil {
+		return "", err
 	}
 	return pw, nil
 }
 
+// newPassword reads a new password for user: from file if given; asked
+// for twice without echo when in is a terminal, the prompts (stating
+// passwordRules) written to tty; else the first line of in, with no
+// prompt, for scripts.
+func newPassword(ctx context.Context, file string, in *os.File, tty io.Writer, user string) (string, error) {
+	if file != "" || !term.IsTerminal(int(in.Fd())) {
+		return readPassword(file, in)
+	}
+	pw, err := readHidden(ctx, in, tty, fmt.Sprintf("New password for %s (%s): ", esc(user), passwordRules))
+	if err != nil {
+		return "", err
+	}
+	if err := checkPassword(pw); err != nil {
+		return "", err
+	}
+	again, err := readHidden(ctx, in, tty, "Repeat the password: ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("the two passwords differ; nothing was changed")
+	}
+	return pw, nil
+}
+
+// readHidden shows prompt on tty and reads a line from the terminal in
+// with echo off, from before the prompt appears until the line is read.
+// main catches SIGINT to cancel ctx, so Ctrl-C does not end the process:
+// on ctx's end the terminal is restored here and the read abandoned.
+func readHidden(ctx context.Context, in *os.File, tty io.Writer, prompt string) (string, error) {
+	fd := int(in.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", err
+	}
+	defer term.Restore(fd, state)
+	if err := echoOff(fd); err != nil {
+		return "", err
+	}
+	fmt.Fprint(tty, prompt)
+	type result struct {
+		b   []byte
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		c <- result{b, err}
+	}()
+	select {
+	case r := <-c:
+		fmt.Fprintln(tty) // the Enter that was not echoed
+		return string(r.b), r.err
+	case <-ctx.Done():
+		fmt.Fprintln(tty)
+		return "", errors.New("interrupted; nothing was changed")
+	}
+}
+
 func userAdd(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("user add", "Add a local user: gatehouse user add [flags] USERNAME (password from --password-file or standard input)", out)
+	fs := newFlags("user add", "Add a local user: gatehouse user add [flags] USERNAME. The password ("+passwordRules+") is asked for at a terminal, or read from the first line of standard input or --password-file", out)
 	var sf storeFlags
-	pwFile := fs.String("password-file", "", "file whose first line is the password (default: read standard input)")
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: asked for twice at a terminal, else the first line of standard input); "+passwordRules)
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse user add USERNAME")
@@ -262,7 +340,7 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 		if _, err := st.GetUserByName(ctx, fs.Arg(0)); err == nil {
 			return fmt.Errorf("user %q already exists; use `gatehouse user passwd`", fs.Arg(0))
 		}
-		pw, err := readPassword(*pwFile, os.Stdin)
+		pw, err := newPassword(ctx, *pwFile, os.Stdin, os.Stderr, fs.Arg(0))
 		if err != nil {
 			return err
 		}
@@ -276,9 +354,9 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func userPasswd(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("user passwd", "Set a user's password: gatehouse user passwd [flags] USERNAME", out)
+	fs := newFlags("user passwd", "Set a user's password: gatehouse user passwd [flags] USERNAME. The password ("+passwordRules+") is asked for at a terminal, or read from the first line of standard input or --password-file", out)
 	var sf storeFlags
-	pwFile := fs.String("password-file", "", "file whose first line is the password (default: read standard input)")
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: asked for twice at a terminal, else the first line of standard input); "+passwordRules)
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse user passwd USERNAME")
@@ -287,7 +365,7 @@ func userPasswd(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return notFound(err, "user", fs.Arg(0))
 		}
-		pw, err := readPassword(*pwFile, os.Stdin)
+		pw, err := newPassword(ctx, *pwFile, os.Stdin, os.Stderr, fs.Arg(0))
 		if err != nil {
 			return err
 		}

@@ -194,8 +194,8 @@ func devPassword(dir, file string, lookup func(string) (string, bool)) (pw, sour
 		return pw, "--password-file " + file, nil
 	}
 	if pw, ok := lookup(devPasswordEnv); ok && pw != "" {
-		if len(pw) < 8 {
-			return "", "", fmt.Errorf("%s: the password must be at least 8 characters", devPasswordEnv)
+		if err := checkPassword(pw); err != nil {
+			return "", "", fmt.Errorf("%s: %w", devPasswordEnv, err)
 		}
 		return pw, devPasswordEnv, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -141,4 +142,25 @@ func TestAdminCommands(t *testing.T) {
 	if !found {
 		t.Errorf("client show svc does not report a secret")
 	}
+}
+
+// runMainEnv makes the test binary run main() instead of the tests, so a
+// test can start the real command in a process of its own (on a pty).
+const runMainEnv = "GATEHOUSE_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// gatehouseCmd is `gatehouse args...` as a process: the test binary
+// running main.
+func gatehouseCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "GATEHOUSE_CONFIG=")
+	return cmd
 }
