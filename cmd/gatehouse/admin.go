@@ -595,28 +595,33 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func keysList(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("keys list", "List signing keys (public information only).", out)
+	fs := newFlags("keys list", "List signing keys (public information only) in the state the signer sees them: next (published, signs after keys.activation_delay), signing, verify-only (published for tokens it signed), expired (out of the JWKS until garbage collection) or withdrawn; and when each state changes.", out)
 	var sf storeFlags
-	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+	return withConfigStore(ctx, fs, &sf, args, func(c config.Config, st storage.Store) error {
 		keys, err := st.ListSigningKeys(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tPUBLISHED UNTIL")
-		for _, k := range keys {
-			state, until := "active", fmtTime(k.RemoveAfter)
-			switch {
-			case !k.WithdrawnAt.IsZero():
-				// Kept as a tombstone until RemoveAfter, never published.
-				state, until = "withdrawn "+fmtTime(k.WithdrawnAt), "-"
-			case !k.RetiredAt.IsZero():
-				state = "retired " + fmtTime(k.RetiredAt)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, until)
+		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tNEXT CHANGE")
+		for _, s := range token.KeyStates(keys, time.Now(), time.Duration(c.Keys.ActivationDelay)) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Key.ID, s.Key.Algorithm, fmtTime(s.Key.CreatedAt), s.State, keyChange(s))
 		}
 		return tw.Flush()
 	})
+}
+
+// keyChange says when and how a key's state next changes, for keys list.
+func keyChange(s token.KeyStatus) string {
+	switch {
+	case s.Next != "":
+		return fmt.Sprintf("%s at %s", s.Next, fmtTime(s.Until))
+	case s.State == token.StateSigning:
+		return "none: signs until the next keys rotate"
+	case s.State == token.StateWithdrawn:
+		return fmt.Sprintf("none: withdrawn at %s, verifies nothing; deleted by garbage collection after %s", fmtTime(s.Key.WithdrawnAt), fmtTime(s.Key.RemoveAfter))
+	}
+	return "none: deleted by the next garbage collection"
 }
 
 func keysRotate(ctx context.Context, args []string, out io.Writer) error {

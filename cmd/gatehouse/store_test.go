@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -249,16 +252,11 @@ func TestKeysWithdraw(t *testing.T) {
 		}
 		return out
 	}
-	// states returns kid → STATE column of keys list ("active",
-	// "retired", "withdrawn").
+	// states returns kid → STATE column of keys list ("signing",
+	// "next", "withdrawn"...).
 	states := func() map[string]string {
 		t.Helper()
-		m := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSpace(must("keys", "list")), "\n")[1:] {
-			f := strings.Fields(line)
-			m[f[0]] = f[3]
-		}
-		return m
+		return listStates(must("keys", "list"))
 	}
 	kidWith := func(m map[string]string, state string) string {
 		t.Helper()
@@ -271,9 +269,25 @@ func TestKeysWithdraw(t *testing.T) {
 		return ""
 	}
 
-	must("keys", "rotate") // the first key, then a second
+	must("keys", "rotate") // the first key, then a second, which waits for keys.activation_delay
 	before := states()
-	retired, active := kidWith(before, "retired"), kidWith(before, "active")
+	// The first key signs, but storage has retired it: withdrawing it
+	// needs no new key (the second signs at once). The second is what
+	// storage lists as active: a new key replaces it first.
+	retired, active := kidWith(before, "signing"), kidWith(before, "next")
+	// Both change when the new key has been published for the default
+	// keys.activation_delay, 90 s.
+	list := must("keys", "list")
+	created, err := time.Parse(time.RFC3339, strings.Fields(listLine(t, list, active))[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := created.Add(90 * time.Second).Format(time.RFC3339)
+	for kid, want := range map[string]string{retired: "signing  verify-only at " + due, active: "next  signing at " + due} {
+		if line := strings.Join(strings.Fields(listLine(t, list, kid))[3:], " "); line != strings.Join(strings.Fields(want), " ") {
+			t.Errorf("keys list right after keys rotate shows %s as %q, want %q", kid, line, want)
+		}
+	}
 
 	for _, args := range [][]string{{"keys", "withdraw"}, {"keys", "withdraw", "--all", active}} {
 		if out, err := do(args...); err == nil || !strings.Contains(err.Error(), "usage") {
@@ -301,8 +315,8 @@ func TestKeysWithdraw(t *testing.T) {
 	if after[retired] != "withdrawn" || after[active] != "withdrawn" || len(after) != 3 {
 		t.Errorf("keys list after two withdrawals: %v, want both withdrawn and one new key", after)
 	}
-	replacement := kidWith(after, "active")
-	if line := listLine(t, must("keys", "list"), active); !strings.Contains(line, "withdrawn 20") {
+	replacement := kidWith(after, "signing")
+	if line := listLine(t, must("keys", "list"), active); !strings.Contains(line, "withdrawn at 20") {
 		t.Errorf("keys list shows the withdrawn key as %q, want its withdrawal time", line)
 	}
 
@@ -310,11 +324,11 @@ func TestKeysWithdraw(t *testing.T) {
 		t.Errorf("keys withdraw --all:\n%s\nwant %s withdrawn", out, replacement)
 	}
 	final := states()
-	if kidWith(final, "active") == replacement || len(final) != 4 {
+	if kidWith(final, "signing") == replacement || len(final) != 4 {
 		t.Errorf("keys list after --all: %v, want one new active key and every other withdrawn", final)
 	}
 	for kid, s := range final {
-		if s != "active" && s != "withdrawn" {
+		if s != "signing" && s != "withdrawn" {
 			t.Errorf("after --all key %s is %s, want withdrawn", kid, s)
 		}
 	}
@@ -396,8 +410,8 @@ func TestKEKLeakProcedure(t *testing.T) {
 			t.Errorf("after the procedure old key %s is %q, want withdrawn", kid, line)
 		}
 	}
-	if n := strings.Count(list, " active "); n != 1 {
-		t.Errorf("after the procedure %d active keys, want 1:\n%s", n, list)
+	if n := strings.Count(strings.Join(slices.Collect(maps.Values(listStates(list))), " "), "signing"); n != 1 {
+		t.Errorf("after the procedure %d signing keys, want 1:\n%s", n, list)
 	}
 	must("keys", "rotate") // the new KEK opens the live key
 	if err := os.WriteFile(filepath.Join(data, "kek"), oldKEK, 0o600); err != nil {
@@ -426,4 +440,14 @@ func newDevData(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// listStates returns kid → STATE column of keys list output.
+func listStates(out string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		m[f[0]] = f[3]
+	}
+	return m
 }
