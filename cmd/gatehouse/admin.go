@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
@@ -881,8 +882,21 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.Storage.Driver == "postgres" && *status {
+	// The status is read without migrating, so that it lists what a
+	// database migrated by a newer gatehouse holds.
+	switch {
+	case *status && c.Storage.Driver == "postgres":
 		st, err := postgres.Open(ctx, postgres.Options{DSN: c.Storage.PostgresDSN, Now: time.Now})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return printMigrationStatus(ctx, st, out)
+	case *status && c.Storage.Driver == "sqlite":
+		if !exists(c.Storage.SQLitePath) {
+			return fmt.Errorf("no database at %s (storage.sqlite_path): nothing is migrated yet", c.Storage.SQLitePath)
+		}
+		st, err := sqlite.Open(ctx, sqlite.Options{Path: c.Storage.SQLitePath, Now: time.Now, NoMigrate: true})
 		if err != nil {
 			return err
 		}

@@ -110,6 +110,15 @@ func TestSchemaAdvice(t *testing.T) {
 		}
 	}
 
+	// status runs the `migrate --status` the advice names: it lists the
+	// version this binary does not know.
+	status := func(t *testing.T, cfg string) {
+		t.Helper()
+		var out strings.Builder
+		if err := run(t.Context(), []string{"migrate", "--config", cfg, "--status"}, &out); err != nil || !regexp.MustCompile(`(?m)^9999 +applied `).MatchString(out.String()) {
+			t.Errorf("migrate --status on a newer database = %v, want version 9999 listed as applied:\n%s", err, out.String())
+		}
+	}
 	t.Run("postgres unmigrated", func(t *testing.T) {
 		cfg := postgresConfig(t)
 		check(t, []string{"serve", "--config", cfg}, behind(cfg))
@@ -124,6 +133,7 @@ func TestSchemaAdvice(t *testing.T) {
 		check(t, []string{"serve", "--config", cfg, "--migrate"}, newer(cfg))
 		check(t, []string{"client", "list", "--config", cfg}, newer(cfg))
 		check(t, []string{"migrate", "--config", cfg}, newer(cfg))
+		status(t, cfg)
 	})
 	t.Run("sqlite newer", func(t *testing.T) {
 		cfg := serveConfig(t, "https://as.example.com", "")
@@ -131,5 +141,6 @@ func TestSchemaAdvice(t *testing.T) {
 		check(t, []string{"serve", "--config", cfg}, newer(cfg))
 		check(t, []string{"client", "list", "--config", cfg}, newer(cfg))
 		check(t, []string{"migrate", "--config", cfg}, newer(cfg))
+		status(t, cfg)
 	})
 }
