@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
@@ -24,6 +27,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
@@ -52,7 +56,7 @@ func withConfigStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args
 	}
 	st, err := openStore(ctx, c, false)
 	if err != nil {
-		return err
+		return schemaAdvice(err, sf.how())
 	}
 	defer st.Close()
 	return f(c, st)
@@ -274,31 +278,106 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 	})
 }
 
-// readPassword takes the password from --password-file, or from the first
-// line of standard input, never from a flag value.
-func readPassword(file string, in io.Reader) (string, error) {
-	var b []byte
-	var err error
-	if file != "" {
-		b, err = os.ReadFile(file)
-	} else {
-		b, err = io.ReadAll(io.LimitReader(in, 4096))
-	}
-	if err != nil {
-		return "", err
-	}
-	pw, _, _ := strings.Cut(string(b), "\n")
-	pw = strings.TrimRight(pw, "\r")
+// passwordRules states the rule checkPassword enforces on a new
+// password; prompts and errors quote it.
+const passwordRules = "at least 8 characters"
+
+// checkPassword enforces passwordRules on a new user password.
+func checkPassword(pw string) error {
 	if len(pw) < 8 {
-		return "", errors.New("the password must be at least 8 characters")
+		return errors.New("the password must be " + passwordRules)
+	}
+	return nil
+}
+
+// readPassword takes the password from the first line of file, or of in
+// when file is empty, never from a flag value. Only the first line is
+// read, so a script's pipe that stays open does not hang the command.
+func readPassword(file string, in io.Reader) (string, error) {
+	var line string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		line, _, _ = strings.Cut(string(b), "\n")
+	} else {
+		l, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		line = strings.TrimSuffix(l, "\n")
+	}
+	pw := strings.TrimRight(line, "\r")
+	if err := checkPassword(pw); err != nil {
+		return "", err
 	}
 	return pw, nil
 }
 
+// newPassword reads a new password for user: from file if given; asked
+// for twice without echo when in is a terminal, the prompts (stating
+// passwordRules) written to tty; else the first line of in, with no
+// prompt, for scripts.
+func newPassword(ctx context.Context, file string, in *os.File, tty io.Writer, user string) (string, error) {
+	if file != "" || !term.IsTerminal(int(in.Fd())) {
+		return readPassword(file, in)
+	}
+	pw, err := readHidden(ctx, in, tty, fmt.Sprintf("New password for %s (%s): ", esc(user), passwordRules))
+	if err != nil {
+		return "", err
+	}
+	if err := checkPassword(pw); err != nil {
+		return "", err
+	}
+	again, err := readHidden(ctx, in, tty, "Repeat the password: ")
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("the two passwords differ; nothing was changed")
+	}
+	return pw, nil
+}
+
+// readHidden shows prompt on tty and reads a line from the terminal in
+// with echo off, from before the prompt appears until the line is read.
+// main catches SIGINT to cancel ctx, so Ctrl-C does not end the process:
+// on ctx's end the terminal is restored here and the read abandoned.
+func readHidden(ctx context.Context, in *os.File, tty io.Writer, prompt string) (string, error) {
+	fd := int(in.Fd())
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", err
+	}
+	defer term.Restore(fd, state)
+	if err := echoOff(fd); err != nil {
+		return "", err
+	}
+	fmt.Fprint(tty, prompt)
+	type result struct {
+		b   []byte
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		c <- result{b, err}
+	}()
+	select {
+	case r := <-c:
+		fmt.Fprintln(tty) // the Enter that was not echoed
+		return string(r.b), r.err
+	case <-ctx.Done():
+		fmt.Fprintln(tty)
+		return "", errors.New("interrupted; nothing was changed")
+	}
+}
+
 func userAdd(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("user add", "Add a local user: gatehouse user add [flags] USERNAME (password from --password-file or standard input)", out)
+	fs := newFlags("user add", "Add a local user: gatehouse user add [flags] USERNAME. The password ("+passwordRules+") is asked for at a terminal, or read from the first line of standard input or --password-file", out)
 	var sf storeFlags
-	pwFile := fs.String("password-file", "", "file whose first line is the password (default: read standard input)")
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: asked for twice at a terminal, else the first line of standard input); "+passwordRules)
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse user add USERNAME")
@@ -306,7 +385,7 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 		if _, err := st.GetUserByName(ctx, fs.Arg(0)); err == nil {
 			return fmt.Errorf("user %q already exists; use `gatehouse user passwd`", fs.Arg(0))
 		}
-		pw, err := readPassword(*pwFile, os.Stdin)
+		pw, err := newPassword(ctx, *pwFile, os.Stdin, os.Stderr, fs.Arg(0))
 		if err != nil {
 			return err
 		}
@@ -325,9 +404,9 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func userPasswd(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("user passwd", "Set a user's password: gatehouse user passwd [flags] USERNAME", out)
+	fs := newFlags("user passwd", "Set a user's password: gatehouse user passwd [flags] USERNAME. The password ("+passwordRules+") is asked for at a terminal, or read from the first line of standard input or --password-file", out)
 	var sf storeFlags
-	pwFile := fs.String("password-file", "", "file whose first line is the password (default: read standard input)")
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: asked for twice at a terminal, else the first line of standard input); "+passwordRules)
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse user passwd USERNAME")
@@ -336,7 +415,7 @@ func userPasswd(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return notFound(err, "user", fs.Arg(0))
 		}
-		pw, err := readPassword(*pwFile, os.Stdin)
+		pw, err := newPassword(ctx, *pwFile, os.Stdin, os.Stderr, fs.Arg(0))
 		if err != nil {
 			return err
 		}
@@ -602,28 +681,33 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func keysList(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("keys list", "List signing keys (public information only).", out)
+	fs := newFlags("keys list", "List signing keys (public information only) in the state the signer sees them: next (published, signs after keys.activation_delay), signing, verify-only (published for tokens it signed), expired (out of the JWKS until garbage collection) or withdrawn; and when each state changes.", out)
 	var sf storeFlags
-	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+	return withConfigStore(ctx, fs, &sf, args, func(c config.Config, st storage.Store) error {
 		keys, err := st.ListSigningKeys(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tPUBLISHED UNTIL")
-		for _, k := range keys {
-			state, until := "active", fmtTime(k.RemoveAfter)
-			switch {
-			case !k.WithdrawnAt.IsZero():
-				// Kept as a tombstone until RemoveAfter, never published.
-				state, until = "withdrawn "+fmtTime(k.WithdrawnAt), "-"
-			case !k.RetiredAt.IsZero():
-				state = "retired " + fmtTime(k.RetiredAt)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, fmtTime(k.CreatedAt), state, until)
+		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE\tNEXT CHANGE")
+		for _, s := range token.KeyStates(keys, time.Now(), time.Duration(c.Keys.ActivationDelay)) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Key.ID, s.Key.Algorithm, fmtTime(s.Key.CreatedAt), s.State, keyChange(s))
 		}
 		return tw.Flush()
 	})
+}
+
+// keyChange says when and how a key's state next changes, for keys list.
+func keyChange(s token.KeyStatus) string {
+	switch {
+	case s.Next != "":
+		return fmt.Sprintf("%s at %s", s.Next, fmtTime(s.Until))
+	case s.State == token.StateSigning:
+		return "none: signs until the next keys rotate"
+	case s.State == token.StateWithdrawn:
+		return fmt.Sprintf("none: withdrawn at %s, verifies nothing; deleted by garbage collection after %s", fmtTime(s.Key.WithdrawnAt), fmtTime(s.Key.RemoveAfter))
+	}
+	return "none: deleted by the next garbage collection"
 }
 
 func keysRotate(ctx context.Context, args []string, out io.Writer) error {
@@ -728,7 +812,7 @@ func keysRekey(ctx context.Context, args []string, out io.Writer) error {
 	}
 	st, err := openStore(ctx, c, false)
 	if err != nil {
-		return err
+		return schemaAdvice(err, sf.how())
 	}
 	defer st.Close()
 	n, err := token.Reseal(ctx, st, c.Keys.EncryptionKey, newKEK, rand.Reader)
@@ -962,8 +1046,21 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.Storage.Driver == "postgres" && *status {
+	// The status is read without migrating, so that it lists what a
+	// database migrated by a newer gatehouse holds.
+	switch {
+	case *status && c.Storage.Driver == "postgres":
 		st, err := postgres.Open(ctx, postgres.Options{DSN: c.Storage.PostgresDSN, Now: time.Now})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return printMigrationStatus(ctx, st, out)
+	case *status && c.Storage.Driver == "sqlite":
+		if !exists(c.Storage.SQLitePath) {
+			return fmt.Errorf("no database at %s (storage.sqlite_path): nothing is migrated yet", c.Storage.SQLitePath)
+		}
+		st, err := sqlite.Open(ctx, sqlite.Options{Path: c.Storage.SQLitePath, Now: time.Now, NoMigrate: true})
 		if err != nil {
 			return err
 		}
@@ -972,7 +1069,7 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	}
 	st, err := openStore(ctx, c, true)
 	if err != nil {
-		return err
+		return schemaAdvice(err, sf.how())
 	}
 	defer st.Close()
 	if *status {

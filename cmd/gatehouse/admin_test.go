@@ -30,7 +30,7 @@ type adminCLI struct {
 }
 
 func newAdminCLI(t *testing.T) *adminCLI {
-	return &adminCLI{t: t, data: filepath.Join(t.TempDir(), "data")}
+	return &adminCLI{t: t, data: newDevData(t)}
 }
 
 // run runs `gatehouse ARGS --data DIR` and returns its output and error.

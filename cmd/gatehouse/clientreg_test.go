@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 // TestClientTokenCommands: create prints a token and its id once; revoke
 // takes either; an unknown id is an error.
 func TestClientTokenCommands(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newDevData(t)
 	ctx := context.Background()
 	run1 := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -75,7 +75,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("--mcp-listen %q: %w", *mcpListen, err)
 	}
 	defer mcpLn.Close()
-	c, err := devConfig(*data, *listen)
+	c, err := devConfig(*data, *listen, true)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	log := newLogger(c)
 	st, err := openStore(ctx, c, true)
 	if err != nil {
-		return err
+		return schemaAdvice(err, "--data "+*data)
 	}
 	defer st.Close()
 	if err := upsertUser(ctx, st, *user, pw); err != nil {
@@ -250,8 +250,8 @@ func devPassword(dir, file string, lookup func(string) (string, bool)) (pw, sour
 		return pw, "--password-file " + file, nil
 	}
 	if pw, ok := lookup(devPasswordEnv); ok && pw != "" {
-		if len(pw) < 8 {
-			return "", "", fmt.Errorf("%s: the password must be at least 8 characters", devPasswordEnv)
+		if err := checkPassword(pw); err != nil {
+			return "", "", fmt.Errorf("%s: %w", devPasswordEnv, err)
 		}
 		return pw, devPasswordEnv, nil
 	}

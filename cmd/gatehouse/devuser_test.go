@@ -79,7 +79,7 @@ func TestDevPassword(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := t.TempDir()
-			c, err := devConfig(data, "127.0.0.1:8080")
+			c, err := devConfig(data, "127.0.0.1:8080", true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestDevPassword(t *testing.T) {
 // set and ends what the user held, as `user passwd` does.
 func TestUpsertUser(t *testing.T) {
 	ctx := t.Context()
-	c, err := devConfig(t.TempDir(), "127.0.0.1:8080")
+	c, err := devConfig(t.TempDir(), "127.0.0.1:8080", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +31,8 @@ func TestCLIEscapesStoredText(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	data := filepath.Join(t.TempDir(), "data")
-	c, err := devConfig(data, "127.0.0.1:8080")
+	data := newDevData(t)
+	c, err := devConfig(data, "127.0.0.1:8080", true)
 	must(err)
 	st, err := openStore(t.Context(), c, false)
 	must(err)

@@ -59,7 +59,7 @@ func runGateway(ctx context.Context, args []string, out io.Writer) error {
 	log := newLogger(c)
 	st, err := openStore(ctx, c, false)
 	if err != nil {
-		return err
+		return schemaAdvice(err, configHow(*cfgPath))
 	}
 	defer st.Close()
 	reg := prometheus.NewRegistry()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -82,7 +83,7 @@ func TestDevStartsAndServes(t *testing.T) {
 
 // TestAdminCommands runs the CLI against a dev data directory.
 func TestAdminCommands(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newDevData(t)
 	ctx := context.Background()
 	runOK := func(args ...string) string {
 		t.Helper()
@@ -123,8 +124,12 @@ func TestAdminCommands(t *testing.T) {
 	runOK("keys", "rotate") // creates the first key, then rotates it out
 	runOK("keys", "rotate")
 	keys := runOK("keys", "list")
-	if strings.Count(keys, "ES256") != 3 || strings.Count(keys, " active ") != 1 || strings.Count(keys, "retired") != 2 {
-		t.Errorf("after two rotations, want 1 active and 2 retired keys:\n%s", keys)
+	count := map[string]int{}
+	for _, s := range listStates(keys) {
+		count[s]++
+	}
+	if strings.Count(keys, "ES256") != 3 || count["signing"] != 1 || count["next"] != 1 {
+		t.Errorf("after two rotations, want 3 keys, 1 signing and 1 next:\n%s", keys)
 	}
 	runOK("client", "delete", "cli")
 	audit := runOK("audit", "query", "--since", "1h")
@@ -207,4 +212,25 @@ func TestDevBannerCommands(t *testing.T) {
 			t.Errorf("firstCallCommand(%q) = %q, want %q", tt.mcpURL, got, tt.wantCall)
 		}
 	}
+}
+
+// runMainEnv makes the test binary run main() instead of the tests, so a
+// test can start the real command in a process of its own (on a pty).
+const runMainEnv = "GATEHOUSE_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// gatehouseCmd is `gatehouse args...` as a process: the test binary
+// running main.
+func gatehouseCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "GATEHOUSE_CONFIG=")
+	return cmd
 }

@@ -51,7 +51,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	warnKeyFileMode(log, c.Keys.EncryptionKeyFile)
 	st, err := openStore(ctx, c, *migrate)
 	if err != nil {
-		return err
+		return schemaAdvice(err, configHow(*cfgPath))
 	}
 	defer st.Close()
 	srv, err := newServer(ctx, c, st, log, c.AllowInsecureIssuer, false)
@@ -285,4 +285,12 @@ func deleteAuditBefore(ctx context.Context, st storage.Audit, before time.Time, 
 		}
 	}
 	return total, ctx.Err()
+}
+
+// configHow is [storeFlags.how] for commands that take only --config.
+func configHow(path string) string {
+	if path == "" {
+		return ""
+	}
+	return "--config " + path
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/postgres"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
 
@@ -43,17 +44,32 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	})
 }
 
+// how names the store as these flags did, for messages that say what to
+// run next: "--config FILE", "--data DIR", or empty for a configuration
+// from the environment alone (never, as load refuses it).
+func (s *storeFlags) how() string {
+	switch {
+	case s.config != "":
+		return "--config " + s.config
+	case s.dataSet:
+		return "--data " + s.data
+	}
+	return ""
+}
+
 // load returns the effective configuration: from the config file and the
-// environment, or the dev layout of the data directory. Given neither
-// --config nor --data, the default directory must hold a dev server's
-// data: an operator who forgot --config (say, rotating keys after a
-// compromise) must get an error, not a fresh dev store and a success.
+// environment, or the dev layout of the data directory. It never creates
+// anything: only `gatehouse dev` makes a data directory and its
+// key-encryption key. A key made here would seal nothing the database
+// holds (so the command fails with "cannot open sealed data"), and a
+// store made here would let an operator who forgot --config (say,
+// rotating keys after a compromise) succeed on the wrong database.
 func (s *storeFlags) load() (config.Config, bool, error) {
 	if s.config == "" {
-		if _, err := os.Stat(filepath.Join(s.data, "gatehouse.db")); err != nil && !s.dataSet {
-			return config.Config{}, true, fmt.Errorf("no --config (or GATEHOUSE_CONFIG) and no `gatehouse dev` data in %s: pass --config FILE for a server, or --data DIR for a dev data directory (run `gatehouse dev` first)", s.data)
+		if err := checkDevData(s.data, s.dataSet); err != nil {
+			return config.Config{}, true, err
 		}
-		c, err := devConfig(s.data, "127.0.0.1:8080")
+		c, err := devConfig(s.data, "127.0.0.1:8080", false)
 		return c, true, err
 	}
 	c, err := config.Load(s.config, os.LookupEnv)
@@ -66,24 +82,103 @@ func (s *storeFlags) load() (config.Config, bool, error) {
 	return c, false, nil
 }
 
+// Files of a dev data directory.
+const (
+	devDatabase = "gatehouse.db"
+	devKEK      = "kek"
+	// devMarker is the file `gatehouse dev` writes into its data
+	// directory. A `gatehouse serve` keeps its SQLite database at the
+	// same default path (./gatehouse-data/gatehouse.db), so a database
+	// alone does not make a dev directory: admin commands given no
+	// --config act only where this mark is.
+	devMarker = "gatehouse-dev"
+)
+
+// devMarkerText is the content of devMarker, for whoever opens it.
+const devMarkerText = "This directory holds the data of `gatehouse dev` (SQLite database, key-encryption key).\n" +
+	"Admin commands given --data DIR (or neither --data nor --config, for ./gatehouse-data) act on it.\n"
+
+// checkDevData returns nil if dir holds the data of a `gatehouse dev`,
+// else an error saying what the directory holds and which flag to pass.
+// given reports whether --data named dir.
+func checkDevData(dir string, given bool) error {
+	db, kek, marker := filepath.Join(dir, devDatabase), filepath.Join(dir, devKEK), filepath.Join(dir, devMarker)
+	switch {
+	case !exists(db) && !given:
+		return fmt.Errorf("no --config (or GATEHOUSE_CONFIG) and no `gatehouse dev` data in %s: pass --config FILE for a server, or --data DIR for a dev data directory (run `gatehouse dev` first)", dir)
+	case !exists(db):
+		return fmt.Errorf("--data %s: no `gatehouse dev` data there (no %s); only `gatehouse dev --data %s` creates it. For a server, pass --config FILE instead", dir, devDatabase, dir)
+	case !exists(kek):
+		return fmt.Errorf("%s is not a `gatehouse dev` database: there is no key-encryption key (%s) next to it, so `gatehouse serve` made it (storage.sqlite_path defaults to ./gatehouse-data/gatehouse.db). "+
+			"Pass --config FILE with that server's configuration (its storage and keys.encryption_key_file); nothing was written", db, kek)
+	case !exists(marker):
+		return fmt.Errorf("%s holds a database and a key-encryption key but not the mark `gatehouse dev` leaves (%s): if a `gatehouse serve` uses them, pass --config FILE with its configuration; "+
+			"if an older `gatehouse dev` made them, start `gatehouse dev --data %s` once to mark the directory", dir, marker, dir)
+	}
+	return nil
+}
+
+// exists reports whether path exists; an error other than "does not
+// exist" counts as existing, so that opening it reports the error.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
 // devConfig is the configuration of `gatehouse dev` for a data directory:
-// SQLite and a key-encryption key inside it, created on first use.
-func devConfig(dir, listen string) (config.Config, error) {
+// SQLite and a key-encryption key inside it. With create (`gatehouse dev`
+// only) the directory, the key and the mark are made when missing;
+// without, they must exist ([checkDevData]).
+func devConfig(dir, listen string, create bool) (config.Config, error) {
 	c := config.Default()
 	c.Listen = listen
 	c.AdminListen = ""
 	c.Issuer = "http://" + listen
-	c.Storage.SQLitePath = filepath.Join(dir, "gatehouse.db")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return c, fmt.Errorf("create data directory: %w", err)
+	c.Storage.SQLitePath = filepath.Join(dir, devDatabase)
+	kekPath := filepath.Join(dir, devKEK)
+	var kek []byte
+	var err error
+	if create {
+		kek, err = initDevData(dir)
+	} else {
+		kek, err = config.ReadKeyFile(kekPath)
+		if err != nil {
+			err = fmt.Errorf("read %s: %w", kekPath, err)
+		}
 	}
-	kek, err := loadOrCreateKey(filepath.Join(dir, "kek"))
 	if err != nil {
 		return c, err
 	}
 	c.Keys.EncryptionKey = kek
-	c.Keys.EncryptionKeyFile = filepath.Join(dir, "kek")
+	c.Keys.EncryptionKeyFile = kekPath
 	return c, nil
+}
+
+// initDevData makes dir a dev data directory: the directory, its
+// key-encryption key and its mark, each unless it exists. It returns the
+// key. A database without a key next to it is refused: it is a serve's
+// (sealed under a key kept elsewhere), and a new key would seal nothing
+// it holds.
+func initDevData(dir string) ([]byte, error) {
+	db, kekPath := filepath.Join(dir, devDatabase), filepath.Join(dir, devKEK)
+	if exists(db) && !exists(kekPath) {
+		return nil, fmt.Errorf("%s has no key-encryption key (%s) next to it: `gatehouse serve` made it, not `gatehouse dev` (storage.sqlite_path defaults to ./gatehouse-data/gatehouse.db); "+
+			"give dev another --data DIR, or run the server with `gatehouse serve --config FILE`", db, kekPath)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	kek, err := loadOrCreateKey(kekPath)
+	if err != nil {
+		return nil, err
+	}
+	marker := filepath.Join(dir, devMarker)
+	if !exists(marker) {
+		if err := os.WriteFile(marker, []byte(devMarkerText), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", marker, err)
+		}
+	}
+	return kek, nil
 }
 
 // loadOrCreateKey reads a 32-byte key file, creating it (mode 0600) with a
@@ -152,9 +247,37 @@ func openStore(ctx context.Context, c config.Config, migrate bool) (storage.Stor
 		if err != nil {
 			return nil, err
 		}
+		// Unmigrated, the first query would fail with "relation … does
+		// not exist"; migrated by a newer binary, queries could run
+		// against tables they were not written for.
+		if !migrate {
+			if err := st.CheckSchema(ctx); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
 		return st, nil
 	}
 	return nil, fmt.Errorf("unknown storage driver %q", c.Storage.Driver)
+}
+
+// schemaAdvice turns a [*sqlstore.SchemaError] from [openStore] into what
+// to run about it; other errors pass unchanged. how names the store's
+// flags as the command was given them ("--config FILE", "--data DIR"),
+// empty for a configuration from the environment alone.
+func schemaAdvice(err error, how string) error {
+	var se *sqlstore.SchemaError
+	if !errors.As(err, &se) {
+		return err
+	}
+	with := "gatehouse migrate"
+	if how != "" {
+		with += " " + how
+	}
+	if se.Newer() {
+		return fmt.Errorf("%w: a newer gatehouse migrated it; run that version (`%s --status` lists the versions)", se, with)
+	}
+	return fmt.Errorf("%w: run `%s` (or `gatehouse serve --migrate`) with the same configuration", se, with)
 }
 
 // warnKeyFileMode warns when the key-encryption key file can be read by

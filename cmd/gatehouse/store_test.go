@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -88,25 +92,109 @@ func TestLoadOrCreateKeyRace(t *testing.T) {
 	}
 }
 
-// TestAdminNeedsAStore: without --config or --data, an admin command
-// refuses to create a dev store in an empty directory.
-func TestAdminNeedsAStore(t *testing.T) {
-	t.Chdir(t.TempDir())
+// TestAdminNeverCreatesKeyMaterial: an admin command without --config
+// acts only on a directory `gatehouse dev` made. It creates no data
+// directory, database or key-encryption key, and it recognises a
+// serve's database at the default path (no kek next to it, or no dev
+// mark) and says to pass --config, leaving it unchanged. Only dev makes
+// a data directory, and dev too refuses a serve's database.
+func TestAdminNeverCreatesKeyMaterial(t *testing.T) {
 	t.Setenv("GATEHOUSE_CONFIG", "")
 	var out bytes.Buffer
-	err := run(t.Context(), []string{"keys", "rotate"}, &out)
-	if err == nil || !strings.Contains(err.Error(), "no --config") {
-		t.Errorf("keys rotate in an empty directory = %v, want a refusal", err)
+	gatehouse := func(args ...string) error {
+		out.Reset()
+		return run(t.Context(), args, &out)
 	}
-	if _, err := os.Stat(defaultDataDir); err == nil {
-		t.Errorf("%s was created", defaultDataDir)
+	refused := func(t *testing.T, err error, wants ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("succeeded, want refused:\n%s", out.String())
+		}
+		for _, w := range wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q lacks %q", err, w)
+			}
+		}
 	}
+	missing := func(t *testing.T, paths ...string) {
+		t.Helper()
+		for _, p := range paths {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s was created", p)
+			}
+		}
+	}
+
+	t.Run("nothing there", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		refused(t, gatehouse("keys", "rotate"), "no --config")
+		missing(t, defaultDataDir)
+		refused(t, gatehouse("user", "list", "--data", "elsewhere"), "--data elsewhere: no `gatehouse dev` data there", "--config FILE")
+		missing(t, "elsewhere")
+	})
+
+	t.Run("serve database at the default path", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		// A serve whose storage.sqlite_path is the default and whose
+		// key-encryption key lives elsewhere.
+		kek := filepath.Join(t.TempDir(), "kek")
+		if err := gatehouse("keys", "gen-kek", kek); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
+		if err := os.WriteFile(cfg, []byte("issuer: https://as.example.com\nkeys:\n  encryption_key_file: "+kek+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := gatehouse("keys", "rotate", "--config", cfg); err != nil {
+			t.Fatalf("keys rotate --config: %v", err)
+		}
+		db := filepath.Join(defaultDataDir, devDatabase)
+		files := func() []byte {
+			t.Helper()
+			b, err := os.ReadFile(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wal, _ := os.ReadFile(db + "-wal")
+			return append(b, wal...)
+		}
+		before := files()
+		for _, args := range [][]string{{"keys", "rotate"}, {"keys", "list"}, {"user", "list", "--data", defaultDataDir}, {"migrate"}} {
+			refused(t, gatehouse(args...), db+" is not a `gatehouse dev` database", "no key-encryption key", "--config FILE", "nothing was written")
+		}
+		// dev refuses it too, before it serves or writes anything.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		refused(t, run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--mcp-listen", "127.0.0.1:0"}, &out), "`gatehouse serve` made it", "another --data DIR")
+		missing(t, filepath.Join(defaultDataDir, devKEK), filepath.Join(defaultDataDir, devMarker), filepath.Join(defaultDataDir, devPasswordFile))
+		if !bytes.Equal(before, files()) {
+			t.Errorf("the serve database changed")
+		}
+		if err := gatehouse("keys", "list", "--config", cfg); err != nil || strings.Count(out.String(), "ES256") != 2 {
+			t.Errorf("keys list --config = %v, want the 2 keys:\n%s", err, out.String())
+		}
+	})
+
+	t.Run("database and kek without the dev mark", func(t *testing.T) {
+		data := newDevData(t)
+		if err := os.Remove(filepath.Join(data, devMarker)); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, gatehouse("keys", "rotate", "--data", data), "not the mark `gatehouse dev` leaves", "--config FILE", "gatehouse dev --data "+data)
+		// Starting dev once marks a directory an older dev made.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		run(ctx, []string{"dev", "--data", data, "--listen", "127.0.0.1:0", "--mcp-listen", "127.0.0.1:0"}, &out)
+		if err := gatehouse("keys", "rotate", "--data", data); err != nil {
+			t.Errorf("keys rotate after dev marked the directory: %v", err)
+		}
+	})
 }
 
 // TestKeysRekey: keys rekey re-encrypts the signing keys under a new KEK;
 // afterwards the old KEK opens nothing and the new one everything.
 func TestKeysRekey(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newDevData(t)
 	newKEK := filepath.Join(t.TempDir(), "new-kek")
 	do := func(args ...string) (string, error) {
 		var out bytes.Buffer
@@ -150,7 +238,7 @@ func TestKeysRekey(t *testing.T) {
 // withdrawals. An unknown kid is a clear error; withdrawing twice changes
 // nothing; rekey skips the tombstones.
 func TestKeysWithdraw(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newDevData(t)
 	do := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(t.Context(), append(args, "--data", data), &out)
@@ -164,16 +252,11 @@ func TestKeysWithdraw(t *testing.T) {
 		}
 		return out
 	}
-	// states returns kid → STATE column of keys list ("active",
-	// "retired", "withdrawn").
+	// states returns kid → STATE column of keys list ("signing",
+	// "next", "withdrawn"...).
 	states := func() map[string]string {
 		t.Helper()
-		m := map[string]string{}
-		for _, line := range strings.Split(strings.TrimSpace(must("keys", "list")), "\n")[1:] {
-			f := strings.Fields(line)
-			m[f[0]] = f[3]
-		}
-		return m
+		return listStates(must("keys", "list"))
 	}
 	kidWith := func(m map[string]string, state string) string {
 		t.Helper()
@@ -186,9 +269,25 @@ func TestKeysWithdraw(t *testing.T) {
 		return ""
 	}
 
-	must("keys", "rotate") // the first key, then a second
+	must("keys", "rotate") // the first key, then a second, which waits for keys.activation_delay
 	before := states()
-	retired, active := kidWith(before, "retired"), kidWith(before, "active")
+	// The first key signs, but storage has retired it: withdrawing it
+	// needs no new key (the second signs at once). The second is what
+	// storage lists as active: a new key replaces it first.
+	retired, active := kidWith(before, "signing"), kidWith(before, "next")
+	// Both change when the new key has been published for the default
+	// keys.activation_delay, 90 s.
+	list := must("keys", "list")
+	created, err := time.Parse(time.RFC3339, strings.Fields(listLine(t, list, active))[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := created.Add(90 * time.Second).Format(time.RFC3339)
+	for kid, want := range map[string]string{retired: "signing  verify-only at " + due, active: "next  signing at " + due} {
+		if line := strings.Join(strings.Fields(listLine(t, list, kid))[3:], " "); line != strings.Join(strings.Fields(want), " ") {
+			t.Errorf("keys list right after keys rotate shows %s as %q, want %q", kid, line, want)
+		}
+	}
 
 	for _, args := range [][]string{{"keys", "withdraw"}, {"keys", "withdraw", "--all", active}} {
 		if out, err := do(args...); err == nil || !strings.Contains(err.Error(), "usage") {
@@ -216,8 +315,8 @@ func TestKeysWithdraw(t *testing.T) {
 	if after[retired] != "withdrawn" || after[active] != "withdrawn" || len(after) != 3 {
 		t.Errorf("keys list after two withdrawals: %v, want both withdrawn and one new key", after)
 	}
-	replacement := kidWith(after, "active")
-	if line := listLine(t, must("keys", "list"), active); !strings.Contains(line, "withdrawn 20") {
+	replacement := kidWith(after, "signing")
+	if line := listLine(t, must("keys", "list"), active); !strings.Contains(line, "withdrawn at 20") {
 		t.Errorf("keys list shows the withdrawn key as %q, want its withdrawal time", line)
 	}
 
@@ -225,11 +324,11 @@ func TestKeysWithdraw(t *testing.T) {
 		t.Errorf("keys withdraw --all:\n%s\nwant %s withdrawn", out, replacement)
 	}
 	final := states()
-	if kidWith(final, "active") == replacement || len(final) != 4 {
+	if kidWith(final, "signing") == replacement || len(final) != 4 {
 		t.Errorf("keys list after --all: %v, want one new active key and every other withdrawn", final)
 	}
 	for kid, s := range final {
-		if s != "active" && s != "withdrawn" {
+		if s != "signing" && s != "withdrawn" {
 			t.Errorf("after --all key %s is %s, want withdrawn", kid, s)
 		}
 	}
@@ -271,7 +370,7 @@ func writeKEK(t *testing.T) string {
 // new KEK (the old KEK opens nothing), and every key an old copy of the
 // database holds is withdrawn.
 func TestKEKLeakProcedure(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newDevData(t)
 	must := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer
@@ -311,8 +410,8 @@ func TestKEKLeakProcedure(t *testing.T) {
 			t.Errorf("after the procedure old key %s is %q, want withdrawn", kid, line)
 		}
 	}
-	if n := strings.Count(list, " active "); n != 1 {
-		t.Errorf("after the procedure %d active keys, want 1:\n%s", n, list)
+	if n := strings.Count(strings.Join(slices.Collect(maps.Values(listStates(list))), " "), "signing"); n != 1 {
+		t.Errorf("after the procedure %d signing keys, want 1:\n%s", n, list)
 	}
 	must("keys", "rotate") // the new KEK opens the live key
 	if err := os.WriteFile(filepath.Join(data, "kek"), oldKEK, 0o600); err != nil {
@@ -321,4 +420,34 @@ func TestKEKLeakProcedure(t *testing.T) {
 	if err := run(t.Context(), []string{"keys", "rotate", "--data", data}, &out); err == nil || !strings.Contains(err.Error(), "wrong master key") {
 		t.Errorf("keys rotate with the leaked KEK = %v, want it unable to open the live key", err)
 	}
+}
+
+// newDevData returns a dev data directory as `gatehouse dev` leaves it
+// (database migrated, key-encryption key, mark), which is all admin
+// commands given --data accept.
+func newDevData(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	c, err := devConfig(dir, "127.0.0.1:8080", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(t.Context(), c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// listStates returns kid → STATE column of keys list output.
+func listStates(out string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(line)
+		m[f[0]] = f[3]
+	}
+	return m
 }

@@ -209,14 +209,80 @@ func (s *keySet) activeKID() string {
 
 type loadedKey struct {
 	*signingKey
+	keyTimes
+}
+
+// keyTimes are the times of a stored key (not withdrawn) that decide
+// whether it signs and whether it is published.
+type keyTimes struct {
 	created, retired, removeAfter time.Time
 }
 
 // published reports whether k is in the JWKS at now. A retired key with
 // no RemoveAfter is kept: refusing tokens is worse than publishing a key
 // a little long.
-func (k *loadedKey) published(now time.Time) bool {
+func (k keyTimes) published(now time.Time) bool {
 	return k.removeAfter.IsZero() || now.Before(k.removeAfter)
+}
+
+// newestFirst orders keys by creation, newest first, ties broken by kid,
+// so every replica orders (and picks the signer) the same way whatever
+// order the backend returned.
+func newestFirst(aCreated, bCreated time.Time, aKID, bKID string) int {
+	return cmp.Or(bCreated.Compare(aCreated), strings.Compare(bKID, aKID))
+}
+
+// chooseSigner returns the index of the key that signs at now among keys
+// (newest first, see newestFirst; withdrawn keys left out), -1 if none,
+// and the earliest time after now at which a published key waiting for
+// the activation delay becomes due to sign (zero if none waits). The
+// keyring signs with its choice and [KeyStates] lists from it: one rule.
+//
+// The signer is the newest key that has been published for at least the
+// activation delay — normally the one storage lists as active (and if a
+// racing write left two, the newest wins, on every replica alike). A
+// younger key is published but waits; meanwhile the key it replaced
+// signs, though storage already marks that one retired. Only that key: a
+// rotation retires the active key at the new key's creation, so the
+// replaced key is one retired at or after it. If that key was withdrawn,
+// an older retired key does not take over (it may be about to leave the
+// JWKS, and was not signing); the young key signs at once instead.
+func chooseSigner(keys []keyTimes, now time.Time, activate time.Duration) (signer int, due time.Time) {
+	signer = -1
+	cutoff := now.Add(-activate)
+	var pendingSince time.Time // creation of the oldest young unretired key
+	for i, k := range keys {
+		if !k.published(now) {
+			continue
+		}
+		if k.retired.IsZero() {
+			if k.created.After(cutoff) {
+				pendingSince = k.created
+				if at := k.created.Add(activate); due.IsZero() || at.Before(due) {
+					due = at
+				}
+				continue
+			}
+			signer = i
+			break
+		}
+		if !pendingSince.IsZero() {
+			if !k.retired.Before(pendingSince) {
+				signer = i // the key the pending one replaces
+			}
+			break
+		}
+	}
+	if signer < 0 {
+		// Only young keys (a store's first key, or clocks apart): the
+		// newest unretired one signs rather than nothing.
+		for i, k := range keys {
+			if k.retired.IsZero() {
+				return i, due
+			}
+		}
+	}
+	return signer, due
 }
 
 type jwksDoc struct {
@@ -320,59 +386,24 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 			}
 		}
 		cache[row.ID] = sk
-		lk := &loadedKey{signingKey: sk, created: row.CreatedAt, retired: row.RetiredAt, removeAfter: row.RemoveAfter}
+		lk := &loadedKey{signingKey: sk, keyTimes: keyTimes{created: row.CreatedAt, retired: row.RetiredAt, removeAfter: row.RemoveAfter}}
 		set.byKID[row.ID] = lk
 		set.ordered = append(set.ordered, lk)
 	}
-	// Newest first, ties broken by kid, so every replica orders (and picks
-	// the active key) the same way whatever order the backend returned.
 	slices.SortStableFunc(set.ordered, func(a, b *loadedKey) int {
-		return cmp.Or(b.created.Compare(a.created), strings.Compare(b.kid, a.kid))
+		return newestFirst(a.created, b.created, a.kid, b.kid)
 	})
-	// The signer is the newest key that has been published for at least
-	// the activation delay — normally the one storage lists as active
-	// (and if a racing write left two, the newest wins, on every replica
-	// alike). A younger key is published but waits; meanwhile the key it
-	// replaced signs, though storage already marks that one retired.
-	// Only that key: a rotation retires the active key at the new key's
-	// creation, so the replaced key is one retired at or after it. If
-	// that key was withdrawn, an older retired key does not take over
-	// (it may be about to leave the JWKS, and was not signing); the young
-	// key signs at once instead, below.
-	next := now.Add(k.refresh)
-	cutoff := now.Add(-k.activate)
-	var pendingSince time.Time // creation of the oldest young unretired key
-	for _, lk := range set.ordered {
-		if !lk.published(now) {
-			continue
-		}
-		if lk.retired.IsZero() {
-			if lk.created.After(cutoff) {
-				pendingSince = lk.created
-				if at := lk.created.Add(k.activate); at.Before(next) {
-					next = at // reload when it becomes due to sign
-				}
-				continue
-			}
-			set.active = lk
-			break
-		}
-		if !pendingSince.IsZero() {
-			if !lk.retired.Before(pendingSince) {
-				set.active = lk // the key the pending one replaces
-			}
-			break
-		}
+	times := make([]keyTimes, len(set.ordered))
+	for i, lk := range set.ordered {
+		times[i] = lk.keyTimes
 	}
-	if set.active == nil {
-		// Only young keys (a store's first key, or clocks apart): the
-		// newest unretired one signs rather than nothing.
-		for _, lk := range set.ordered {
-			if lk.retired.IsZero() {
-				set.active = lk
-				break
-			}
-		}
+	next := now.Add(k.refresh)
+	signer, due := chooseSigner(times, now, k.activate)
+	if signer >= 0 {
+		set.active = set.ordered[signer]
+	}
+	if !due.IsZero() && due.Before(next) {
+		next = due // reload when a waiting key becomes due to sign
 	}
 	k.cache = cache
 	if !set.sameAs(k.set.Load()) {
@@ -676,7 +707,7 @@ func (k *Keyring) Keys(ctx context.Context) ([]KeyInfo, error) {
 		infos = append(infos, tombstoneInfo(row))
 	}
 	slices.SortStableFunc(infos, func(a, b KeyInfo) int {
-		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+		return newestFirst(a.CreatedAt, b.CreatedAt, a.ID, b.ID)
 	})
 	return infos, nil
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"sync"
 	"testing"
@@ -170,4 +172,48 @@ func TestClientCountsMigration(t *testing.T) {
 	}
 	defer s.Close()
 	storagetest.CheckClientCountsAfter0003(t, s)
+}
+
+// TestSchema: CheckSchema and Migrate on empty, behind and newer
+// databases, each a fresh schema.
+func TestSchema(t *testing.T) {
+	d := dsn(t)
+	storagetest.RunSchemaTests(t, "migrations", func(t *testing.T) storagetest.SchemaOpener {
+		schema := freshSchema(t, d)
+		return func(t *testing.T, fsys fs.FS) *sqlstore.Store {
+			// postgres.Open creates the schema and sets the search path;
+			// its pool serves a store knowing only fsys.
+			base, err := postgres.Open(t.Context(), postgres.Options{DSN: d, Schema: schema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { base.Close() })
+			s, err := sqlstore.New(sqlstore.Config{Writer: base.DB(), Dialect: postgres.Dialect, Migrations: fsys, Now: func() time.Time { return time.Unix(1e9, 0) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
+}
+
+// TestOpenMigrateRefusesNewerSchema: postgres.Open with AutoMigrate (serve
+// --migrate, gatehouse migrate) refuses a database migrated by a newer
+// binary.
+func TestOpenMigrateRefusesNewerSchema(t *testing.T) {
+	d := dsn(t)
+	schema := freshSchema(t, d)
+	s, err := postgres.Open(t.Context(), postgres.Options{DSN: d, Schema: schema, AutoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(), "INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = postgres.Open(t.Context(), postgres.Options{DSN: d, Schema: schema, AutoMigrate: true})
+	var se *sqlstore.SchemaError
+	if !errors.As(err, &se) || !se.Newer() || se.Current != 9999 {
+		t.Errorf("postgres.Open(AutoMigrate) on a newer database = %v, want a SchemaError at version 9999", err)
+	}
 }

@@ -53,6 +53,11 @@ type Options struct {
 	// Now is the clock for operations whose interface takes no time
 	// (Replay.UseOnce, migration timestamps). Nil means time.Now.
 	Now func() time.Time
+	// NoMigrate leaves the schema as it is, for `gatehouse migrate
+	// --status`, which must list the versions of a database migrated by a
+	// newer binary (which Open refuses to migrate). Other queries may
+	// then fail.
+	NoMigrate bool
 }
 
 // Store is the SQLite backend. Besides storage.Store it has Migrate and
@@ -82,7 +87,7 @@ var Dialect = sqlstore.Dialect{
 }
 
 // Open opens (creating if needed) the database at opts.Path and applies
-// pending migrations.
+// pending migrations (unless opts.NoMigrate).
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Path == "" || opts.Path == ":memory:" || strings.HasPrefix(opts.Path, "file:") {
 		return nil, fmt.Errorf("sqlite: Path must be a file path, got %q", opts.Path)
@@ -142,9 +147,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	if _, err := s.Migrate(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
+	if !opts.NoMigrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
 	}
 	ck, err := sql.Open("sqlite", opts.Path+"?"+common.Encode())
 	if err != nil {

@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,4 +202,44 @@ func TestClientCountsMigration(t *testing.T) {
 	}
 	defer s.Close()
 	storagetest.CheckClientCountsAfter0003(t, s)
+}
+
+// TestSchema: CheckSchema and Migrate on empty, behind and newer
+// databases (sqlite.Open migrates, so the stores here are built on the
+// file directly).
+func TestSchema(t *testing.T) {
+	storagetest.RunSchemaTests(t, "migrations", func(t *testing.T) storagetest.SchemaOpener {
+		path := filepath.Join(t.TempDir(), "gatehouse.db")
+		return func(t *testing.T, fsys fs.FS) *sqlstore.Store {
+			db, err := sql.Open("sqlite", path+"?_txlock=immediate&_pragma=foreign_keys(1)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := sqlstore.New(sqlstore.Config{Writer: db, Dialect: sqlite.Dialect, Migrations: fsys, Now: func() time.Time { return time.Unix(1e9, 0) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	})
+}
+
+// TestOpenRefusesNewerSchema: sqlite.Open, which migrates, refuses a
+// database migrated by a newer binary instead of running against it.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s, err := sqlite.Open(t.Context(), sqlite.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(), "INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = sqlite.Open(t.Context(), sqlite.Options{Path: path})
+	var se *sqlstore.SchemaError
+	if !errors.As(err, &se) || !se.Newer() || se.Current != 9999 {
+		t.Errorf("sqlite.Open() on a newer database = %v, want a SchemaError at version 9999", err)
+	}
 }

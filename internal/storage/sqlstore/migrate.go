@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -70,9 +71,20 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // applied. Running it again is a no-op. Concurrent migrators are safe: each
 // transaction takes the dialect's migration lock and re-checks the version
 // under it.
+//
+// A database migrated by a newer binary (versions this one does not know)
+// is refused with a [*SchemaError] before anything is written: this
+// binary's queries are not written for that schema, and applying an old
+// migration the newer binary skipped could break it.
 func (s *Store) Migrate(ctx context.Context) ([]Migration, error) {
 	ms, err := loadMigrations(s.migrations)
 	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	var se *SchemaError
+	if err := s.CheckSchema(ctx); errors.As(err, &se) && se.Newer() {
+		return nil, fmt.Errorf("migrate: %w", err)
+	} else if err != nil && !errors.As(err, &se) {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	var applied []Migration
@@ -153,4 +165,61 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]Migration, error) {
 		return nil, fmt.Errorf("migration status: %w", err)
 	}
 	return ms, nil
+}
+
+// SchemaError is what [Store.CheckSchema] returns for a database whose
+// schema is not the one this binary's queries are written for: behind it
+// (never migrated, or migrated by an older binary) or ahead of it
+// (migrated by a newer one). Either way the first query would fail with a
+// driver error naming a table or column, or, worse, succeed against a
+// changed table; the caller says what to run instead.
+type SchemaError struct {
+	// Current is the highest version the database records; 0 for a
+	// database never migrated.
+	Current int
+	// Required is the highest version this binary knows.
+	Required int
+	// Pending are the versions this binary knows and the database lacks.
+	Pending []int
+	// Unknown are the versions the database records and this binary does
+	// not know: it was migrated by a newer gatehouse.
+	Unknown []int
+}
+
+// Newer reports whether the database was migrated past this binary.
+func (e *SchemaError) Newer() bool { return len(e.Unknown) > 0 }
+
+func (e *SchemaError) Error() string {
+	if e.Newer() {
+		return fmt.Sprintf("database schema is at version %d, newer than this gatehouse (version %d)", e.Current, e.Required)
+	}
+	return fmt.Sprintf("database schema is at version %d, this gatehouse needs %d", e.Current, e.Required)
+}
+
+// CheckSchema returns a [*SchemaError] unless the database has every
+// migration this binary knows and none it does not. It writes nothing.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	ms, err := s.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	e := &SchemaError{}
+	for _, m := range ms {
+		if m.Name != "" {
+			e.Required = max(e.Required, m.Version)
+		}
+		switch {
+		case m.Applied:
+			e.Current = max(e.Current, m.Version)
+			if m.Name == "" {
+				e.Unknown = append(e.Unknown, m.Version)
+			}
+		default:
+			e.Pending = append(e.Pending, m.Version)
+		}
+	}
+	if len(e.Pending) == 0 && len(e.Unknown) == 0 {
+		return nil
+	}
+	return e
 }
