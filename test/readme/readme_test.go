@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 // The module path the README's commands install and run from.
@@ -30,8 +32,11 @@ const (
 
 // TestReadmeAsAScript (issue 12, "Must show"): a fresh directory, the
 // README's install line, `gatehouse dev`, the first tool call (this test
-// is the browser: it follows the printed URL, signs in and allows), and
-// `gatehouse serve` with the README's SQLite configuration, then stop.
+// is the browser: it follows the printed URL, signs in and allows),
+// `gatehouse serve` with the README's SQLite configuration, `config check`
+// on that file with five mistakes (five problems, each with its line), and
+// `user add` at a terminal (a pty: prompted twice, nothing echoed) and from
+// a pipe.
 // Where the README says `@latest` the test builds from this module instead,
 // offline (GOPROXY=off): it tests this checkout, not the last release.
 func TestReadmeAsAScript(t *testing.T) {
@@ -196,33 +201,151 @@ func TestReadmeAsAScript(t *testing.T) {
 		}
 	})
 
-	// --- Steps other items of issue 12 add after merge. ------------------
 	t.Run("config check", func(t *testing.T) {
-		// PLACE FOR issue 12 item 4: `gatehouse config check` on a file
-		// with five mistakes reports five problems with line numbers.
-		// Until then: the documented configuration checks clean.
 		if configFile == "" {
 			t.Fatal("no configuration: the serve step failed")
 		}
-		run(ctx, t, work, nil, gatehouse, "config", "check", "--config", configFile)
+		// The documented configuration checks clean...
+		out := run(ctx, t, work, nil, gatehouse, "config", "check", "--config", configFile)
+		if !strings.Contains(out, "# configuration OK") {
+			t.Errorf("config check of the README's configuration:\n%s", out)
+		}
+		// ...and the same file with five mistakes gets five problems,
+		// each with its line, then their count and exit status 1.
+		good, err := os.ReadFile(configFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := string(good) + `tokens:
+  access_token_ttl: 10
+registration:
+  idel_ttl: 720h
+log:
+  level: loud
+audit:
+  retention: forever
+`
+		bad = strings.Replace(bad, "\nlisten: ", "\nlisten: 127.0.0.1:notaport\n# listen: ", 1)
+		badFile := filepath.Join(work, "bad.yaml")
+		if err := os.WriteFile(badFile, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(ctx, gatehouse, "config", "check", "--config", badFile)
+		cmd.Dir, cmd.Env = work, childEnv()
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err = cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "problems") {
+			t.Errorf("config check of a file with mistakes = %v (exit %d), stderr %q; want exit 1 and the count", err, code, stderr.String())
+		}
+		problem := regexp.MustCompile(`^` + regexp.QuoteMeta(badFile) + `:\d+:\d+: \S`)
+		var problems []string
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if problem.MatchString(line) {
+				problems = append(problems, line)
+			}
+		}
+		want := []string{"listen", "tokens.access_token_ttl", "registration.idel_ttl", "log.level", "audit.retention"}
+		for _, w := range want {
+			found := false
+			for _, p := range problems {
+				found = found || strings.Contains(p, w)
+			}
+			if !found {
+				t.Errorf("config check does not report %s; its problems:\n%s", w, strings.Join(problems, "\n"))
+			}
+		}
+		if len(problems) != 5 || !strings.Contains(stderr.String(), "5 problems") {
+			t.Errorf("config check printed %d problems and said %q, want 5 and %q:\n%s", len(problems), stderr.String(), "5 problems", stdout.String())
+		}
 	})
 	t.Run("user add", func(t *testing.T) {
-		// PLACE FOR issue 12 item 2: `gatehouse user add` through a pty,
-		// prompting with no echo. Until then: the password from a pipe.
 		if configFile == "" {
 			t.Fatal("no configuration: the serve step failed")
 		}
-		cmd := exec.CommandContext(ctx, gatehouse, "user", "add", "alice", "--config", configFile)
+		// At a terminal: prompted twice, stating the rule, no echo.
+		const pw = "readme-alice-password"
+		shown, err := onTerminal(ctx, t, work, gatehouse, []string{"user", "add", "alice", "--config", configFile},
+			[]string{"New password for alice (at least 8 characters): ", "Repeat the password: "}, []string{pw + "\r", pw + "\r"})
+		if err != nil || !strings.Contains(shown, "added user alice") {
+			t.Fatalf("gatehouse user add alice at a terminal: %v; the terminal shows:\n%s", err, shown)
+		}
+		if strings.Contains(shown, pw) {
+			t.Errorf("the terminal echoed the password:\n%s", shown)
+		}
+		// From a pipe, for scripts: one line, no prompt.
+		cmd := exec.CommandContext(ctx, gatehouse, "user", "add", "bob", "--config", configFile)
 		cmd.Dir, cmd.Env = work, childEnv()
-		cmd.Stdin = strings.NewReader("readme-alice-password\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("gatehouse user add alice: %v\n%s", err, out)
+		cmd.Stdin = strings.NewReader("readme-bob-password\n")
+		if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "password for") {
+			t.Fatalf("gatehouse user add bob from a pipe: %v\n%s", err, out)
 		}
 		out := run(ctx, t, work, nil, gatehouse, "user", "list", "--config", configFile)
-		if !strings.Contains(out, "alice") {
-			t.Errorf("gatehouse user list after user add alice:\n%s", out)
+		if !strings.Contains(out, "alice") || !strings.Contains(out, "bob") {
+			t.Errorf("gatehouse user list after user add alice and bob:\n%s", out)
 		}
 	})
+}
+
+// onTerminal runs name args on a new pseudo-terminal, answers each prompt
+// with the text typed for it, and returns what the terminal showed.
+func onTerminal(ctx context.Context, t *testing.T, dir, name string, args, prompts, typed []string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Env = dir, childEnv()
+	tty, dev, err := pty.Open()
+	if err != nil {
+		t.Fatalf("pty.Open: %v", err)
+	}
+	defer tty.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = dev, dev, dev
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu     sync.Mutex
+		shown  strings.Builder
+		copied = make(chan struct{})
+	)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			mu.Lock()
+			shown.Write(buf[:n])
+			mu.Unlock()
+			if err != nil { // EIO once the command exits
+				close(copied)
+				return
+			}
+		}
+	}()
+	text := func() string { mu.Lock(); defer mu.Unlock(); return shown.String() }
+	seen := 0
+	for i, p := range prompts {
+		// A bound, not a timed assertion: a prompt that never comes
+		// fails the test instead of hanging it.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if j := strings.Index(text()[seen:], p); j >= 0 {
+				seen += j + len(p)
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("no prompt %q; the terminal shows:\n%s", p, text())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := tty.Write([]byte(typed[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = cmd.Wait()
+	dev.Close()
+	<-copied
+	return text(), err
 }
 
 // callTool runs the example client with args and is its browser for every
