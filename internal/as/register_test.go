@@ -622,8 +622,9 @@ func TestRegistrationModes(t *testing.T) {
 		}
 		r := post(sdkMetadata, "")
 		assertOAuthError(t, r.status, r.body, 401, "invalid_token")
-		if r.header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
-			t.Errorf("WWW-Authenticate = %q", r.header.Get("WWW-Authenticate"))
+		// No credentials at all: a bare challenge (RFC 6750 §3.1).
+		if r.header.Get("WWW-Authenticate") != "Bearer" {
+			t.Errorf("WWW-Authenticate = %q, want %q", r.header.Get("WWW-Authenticate"), "Bearer")
 		}
 		multi, id, err := clientreg.CreateInitialAccessToken(ctx, ts.Store, nil, ts.Clock.Now(), time.Hour, false)
 		must(t, err)
