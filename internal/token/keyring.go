@@ -241,7 +241,8 @@ func newestFirst(aCreated, bCreated time.Time, aKID, bKID string) int {
 // The signer is the newest key that has been published for at least the
 // activation delay — normally the one storage lists as active (and if a
 // racing write left two, the newest wins, on every replica alike). A
-// younger key is published but waits; meanwhile the key it replaced
+// younger key is published but waits (so does a young key already
+// rotated out again); meanwhile the key the oldest waiting key replaced
 // signs, though storage already marks that one retired. Only that key: a
 // rotation retires the active key at the new key's creation, so the
 // replaced key is one retired at or after it. If that key was withdrawn,
@@ -250,32 +251,47 @@ func newestFirst(aCreated, bCreated time.Time, aKID, bKID string) int {
 func chooseSigner(keys []keyTimes, now time.Time, activate time.Duration) (signer int, due time.Time) {
 	signer = -1
 	cutoff := now.Add(-activate)
-	var pendingSince time.Time // creation of the oldest young unretired key
+	oldestYoung := -1          // index of the oldest key younger than the delay
+	var pendingSince time.Time // its creation
 	for i, k := range keys {
 		if !k.published(now) {
 			continue
 		}
-		if k.retired.IsZero() {
-			if k.created.After(cutoff) {
-				pendingSince = k.created
-				if at := k.created.Add(activate); due.IsZero() || at.Before(due) {
-					due = at
-				}
-				continue
+		if oldestYoung >= 0 && !k.retired.IsZero() && k.retired.Before(pendingSince) {
+			// Retired before the oldest waiting key was made: not the key
+			// it replaced (that one was withdrawn), and not signing.
+			break
+		}
+		if k.created.After(cutoff) {
+			// Published for less than the delay: it waits, retired or
+			// not. A key rotated in and out again within the delay
+			// (two rotations in a row) must not sign early either:
+			// resource servers may not have it yet.
+			oldestYoung, pendingSince = i, k.created
+			if at := k.created.Add(activate); due.IsZero() || at.Before(due) {
+				due = at
 			}
+			continue
+		}
+		if k.retired.IsZero() {
 			signer = i
 			break
 		}
-		if !pendingSince.IsZero() {
-			if !k.retired.Before(pendingSince) {
-				signer = i // the key the pending one replaces
-			}
+		if oldestYoung >= 0 {
+			signer = i // the key the oldest waiting one replaced
 			break
 		}
 	}
+	if signer < 0 && oldestYoung >= 0 {
+		// The oldest waiting key replaced no key that can sign (a
+		// store's first key, or its predecessor was withdrawn): it
+		// signed at once then, and goes on signing until its successor
+		// is due.
+		return oldestYoung, due
+	}
 	if signer < 0 {
-		// Only young keys (a store's first key, or clocks apart): the
-		// newest unretired one signs rather than nothing.
+		// No key younger than the delay and none unretired (clocks
+		// apart): the newest unretired one signs rather than nothing.
 		for i, k := range keys {
 			if k.retired.IsZero() {
 				return i, due

@@ -110,3 +110,61 @@ func TestKeyStatesFollowSigner(t *testing.T) {
 		}
 	})
 }
+
+// TestDoubleRotationWaits: two rotations within the activation delay
+// (A → B → C) leave B and C waiting; A signs until B has been published for
+// the delay, B until C has. Before the fix the middle key B signed at
+// once, before resource servers could have fetched it.
+func TestDoubleRotationWaits(t *testing.T) {
+	ctx := t.Context()
+	store, clk := &fakeKeys{}, newClock()
+	const delay, retireFor = 90 * time.Second, time.Hour
+	k, err := NewKeyring(ctx, KeyringOptions{Keys: store, EncryptionKey: testEncKey, Now: clk.Now, ActivationDelay: delay, RetireFor: retireFor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := k.set.Load().active.kid
+	clk.Advance(2 * delay) // a has long been published
+	b, err := k.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bAt := clk.Now()
+	clk.Advance(10 * time.Second)
+	c, err := k.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cAt := clk.Now()
+	for _, step := range []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"right after the second rotation", cAt, a},
+		{"a second before b is due", bAt.Add(delay - time.Second), a},
+		{"b due", bAt.Add(delay), b},
+		{"a second before c is due", cAt.Add(delay - time.Second), b},
+		{"c due", cAt.Add(delay), c},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			clk.Advance(step.at.Sub(clk.Now()))
+			tok, err := k.Sign(ctx, testClaims(clk.Now()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kid := headerKID(t, tok); kid != step.want {
+				t.Errorf("Sign() at %s signed with %s, want %s (a %s, b %s, c %s)", step.name, kid, step.want, a, b, c)
+			}
+			rows, err := store.ListSigningKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range KeyStates(rows, clk.Now(), delay) {
+				if (s.State == StateSigning) != (s.Key.ID == step.want) {
+					t.Errorf("KeyStates() at %s lists %s as %s; %s signs", step.name, s.Key.ID, s.State, step.want)
+				}
+			}
+		})
+	}
+}
