@@ -81,6 +81,9 @@ package as
 // |   every registration): each kind has its own cap                  |                |                                                             |
 // | F6 fetcher as an oracle (DNS answers, closed ports, TLS, status)  | –              | TestAdversarialCIMDFetchOracle (+ TestCIMDRefusals,         |
 // |   and as an unthrottled request amplifier                         |                |   TestCIMDSSRF, TestCIMDLimits/jwks_uri)                    |
+// | F6 (issue 13) unknown kid as a fetch amplifier: each assertion    | RFC 7523 §3    | TestClientQuirks/CIMD_with_private_key_jwt_and_keys_at_a_   |
+// |   with a made-up kid refetching a document client's jwks_uri;     |                |   jwks_uri_(ChatGPT) (quirks_test.go)                       |
+// |   rotated keys put back by the cached document                    |                |                                                             |
 // | F7 consent spoofing: private-use redirect shown as a web host;    | RFC 8252 §7.1, | TestAdversarialConsentSpoofing (+ TestPagesStrip-           |
 // |   bidi and other format characters in displayed metadata          | RFC 7591 §2    |   FormatCharacters in internal/web)                         |
 // | F8 HEAD /authorize issues a code like GET                         | –              | TestAdversarialHeadAuthorize                                |

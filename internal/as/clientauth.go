@@ -159,13 +159,23 @@ func (s *Server) verifyAssertion(ctx context.Context, c storage.Client, assertio
 	if c.JWKS == "" {
 		return oauth.New(oauth.InvalidClient, "the client has no registered keys (jwks) to verify client_assertion").WithStatus(http.StatusUnauthorized)
 	}
-	claims, err := token.VerifyClientAssertion(assertion, []byte(c.JWKS), token.AssertionOptions{
-		ClientID:    c.ID,
-		Audiences:   []string{s.endpoint(pathToken), s.opts.Issuer, s.endpoint(pathRevoke), s.endpoint(pathIntrospect)},
-		Now:         s.now(),
-		MaxLifetime: maxAssertionLifetime,
-		Leeway:      30 * time.Second,
-	})
+	verify := func(jwks string) (token.AssertionClaims, error) {
+		return token.VerifyClientAssertion(assertion, []byte(jwks), token.AssertionOptions{
+			ClientID:    c.ID,
+			Audiences:   []string{s.endpoint(pathToken), s.opts.Issuer, s.endpoint(pathRevoke), s.endpoint(pathIntrospect)},
+			Now:         s.now(),
+			MaxLifetime: maxAssertionLifetime,
+			Leeway:      30 * time.Second,
+		})
+	}
+	claims, err := verify(c.JWKS)
+	if errors.Is(err, token.ErrNoMatchingKey) && c.Origin == storage.OriginCIMD && c.JWKSURI != "" {
+		// The client may have rotated its keys since its jwks_uri was
+		// last fetched: fetch it again, once, within the limits.
+		if jwks, ok := s.refreshClientJWKS(ctx, c); ok {
+			claims, err = verify(jwks)
+		}
+	}
 	if err != nil {
 		return oauth.New(oauth.InvalidClient, "client_assertion was rejected: %s", err.Error()).WithStatus(http.StatusUnauthorized)
 	}

@@ -72,10 +72,16 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 		AuthorizationResponseISSParameter:         true,
 		ClientIDMetadataDocumentSupported:         s.opts.Registration.CIMD.Enabled,
 		PromptValuesSupported:                     []string{"none", "login", "consent"},
-		// OIDC Discovery requires these three even though no ID token is
-		// issued; they describe the access tokens' subject and signature.
+		// Gatehouse is not an OpenID Provider: it issues no ID token and
+		// has no userinfo endpoint, and scope=openid is refused. The
+		// document is served at the openid-configuration URLs as well
+		// because MCP clients look there (MCP authorization, "Authorization
+		// Server Metadata Discovery"), and the MCP TypeScript SDK's
+		// OpenIdProviderMetadataSchema rejects a document there without
+		// these two members, so they stay: sub is public, and the empty
+		// list says no ID token is signed with any algorithm.
 		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{"ES256"},
+		IDTokenSigningAlgValuesSupported: []string{},
 		ResourceIndicatorsSupported:      true,
 	}
 	b, err := json.MarshalIndent(m, "", "  ")

@@ -845,10 +845,13 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c st
 }
 
 // securityChanged reports whether b differs from a in anything that
-// decides where codes go or who can redeem them.
+// decides where codes go or who can redeem them. New keys at an unchanged
+// jwks_uri are not such a change: publishing keys at a URL is how a
+// client rotates them (RFC 7591 §2), and revoking every user's tokens at
+// each rotation would punish the client for doing it right.
 func securityChanged(a, b storage.Client) bool {
 	return !slices.Equal(a.RedirectURIs, b.RedirectURIs) || !slices.Equal(a.GrantTypes, b.GrantTypes) ||
-		a.TokenEndpointAuthMethod != b.TokenEndpointAuthMethod || a.JWKS != b.JWKS || a.JWKSURI != b.JWKSURI ||
+		a.TokenEndpointAuthMethod != b.TokenEndpointAuthMethod || a.JWKSURI != b.JWKSURI || (a.JWKSURI == "" && a.JWKS != b.JWKS) ||
 		!slices.Equal(a.Scopes, b.Scopes) || (a.SecretHash == "") != (b.SecretHash == "")
 }
 
@@ -1203,6 +1206,7 @@ func (s *Server) syncCIMDClient(ctx context.Context, want storage.Client, stored
 				next.CreatedAt, next.LastUsedAt, next.TokenCount = old.CreatedAt, old.LastUsedAt, old.TokenCount
 			} else {
 				next.Name, next.Metadata, next.ApplicationType, next.ResponseTypes = want.Name, want.Metadata, want.ApplicationType, want.ResponseTypes
+				next.JWKS = want.JWKS // rotated at the same jwks_uri (securityChanged)
 			}
 			next.UpdatedAt = now
 			return next, nil
@@ -1283,4 +1287,70 @@ func (s *Server) consentDetails(c storage.Client) (publisher, clientURI string, 
 		warnings = append(warnings, "This application registered itself with this server automatically: its name and web address were not verified.")
 	}
 	return publisher, clientURI, warnings
+}
+
+// jwksRefreshWindow is the window in which a metadata-document client's
+// jwks_uri is fetched again at most once for an assertion with an
+// unknown kid (refreshClientJWKS).
+const jwksRefreshWindow = time.Minute
+
+// refreshClientJWKS fetches the jwks_uri of the metadata-document client c
+// again, for an assertion signed with a key its stored set does not have:
+// the client rotated its keys (RFC 7591 §2: jwks_uri "allows for key
+// rotation"; OpenID Connect Core §10.1.1: a verifier fetches the set
+// again on an unknown kid). An unknown kid is free to send, so the fetch
+// is limited twice: once per client per jwksRefreshWindow, and against
+// its host's FetchRateLimit like every document fetch. The new set
+// replaces the stored one in place (the document, which names the
+// jwks_uri, did not change, so nothing is revoked), and in the cached
+// document, so the next lookup does not put the old keys back. ok is false when nothing was fetched or the set is unusable; the
+// caller then refuses the assertion as before, and the cause is logged.
+func (s *Server) refreshClientJWKS(ctx context.Context, c storage.Client) (jwks string, ok bool) {
+	fail := func(why string, err error) (string, bool) {
+		attrs := []slog.Attr{slog.String("client_id", c.ID), slog.String("reason", why)}
+		if err != nil {
+			attrs = append(attrs, slog.String("cause", err.Error()))
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, "jwks_uri not refreshed for an unknown kid", attrs...)
+		return "", false
+	}
+	n, _, err := s.opts.Store.AddFailure(ctx, "jwks:refresh:"+c.ID, s.now(), jwksRefreshWindow)
+	if err != nil {
+		return fail("storage", err)
+	}
+	if n > 1 {
+		return fail("already refreshed within "+jwksRefreshWindow.String(), nil)
+	}
+	if err := s.spendFetch(ctx, c.JWKSURI); err != nil {
+		return fail("the host's fetch budget is used up", err)
+	}
+	jr, err := s.reg.fetcher.FetchLimit(ctx, c.JWKSURI, 16<<10)
+	if err == nil {
+		jwks, err = clientreg.CheckJWKSDocument(jr.Body)
+	}
+	if err != nil {
+		return fail("fetch or validation failed", err)
+	}
+	if jwks == c.JWKS {
+		return fail("the set is unchanged", nil)
+	}
+	now := s.now()
+	_, err = s.opts.Store.UpdateClient(ctx, c.ID, func(old storage.Client) (storage.Client, error) {
+		if old.JWKSURI != c.JWKSURI {
+			return old, errors.New("the client's jwks_uri changed meanwhile")
+		}
+		old.JWKS, old.UpdatedAt = jwks, now
+		return old, nil
+	})
+	if err != nil {
+		return fail("storing the new set failed", err)
+	}
+	s.reg.cache.Update(c.ID, func(v storage.Client) storage.Client {
+		if v.JWKSURI == c.JWKSURI {
+			v.JWKS = jwks
+		}
+		return v
+	})
+	s.audit(ctx, nil, storage.AuditEvent{Type: "client.jwks_refreshed", ClientID: c.ID, Outcome: "success", Detail: "jwks_uri fetched again for an unknown kid"})
+	return jwks, true
 }

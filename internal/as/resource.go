@@ -17,6 +17,11 @@ import (
 // not about what the resource may allow.
 const scopeOfflineAccess = "offline_access"
 
+// scopeOpenID asks for an ID token (OpenID Connect Core §3.1.2.1), which
+// this server does not issue: a request for it is refused with a
+// description saying so, unless a resource defines a scope of that name.
+const scopeOpenID = "openid"
+
 // CanonicalResource normalises a resource indicator (RFC 8707 §2) for
 // comparison: scheme and host are lower-cased, a default port is dropped
 // (http and https: exactly as rs.CanonicalResource, which resource servers
@@ -121,6 +126,9 @@ func (s *Server) resolveScopes(requested []string, res storage.Resource, c stora
 		if sc == scopeOfflineAccess {
 			offline = true
 			continue
+		}
+		if sc == scopeOpenID && !resourceHasScope(res, sc) {
+			return nil, false, oauth.New(oauth.InvalidScope, "this server is not an OpenID Provider: it issues no ID tokens, so the scope openid cannot be granted; request the resource's scopes without it")
 		}
 		if !resourceHasScope(res, sc) {
 			return nil, false, oauth.New(oauth.InvalidScope, "the scope %q is not defined for the resource %s", truncate(sc, 100), res.URL)

@@ -55,6 +55,19 @@ func (c *Cache[V]) Get(key string, now time.Time) (V, bool) {
 	return e.val, true
 }
 
+// Update replaces the value of key's entry with f's result, keeping its
+// expiry, when the entry holds a value (not a remembered failure). It is
+// for a part of a cached value that is refreshed on its own, such as the
+// keys of a document's jwks_uri.
+func (c *Cache[V]) Update(key string, f func(V) V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok && e.err == nil {
+		e.val = f(e.val)
+		c.entries[key] = e
+	}
+}
+
 // Forget removes key.
 func (c *Cache[V]) Forget(key string) {
 	c.mu.Lock()

@@ -285,8 +285,8 @@ func Parse(body []byte, o Options) (*Metadata, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !hasResponses || len(responses) == 0 {
-		responses = []string{"code"} // RFC 7591 §2
+	if !hasResponses {
+		responses = []string{"code"} // RFC 7591 §2: omitted means code
 	}
 	for _, r := range responses {
 		if r != "code" && o.Kind != Document {
@@ -294,6 +294,15 @@ func Parse(body []byte, o Options) (*Metadata, error) {
 		}
 	}
 	m.ResponseTypes = []string{"code"}
+	if len(responses) == 0 && !slices.Contains(gts, "authorization_code") {
+		// An explicit empty list is the client saying it uses no
+		// response type at all (a client_credentials-only client):
+		// registered and echoed as sent (RFC 7591 §2, §3.2.1), not
+		// replaced with the default. With authorization_code the empty
+		// list contradicts the grant, and code is registered instead
+		// (RFC 7591 §2.1 lets the server make the two consistent).
+		m.ResponseTypes = []string{}
+	}
 	if slices.Contains(gts, "authorization_code") && len(m.RedirectURIs) == 0 {
 		if o.Kind == Document {
 			return nil, redirectError("the document has no redirect_uris")

@@ -139,7 +139,7 @@ func VerifyClientAssertion(assertion string, jwks []byte, opts AssertionOptions)
 	switch {
 	case payload != nil:
 	case tried == 0:
-		return AssertionClaims{}, fmt.Errorf("%w: no key in the client's JWKS matches the assertion's kid and algorithm %s", ErrInvalidAssertion, alg)
+		return AssertionClaims{}, fmt.Errorf("%w: %w %s", ErrInvalidAssertion, ErrNoMatchingKey, alg)
 	default:
 		return AssertionClaims{}, fmt.Errorf("%w: signature does not verify with the client's keys", ErrInvalidAssertion)
 	}

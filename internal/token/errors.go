@@ -34,3 +34,8 @@ var ErrNoActiveKey = errors.New("token: no active signing key")
 // returns for a bad assertion; the message says which check failed but
 // never repeats the assertion.
 var ErrInvalidAssertion = errors.New("token: invalid client assertion")
+
+// ErrNoMatchingKey is wrapped (with [ErrInvalidAssertion]) when no key of
+// the client's JWK Set fits the assertion's kid and algorithm: the one
+// failure a fresher copy of a jwks_uri can cure, after a key rotation.
+var ErrNoMatchingKey = errors.New("no key in the client's JWKS matches the assertion's kid and algorithm")
