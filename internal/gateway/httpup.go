@@ -73,7 +73,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 	reserved := false
 	if s != nil {
 		if !s.begin() {
-			writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 			return
 		}
 		defer s.end()
@@ -153,7 +153,7 @@ func (rt *route) checkStatus(w http.ResponseWriter, resp *http.Response, x *exch
 		// The upstream forgot the session: so does the gateway, and the
 		// client starts a new one.
 		s.close("lost")
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return false
 	case code >= 500:
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "status").Inc()
@@ -422,7 +422,7 @@ func (rt *route) writeErrors(w http.ResponseWriter, x *exchange, status int, ret
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	if len(msgs) == 0 {
-		writeJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
+		mcpauthz.WriteJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
 		return
 	}
 	writeMessages(w, status, msgs, x.batch)
@@ -432,14 +432,14 @@ func (rt *route) writeErrors(w http.ResponseWriter, x *exchange, status int, ret
 // request, an array for a batch (or for several answers).
 func writeMessages(w http.ResponseWriter, status int, msgs [][]byte, batch bool) {
 	if len(msgs) == 1 && !batch {
-		writeJSON(w, status, msgs[0])
+		mcpauthz.WriteJSON(w, status, msgs[0])
 		return
 	}
 	raw := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
 		raw[i] = m
 	}
-	writeJSON(w, status, raw)
+	mcpauthz.WriteJSON(w, status, raw)
 }
 
 // deleteUpstream ends an upstream session (best effort).

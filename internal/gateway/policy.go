@@ -115,12 +115,6 @@ func canonURI(uri string) string {
 	return strings.TrimRight(uri, "/")
 }
 
-// The kinds of reference of completion/complete (params.ref.type).
-const (
-	refPrompt   = "ref/prompt"
-	refResource = "ref/resource"
-)
-
 // policy is a route's compiled scope policy.
 type policy struct {
 	baseline  []string
@@ -164,9 +158,9 @@ func (p *policy) check(granted []string, msg *mcpauthz.Message) (decision, []str
 		// Completions of a prompt's or a resource template's arguments
 		// can reveal what is behind it: the same rules apply.
 		switch msg.Ref {
-		case refPrompt:
+		case mcpauthz.RefPrompt:
 			need, ok = p.prompts.needs(msg.Name)
-		case refResource:
+		case mcpauthz.RefResource:
 			need, ok = p.resources.needsURI(msg.URI)
 		}
 	}

@@ -78,12 +78,12 @@ func (rt *route) refuseSession(w http.ResponseWriter, m *mcpauthz.Message, reaso
 		id = m.ID
 	}
 	if reason == "user_limit" {
-		writeJSON(w, http.StatusTooManyRequests, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
+		mcpauthz.WriteJSON(w, http.StatusTooManyRequests, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
 			fmt.Sprintf("gateway: you have %d concurrent sessions on route %s, its limit per user; end one (DELETE) or retry later", rt.maxPerUser, rt.name),
 			map[string]any{"route": rt.name, "max_sessions_per_user": rt.maxPerUser}))
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
+	mcpauthz.WriteJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
 		fmt.Sprintf("gateway: route %s has reached its limit of %d concurrent sessions; retry later", rt.name, rt.maxSessions),
 		map[string]any{"route": rt.name, "max_sessions": rt.maxSessions}))
 }
@@ -117,12 +117,12 @@ func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo
 	s := rt.sessions[id]
 	rt.mu.Unlock()
 	if s == nil {
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return nil, false
 	}
 	if s.subject != ti.Subject {
 		rt.g.log.Warn("gateway: session presented by another subject", "route", rt.name, "session", short(id))
-		writeJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(nil, mcpauthz.CodeForbidden, "this session belongs to another user", nil))
+		mcpauthz.WriteJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(nil, mcpauthz.CodeForbidden, "this session belongs to another user", nil))
 		return nil, false
 	}
 	return s, true

@@ -476,19 +476,19 @@ func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, 
 			// first; this route keeps sessions, so it offers the session
 			// versions, and the client falls back to initialize.
 			data, _ := json.Marshal(map[string]any{"supported": legacyVersions, "requested": r.Header.Get(headerProtocolVersion)})
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeUnsupportedProtocolVersion,
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeUnsupportedProtocolVersion,
 				"this MCP server keeps sessions: use initialize", json.RawMessage(data)))
 		case init == nil:
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(firstID(msgs), mcpauthz.CodeInvalidRequest, "Bad Request: no Mcp-Session-Id header; start a session with initialize", nil))
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(firstID(msgs), mcpauthz.CodeInvalidRequest, "Bad Request: no Mcp-Session-Id header; start a session with initialize", nil))
 		case batch || len(msgs) != 1:
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "initialize must be sent alone", nil))
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "initialize must be sent alone", nil))
 		default:
 			rt.stdioInitialize(w, r, x, init)
 		}
 		return
 	}
 	if !s.begin() {
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return
 	}
 	defer s.end()
@@ -572,7 +572,7 @@ func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exch
 		w.Write(sseEvent(responses[0]))
 		return
 	}
-	writeJSON(w, http.StatusOK, responses[0])
+	mcpauthz.WriteJSON(w, http.StatusOK, responses[0])
 }
 
 // isResult reports whether msg is a JSON-RPC response with a result.
@@ -719,7 +719,7 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	if err := p.register(st, x); err != nil {
 		close(st.done)
 		if errors.Is(err, errStopped) {
-			writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 			return
 		}
 		rt.writeFailure(w, x, http.StatusBadRequest, mcpauthz.CodeInvalidRequest, err.Error())
@@ -812,11 +812,11 @@ var keepAlive = 25 * time.Second
 // that belong to no request.
 func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
 	if !accepts(r, "text/event-stream") {
-		writeJSON(w, http.StatusNotAcceptable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs Accept: text/event-stream", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotAcceptable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs Accept: text/event-stream", nil))
 		return
 	}
 	if r.Header.Get(headerSessionID) == "" {
-		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs an Mcp-Session-Id header", nil))
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs an Mcp-Session-Id header", nil))
 		return
 	}
 	s, ok := rt.lookup(w, r, ti)
@@ -829,11 +829,11 @@ func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenIn
 	switch {
 	case p.dead || p.reason != "":
 		p.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return
 	case p.get != nil:
 		p.mu.Unlock()
-		writeJSON(w, http.StatusConflict, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "this session already has a GET stream open", nil))
+		mcpauthz.WriteJSON(w, http.StatusConflict, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "this session already has a GET stream open", nil))
 		return
 	}
 	p.get = st

@@ -2,7 +2,8 @@
 // MCP requests before an MCP server sees them: reading the JSON-RPC
 // messages of a request body strictly enough that the check and the server
 // cannot disagree about what is called, the scope hierarchy, the filtering
-// of list results, and the JSON-RPC error responses both send.
+// of list results, the step-up challenge (one wording for both), and the
+// JSON-RPC and OAuth error responses both send (one writer).
 //
 // Both places must read a body the same way: a body one of them forwarded
 // and the other refused, or a tool name one read differently, would be a
