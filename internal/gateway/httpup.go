@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -214,39 +213,39 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	br := bufio.NewReaderSize(resp.Body, 32<<10)
-	var ev bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	var events mcpauthz.EventSplitter
 	var failure error
+read:
 	for {
-		line, err := readLine(br, rt.maxMsg-int64(ev.Len()))
-		if errors.Is(err, errTooLarge) {
-			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
-			rt.g.log.Warn("gateway: upstream event too large; stream ended", "route", rt.name, "limit", rt.maxMsg)
-			failure = err
-			break
+		n, err := resp.Body.Read(chunk)
+		events.Write(chunk[:n])
+		for {
+			ev, ok := events.Next()
+			if !ok {
+				break
+			}
+			if int64(len(ev)) > rt.maxMsg {
+				failure = errTooLarge
+				break read
+			}
+			// What the upstream sends may belong to another call of the
+			// session whose record is not written yet (a GET stream
+			// carries no call of its own).
+			if x.sess != nil && !x.sess.holds.wait(resp.Request.Context().Done()) {
+				failure = resp.Request.Context().Err()
+				break read
+			}
+			out := rewriteEvent(ev, x)
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := w.Write(out); err != nil {
+				return
+			}
+			rc.Flush()
 		}
-		if len(line) > 0 && (line[0] == '\n' || (line[0] == '\r' && len(bytes.TrimRight(line, "\r\n")) == 0)) {
-			if ev.Len() > 0 {
-				// What the upstream sends may belong to another call of
-				// the session whose record is not written yet (a GET
-				// stream carries no call of its own).
-				if x.sess != nil && !x.sess.holds.wait(resp.Request.Context().Done()) {
-					failure = resp.Request.Context().Err()
-					break
-				}
-				out := rewriteEvent(ev.Bytes(), x)
-				rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-				if _, err := w.Write(append(out, '\n')); err != nil {
-					return
-				}
-				rc.Flush()
-				ev.Reset()
-			}
-		} else if len(line) > 0 {
-			ev.Write(line)
-			if line[len(line)-1] != '\n' {
-				ev.WriteByte('\n')
-			}
+		if int64(events.Len()) > rt.maxMsg {
+			failure = errTooLarge
+			break
 		}
 		if err != nil {
 			if err != io.EOF {
@@ -254,6 +253,10 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 			}
 			break
 		}
+	}
+	if failure == errTooLarge {
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
+		rt.g.log.Warn("gateway: upstream event too large; stream ended", "route", rt.name, "limit", rt.maxMsg)
 	}
 	if x.pending > 0 {
 		if failure == nil {
@@ -268,37 +271,13 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 	}
 }
 
-// rewriteEvent hands the data of one event (its lines, each ending in a
-// newline) to x, and returns the event with the data x passes on.
+// rewriteEvent hands the data of one event (see mcpauthz.EventSplitter)
+// to x, and returns the event with the data x passes on.
 func rewriteEvent(ev []byte, x *exchange) []byte {
 	if len(x.calls) == 0 && !x.resumed {
 		return ev
 	}
-	var data [][]byte
-	lines := bytes.SplitAfter(ev, []byte("\n"))
-	for _, l := range lines {
-		if v, ok := bytes.CutPrefix(l, []byte("data:")); ok {
-			data = append(data, bytes.TrimRight(bytes.TrimPrefix(v, []byte(" ")), "\r\n"))
-		}
-	}
-	if len(data) == 0 {
-		return ev
-	}
-	out, changed := x.respond(bytes.Join(data, []byte("\n")))
-	if !changed {
-		return ev
-	}
-	var b bytes.Buffer
-	for _, l := range lines {
-		if len(l) == 0 || bytes.HasPrefix(l, []byte("data:")) {
-			continue
-		}
-		b.Write(l)
-	}
-	b.WriteString("data: ")
-	b.Write(out)
-	b.WriteByte('\n')
-	return b.Bytes()
+	return mcpauthz.RewriteEvent(ev, x.respond)
 }
 
 // sseEvent formats one JSON-RPC message as a server-sent event.
@@ -307,22 +286,6 @@ func sseEvent(msg []byte) []byte {
 	b = append(b, "event: message\ndata: "...)
 	b = append(b, msg...)
 	return append(b, '\n', '\n')
-}
-
-// readLine reads one line (with its newline; without at EOF) of at most
-// max bytes.
-func readLine(br *bufio.Reader, max int64) ([]byte, error) {
-	var line []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		if int64(len(line)+len(frag)) > max {
-			return nil, errTooLarge
-		}
-		line = append(line, frag...)
-		if err != bufio.ErrBufferFull {
-			return line, err
-		}
-	}
 }
 
 // httpGET proxies the standalone event stream of a session (or whatever

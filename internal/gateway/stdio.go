@@ -901,3 +901,19 @@ func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenIn
 		}
 	}
 }
+
+// readLine reads one line (with its newline; without at EOF) of at most
+// max bytes. The stdio transport delimits messages with LF alone.
+func readLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if int64(len(line)+len(frag)) > max {
+			return nil, errTooLarge
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
