@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -170,9 +169,7 @@ type middleware struct {
 	metadataURL string
 	machines    bool // AcceptClientCredentials
 	baseline    []string
-	tools       map[string][]string // tool → every scope a call needs
-	methods     map[string][]string // method → every scope it needs
-	implied     mcpauthz.Implied    // scope → the scopes it includes (closure)
+	pol         *mcpauthz.Policy // ToolScopes, MethodScopes, ImpliedScopes on top of baseline
 	inspect     bool
 	filter      bool
 	maxBody     int64
@@ -239,40 +236,29 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		}
 	}
 	check(m.baseline)
-	compile := func(in map[string][]string) map[string][]string {
-		out := make(map[string][]string, len(in))
-		for k, scopes := range in {
-			check(scopes)
-			out[k] = mcpauthz.Dedup(append(slices.Clone(m.baseline), scopes...))
-		}
-		return out
+	for _, scopes := range opts.ToolScopes {
+		check(scopes)
 	}
-	m.tools = compile(opts.ToolScopes)
-	m.methods = compile(opts.MethodScopes)
-	m.implied = mcpauthz.Closure(opts.ImpliedScopes)
-	m.inspect = len(m.tools) > 0 || len(m.methods) > 0 || m.filter
+	for _, scopes := range opts.MethodScopes {
+		check(scopes)
+	}
+	tools := make(mcpauthz.Rules, len(opts.ToolScopes))
+	for name, scopes := range opts.ToolScopes {
+		tools[name] = scopes
+	}
+	pol, err := mcpauthz.NewPolicy(mcpauthz.PolicyOptions{
+		Baseline:     m.baseline,
+		Implied:      opts.ImpliedScopes,
+		Methods:      opts.MethodScopes,
+		Tools:        tools,
+		LiteralNames: true, // ToolScopes keys are tool names, "*" included
+	})
+	if err != nil {
+		panic("rs: RequireBearer: " + err.Error()) // the scopes were checked above
+	}
+	m.pol = pol
+	m.inspect = len(opts.ToolScopes) > 0 || len(opts.MethodScopes) > 0 || m.filter
 	return m
-}
-
-// needs returns every scope msg needs.
-func (m *middleware) needs(msg mcpauthz.Message) []string {
-	var out []string
-	if s, ok := m.methods[msg.Method]; ok {
-		out = s
-	}
-	if msg.Method == mcpauthz.MethodCallTool {
-		if s, ok := m.tools[msg.Name]; ok {
-			if out == nil {
-				out = s
-			} else {
-				out = mcpauthz.Dedup(append(slices.Clone(out), s...))
-			}
-		}
-	}
-	if out == nil {
-		return m.baseline
-	}
-	return out
 }
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -360,8 +346,9 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			mcpauthz.WriteJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
 			return
 		}
-		if need, denied := m.check(info.Scopes, msgs); denied != nil {
-			m.forbidden(w, need, denied, batch, msgs)
+		// rs has no rule that denies whatever the scopes: only step-up.
+		if v := m.pol.Check(info.Scopes, msgs); v.StepUp != nil {
+			m.forbidden(w, v.Need, v.StepUp, batch, msgs)
 			return
 		}
 		if m.filter {
@@ -376,7 +363,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
-	} else if !m.implied.HasAll(info.Scopes, m.baseline) {
+	} else if m.pol.Check(info.Scopes, nil).StepUp != nil {
 		m.forbidden(w, m.baseline, nil, false, nil)
 		return
 	}
@@ -390,42 +377,12 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	r = r.WithContext(withTokenInfo(r.Context(), info))
 	if listIDs != nil || anyList {
-		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: func(tool string) bool {
-			return m.implied.HasAll(info.Scopes, m.toolNeeds(tool))
-		}}
+		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: m.pol.Allowed(mcpauthz.MethodListTools, info.Scopes)}
 		next.ServeHTTP(fw, r)
 		fw.finish()
 		return
 	}
 	next.ServeHTTP(w, r)
-}
-
-// toolNeeds returns every scope calling tool needs.
-func (m *middleware) toolNeeds(tool string) []string {
-	if s, ok := m.tools[tool]; ok {
-		return s
-	}
-	return m.baseline
-}
-
-// check returns the scopes the messages need, and the first message whose
-// needs granted does not meet (nil when all are met). For a batch, the
-// scopes are those of every message, so one step-up covers it.
-func (m *middleware) check(granted []string, msgs []mcpauthz.Message) (need []string, denied *mcpauthz.Message) {
-	for i := range msgs {
-		n := m.needs(msgs[i])
-		need = mcpauthz.Dedup(append(need, n...))
-		if denied == nil && !m.implied.HasAll(granted, n) {
-			denied = &msgs[i]
-		}
-	}
-	if len(need) == 0 {
-		need = m.baseline
-	}
-	if denied == nil && !m.implied.HasAll(granted, m.baseline) {
-		denied = &mcpauthz.Message{}
-	}
-	return need, denied
 }
 
 // unauthorized answers 401 with the baseline challenge; code and

@@ -175,7 +175,7 @@ func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage
 				scopes[i].Tools = append(scopes[i].Tools, tool)
 			}
 		}
-		for _, s := range rt.pol.baseline {
+		for _, s := range rt.pol.Baseline() {
 			add(s, "")
 		}
 		for _, k := range sortedKeys(rt.spec.Tools) {
@@ -200,7 +200,7 @@ func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage
 			URL:                     rt.canonical,
 			Name:                    rt.title,
 			Scopes:                  scopes,
-			DefaultScopes:           slices.Clone(rt.pol.baseline),
+			DefaultScopes:           slices.Clone(rt.pol.Baseline()),
 			AcceptClientCredentials: rt.spec.AcceptClientCredentials,
 		})
 	}
@@ -350,7 +350,7 @@ type route struct {
 	metadataURL string
 	hosts       map[string]bool
 	scheme      string
-	pol         policy
+	pol         *mcpauthz.Policy
 	up          Upstream
 	client      *http.Client // HTTP upstreams
 	maxSessions int
@@ -430,16 +430,18 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 			return fail("scopes: %q is not a scope token", s)
 		}
 	}
-	rt.pol.baseline = mcpauthz.Dedup(spec.Scopes)
-	rt.pol.implied = mcpauthz.Closure(spec.ImpliedScopes)
-	if rt.pol.tools, err = compileRules(spec.Tools, spec.DenyUnlistedTools, rt.pol.baseline); err != nil {
-		return fail("tools: %v", err)
-	}
-	if rt.pol.resources, err = compileRules(spec.Resources, spec.DenyUnlistedResources, rt.pol.baseline); err != nil {
-		return fail("resources: %v", err)
-	}
-	if rt.pol.prompts, err = compileRules(spec.Prompts, spec.DenyUnlistedPrompts, rt.pol.baseline); err != nil {
-		return fail("prompts: %v", err)
+	rt.pol, err = mcpauthz.NewPolicy(mcpauthz.PolicyOptions{
+		Baseline:              spec.Scopes,
+		Implied:               spec.ImpliedScopes,
+		Tools:                 spec.Tools,
+		Prompts:               spec.Prompts,
+		Resources:             spec.Resources,
+		DenyUnlistedTools:     spec.DenyUnlistedTools,
+		DenyUnlistedPrompts:   spec.DenyUnlistedPrompts,
+		DenyUnlistedResources: spec.DenyUnlistedResources,
+	})
+	if err != nil {
+		return fail("%v", err)
 	}
 	switch up := spec.Upstream; {
 	case up.URL != "" && up.Command != "":
@@ -502,7 +504,7 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 	meta, err := rs.MetadataHandler(rs.ResourceMetadata{
 		Resource:             rt.url,
 		AuthorizationServers: []string{rt.g.issuer},
-		ScopesSupported:      rt.pol.baseline,
+		ScopesSupported:      rt.pol.Baseline(),
 		ResourceName:         rt.title,
 	})
 	if err != nil {
@@ -519,7 +521,7 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 	protected := rs.RequireBearer(rt.verifier, &rs.Options{
 		ResourceMetadataURL:     rt.metadataURL,
 		AcceptClientCredentials: rt.spec.AcceptClientCredentials,
-		Scopes:                  rt.pol.baseline,
+		Scopes:                  rt.pol.Baseline(),
 		ImpliedScopes:           rt.spec.ImpliedScopes,
 		AllowedOrigins:          rt.spec.AllowedOrigins,
 		// checkHost has validated Host already, with the route's own list
@@ -648,7 +650,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 
 	// Resource rules match URIs as text: a URI an upstream would read as
 	// another could slip past them (see uriProblem).
-	if !rt.pol.resources.empty() {
+	if rt.pol.HasResourceRules() {
 		for i := range msgs {
 			if m := &msgs[i]; m.IsRequest && mcpauthz.NamesResource(m) {
 				if p := uriProblem(m.URI); p != "" {
@@ -662,38 +664,31 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 
 	x := rt.newExchange(r, ti)
 	x.batch = batch
-	var need []string
-	var stepUpMsg, deniedMsg *mcpauthz.Message
-	// The tool calls refused, to be recorded: the denied ones when any
-	// message is denied, else those needing a step-up.
+	// Every message is decided once; the tool calls refused are recorded:
+	// the denied ones when any message is denied, else those needing a
+	// step-up.
+	v := rt.pol.Check(ti.Scopes, msgs)
 	var deniedTools, stepUpTools []*mcpauthz.Message
 	for i := range msgs {
 		m := &msgs[i]
 		if !m.IsRequest {
 			continue
 		}
-		d, n := rt.pol.check(ti.Scopes, m)
+		d := v.Decisions[i]
 		if kind, _ := mcpauthz.Subject(m); kind != "" {
 			rt.g.metrics.decisions.WithLabelValues(rt.name, kind, d.String()).Inc()
 		}
+		if m.Method != mcpauthz.MethodCallTool {
+			continue
+		}
 		switch d {
-		case deny:
-			if deniedMsg == nil {
-				deniedMsg = m
-			}
-			if m.Method == mcpauthz.MethodCallTool {
-				deniedTools = append(deniedTools, m)
-			}
-		case stepUp:
-			need = mcpauthz.Dedup(append(need, n...))
-			if stepUpMsg == nil {
-				stepUpMsg = m
-			}
-			if m.Method == mcpauthz.MethodCallTool {
-				stepUpTools = append(stepUpTools, m)
-			}
+		case mcpauthz.Deny:
+			deniedTools = append(deniedTools, m)
+		case mcpauthz.StepUp:
+			stepUpTools = append(stepUpTools, m)
 		}
 	}
+	deniedMsg, stepUpMsg := v.Denied, v.StepUp
 	if deniedMsg != nil || stepUpMsg != nil {
 		// The refused calls are recorded before the answer, like
 		// forwarded ones: under a store that cannot keep up, the answer
@@ -715,7 +710,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		if deniedMsg != nil {
 			rt.denied(w, deniedMsg, batch)
 		} else {
-			rt.forbidden(w, need, stepUpMsg, batch, msgs)
+			rt.forbidden(w, v.Need, stepUpMsg, batch, msgs)
 		}
 		return
 	}

@@ -436,7 +436,7 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 		}
 		x.outcome(c, result, latency)
 	case mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources:
-		return x.rt.pol.filterResult(c.msg.Method, x.ti.Scopes, msg)
+		return x.rt.pol.FilterList(c.msg.Method, x.ti.Scopes, msg)
 	}
 	return nil, false
 }
@@ -446,7 +446,7 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 func (x *exchange) filterAnyList(msg []byte) ([]byte, bool) {
 	changed := false
 	for _, method := range []string{mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources} {
-		if out, ok := x.rt.pol.filterResult(method, x.ti.Scopes, msg); ok {
+		if out, ok := x.rt.pol.FilterList(method, x.ti.Scopes, msg); ok {
 			msg, changed = out, true
 		}
 	}
