@@ -351,8 +351,7 @@ type route struct {
 	hosts       map[string]bool
 	scheme      string
 	pol         *mcpauthz.Policy
-	up          Upstream
-	client      *http.Client // HTTP upstreams
+	upstream    upstream
 	maxSessions int
 	idle        time.Duration
 	timeout     time.Duration
@@ -391,7 +390,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 	rt := &route{
 		g: g, spec: spec, name: spec.Name, title: spec.Title, url: spec.URL, canonical: canon,
 		path: u.Path, metadataURL: metaURL, scheme: strings.ToLower(u.Scheme),
-		up: spec.Upstream, maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
+		maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
 		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
 		maxBatch: spec.MaxBatchMessages,
 		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
@@ -443,39 +442,8 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 	if err != nil {
 		return fail("%v", err)
 	}
-	switch up := spec.Upstream; {
-	case up.URL != "" && up.Command != "":
-		return fail("upstream has both URL and Command")
-	case up.URL != "":
-		uu, err := url.Parse(up.URL)
-		if err != nil || uu.Host == "" || (uu.Scheme != "http" && uu.Scheme != "https") {
-			return fail("upstream URL %q must be an absolute http(s) URL", up.URL)
-		}
-		tr := up.Transport
-		if tr == nil {
-			ct := up.ConnectTimeout
-			if ct <= 0 {
-				ct = DefaultConnectTimeout
-			}
-			tr = &http.Transport{
-				Proxy:                 nil,
-				DialContext:           (&net.Dialer{Timeout: ct, KeepAlive: 30 * time.Second}).DialContext,
-				TLSHandshakeTimeout:   ct,
-				MaxIdleConns:          256,
-				MaxIdleConnsPerHost:   128,
-				IdleConnTimeout:       90 * time.Second,
-				ExpectContinueTimeout: time.Second,
-				ForceAttemptHTTP2:     true,
-			}
-		}
-		rt.client = &http.Client{
-			Transport: tr,
-			// A redirect would carry the upstream credential elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	case up.Command != "":
-	default:
-		return fail("upstream needs a URL or a Command")
+	if rt.upstream, err = compileUpstream(rt, spec.Upstream); err != nil {
+		return fail("%v", err)
 	}
 	if rt.verifier, err = newVerifier(spec.URL); err != nil {
 		return fail("verifier: %v", err)
@@ -577,11 +545,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 		// A GET stream lasts as long as its session: it is not waited for
 		// when draining, but ended when sessions close.
 		rt.g.leave()
-		if rt.up.Command != "" {
-			rt.stdioGET(w, r, ti)
-		} else {
-			rt.httpGET(w, r, ti)
-		}
+		rt.upstream.get(w, r, ti)
 	case http.MethodDelete:
 		if !rt.g.enter() {
 			rt.draining(w)
@@ -717,11 +681,7 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	for i := range msgs {
 		x.track(&msgs[i])
 	}
-	if rt.up.Command != "" {
-		rt.stdioPOST(w, r, x, msgs, batch)
-	} else {
-		rt.httpPOST(w, r, x, body, msgs)
-	}
+	rt.upstream.post(w, r, x, body, msgs, batch)
 }
 
 // serveDELETE ends a session.
@@ -734,9 +694,7 @@ func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.Toke
 	if !ok {
 		return
 	}
-	if s.proc == nil && s.upstreamID != "" {
-		rt.deleteUpstream(s.upstreamID)
-	}
+	rt.upstream.end(s)
 	s.close("deleted")
 	w.WriteHeader(http.StatusNoContent)
 }

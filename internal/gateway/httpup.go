@@ -30,15 +30,15 @@ var returnedResponseHeaders = []string{"Content-Type", "Cache-Control", headerPr
 // MaxMessageBytes.
 var errTooLarge = errors.New("gateway: upstream message too large")
 
-// upstreamRequest builds a request to the HTTP upstream from the client's
+// request builds a request to the HTTP upstream from the client's
 // request r: only the forwarded headers, the upstream session id sid and
 // the route's own credential.
-func (rt *route) upstreamRequest(ctx context.Context, method string, r *http.Request, sid string, body []byte) (*http.Request, error) {
+func (u *httpUpstream) request(ctx context.Context, method string, r *http.Request, sid string, body []byte) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, rt.up.URL, rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.url, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -53,15 +53,16 @@ func (rt *route) upstreamRequest(ctx context.Context, method string, r *http.Req
 		req.Header.Set(headerSessionID, sid)
 	}
 	req.Header.Set("User-Agent", "gatehouse-gateway")
-	for k, v := range rt.up.Header {
+	for k, v := range u.header {
 		req.Header[http.CanonicalHeaderKey(k)] = slices.Clone(v)
 	}
 	return req, nil
 }
 
-// httpPOST forwards a checked POST to the HTTP upstream and streams the
+// post forwards a checked POST to the HTTP upstream and streams the
 // answer back, filtering list results and auditing tool calls.
-func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []mcpauthz.Message) {
+func (u *httpUpstream) post(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []mcpauthz.Message, _ bool) {
+	rt := u.rt
 	s, ok := rt.lookup(w, r, x.ti)
 	if !ok {
 		return
@@ -107,7 +108,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		x.sess = s
 		s.holds.add(x.ahead)
 	}
-	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
+	resp, ok := u.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
 	if !ok {
 		return
 	}
@@ -288,9 +289,10 @@ func sseEvent(msg []byte) []byte {
 	return append(b, '\n', '\n')
 }
 
-// httpGET proxies the standalone event stream of a session (or whatever
+// get proxies the standalone event stream of a session (or whatever
 // the upstream answers to GET). It ends when the session does.
-func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+func (u *httpUpstream) get(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	rt := u.rt
 	s, ok := rt.lookup(w, r, ti)
 	if !ok {
 		return
@@ -311,7 +313,7 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 	x := rt.newExchange(r, ti)
 	x.resumed = true
 	x.sess = s
-	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
+	resp, ok := u.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
 	if !ok {
 		return
 	}
@@ -322,13 +324,14 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 // roundTrip sends the request to the upstream and checks its status. When
 // ok is false the client has its answer (a JSON-RPC error for every call of
 // x) and there is no body to close.
-func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, s *session, method, sid string, body []byte) (resp *http.Response, ok bool) {
-	req, err := rt.upstreamRequest(ctx, method, r, sid, body)
+func (u *httpUpstream) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, s *session, method, sid string, body []byte) (resp *http.Response, ok bool) {
+	rt := u.rt
+	req, err := u.request(ctx, method, r, sid, body)
 	if err != nil {
 		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
 		return nil, false
 	}
-	resp, err = rt.client.Do(req)
+	resp, err = u.client.Do(req)
 	// The calls are forwarded: nothing of the answer goes back before
 	// their records are committed.
 	if withheld, gone, ok := x.settleOrAnswer(ctx, r.Context()); !ok {
@@ -405,15 +408,16 @@ func writeMessages(w http.ResponseWriter, status int, msgs [][]byte, batch bool)
 	mcpauthz.WriteJSON(w, status, raw)
 }
 
-// deleteUpstream ends an upstream session (best effort).
-func (rt *route) deleteUpstream(sid string) {
+// deleteSession ends an upstream session (best effort).
+func (u *httpUpstream) deleteSession(sid string) {
+	rt := u.rt
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := rt.upstreamRequest(ctx, http.MethodDelete, nil, sid, nil)
+	req, err := u.request(ctx, http.MethodDelete, nil, sid, nil)
 	if err != nil {
 		return
 	}
-	resp, err := rt.client.Do(req)
+	resp, err := u.client.Do(req)
 	if err != nil {
 		rt.g.log.Debug("gateway: upstream DELETE failed", "route", rt.name, "cause", err)
 		return

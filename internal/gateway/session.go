@@ -177,8 +177,10 @@ func (s *session) close(reason string) {
 		s.proc.stop(endText(reason))
 		return
 	}
-	if s.upstreamID != "" && reason != "lost" && reason != "deleted" {
-		go rt.deleteUpstream(s.upstreamID)
+	if reason != "lost" && reason != "deleted" {
+		// A lost session is gone upstream already; a deleted one was
+		// ended there by serveDELETE.
+		go rt.upstream.end(s)
 	}
 	rt.release(s.subject)
 }

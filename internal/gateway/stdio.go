@@ -95,11 +95,12 @@ func newStream(sse bool) *stream {
 // spawn starts the upstream command for a new session of subject. The
 // caller's reserved slot passes to the process, which gives it back once it
 // has exited.
-func (rt *route) spawn(subject string) (*process, error) {
-	cmd := exec.Command(rt.up.Command, rt.up.Args...)
-	cmd.Dir = rt.up.Dir
+func (u *stdioUpstream) spawn(subject string) (*process, error) {
+	rt := u.rt
+	cmd := exec.Command(u.spec.Command, u.spec.Args...)
+	cmd.Dir = u.spec.Dir
 	// A nil Env would inherit the gateway's environment.
-	cmd.Env = append([]string{}, rt.up.Env...)
+	cmd.Env = append([]string{}, u.spec.Env...)
 	setProcessGroup(cmd)
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -462,8 +463,9 @@ func (p *process) unregister(st *stream, x *exchange, reason string) {
 	}
 }
 
-// stdioPOST serves a checked POST on a stdio route.
-func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, msgs []mcpauthz.Message, batch bool) {
+// post serves a checked POST on a stdio route.
+func (u *stdioUpstream) post(w http.ResponseWriter, r *http.Request, x *exchange, _ []byte, msgs []mcpauthz.Message, batch bool) {
+	rt := u.rt
 	s, ok := rt.lookup(w, r, x.ti)
 	if !ok {
 		return
@@ -483,7 +485,7 @@ func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, 
 		case batch || len(msgs) != 1:
 			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "initialize must be sent alone", nil))
 		default:
-			rt.stdioInitialize(w, r, x, init)
+			u.initialize(w, r, x, init)
 		}
 		return
 	}
@@ -523,19 +525,20 @@ func accepts(r *http.Request, mt string) bool {
 	return false
 }
 
-// stdioInitialize starts a process for a new session and initializes it;
+// initialize starts a process for a new session and initializes it;
 // the session exists only if the upstream answers initialize with a
 // result.
-func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exchange, init *mcpauthz.Message) {
+func (u *stdioUpstream) initialize(w http.ResponseWriter, r *http.Request, x *exchange, init *mcpauthz.Message) {
+	rt := u.rt
 	if why := rt.reserve(x.ti.Subject); why != "" {
 		rt.refuseSession(w, init, why)
 		return
 	}
-	p, err := rt.spawn(x.ti.Subject)
+	p, err := u.spawn(x.ti.Subject)
 	if err != nil {
 		rt.release(x.ti.Subject)
 		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
-		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", rt.up.Command, "cause", err)
+		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", u.spec.Command, "cause", err)
 		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: cannot start the upstream MCP server")
 		return
 	}
@@ -808,9 +811,10 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 // clients are noticed and proxies keep the connection.
 var keepAlive = 25 * time.Second
 
-// stdioGET serves a session's standalone event stream: server messages
+// get serves a session's standalone event stream: server messages
 // that belong to no request.
-func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+func (u *stdioUpstream) get(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	rt := u.rt
 	if !accepts(r, "text/event-stream") {
 		mcpauthz.WriteJSON(w, http.StatusNotAcceptable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs Accept: text/event-stream", nil))
 		return
