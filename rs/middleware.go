@@ -347,7 +347,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		// rs has no rule that denies whatever the scopes: only step-up.
-		if v := m.pol.Check(info.Scopes, msgs); v.StepUp != nil {
+		if v := m.pol.Check(info.Scopes, msgs, nil); v.StepUp != nil {
 			m.forbidden(w, v.Need, v.StepUp, batch, msgs)
 			return
 		}
@@ -363,7 +363,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
-	} else if m.pol.Check(info.Scopes, nil).StepUp != nil {
+	} else if m.pol.Check(info.Scopes, nil, nil).StepUp != nil {
 		m.forbidden(w, m.baseline, nil, false, nil)
 		return
 	}

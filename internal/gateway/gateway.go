@@ -631,14 +631,15 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	// Every message is decided once; the tool calls refused are recorded:
 	// the denied ones when any message is denied, else those needing a
 	// step-up.
-	v := rt.pol.Check(ti.Scopes, msgs)
+	decisions := make([]mcpauthz.Decision, len(msgs))
+	v := rt.pol.Check(ti.Scopes, msgs, decisions)
 	var deniedTools, stepUpTools []*mcpauthz.Message
 	for i := range msgs {
 		m := &msgs[i]
 		if !m.IsRequest {
 			continue
 		}
-		d := v.Decisions[i]
+		d := decisions[i]
 		if kind, _ := mcpauthz.Subject(m); kind != "" {
 			rt.g.metrics.decisions.WithLabelValues(rt.name, kind, d.String()).Inc()
 		}

@@ -154,8 +154,6 @@ func (p *Policy) Decide(granted []string, m *Message) (Decision, []string) {
 
 // Verdict is a policy's answer for the messages of one request.
 type Verdict struct {
-	// Decisions holds the decision of each message, in order.
-	Decisions []Decision
 	// Denied is the first message the policy refuses whatever the
 	// scopes; nil if none.
 	Denied *Message
@@ -172,13 +170,18 @@ type Verdict struct {
 }
 
 // Check decides every message of a request once, for a token granted
-// granted. The baseline is checked even with no message.
-func (p *Policy) Check(granted []string, msgs []Message) Verdict {
-	v := Verdict{Decisions: make([]Decision, len(msgs))}
+// granted, and stores the decision of msgs[i] in decisions[i] unless
+// decisions is nil (it must then be as long as msgs): a caller that needs
+// no more than the verdict allocates nothing. The baseline is checked
+// even with no message.
+func (p *Policy) Check(granted []string, msgs []Message, decisions []Decision) Verdict {
+	var v Verdict
 	for i := range msgs {
 		m := &msgs[i]
 		d, need := p.Decide(granted, m)
-		v.Decisions[i] = d
+		if decisions != nil {
+			decisions[i] = d
+		}
 		v.Need = Dedup(append(v.Need, need...))
 		switch {
 		case d == Deny && v.Denied == nil:
@@ -221,19 +224,24 @@ func (p *Policy) FilterList(method string, granted []string, msg []byte) ([]byte
 // its rule needs, granted directly or through the scope hierarchy. It is
 // false for anything else.
 func (p *Policy) Allowed(method string, granted []string) func(name string) bool {
-	var needs func(string) ([]string, bool)
+	// One closure, no method value: this is per request.
+	var rules *ruleSet
 	switch method {
 	case MethodListTools:
-		needs = p.tools.needs
+		rules = &p.tools
 	case MethodListPrompts:
-		needs = p.prompts.needs
+		rules = &p.prompts
 	case MethodListResources:
-		needs = p.resources.needsURI
+		rules = &p.resources
 	default:
 		return func(string) bool { return false }
 	}
+	byURI := method == MethodListResources
 	return func(name string) bool {
-		need, ok := needs(name)
+		need, ok := rules.needs(name)
+		if byURI {
+			need, ok = rules.needsURI(name)
+		}
 		return ok && p.implied.HasAll(granted, need)
 	}
 }

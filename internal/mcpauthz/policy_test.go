@@ -124,7 +124,11 @@ func TestPolicyCheck(t *testing.T) {
 		{"baseline missing", nil, []Message{note}, []Decision{StepUp}, "", "notifications/initialized ", []string{"r"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			v := p.Check(tt.granted, tt.msgs)
+			decisions := make([]Decision, len(tt.msgs))
+			v := p.Check(tt.granted, tt.msgs, decisions)
+			if nv := p.Check(tt.granted, tt.msgs, nil); !cmp.Equal(nv, v) {
+				t.Errorf("Check without decisions = %+v, with = %+v", nv, v)
+			}
 			name := func(m *Message) string {
 				switch {
 				case m == nil:
@@ -134,7 +138,7 @@ func TestPolicyCheck(t *testing.T) {
 				}
 				return m.Method + " " + m.Name
 			}
-			got := []any{v.Decisions, name(v.Denied), name(v.StepUp), v.Need}
+			got := []any{decisions, name(v.Denied), name(v.StepUp), v.Need}
 			want := []any{tt.decisions, tt.denied, tt.stepUp, tt.need}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Check(%v, …) = decisions, denied, step-up, need (-want +got):\n%s", tt.granted, diff)
