@@ -2,7 +2,6 @@ package rs
 
 import (
 	"bytes"
-	"encoding/json"
 	"mime"
 	"net/http"
 
@@ -108,35 +107,12 @@ func (f *filterWriter) Flush() {
 // rewrite filters a JSON-RPC response or batch of responses; changed is
 // false when nothing in it answers a tools/list of this request.
 func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
-	trimmed := bytes.TrimSpace(msg)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var batch []json.RawMessage
-		if json.Unmarshal(trimmed, &batch) != nil {
-			return msg, false
+	return mcpauthz.RewriteMessages(msg, func(m []byte) ([]byte, bool) {
+		if !f.anyID && !f.ids[mcpauthz.ResponseID(m)] {
+			return nil, false
 		}
-		for i, m := range batch {
-			if f.anyID || f.ids[mcpauthz.ResponseID(m)] {
-				if r, ok := mcpauthz.FilterList(m, "tools", "name", f.allowed); ok {
-					batch[i], changed = r, true
-				}
-			}
-		}
-		if !changed {
-			return msg, false
-		}
-		b, err := json.Marshal(batch)
-		if err != nil {
-			return msg, false
-		}
-		return b, true
-	}
-	if !f.anyID && !f.ids[mcpauthz.ResponseID(trimmed)] {
-		return msg, false
-	}
-	if r, ok := mcpauthz.FilterList(trimmed, "tools", "name", f.allowed); ok {
-		return r, true
-	}
-	return msg, false
+		return mcpauthz.FilterList(m, "tools", "name", f.allowed)
+	})
 }
 
 // finish writes a held JSON response, rewritten.

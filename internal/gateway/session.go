@@ -381,30 +381,7 @@ func (x *exchange) respond(data []byte) ([]byte, bool) {
 	if len(x.calls) == 0 && !x.resumed {
 		return data, false
 	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var batch []json.RawMessage
-		if json.Unmarshal(trimmed, &batch) != nil {
-			return data, false
-		}
-		changed := false
-		for i, m := range batch {
-			if out, ok := x.respondOne(m); ok {
-				batch[i], changed = out, true
-			}
-		}
-		if !changed {
-			return data, false
-		}
-		if b, err := json.Marshal(batch); err == nil {
-			return b, true
-		}
-		return data, false
-	}
-	if out, ok := x.respondOne(trimmed); ok {
-		return out, true
-	}
-	return data, false
+	return mcpauthz.RewriteMessages(data, x.respondOne)
 }
 
 // respondOne handles one response; ok reports a rewrite.
