@@ -72,21 +72,12 @@ func TestEventLineEndingsAgree(t *testing.T) {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				for _, data := range eventData(string(body)) {
-					var m struct {
-						ID     json.RawMessage `json:"id"`
-						Result struct {
-							Tools []struct {
-								Name string `json:"name"`
-							} `json:"tools"`
-						} `json:"result"`
-					}
-					if err := json.Unmarshal([]byte(data), &m); err != nil || string(m.ID) != "7" {
+					var m rpcResult
+					if err := json.Unmarshal([]byte(data), &m); err != nil || string(m.ID) != "7" || m.Result == nil {
 						t.Errorf("%s: event data %q is not the tools/list response (%v)", place, data, err)
 						continue
 					}
-					for _, tool := range m.Result.Tools {
-						got[place] = append(got[place], tool.Name)
-					}
+					got[place] = append(got[place], names(t, m, "tools", "name")...)
 				}
 			}
 			want := map[string][]string{"rs": {"echo"}, "gateway": {"echo"}}
