@@ -2,7 +2,6 @@ package rs
 
 import (
 	"bytes"
-	"encoding/json"
 	"mime"
 	"net/http"
 
@@ -11,8 +10,8 @@ import (
 
 // maxFilteredBytes bounds how much of a JSON response (or of one
 // server-sent event) is held in memory for rewriting. A larger response is
-// replaced by a JSON-RPC error and a larger event dropped: passing it on
-// unfiltered would list tools the token may not call.
+// replaced by a JSON-RPC error and a larger event dropped (to its end):
+// passing it on unfiltered would list tools the token may not call.
 const maxFilteredBytes = 16 << 20
 
 // filterWriter rewrites the responses to the tools/list requests of one
@@ -28,7 +27,8 @@ type filterWriter struct {
 
 	mode   int // modeUndecided, modeJSON, modeSSE, modePass
 	status int
-	buf    bytes.Buffer
+	buf    bytes.Buffer           // modeJSON: the response
+	events mcpauthz.EventSplitter // modeSSE: the event being received
 	tooBig bool
 }
 
@@ -75,13 +75,19 @@ func (f *filterWriter) Write(p []byte) (int, error) {
 		}
 		return f.buf.Write(p)
 	case modeSSE:
-		f.buf.Write(p)
-		if err := f.flushEvents(); err != nil {
-			return 0, err
+		f.events.Write(p)
+		for {
+			ev, ok := f.events.Next()
+			if !ok {
+				break
+			}
+			if _, err := f.ResponseWriter.Write(mcpauthz.RewriteEvent(ev, f.rewrite)); err != nil {
+				return 0, err
+			}
 		}
-		if f.buf.Len() > maxFilteredBytes {
-			f.tooBig = true
-			f.buf.Reset()
+		if f.events.Len() > maxFilteredBytes {
+			// Too large to rewrite: the event is dropped, to its end.
+			f.events.Discard()
 		}
 		return len(p), nil
 	}
@@ -98,118 +104,15 @@ func (f *filterWriter) Flush() {
 	}
 }
 
-// flushEvents writes every complete event in the buffer, rewritten.
-func (f *filterWriter) flushEvents() error {
-	for {
-		b := f.buf.Bytes()
-		end, next := eventEnd(b)
-		if end < 0 {
-			return nil
-		}
-		out := f.rewriteEvent(b[:end])
-		if _, err := f.ResponseWriter.Write(out); err != nil {
-			return err
-		}
-		if _, err := f.ResponseWriter.Write(b[end:next]); err != nil {
-			return err
-		}
-		f.buf.Next(next)
-	}
-}
-
-// eventEnd finds the blank line ending the first event of b: the index
-// where the event's last line ends and where the next event starts, or
-// -1.
-func eventEnd(b []byte) (end, next int) {
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\n' && b[i] != '\r' {
-			continue
-		}
-		// b[i] ends a line; a blank line follows if the next line ending
-		// comes right after.
-		j := i + 1
-		if b[i] == '\r' && j < len(b) && b[j] == '\n' {
-			j++
-		}
-		if j < len(b) && (b[j] == '\n' || b[j] == '\r') {
-			k := j + 1
-			if b[j] == '\r' {
-				if k >= len(b) {
-					return -1, -1 // "\r" may be followed by "\n": wait
-				}
-				if b[k] == '\n' {
-					k++
-				}
-			}
-			return i, k
-		}
-	}
-	return -1, -1
-}
-
-// rewriteEvent returns the event with the data of a tools/list response
-// filtered; any other event is returned as it is.
-func (f *filterWriter) rewriteEvent(ev []byte) []byte {
-	lines := bytes.FieldsFunc(ev, func(r rune) bool { return r == '\n' || r == '\r' })
-	var data [][]byte
-	for _, l := range lines {
-		if v, ok := bytes.CutPrefix(l, []byte("data:")); ok {
-			data = append(data, bytes.TrimPrefix(v, []byte(" ")))
-		}
-	}
-	if len(data) == 0 {
-		return ev
-	}
-	msg := bytes.Join(data, []byte("\n"))
-	out, changed := f.rewrite(msg)
-	if !changed {
-		return ev
-	}
-	var b bytes.Buffer
-	for _, l := range lines {
-		if bytes.HasPrefix(l, []byte("data:")) {
-			continue
-		}
-		b.Write(l)
-		b.WriteByte('\n')
-	}
-	b.WriteString("data: ")
-	b.Write(out)
-	return b.Bytes()
-}
-
 // rewrite filters a JSON-RPC response or batch of responses; changed is
 // false when nothing in it answers a tools/list of this request.
 func (f *filterWriter) rewrite(msg []byte) (out []byte, changed bool) {
-	trimmed := bytes.TrimSpace(msg)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var batch []json.RawMessage
-		if json.Unmarshal(trimmed, &batch) != nil {
-			return msg, false
+	return mcpauthz.RewriteMessages(msg, func(m []byte) ([]byte, bool) {
+		if !f.anyID && !f.ids[mcpauthz.ResponseID(m)] {
+			return nil, false
 		}
-		for i, m := range batch {
-			if f.anyID || f.ids[mcpauthz.ResponseID(m)] {
-				if r, ok := mcpauthz.FilterList(m, "tools", "name", f.allowed); ok {
-					batch[i], changed = r, true
-				}
-			}
-		}
-		if !changed {
-			return msg, false
-		}
-		b, err := json.Marshal(batch)
-		if err != nil {
-			return msg, false
-		}
-		return b, true
-	}
-	if !f.anyID && !f.ids[mcpauthz.ResponseID(trimmed)] {
-		return msg, false
-	}
-	if r, ok := mcpauthz.FilterList(trimmed, "tools", "name", f.allowed); ok {
-		return r, true
-	}
-	return msg, false
+		return mcpauthz.FilterList(m, "tools", "name", f.allowed)
+	})
 }
 
 // finish writes a held JSON response, rewritten.
@@ -228,8 +131,8 @@ func (f *filterWriter) finish() {
 	case modeSSE:
 		// An unterminated last event is not dispatched by clients, but it
 		// is filtered all the same.
-		if f.buf.Len() > 0 && !f.tooBig {
-			f.ResponseWriter.Write(f.rewriteEvent(f.buf.Bytes()))
+		if rest := f.events.Rest(); len(rest) > 0 {
+			f.ResponseWriter.Write(mcpauthz.RewriteEvent(rest, f.rewrite))
 		}
 	}
 }

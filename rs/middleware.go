@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -170,9 +169,7 @@ type middleware struct {
 	metadataURL string
 	machines    bool // AcceptClientCredentials
 	baseline    []string
-	tools       map[string][]string // tool → every scope a call needs
-	methods     map[string][]string // method → every scope it needs
-	implied     mcpauthz.Implied    // scope → the scopes it includes (closure)
+	pol         *mcpauthz.Policy // ToolScopes, MethodScopes, ImpliedScopes on top of baseline
 	inspect     bool
 	filter      bool
 	maxBody     int64
@@ -239,50 +236,39 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		}
 	}
 	check(m.baseline)
-	compile := func(in map[string][]string) map[string][]string {
-		out := make(map[string][]string, len(in))
-		for k, scopes := range in {
-			check(scopes)
-			out[k] = mcpauthz.Dedup(append(slices.Clone(m.baseline), scopes...))
-		}
-		return out
+	for _, scopes := range opts.ToolScopes {
+		check(scopes)
 	}
-	m.tools = compile(opts.ToolScopes)
-	m.methods = compile(opts.MethodScopes)
-	m.implied = mcpauthz.Closure(opts.ImpliedScopes)
-	m.inspect = len(m.tools) > 0 || len(m.methods) > 0 || m.filter
+	for _, scopes := range opts.MethodScopes {
+		check(scopes)
+	}
+	tools := make(mcpauthz.Rules, len(opts.ToolScopes))
+	for name, scopes := range opts.ToolScopes {
+		tools[name] = scopes
+	}
+	pol, err := mcpauthz.NewPolicy(mcpauthz.PolicyOptions{
+		Baseline:     m.baseline,
+		Implied:      opts.ImpliedScopes,
+		Methods:      opts.MethodScopes,
+		Tools:        tools,
+		LiteralNames: true, // ToolScopes keys are tool names, "*" included
+	})
+	if err != nil {
+		panic("rs: RequireBearer: " + err.Error()) // the scopes were checked above
+	}
+	m.pol = pol
+	m.inspect = len(opts.ToolScopes) > 0 || len(opts.MethodScopes) > 0 || m.filter
 	return m
-}
-
-// needs returns every scope msg needs.
-func (m *middleware) needs(msg mcpauthz.Message) []string {
-	var out []string
-	if s, ok := m.methods[msg.Method]; ok {
-		out = s
-	}
-	if msg.Method == mcpauthz.MethodCallTool {
-		if s, ok := m.tools[msg.Name]; ok {
-			if out == nil {
-				out = s
-			} else {
-				out = mcpauthz.Dedup(append(slices.Clone(out), s...))
-			}
-		}
-	}
-	if out == nil {
-		return m.baseline
-	}
-	return out
 }
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if !m.anyHost && !m.hosts[strings.ToLower(r.Host)] {
-		m.writeJSON(w, http.StatusForbidden, oauthBody{"invalid_request", "host not allowed"})
+		mcpauthz.WriteJSON(w, http.StatusForbidden, mcpauthz.OAuthError("invalid_request", "host not allowed"))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if !m.corsAllowed(w, r, origin) {
-			m.writeJSON(w, http.StatusForbidden, oauthBody{"invalid_request", "origin not allowed"})
+			mcpauthz.WriteJSON(w, http.StatusForbidden, mcpauthz.OAuthError("invalid_request", "origin not allowed"))
 			return
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
@@ -297,7 +283,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	auth := r.Header.Values("Authorization")
 	if len(auth) > 1 {
-		m.writeJSON(w, http.StatusBadRequest, oauthBody{"invalid_request", "more than one Authorization header"})
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.OAuthError("invalid_request", "more than one Authorization header"))
 		return
 	}
 	token, sent := "", false
@@ -348,20 +334,21 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		body, err := io.ReadAll(io.LimitReader(r.Body, m.maxBody+1))
 		r.Body.Close()
 		if err != nil {
-			m.writeJSON(w, http.StatusBadRequest, oauthBody{"invalid_request", "could not read the request body"})
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.OAuthError("invalid_request", "could not read the request body"))
 			return
 		}
 		if int64(len(body)) > m.maxBody {
-			m.writeJSON(w, http.StatusRequestEntityTooLarge, oauthBody{"invalid_request", "request body too large"})
+			mcpauthz.WriteJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.OAuthError("invalid_request", "request body too large"))
 			return
 		}
 		msgs, batch, err := mcpauthz.Inspect(body, m.maxBatch)
 		if err != nil {
-			m.writeJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
 			return
 		}
-		if need, denied := m.check(info.Scopes, msgs); denied != nil {
-			m.forbidden(w, need, denied, batch, msgs)
+		// rs has no rule that denies whatever the scopes: only step-up.
+		if v := m.pol.Check(info.Scopes, msgs, nil); v.StepUp != nil {
+			m.forbidden(w, v.Need, v.StepUp, batch, msgs)
 			return
 		}
 		if m.filter {
@@ -376,7 +363,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
-	} else if !m.implied.HasAll(info.Scopes, m.baseline) {
+	} else if m.pol.Check(info.Scopes, nil, nil).StepUp != nil {
 		m.forbidden(w, m.baseline, nil, false, nil)
 		return
 	}
@@ -390,48 +377,12 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	r = r.WithContext(withTokenInfo(r.Context(), info))
 	if listIDs != nil || anyList {
-		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: func(tool string) bool {
-			return m.implied.HasAll(info.Scopes, m.toolNeeds(tool))
-		}}
+		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: m.pol.Allowed(mcpauthz.MethodListTools, info.Scopes)}
 		next.ServeHTTP(fw, r)
 		fw.finish()
 		return
 	}
 	next.ServeHTTP(w, r)
-}
-
-// toolNeeds returns every scope calling tool needs.
-func (m *middleware) toolNeeds(tool string) []string {
-	if s, ok := m.tools[tool]; ok {
-		return s
-	}
-	return m.baseline
-}
-
-// check returns the scopes the messages need, and the first message whose
-// needs granted does not meet (nil when all are met). For a batch, the
-// scopes are those of every message, so one step-up covers it.
-func (m *middleware) check(granted []string, msgs []mcpauthz.Message) (need []string, denied *mcpauthz.Message) {
-	for i := range msgs {
-		n := m.needs(msgs[i])
-		need = mcpauthz.Dedup(append(need, n...))
-		if denied == nil && !m.implied.HasAll(granted, n) {
-			denied = &msgs[i]
-		}
-	}
-	if len(need) == 0 {
-		need = m.baseline
-	}
-	if denied == nil && !m.implied.HasAll(granted, m.baseline) {
-		denied = &mcpauthz.Message{}
-	}
-	return need, denied
-}
-
-// oauthBody is the JSON body of an error response (RFC 6749 §5.2 shape).
-type oauthBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description,omitempty"`
 }
 
 // unauthorized answers 401 with the baseline challenge; code and
@@ -445,36 +396,13 @@ func (m *middleware) unauthorized(w http.ResponseWriter, code, description strin
 		code = "invalid_token"
 	}
 	w.Header().Set("WWW-Authenticate", oauth.Challenge("Bearer", params...))
-	m.writeJSON(w, http.StatusUnauthorized, oauthBody{code, description})
+	mcpauthz.WriteJSON(w, http.StatusUnauthorized, mcpauthz.OAuthError(code, description))
 }
 
-// forbidden answers 403 with a step-up challenge for need.
+// forbidden answers 403 with a step-up challenge for need (see
+// mcpauthz.WriteStepUp).
 func (m *middleware) forbidden(w http.ResponseWriter, need []string, denied *mcpauthz.Message, batch bool, msgs []mcpauthz.Message) {
-	// The tool and method names come from the request: clipped, and
-	// oauth.Challenge replaces any character a description may not carry.
-	desc := "the request needs scope " + strings.Join(need, " ")
-	if denied != nil && denied.Method == mcpauthz.MethodCallTool && denied.Name != "" {
-		desc = "tool " + mcpauthz.Clip(denied.Name) + " needs scope " + strings.Join(need, " ")
-	} else if denied != nil && denied.Method != "" {
-		desc = mcpauthz.Clip(denied.Method) + " needs scope " + strings.Join(need, " ")
-	}
-	// The same text in the header and in the bodies.
-	desc = oauth.SafeText(desc)
-	scope := strings.Join(need, " ")
-	w.Header().Set("WWW-Authenticate", oauth.Challenge("Bearer",
-		oauth.Param{Name: "error", Value: "insufficient_scope"},
-		oauth.Param{Name: "scope", Value: scope},
-		oauth.Param{Name: "resource_metadata", Value: m.metadataURL},
-		oauth.Param{Name: "error_description", Value: desc},
-	))
-	if !batch && len(msgs) == 1 && msgs[0].IsRequest && msgs[0].IDKey != "" {
-		m.writeRPC(w, http.StatusForbidden, mcpauthz.Error{JSONRPC: "2.0", ID: mcpauthz.RawID(msgs[0].ID), Error: mcpauthz.ErrorBody{
-			Code: mcpauthz.CodeForbidden, Message: "insufficient_scope: " + desc,
-			Data: map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": scope},
-		}})
-		return
-	}
-	m.writeJSON(w, http.StatusForbidden, oauthBody{"insufficient_scope", desc})
+	mcpauthz.WriteStepUp(w, m.metadataURL, need, denied, batch, msgs)
 }
 
 // unavailable answers a verifier failure that is not the token's fault.
@@ -484,24 +412,10 @@ func (m *middleware) unavailable(w http.ResponseWriter, r *http.Request, err err
 	}
 	if r.Context().Err() != nil || errors.Is(err, ErrUnavailable) {
 		w.Header().Set("Retry-After", "5")
-		m.writeJSON(w, http.StatusServiceUnavailable, oauthBody{"temporarily_unavailable", "the access token cannot be verified right now"})
+		mcpauthz.WriteJSON(w, http.StatusServiceUnavailable, mcpauthz.OAuthError("temporarily_unavailable", "the access token cannot be verified right now"))
 		return
 	}
-	m.writeJSON(w, http.StatusInternalServerError, oauthBody{"server_error", ""})
-}
-
-func (m *middleware) writeJSON(w http.ResponseWriter, status int, body any) {
-	b, _ := json.Marshal(body)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-func (m *middleware) writeRPC(w http.ResponseWriter, status int, body mcpauthz.Error) {
-	m.writeJSON(w, status, body)
+	mcpauthz.WriteJSON(w, http.StatusInternalServerError, mcpauthz.OAuthError("server_error", ""))
 }
 
 // corsAllowed sets the CORS response headers for an allowed origin and

@@ -680,3 +680,34 @@ func TestRequireBearerLongToolName(t *testing.T) {
 		t.Errorf("body is %d bytes", len(body))
 	}
 }
+
+// TestRequireBearerMethodScopes checks MethodScopes: a method's scopes are
+// needed on top of the baseline, and with a tool's scopes (the method's
+// first) for tools/call; "*" in a ToolScopes key is part of the name.
+func TestRequireBearerMethodScopes(t *testing.T) {
+	a := newTestAS(t)
+	v := newVerifier(t, a, newClock(), nil)
+	opts := testOptions()
+	opts.MethodScopes = map[string][]string{"resources/read": {"notes:files"}, "tools/call": {"notes:call"}}
+	opts.ToolScopes = map[string][]string{"add_*": {"notes:write"}}
+	srv := httptest.NewServer(RequireBearer(v, opts)(&fakeMCP{}))
+	defer srv.Close()
+	read := a.token(nil)
+	for _, tt := range []struct {
+		name, body, challenge string
+	}{
+		{"resources/read", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}`,
+			`scope="notes:read notes:files", resource_metadata="` + testMetadataURL + `", error_description="resource file:///a needs scope notes:read notes:files"`},
+		{"a tool without rule", rpcBody(2, "add_note"),
+			`scope="notes:read notes:call", resource_metadata="` + testMetadataURL + `", error_description="tool add_note needs scope notes:read notes:call"`},
+		{"the tool named add_*", rpcBody(3, "add_*"),
+			`scope="notes:read notes:call notes:write", resource_metadata="` + testMetadataURL + `", error_description="tool add_* needs scope notes:read notes:call notes:write"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, h, body := post(t, srv, read, tt.body)
+			if want := `Bearer error="insufficient_scope", ` + tt.challenge; code != http.StatusForbidden || h.Get("WWW-Authenticate") != want {
+				t.Errorf("POST %s with notes:read = %d %s %s, want 403 %s", tt.body, code, h.Get("WWW-Authenticate"), body, want)
+			}
+		})
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +23,6 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	asmetrics "github.com/gatehouse-mcp/gatehouse/internal/metrics"
-	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
@@ -177,7 +175,7 @@ func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage
 				scopes[i].Tools = append(scopes[i].Tools, tool)
 			}
 		}
-		for _, s := range rt.pol.baseline {
+		for _, s := range rt.pol.Baseline() {
 			add(s, "")
 		}
 		for _, k := range sortedKeys(rt.spec.Tools) {
@@ -202,7 +200,7 @@ func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage
 			URL:                     rt.canonical,
 			Name:                    rt.title,
 			Scopes:                  scopes,
-			DefaultScopes:           slices.Clone(rt.pol.baseline),
+			DefaultScopes:           slices.Clone(rt.pol.Baseline()),
 			AcceptClientCredentials: rt.spec.AcceptClientCredentials,
 		})
 	}
@@ -358,9 +356,8 @@ type route struct {
 	metadataURL string
 	hosts       map[string]bool
 	scheme      string
-	pol         policy
-	up          Upstream
-	client      *http.Client // HTTP upstreams
+	pol         *mcpauthz.Policy
+	upstream    upstream
 	maxSessions int
 	idle        time.Duration
 	timeout     time.Duration
@@ -399,7 +396,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 	rt := &route{
 		g: g, spec: spec, name: spec.Name, title: spec.Title, url: spec.URL, canonical: canon,
 		path: u.Path, metadataURL: metaURL, scheme: strings.ToLower(u.Scheme),
-		up: spec.Upstream, maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
+		maxSessions: spec.MaxSessions, idle: spec.SessionIdleTimeout,
 		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
 		maxBatch: spec.MaxBatchMessages,
 		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
@@ -438,50 +435,21 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 			return fail("scopes: %q is not a scope token", s)
 		}
 	}
-	rt.pol.baseline = mcpauthz.Dedup(spec.Scopes)
-	rt.pol.implied = mcpauthz.Closure(spec.ImpliedScopes)
-	if rt.pol.tools, err = compileRules(spec.Tools, spec.DenyUnlistedTools, rt.pol.baseline); err != nil {
-		return fail("tools: %v", err)
+	rt.pol, err = mcpauthz.NewPolicy(mcpauthz.PolicyOptions{
+		Baseline:              spec.Scopes,
+		Implied:               spec.ImpliedScopes,
+		Tools:                 spec.Tools,
+		Prompts:               spec.Prompts,
+		Resources:             spec.Resources,
+		DenyUnlistedTools:     spec.DenyUnlistedTools,
+		DenyUnlistedPrompts:   spec.DenyUnlistedPrompts,
+		DenyUnlistedResources: spec.DenyUnlistedResources,
+	})
+	if err != nil {
+		return fail("%v", err)
 	}
-	if rt.pol.resources, err = compileRules(spec.Resources, spec.DenyUnlistedResources, rt.pol.baseline); err != nil {
-		return fail("resources: %v", err)
-	}
-	if rt.pol.prompts, err = compileRules(spec.Prompts, spec.DenyUnlistedPrompts, rt.pol.baseline); err != nil {
-		return fail("prompts: %v", err)
-	}
-	switch up := spec.Upstream; {
-	case up.URL != "" && up.Command != "":
-		return fail("upstream has both URL and Command")
-	case up.URL != "":
-		uu, err := url.Parse(up.URL)
-		if err != nil || uu.Host == "" || (uu.Scheme != "http" && uu.Scheme != "https") {
-			return fail("upstream URL %q must be an absolute http(s) URL", up.URL)
-		}
-		tr := up.Transport
-		if tr == nil {
-			ct := up.ConnectTimeout
-			if ct <= 0 {
-				ct = DefaultConnectTimeout
-			}
-			tr = &http.Transport{
-				Proxy:                 nil,
-				DialContext:           (&net.Dialer{Timeout: ct, KeepAlive: 30 * time.Second}).DialContext,
-				TLSHandshakeTimeout:   ct,
-				MaxIdleConns:          256,
-				MaxIdleConnsPerHost:   128,
-				IdleConnTimeout:       90 * time.Second,
-				ExpectContinueTimeout: time.Second,
-				ForceAttemptHTTP2:     true,
-			}
-		}
-		rt.client = &http.Client{
-			Transport: tr,
-			// A redirect would carry the upstream credential elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	case up.Command != "":
-	default:
-		return fail("upstream needs a URL or a Command")
+	if rt.upstream, err = compileUpstream(rt, spec.Upstream); err != nil {
+		return fail("%v", err)
 	}
 	if rt.verifier, err = newVerifier(spec.URL); err != nil {
 		return fail("verifier: %v", err)
@@ -510,7 +478,7 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 	meta, err := rs.MetadataHandler(rs.ResourceMetadata{
 		Resource:             rt.url,
 		AuthorizationServers: []string{rt.g.issuer},
-		ScopesSupported:      rt.pol.baseline,
+		ScopesSupported:      rt.pol.Baseline(),
 		ResourceName:         rt.title,
 	})
 	if err != nil {
@@ -527,7 +495,7 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 	protected := rs.RequireBearer(rt.verifier, &rs.Options{
 		ResourceMetadataURL:     rt.metadataURL,
 		AcceptClientCredentials: rt.spec.AcceptClientCredentials,
-		Scopes:                  rt.pol.baseline,
+		Scopes:                  rt.pol.Baseline(),
 		ImpliedScopes:           rt.spec.ImpliedScopes,
 		AllowedOrigins:          rt.spec.AllowedOrigins,
 		// checkHost has validated Host already, with the route's own list
@@ -544,7 +512,7 @@ func (rt *route) mount(mux *http.ServeMux, root bool) error {
 func (rt *route) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !rt.hosts[rt.normHost(r.Host)] {
-			writeJSON(w, http.StatusMisdirectedRequest, oauthBody{"invalid_request", "this gateway route does not answer to host " + mcpauthz.Clip(r.Host)})
+			mcpauthz.WriteJSON(w, http.StatusMisdirectedRequest, mcpauthz.OAuthError("invalid_request", "this gateway route does not answer to host "+mcpauthz.Clip(r.Host)))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -564,7 +532,7 @@ func (rt *route) count(next http.Handler) http.Handler {
 func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 	ti := rs.TokenInfoFromContext(r.Context())
 	if ti == nil {
-		writeJSON(w, http.StatusInternalServerError, oauthBody{"server_error", ""})
+		mcpauthz.WriteJSON(w, http.StatusInternalServerError, mcpauthz.OAuthError("server_error", ""))
 		return
 	}
 	switch r.Method {
@@ -583,11 +551,7 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 		// A GET stream lasts as long as its session: it is not waited for
 		// when draining, but ended when sessions close.
 		rt.g.leave()
-		if rt.up.Command != "" {
-			rt.stdioGET(w, r, ti)
-		} else {
-			rt.httpGET(w, r, ti)
-		}
+		rt.upstream.get(w, r, ti)
 	case http.MethodDelete:
 		if !rt.g.enter() {
 			rt.draining(w)
@@ -597,31 +561,31 @@ func (rt *route) serve(w http.ResponseWriter, r *http.Request) {
 		rt.serveDELETE(w, r, ti)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		writeJSON(w, http.StatusMethodNotAllowed, oauthBody{"invalid_request", "method not allowed"})
+		mcpauthz.WriteJSON(w, http.StatusMethodNotAllowed, mcpauthz.OAuthError("invalid_request", "method not allowed"))
 	}
 }
 
 // draining answers a request that arrives during shutdown.
 func (rt *route) draining(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "5")
-	writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "gateway: shutting down; retry shortly", nil))
+	mcpauthz.WriteJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "gateway: shutting down; retry shortly", nil))
 }
 
 // servePOST checks a POST's JSON-RPC messages against the policy and
 // hands it to the upstream.
 func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Content-Type must be application/json", nil))
+		mcpauthz.WriteJSON(w, http.StatusUnsupportedMediaType, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Content-Type must be application/json", nil))
 		return
 	}
 	if r.Header.Get(headerLastEventID) != "" {
-		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Last-Event-ID is not allowed on POST", nil))
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "Last-Event-ID is not allowed on POST", nil))
 		return
 	}
 	// A compressed body is never inflated: a small gzip bomb inflates past
 	// any cap, and the policy must read what the upstream would.
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		writeJSON(w, http.StatusUnsupportedMediaType, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest,
+		mcpauthz.WriteJSON(w, http.StatusUnsupportedMediaType, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest,
 			"Content-Encoding "+strconv.Quote(mcpauthz.Clip(ce))+" is not supported: send the request body uncompressed", nil))
 		return
 	}
@@ -629,15 +593,15 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
+			mcpauthz.WriteJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
 		return
 	}
 	msgs, batch, err := mcpauthz.Inspect(body, rt.maxBatch)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, mcpauthz.InspectRefusal(err))
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.InspectRefusal(err))
 		return
 	}
 	// SEP-2243 request headers must agree with the body, or the upstream
@@ -645,22 +609,22 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	if hm, hn := r.Header.Get(headerMethod), r.Header.Get(headerName); hm != "" || hn != "" {
 		m := msgs[0]
 		target := m.Name
-		if namesResource(&m) {
+		if mcpauthz.NamesResource(&m) {
 			target = m.URI
 		}
 		if batch || (hm != "" && hm != m.Method) || (hn != "" && hn != target) {
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
 			return
 		}
 	}
 
 	// Resource rules match URIs as text: a URI an upstream would read as
 	// another could slip past them (see uriProblem).
-	if !rt.pol.resources.empty() {
+	if rt.pol.HasResourceRules() {
 		for i := range msgs {
-			if m := &msgs[i]; m.IsRequest && namesResource(m) {
+			if m := &msgs[i]; m.IsRequest && mcpauthz.NamesResource(m) {
 				if p := uriProblem(m.URI); p != "" {
-					writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidParams,
+					mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidParams,
 						"the resource URI "+strconv.Quote(mcpauthz.Clip(m.URI))+" is not in normal form: "+p, nil))
 					return
 				}
@@ -670,38 +634,32 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 
 	x := rt.newExchange(r, ti)
 	x.batch = batch
-	var need []string
-	var stepUpMsg, deniedMsg *mcpauthz.Message
-	// The tool calls refused, to be recorded: the denied ones when any
-	// message is denied, else those needing a step-up.
+	// Every message is decided once; the tool calls refused are recorded:
+	// the denied ones when any message is denied, else those needing a
+	// step-up.
+	decisions := make([]mcpauthz.Decision, len(msgs))
+	v := rt.pol.Check(ti.Scopes, msgs, decisions)
 	var deniedTools, stepUpTools []*mcpauthz.Message
 	for i := range msgs {
 		m := &msgs[i]
 		if !m.IsRequest {
 			continue
 		}
-		d, n := rt.pol.check(ti.Scopes, m)
-		if kind, _ := subject(m); kind != "" {
+		d := decisions[i]
+		if kind, _ := mcpauthz.Subject(m); kind != "" {
 			rt.g.metrics.decisions.WithLabelValues(rt.name, kind, d.String()).Inc()
 		}
+		if m.Method != mcpauthz.MethodCallTool {
+			continue
+		}
 		switch d {
-		case deny:
-			if deniedMsg == nil {
-				deniedMsg = m
-			}
-			if m.Method == mcpauthz.MethodCallTool {
-				deniedTools = append(deniedTools, m)
-			}
-		case stepUp:
-			need = mcpauthz.Dedup(append(need, n...))
-			if stepUpMsg == nil {
-				stepUpMsg = m
-			}
-			if m.Method == mcpauthz.MethodCallTool {
-				stepUpTools = append(stepUpTools, m)
-			}
+		case mcpauthz.Deny:
+			deniedTools = append(deniedTools, m)
+		case mcpauthz.StepUp:
+			stepUpTools = append(stepUpTools, m)
 		}
 	}
+	deniedMsg, stepUpMsg := v.Denied, v.StepUp
 	if deniedMsg != nil || stepUpMsg != nil {
 		// The refused calls are recorded before the answer, like
 		// forwarded ones: under a store that cannot keep up, the answer
@@ -723,61 +681,27 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		if deniedMsg != nil {
 			rt.denied(w, deniedMsg, batch)
 		} else {
-			rt.forbidden(w, need, stepUpMsg, batch, msgs)
+			rt.forbidden(w, v.Need, stepUpMsg, batch, msgs)
 		}
 		return
 	}
 	for i := range msgs {
 		x.track(&msgs[i])
 	}
-	if rt.up.Command != "" {
-		rt.stdioPOST(w, r, x, msgs, batch)
-	} else {
-		rt.httpPOST(w, r, x, body, msgs)
-	}
-}
-
-// subject returns what m asks the policy about: its kind ("tool",
-// "prompt" or "resource", also the metrics' label) and its name or URI;
-// kind is "" for a message no rule applies to.
-func subject(m *mcpauthz.Message) (kind, name string) {
-	switch {
-	case m.Method == mcpauthz.MethodCallTool:
-		return "tool", m.Name
-	case m.Method == mcpauthz.MethodGetPrompt, m.Method == mcpauthz.MethodComplete && m.Ref == refPrompt:
-		return "prompt", m.Name
-	case namesResource(m):
-		return "resource", m.URI
-	}
-	return "", ""
-}
-
-// namesResource reports whether m names a resource (or resource template)
-// by URI: resources/read, subscribe and unsubscribe, and completions of a
-// resource template's arguments.
-func namesResource(m *mcpauthz.Message) bool {
-	switch m.Method {
-	case mcpauthz.MethodReadResource, mcpauthz.MethodSubscribe, mcpauthz.MethodUnsubscribe:
-		return true
-	case mcpauthz.MethodComplete:
-		return m.Ref == refResource
-	}
-	return false
+	rt.upstream.post(w, r, x, body, msgs, batch)
 }
 
 // serveDELETE ends a session.
 func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
 	if r.Header.Get(headerSessionID) == "" {
-		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "DELETE needs an Mcp-Session-Id header", nil))
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "DELETE needs an Mcp-Session-Id header", nil))
 		return
 	}
 	s, ok := rt.lookup(w, r, ti)
 	if !ok {
 		return
 	}
-	if s.proc == nil && s.upstreamID != "" {
-		rt.deleteUpstream(s.upstreamID)
-	}
+	rt.upstream.end(s)
 	s.close("deleted")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -787,60 +711,19 @@ func (rt *route) serveDELETE(w http.ResponseWriter, r *http.Request, ti *rs.Toke
 // lives), 403 for a batch.
 func (rt *route) denied(w http.ResponseWriter, m *mcpauthz.Message, batch bool) {
 	what := "method " + mcpauthz.Clip(m.Method)
-	if kind, name := subject(m); kind != "" {
+	if kind, name := mcpauthz.Subject(m); kind != "" {
 		what = kind + " " + strconv.Quote(mcpauthz.Clip(name))
 	}
 	desc := what + " is not allowed through this gateway"
 	if batch || !m.IsCall() {
-		writeJSON(w, http.StatusForbidden, oauthBody{"access_denied", desc})
+		mcpauthz.WriteJSON(w, http.StatusForbidden, mcpauthz.OAuthError("access_denied", desc))
 		return
 	}
-	writeJSON(w, http.StatusOK, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeForbidden, desc, map[string]string{"error": "access_denied"}))
+	mcpauthz.WriteJSON(w, http.StatusOK, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeForbidden, desc, map[string]string{"error": "access_denied"}))
 }
 
-// forbidden answers 403 with a step-up challenge for need, in the form of
-// package rs ([rs.RequireBearer]): RFC 6750 §3.1 insufficient_scope with
-// every scope the request needs, and a JSON-RPC error body for a single
-// request.
+// forbidden answers 403 with a step-up challenge for need, the same as
+// package rs's (see mcpauthz.WriteStepUp).
 func (rt *route) forbidden(w http.ResponseWriter, need []string, denied *mcpauthz.Message, batch bool, msgs []mcpauthz.Message) {
-	scope := strings.Join(need, " ")
-	desc := "the request needs scope " + scope
-	if kind, name := subject(denied); kind != "" {
-		desc = kind + " " + mcpauthz.Clip(name) + " needs scope " + scope
-	}
-	// The same text in the header and in the bodies.
-	desc = oauth.SafeText(desc)
-	w.Header().Set("WWW-Authenticate", oauth.Challenge("Bearer",
-		oauth.Param{Name: "error", Value: "insufficient_scope"},
-		oauth.Param{Name: "scope", Value: scope},
-		oauth.Param{Name: "resource_metadata", Value: rt.metadataURL},
-		oauth.Param{Name: "error_description", Value: desc},
-	))
-	if !batch && len(msgs) == 1 && msgs[0].IsCall() {
-		writeJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeForbidden, "insufficient_scope: "+desc,
-			map[string]string{"error": "insufficient_scope", "error_description": desc, "scope": scope}))
-		return
-	}
-	writeJSON(w, http.StatusForbidden, oauthBody{"insufficient_scope", desc})
-}
-
-// oauthBody is the JSON body of a non-JSON-RPC error.
-type oauthBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description,omitempty"`
-}
-
-// writeJSON writes body (a []byte of JSON, or a value to marshal) with
-// status.
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	b, ok := body.([]byte)
-	if !ok {
-		b, _ = json.Marshal(body)
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Del("Content-Length")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	mcpauthz.WriteStepUp(w, rt.metadataURL, need, denied, batch, msgs)
 }

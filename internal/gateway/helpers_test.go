@@ -31,6 +31,7 @@ import (
 var testTokens = map[string]*rs.TokenInfo{
 	"alice-read":  {Subject: "alice", ClientID: "client-a", Scopes: []string{"fake:read"}},
 	"alice-admin": {Subject: "alice", ClientID: "client-a", Scopes: []string{"fake:read", "fake:admin"}},
+	"erin-write":  {Subject: "erin", ClientID: "client-e", Scopes: []string{"fake:read", "fake:write"}},
 	"bob-read":    {Subject: "bob", ClientID: "client-b", Scopes: []string{"fake:read"}},
 	"nobody":      {Subject: "carol", ClientID: "client-c", Scopes: nil},
 	// A scope that grants the others only through a route's

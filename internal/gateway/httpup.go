@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -31,15 +30,15 @@ var returnedResponseHeaders = []string{"Content-Type", "Cache-Control", headerPr
 // MaxMessageBytes.
 var errTooLarge = errors.New("gateway: upstream message too large")
 
-// upstreamRequest builds a request to the HTTP upstream from the client's
+// request builds a request to the HTTP upstream from the client's
 // request r: only the forwarded headers, the upstream session id sid and
 // the route's own credential.
-func (rt *route) upstreamRequest(ctx context.Context, method string, r *http.Request, sid string, body []byte) (*http.Request, error) {
+func (u *httpUpstream) request(ctx context.Context, method string, r *http.Request, sid string, body []byte) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, rt.up.URL, rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.url, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -54,15 +53,16 @@ func (rt *route) upstreamRequest(ctx context.Context, method string, r *http.Req
 		req.Header.Set(headerSessionID, sid)
 	}
 	req.Header.Set("User-Agent", "gatehouse-gateway")
-	for k, v := range rt.up.Header {
+	for k, v := range u.header {
 		req.Header[http.CanonicalHeaderKey(k)] = slices.Clone(v)
 	}
 	return req, nil
 }
 
-// httpPOST forwards a checked POST to the HTTP upstream and streams the
+// post forwards a checked POST to the HTTP upstream and streams the
 // answer back, filtering list results and auditing tool calls.
-func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []mcpauthz.Message) {
+func (u *httpUpstream) post(w http.ResponseWriter, r *http.Request, x *exchange, body []byte, msgs []mcpauthz.Message, _ bool) {
+	rt := u.rt
 	s, ok := rt.lookup(w, r, x.ti)
 	if !ok {
 		return
@@ -73,7 +73,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 	reserved := false
 	if s != nil {
 		if !s.begin() {
-			writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 			return
 		}
 		defer s.end()
@@ -108,7 +108,7 @@ func (rt *route) httpPOST(w http.ResponseWriter, r *http.Request, x *exchange, b
 		x.sess = s
 		s.holds.add(x.ahead)
 	}
-	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
+	resp, ok := u.roundTrip(w, r, ctx, x, s, http.MethodPost, sid, body)
 	if !ok {
 		return
 	}
@@ -153,7 +153,7 @@ func (rt *route) checkStatus(w http.ResponseWriter, resp *http.Response, x *exch
 		// The upstream forgot the session: so does the gateway, and the
 		// client starts a new one.
 		s.close("lost")
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return false
 	case code >= 500:
 		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "status").Inc()
@@ -214,39 +214,39 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	br := bufio.NewReaderSize(resp.Body, 32<<10)
-	var ev bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	var events mcpauthz.EventSplitter
 	var failure error
+read:
 	for {
-		line, err := readLine(br, rt.maxMsg-int64(ev.Len()))
-		if errors.Is(err, errTooLarge) {
-			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
-			rt.g.log.Warn("gateway: upstream event too large; stream ended", "route", rt.name, "limit", rt.maxMsg)
-			failure = err
-			break
+		n, err := resp.Body.Read(chunk)
+		events.Write(chunk[:n])
+		for {
+			ev, ok := events.Next()
+			if !ok {
+				break
+			}
+			if int64(len(ev)) > rt.maxMsg {
+				failure = errTooLarge
+				break read
+			}
+			// What the upstream sends may belong to another call of the
+			// session whose record is not written yet (a GET stream
+			// carries no call of its own).
+			if x.sess != nil && !x.sess.holds.wait(resp.Request.Context().Done()) {
+				failure = resp.Request.Context().Err()
+				break read
+			}
+			out := rewriteEvent(ev, x)
+			rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := w.Write(out); err != nil {
+				return
+			}
+			rc.Flush()
 		}
-		if len(line) > 0 && (line[0] == '\n' || (line[0] == '\r' && len(bytes.TrimRight(line, "\r\n")) == 0)) {
-			if ev.Len() > 0 {
-				// What the upstream sends may belong to another call of
-				// the session whose record is not written yet (a GET
-				// stream carries no call of its own).
-				if x.sess != nil && !x.sess.holds.wait(resp.Request.Context().Done()) {
-					failure = resp.Request.Context().Err()
-					break
-				}
-				out := rewriteEvent(ev.Bytes(), x)
-				rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-				if _, err := w.Write(append(out, '\n')); err != nil {
-					return
-				}
-				rc.Flush()
-				ev.Reset()
-			}
-		} else if len(line) > 0 {
-			ev.Write(line)
-			if line[len(line)-1] != '\n' {
-				ev.WriteByte('\n')
-			}
+		if int64(events.Len()) > rt.maxMsg {
+			failure = errTooLarge
+			break
 		}
 		if err != nil {
 			if err != io.EOF {
@@ -254,6 +254,10 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 			}
 			break
 		}
+	}
+	if failure == errTooLarge {
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
+		rt.g.log.Warn("gateway: upstream event too large; stream ended", "route", rt.name, "limit", rt.maxMsg)
 	}
 	if x.pending > 0 {
 		if failure == nil {
@@ -268,37 +272,13 @@ func (rt *route) pumpSSE(w http.ResponseWriter, resp *http.Response, x *exchange
 	}
 }
 
-// rewriteEvent hands the data of one event (its lines, each ending in a
-// newline) to x, and returns the event with the data x passes on.
+// rewriteEvent hands the data of one event (see mcpauthz.EventSplitter)
+// to x, and returns the event with the data x passes on.
 func rewriteEvent(ev []byte, x *exchange) []byte {
 	if len(x.calls) == 0 && !x.resumed {
 		return ev
 	}
-	var data [][]byte
-	lines := bytes.SplitAfter(ev, []byte("\n"))
-	for _, l := range lines {
-		if v, ok := bytes.CutPrefix(l, []byte("data:")); ok {
-			data = append(data, bytes.TrimRight(bytes.TrimPrefix(v, []byte(" ")), "\r\n"))
-		}
-	}
-	if len(data) == 0 {
-		return ev
-	}
-	out, changed := x.respond(bytes.Join(data, []byte("\n")))
-	if !changed {
-		return ev
-	}
-	var b bytes.Buffer
-	for _, l := range lines {
-		if len(l) == 0 || bytes.HasPrefix(l, []byte("data:")) {
-			continue
-		}
-		b.Write(l)
-	}
-	b.WriteString("data: ")
-	b.Write(out)
-	b.WriteByte('\n')
-	return b.Bytes()
+	return mcpauthz.RewriteEvent(ev, x.respond)
 }
 
 // sseEvent formats one JSON-RPC message as a server-sent event.
@@ -309,25 +289,10 @@ func sseEvent(msg []byte) []byte {
 	return append(b, '\n', '\n')
 }
 
-// readLine reads one line (with its newline; without at EOF) of at most
-// max bytes.
-func readLine(br *bufio.Reader, max int64) ([]byte, error) {
-	var line []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		if int64(len(line)+len(frag)) > max {
-			return nil, errTooLarge
-		}
-		line = append(line, frag...)
-		if err != bufio.ErrBufferFull {
-			return line, err
-		}
-	}
-}
-
-// httpGET proxies the standalone event stream of a session (or whatever
+// get proxies the standalone event stream of a session (or whatever
 // the upstream answers to GET). It ends when the session does.
-func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+func (u *httpUpstream) get(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	rt := u.rt
 	s, ok := rt.lookup(w, r, ti)
 	if !ok {
 		return
@@ -348,7 +313,7 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 	x := rt.newExchange(r, ti)
 	x.resumed = true
 	x.sess = s
-	resp, ok := rt.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
+	resp, ok := u.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
 	if !ok {
 		return
 	}
@@ -359,13 +324,14 @@ func (rt *route) httpGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInf
 // roundTrip sends the request to the upstream and checks its status. When
 // ok is false the client has its answer (a JSON-RPC error for every call of
 // x) and there is no body to close.
-func (rt *route) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, s *session, method, sid string, body []byte) (resp *http.Response, ok bool) {
-	req, err := rt.upstreamRequest(ctx, method, r, sid, body)
+func (u *httpUpstream) roundTrip(w http.ResponseWriter, r *http.Request, ctx context.Context, x *exchange, s *session, method, sid string, body []byte) (resp *http.Response, ok bool) {
+	rt := u.rt
+	req, err := u.request(ctx, method, r, sid, body)
 	if err != nil {
 		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot build the upstream request")
 		return nil, false
 	}
-	resp, err = rt.client.Do(req)
+	resp, err = u.client.Do(req)
 	// The calls are forwarded: nothing of the answer goes back before
 	// their records are committed.
 	if withheld, gone, ok := x.settleOrAnswer(ctx, r.Context()); !ok {
@@ -422,7 +388,7 @@ func (rt *route) writeErrors(w http.ResponseWriter, x *exchange, status int, ret
 		w.Header().Set("Retry-After", retryAfter)
 	}
 	if len(msgs) == 0 {
-		writeJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
+		mcpauthz.WriteJSON(w, status, mcpauthz.ErrorResponse(nil, code, text, map[string]string{"route": rt.name}))
 		return
 	}
 	writeMessages(w, status, msgs, x.batch)
@@ -432,25 +398,26 @@ func (rt *route) writeErrors(w http.ResponseWriter, x *exchange, status int, ret
 // request, an array for a batch (or for several answers).
 func writeMessages(w http.ResponseWriter, status int, msgs [][]byte, batch bool) {
 	if len(msgs) == 1 && !batch {
-		writeJSON(w, status, msgs[0])
+		mcpauthz.WriteJSON(w, status, msgs[0])
 		return
 	}
 	raw := make([]json.RawMessage, len(msgs))
 	for i, m := range msgs {
 		raw[i] = m
 	}
-	writeJSON(w, status, raw)
+	mcpauthz.WriteJSON(w, status, raw)
 }
 
-// deleteUpstream ends an upstream session (best effort).
-func (rt *route) deleteUpstream(sid string) {
+// deleteSession ends an upstream session (best effort).
+func (u *httpUpstream) deleteSession(sid string) {
+	rt := u.rt
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := rt.upstreamRequest(ctx, http.MethodDelete, nil, sid, nil)
+	req, err := u.request(ctx, http.MethodDelete, nil, sid, nil)
 	if err != nil {
 		return
 	}
-	resp, err := rt.client.Do(req)
+	resp, err := u.client.Do(req)
 	if err != nil {
 		rt.g.log.Debug("gateway: upstream DELETE failed", "route", rt.name, "cause", err)
 		return

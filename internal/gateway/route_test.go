@@ -12,7 +12,7 @@ import (
 
 // The tests of this file build the policy the way a deployment does,
 // through New (newRoute) from a Route, and check it with real requests to
-// fakemcp; policy_test.go checks the compiled rules themselves.
+// fakemcp; the compiled rules are checked in package mcpauthz.
 
 // wantDenied checks a response the policy refuses whatever the scopes: a
 // JSON-RPC access error (HTTP 200, the session lives) naming the subject.
@@ -132,5 +132,24 @@ func TestRouteImpliedScopes(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
 		t.Errorf("initialize with fake:super on a route without ImpliedScopes = %d %q, want 403 insufficient_scope",
 			resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// TestRouteStepUpCoversTheBatch checks the step-up challenge of a batch:
+// it asks for every scope the batch needs, those of the calls the token
+// may make included, so that the token a client gets by stepping up
+// (MCP clients of 2025-11-25 replace their scopes with the challenge's)
+// still makes them. Nothing is forwarded.
+func TestRouteStepUpCoversTheBatch(t *testing.T) {
+	route := httpRoute("http://127.0.0.1:1") // never reached
+	route.Tools = Rules{"admin_*": {"fake:admin"}, "write_*": {"fake:write"}}
+	tg := newTestGateway(t, []Route{route}, nil)
+	c := newRawClient(t, tg.base+"/up/mcp", "erin-write")
+	resp, _ := c.post(`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_note"}},` +
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin_reset"}}]`)
+	want := `Bearer error="insufficient_scope", scope="fake:read fake:write fake:admin", resource_metadata="` + tg.base +
+		`/.well-known/oauth-protected-resource/up/mcp", error_description="tool admin_reset needs scope fake:read fake:write fake:admin"`
+	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusForbidden || got != want {
+		t.Errorf("batch of write_note and admin_reset with fake:read fake:write = %d %s\nwant 403 %s", resp.StatusCode, got, want)
 	}
 }

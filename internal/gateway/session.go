@@ -78,12 +78,12 @@ func (rt *route) refuseSession(w http.ResponseWriter, m *mcpauthz.Message, reaso
 		id = m.ID
 	}
 	if reason == "user_limit" {
-		writeJSON(w, http.StatusTooManyRequests, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
+		mcpauthz.WriteJSON(w, http.StatusTooManyRequests, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
 			fmt.Sprintf("gateway: you have %d concurrent sessions on route %s, its limit per user; end one (DELETE) or retry later", rt.maxPerUser, rt.name),
 			map[string]any{"route": rt.name, "max_sessions_per_user": rt.maxPerUser}))
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
+	mcpauthz.WriteJSON(w, http.StatusServiceUnavailable, mcpauthz.ErrorResponse(id, mcpauthz.CodeUpstreamClosed,
 		fmt.Sprintf("gateway: route %s has reached its limit of %d concurrent sessions; retry later", rt.name, rt.maxSessions),
 		map[string]any{"route": rt.name, "max_sessions": rt.maxSessions}))
 }
@@ -117,12 +117,12 @@ func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo
 	s := rt.sessions[id]
 	rt.mu.Unlock()
 	if s == nil {
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return nil, false
 	}
 	if s.subject != ti.Subject {
 		rt.g.log.Warn("gateway: session presented by another subject", "route", rt.name, "session", short(id))
-		writeJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(nil, mcpauthz.CodeForbidden, "this session belongs to another user", nil))
+		mcpauthz.WriteJSON(w, http.StatusForbidden, mcpauthz.ErrorResponse(nil, mcpauthz.CodeForbidden, "this session belongs to another user", nil))
 		return nil, false
 	}
 	return s, true
@@ -177,8 +177,10 @@ func (s *session) close(reason string) {
 		s.proc.stop(endText(reason))
 		return
 	}
-	if s.upstreamID != "" && reason != "lost" && reason != "deleted" {
-		go rt.deleteUpstream(s.upstreamID)
+	if reason != "lost" && reason != "deleted" {
+		// A lost session is gone upstream already; a deleted one was
+		// ended there by serveDELETE.
+		go rt.upstream.end(s)
 	}
 	rt.release(s.subject)
 }
@@ -379,30 +381,7 @@ func (x *exchange) respond(data []byte) ([]byte, bool) {
 	if len(x.calls) == 0 && !x.resumed {
 		return data, false
 	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var batch []json.RawMessage
-		if json.Unmarshal(trimmed, &batch) != nil {
-			return data, false
-		}
-		changed := false
-		for i, m := range batch {
-			if out, ok := x.respondOne(m); ok {
-				batch[i], changed = out, true
-			}
-		}
-		if !changed {
-			return data, false
-		}
-		if b, err := json.Marshal(batch); err == nil {
-			return b, true
-		}
-		return data, false
-	}
-	if out, ok := x.respondOne(trimmed); ok {
-		return out, true
-	}
-	return data, false
+	return mcpauthz.RewriteMessages(data, x.respondOne)
 }
 
 // respondOne handles one response; ok reports a rewrite.
@@ -436,7 +415,7 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 		}
 		x.outcome(c, result, latency)
 	case mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources:
-		return x.rt.pol.filterResult(c.msg.Method, x.ti.Scopes, msg)
+		return x.rt.pol.FilterList(c.msg.Method, x.ti.Scopes, msg)
 	}
 	return nil, false
 }
@@ -446,7 +425,7 @@ func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
 func (x *exchange) filterAnyList(msg []byte) ([]byte, bool) {
 	changed := false
 	for _, method := range []string{mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources} {
-		if out, ok := x.rt.pol.filterResult(method, x.ti.Scopes, msg); ok {
+		if out, ok := x.rt.pol.FilterList(method, x.ti.Scopes, msg); ok {
 			msg, changed = out, true
 		}
 	}

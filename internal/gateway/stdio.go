@@ -95,11 +95,12 @@ func newStream(sse bool) *stream {
 // spawn starts the upstream command for a new session of subject. The
 // caller's reserved slot passes to the process, which gives it back once it
 // has exited.
-func (rt *route) spawn(subject string) (*process, error) {
-	cmd := exec.Command(rt.up.Command, rt.up.Args...)
-	cmd.Dir = rt.up.Dir
+func (u *stdioUpstream) spawn(subject string) (*process, error) {
+	rt := u.rt
+	cmd := exec.Command(u.spec.Command, u.spec.Args...)
+	cmd.Dir = u.spec.Dir
 	// A nil Env would inherit the gateway's environment.
-	cmd.Env = append([]string{}, rt.up.Env...)
+	cmd.Env = append([]string{}, u.spec.Env...)
 	setProcessGroup(cmd)
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -462,8 +463,9 @@ func (p *process) unregister(st *stream, x *exchange, reason string) {
 	}
 }
 
-// stdioPOST serves a checked POST on a stdio route.
-func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, msgs []mcpauthz.Message, batch bool) {
+// post serves a checked POST on a stdio route.
+func (u *stdioUpstream) post(w http.ResponseWriter, r *http.Request, x *exchange, _ []byte, msgs []mcpauthz.Message, batch bool) {
+	rt := u.rt
 	s, ok := rt.lookup(w, r, x.ti)
 	if !ok {
 		return
@@ -476,19 +478,19 @@ func (rt *route) stdioPOST(w http.ResponseWriter, r *http.Request, x *exchange, 
 			// first; this route keeps sessions, so it offers the session
 			// versions, and the client falls back to initialize.
 			data, _ := json.Marshal(map[string]any{"supported": legacyVersions, "requested": r.Header.Get(headerProtocolVersion)})
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeUnsupportedProtocolVersion,
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(msgs[0].ID, mcpauthz.CodeUnsupportedProtocolVersion,
 				"this MCP server keeps sessions: use initialize", json.RawMessage(data)))
 		case init == nil:
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(firstID(msgs), mcpauthz.CodeInvalidRequest, "Bad Request: no Mcp-Session-Id header; start a session with initialize", nil))
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(firstID(msgs), mcpauthz.CodeInvalidRequest, "Bad Request: no Mcp-Session-Id header; start a session with initialize", nil))
 		case batch || len(msgs) != 1:
-			writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "initialize must be sent alone", nil))
+			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "initialize must be sent alone", nil))
 		default:
-			rt.stdioInitialize(w, r, x, init)
+			u.initialize(w, r, x, init)
 		}
 		return
 	}
 	if !s.begin() {
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return
 	}
 	defer s.end()
@@ -523,19 +525,20 @@ func accepts(r *http.Request, mt string) bool {
 	return false
 }
 
-// stdioInitialize starts a process for a new session and initializes it;
+// initialize starts a process for a new session and initializes it;
 // the session exists only if the upstream answers initialize with a
 // result.
-func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exchange, init *mcpauthz.Message) {
+func (u *stdioUpstream) initialize(w http.ResponseWriter, r *http.Request, x *exchange, init *mcpauthz.Message) {
+	rt := u.rt
 	if why := rt.reserve(x.ti.Subject); why != "" {
 		rt.refuseSession(w, init, why)
 		return
 	}
-	p, err := rt.spawn(x.ti.Subject)
+	p, err := u.spawn(x.ti.Subject)
 	if err != nil {
 		rt.release(x.ti.Subject)
 		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
-		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", rt.up.Command, "cause", err)
+		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", u.spec.Command, "cause", err)
 		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: cannot start the upstream MCP server")
 		return
 	}
@@ -576,7 +579,7 @@ func (rt *route) stdioInitialize(w http.ResponseWriter, r *http.Request, x *exch
 		w.Write(sseEvent(responses[0]))
 		return
 	}
-	writeJSON(w, http.StatusOK, responses[0])
+	mcpauthz.WriteJSON(w, http.StatusOK, responses[0])
 }
 
 // isResult reports whether msg is a JSON-RPC response with a result.
@@ -723,7 +726,7 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	if err := p.register(st, x); err != nil {
 		close(st.done)
 		if errors.Is(err, errStopped) {
-			writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+			mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 			return
 		}
 		rt.writeFailure(w, x, http.StatusBadRequest, mcpauthz.CodeInvalidRequest, err.Error())
@@ -812,15 +815,16 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 // clients are noticed and proxies keep the connection.
 var keepAlive = 25 * time.Second
 
-// stdioGET serves a session's standalone event stream: server messages
+// get serves a session's standalone event stream: server messages
 // that belong to no request.
-func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+func (u *stdioUpstream) get(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo) {
+	rt := u.rt
 	if !accepts(r, "text/event-stream") {
-		writeJSON(w, http.StatusNotAcceptable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs Accept: text/event-stream", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotAcceptable, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs Accept: text/event-stream", nil))
 		return
 	}
 	if r.Header.Get(headerSessionID) == "" {
-		writeJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs an Mcp-Session-Id header", nil))
+		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "GET needs an Mcp-Session-Id header", nil))
 		return
 	}
 	s, ok := rt.lookup(w, r, ti)
@@ -833,11 +837,11 @@ func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenIn
 	switch {
 	case p.dead || p.reason != "":
 		p.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
+		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return
 	case p.get != nil:
 		p.mu.Unlock()
-		writeJSON(w, http.StatusConflict, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "this session already has a GET stream open", nil))
+		mcpauthz.WriteJSON(w, http.StatusConflict, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "this session already has a GET stream open", nil))
 		return
 	}
 	p.get = st
@@ -902,6 +906,22 @@ func (rt *route) stdioGET(w http.ResponseWriter, r *http.Request, ti *rs.TokenIn
 			return
 		case <-r.Context().Done():
 			return
+		}
+	}
+}
+
+// readLine reads one line (with its newline; without at EOF) of at most
+// max bytes. The stdio transport delimits messages with LF alone.
+func readLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if int64(len(line)+len(frag)) > max {
+			return nil, errTooLarge
+		}
+		line = append(line, frag...)
+		if err != bufio.ErrBufferFull {
+			return line, err
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,41 +64,6 @@ func FuzzURIProblem(f *testing.F) {
 		}
 		if n := normaliseURI(s); n != s {
 			t.Fatalf("uriProblem accepted %q, which normalises to %q", s, n)
-		}
-	})
-}
-
-// FuzzResourceNeeds: whatever a URI appends to its canonical form (a
-// query, a fragment, trailing slashes), it needs at least the scopes of
-// the exact rule for that form, and it is refused when that form is.
-func FuzzResourceNeeds(f *testing.F) {
-	for _, s := range []string{
-		"file:///secret/key", "file:///secret/key?x", "file:///secret/key#x", "file:///secret/key/", "file:///secret/key//?a#b",
-		"https://example.com/a?q=1#f", "urn:isbn:0451450523", "mem:a/", "file:///", "?x", "",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, uri string) {
-		c := canonURI(uri)
-		if strings.Contains(c, "*") {
-			return // not a key
-		}
-		rules, err := compileRules(Rules{c: {"secret"}, c + "/": {"slash"}}, false, []string{"base"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		need, ok := rules.needsURI(uri)
-		if !ok || !slices.Contains(need, "base") || !slices.Contains(need, "secret") || !slices.Contains(need, "slash") {
-			t.Fatalf("needsURI(%q) with rules for %q and %q/ = %v %v, want base, secret and slash", uri, c, c, need, ok)
-		}
-		// A route that lists only uri refuses it when its canonical
-		// form differs, being unlisted.
-		listed, err := compileRules(Rules{strings.ReplaceAll(uri, "*", ""): nil}, true, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := listed.needsURI(uri); ok && c != uri && !strings.Contains(uri, "*") {
-			t.Fatalf("needsURI(%q) with only it listed = ok, want refused: %q is unlisted", uri, c)
 		}
 	})
 }

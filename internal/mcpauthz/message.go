@@ -1,8 +1,13 @@
-// Package mcpauthz is what package rs and the gateway share to authorize
-// MCP requests before an MCP server sees them: reading the JSON-RPC
-// messages of a request body strictly enough that the check and the server
-// cannot disagree about what is called, the scope hierarchy, the filtering
-// of list results, and the JSON-RPC error responses both send.
+// Package mcpauthz is the MCP authorization engine package rs and the
+// gateway share to authorize MCP requests before an MCP server sees them:
+// reading the JSON-RPC messages of a request body strictly enough that the
+// check and the server cannot disagree about what is called ([Inspect]),
+// the scope policy ([Policy]: exact, prefix and default rules per tool,
+// prompt and resource, scopes per method, the scope hierarchy) and its
+// decisions, the step-up challenge ([WriteStepUp], one wording for both),
+// the filtering of list results in JSON and in server-sent events
+// ([Policy.FilterList], [EventSplitter], [RewriteEvent]), and the
+// JSON-RPC and OAuth error responses both send ([WriteJSON]).
 //
 // Both places must read a body the same way: a body one of them forwarded
 // and the other refused, or a tool name one read differently, would be a

@@ -86,6 +86,39 @@ func CancelNotification(id json.RawMessage, reason string) []byte {
 	return b
 }
 
+// RewriteMessages hands fn the JSON-RPC message in data, or each message
+// of a batch, and returns data with the messages fn rewrote (a batch
+// re-encoded) and true, or data and false when fn rewrote none. fn
+// reports whether it rewrote its message. A batch that is not a JSON
+// array of values is returned as it is.
+func RewriteMessages(data []byte, fn func(msg []byte) ([]byte, bool)) ([]byte, bool) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		if out, ok := fn(trimmed); ok {
+			return out, true
+		}
+		return data, false
+	}
+	var batch []json.RawMessage
+	if json.Unmarshal(trimmed, &batch) != nil {
+		return data, false
+	}
+	changed := false
+	for i, m := range batch {
+		if out, ok := fn(m); ok {
+			batch[i], changed = out, true
+		}
+	}
+	if !changed {
+		return data, false
+	}
+	b, err := json.Marshal(batch)
+	if err != nil {
+		return data, false
+	}
+	return b, true
+}
+
 // FilterList removes from a list response (tools/list, prompts/list,
 // resources/list) every entry of result.<member> whose <key> member is not
 // a string that allowed accepts, keeping every other member of the

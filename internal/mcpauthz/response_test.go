@@ -124,3 +124,30 @@ func TestClosure(t *testing.T) {
 		}
 	}
 }
+
+func TestRewriteMessages(t *testing.T) {
+	// Rewrites the message with id 2 only.
+	two := func(msg []byte) ([]byte, bool) {
+		if ResponseID(msg) != "n2" {
+			return nil, false
+		}
+		return []byte(`{"id":2,"rewritten":true}`), true
+	}
+	for _, tt := range []struct {
+		name, in, want string
+		changed        bool
+	}{
+		{"a message fn rewrites", ` {"id":2} `, `{"id":2,"rewritten":true}`, true},
+		{"a message fn leaves", `{"id":1}`, `{"id":1}`, false},
+		{"a batch: only the message fn rewrites changes, re-encoded", "[ {\"id\":1}, {\"id\":2} ]", `[{"id":1},{"id":2,"rewritten":true}]`, true},
+		{"a batch fn leaves is returned as it is", "[ {\"id\":1} ]", "[ {\"id\":1} ]", false},
+		{"not an array", `[{"id":2}`, `[{"id":2}`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, changed := RewriteMessages([]byte(tt.in), two)
+			if string(out) != tt.want || changed != tt.changed {
+				t.Errorf("RewriteMessages(%q) = %q, %v; want %q, %v", tt.in, out, changed, tt.want, tt.changed)
+			}
+		})
+	}
+}
