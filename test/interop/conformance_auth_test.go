@@ -54,8 +54,9 @@ func TestConformanceAuthorization(t *testing.T) {
 	const clientID = "conformance-client"
 	registered := fmt.Sprintf("http://127.0.0.1:%d/callback", conformanceCallbackPort)
 	gh := newGatehouse(t)
-	gh.createPublicClient(t, clientID, "MCP conformance", registered)
+	// Admin commands act only on data `gatehouse dev` made: dev first.
 	dev := gh.startDev(t, "conformance", "pw-"+rand.Text())
+	gh.createPublicClient(t, clientID, "MCP conformance", registered)
 	t.Logf("gatehouse dev: issuer %s", dev.Issuer)
 
 	// The registered redirect URI has port 3000; if something else holds
