@@ -5,74 +5,14 @@ package main
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
+	"github.com/gatehouse-mcp/gatehouse/internal/ptytest"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
-	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 )
-
-// onTerminal runs cmd with a new pty as its controlling terminal,
-// standard input, output and error. Each time the output shows the next
-// prompt of prompts (a substring, after the previous one), it types the
-// matching entry of typed. It returns everything the terminal showed and
-// the command's error, and fails the test if the command left the
-// terminal without echo.
-func onTerminal(t *testing.T, cmd *exec.Cmd, prompts, typed []string) (string, error) {
-	t.Helper()
-	tty, dev, err := pty.Open()
-	if err != nil {
-		t.Fatalf("pty.Open: %v", err)
-	}
-	defer tty.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = dev, dev, dev
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var shown syncbuf.Buffer
-	copied := make(chan struct{})
-	go func() {
-		io.Copy(&shown, tty) // ends with EIO when the command exits
-		close(copied)
-	}()
-	seen := 0
-	for i, p := range prompts {
-		// Not a timed assertion: a bound so that a prompt that never
-		// comes fails the test instead of hanging it.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if j := strings.Index(shown.String()[seen:], p); j >= 0 {
-				seen += j + len(p)
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("no prompt %q; the terminal shows:\n%s", p, shown.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if _, err := tty.Write([]byte(typed[i])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err = cmd.Wait()
-	if tio, err := unix.IoctlGetTermios(int(dev.Fd()), unix.TCGETS); err != nil || tio.Lflag&unix.ECHO == 0 {
-		t.Errorf("the command left the terminal without echo (%v)", err)
-	}
-	dev.Close() // ours: the copy ends once no process holds the terminal
-	<-copied
-	return shown.String(), err
-}
 
 // TestUserAddAtTerminal: `gatehouse user add` at a terminal asks for the
 // password twice, stating the rules, without echoing it, and stores a
@@ -116,7 +56,7 @@ func TestUserAddAtTerminal(t *testing.T) {
 			{"Ctrl-C", []string{prompt}, []string{"\x03"}, "gatehouse: interrupted; nothing was changed"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				shown, err := onTerminal(t, gatehouseCmd(t, "user", "add", "alice", "--data", data), tt.prompts, tt.typed)
+				shown, err := ptytest.Run(t, gatehouseCmd(t, "user", "add", "alice", "--data", data), tt.prompts, tt.typed)
 				if err == nil || !strings.Contains(shown, tt.want) {
 					t.Errorf("user add alice typing %q = %v, want exit 1 saying %q; the terminal shows:\n%s", tt.typed, err, tt.want, shown)
 				}
@@ -133,7 +73,7 @@ func TestUserAddAtTerminal(t *testing.T) {
 	})
 
 	t.Run("added", func(t *testing.T) {
-		shown, err := onTerminal(t, gatehouseCmd(t, "user", "add", "alice", "--data", data), []string{prompt, again}, []string{pw + "\r", pw + "\r"})
+		shown, err := ptytest.Run(t, gatehouseCmd(t, "user", "add", "alice", "--data", data), []string{prompt, again}, []string{pw + "\r", pw + "\r"})
 		if err != nil || !strings.Contains(shown, "added user alice") {
 			t.Fatalf("user add alice at a terminal = %v; the terminal shows:\n%s", err, shown)
 		}
@@ -148,7 +88,7 @@ func TestUserAddAtTerminal(t *testing.T) {
 
 	t.Run("passwd", func(t *testing.T) {
 		const pw2 = "another long password"
-		shown, err := onTerminal(t, gatehouseCmd(t, "user", "passwd", "alice", "--data", data), []string{prompt, again}, []string{pw2 + "\r", pw2 + "\r"})
+		shown, err := ptytest.Run(t, gatehouseCmd(t, "user", "passwd", "alice", "--data", data), []string{prompt, again}, []string{pw2 + "\r", pw2 + "\r"})
 		if err != nil || !strings.Contains(shown, "password updated for alice") || strings.Contains(shown, "another") {
 			t.Fatalf("user passwd alice at a terminal = %v; the terminal shows:\n%s", err, shown)
 		}

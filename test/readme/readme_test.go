@@ -1,3 +1,5 @@
+//go:build linux
+
 package readme
 
 import (
@@ -21,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
+	"github.com/gatehouse-mcp/gatehouse/internal/ptytest"
 )
 
 // The module path the README's commands install and run from.
@@ -265,8 +267,9 @@ audit:
 		}
 		// At a terminal: prompted twice, stating the rule, no echo.
 		const pw = "readme-alice-password"
-		shown, err := onTerminal(ctx, t, work, gatehouse, []string{"user", "add", "alice", "--config", configFile},
-			[]string{"New password for alice (at least 8 characters): ", "Repeat the password: "}, []string{pw + "\r", pw + "\r"})
+		cmd := exec.CommandContext(ctx, gatehouse, "user", "add", "alice", "--config", configFile)
+		cmd.Dir, cmd.Env = work, childEnv()
+		shown, err := ptytest.Run(t, cmd, []string{"New password for alice (at least 8 characters): ", "Repeat the password: "}, []string{pw + "\r", pw + "\r"})
 		if err != nil || !strings.Contains(shown, "added user alice") {
 			t.Fatalf("gatehouse user add alice at a terminal: %v; the terminal shows:\n%s", err, shown)
 		}
@@ -274,7 +277,7 @@ audit:
 			t.Errorf("the terminal echoed the password:\n%s", shown)
 		}
 		// From a pipe, for scripts: one line, no prompt.
-		cmd := exec.CommandContext(ctx, gatehouse, "user", "add", "bob", "--config", configFile)
+		cmd = exec.CommandContext(ctx, gatehouse, "user", "add", "bob", "--config", configFile)
 		cmd.Dir, cmd.Env = work, childEnv()
 		cmd.Stdin = strings.NewReader("readme-bob-password\n")
 		if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "password for") {
@@ -285,67 +288,6 @@ audit:
 			t.Errorf("gatehouse user list after user add alice and bob:\n%s", out)
 		}
 	})
-}
-
-// onTerminal runs name args on a new pseudo-terminal, answers each prompt
-// with the text typed for it, and returns what the terminal showed.
-func onTerminal(ctx context.Context, t *testing.T, dir, name string, args, prompts, typed []string) (string, error) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir, cmd.Env = dir, childEnv()
-	tty, dev, err := pty.Open()
-	if err != nil {
-		t.Fatalf("pty.Open: %v", err)
-	}
-	defer tty.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = dev, dev, dev
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu     sync.Mutex
-		shown  strings.Builder
-		copied = make(chan struct{})
-	)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			mu.Lock()
-			shown.Write(buf[:n])
-			mu.Unlock()
-			if err != nil { // EIO once the command exits
-				close(copied)
-				return
-			}
-		}
-	}()
-	text := func() string { mu.Lock(); defer mu.Unlock(); return shown.String() }
-	seen := 0
-	for i, p := range prompts {
-		// A bound, not a timed assertion: a prompt that never comes
-		// fails the test instead of hanging it.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if j := strings.Index(text()[seen:], p); j >= 0 {
-				seen += j + len(p)
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("no prompt %q; the terminal shows:\n%s", p, text())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if _, err := tty.Write([]byte(typed[i])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err = cmd.Wait()
-	dev.Close()
-	<-copied
-	return text(), err
 }
 
 // callTool runs the example client with args and is its browser for every
