@@ -16,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -282,9 +283,11 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 // password; prompts and errors quote it.
 const passwordRules = "at least 8 characters"
 
-// checkPassword enforces passwordRules on a new user password.
+// checkPassword enforces passwordRules on a new user password. It counts
+// characters, as the rule says, not bytes: "pässwörd" is 8 of them, and
+// four two-byte characters are not 8.
 func checkPassword(pw string) error {
-	if len(pw) < 8 {
+	if utf8.RuneCountInString(pw) < 8 {
 		return errors.New("the password must be " + passwordRules)
 	}
 	return nil

@@ -129,3 +129,22 @@ func TestUserAddAtTerminal(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckPasswordCountsCharacters: the rule says "at least 8
+// characters", so it counts characters, not bytes.
+func TestCheckPasswordCountsCharacters(t *testing.T) {
+	for _, tt := range []struct {
+		pw string
+		ok bool
+	}{
+		{"abcdefgh", true},
+		{"abcdefg", false},
+		{"pässwörd", true}, // 8 characters, 10 bytes
+		{"ääää", false},    // 4 characters, 8 bytes
+		{"🔑🔑🔑🔑🔑🔑🔑🔑", true}, // 8 characters
+	} {
+		if err := checkPassword(tt.pw); (err == nil) != tt.ok {
+			t.Errorf("checkPassword(%q) = %v, want ok %v", tt.pw, err, tt.ok)
+		}
+	}
+}
