@@ -52,7 +52,10 @@ func main() {
 // usageError is a command line gatehouse cannot make sense of: the usage
 // goes to standard error with it, and the exit status is 2, as for a flag
 // the flag package refuses.
-type usageError struct{ msg string }
+type usageError struct {
+	msg   string
+	usage string // the usage to print, if not the top-level one
+}
 
 func (e usageError) Error() string { return e.msg }
 
@@ -65,7 +68,11 @@ func exitCode(err error, stderr io.Writer) int {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		usage(stderr)
+		if ue.usage != "" {
+			fmt.Fprint(stderr, ue.usage)
+		} else {
+			usage(stderr)
+		}
 		fmt.Fprintln(stderr, "\ngatehouse:", err)
 		return 2
 	}
@@ -75,7 +82,7 @@ func exitCode(err error, stderr io.Writer) int {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"no command given"}
+		return usageError{msg: "no command given"}
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
@@ -90,7 +97,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return c.run(ctx, args[1:], out)
 		}
 	}
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	return usageError{msg: fmt.Sprintf("unknown command %q", args[0])}
 }
 
 // version describes the binary from its build information: the module
@@ -145,13 +152,18 @@ func subcommands(ctx context.Context, group string, args []string, out io.Writer
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(out, "Usage: gatehouse %s <%s> [flags]\n", group, strings.Join(names, "|"))
+	groupUsage := fmt.Sprintf("Usage: gatehouse %s <%s> [flags]\n", group, strings.Join(names, "|"))
+	if len(args) == 0 {
+		// Like a bare gatehouse: a usage error, on standard error.
+		return usageError{fmt.Sprintf("gatehouse %s needs one of %s", group, strings.Join(names, ", ")), groupUsage}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(out, groupUsage)
 		return nil
 	}
 	f, ok := subs[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown command %q for %s; use one of %s", args[0], group, strings.Join(names, ", "))
+		return usageError{fmt.Sprintf("unknown command %q for %s; use one of %s", args[0], group, strings.Join(names, ", ")), groupUsage}
 	}
 	return f(ctx, args[1:], out)
 }

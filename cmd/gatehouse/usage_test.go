@@ -10,8 +10,9 @@ import (
 )
 
 // TestExitStatusAndUsage runs the command lines a newcomer tries first
-// through run and exitCode, as main does: a bare gatehouse is a usage
-// error (usage on standard error, status 2), help is not.
+// through run and exitCode, as main does: a bare gatehouse or command
+// group, or an unknown command, is a usage error (the usage on standard
+// error, status 2); help is not.
 func TestExitStatusAndUsage(t *testing.T) {
 	for _, tt := range []struct {
 		args   []string
@@ -27,7 +28,9 @@ func TestExitStatusAndUsage(t *testing.T) {
 		{[]string{"--version"}, 0, `^gatehouse \S+.* go1\.\S+\n$`, ""},
 		{[]string{"version"}, 0, `^gatehouse \S+.* go1\.\S+\n$`, ""},
 		{[]string{"serve", "--help"}, 0, `^Usage: gatehouse serve \[flags\]`, ""},
-		{[]string{"keys", "frobnicate"}, 1, "", `^gatehouse: unknown command "frobnicate" for keys; use one of gen-kek, list, rekey, rotate, withdraw\n$`},
+		{[]string{"keys", "frobnicate"}, 2, "", `^Usage: gatehouse keys <gen-kek\|list\|rekey\|rotate\|withdraw> \[flags\]\n\ngatehouse: unknown command "frobnicate" for keys; use one of gen-kek, list, rekey, rotate, withdraw\n$`},
+		{[]string{"client"}, 2, "", `^Usage: gatehouse client <.*> \[flags\]\n\ngatehouse: gatehouse client needs one of block, .*\n$`},
+		{[]string{"client", "--help"}, 0, `^Usage: gatehouse client <`, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := exitCode(run(t.Context(), tt.args, &stdout), &stderr)
