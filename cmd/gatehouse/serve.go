@@ -47,6 +47,13 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration (`gatehouse config check --config FILE` lists the same):\n%w", errs)
 	}
+	// Listen first: a port in use fails here, before the store is opened
+	// or the gateway's routes are printed.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	defer ln.Close()
 	log := newLogger(c)
 	warnKeyFileMode(log, c.Keys.EncryptionKeyFile)
 	st, err := openStore(ctx, c, *migrate)
@@ -58,6 +65,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	srv.ln = ln
 	if err := warnResources(ctx, st, log); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -397,5 +398,31 @@ func TestServeWarnsOfResourceWithoutDefaultScope(t *testing.T) {
 	startServe(t, "--config", cfg)
 	if n := strings.Count(logs.String(), "no default scope"); n != 1 || !strings.Contains(logs.String(), "resource=https://bare.example.com/mcp") {
 		t.Errorf("serve logged %d warnings of no default scope, want 1 for https://bare.example.com/mcp:\n%s", n, logs.String())
+	}
+}
+
+// TestServePortInUse: serve binds its port before anything else, so a
+// port in use fails naming the address, before the gateway's routes or
+// anything else is printed.
+func TestServePortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := serveConfig(t, "https://as.example.com", `gateway:
+  routes:
+    - name: everything
+      url: https://mcp.example.com/everything/mcp
+      upstream:
+        url: http://127.0.0.1:9/mcp
+`)
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"serve", "--config", cfg, "--listen", busy.Addr().String()}, &out)
+	if want := `listen "` + busy.Addr().String() + `": listen tcp ` + busy.Addr().String() + `: bind: address already in use`; err == nil || err.Error() != want {
+		t.Errorf("serve on a port in use = %v, want %q", err, want)
+	}
+	if out.Len() != 0 {
+		t.Errorf("serve printed before failing:\n%s", out.String())
 	}
 }
