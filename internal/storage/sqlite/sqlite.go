@@ -39,9 +39,19 @@ const busyTimeoutMS = 5000
 // writer that finds the WAL wholly copied starts it over, so without it
 // the WAL would grow without bound under steady writes. Without writes the
 // passes slow down to one per checkpointIdle.
+//
+// The writer starts the WAL over only at a moment when no reader still
+// reads from it; with readers always overlapping (a busy server, or one
+// starved of CPU) that moment may never come, and the WAL grew by every
+// write. So once it holds walTruncateFrames pages, the checkpointer
+// checkpoints with TRUNCATE, between two writes on the writer's own
+// connection: it copies what is left, waits (busy_timeout at most) for the
+// readers still on old frames — new ones read the database file — and
+// empties the WAL file. Writes wait for that moment; reads do not.
 const (
-	checkpointBusy = 10 * time.Millisecond
-	checkpointIdle = time.Second
+	checkpointBusy    = 10 * time.Millisecond
+	checkpointIdle    = time.Second
+	walTruncateFrames = 2000 // about 8 MB of 4 KiB pages; twice the autocheckpoint
 )
 
 // Options configures [Open].
@@ -64,6 +74,7 @@ type Options struct {
 // MigrationStatus (from sqlstore.Store) for `gatehouse migrate`.
 type Store struct {
 	*sqlstore.Store
+	w         *sql.DB       // the writer connection (sqlstore's), for TRUNCATE
 	ck        *sql.DB       // the checkpointer's connection
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when checkpoints has returned
@@ -162,7 +173,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	ck.SetMaxIdleConns(1)
 	ck.SetConnMaxLifetime(0)
 	ck.SetConnMaxIdleTime(0)
-	st := &Store{Store: s, ck: ck, stop: make(chan struct{}), done: make(chan struct{})}
+	st := &Store{Store: s, w: w, ck: ck, stop: make(chan struct{}), done: make(chan struct{})}
 	go st.checkpoints()
 	return st, nil
 }
@@ -186,13 +197,29 @@ func (s *Store) checkpoints() {
 		var busy int
 		var now [2]int64
 		err := s.ck.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &now[0], &now[1])
+		if err == nil && now[0] >= walTruncateFrames {
+			// On the writer connection: it waits its turn among the
+			// writes instead of polling for the lock between them, which
+			// under a stream of writes took long enough for the WAL to
+			// quadruple meanwhile.
+			err = s.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &now[0], &now[1])
+		}
 		cancel()
-		if err != nil || now == last {
+		switch {
+		case err == nil && now[0] < 0:
+			// -1: another checkpoint (the writer's own) was running, so
+			// there are writes: not a reason to slow down. (Counting it
+			// as "nothing written" once let the passes back off to one a
+			// second under steady writes, and the WAL grow meanwhile.)
+			wait = checkpointBusy
+		case err != nil || now == last:
 			wait = min(2*wait, checkpointIdle) // nothing was written, or it failed
-		} else {
+		default:
 			wait = checkpointBusy
 		}
-		last = now
+		if now[0] >= 0 {
+			last = now
+		}
 		t.Reset(wait)
 	}
 }

@@ -171,6 +171,60 @@ func TestWALBounded(t *testing.T) {
 	}
 }
 
+// TestWALBoundedUnderOverlappingReaders: readers that always overlap (one
+// begins before the other ends, as on a busy server) leave the writer no
+// moment to start the WAL over; the checkpointer's TRUNCATE bounds it
+// anyway. Without it the WAL grew with the writes.
+func TestWALBoundedUnderOverlappingReaders(t *testing.T) {
+	t.Parallel() // seconds of writes on a file of its own
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s, err := sqlite.Open(t.Context(), sqlite.Options{Path: path})
+	if err != nil {
+		t.Fatalf("sqlite.Open() = %v", err)
+	}
+	defer s.Close()
+	rdb, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 10 * time.Millisecond) // the relay's offset
+			for ctx.Err() == nil {
+				tx, err := rdb.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+				if err != nil {
+					return
+				}
+				var n int
+				tx.QueryRow("SELECT count(*) FROM audit_events").Scan(&n) // takes the snapshot
+				time.Sleep(20 * time.Millisecond)
+				tx.Rollback()
+			}
+		})
+	}
+	var largest int64
+	for i := range 5000 {
+		e := storage.AuditEvent{Time: time.Now(), Type: "test.wal", UserID: fmt.Sprint("u", i%10), Detail: fmt.Sprint(i)}
+		if err := s.AppendAudit(t.Context(), e); err != nil {
+			t.Fatalf("AppendAudit(#%d) = %v", i, err)
+		}
+		if fi, err := os.Stat(path + "-wal"); err == nil {
+			largest = max(largest, fi.Size())
+		}
+	}
+	cancel()
+	wg.Wait()
+	// The bound is the truncation threshold (8 MB) plus what a stream of
+	// writes as fast as this loop adds while a checkpoint runs; the WAL
+	// without the truncation grew with the writes, past 100 MB here.
+	if largest > 48<<20 {
+		t.Errorf("the WAL reached %d bytes during 5,000 writes with overlapping readers, want at most 48 MB", largest)
+	}
+}
+
 // TestClientCountsMigration: 0003_client_counts.sql starts the counts from
 // the clients a database already holds, then keeps them.
 func TestClientCountsMigration(t *testing.T) {
