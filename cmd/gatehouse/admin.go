@@ -55,7 +55,7 @@ func withConfigStore(ctx context.Context, fs *flag.FlagSet, sf *storeFlags, args
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c, false)
+	st, err := openExistingStore(ctx, c)
 	if err != nil {
 		return schemaAdvice(err, sf.how())
 	}
@@ -813,7 +813,7 @@ func keysRekey(ctx context.Context, args []string, out io.Writer) error {
 	if len(c.Keys.EncryptionKey) != 32 {
 		return errors.New("no current key-encryption key: set keys.encryption_key_file")
 	}
-	st, err := openStore(ctx, c, false)
+	st, err := openExistingStore(ctx, c)
 	if err != nil {
 		return schemaAdvice(err, sf.how())
 	}

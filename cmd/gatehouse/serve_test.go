@@ -42,6 +42,11 @@ func serveConfig(t *testing.T, issuer, extra string) string {
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Admin commands act only on a database that exists: make it, as an
+	// operator provisioning before the first serve does.
+	if err := run(t.Context(), []string{"migrate", "--config", path}, io.Discard); err != nil {
+		t.Fatalf("gatehouse migrate --config %s: %v", path, err)
+	}
 	return path
 }
 

@@ -261,6 +261,35 @@ func openStore(ctx context.Context, c config.Config, migrate bool) (storage.Stor
 	return nil, fmt.Errorf("unknown storage driver %q", c.Storage.Driver)
 }
 
+// openExistingStore opens the store of an admin command: one a server
+// already made. Unlike openStore it never creates or migrates a SQLite
+// database. A relative storage.sqlite_path resolves against the working
+// directory, so an admin command run from elsewhere would otherwise make
+// an empty database there and report success on it (a key rotated or a
+// client blocked where no server looks).
+func openExistingStore(ctx context.Context, c config.Config) (storage.Store, error) {
+	if c.Storage.Driver != "sqlite" {
+		return openStore(ctx, c, false)
+	}
+	path := c.Storage.SQLitePath
+	if _, err := os.Stat(path); err != nil {
+		abs, _ := filepath.Abs(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at storage.sqlite_path %s (%s): admin commands act on the database a server made, and a relative path is taken from the working directory; run them where that server runs, or create the database first with gatehouse migrate and the same --config", path, abs)
+		}
+		return nil, fmt.Errorf("storage.sqlite_path %s: %w", path, err)
+	}
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Now: time.Now, NoMigrate: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
 // schemaAdvice turns a [*sqlstore.SchemaError] from [openStore] into what
 // to run about it; other errors pass unchanged. how names the store's
 // flags as the command was given them ("--config FILE", "--data DIR"),

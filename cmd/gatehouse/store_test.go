@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -144,6 +147,9 @@ func TestAdminNeverCreatesKeyMaterial(t *testing.T) {
 		cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
 		if err := os.WriteFile(cfg, []byte("issuer: https://as.example.com\nkeys:\n  encryption_key_file: "+kek+"\n"), 0o600); err != nil {
 			t.Fatal(err)
+		}
+		if err := gatehouse("migrate", "--config", cfg); err != nil {
+			t.Fatalf("migrate --config: %v", err)
 		}
 		if err := gatehouse("keys", "rotate", "--config", cfg); err != nil {
 			t.Fatalf("keys rotate --config: %v", err)
@@ -450,4 +456,41 @@ func listStates(out string) map[string]string {
 		m[f[0]] = f[3]
 	}
 	return m
+}
+
+// TestAdminConfigNeedsExistingDatabase (review finding): with --config and
+// SQLite, an admin command never creates or migrates the database. From
+// another directory, the relative default path finds nothing: the command
+// fails, saying so, and creates nothing there.
+func TestAdminConfigNeedsExistingDatabase(t *testing.T) {
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := run(t.Context(), []string{"keys", "gen-kek", kek}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(cfg, []byte("issuer: https://as.example.com\nkeys:\n  encryption_key_file: "+kek+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir()) // not where the server runs
+	for _, args := range [][]string{
+		{"keys", "rotate"},
+		{"client", "block", "--host", "evil.example"},
+		{"user", "list"},
+		{"keys", "rekey", "--new-key-file", kek},
+	} {
+		err := run(t.Context(), append(args, "--config", cfg), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "no database at storage.sqlite_path ./gatehouse-data/gatehouse.db") || !strings.Contains(err.Error(), "gatehouse migrate") {
+			t.Errorf("gatehouse %s --config (no database here) = %v, want it refused naming the path and gatehouse migrate", strings.Join(args, " "), err)
+		}
+		if _, err := os.Stat(defaultDataDir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("gatehouse %s created %s (%v)", strings.Join(args, " "), defaultDataDir, err)
+		}
+	}
+	// Once made (migrate, or a first serve), the same commands work.
+	if err := run(t.Context(), []string{"migrate", "--config", cfg}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), []string{"keys", "rotate", "--config", cfg}, io.Discard); err != nil {
+		t.Errorf("keys rotate --config after migrate: %v", err)
+	}
 }
