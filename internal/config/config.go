@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -341,6 +342,8 @@ func (c *Config) Resolve(env func(string) (string, bool)) error {
 	var errs []error
 	if dsn, ok := env("GATEHOUSE_STORAGE_POSTGRES_DSN"); ok {
 		c.Storage.PostgresDSN = dsn
+	} else if p := secretRefProblem("storage.postgres_dsn_file", c.Storage.PostgresDSNFile); p != "" {
+		errs = append(errs, keyErrorf("storage.postgres_dsn_file", "%s", p))
 	} else if c.Storage.PostgresDSNFile != "" {
 		b, err := os.ReadFile(c.Storage.PostgresDSNFile)
 		if err != nil {
@@ -348,7 +351,9 @@ func (c *Config) Resolve(env func(string) (string, bool)) error {
 		}
 		c.Storage.PostgresDSN = strings.TrimSpace(string(b))
 	}
-	if c.Keys.EncryptionKeyFile != "" {
+	if p := secretRefProblem("keys.encryption_key_file", c.Keys.EncryptionKeyFile); p != "" {
+		errs = append(errs, keyErrorf("keys.encryption_key_file", "%s", p))
+	} else if c.Keys.EncryptionKeyFile != "" {
 		k, err := ReadKeyFile(c.Keys.EncryptionKeyFile)
 		if err != nil {
 			errs = append(errs, keyErrorf("keys.encryption_key_file", "keys.encryption_key_file: %w", err))
@@ -459,18 +464,77 @@ func (c Config) Redacted() string {
 	if len(c.Keys.EncryptionKey) > 0 {
 		m["keys"].(map[string]any)["encryption_key"] = "<redacted: 32 bytes loaded>"
 	}
+	// A file or variable key holding what looks like the secret itself.
+	if notAPath(c.Storage.PostgresDSNFile) {
+		st["postgres_dsn_file"] = "<redacted: not a file path>"
+	}
+	if notAPath(c.Keys.EncryptionKeyFile) {
+		m["keys"].(map[string]any)["encryption_key_file"] = "<redacted: not a file path>"
+	}
 	// An upstream URL may carry credentials in its userinfo or query.
 	if gw, ok := m["gateway"].(map[string]any); ok {
 		routes, _ := gw["routes"].([]any)
 		for i, r := range routes {
 			up, _ := r.(map[string]any)["upstream"].(map[string]any)
-			if up != nil && i < len(c.Gateway.Routes) && c.Gateway.Routes[i].Upstream.URL != "" {
-				up["url"] = redactURL(c.Gateway.Routes[i].Upstream.URL)
+			if up == nil || i >= len(c.Gateway.Routes) {
+				continue
+			}
+			u := c.Gateway.Routes[i].Upstream
+			if u.URL != "" {
+				up["url"] = redactURL(u.URL)
+			}
+			if notAPath(u.HeaderValueFile) {
+				up["header_value_file"] = "<redacted: not a file path>"
+			}
+			if u.HeaderValueEnv != "" && !envNameRE.MatchString(u.HeaderValueEnv) {
+				up["header_value_env"] = "<redacted: not a variable name>"
+			}
+			envs, _ := up["env"].([]any)
+			for j, e := range envs {
+				em, _ := e.(map[string]any)
+				if em == nil || j >= len(u.Env) {
+					continue
+				}
+				if notAPath(u.Env[j].ValueFile) {
+					em["value_file"] = "<redacted: not a file path>"
+				}
+				if u.Env[j].ValueEnv != "" && !envNameRE.MatchString(u.Env[j].ValueEnv) {
+					em["value_env"] = "<redacted: not a variable name>"
+				}
 			}
 		}
 	}
 	y, _ := yaml.Marshal(m)
 	return string(y)
+}
+
+// notAPath reports whether v, the value of a key that names a file
+// holding a secret (postgres_dsn_file, a header_value_file), looks like
+// the secret itself: a URL with credentials, a DSN with spaces, a header
+// such as "Bearer …". Such a value is never quoted in a message or in
+// the printed configuration.
+func notAPath(v string) bool {
+	return strings.Contains(v, "://") || strings.ContainsAny(v, "@ \t\r\n")
+}
+
+// envNameRE is what an environment variable name is: a value of a *_env
+// key that is not one is likely the secret itself.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// secretRefProblem is the problem with the value v of key, a *_file or
+// *_env key that points at a secret, when v looks like the secret itself;
+// "" when it is a plausible path or variable name. It never quotes v.
+func secretRefProblem(key, v string) string {
+	if strings.HasSuffix(key, "_env") {
+		if v != "" && !envNameRE.MatchString(v) {
+			return key + " must name an environment variable (letters, digits and _), and this value is not one: it looks like the secret itself, which is not shown; put it in the environment and name the variable here"
+		}
+		return ""
+	}
+	if v != "" && notAPath(v) {
+		return key + " must be the path of a file holding the secret, and this value looks like the secret itself, which is not shown; put it in a file and name the file here"
+	}
+	return ""
 }
 
 // redactURL hides a URL's userinfo and query, which may hold credentials.

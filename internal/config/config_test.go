@@ -257,3 +257,53 @@ func TestBrandingConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsInWrongPlacesNotEchoed (review finding): a secret put where a
+// file path, a variable name or a mapping belongs is named as a problem
+// but never quoted, neither in the problem nor in the printed
+// configuration; an upstream URL's credentials stay out of its problems.
+func TestSecretsInWrongPlacesNotEchoed(t *testing.T) {
+	const secret = "HUNTER2pw"
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, yaml, want string
+	}{
+		{"DSN as the DSN file", "storage:\n  driver: postgres\n  postgres_dsn_file: postgres://admin:" + secret + "@db/gh\n", "storage.postgres_dsn_file must be the path of a file holding the secret"},
+		{"key as the key file", "keys:\n  encryption_key_file: \"" + secret + " " + secret + "\"\n", "keys.encryption_key_file must be the path of a file holding the secret"},
+		{"DSN as the storage mapping", "storage: postgres://admin:" + secret + "@db/gh\n", "storage: must be a mapping of keys"},
+		{"header value as its variable", "gateway:\n  routes:\n    - name: r\n      url: https://gw.example.com/r/mcp\n      upstream:\n        url: https://up.example.com/mcp\n        header_value_env: \"Bearer sk-" + secret + "\"\n", "header_value_env must name an environment variable"},
+		{"credentials in a bad upstream URL", "gateway:\n  routes:\n    - name: r\n      url: https://gw.example.com/r/mcp\n      upstream:\n        url: ftp://svc:" + secret + "@up.example.com/mcp?key=" + secret + "\n", "upstream.url"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".yaml")
+			if err := os.WriteFile(path, []byte("issuer: https://auth.example.com\n"+tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := func(string) (string, bool) { return "", false }
+			c, err := Load(path, env)
+			var all []string
+			if err != nil {
+				all = append(all, err.Error())
+			}
+			if !Collect(err).Fatal() {
+				if rerr := c.Resolve(env); rerr != nil {
+					all = append(all, rerr.Error())
+				}
+				if gerr := c.Gateway.Resolve(env); gerr != nil {
+					all = append(all, gerr.Error())
+				}
+				if verr := c.Validate(false); verr != nil {
+					all = append(all, verr.Error())
+				}
+				all = append(all, c.Redacted())
+			}
+			text := strings.Join(all, "\n")
+			if !strings.Contains(text, tt.want) {
+				t.Errorf("problems do not say %q:\n%s", tt.want, text)
+			}
+			if strings.Contains(text, secret) {
+				t.Errorf("the secret appears in the problems or the printed configuration:\n%s", text)
+			}
+		})
+	}
+}

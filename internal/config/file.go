@@ -367,7 +367,17 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	return strconv.Quote(resolve(n).Value)
+	v := resolve(n).Value
+	// A value in the wrong place may be a secret (a DSN where a mapping
+	// belongs): a URL is shown without its userinfo and query, and a value
+	// with spaces or an @ not at all.
+	if strings.Contains(v, "://") {
+		return strconv.Quote(redactURL(v))
+	}
+	if strings.ContainsAny(v, "@ \t\r\n") {
+		return "a text value (not shown: it may be a secret)"
+	}
+	return strconv.Quote(v)
 }
 
 // kindName says what a value of type t looks like, for messages.

@@ -266,6 +266,12 @@ func (g Gateway) EffectiveShutdownTimeout() time.Duration {
 func (g *Gateway) Resolve(env func(string) (string, bool)) error {
 	var errs []error
 	read := func(what, path, file, envName string) string {
+		for _, k := range []struct{ key, v string }{{path + "_file", file}, {path + "_env", envName}} {
+			if p := secretRefProblem(k.key, k.v); p != "" {
+				errs = append(errs, keyErrorf(k.key, "%s: %s", what, p))
+				return ""
+			}
+		}
 		switch {
 		case file != "":
 			b, err := os.ReadFile(file)
@@ -407,9 +413,9 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 			errs = append(errs, keyErrorf(upAt("command"), "%s: upstream has both url and command; set one", where))
 		case up.URL != "":
 			if uu, err := url.Parse(up.URL); err != nil || uu.Host == "" || (uu.Scheme != "https" && uu.Scheme != "http") {
-				errs = append(errs, keyErrorf(upAt("url"), "%s: upstream.url %q must be an absolute http(s) URL", where, up.URL))
+				errs = append(errs, keyErrorf(upAt("url"), "%s: upstream.url %q must be an absolute http(s) URL", where, redactURL(up.URL)))
 			} else if p := urlPortProblem(uu); p != "" {
-				errs = append(errs, keyErrorf(upAt("url"), "%s: upstream.url %q: %s", where, up.URL, p))
+				errs = append(errs, keyErrorf(upAt("url"), "%s: upstream.url %q: %s", where, redactURL(up.URL), p))
 			}
 			bad(len(up.Args) > 0 || up.Dir != "" || len(up.Env) > 0 || up.InheritEnv != nil, at("upstream"),
 				"%s: upstream args, dir, env and inherit_env apply to a stdio upstream (command), not to url", where)
