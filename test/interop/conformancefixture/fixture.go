@@ -32,7 +32,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -452,9 +451,9 @@ type elicitationInput struct {
 func testElicitationHandler(ctx context.Context, req *mcp.CallToolRequest, input elicitationInput) (*mcp.CallToolResult, any, error) {
 	result, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
 		Message: input.Message,
-		RequestedSchema: &jsonschema.Schema{
+		RequestedSchema: &schema{
 			Type: "object",
-			Properties: map[string]*jsonschema.Schema{
+			Properties: map[string]*schema{
 				"username": {
 					Type:        "string",
 					Description: "Your preferred username",
@@ -740,10 +739,10 @@ func acceptedContent(responses mcp.InputResponseMap, key string) map[string]any 
 // =============================================================================
 
 // nameElicitSchema is the requestedSchema used by tools that elicit a name.
-func nameElicitSchema() *jsonschema.Schema {
-	return &jsonschema.Schema{
+func nameElicitSchema() *schema {
+	return &schema{
 		Type: "object",
-		Properties: map[string]*jsonschema.Schema{
+		Properties: map[string]*schema{
 			"name": {Type: "string"},
 		},
 		Required: []string{"name"},
@@ -847,9 +846,9 @@ func testInputRequiredRequestStateHandler(ctx context.Context, req *mcp.CallTool
 		InputRequests: mcp.InputRequestMap{
 			"confirm": &mcp.ElicitParams{
 				Message: "Please confirm",
-				RequestedSchema: &jsonschema.Schema{
+				RequestedSchema: &schema{
 					Type:       "object",
-					Properties: map[string]*jsonschema.Schema{"ok": {Type: "boolean"}},
+					Properties: map[string]*schema{"ok": {Type: "boolean"}},
 					Required:   []string{"ok"},
 				},
 			},
@@ -924,9 +923,9 @@ func testInputRequiredMultiRoundHandler(ctx context.Context, req *mcp.CallToolRe
 			InputRequests: mcp.InputRequestMap{
 				"step2": &mcp.ElicitParams{
 					Message: "Step 2: What is your favorite color?",
-					RequestedSchema: &jsonschema.Schema{
+					RequestedSchema: &schema{
 						Type:       "object",
-						Properties: map[string]*jsonschema.Schema{"color": {Type: "string"}},
+						Properties: map[string]*schema{"color": {Type: "string"}},
 						Required:   []string{"color"},
 					},
 				},
@@ -968,9 +967,9 @@ func testInputRequiredTamperedStateHandler(ctx context.Context, req *mcp.CallToo
 		InputRequests: mcp.InputRequestMap{
 			"confirm": &mcp.ElicitParams{
 				Message: "Please confirm",
-				RequestedSchema: &jsonschema.Schema{
+				RequestedSchema: &schema{
 					Type:       "object",
-					Properties: map[string]*jsonschema.Schema{"ok": {Type: "boolean"}},
+					Properties: map[string]*schema{"ok": {Type: "boolean"}},
 					Required:   []string{"ok"},
 				},
 			},
@@ -1034,9 +1033,9 @@ func testInputRequiredPromptHandler(ctx context.Context, req *mcp.GetPromptReque
 		InputRequests: mcp.InputRequestMap{
 			"user_context": &mcp.ElicitParams{
 				Message: "Please provide context for the prompt",
-				RequestedSchema: &jsonschema.Schema{
+				RequestedSchema: &schema{
 					Type:       "object",
-					Properties: map[string]*jsonschema.Schema{"context": {Type: "string"}},
+					Properties: map[string]*schema{"context": {Type: "string"}},
 					Required:   []string{"context"},
 				},
 			},
@@ -1320,4 +1319,14 @@ func audioData() []byte {
 		panic("invalid testAudioBase64: " + err.Error())
 	}
 	return data
+}
+
+// schema is the subset of JSON Schema the fixture's elicitations request
+// (RequestedSchema takes any JSON value), so the fixture needs no schema
+// library of its own.
+type schema struct {
+	Type        string             `json:"type,omitempty"`
+	Description string             `json:"description,omitempty"`
+	Properties  map[string]*schema `json:"properties,omitempty"`
+	Required    []string           `json:"required,omitempty"`
 }
