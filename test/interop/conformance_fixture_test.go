@@ -132,8 +132,12 @@ func TestConformanceFixture(t *testing.T) {
 				if p.name == "direct" {
 					passedDirectly[cli.name] = passed
 				}
+				direct, ran := passedDirectly[cli.name]
+				if !ran && len(baseline) > 0 {
+					t.Logf("the direct placement did not run (-run): %s's entries are not checked against it", p.baseline[cli.name])
+				}
 				for sc := range baseline {
-					if !passedDirectly[cli.name][sc] {
+					if ran && !direct[sc] {
 						t.Errorf("%s lists %s, which does not pass against the fixture directly either: fix the fixture", p.baseline[cli.name], sc)
 					}
 				}
