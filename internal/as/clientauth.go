@@ -169,7 +169,11 @@ func (s *Server) verifyAssertion(ctx context.Context, c storage.Client, assertio
 		})
 	}
 	claims, err := verify(c.JWKS)
-	if errors.Is(err, token.ErrNoMatchingKey) && c.Origin == storage.OriginCIMD && c.JWKSURI != "" {
+	// Only while metadata documents are on and this one is still allowed:
+	// a client stored before the operator turned them off (or narrowed
+	// cimd.allow_domains) must not make the server fetch on its behalf.
+	if errors.Is(err, token.ErrNoMatchingKey) && c.Origin == storage.OriginCIMD && c.JWKSURI != "" &&
+		s.opts.Registration.CIMD.Enabled && s.cimdTrusted(c.ID) {
 		// The client may have rotated its keys since its jwks_uri was
 		// last fetched: fetch it again, once, within the limits.
 		if jwks, ok := s.refreshClientJWKS(ctx, c); ok {
