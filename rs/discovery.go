@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
 
 // maxDocumentBytes bounds every JSON document fetched from the
@@ -23,14 +25,6 @@ const defaultHTTPTimeout = 10 * time.Second
 
 // defaultClient is used when an option leaves HTTPClient nil.
 var defaultClient = &http.Client{Timeout: defaultHTTPTimeout}
-
-// serverMetadata is the part of RFC 8414 / OpenID Connect Discovery
-// metadata the verifiers use.
-type serverMetadata struct {
-	Issuer                string `json:"issuer"`
-	JWKSURI               string `json:"jwks_uri"`
-	IntrospectionEndpoint string `json:"introspection_endpoint"`
-}
 
 // metadataURLs returns the discovery URLs to try for issuer, in the order
 // the MCP specification gives (2025-11-25 and later): RFC 8414 with path
@@ -63,14 +57,14 @@ func metadataURLs(issuer string) ([]string, error) {
 // well-known location in turn, and returns the first document whose issuer
 // is exactly issuer (RFC 8414 §3.3). want checks the fields the caller
 // needs; a document failing it counts as not found.
-func discover(ctx context.Context, c *http.Client, issuer string, want func(*serverMetadata) error) (*serverMetadata, error) {
+func discover(ctx context.Context, c *http.Client, issuer string, want func(*oauth.ServerMetadata) error) (*oauth.ServerMetadata, error) {
 	urls, err := metadataURLs(issuer)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	for _, u := range urls {
-		var m serverMetadata
+		var m oauth.ServerMetadata
 		if err := getJSON(ctx, c, u, &m); err != nil {
 			errs = append(errs, err)
 			continue

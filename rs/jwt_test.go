@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 )
@@ -472,7 +473,7 @@ func TestDiscovery(t *testing.T) {
 	}))
 	defer srv.Close()
 	issuer = srv.URL + "/tenant"
-	m, err := discover(t.Context(), srv.Client(), issuer, func(*serverMetadata) error { return nil })
+	m, err := discover(t.Context(), srv.Client(), issuer, func(*oauth.ServerMetadata) error { return nil })
 	if err != nil {
 		t.Fatalf("discover(%q) = %v", issuer, err)
 	}
@@ -484,7 +485,7 @@ func TestDiscovery(t *testing.T) {
 		t.Errorf("discovery order (-want +got):\n%s", diff)
 	}
 	// An issuer mismatch is never accepted.
-	if _, err := discover(t.Context(), srv.Client(), srv.URL+"/tenant/", func(*serverMetadata) error { return nil }); err == nil {
+	if _, err := discover(t.Context(), srv.Client(), srv.URL+"/tenant/", func(*oauth.ServerMetadata) error { return nil }); err == nil {
 		t.Error("discover(issuer with trailing slash) = nil error, want issuer mismatch")
 	}
 }
