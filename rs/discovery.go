@@ -65,7 +65,7 @@ func discover(ctx context.Context, c *http.Client, issuer string, want func(*oau
 	var errs []error
 	for _, u := range urls {
 		var m oauth.ServerMetadata
-		if err := getJSON(ctx, c, u, &m); err != nil {
+		if err := getJSON(ctx, c, u, &m); err != nil && !unusedMemberTypeError(err) {
 			errs = append(errs, err)
 			continue
 		}
@@ -80,6 +80,24 @@ func discover(ctx context.Context, c *http.Client, issuer string, want func(*oau
 		return &m, nil
 	}
 	return nil, fmt.Errorf("discover authorization server %s: %w", issuer, errors.Join(errs...))
+}
+
+// unusedMemberTypeError reports whether err says only that a metadata
+// member rs does not read has another type than RFC 8414 gives it. Such a
+// document is still used, as it was when rs decoded only its members:
+// encoding/json fills every member it can and reports the first mismatch,
+// so the members rs reads are then as the document has them, and checked
+// (issuer, want) as usual.
+func unusedMemberTypeError(err error) bool {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return false
+	}
+	switch te.Field {
+	case "issuer", "jwks_uri", "introspection_endpoint":
+		return false
+	}
+	return true
 }
 
 // getJSON GETs u and decodes a JSON body of at most maxDocumentBytes.

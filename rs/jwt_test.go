@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -487,6 +488,46 @@ func TestDiscovery(t *testing.T) {
 	// An issuer mismatch is never accepted.
 	if _, err := discover(t.Context(), srv.Client(), srv.URL+"/tenant/", func(*oauth.ServerMetadata) error { return nil }); err == nil {
 		t.Error("discover(issuer with trailing slash) = nil error, want issuer mismatch")
+	}
+}
+
+// TestDiscoverMemberTypes: a member rs does not read, of another type
+// than RFC 8414 gives it, does not make the document unusable; a member it
+// reads does.
+func TestDiscoverMemberTypes(t *testing.T) {
+	var doc string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, doc)
+	}))
+	defer srv.Close()
+	issuer := srv.URL
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr bool
+	}{
+		{"scopes_supported a string", `{"scopes_supported":"a b","issuer":%q,"jwks_uri":"https://as.example.com/jwks"}`, false},
+		{"a flag a string", `{"issuer":%q,"authorization_response_iss_parameter_supported":"true","jwks_uri":"https://as.example.com/jwks"}`, false},
+		{"jwks_uri a number", `{"issuer":%q,"jwks_uri":7}`, true},
+		{"issuer an array", `{"scopes_supported":"a b","issuer":[%q],"jwks_uri":"https://as.example.com/jwks"}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc = fmt.Sprintf(tt.doc, issuer)
+			m, err := discover(t.Context(), srv.Client(), issuer, func(m *oauth.ServerMetadata) error {
+				if m.JWKSURI == "" {
+					return errors.New("no jwks_uri")
+				}
+				return nil
+			})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("discover(%s) = %v, want error %v", doc, err, tt.wantErr)
+			}
+			if err == nil && m.JWKSURI != "https://as.example.com/jwks" {
+				t.Errorf("discover(%s).JWKSURI = %q", doc, m.JWKSURI)
+			}
+		})
 	}
 }
 
