@@ -661,21 +661,11 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	}
 	deniedMsg, stepUpMsg := v.Denied, v.StepUp
 	if deniedMsg != nil || stepUpMsg != nil {
-		// The refused calls are recorded before the answer, like
-		// forwarded ones: under a store that cannot keep up, the answer
-		// is the audit refusal instead.
 		refused, outcome := deniedTools, "denied"
 		if deniedMsg == nil {
 			refused, outcome = stepUpTools, "step_up"
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
-		err := x.recordRefused(ctx, refused, outcome)
-		cancel()
-		if err != nil {
-			for i := range msgs {
-				x.track(&msgs[i])
-			}
-			rt.refuseUnaudited(w, x, err)
+		if !x.recordRefused(w, r, msgs, refused, outcome) {
 			return
 		}
 		if deniedMsg != nil {
