@@ -589,14 +589,8 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 			"Content-Encoding "+strconv.Quote(mcpauthz.Clip(ce))+" is not supported: send the request body uncompressed", nil))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			mcpauthz.WriteJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
-			return
-		}
-		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
+	body, ok := mcpauthz.ReadBody(w, r, rt.maxBody)
+	if !ok {
 		return
 	}
 	msgs, batch, err := mcpauthz.Inspect(body, rt.maxBatch)
