@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
 
 // maxDocumentBytes bounds every JSON document fetched from the
@@ -23,14 +25,6 @@ const defaultHTTPTimeout = 10 * time.Second
 
 // defaultClient is used when an option leaves HTTPClient nil.
 var defaultClient = &http.Client{Timeout: defaultHTTPTimeout}
-
-// serverMetadata is the part of RFC 8414 / OpenID Connect Discovery
-// metadata the verifiers use.
-type serverMetadata struct {
-	Issuer                string `json:"issuer"`
-	JWKSURI               string `json:"jwks_uri"`
-	IntrospectionEndpoint string `json:"introspection_endpoint"`
-}
 
 // metadataURLs returns the discovery URLs to try for issuer, in the order
 // the MCP specification gives (2025-11-25 and later): RFC 8414 with path
@@ -63,15 +57,15 @@ func metadataURLs(issuer string) ([]string, error) {
 // well-known location in turn, and returns the first document whose issuer
 // is exactly issuer (RFC 8414 §3.3). want checks the fields the caller
 // needs; a document failing it counts as not found.
-func discover(ctx context.Context, c *http.Client, issuer string, want func(*serverMetadata) error) (*serverMetadata, error) {
+func discover(ctx context.Context, c *http.Client, issuer string, want func(*oauth.ServerMetadata) error) (*oauth.ServerMetadata, error) {
 	urls, err := metadataURLs(issuer)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	for _, u := range urls {
-		var m serverMetadata
-		if err := getJSON(ctx, c, u, &m); err != nil {
+		var m oauth.ServerMetadata
+		if err := getJSON(ctx, c, u, &m); err != nil && !unusedMemberTypeError(err) {
 			errs = append(errs, err)
 			continue
 		}
@@ -86,6 +80,24 @@ func discover(ctx context.Context, c *http.Client, issuer string, want func(*ser
 		return &m, nil
 	}
 	return nil, fmt.Errorf("discover authorization server %s: %w", issuer, errors.Join(errs...))
+}
+
+// unusedMemberTypeError reports whether err says only that a metadata
+// member rs does not read has another type than RFC 8414 gives it. Such a
+// document is still used, as it was when rs decoded only its members:
+// encoding/json fills every member it can and reports the first mismatch,
+// so the members rs reads are then as the document has them, and checked
+// (issuer, want) as usual.
+func unusedMemberTypeError(err error) bool {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return false
+	}
+	switch te.Field {
+	case "issuer", "jwks_uri", "introspection_endpoint":
+		return false
+	}
+	return true
 }
 
 // getJSON GETs u and decodes a JSON body of at most maxDocumentBytes.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/boundmap"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
 
 // Defaults of [IntrospectionOptions].
@@ -200,20 +201,6 @@ func (v *IntrospectionVerifier) checkTimes(info *TokenInfo, now time.Time) (*Tok
 	return info, nil
 }
 
-// introspectionResponse is an RFC 7662 §2.2 response.
-type introspectionResponse struct {
-	Active   bool        `json:"active"`
-	Scope    string      `json:"scope"`
-	ClientID string      `json:"client_id"`
-	Sub      string      `json:"sub"`
-	Aud      audience    `json:"aud"`
-	Iss      string      `json:"iss"`
-	Exp      numericDate `json:"exp"`
-	Iat      numericDate `json:"iat"`
-	Nbf      numericDate `json:"nbf"`
-	JTI      string      `json:"jti"`
-}
-
 // introspect calls the endpoint and checks the answer (except times).
 func (v *IntrospectionVerifier) introspect(ctx context.Context, token string) (*TokenInfo, error) {
 	endpoint, err := v.introspectionEndpoint(ctx)
@@ -233,7 +220,7 @@ func (v *IntrospectionVerifier) introspect(ctx context.Context, token string) (*
 		return nil, unavailable(err)
 	}
 	defer resp.Body.Close()
-	var r introspectionResponse
+	var r oauth.Introspection
 	if err := decodeJSONResponse(resp, endpoint, &r); err != nil {
 		return nil, unavailable(err)
 	}
@@ -265,9 +252,9 @@ func (v *IntrospectionVerifier) introspect(ctx context.Context, token string) (*
 		Scopes:    splitScope(r.Scope),
 		Issuer:    cmp.Or(r.Iss, v.opts.Issuer),
 		Audience:  r.Aud,
-		Expiry:    r.Exp.t,
-		IssuedAt:  r.Iat.t,
-		NotBefore: r.Nbf.t,
+		Expiry:    r.Exp.Time(),
+		IssuedAt:  r.Iat.Time(),
+		NotBefore: r.Nbf.Time(),
 		ID:        r.JTI,
 	}, nil
 }
@@ -280,7 +267,7 @@ func (v *IntrospectionVerifier) introspectionEndpoint(ctx context.Context) (stri
 	if e != "" {
 		return e, nil
 	}
-	m, err := discover(ctx, v.client, v.opts.Issuer, func(m *serverMetadata) error {
+	m, err := discover(ctx, v.client, v.opts.Issuer, func(m *oauth.ServerMetadata) error {
 		if m.IntrospectionEndpoint == "" {
 			return errors.New("no introspection_endpoint")
 		}

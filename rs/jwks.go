@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -184,7 +185,7 @@ func (c *keyCache) fetch(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	if u == "" {
-		m, err := discover(ctx, c.client, c.issuer, func(m *serverMetadata) error {
+		m, err := discover(ctx, c.client, c.issuer, func(m *oauth.ServerMetadata) error {
 			if m.JWKSURI == "" {
 				return errors.New("no jwks_uri")
 			}

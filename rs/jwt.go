@@ -1,23 +1,20 @@
 package rs
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/boundmap"
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -357,9 +354,9 @@ func (v *JWTVerifier) check(c *jwtClaims) (*TokenInfo, error) {
 		return nil, invalid(ErrMissingClaim, "sub")
 	case len(c.Aud) == 0:
 		return nil, invalid(ErrMissingClaim, "aud")
-	case !c.Exp.set:
+	case c.Exp.IsZero():
 		return nil, invalid(ErrMissingClaim, "exp")
-	case !c.Iat.set:
+	case c.Iat.IsZero():
 		return nil, invalid(ErrMissingClaim, "iat")
 	case c.JTI == "":
 		return nil, invalid(ErrMissingClaim, "jti")
@@ -385,10 +382,10 @@ func (v *JWTVerifier) check(c *jwtClaims) (*TokenInfo, error) {
 		Scopes:    splitScope(c.Scope),
 		Issuer:    c.Iss,
 		Audience:  c.Aud,
-		Expiry:    c.Exp.t,
-		IssuedAt:  c.Iat.t,
-		NotBefore: c.Nbf.t,
-		AuthTime:  c.AuthTime.t,
+		Expiry:    c.Exp.Time(),
+		IssuedAt:  c.Iat.Time(),
+		NotBefore: c.Nbf.Time(),
+		AuthTime:  c.AuthTime.Time(),
 		ID:        c.JTI,
 	}
 	if err := v.checkTimes(info, v.now()); err != nil {
@@ -410,70 +407,14 @@ func isAccessTokenType(typ string) bool {
 type jwtClaims struct {
 	Iss      string
 	Sub      string
-	Aud      audience
-	Exp      numericDate
-	Nbf      numericDate
-	Iat      numericDate
-	AuthTime numericDate
+	Aud      oauth.Audience
+	Exp      oauth.NumericDate
+	Nbf      oauth.NumericDate
+	Iat      oauth.NumericDate
+	AuthTime oauth.NumericDate
 	JTI      string
 	ClientID string
 	Scope    string
-}
-
-// audience is "aud": one string or an array of strings (RFC 7519 §4.1.3).
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		if s != "" {
-			*a = audience{s}
-		}
-		return nil
-	case len(b) > 0 && b[0] == '[':
-		var ss []string
-		if err := json.Unmarshal(b, &ss); err != nil {
-			return err
-		}
-		*a = ss
-		return nil
-	case bytes.Equal(b, []byte("null")):
-		return nil
-	}
-	return errors.New("aud is neither a string nor an array of strings")
-}
-
-// numericDate is a JWT NumericDate (RFC 7519 §2): seconds since the epoch,
-// possibly fractional.
-type numericDate struct {
-	t   time.Time
-	set bool
-}
-
-// maxNumericDate is the start of year 10000: later dates are refused
-// rather than overflowing time arithmetic.
-const maxNumericDate = 253402300800
-
-func (d *numericDate) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return errors.New("a NumericDate is not a number")
-	}
-	if f < 0 || f >= maxNumericDate {
-		return errors.New("a NumericDate is out of range")
-	}
-	sec, frac := math.Modf(f)
-	d.t = time.Unix(int64(sec), int64(frac*1e9))
-	d.set = true
-	return nil
 }
 
 // splitScope splits a scope claim at spaces, dropping empty tokens.

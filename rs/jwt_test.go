@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
 )
@@ -472,7 +474,7 @@ func TestDiscovery(t *testing.T) {
 	}))
 	defer srv.Close()
 	issuer = srv.URL + "/tenant"
-	m, err := discover(t.Context(), srv.Client(), issuer, func(*serverMetadata) error { return nil })
+	m, err := discover(t.Context(), srv.Client(), issuer, func(*oauth.ServerMetadata) error { return nil })
 	if err != nil {
 		t.Fatalf("discover(%q) = %v", issuer, err)
 	}
@@ -484,8 +486,48 @@ func TestDiscovery(t *testing.T) {
 		t.Errorf("discovery order (-want +got):\n%s", diff)
 	}
 	// An issuer mismatch is never accepted.
-	if _, err := discover(t.Context(), srv.Client(), srv.URL+"/tenant/", func(*serverMetadata) error { return nil }); err == nil {
+	if _, err := discover(t.Context(), srv.Client(), srv.URL+"/tenant/", func(*oauth.ServerMetadata) error { return nil }); err == nil {
 		t.Error("discover(issuer with trailing slash) = nil error, want issuer mismatch")
+	}
+}
+
+// TestDiscoverMemberTypes: a member rs does not read, of another type
+// than RFC 8414 gives it, does not make the document unusable; a member it
+// reads does.
+func TestDiscoverMemberTypes(t *testing.T) {
+	var doc string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, doc)
+	}))
+	defer srv.Close()
+	issuer := srv.URL
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr bool
+	}{
+		{"scopes_supported a string", `{"scopes_supported":"a b","issuer":%q,"jwks_uri":"https://as.example.com/jwks"}`, false},
+		{"a flag a string", `{"issuer":%q,"authorization_response_iss_parameter_supported":"true","jwks_uri":"https://as.example.com/jwks"}`, false},
+		{"jwks_uri a number", `{"issuer":%q,"jwks_uri":7}`, true},
+		{"issuer an array", `{"scopes_supported":"a b","issuer":[%q],"jwks_uri":"https://as.example.com/jwks"}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc = fmt.Sprintf(tt.doc, issuer)
+			m, err := discover(t.Context(), srv.Client(), issuer, func(m *oauth.ServerMetadata) error {
+				if m.JWKSURI == "" {
+					return errors.New("no jwks_uri")
+				}
+				return nil
+			})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("discover(%s) = %v, want error %v", doc, err, tt.wantErr)
+			}
+			if err == nil && m.JWKSURI != "https://as.example.com/jwks" {
+				t.Errorf("discover(%s).JWKSURI = %q", doc, m.JWKSURI)
+			}
+		})
 	}
 }
 

@@ -77,7 +77,9 @@ type Options struct {
 
 	// MaxBodyBytes bounds how much of a POST body is read to find the
 	// JSON-RPC method and tool when ToolScopes, MethodScopes or
-	// FilterToolsList is set; a longer body is refused with 413. Zero means
+	// FilterToolsList is set; a longer body is refused with 413 and a
+	// JSON-RPC error naming the limit (earlier versions of rs answered
+	// with an OAuth invalid_request body). Zero means
 	// [DefaultMaxBodyBytes]. Bodies are not read otherwise.
 	MaxBodyBytes int64
 
@@ -146,7 +148,9 @@ const (
 //     it is {"error", "error_description"}.
 //   - several Authorization headers: 400 invalid_request.
 //   - a body that cannot be inspected: 400 with a JSON-RPC parse error;
-//     too long: 413. Neither reaches the next handler.
+//     too long: 413 with a JSON-RPC Invalid Request error (id null)
+//     naming the limit, as the gateway answers. Neither reaches the next
+//     handler.
 //   - the verifier cannot decide ([ErrUnavailable]): 503.
 //
 // RequireBearer panics if v is nil or a configured scope is not a valid
@@ -331,14 +335,9 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	var listIDs map[string]bool
 	if m.inspect && r.Method == http.MethodPost && r.Body != nil {
-		body, err := io.ReadAll(io.LimitReader(r.Body, m.maxBody+1))
+		body, ok := mcpauthz.ReadBody(w, r, m.maxBody)
 		r.Body.Close()
-		if err != nil {
-			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.OAuthError("invalid_request", "could not read the request body"))
-			return
-		}
-		if int64(len(body)) > m.maxBody {
-			mcpauthz.WriteJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.OAuthError("invalid_request", "request body too large"))
+		if !ok {
 			return
 		}
 		msgs, batch, err := mcpauthz.Inspect(body, m.maxBatch)

@@ -526,6 +526,29 @@ func TestRequireBearerBodies(t *testing.T) {
 	}
 }
 
+// TestRequireBearerBodyTooLarge: a body longer than MaxBodyBytes gets the
+// gateway's 413, a JSON-RPC error response with id null naming the limit
+// (MCP transport: the body of a refusal "MAY comprise a JSON-RPC error
+// response that has no id"), and never reaches the server.
+func TestRequireBearerBodyTooLarge(t *testing.T) {
+	a := newTestAS(t)
+	v := newVerifier(t, a, newClock(), nil)
+	mcp := &fakeMCP{}
+	opts := testOptions()
+	opts.MaxBodyBytes = 64
+	srv := httptest.NewServer(RequireBearer(v, opts)(mcp))
+	defer srv.Close()
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_note","arguments":{"x":"` + strings.Repeat("x", 64) + `"}}}`
+	code, h, got := post(t, srv, a.token(nil), body)
+	const want = `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"request body exceeds 64 bytes"}}` + "\n"
+	if code != http.StatusRequestEntityTooLarge || got != want || h.Get("Content-Type") != "application/json" {
+		t.Errorf("POST of %d bytes = %d %q %s, want 413 application/json %s", len(body), code, h.Get("Content-Type"), got, want)
+	}
+	if n, ok := mcp.calls.Load("read_note"); ok {
+		t.Errorf("read_note ran %d times, want 0", n.(*atomic.Int64).Load())
+	}
+}
+
 // TestRequireBearerBatchLimit (issue 20 F1): a batch of more than
 // MaxBatchMessages messages is refused with 400 and an Invalid Request
 // error naming the limit, and none of its calls runs; one at the limit

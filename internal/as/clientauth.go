@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
@@ -288,4 +289,46 @@ func unverifiedSubject(jwt string) (string, error) {
 		return "", errors.New("no sub claim")
 	}
 	return claims.Sub, nil
+}
+
+// lookupClient finds the client a request names; ip is the caller's
+// address (s.clientIP), which a new metadata-document client counts
+// against. A client_id that is a metadata-document URL (CIMD enabled)
+// resolves through the document, unless the operator registered a client
+// with that id. It returns storage.ErrNotFound for an unknown ordinary
+// id, and *oauth.Error when a document cannot be used (invalid_client,
+// 401) or a limit refuses a new one (temporarily_unavailable, 429 or 503).
+// The client found is the request's client in its RequestNote.
+func (s *Server) lookupClient(ctx context.Context, id, ip string) (storage.Client, error) {
+	c, err := s.findClient(ctx, id, ip)
+	if err == nil {
+		noteClient(ctx, c.ID)
+	}
+	return c, err
+}
+
+// findClient is lookupClient without the note.
+func (s *Server) findClient(ctx context.Context, id, ip string) (storage.Client, error) {
+	if !s.opts.Registration.CIMD.Enabled || !clientreg.IsClientIDURL(id) {
+		if c, ok := s.clients.get(id); ok {
+			return c, nil
+		}
+		c, err := s.opts.Store.GetClient(ctx, id)
+		if err == nil {
+			s.clients.put(id, c)
+		}
+		return c, err
+	}
+	c, err := s.opts.Store.GetClient(ctx, id)
+	if err == nil && c.Origin != storage.OriginCIMD {
+		return c, nil // pre-registered by the operator (CIMD -01 §8)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, err
+	}
+	var stored *storage.Client
+	if err == nil {
+		stored = &c
+	}
+	return s.resolveCIMD(ctx, id, ip, stored)
 }

@@ -14,4 +14,9 @@
 // forget one. Grants are one file each (token_*.go) in this package rather
 // than a grant/ subpackage: they share the minting and audit helpers of
 // Server, and a subpackage would only move those behind an interface.
+//
+// Clients are split the same way, by concern: RFC 7591 registration and its
+// limits (register.go), RFC 7592 client configuration (clientconfig.go),
+// client ID metadata documents (cimd.go), reaping unused clients (reap.go),
+// and finding and authenticating the client a request names (clientauth.go).
 package as

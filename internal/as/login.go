@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -444,4 +445,30 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%d seconds", int(d.Seconds()+0.5))
 	}
 	return "a moment"
+}
+
+// consentDetails returns what the consent page says about where a client
+// comes from (web.ConsentData Publisher, ClientURI, Warnings):
+//   - a metadata-document client: its document's domain as the verified
+//     publisher (CIMD proves control of that domain; AS-19), and its
+//     client_uri when it is on that domain;
+//   - a dynamically registered client: its self-declared client_uri and
+//     a warning that nothing about it was verified;
+//   - a static client: nothing.
+//
+// Whether the redirect goes to this computer (LoopbackOnly) is decided by
+// showConsent from the redirect URIs, for every kind of client.
+func (s *Server) consentDetails(c storage.Client) (publisher, clientURI string, warnings []string) {
+	uri, _ := clientreg.DecodeFields(c.Metadata)["client_uri"].(string)
+	switch c.Origin {
+	case storage.OriginCIMD:
+		publisher = clientreg.DocumentHost(c.ID)
+		if u, err := url.Parse(uri); err == nil && uri != "" && clientreg.HostMatchesDomain(u.Hostname(), publisher) {
+			clientURI = uri
+		}
+	case storage.OriginDCR:
+		clientURI = uri
+		warnings = append(warnings, "This application registered itself with this server automatically: its name and web address were not verified.")
+	}
+	return publisher, clientURI, warnings
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 )
 
 // Grant types, response types and client authentication methods the server
@@ -16,33 +18,6 @@ var (
 	assertionAlgs        = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
 
-// metadata is the authorization server metadata document (RFC 8414 §2),
-// which doubles as the OpenID Provider configuration.
-type metadata struct {
-	Issuer                                    string   `json:"issuer"`
-	AuthorizationEndpoint                     string   `json:"authorization_endpoint"`
-	TokenEndpoint                             string   `json:"token_endpoint"`
-	JWKSURI                                   string   `json:"jwks_uri"`
-	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
-	ScopesSupported                           []string `json:"scopes_supported"`
-	ResponseTypesSupported                    []string `json:"response_types_supported"`
-	ResponseModesSupported                    []string `json:"response_modes_supported"`
-	GrantTypesSupported                       []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
-	TokenEndpointAuthSigningAlgValues         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
-	RevocationEndpoint                        string   `json:"revocation_endpoint"`
-	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
-	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
-	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported"`
-	AuthorizationResponseISSParameter         bool     `json:"authorization_response_iss_parameter_supported"`
-	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
-	PromptValuesSupported                     []string `json:"prompt_values_supported"`
-	SubjectTypesSupported                     []string `json:"subject_types_supported"`
-	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
-	ResourceIndicatorsSupported               bool     `json:"resource_indicators_supported"`
-}
-
 // buildMetadata encodes the metadata once: it only changes with the
 // configuration and the registered resources' scopes, and serving
 // pre-encoded bytes keeps discovery off the CPU.
@@ -51,7 +26,7 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := metadata{
+	m := oauth.ServerMetadata{
 		Issuer:                                 s.opts.Issuer,
 		AuthorizationEndpoint:                  s.endpoint(pathAuthorize),
 		TokenEndpoint:                          s.endpoint(pathToken),

@@ -97,21 +97,6 @@ func userOf(c token.AccessClaims) string {
 // (43-character base64url secrets without dots).
 func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
 
-// introspection is an RFC 7662 §2.2 response.
-type introspection struct {
-	Active    bool   `json:"active"`
-	Scope     string `json:"scope,omitempty"`
-	ClientID  string `json:"client_id,omitempty"`
-	TokenType string `json:"token_type,omitempty"`
-	Exp       int64  `json:"exp,omitempty"`
-	Iat       int64  `json:"iat,omitempty"`
-	Nbf       int64  `json:"nbf,omitempty"`
-	Sub       string `json:"sub,omitempty"`
-	Aud       string `json:"aud,omitempty"`
-	Iss       string `json:"iss,omitempty"`
-	JTI       string `json:"jti,omitempty"`
-}
-
 // handleIntrospect is the introspection endpoint (RFC 7662). The caller
 // must authenticate as a confidential client: any such client (a resource
 // server is registered as one) may introspect access tokens, and a client
@@ -134,7 +119,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error 
 	if tok == "" {
 		return oauth.New(oauth.InvalidRequest, "token is required")
 	}
-	var resp introspection
+	var resp oauth.Introspection
 	if looksLikeJWT(tok) {
 		resp, err = s.introspectAccess(ctx, tok)
 	} else {
@@ -154,25 +139,25 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (s *Server) introspectAccess(ctx context.Context, tok string) (introspection, error) {
+func (s *Server) introspectAccess(ctx context.Context, tok string) (oauth.Introspection, error) {
 	claims, err := s.opts.Keyring.Verify(ctx, tok)
 	if err != nil {
-		return introspection{}, nil
+		return oauth.Introspection{}, nil
 	}
 	revoked, err := s.opts.Store.Seen(ctx, revokedJTIKey(claims.JTI), s.now())
 	if err != nil {
-		return introspection{}, oauth.Internal(err)
+		return oauth.Introspection{}, oauth.Internal(err)
 	}
 	if revoked {
-		return introspection{}, nil
+		return oauth.Introspection{}, nil
 	}
 	if claims.GrantID != "" {
 		g, err := s.opts.Store.GetGrant(ctx, claims.GrantID)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && !g.RevokedAt.IsZero()) {
-			return introspection{}, nil
+			return oauth.Introspection{}, nil
 		}
 		if err != nil {
-			return introspection{}, oauth.Internal(err)
+			return oauth.Introspection{}, oauth.Internal(err)
 		}
 	} else {
 		// A machine token has no grant to revoke: it lives as long as
@@ -180,41 +165,41 @@ func (s *Server) introspectAccess(ctx context.Context, tok string) (introspectio
 		// any replica counts at once (issue 20 F4).
 		live, err := s.clientIssued(ctx, claims.ClientID, claims.IssuedAt)
 		if err != nil {
-			return introspection{}, oauth.Internal(err)
+			return oauth.Introspection{}, oauth.Internal(err)
 		}
 		if !live {
-			return introspection{}, nil
+			return oauth.Introspection{}, nil
 		}
 	}
-	return introspection{
+	return oauth.Introspection{
 		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
-		Exp: claims.ExpiresAt.Unix(), Iat: claims.IssuedAt.Unix(), Nbf: unixOrZero(claims.NotBefore),
-		Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, JTI: claims.JTI,
+		Exp: oauth.NewNumericDate(claims.ExpiresAt), Iat: oauth.NewNumericDate(claims.IssuedAt), Nbf: oauth.NewNumericDate(claims.NotBefore),
+		Sub: claims.Subject, Aud: oauth.OneAudience(claims.Audience), Iss: claims.Issuer, JTI: claims.JTI,
 	}, nil
 }
 
-func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok string) (introspection, error) {
+func (s *Server) introspectRefresh(ctx context.Context, c storage.Client, tok string) (oauth.Introspection, error) {
 	rt, err := s.opts.Store.GetRefreshToken(ctx, token.Hash(tok))
 	if errors.Is(err, storage.ErrNotFound) {
-		return introspection{}, nil
+		return oauth.Introspection{}, nil
 	}
 	if err != nil {
-		return introspection{}, oauth.Internal(err)
+		return oauth.Introspection{}, oauth.Internal(err)
 	}
 	now := s.now()
 	if rt.ClientID != c.ID || !rt.RotatedAt.IsZero() || !now.Before(rt.ExpiresAt) {
-		return introspection{}, nil
+		return oauth.Introspection{}, nil
 	}
 	g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return introspection{}, oauth.Internal(err)
+		return oauth.Introspection{}, oauth.Internal(err)
 	}
 	if err != nil || !g.RevokedAt.IsZero() || !now.Before(g.ExpiresAt) {
-		return introspection{}, nil
+		return oauth.Introspection{}, nil
 	}
-	return introspection{
+	return oauth.Introspection{
 		Active: true, Scope: oauth.JoinScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
-		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: rt.Resource, Iss: s.opts.Issuer,
+		Exp: oauth.NewNumericDate(rt.ExpiresAt), Iat: oauth.NewNumericDate(rt.CreatedAt), Sub: rt.UserID, Aud: oauth.OneAudience(rt.Resource), Iss: s.opts.Issuer,
 	}, nil
 }
 
@@ -236,11 +221,4 @@ func (s *Server) clientIssued(ctx context.Context, clientID string, iat time.Tim
 		return false, nil
 	}
 	return !iat.Before(c.CreatedAt.Truncate(time.Second)), nil
-}
-
-func unixOrZero(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
 }

@@ -589,14 +589,8 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 			"Content-Encoding "+strconv.Quote(mcpauthz.Clip(ce))+" is not supported: send the request body uncompressed", nil))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			mcpauthz.WriteJSON(w, http.StatusRequestEntityTooLarge, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, fmt.Sprintf("request body exceeds %d bytes", rt.maxBody), nil))
-			return
-		}
-		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(nil, mcpauthz.CodeInvalidRequest, "could not read the request body", nil))
+	body, ok := mcpauthz.ReadBody(w, r, rt.maxBody)
+	if !ok {
 		return
 	}
 	msgs, batch, err := mcpauthz.Inspect(body, rt.maxBatch)
@@ -661,21 +655,11 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 	}
 	deniedMsg, stepUpMsg := v.Denied, v.StepUp
 	if deniedMsg != nil || stepUpMsg != nil {
-		// The refused calls are recorded before the answer, like
-		// forwarded ones: under a store that cannot keep up, the answer
-		// is the audit refusal instead.
 		refused, outcome := deniedTools, "denied"
 		if deniedMsg == nil {
 			refused, outcome = stepUpTools, "step_up"
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
-		err := x.recordRefused(ctx, refused, outcome)
-		cancel()
-		if err != nil {
-			for i := range msgs {
-				x.track(&msgs[i])
-			}
-			rt.refuseUnaudited(w, x, err)
+		if !x.recordRefused(w, r, msgs, refused, outcome) {
 			return
 		}
 		if deniedMsg != nil {

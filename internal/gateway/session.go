@@ -282,7 +282,7 @@ func (x *exchange) admit(ctx context.Context) error {
 			continue
 		}
 		id := g.callPrefix + "." + strconv.FormatUint(g.callSeq.Add(1), 36)
-		events = append(events, x.event(AuditToolCall, "allowed", "route="+x.rt.name+" tool="+detailValue(c.msg.Name)+" call="+id))
+		events = append(events, x.callEvent(c.msg, "allowed", id))
 		admitted, ids = append(admitted, c), append(ids, id)
 	}
 	u, err := g.audit.ahead(ctx, events)
@@ -340,17 +340,44 @@ func (x *exchange) withheld() [][]byte {
 	return out
 }
 
-// recordRefused writes the audit record of tool calls the policy refused
-// (outcome "denied" or "step_up") before they are answered.
-func (x *exchange) recordRefused(ctx context.Context, msgs []*mcpauthz.Message, outcome string) error {
-	if x.rt.g.audit == nil {
-		return nil
+// recordRefused writes the audit record of the tool calls the policy
+// refused in a POST (outcome "denied" or "step_up"), before the refusal
+// is answered, as admit does for forwarded calls. When the record cannot
+// be written within the route's timeout, it answers every call of msgs
+// with the audit refusal instead (refuseUnaudited) and returns false: a
+// refusal is never answered unrecorded.
+func (x *exchange) recordRefused(w http.ResponseWriter, r *http.Request, msgs []mcpauthz.Message, refused []*mcpauthz.Message, outcome string) bool {
+	a := x.rt.g.audit
+	if a == nil {
+		return true
 	}
-	events := make([]storage.AuditEvent, 0, len(msgs))
-	for _, m := range msgs {
-		events = append(events, x.event(AuditToolCall, outcome, "route="+x.rt.name+" tool="+detailValue(m.Name)))
+	events := make([]storage.AuditEvent, 0, len(refused))
+	for _, m := range refused {
+		events = append(events, x.callEvent(m, outcome, ""))
 	}
-	return x.rt.g.audit.record(ctx, events)
+	ctx, cancel := context.WithTimeout(r.Context(), x.rt.timeout)
+	err := a.record(ctx, events)
+	cancel()
+	if err == nil {
+		return true
+	}
+	for i := range msgs {
+		x.track(&msgs[i])
+	}
+	x.rt.refuseUnaudited(w, x, err)
+	return false
+}
+
+// callEvent is the [AuditToolCall] event of the tool call m with
+// outcome: the one place its detail is made. id is the call=… of a
+// forwarded call, which its [AuditToolResult] event repeats; a refused
+// call has none.
+func (x *exchange) callEvent(m *mcpauthz.Message, outcome, id string) storage.AuditEvent {
+	detail := "route=" + x.rt.name + " tool=" + detailValue(m.Name)
+	if id != "" {
+		detail += " call=" + id
+	}
+	return x.event(AuditToolCall, outcome, detail)
 }
 
 // refuseUnaudited answers every call of x left with the audit refusal:

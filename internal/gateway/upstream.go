@@ -16,8 +16,10 @@ import (
 // request has passed the token check and the policy: a Streamable HTTP
 // server ([httpUpstream]) or a program spoken to over stdio, a process
 // per session ([stdioUpstream]). What is common to both (the token, the
-// policy decided once per message, the audit records of refused calls,
-// session ownership) is the route's; an upstream forwards and answers.
+// policy decided once per message, session ownership) is the route's; an
+// upstream forwards and answers. The audit record of every tool call is
+// written by the exchange (session.go): recordRefused for calls the
+// policy refused, admit for calls an upstream is about to forward.
 type upstream interface {
 	// post forwards a POST whose messages the policy allowed (the calls
 	// among them tracked in x, body as the client sent it) and answers it.

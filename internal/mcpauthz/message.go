@@ -6,8 +6,9 @@
 // prompt and resource, scopes per method, the scope hierarchy) and its
 // decisions, the step-up challenge ([WriteStepUp], one wording for both),
 // the filtering of list results in JSON and in server-sent events
-// ([Policy.FilterList], [EventSplitter], [RewriteEvent]), and the
-// JSON-RPC and OAuth error responses both send ([WriteJSON]).
+// ([Policy.FilterList], [EventSplitter], [RewriteEvent]), the reading of
+// a request body within its size limit ([ReadBody]), and the JSON-RPC and
+// OAuth error responses both send ([WriteJSON]).
 //
 // Both places must read a body the same way: a body one of them forwarded
 // and the other refused, or a tool name one read differently, would be a
