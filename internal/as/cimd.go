@@ -415,6 +415,16 @@ func (s *Server) refreshClientJWKS(ctx context.Context, c storage.Client) (jwks 
 	if n > 1 {
 		return fail("already refreshed within "+jwksRefreshWindow.String(), nil)
 	}
+	// Charged to the document's site as well as the jwks_uri's: documents
+	// on a site of the attacker's own can name a popular host's jwks_uri,
+	// and each of their clients may refresh once a window; counting the
+	// refreshes against their own site bounds what they spend of that
+	// host's budget (and so of its real clients' registrations).
+	if clientreg.DocumentSite(c.ID) != clientreg.DocumentSite(c.JWKSURI) {
+		if err := s.spendFetch(ctx, c.ID); err != nil {
+			return fail("the document site's fetch budget is used up", err)
+		}
+	}
 	if err := s.spendFetch(ctx, c.JWKSURI); err != nil {
 		return fail("the host's fetch budget is used up", err)
 	}

@@ -3,6 +3,9 @@ package as
 import (
 	"net/url"
 	"testing"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
 // TestJWKSRefreshOnlyWhileCIMDAllowed (review finding): a metadata-document
@@ -42,5 +45,31 @@ func TestJWKSRefreshOnlyWhileCIMDAllowed(t *testing.T) {
 				t.Errorf("jwks_uri fetched %d more time(s) with the client's documents %s", n-before, tt.name)
 			}
 		})
+	}
+}
+
+// TestJWKSRefreshChargesTheDocumentSite (review finding): a refresh for a
+// client whose document is on one site and whose jwks_uri is on another
+// counts against both sites' fetch budgets, so documents on an attacker's
+// own site cannot spend a popular host's budget on their own account.
+func TestJWKSRefreshChargesTheDocumentSite(t *testing.T) {
+	d := newDocServer(t)
+	const jwksPath = "/c/jwks.json"
+	d.set(jwksPath, docResponse{body: jwksOf(t, newRSAKey(t, "k1"))})
+	ts := newTestServer(t, cimdOptions(d, nil))
+	c := storage.Client{ID: "https://attacker.example/client.json", Origin: storage.OriginCIMD, JWKSURI: d.URL + jwksPath}
+	ts.Server.refreshClientJWKS(t.Context(), c) // c is not stored: nothing is updated, but the set is fetched
+	if n := d.count(jwksPath); n != 1 {
+		t.Fatalf("refreshClientJWKS fetched the jwks_uri %d times, want 1", n)
+	}
+	for _, site := range []string{"attacker.example", clientreg.DocumentSite(d.URL)} {
+		// The next count says how many were spent before it.
+		n, _, err := ts.Store.AddFailure(t.Context(), "cimd:fetch:"+site, ts.Clock.Now(), cimdFetchWindow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("fetch budget of %s: %d spent by the refresh, want 1", site, n-1)
+		}
 	}
 }
