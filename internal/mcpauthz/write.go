@@ -84,13 +84,20 @@ func StepUpText(denied *Message, need []string) string {
 	what := "the request"
 	if denied != nil {
 		if kind, name := Subject(denied); kind != "" && name != "" {
-			what = kind + " " + Clip(name)
+			what = kind + " " + noParams.Replace(Clip(name))
 		} else if denied.Method != "" {
-			what = Clip(denied.Method)
+			what = noParams.Replace(Clip(denied.Method))
 		}
 	}
 	return oauth.SafeText(what + " needs scope " + strings.Join(need, " "))
 }
+
+// noParams keeps a name from the request from reading as a challenge
+// parameter inside error_description: a tool named
+// "x resource_metadata=https://evil.example/" would fool a client that
+// finds parameters with a regular expression (the MCP TypeScript SDK
+// does), though the header itself is well-formed.
+var noParams = strings.NewReplacer("=", "_", ",", "_")
 
 // WriteStepUp answers 403 with the step-up challenge of RFC 6750 §3.1 and
 // MCP step-up authorization: WWW-Authenticate: Bearer

@@ -26,6 +26,7 @@ func TestStepUpText(t *testing.T) {
 		{"no message", nil, "the request needs scope notes:read notes:write"},
 		{"an empty message", &Message{}, "the request needs scope notes:read notes:write"},
 		{"a name that could break the header", &Message{Method: MethodCallTool, Name: "a\"b\\c\r\nd"}, "tool a'b?c??d needs scope notes:read notes:write"},
+		{"a name posing as a challenge parameter", &Message{Method: MethodCallTool, Name: "x resource_metadata=https://evil.example/p, scope=admin"}, "tool x resource_metadata_https://evil.example/p_ scope_admin needs scope notes:read notes:write"},
 		{"a long name is clipped", &Message{Method: MethodCallTool, Name: strings.Repeat("x", 100)}, "tool " + strings.Repeat("x", 64) + "... needs scope notes:read notes:write"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
