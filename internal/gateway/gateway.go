@@ -444,6 +444,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		DenyUnlistedTools:     spec.DenyUnlistedTools,
 		DenyUnlistedPrompts:   spec.DenyUnlistedPrompts,
 		DenyUnlistedResources: spec.DenyUnlistedResources,
+		ListTools:             mcpauthz.ListGranted,
 	})
 	if err != nil {
 		return fail("%v", err)

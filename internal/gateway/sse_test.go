@@ -52,9 +52,9 @@ func TestEventLineEndingsAgree(t *testing.T) {
 			defer up.Close()
 			v, _ := testVerifier("")
 			direct := httptest.NewServer(rs.RequireBearer(v, &rs.Options{
-				Scopes:          []string{"fake:read"},
-				ToolScopes:      map[string][]string{"admin_reset": {"fake:admin"}},
-				FilterToolsList: true,
+				Scopes:     []string{"fake:read"},
+				ToolScopes: map[string][]string{"admin_reset": {"fake:admin"}},
+				ListTools:  rs.ListGranted,
 			})(upstream))
 			defer direct.Close()
 			tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
