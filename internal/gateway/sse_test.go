@@ -57,7 +57,10 @@ func TestEventLineEndingsAgree(t *testing.T) {
 				ListTools:  rs.ListGranted,
 			})(upstream))
 			defer direct.Close()
-			tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
+			// Both filter (granted): the filtering is under test.
+			route := httpRoute(up.URL)
+			route.ListTools = mcpauthz.ListGranted
+			tg := newTestGateway(t, []Route{route}, nil)
 
 			got := map[string][]string{}
 			for place, url := range map[string]string{"rs": direct.URL, "gateway": tg.base + "/up/mcp"} {
