@@ -83,9 +83,9 @@ type Options struct {
 	FilterToolsList bool
 
 	// MaxBodyBytes bounds how much of a POST body is read to find the
-	// JSON-RPC method and tool when ToolScopes, MethodScopes or
-	// ListTools [ListGranted] is set; a longer body is refused with 413. Zero means
-	// [DefaultMaxBodyBytes]. Bodies are not read otherwise.
+	// JSON-RPC method and tool when ToolScopes or MethodScopes is set or
+	// ListTools is [ListGranted]; a longer body is refused with 413. Zero
+	// means [DefaultMaxBodyBytes]. Bodies are not read otherwise.
 	MaxBodyBytes int64
 
 	// MaxBatchMessages bounds the messages of one JSON-RPC batch when the
