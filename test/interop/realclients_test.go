@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/demo"
 )
 
 // TestRealClients drives `gatehouse dev`'s demo MCP server with MCP clients
@@ -34,12 +36,13 @@ func TestRealClients(t *testing.T) {
 		t.Skip("real clients start Node, Chromium and gatehouse dev: not in -short")
 	}
 	t.Run("mcp-remote", testMCPRemote)
+	t.Run("inspector-cli", testInspectorCLI)
 }
 
 // realClientTTL is the access-token lifetime of the dev server the real
 // clients talk to: long enough for a sign-in in Chromium, short enough
 // that waiting it out for the refresh step costs little.
-const realClientTTL = 5 * time.Second
+const realClientTTL = 3 * time.Second
 
 // realClientsDir is the npm prefix of the real clients.
 func realClientsDir(t testing.TB) string {
@@ -69,8 +72,9 @@ func countRefreshes(t *testing.T, d *mcpDev) int {
 }
 
 // waitTokenExpiry sleeps until an access token issued before now has
-// expired (the TTL and a second for the seconds-granular "exp").
-func waitTokenExpiry() { time.Sleep(realClientTTL + 1100*time.Millisecond) }
+// expired for the demo: its TTL, the demo's clock skew, and a second for
+// the seconds-granular "exp".
+func waitTokenExpiry() { time.Sleep(realClientTTL + demo.ClockSkew + 1100*time.Millisecond) }
 
 // ---------------------------------------------------------------------------
 // Headless Chromium.
