@@ -51,7 +51,7 @@ func testMCPRemote(t *testing.T) {
 	// mcp-remote prints after line n and completes it in Chromium.
 	completeAuthorization := func(t *testing.T, n int) signIn {
 		t.Helper()
-		m, err := stderr.waitLineAfter(ctx, n, authorizeLine)
+		m, _, err := stderr.waitLineAfter(ctx, n, authorizeLine)
 		if err != nil {
 			t.Fatal(err)
 		}

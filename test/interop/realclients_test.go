@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -37,6 +36,7 @@ func TestRealClients(t *testing.T) {
 	}
 	t.Run("mcp-remote", testMCPRemote)
 	t.Run("inspector-cli", testInspectorCLI)
+	t.Run("openid-client", testOpenIDClient)
 }
 
 // realClientTTL is the access-token lifetime of the dev server the real
@@ -231,12 +231,13 @@ func (p *proc) lineCount() int {
 	return len(p.lines)
 }
 
-// waitLineAfter is waitLine on the lines printed after the first n.
-func (p *proc) waitLineAfter(ctx context.Context, n int, re *regexp.Regexp) ([]string, error) {
+// waitLineAfter is waitLine on the lines printed after the first n; it
+// also returns how many lines were printed up to the matching one.
+func (p *proc) waitLineAfter(ctx context.Context, n int, re *regexp.Regexp) ([]string, int, error) {
 	for {
-		for _, l := range p.linesAfter(n) {
+		for i, l := range p.linesAfter(n) {
 			if m := re.FindStringSubmatch(l); m != nil {
-				return m, nil
+				return m, n + i + 1, nil
 			}
 		}
 		p.mu.Lock()
@@ -245,18 +246,7 @@ func (p *proc) waitLineAfter(ctx context.Context, n int, re *regexp.Regexp) ([]s
 		select {
 		case <-grew:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for %s to print a line matching %q: %w", p.name, re, ctx.Err())
-		}
-	}
-}
-
-// scanLines calls f for each line of r until it returns false.
-func scanLines(r io.Reader, f func(string) bool) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		if !f(sc.Text()) {
-			return
+			return nil, 0, fmt.Errorf("waiting for %s to print a line matching %q: %w", p.name, re, ctx.Err())
 		}
 	}
 }
