@@ -37,6 +37,7 @@ func TestRealClients(t *testing.T) {
 	t.Run("mcp-remote", testMCPRemote)
 	t.Run("inspector-cli", testInspectorCLI)
 	t.Run("openid-client", testOpenIDClient)
+	t.Run("inspector-web", testInspectorWeb)
 }
 
 // realClientTTL is the access-token lifetime of the dev server the real
@@ -127,10 +128,10 @@ type signIn struct {
 }
 
 // signInChromium completes an authorization in the browser's tab, which
-// is on the authorization server (navigated there by the test, or by a
-// web client): it signs in when the login page shows, allows on the
-// consent page, and returns once the tab has left the issuer's origin for
-// the client's redirect URI. An error page, or the login page shown twice,
+// is on the authorization server or about to be (navigated there by the
+// test, or by a web client): it signs in when the login page shows, allows
+// on the consent page, and returns once the tab has left the issuer's
+// origin for the client's redirect URI. An error page, or the login page shown twice,
 // is an error with the page's text.
 func signInChromium(ctx context.Context, issuer, username, password string) (signIn, error) {
 	var got signIn
@@ -141,6 +142,7 @@ func signInChromium(ctx context.Context, issuer, username, password string) (sig
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	visited := false // the tab has been on the issuer
 	for {
 		type pageState struct {
 			Ready, Page, Href, Text string
@@ -154,9 +156,13 @@ func signInChromium(ctx context.Context, issuer, username, password string) (sig
 			return got, fmt.Errorf("read the page: %w", err)
 		}
 		here, _ := url.Parse(state.Href)
+		onIssuer := here != nil && here.Host == iss.Host
+		visited = visited || onIssuer
 		switch {
 		case state.Ready != "complete":
-		case here != nil && here.Host != iss.Host && here.Scheme != "about" && here.Scheme != "chrome-error":
+		case !onIssuer && !visited:
+			// A web client has not sent the tab to the issuer yet.
+		case !onIssuer && here != nil && here.Scheme != "about" && here.Scheme != "chrome-error":
 			got.Landed = state.Href
 			return got, nil
 		case state.Page == "login":
@@ -172,7 +178,7 @@ func signInChromium(ctx context.Context, issuer, username, password string) (sig
 		case state.Page == "consent":
 			got.ConsentText = state.Text
 			err = chromedp.Do(ctx, chromedp.Click(css("#allow")), chromedp.WaitNotPresent(css("#consent-form")))
-		case here != nil && here.Host == iss.Host:
+		case onIssuer:
 			return got, fmt.Errorf("%s shows neither the login nor the consent page: %s", state.Href, state.Text)
 		}
 		if err != nil {
