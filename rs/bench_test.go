@@ -85,7 +85,7 @@ func BenchmarkRequireBearer(b *testing.B) {
 			ResourceMetadataURL: testMetadataURL,
 			Scopes:              []string{"notes:read"},
 			ToolScopes:          map[string][]string{"add_note": {"notes:write"}},
-			FilterToolsList:     true,
+			ListTools:           ListGranted,
 		})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 		for _, bc := range []struct{ name, method, body string }{
 			{"tools_call", http.MethodPost, body},

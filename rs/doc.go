@@ -14,7 +14,7 @@
 //   - [RequireBearer] is net/http middleware: 401 and 403 with
 //     [RFC 6750] WWW-Authenticate challenges carrying the [RFC 9728]
 //     resource_metadata URL, per-tool scopes for MCP tools/call with
-//     step-up challenges, optional tools/list filtering, CORS, and the
+//     step-up challenges, tools/list as [Options.ListTools] says, CORS, and the
 //     verified identity in the request context ([TokenInfoFromContext]).
 //   - [MetadataHandler] and [HandleMetadata] serve the protected resource
 //     metadata ([RFC 9728]).
@@ -23,18 +23,18 @@
 //
 //	v, err := rs.NewJWTVerifier(rs.JWTOptions{Issuer: issuer, Resource: "https://mcp.example.com/mcp"})
 //	...
+//	opts := &rs.Options{
+//		Scopes:     []string{"notes:read"},                           // the 401 challenge's scope
+//		ToolScopes: map[string][]string{"add_note": {"notes:write"}}, // by step-up
+//	}
 //	mux := http.NewServeMux()
-//	metaURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
+//	opts.ResourceMetadataURL, err = rs.HandleMetadata(mux, rs.ResourceMetadata{
 //		Resource:             "https://mcp.example.com/mcp",
 //		AuthorizationServers: []string{issuer},
-//		ScopesSupported:      []string{"notes:read"},
+//		ScopesSupported:      opts.AllScopes(), // notes:read notes:write
 //	})
 //	...
-//	mux.Handle("/mcp", rs.RequireBearer(v, &rs.Options{
-//		ResourceMetadataURL: metaURL,
-//		Scopes:              []string{"notes:read"},
-//		ToolScopes:          map[string][]string{"add_note": {"notes:write"}},
-//	})(mcpHandler))
+//	mux.Handle("/mcp", rs.RequireBearer(v, opts)(mcpHandler))
 //
 // The package github.com/gatehouse-mcp/gatehouse/rs/rsmcp adapts it to the
 // official MCP Go SDK.

@@ -10,7 +10,10 @@ import (
 
 // A protected MCP endpoint: tokens from the authorization server at
 // issuer, notes:read for everything, notes:write to add notes, and the
-// protected resource metadata at both well-known locations.
+// protected resource metadata at both well-known locations, listing both
+// scopes. The 401 challenge asks for notes:read; a notes:read token still
+// sees add_note in tools/list (ListTools defaults to ListGrantable), and
+// calling it gets the 403 step-up challenge for notes:write.
 func Example() {
 	const issuer = "https://auth.example.com"
 	const resource = "https://mcp.example.com/mcp"
@@ -19,23 +22,26 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	opts := &rs.Options{
+		Scopes:     []string{"notes:read"},
+		ToolScopes: map[string][]string{"add_note": {"notes:write"}},
+	}
 	mux := http.NewServeMux()
 	metadataURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
 		Resource:             resource,
 		AuthorizationServers: []string{issuer},
-		ScopesSupported:      []string{"notes:read"},
+		ScopesSupported:      opts.AllScopes(),
 		ResourceName:         "Notes",
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
+	opts.ResourceMetadataURL = metadataURL
 	var mcpHandler http.Handler = http.NotFoundHandler() // the MCP server
-	mux.Handle("/mcp", rs.RequireBearer(v, &rs.Options{
-		ResourceMetadataURL: metadataURL,
-		Scopes:              []string{"notes:read"},
-		ToolScopes:          map[string][]string{"add_note": {"notes:write"}},
-		FilterToolsList:     true,
-	})(mcpHandler))
+	mux.Handle("/mcp", rs.RequireBearer(v, opts)(mcpHandler))
 	fmt.Println(metadataURL)
-	// Output: https://mcp.example.com/.well-known/oauth-protected-resource/mcp
+	fmt.Println(opts.AllScopes())
+	// Output:
+	// https://mcp.example.com/.well-known/oauth-protected-resource/mcp
+	// [notes:read notes:write]
 }

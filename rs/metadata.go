@@ -29,9 +29,12 @@ type ResourceMetadata struct {
 	// identifiers of the authorization servers that issue tokens for this
 	// resource. The MCP specification requires at least one.
 	AuthorizationServers []string `json:"authorization_servers"`
-	// ScopesSupported (scopes_supported) are scopes clients may request.
-	// The MCP specification advises the minimal baseline here and more by
-	// step-up challenges, and never offline_access. Nil leaves it out.
+	// ScopesSupported (scopes_supported) are the scopes clients may
+	// request: list every scope of the resource ([Options.AllScopes]),
+	// never offline_access. MCP clients ask first for the scope of the 401
+	// challenge (the baseline, [Options.Scopes]) and read this list only
+	// without one; a client that never sees a scope here cannot know a
+	// step-up may ask for it. Nil leaves it out.
 	ScopesSupported []string `json:"scopes_supported,omitempty"`
 	// BearerMethodsSupported (bearer_methods_supported) says how tokens
 	// may be sent. Nil means ["header"], the only method [RequireBearer]

@@ -37,7 +37,7 @@ func TestHandleMetadata(t *testing.T) {
 	u, err := HandleMetadata(mux, ResourceMetadata{
 		Resource:             "http://127.0.0.1:8081/mcp",
 		AuthorizationServers: []string{"http://127.0.0.1:8080"},
-		ScopesSupported:      []string{"notes:read"},
+		ScopesSupported:      []string{"notes:read", "notes:write"},
 		ResourceName:         "Gatehouse demo notes",
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -69,16 +70,22 @@ type Options struct {
 	// also be told (Gatehouse: the resource's accept_client_credentials).
 	AcceptClientCredentials bool
 
-	// FilterToolsList removes from tools/list responses the tools the
-	// token's scopes do not allow calling, so clients only offer tools that
-	// will work. Responses in JSON and in server-sent events are both
-	// rewritten.
+	// ListTools says which tools tools/list responses show the token.
+	// Empty means [ListGrantable]. See [ListMode] for the trade-off.
+	ListTools ListMode
+
+	// FilterToolsList is the ListTools of old releases: true with an
+	// empty ListTools means [ListGranted].
+	//
+	// Deprecated: set ListTools to [ListGranted], or leave it empty:
+	// hiding every tool the token cannot call yet hides step-up from
+	// hosts that only call listed tools.
 	FilterToolsList bool
 
 	// MaxBodyBytes bounds how much of a POST body is read to find the
-	// JSON-RPC method and tool when ToolScopes, MethodScopes or
-	// FilterToolsList is set; a longer body is refused with 413. Zero means
-	// [DefaultMaxBodyBytes]. Bodies are not read otherwise.
+	// JSON-RPC method and tool when ToolScopes or MethodScopes is set or
+	// ListTools is [ListGranted]; a longer body is refused with 413. Zero
+	// means [DefaultMaxBodyBytes]. Bodies are not read otherwise.
 	MaxBodyBytes int64
 
 	// MaxBatchMessages bounds the messages of one JSON-RPC batch when the
@@ -115,6 +122,55 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// ListMode says which tools a tools/list response shows a token
+// ([Options.ListTools]).
+//
+// RequireBearer has no rule refusing a tool whatever the scopes: every
+// scope in ToolScopes is one of the resource's scopes, and which of them
+// the authorization server grants a given user or client is its policy,
+// not visible here. So in package rs [ListGrantable] and [ListAll] list
+// the same tools (the server's whole list, untouched), and only
+// [ListGranted] filters. A tool the authorization server will never grant
+// this user stays listed; calling it gets the step-up challenge, and the
+// authorization server then refuses the scope.
+type ListMode string
+
+// The list modes.
+const (
+	// ListGrantable lists every tool a step-up can make callable: a
+	// listed tool that needs more scope answers its call with a 403
+	// insufficient_scope challenge naming every scope it needs, so hosts
+	// that only call listed tools (MCP Inspector, Claude Desktop through
+	// mcp-remote) reach step-up. The default.
+	ListGrantable ListMode = "grantable"
+	// ListGranted lists only the tools the token may call now: least
+	// disclosure (a token sees nothing of the tools it lacks scopes for),
+	// but hosts that only call listed tools never step up.
+	ListGranted ListMode = "granted"
+	// ListAll lists every tool the server lists. In package rs the same
+	// as ListGrantable.
+	ListAll ListMode = "all"
+)
+
+// AllScopes returns every scope o names: Scopes first, then the others of
+// ToolScopes, MethodScopes and ImpliedScopes, sorted. It is what
+// [ResourceMetadata.ScopesSupported] should list, so that clients learn
+// every scope a step-up may ask for; the 401 challenge still asks for
+// Scopes only.
+func (o *Options) AllScopes() []string {
+	var more []string
+	for _, m := range []map[string][]string{o.ToolScopes, o.MethodScopes} {
+		for _, scopes := range m {
+			more = append(more, scopes...)
+		}
+	}
+	for s, implied := range o.ImpliedScopes {
+		more = append(append(more, s), implied...)
+	}
+	slices.Sort(more)
+	return mcpauthz.Dedup(append(slices.Clone(o.Scopes), more...))
+}
+
 // CORS header values of the MCP endpoint.
 const (
 	corsAllowMethods  = "GET, POST, DELETE, OPTIONS"
@@ -149,8 +205,8 @@ const (
 //     too long: 413. Neither reaches the next handler.
 //   - the verifier cannot decide ([ErrUnavailable]): 503.
 //
-// RequireBearer panics if v is nil or a configured scope is not a valid
-// scope token (RFC 6749 §3.3).
+// RequireBearer panics if v is nil, a configured scope is not a valid
+// scope token (RFC 6749 §3.3) or ListTools is not a [ListMode].
 func RequireBearer(v Verifier, opts *Options) func(http.Handler) http.Handler {
 	if v == nil {
 		panic("rs: RequireBearer: nil Verifier")
@@ -171,7 +227,7 @@ type middleware struct {
 	baseline    []string
 	pol         *mcpauthz.Policy // ToolScopes, MethodScopes, ImpliedScopes on top of baseline
 	inspect     bool
-	filter      bool
+	filter      bool // tools/list responses are rewritten (ListGranted)
 	maxBody     int64
 	maxBatch    int
 	maxToken    int
@@ -191,7 +247,6 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		metadataURL: opts.ResourceMetadataURL,
 		machines:    opts.AcceptClientCredentials,
 		baseline:    mcpauthz.Dedup(opts.Scopes),
-		filter:      opts.FilterToolsList,
 		maxBody:     opts.MaxBodyBytes,
 		maxBatch:    opts.MaxBatchMessages,
 		maxToken:    opts.MaxTokenBytes,
@@ -242,6 +297,14 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 	for _, scopes := range opts.MethodScopes {
 		check(scopes)
 	}
+	list := opts.ListTools
+	if list == "" && opts.FilterToolsList {
+		list = ListGranted
+	}
+	mode, err := mcpauthz.ParseListMode(string(list))
+	if err != nil {
+		panic("rs: RequireBearer: Options." + strings.Replace(err.Error(), "list_tools", "ListTools", 1))
+	}
 	tools := make(mcpauthz.Rules, len(opts.ToolScopes))
 	for name, scopes := range opts.ToolScopes {
 		tools[name] = scopes
@@ -252,11 +315,15 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		Methods:      opts.MethodScopes,
 		Tools:        tools,
 		LiteralNames: true, // ToolScopes keys are tool names, "*" included
+		ListTools:    mode,
 	})
 	if err != nil {
 		panic("rs: RequireBearer: " + err.Error()) // the scopes were checked above
 	}
 	m.pol = pol
+	// Without a rule that refuses a tool whatever the scopes, only
+	// ListGranted hides anything.
+	m.filter = pol.FiltersTools()
 	m.inspect = len(opts.ToolScopes) > 0 || len(opts.MethodScopes) > 0 || m.filter
 	return m
 }
@@ -377,7 +444,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	r = r.WithContext(withTokenInfo(r.Context(), info))
 	if listIDs != nil || anyList {
-		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: m.pol.Allowed(mcpauthz.MethodListTools, info.Scopes)}
+		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: m.pol.Listed(mcpauthz.MethodListTools, info.Scopes)}
 		next.ServeHTTP(fw, r)
 		fw.finish()
 		return

@@ -105,7 +105,7 @@ func testOptions() *Options {
 			"add_note":    {"notes:write"},
 			"delete_note": {"notes:write"},
 		},
-		FilterToolsList: true,
+		ListTools: ListGranted,
 		// httptest servers listen on 127.0.0.1:<random>, not on the
 		// metadata URL's host; the Host guard has its own test.
 		AllowedHosts: []string{"*"},
@@ -421,6 +421,84 @@ func TestRequireBearerFilterToolsList(t *testing.T) {
 	}
 }
 
+// TestRequireBearerListTools: which tools a notes:read token sees in each
+// ListMode, and that a tool listed for it (grantable, the default)
+// answers its call with the step-up challenge naming every scope it
+// needs, before the server sees the call.
+func TestRequireBearerListTools(t *testing.T) {
+	granted := []string{"list_notes", "read_note"}
+	for _, tt := range []struct {
+		name   string
+		list   ListMode
+		legacy bool // FilterToolsList
+		want   []string
+	}{
+		{"default", "", false, fakeTools},
+		{"grantable", ListGrantable, false, fakeTools},
+		{"granted", ListGranted, false, granted},
+		{"all", ListAll, false, fakeTools},
+		{"FilterToolsList", "", true, granted},
+		{"ListTools wins over FilterToolsList", ListGrantable, true, fakeTools},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newTestAS(t)
+			v := newVerifier(t, a, newClock(), nil)
+			mcp := &fakeMCP{}
+			opts := testOptions()
+			opts.ListTools, opts.FilterToolsList = tt.list, tt.legacy
+			srv := httptest.NewServer(RequireBearer(v, opts)(mcp))
+			defer srv.Close()
+			read := a.token(func(m map[string]any) { m["scope"] = "notes:read" })
+			code, _, body := post(t, srv, read, `{"jsonrpc":"2.0","id":"list-1","method":"tools/list","params":{}}`)
+			if code != http.StatusOK {
+				t.Fatalf("tools/list = %d %s", code, body)
+			}
+			if diff := cmp.Diff(tt.want, toolNames(t, body, false)); diff != "" {
+				t.Errorf("tools/list with notes:read (-want +got):\n%s", diff)
+			}
+			code, h, body := post(t, srv, read, rpcBody(3, "add_note"))
+			want := `Bearer error="insufficient_scope", scope="notes:read notes:write", resource_metadata="` + testMetadataURL +
+				`", error_description="tool add_note needs scope notes:read notes:write"`
+			if code != http.StatusForbidden || h.Get("WWW-Authenticate") != want {
+				t.Errorf("tools/call add_note with notes:read = %d %s\nwant 403 %s", code, h.Get("WWW-Authenticate"), want)
+			}
+			if !strings.Contains(body, `"id":3`) || !strings.Contains(body, `"scope":"notes:read notes:write"`) {
+				t.Errorf("403 body = %s, want the JSON-RPC error for id 3 naming both scopes", body)
+			}
+			if mcp.executions() != 0 {
+				t.Errorf("a tool ran with notes:read")
+			}
+			// The 401 challenge still asks for the baseline only.
+			if code, h, _ := post(t, srv, "", rpcBody(4, "add_note")); code != http.StatusUnauthorized || h.Get("WWW-Authenticate") != challenge401 {
+				t.Errorf("tools/call without a token = %d %s, want 401 %s", code, h.Get("WWW-Authenticate"), challenge401)
+			}
+		})
+	}
+}
+
+func TestOptionsAllScopes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"none", Options{}, nil},
+		{"baseline first", Options{Scopes: []string{"notes:read"}, ToolScopes: map[string][]string{"add_note": {"notes:write"}, "read_note": {"notes:read"}}}, []string{"notes:read", "notes:write"}},
+		{"every source", Options{
+			Scopes:        []string{"z"},
+			ToolScopes:    map[string][]string{"t": {"b"}},
+			MethodScopes:  map[string][]string{"resources/read": {"c"}},
+			ImpliedScopes: map[string][]string{"admin": {"b", "a"}},
+		}, []string{"z", "a", "admin", "b", "c"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, tt.opts.AllScopes()); diff != "" {
+				t.Errorf("%+v.AllScopes() (-want +got):\n%s", tt.opts, diff)
+			}
+		})
+	}
+}
+
 // toolNames returns the tool names of a tools/list response (JSON or SSE).
 func toolNames(t *testing.T, body string, sse bool) []string {
 	t.Helper()
@@ -647,8 +725,9 @@ func TestRequireBearerUnavailable(t *testing.T) {
 
 func TestRequireBearerPanics(t *testing.T) {
 	for name, f := range map[string]func(){
-		"nil verifier": func() { RequireBearer(nil, nil) },
-		"bad scope":    func() { RequireBearer(VerifierFunc(nil), &Options{Scopes: []string{`a"b`}}) },
+		"nil verifier":  func() { RequireBearer(nil, nil) },
+		"bad scope":     func() { RequireBearer(VerifierFunc(nil), &Options{Scopes: []string{`a"b`}}) },
+		"bad ListTools": func() { RequireBearer(VerifierFunc(nil), &Options{ListTools: "callable"}) },
 	} {
 		func() {
 			defer func() {

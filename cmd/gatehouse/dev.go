@@ -168,9 +168,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  Data directory:  %s\n", *data)
 		fmt.Fprintf(out, "%s\n", gatewayLines.String())
-		fmt.Fprintf(out, "Connect with MCP Inspector:\n")
-		fmt.Fprintf(out, "  npx @modelcontextprotocol/inspector\n")
-		fmt.Fprintf(out, "  then Transport Type \"Streamable HTTP\", URL %s, Connect, and sign in as %s.\n", resourceURL, username)
+		fmt.Fprintf(out, "Connect with MCP Inspector (2.x):\n")
+		fmt.Fprintf(out, "  npx @modelcontextprotocol/inspector --transport http --server-url %s\n", resourceURL)
+		fmt.Fprintf(out, "  then Connect, and sign in as %s. Tools lists all four tools; add_note asks you to sign in again for notes:write (step-up).\n", username)
 		fmt.Fprintf(out, "  (If it cannot register itself, enter Client ID %s under Authentication.)\n\n", devClientID)
 		fmt.Fprintf(out, "First tool call (signs in through your browser, prints the token's claims and the tool's result):\n")
 		fmt.Fprintf(out, "  %s\n\n", firstCallCommand(resourceURL))

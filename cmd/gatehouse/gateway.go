@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
@@ -249,6 +250,7 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 			DenyUnlistedTools:       r.DenyUnlistedTools,
 			DenyUnlistedResources:   r.DenyUnlistedResources,
 			DenyUnlistedPrompts:     r.DenyUnlistedPrompts,
+			ListTools:               mcpauthz.ListMode(r.ListTools),
 			AllowedOrigins:          r.AllowedOrigins,
 			AllowedHosts:            r.AllowedHosts,
 			MaxSessions:             r.MaxSessions,

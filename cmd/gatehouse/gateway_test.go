@@ -195,8 +195,10 @@ gateway:
 
 	alice := &mcphttptest.Client{URL: routeURL, Token: iss.Token(t, routeURL, "alice", "notes:read", nil)}
 	alice.Initialize(t)
-	// tools and deny_unlisted_tools.
-	if got, want := listed(t, rpc(t, alice, "tools/list", map[string]any{}), "tools", "name"), []string{"list_notes"}; !cmp.Equal(got, want) {
+	// tools and deny_unlisted_tools, with list_tools grantable (the
+	// default): add_note and admin_wipe are listed for a step-up,
+	// secret_tool, refused whatever the scopes, is not.
+	if got, want := listed(t, rpc(t, alice, "tools/list", map[string]any{}), "tools", "name"), []string{"add_note", "admin_wipe", "list_notes"}; !cmp.Equal(got, want) {
 		t.Errorf("tools/list with notes:read = %v, want %v", got, want)
 	}
 	if r := rpc(t, alice, "tools/call", map[string]any{"name": "add_note", "arguments": map[string]any{}}); r.status != http.StatusForbidden ||

@@ -58,6 +58,8 @@ func TestDevStartsAndServes(t *testing.T) {
 		"  gatehouse audit tail --data " + data + " ",
 		"  gatehouse client create --data " + data + " --name my-agent",
 		"  go run github.com/gatehouse-mcp/gatehouse/examples/oauth2client@latest --call list_notes --mcp " + mcpURL + "\n",
+		// MCP Inspector 2.x: the transport and URL as flags, then Connect.
+		"  npx @modelcontextprotocol/inspector --transport http --server-url " + mcpURL + "\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())

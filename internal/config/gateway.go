@@ -119,6 +119,13 @@ type GatewayRoute struct {
 	// DenyUnlistedTools (deny_unlisted_tools) refuses tools that no key of
 	// Tools matches, and hides them from tools/list. Default false.
 	DenyUnlistedTools bool `json:"deny_unlisted_tools,omitempty"`
+	// ListTools (list_tools) says which tools tools/list shows a token:
+	// "grantable" (the default) every tool but those deny_unlisted_tools
+	// refuses, so that a host that only calls listed tools can call one
+	// needing more scope and be stepped up; "granted" only the tools the
+	// token may call now (least disclosure, no step-up from the list);
+	// "all" every tool the upstream lists, refused ones included.
+	ListTools string `json:"list_tools,omitempty"`
 	// Resources (resources) maps a resource URI (exact, or a prefix ending
 	// in "*", or "*") to the scopes resources/read of it needs; resources/list
 	// is filtered the same way.
@@ -461,6 +468,11 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 					"%s: %s: %q: \"*\" may only end a key (a prefix)", where, field, k)
 				checkScopes(kp, field+"["+k+"]", scopes)
 			}
+		}
+		switch r.ListTools {
+		case "", "grantable", "granted", "all":
+		default:
+			errs = append(errs, keyErrorf(at("list_tools"), "%s: list_tools %q must be grantable (the default), granted or all", where, r.ListTools))
 		}
 		for j, o := range r.AllowedOrigins {
 			if o == "*" {

@@ -240,6 +240,7 @@ gateway:
   routes:
     - name: notes
       url: https://mcp.example.com/notes/mcp
+      list_tools: callable
     - name: files
       url: https://mcp.example.com/files/mcp
       upstream: http://127.0.0.1:3002/mcp
@@ -255,7 +256,8 @@ gateway:
 		`gatehouse.yaml:7:3: keys.encryption_key_file: open /nonexistent/kek: no such file or directory`,
 		`gatehouse.yaml:9:3: gateway.listen "localhost:": the port is missing (such as :8080)`,
 		`gatehouse.yaml:11:7: gateway.routes[0] (notes): upstream needs url (Streamable HTTP) or command (stdio)`,
-		`gatehouse.yaml:15:17: gateway.routes[1].upstream: must be a mapping of keys, not "http://127.0.0.1:3002/mcp"`,
+		`gatehouse.yaml:13:7: gateway.routes[0] (notes): list_tools "callable" must be grantable (the default), granted or all`,
+		`gatehouse.yaml:16:17: gateway.routes[1].upstream: must be a mapping of keys, not "http://127.0.0.1:3002/mcp"`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/testissuer"
+	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
 // demoServer is the demo behind an httptest server, with tool executions
@@ -29,12 +31,15 @@ type demoServer struct {
 	ran      map[string]int
 }
 
-func newDemoServer(t *testing.T) *demoServer {
+func newDemoServer(t *testing.T) *demoServer { return newDemoServerListing(t, "") }
+
+// newDemoServerListing is newDemoServer with Options.ListTools list.
+func newDemoServerListing(t *testing.T, list rs.ListMode) *demoServer {
 	t.Helper()
 	a := testissuer.New(t)
 	srv := httptest.NewUnstartedServer(nil)
 	d := &demoServer{as: a, srv: srv, resource: "http://" + srv.Listener.Addr().String() + "/mcp", ran: map[string]int{}}
-	h, err := NewHandler(Options{Issuer: a.URL, Resource: d.resource, HTTPClient: a.Client()})
+	h, err := NewHandler(Options{Issuer: a.URL, Resource: d.resource, HTTPClient: a.Client(), ListTools: list})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +110,6 @@ func TestDemoNotes(t *testing.T) {
 	bobRW := d.connect(t, d.as.Token(t, d.resource, "bob", "notes:read notes:write", nil))
 	ctx := t.Context()
 
-	if diff := cmp.Diff([]string{"list_notes", "read_note"}, toolNames(t, aliceRead)); diff != "" {
-		t.Errorf("tools/list with notes:read (-want +got):\n%s", diff)
-	}
 	if diff := cmp.Diff([]string{"add_note", "delete_note", "list_notes", "read_note"}, toolNames(t, aliceRW)); diff != "" {
 		t.Errorf("tools/list with notes:read notes:write (-want +got):\n%s", diff)
 	}
@@ -273,13 +275,70 @@ func TestDemoMetadata(t *testing.T) {
 		want := map[string]any{
 			"resource":                 d.resource,
 			"authorization_servers":    []any{d.as.URL},
-			"scopes_supported":         []any{"notes:read"},
+			"scopes_supported":         []any{"notes:read", "notes:write"},
 			"bearer_methods_supported": []any{"header"},
 			"resource_name":            "Gatehouse demo notes",
 		}
 		if diff := cmp.Diff(want, m); diff != "" {
 			t.Errorf("GET %s (-want +got):\n%s", path, diff)
 		}
+	}
+}
+
+// TestDemoListTools: by default (grantable) a notes:read token lists the
+// tools that need notes:write, so a host that only calls listed tools can
+// call add_note and be stepped up; granted hides them.
+func TestDemoListTools(t *testing.T) {
+	all := []string{"add_note", "delete_note", "list_notes", "read_note"}
+	for _, tt := range []struct {
+		list rs.ListMode
+		want []string
+	}{
+		{"", all},
+		{rs.ListGrantable, all},
+		{rs.ListGranted, []string{"list_notes", "read_note"}},
+		{rs.ListAll, all},
+	} {
+		t.Run(string(tt.list), func(t *testing.T) {
+			d := newDemoServerListing(t, tt.list)
+			read := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read", nil))
+			if diff := cmp.Diff(tt.want, toolNames(t, read)); diff != "" {
+				t.Errorf("tools/list with notes:read, ListTools %q (-want +got):\n%s", tt.list, diff)
+			}
+		})
+	}
+}
+
+// TestDemoStepUpFromList calls add_note, listed for a notes:read token,
+// the way a client does that only calls listed tools: the 403 challenge
+// names every scope the call needs, and the tool does not run.
+func TestDemoStepUpFromList(t *testing.T) {
+	d := newDemoServer(t)
+	tok := d.as.Token(t, d.resource, "alice", "notes:read", nil)
+	if names := toolNames(t, d.connect(t, tok)); !slices.Contains(names, "add_note") {
+		t.Fatalf("tools/list with notes:read = %v, want add_note listed", names)
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.resource, strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add_note","arguments":{"title":"x"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metaURL := strings.Replace(d.resource, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
+	want := `Bearer error="insufficient_scope", scope="notes:read notes:write", resource_metadata="` + metaURL +
+		`", error_description="tool add_note needs scope notes:read notes:write"`
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("WWW-Authenticate") != want {
+		t.Errorf("tools/call add_note with notes:read = %d %s\nwant 403 %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
+	}
+	if !strings.Contains(string(body), `"id":7`) {
+		t.Errorf("403 body = %s, want the JSON-RPC error for id 7", body)
+	}
+	if n := d.executions()["add_note"]; n != 0 {
+		t.Errorf("add_note ran %d times with notes:read, want 0", n)
 	}
 }
 

@@ -58,6 +58,10 @@ type Options struct {
 	// HTTPClient fetches the authorization server's metadata and keys.
 	// Nil means rs's default.
 	HTTPClient *http.Client
+	// ListTools says which tools tools/list shows a token (see
+	// rs.ListMode). Empty means rs.ListGrantable: a notes:read token sees
+	// add_note and delete_note, and calling one starts step-up.
+	ListTools rs.ListMode
 	// AllowedOrigins are the browser origins allowed to call. Nil means
 	// InspectorOrigins.
 	AllowedOrigins []string
@@ -111,30 +115,34 @@ func NewHandler(opts Options) (http.Handler, error) {
 	}
 
 	mux := http.NewServeMux()
+	protect := &rs.Options{
+		// The 401 challenge asks for notes:read only: notes:write comes
+		// by step-up when a client first calls a tool that needs it (MCP
+		// scope minimization).
+		Scopes:         []string{ScopeRead},
+		ToolScopes:     opts.ToolScopes,
+		ListTools:      opts.ListTools,
+		AllowedOrigins: opts.AllowedOrigins,
+		Logger:         log,
+	}
 	metadataURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
 		Resource:             opts.Resource,
 		AuthorizationServers: []string{opts.Issuer},
-		// The baseline only: notes:write comes by step-up when a client
-		// first calls a tool that needs it (MCP scope minimization).
-		ScopesSupported: []string{ScopeRead},
+		// Every scope, so that a client knows notes:write exists before
+		// the step-up challenge names it.
+		ScopesSupported: protect.AllScopes(),
 		ResourceName:    opts.Name,
 	})
 	if err != nil {
 		return nil, err
 	}
+	protect.ResourceMetadataURL = metadataURL
 	server := newMCPServer(newNotes(opts.Now))
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 		Logger:         log,
 		SessionTimeout: 30 * time.Minute,
 	})
-	mux.Handle(mcpPath, rsmcp.Protect(h, v, &rs.Options{
-		ResourceMetadataURL: metadataURL,
-		Scopes:              []string{ScopeRead},
-		ToolScopes:          opts.ToolScopes,
-		FilterToolsList:     true,
-		AllowedOrigins:      opts.AllowedOrigins,
-		Logger:              log,
-	}))
+	mux.Handle(mcpPath, rsmcp.Protect(h, v, protect))
 	if mcpPath != "/" {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -27,8 +27,10 @@
 // Origin validation and CORS. The gateway adds what rs cannot express:
 // scopes per tool, per prompt and per resource URI with prefix patterns
 // and a default for unlisted names (a scope set, or deny), 403
-// insufficient_scope step-up challenges, and tools/list, prompts/list and
-// resources/list filtered to what the token may use. The policy, the
+// insufficient_scope step-up challenges, tools/list filtered as the
+// route's ListTools says (by default hiding only the tools a deny rule
+// refuses, so that a listed tool can start a step-up), and prompts/list
+// and resources/list filtered to what the token may use. The policy, the
 // challenges and the list and event-stream filtering are package
 // mcpauthz's, the same code as rs's. It
 // also checks the Host header against the route's own host (DNS

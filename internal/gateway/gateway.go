@@ -162,49 +162,56 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage.Resource {
 	var out []storage.Resource
 	for _, rt := range g.routes {
-		var scopes []storage.Scope
-		index := map[string]int{}
-		add := func(name, tool string) {
-			i, ok := index[name]
-			if !ok {
-				i = len(scopes)
-				index[name] = i
-				scopes = append(scopes, storage.Scope{Name: name, Description: descriptions[rt.name][name]})
-			}
-			if tool != "" && !strings.Contains(tool, "*") && !slices.Contains(scopes[i].Tools, tool) {
-				scopes[i].Tools = append(scopes[i].Tools, tool)
-			}
-		}
-		for _, s := range rt.pol.Baseline() {
-			add(s, "")
-		}
-		for _, k := range sortedKeys(rt.spec.Tools) {
-			for _, s := range rt.spec.Tools[k] {
-				add(s, k)
-			}
-		}
-		for _, rules := range []Rules{rt.spec.Resources, rt.spec.Prompts} {
-			for _, k := range sortedKeys(rules) {
-				for _, s := range rules[k] {
-					add(s, "")
-				}
-			}
-		}
-		for _, k := range sortedKeys(rt.spec.ImpliedScopes) {
-			add(k, "")
-			for _, s := range rt.spec.ImpliedScopes[k] {
-				add(s, "")
-			}
-		}
 		out = append(out, storage.Resource{
 			URL:                     rt.canonical,
 			Name:                    rt.title,
-			Scopes:                  scopes,
+			Scopes:                  rt.scopes(descriptions[rt.name]),
 			DefaultScopes:           slices.Clone(rt.pol.Baseline()),
 			AcceptClientCredentials: rt.spec.AcceptClientCredentials,
 		})
 	}
 	return out
+}
+
+// scopes returns every scope the route's policy uses, each with the tools
+// it unlocks and its description: the baseline first, then those of the
+// tool, resource and prompt rules, then those of the hierarchy.
+func (rt *route) scopes(descriptions map[string]string) []storage.Scope {
+	var scopes []storage.Scope
+	index := map[string]int{}
+	add := func(name, tool string) {
+		i, ok := index[name]
+		if !ok {
+			i = len(scopes)
+			index[name] = i
+			scopes = append(scopes, storage.Scope{Name: name, Description: descriptions[name]})
+		}
+		if tool != "" && !strings.Contains(tool, "*") && !slices.Contains(scopes[i].Tools, tool) {
+			scopes[i].Tools = append(scopes[i].Tools, tool)
+		}
+	}
+	for _, s := range rt.pol.Baseline() {
+		add(s, "")
+	}
+	for _, k := range sortedKeys(rt.spec.Tools) {
+		for _, s := range rt.spec.Tools[k] {
+			add(s, k)
+		}
+	}
+	for _, rules := range []Rules{rt.spec.Resources, rt.spec.Prompts} {
+		for _, k := range sortedKeys(rules) {
+			for _, s := range rules[k] {
+				add(s, "")
+			}
+		}
+	}
+	for _, k := range sortedKeys(rt.spec.ImpliedScopes) {
+		add(k, "")
+		for _, s := range rt.spec.ImpliedScopes[k] {
+			add(s, "")
+		}
+	}
+	return scopes
 }
 
 // DefaultTitle is the title of a route named name that sets none: "the
@@ -444,6 +451,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		DenyUnlistedTools:     spec.DenyUnlistedTools,
 		DenyUnlistedPrompts:   spec.DenyUnlistedPrompts,
 		DenyUnlistedResources: spec.DenyUnlistedResources,
+		ListTools:             spec.ListTools,
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -475,10 +483,16 @@ func (rt *route) normHost(h string) string {
 // registers the metadata at the root well-known URL (only one route can
 // have it).
 func (rt *route) mount(mux *http.ServeMux, root bool) error {
+	// Every scope of the route, so that a client knows what a step-up
+	// may ask for; the 401 challenge asks for the baseline only.
+	var supported []string
+	for _, s := range rt.scopes(nil) {
+		supported = append(supported, s.Name)
+	}
 	meta, err := rs.MetadataHandler(rs.ResourceMetadata{
 		Resource:             rt.url,
 		AuthorizationServers: []string{rt.g.issuer},
-		ScopesSupported:      rt.pol.Baseline(),
+		ScopesSupported:      supported,
 		ResourceName:         rt.title,
 	})
 	if err != nil {

@@ -123,7 +123,9 @@ func TestHTTPUpstream(t *testing.T) {
 				got = append(got, tl.Name)
 			}
 			slices.Sort(got)
-			if want := []string{"echo", "tick"}; !slices.Equal(got, want) {
+			// admin_reset needs fake:admin: listed all the same (list_tools
+			// grantable, the default), for a step-up.
+			if want := []string{"admin_reset", "echo", "tick"}; !slices.Equal(got, want) {
 				t.Errorf("tools/list = %v, want %v", got, want)
 			}
 			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "through"}})
@@ -449,7 +451,11 @@ func TestHTTPUpstreamResumedStream(t *testing.T) {
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)}))
 	defer up.Close()
-	tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
+	// granted: the list depends on the token, and the replay must be
+	// filtered as the first answer was.
+	route := httpRoute(up.URL)
+	route.ListTools = mcpauthz.ListGranted
+	tg := newTestGateway(t, []Route{route}, nil)
 	url := tg.base + "/up/mcp"
 	c := &mcphttptest.Client{URL: url, Token: "alice-read"}
 	c.Initialize(t)

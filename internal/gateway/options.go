@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
@@ -114,18 +115,27 @@ type Route struct {
 	// should reach without a user.
 	AcceptClientCredentials bool
 
-	// Scopes are needed for every request: the baseline of 401 challenges
-	// and the metadata's scopes_supported. Nil needs none.
+	// Scopes are needed for every request: the baseline of 401
+	// challenges, listed first in the metadata's scopes_supported (which
+	// lists every scope of the route). Nil needs none.
 	Scopes []string
 	// ImpliedScopes is a scope hierarchy: a scope satisfies the scopes it
 	// lists, transitively.
 	ImpliedScopes map[string][]string
 	// Tools maps tool names to the scopes tools/call of them needs on top
-	// of Scopes; tools/list shows only the tools the token may call.
+	// of Scopes; tools/list is filtered as ListTools says.
 	// Unmatched tools need only Scopes.
 	Tools Rules
 	// DenyUnlistedTools refuses (and hides) tools no key of Tools matches.
 	DenyUnlistedTools bool
+	// ListTools says which tools tools/list shows a token: empty or
+	// [mcpauthz.ListGrantable], every tool but those DenyUnlistedTools
+	// refuses (a tool needing scopes the token lacks is listed, and its
+	// call gets the step-up challenge); [mcpauthz.ListGranted], only those
+	// the token may call now; [mcpauthz.ListAll], every tool the upstream
+	// lists, refused ones included. Prompts and resources lists always
+	// show only what the token may use.
+	ListTools mcpauthz.ListMode
 	// Resources does for resources/read (by URI) and resources/list what
 	// Tools does for tools.
 	Resources Rules

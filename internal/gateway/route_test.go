@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -151,5 +153,60 @@ func TestRouteStepUpCoversTheBatch(t *testing.T) {
 		`/.well-known/oauth-protected-resource/up/mcp", error_description="tool admin_reset needs scope fake:read fake:write fake:admin"`
 	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusForbidden || got != want {
 		t.Errorf("batch of write_note and admin_reset with fake:read fake:write = %d %s\nwant 403 %s", resp.StatusCode, got, want)
+	}
+}
+
+// TestRouteListTools checks list_tools on routes built by New, with a
+// tool needing more scope (admin_*: fake:admin), one needing the
+// baseline (echo) and the rest refused whatever the scopes
+// (deny_unlisted_tools): what a fake:read token sees in each mode, that
+// a refused tool is never listed under grantable, and that every mode
+// still refuses it and steps up a listed admin_reset.
+func TestRouteListTools(t *testing.T) {
+	all := []string{"admin_reset", "admin_wipe", "big", "crash", "echo", "env", "flood", "garbage", "hang", "notify", "progress", "slow"}
+	modes := []struct {
+		list mcpauthz.ListMode
+		want []string
+	}{
+		{"", []string{"admin_reset", "admin_wipe", "echo"}},
+		{mcpauthz.ListGrantable, []string{"admin_reset", "admin_wipe", "echo"}},
+		{mcpauthz.ListGranted, []string{"echo"}},
+		{mcpauthz.ListAll, all},
+	}
+	var routes []Route
+	for i, m := range modes {
+		r := fakeRoute(t)
+		r.Name = fmt.Sprintf("r%d", i)
+		r.URL = "/" + r.Name + "/mcp"
+		r.Tools = Rules{"echo": nil, "admin_*": {"fake:admin"}}
+		r.DenyUnlistedTools = true
+		r.ListTools = m.list
+		routes = append(routes, r)
+	}
+	tg := newTestGateway(t, routes, nil)
+	for i, m := range modes {
+		t.Run(string(m.list), func(t *testing.T) {
+			url := tg.base + "/" + routes[i].Name + "/mcp"
+			c := newRawClient(t, url, "alice-read")
+			c.initialize()
+			_, list := c.call("tools/list", map[string]any{})
+			got := names(t, list, "tools", "name")
+			slices.Sort(got)
+			if diff := cmp.Diff(m.want, got); diff != "" {
+				t.Errorf("tools/list with fake:read, list_tools %q (-want +got):\n%s", m.list, diff)
+			}
+			// Listed or not, env is refused, and admin_reset steps up.
+			status, res := c.callTool("env", nil)
+			wantDenied(t, "tools/call env", status, res, `tool "env"`)
+			resp, msgs := c.post(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"admin_reset","arguments":{}}}`)
+			want := `Bearer error="insufficient_scope", scope="fake:read fake:admin", resource_metadata="` + tg.base +
+				"/.well-known/oauth-protected-resource/" + routes[i].Name + `/mcp", error_description="tool admin_reset needs scope fake:read fake:admin"`
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("WWW-Authenticate") != want {
+				t.Errorf("tools/call admin_reset with fake:read = %d %s\nwant 403 %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
+			}
+			if len(msgs) != 1 || string(msgs[0].ID) != "7" || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeForbidden {
+				t.Errorf("admin_reset body = %+v, want a JSON-RPC error for id 7", msgs)
+			}
+		})
 	}
 }

@@ -52,12 +52,15 @@ func TestEventLineEndingsAgree(t *testing.T) {
 			defer up.Close()
 			v, _ := testVerifier("")
 			direct := httptest.NewServer(rs.RequireBearer(v, &rs.Options{
-				Scopes:          []string{"fake:read"},
-				ToolScopes:      map[string][]string{"admin_reset": {"fake:admin"}},
-				FilterToolsList: true,
+				Scopes:     []string{"fake:read"},
+				ToolScopes: map[string][]string{"admin_reset": {"fake:admin"}},
+				ListTools:  rs.ListGranted,
 			})(upstream))
 			defer direct.Close()
-			tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
+			// Both filter (granted): the filtering is under test.
+			route := httpRoute(up.URL)
+			route.ListTools = mcpauthz.ListGranted
+			tg := newTestGateway(t, []Route{route}, nil)
 
 			got := map[string][]string{}
 			for place, url := range map[string]string{"rs": direct.URL, "gateway": tg.base + "/up/mcp"} {

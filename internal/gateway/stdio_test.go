@@ -20,7 +20,8 @@ import (
 )
 
 // TestStdioGoSDKClient runs the MCP Go SDK client through a stdio route
-// to fakemcp: tools/list filtered by scope, a call, a step-up refusal, a
+// to fakemcp: tools/list (every tool: list_tools grantable, no deny
+// rule), a call, a step-up refusal, a
 // prompt and a resource behind the policy, and the environment the
 // process gets.
 func TestStdioGoSDKClient(t *testing.T) {
@@ -52,8 +53,10 @@ func TestStdioGoSDKClient(t *testing.T) {
 	for _, tl := range tools.Tools {
 		got = append(got, tl.Name)
 	}
-	if slices.Contains(got, "admin_reset") || !slices.Contains(got, "echo") {
-		t.Errorf("tools/list with fake:read = %v, want echo without admin_*", got)
+	// list_tools grantable (the default), no deny rule: every tool,
+	// admin_* (fake:admin) too, so that calling one can start a step-up.
+	if len(got) != 12 || !slices.Contains(got, "admin_reset") || !slices.Contains(got, "echo") {
+		t.Errorf("tools/list with fake:read = %v, want all 12, admin_reset and echo among them", got)
 	}
 
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "hi"}})
@@ -684,7 +687,8 @@ func TestMetadata(t *testing.T) {
 		resp.Body.Close()
 		want := map[string]any{
 			"resource": tg.base + "/fake/mcp", "authorization_servers": []any{"https://as.example.com"},
-			"scopes_supported": []any{"fake:read"}, "bearer_methods_supported": []any{"header"},
+			// Every scope of the route, the baseline first.
+			"scopes_supported": []any{"fake:read", "fake:admin"}, "bearer_methods_supported": []any{"header"},
 			// No title: the default, which the consent page shows.
 			"resource_name": "the fake MCP server",
 		}

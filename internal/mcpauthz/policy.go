@@ -36,11 +36,48 @@ type PolicyOptions struct {
 	// LiteralNames makes every rule key a name matched exactly, "*"
 	// included (package rs's ToolScopes, whose keys are tool names).
 	LiteralNames bool
+	// ListTools says which tools a tools/list response keeps (see
+	// [ListMode]). Empty means [ListGrantable]. Prompts and resources
+	// lists always keep what the token may use ([ListGranted]).
+	ListTools ListMode
+}
+
+// ListMode says which tools a filtered tools/list response keeps.
+type ListMode string
+
+// The list modes.
+const (
+	// ListGrantable keeps every tool the policy does not refuse whatever
+	// the scopes: a tool needing scopes the token lacks stays listed, and
+	// calling it gets the step-up challenge naming them. Hosts that only
+	// call listed tools (MCP Inspector, Claude Desktop through mcp-remote)
+	// can reach step-up. The default.
+	ListGrantable ListMode = "grantable"
+	// ListGranted keeps only the tools the token may call now: the least
+	// disclosure, but a host that only calls listed tools never calls one
+	// that needs more scope, so it never steps up.
+	ListGranted ListMode = "granted"
+	// ListAll filters nothing: even tools the policy refuses whatever the
+	// scopes (deny_unlisted_tools) are listed, with their descriptions
+	// and input schemas, to every token with the baseline.
+	ListAll ListMode = "all"
+)
+
+// ParseListMode returns the ListMode named s; "" is [ListGrantable].
+func ParseListMode(s string) (ListMode, error) {
+	switch m := ListMode(s); m {
+	case "":
+		return ListGrantable, nil
+	case ListGrantable, ListGranted, ListAll:
+		return m, nil
+	}
+	return "", fmt.Errorf("list_tools %q is not one of grantable, granted, all", s)
 }
 
 // Policy decides MCP messages by the scopes of a token: the one scope
 // policy of package rs and of the gateway. Create it with [NewPolicy].
 type Policy struct {
+	listTools ListMode
 	baseline  []string
 	implied   Implied
 	methods   map[string][]string // method → every scope it needs (baseline included)
@@ -58,14 +95,17 @@ func NewPolicy(o PolicyOptions) (*Policy, error) {
 			return nil, fmt.Errorf("scopes: %q is not a scope token (RFC 6749 §3.3)", s)
 		}
 	}
-	p := &Policy{baseline: Dedup(o.Baseline), implied: Closure(o.Implied), methods: map[string][]string{}}
+	listTools, err := ParseListMode(string(o.ListTools))
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{listTools: listTools, baseline: Dedup(o.Baseline), implied: Closure(o.Implied), methods: map[string][]string{}}
 	for _, m := range slices.Sorted(maps.Keys(o.Methods)) {
 		if err := validScopes(o.Methods[m]); err != nil {
 			return nil, fmt.Errorf("methods: %v", err)
 		}
 		p.methods[m] = Dedup(append(slices.Clone(p.baseline), o.Methods[m]...))
 	}
-	var err error
 	if p.tools, err = compileRules(o.Tools, o.DenyUnlistedTools, o.LiteralNames, p.baseline); err != nil {
 		return nil, fmt.Errorf("tools: %v", err)
 	}
@@ -199,15 +239,36 @@ func (p *Policy) Check(granted []string, msgs []Message, decisions []Decision) V
 	return v
 }
 
+// ListTools returns the policy's [ListMode].
+func (p *Policy) ListTools() ListMode { return p.listTools }
+
+// FiltersTools reports whether a tools/list response can lose a tool to
+// the policy: with [ListGranted], or with [ListGrantable] when some tool
+// is refused whatever the scopes (deny_unlisted_tools). Otherwise the
+// list does not depend on the token and passes as the server sent it.
+func (p *Policy) FiltersTools() bool {
+	switch p.listTools {
+	case ListGranted:
+		return true
+	case ListGrantable:
+		return p.tools.deny
+	}
+	return false
+}
+
 // FilterList removes from the response to a list request (tools/list,
 // prompts/list, resources/list: method) the entries a token granted
-// granted may not use (see [Policy.Allowed]), keeping every other member
+// granted is not shown (see [Policy.Listed]), keeping every other member
 // (see [FilterList]). It returns the rewritten message and true, or false
-// when msg is not such a response.
+// when msg is not such a response or (tools/list, see
+// [Policy.FiltersTools]) nothing in it can be removed.
 func (p *Policy) FilterList(method string, granted []string, msg []byte) ([]byte, bool) {
 	var member, key string
 	switch method {
 	case MethodListTools:
+		if !p.FiltersTools() {
+			return nil, false
+		}
 		member, key = "tools", "name"
 	case MethodListPrompts:
 		member, key = "prompts", "name"
@@ -216,7 +277,28 @@ func (p *Policy) FilterList(method string, granted []string, msg []byte) ([]byte
 	default:
 		return nil, false
 	}
-	return FilterList(msg, member, key, p.Allowed(method, granted))
+	return FilterList(msg, member, key, p.Listed(method, granted))
+}
+
+// Listed returns whether a list response shows a token granted granted an
+// entry of the list method returns: for tools/list as the policy's
+// [ListMode] says, for prompts/list and resources/list what
+// [Policy.Allowed] allows.
+func (p *Policy) Listed(method string, granted []string) func(name string) bool {
+	if method != MethodListTools {
+		return p.Allowed(method, granted)
+	}
+	switch p.listTools {
+	case ListAll:
+		return func(string) bool { return true }
+	case ListGrantable:
+		// Hidden only when no scope can ever let the token call it.
+		return func(name string) bool {
+			_, ok := p.tools.needs(name)
+			return ok
+		}
+	}
+	return p.Allowed(method, granted)
 }
 
 // Allowed returns whether a token granted granted may use an entry of the

@@ -148,7 +148,7 @@ func TestPolicyCheck(t *testing.T) {
 }
 
 func TestFilterResult(t *testing.T) {
-	p := mustPolicy(t, PolicyOptions{Baseline: []string{"r"}, Tools: Rules{"b": {"w"}, "c": nil}, DenyUnlistedTools: true})
+	p := mustPolicy(t, PolicyOptions{Baseline: []string{"r"}, Tools: Rules{"b": {"w"}, "c": nil}, DenyUnlistedTools: true, ListTools: ListGranted})
 	in := `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b","x":1},{"name":"c"}],"nextCursor":"n"}}`
 	out, changed := p.FilterList(MethodListTools, []string{"r"}, []byte(in))
 	if !changed {
@@ -172,6 +172,69 @@ func TestFilterResult(t *testing.T) {
 	out, changed = p.FilterList(MethodListTools, []string{"r", "w"}, []byte(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"c"}],"cacheScope":"public"}}`))
 	if !changed || !strings.Contains(string(out), `"cacheScope":"private"`) {
 		t.Errorf("Policy.FilterList of a public list = %s, %v; want cacheScope private", out, changed)
+	}
+}
+
+// TestListModes: which tools a token granted only the baseline sees in
+// each ListMode, with a tool needing more scope (b), one needing the
+// baseline (c) and one the policy refuses whatever the scopes (a,
+// unlisted). Prompts and resources lists keep what the token may use.
+func TestListModes(t *testing.T) {
+	const tools = `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"name":"c"}]}}`
+	const prompts = `{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"a"},{"name":"b"},{"name":"c"}]}}`
+	names := func(t *testing.T, msg []byte, member string) []string {
+		var m struct {
+			Result map[string][]struct {
+				Name string `json:"name"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(msg, &m); err != nil {
+			t.Fatalf("list %s: %v", msg, err)
+		}
+		var out []string
+		for _, e := range m.Result[member] {
+			out = append(out, e.Name)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name        string
+		list        ListMode
+		deny        bool
+		wantTools   []string // nil: the list passes untouched
+		wantPrompts []string
+	}{
+		{"default", "", true, []string{"b", "c"}, []string{"c"}},
+		{"grantable", ListGrantable, true, []string{"b", "c"}, []string{"c"}},
+		{"grantable, nothing denied", ListGrantable, false, nil, []string{"a", "c"}},
+		{"granted", ListGranted, true, []string{"c"}, []string{"c"}},
+		{"granted, nothing denied", ListGranted, false, []string{"a", "c"}, []string{"a", "c"}},
+		{"all", ListAll, true, nil, []string{"c"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustPolicy(t, PolicyOptions{
+				Baseline: []string{"r"},
+				Tools:    Rules{"b": {"w"}, "c": nil}, DenyUnlistedTools: tt.deny,
+				Prompts: Rules{"b": {"w"}, "c": nil}, DenyUnlistedPrompts: tt.deny,
+				ListTools: tt.list,
+			})
+			out, changed := p.FilterList(MethodListTools, []string{"r"}, []byte(tools))
+			if changed != (tt.wantTools != nil) {
+				t.Errorf("FilterList(tools/list) changed = %v, want %v", changed, tt.wantTools != nil)
+			}
+			if changed {
+				if diff := cmp.Diff(tt.wantTools, names(t, out, "tools")); diff != "" {
+					t.Errorf("FilterList(tools/list) with %q (-want +got):\n%s", tt.list, diff)
+				}
+			}
+			out, _ = p.FilterList(MethodListPrompts, []string{"r"}, []byte(prompts))
+			if diff := cmp.Diff(tt.wantPrompts, names(t, out, "prompts")); diff != "" {
+				t.Errorf("FilterList(prompts/list) with %q (-want +got):\n%s", tt.list, diff)
+			}
+		})
+	}
+	if _, err := NewPolicy(PolicyOptions{ListTools: "callable"}); err == nil || !strings.Contains(err.Error(), "grantable, granted, all") {
+		t.Errorf("NewPolicy(ListTools callable) = %v, want an error naming the modes", err)
 	}
 }
 

@@ -105,7 +105,7 @@ func notesServer(writes *atomic.Int64, seen *atomic.Pointer[auth.TokenInfo]) htt
 		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
 		Scopes:              []string{"notes:read"},
 		ToolScopes:          map[string][]string{"add_note": {"notes:write"}},
-		FilterToolsList:     true,
+		ListTools:           rs.ListGranted,
 	})
 }
 
@@ -198,10 +198,10 @@ func TestProtectResumedStream(t *testing.T) {
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)})
 	srv := httptest.NewServer(Protect(h, verifier, &rs.Options{
-		Scopes:          []string{"notes:read"},
-		ToolScopes:      map[string][]string{"add_note": {"notes:write"}},
-		FilterToolsList: true,
-		AllowedHosts:    []string{"*"},
+		Scopes:       []string{"notes:read"},
+		ToolScopes:   map[string][]string{"add_note": {"notes:write"}},
+		ListTools:    rs.ListGranted,
+		AllowedHosts: []string{"*"},
 	}))
 	defer srv.Close()
 

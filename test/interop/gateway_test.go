@@ -152,8 +152,10 @@ func startGatewayEnv(t *testing.T) *gatewayEnv {
 
 // TestGatewayServerEverything runs the Go and TypeScript SDK clients
 // through both gateway routes to server-everything: discovery from the
-// gateway's 401, authorization at `gatehouse dev`, tools/list filtered to
-// the token's scopes, a call, a step-up for get-env, and get-env itself,
+// gateway's 401, authorization at `gatehouse dev`, tools/list listing
+// get-env (everything:admin) to an everything:read token (list_tools
+// grantable), a call, a step-up started from the listed get-env, and
+// get-env itself,
 // which shows what the stdio upstream's environment holds. Then the audit
 // log, the metrics and what the HTTP upstream received are checked.
 func TestGatewayServerEverything(t *testing.T) {
@@ -302,14 +304,20 @@ func runGatewayGoSDK(t *testing.T, env *gatewayEnv, mcpURL string) string {
 	}
 
 	tools := listTools(ctx, t, cs)
-	if !slices.Contains(tools, "echo") || slices.Contains(tools, "get-env") || slices.ContainsFunc(tools, func(s string) bool { return strings.HasPrefix(s, "trigger-") }) {
-		t.Errorf("tools/list with everything:read = %v, want echo without get-env and trigger-*", tools)
+	if !slices.Contains(tools, "echo") || !slices.Contains(tools, "get-env") {
+		t.Errorf("tools/list with everything:read = %v, want echo and get-env (list_tools grantable)", tools)
 	}
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"message": "hello gateway"}})
 	if err != nil || res.IsError || !strings.Contains(textOf(res), "hello gateway") {
 		t.Fatalf("tools/call echo = %+v, %v", res, err)
 	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "get-env", Arguments: map[string]any{}})
+	// Step-up, started from the list as a host that only offers listed
+	// tools does.
+	i := slices.Index(tools, "get-env")
+	if i < 0 {
+		t.Fatalf("get-env is not listed for everything:read (%v): step-up is unreachable for hosts that call listed tools only", tools)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: tools[i], Arguments: map[string]any{}})
 	if err != nil || res.IsError {
 		t.Fatalf("tools/call get-env (step-up) = %+v, %v\n--- gateway ---\n%s", res, err, env.gateway.output())
 	}
@@ -375,7 +383,7 @@ func runGatewayTS(t *testing.T, env *gatewayEnv, mcpURL string) {
 			t.Errorf("step-up authorization scope %q lacks everything:admin", s.Scope)
 		}
 	}
-	for _, name := range []string{"connect", "tools/list filtered", "tools/call allowed", "step-up", "tools/list after step-up"} {
+	for _, name := range []string{"connect", "tools/list grantable", "tools/call allowed", "step-up", "tools/list after step-up"} {
 		if !seen[name] {
 			t.Errorf("step %q did not run", name)
 		}

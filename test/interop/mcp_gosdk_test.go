@@ -208,8 +208,11 @@ func runGoSDKClient(t *testing.T, d *mcpDev, redirectURL string, cfg *auth.Autho
 		t.Errorf("first authorize request %s: want resource %s, S256, scope notes:read without notes:write", authorizeURLs[0], d.MCPURL)
 	}
 
-	if got, want := listTools(ctx, t, cs), []string{"list_notes", "read_note"}; !slices.Equal(got, want) {
-		t.Errorf("tools/list with notes:read = %v, want %v", got, want)
+	// Every tool is listed, those needing notes:write too (list_tools
+	// grantable): a host that only calls listed tools can reach step-up.
+	listed := listTools(ctx, t, cs)
+	if want := []string{"add_note", "delete_note", "list_notes", "read_note"}; !slices.Equal(listed, want) {
+		t.Errorf("tools/list with notes:read = %v, want %v", listed, want)
 	}
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"})
 	if err != nil || res.IsError {
@@ -226,9 +229,14 @@ func runGoSDKClient(t *testing.T, d *mcpDev, redirectURL string, cfg *auth.Autho
 		t.Errorf("token requests %v include no refresh", grants)
 	}
 
-	// Step-up: add_note needs notes:write. The 403 challenge makes the SDK
-	// authorize again with the union of scopes, then retry the call.
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "From Go", "text": "step-up worked"}})
+	// Step-up, started from the list as a host that only offers listed
+	// tools does: add_note needs notes:write. The 403 challenge makes the
+	// SDK authorize again with the union of scopes, then retry the call.
+	i := slices.Index(listed, "add_note")
+	if i < 0 {
+		t.Fatalf("add_note is not listed for notes:read (%v): step-up is unreachable for hosts that call listed tools only", listed)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: listed[i], Arguments: map[string]any{"title": "From Go", "text": "step-up worked"}})
 	if err != nil || res.IsError {
 		t.Fatalf("tools/call add_note (step-up) = %+v, %v\n%s", res, err, d.Output())
 	}

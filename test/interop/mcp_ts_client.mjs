@@ -110,9 +110,13 @@ try {
     method: first.searchParams.get('code_challenge_method'),
   });
 
-  // 2. tools/list shows only what notes:read may call.
+  // 2. tools/list shows every tool a step-up can make callable, those
+  // needing notes:write too (list_tools grantable).
   const tools = names(await client.listTools());
-  step('tools/list', JSON.stringify(tools) === JSON.stringify(['list_notes', 'read_note']), { tools });
+  step('tools/list', JSON.stringify(tools) === JSON.stringify(['add_note', 'delete_note', 'list_notes', 'read_note']), { tools });
+  // The tool the step-ups below call, taken from the list as a host that
+  // only offers listed tools does.
+  const addNote = tools.find((name) => name === 'add_note');
 
   // 3. tools/call.
   let r = await client.callTool({ name: 'list_notes', arguments: {} });
@@ -141,7 +145,7 @@ try {
   let outcome;
   let error;
   try {
-    r = await client.callTool({ name: 'add_note', arguments: { title: 'x' } });
+    r = await client.callTool({ name: addNote, arguments: { title: 'x' } });
     outcome = r.isError ? 'the call failed without a challenge' : 'stepped up';
   } catch (err) {
     error = err;
@@ -178,12 +182,12 @@ try {
   const before = provider.authorizeURLs.length;
   let stepped = false;
   try {
-    r = await client.callTool({ name: 'add_note', arguments: { title: 'From TypeScript', text: 'step-up worked' } });
+    r = await client.callTool({ name: addNote, arguments: { title: 'From TypeScript', text: 'step-up worked' } });
     stepped = !r.isError;
   } catch (err) {
     if (!(err instanceof UnauthorizedError)) fail('step-up', err);
     await client.transport.finishAuth(provider.codes.at(-1));
-    r = await client.callTool({ name: 'add_note', arguments: { title: 'From TypeScript', text: 'step-up worked' } });
+    r = await client.callTool({ name: addNote, arguments: { title: 'From TypeScript', text: 'step-up worked' } });
     stepped = !r.isError;
   }
   provider.hideRefreshToken = false;

@@ -31,9 +31,10 @@ type tsStep struct {
 // TestMCPTypeScriptClient runs the MCP TypeScript SDK client
 // (@modelcontextprotocol/sdk, pinned in test/interop/package.json) headless
 // against the demo MCP server of `gatehouse dev`: discovery from the 401,
-// authorization (the script plays the browser), tools/list filtered to
-// notes:read, tools/call, refresh after the access token expires, and
-// step-up to notes:write — with a refresh token (the SDK's known quirk,
+// authorization (the script plays the browser), tools/list listing every
+// tool (add_note, which needs notes:write, too), tools/call, refresh
+// after the access token expires, and step-up to notes:write started from
+// the listed add_note — with a refresh token (the SDK's known quirk,
 // checked exchange by exchange so that the test fails once the SDK steps
 // up properly) and without one. It runs once with the pre-registered demo
 // client and once letting the SDK register itself (it registers with the
