@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,6 +36,30 @@ func inspectorEnv(home string) []string {
 	)
 }
 
+// inspectorConfig writes (once) and returns the Inspector's read-only
+// session config for the demo: a Streamable HTTP server whose OAuth scope
+// is notes:read. Without a configured scope the Inspector asks for every
+// scope in the protected resource metadata's scopes_supported at the first
+// sign-in (it does not take the 401 challenge's scope), so it never needs
+// a step-up; a user who wants least privilege sets the scope, as here.
+func inspectorConfig(t *testing.T, home string, d *mcpDev) string {
+	t.Helper()
+	p := filepath.Join(home, "inspector-config.json")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	b, err := json.Marshal(map[string]any{"mcpServers": map[string]any{"demo": map[string]any{
+		"type": "streamable-http", "url": d.MCPURL, "oauth": map[string]any{"scopes": "notes:read"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // Lines of the Inspector CLI's interactive OAuth, on standard error.
 var (
 	inspectorNavigate = regexp.MustCompile(`Please navigate to: (http\S+)`)
@@ -58,7 +83,7 @@ type cliRun struct {
 func runInspectorCLI(ctx context.Context, t *testing.T, node, bin string, browser context.Context, d *mcpDev, home string, callbackPort int, args ...string) cliRun {
 	t.Helper()
 	full := append([]string{bin, "--cli",
-		"--transport", "http", "--server-url", d.MCPURL,
+		"--config", inspectorConfig(t, home, d), "--server", "demo",
 		"--callback-url", "http://127.0.0.1:" + strconv.Itoa(callbackPort) + "/oauth/callback",
 		"--format", "json"}, args...)
 	cmd := exec.Command(node, full...)
@@ -131,8 +156,8 @@ func testInspectorCLI(t *testing.T) {
 		if run.Err != nil {
 			t.Fatalf("tools/list: %v\n%s", run.Err, run.Stderr)
 		}
-		if len(run.SignIns) != 1 || !run.SignIns[0].LoggedIn || !strings.Contains(run.SignIns[0].ConsentText, "notes:read") {
-			t.Fatalf("sign-ins = %+v, want one, with the login page and notes:read on the consent page", run.SignIns)
+		if len(run.SignIns) != 1 || !run.SignIns[0].LoggedIn || !strings.Contains(run.SignIns[0].ConsentText, "notes:read") || strings.Contains(run.SignIns[0].ConsentText, "notes:write") {
+			t.Fatalf("sign-ins = %+v, want one, with the login page and notes:read, not notes:write, on the consent page", run.SignIns)
 		}
 		var res struct {
 			Result struct {
@@ -187,7 +212,7 @@ func testInspectorCLI(t *testing.T) {
 		}
 		callOK(t, run, "add_note")
 		if !run.SteppedUp || len(run.SignIns) != 1 || !strings.Contains(run.SignIns[0].ConsentText, "notes:write") {
-			t.Errorf("step-up: asked %v, sign-ins %+v; want the step-up question and one consent asking for notes:write", run.SteppedUp, run.SignIns)
+			t.Errorf("step-up: asked %v, sign-ins %+v; want the step-up question and one consent asking for notes:write\n%s\n%s", run.SteppedUp, run.SignIns, run.Stdout, run.Stderr)
 		}
 	})
 	step(t, "refresh after expiry", func(t *testing.T) {

@@ -70,8 +70,8 @@ func testMCPRemote(t *testing.T) {
 			done <- err
 		}()
 		got := completeAuthorization(t, 0)
-		if !got.LoggedIn || !strings.Contains(got.ConsentText, "notes:read") {
-			t.Errorf("sign-in: logged in %v, consent page %q, want the login page and notes:read on the consent page", got.LoggedIn, got.ConsentText)
+		if !got.LoggedIn || !strings.Contains(got.ConsentText, "notes:read") || strings.Contains(got.ConsentText, "notes:write") {
+			t.Errorf("sign-in: logged in %v, consent page %q, want the login page and notes:read, not notes:write, on the consent page", got.LoggedIn, got.ConsentText)
 		}
 		if err := <-done; err != nil {
 			t.Fatalf("initialize through mcp-remote: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -193,12 +194,46 @@ func signInChromium(ctx context.Context, issuer, username, password string) (sig
 }
 
 // authorizeInChromium opens a client's authorization URL in the browser
-// and completes it (signInChromium).
+// and completes it (signInChromium). It first waits until the client's
+// loopback redirect listener accepts connections: a CLI client may print
+// the URL before it listens (mcp-remote starts its listener for a step-up
+// after trying to open a browser), and a person would not be that quick.
 func authorizeInChromium(ctx context.Context, d *mcpDev, authURL string) (signIn, error) {
+	if err := waitRedirectListener(ctx, authURL); err != nil {
+		return signIn{}, err
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(authURL)); err != nil {
 		return signIn{}, fmt.Errorf("open %s: %w", authURL, err)
 	}
 	return signInChromium(ctx, d.Issuer, d.Username, d.Password)
+}
+
+// waitRedirectListener waits until the host of an authorization URL's
+// redirect_uri accepts TCP connections.
+func waitRedirectListener(ctx context.Context, authURL string) error {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return err
+	}
+	r, err := url.Parse(u.Query().Get("redirect_uri"))
+	if err != nil || r.Host == "" {
+		return fmt.Errorf("authorization URL %s has no usable redirect_uri", authURL)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", r.Host)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the client never listened on its redirect URI %s: %v", r, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ type inspectorWeb struct {
 func startInspectorWeb(t *testing.T, d *mcpDev) *inspectorWeb {
 	t.Helper()
 	home := t.TempDir()
-	cmd := exec.Command(nodeBin(t), inspectorBin(t), "--web", "--transport", "http", "--server-url", d.MCPURL)
+	cmd := exec.Command(nodeBin(t), inspectorBin(t), "--web", "--config", inspectorConfig(t, home, d), "--server", "demo")
 	cmd.Dir = home
 	cmd.Env = append(inspectorEnv(home),
 		"CLIENT_PORT="+strconv.Itoa(freePort(t)),
@@ -82,6 +82,41 @@ const (
 	webExecute    = `[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Execute Tool')`
 )
 
+// webStepUpDialog is the Authorize button of the Inspector's "Additional
+// permissions required" dialog.
+const webStepUpDialog = `[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Authorize')`
+
+// webSelectTool shows a tool's form in the Tools tab.
+func webSelectTool(ctx context.Context, name string) error {
+	closeResults := `document.querySelector('button[aria-label="Close results"]')`
+	if open, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!`+closeResults)); open {
+		if err := clickJS(ctx, "Close results", closeResults); err != nil {
+			return err
+		}
+	}
+	if err := clickJS(ctx, "tool "+name, webTool(name)); err != nil {
+		return err
+	}
+	return waitJS(ctx, "the tool form", webExecute+` !== undefined`)
+}
+
+// webField is the tool form's input of an argument (found by its label).
+func webField(arg string) string {
+	return `document.getElementById([...document.querySelectorAll('label')].find(l => l.innerText.trim().replace(/\s*\*$/, '') === ` + strconv.Quote(arg) + `)?.htmlFor || '-')`
+}
+
+// webFill types into the tool form's field of an argument.
+func webFill(ctx context.Context, arg, value string) error {
+	id, err := chromedp.Run(ctx, chromedp.Evaluate[string](webField(arg)+`?.id || ''`))
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("the tool form has no field %q", arg)
+	}
+	return chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#"+id), value))
+}
+
 // webTool is the list entry of a tool.
 func webTool(name string) string {
 	return `[...document.querySelectorAll('button[data-variant=listItem]')].find(b => b.innerText.trim() === ` + strconv.Quote(name) + `)`
@@ -107,6 +142,11 @@ func webRunTool(ctx context.Context, name string) (status, text string, err erro
 	if err := waitJS(ctx, "no call status", webCallStatus+` === 'idle'`); err != nil {
 		return "", "", err
 	}
+	return webExecuteTool(ctx)
+}
+
+// webExecuteTool presses Execute Tool and waits for the call to end.
+func webExecuteTool(ctx context.Context) (status, text string, err error) {
 	if err := clickJS(ctx, "Execute Tool", webExecute); err != nil {
 		return "", "", err
 	}
@@ -145,8 +185,8 @@ func testInspectorWeb(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Chromium, sign-in started by the Inspector: %v", err)
 		}
-		if !got.LoggedIn || !strings.Contains(got.ConsentText, "notes:read") {
-			t.Errorf("sign-in: logged in %v, consent page %q, want the login page and notes:read on the consent page", got.LoggedIn, got.ConsentText)
+		if !got.LoggedIn || !strings.Contains(got.ConsentText, "notes:read") || strings.Contains(got.ConsentText, "notes:write") {
+			t.Errorf("sign-in: logged in %v, consent page %q, want the login page and notes:read, not notes:write, on the consent page", got.LoggedIn, got.ConsentText)
 		}
 		if err := waitJS(ctx, "the Inspector to connect", webConnected); err != nil {
 			t.Fatal(err)
@@ -177,6 +217,74 @@ func testInspectorWeb(t *testing.T) {
 	t.Run("add_note is listed", func(t *testing.T) {
 		if !slices.Contains(tools, "add_note") {
 			t.Fatalf("Tools tab for a notes:read token = %v, want add_note listed: %s", tools, stepUpPending)
+		}
+	})
+	t.Run("call add_note from the list, stepped up to notes:write in Chromium", func(t *testing.T) {
+		if !slices.Contains(tools, "add_note") {
+			t.Fatalf("add_note is not in the Tools tab: %s", stepUpPending)
+		}
+		if err := webSelectTool(ctx, "add_note"); err != nil {
+			t.Fatal(err)
+		}
+		if err := webFill(ctx, "title", "from the Inspector web UI"); err != nil {
+			t.Fatal(err)
+		}
+		// Under load the Inspector sometimes shows the 403 as a failed call
+		// ("Auth challenge: insufficient_scope") instead of its step-up
+		// dialog; a person would press Execute Tool again, and so does the
+		// test, once.
+		for try := 1; ; try++ {
+			if err := clickJS(ctx, "Execute Tool", webExecute); err != nil {
+				t.Fatal(err)
+			}
+			if err := waitJS(ctx, "the step-up dialog or a failed call", webStepUpDialog+` !== undefined || `+webCallStatus+` === 'error'`); err != nil {
+				t.Fatal(err)
+			}
+			if open, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](webStepUpDialog+` !== undefined`)); open {
+				break
+			}
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('[data-testid=tools-screen]').innerText`))
+			if try == 2 {
+				t.Fatalf("add_note failed twice without the step-up dialog: %s", text)
+			}
+			t.Logf("add_note failed without the step-up dialog, pressing Execute Tool again: %s", text)
+			if err := webSelectTool(ctx, "add_note"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dialog, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(dialog, "notes:write") {
+			t.Errorf("step-up dialog = %q, want notes:write named", dialog)
+		}
+		if err := clickJS(ctx, "Authorize", webStepUpDialog); err != nil {
+			t.Fatal(err)
+		}
+		got, err := signInChromium(ctx, d.Issuer, d.Username, d.Password)
+		if err != nil {
+			t.Fatalf("Chromium, step-up started by the Inspector: %v", err)
+		}
+		if got.LoggedIn || !strings.Contains(got.ConsentText, "notes:write") {
+			t.Errorf("step-up sign-in: login page shown %v, consent page %q; want the session kept and notes:write asked for", got.LoggedIn, got.ConsentText)
+		}
+		if err := waitJS(ctx, "the Inspector to connect", webConnected); err != nil {
+			t.Fatal(err)
+		}
+		// "Step-up authorization succeeded. Retry your action.": the form
+		// is back; the test retries the call.
+		if err := waitJS(ctx, "the add_note form after the step-up", webExecute+` !== undefined`); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](webField("title")+`?.value || ''`)); v == "" {
+			if err := webFill(ctx, "title", "from the Inspector web UI"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		status, text, err := webExecuteTool(ctx)
+		if err != nil || status != "ok" {
+			t.Fatalf("Execute Tool add_note after the step-up = %q, %v; want ok. The screen says: %s", status, err, text)
 		}
 	})
 	step(t, "refresh after expiry", func(t *testing.T) {
