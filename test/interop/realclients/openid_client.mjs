@@ -22,7 +22,10 @@ function step(name, detail = {}) {
   console.log('STEP ' + JSON.stringify(s));
 }
 function finish(ok, error) {
-  if (!ok) console.log('STEP ' + JSON.stringify({ name: 'error', ok: false, error: String((error && error.stack) || error) }));
+  if (!ok) {
+    const cause = error?.cause?.message ? ` (cause: ${error.cause.message})` : '';
+    console.log('STEP ' + JSON.stringify({ name: 'error', ok: false, error: String((error && error.stack) || error) + cause }));
+  }
   console.log('RESULT ' + JSON.stringify({ ok, steps }));
   process.exit(ok ? 0 : 1);
 }
