@@ -102,15 +102,26 @@ func testMCPRemote(t *testing.T) {
 	})
 	step(t, "call add_note, stepped up to notes:write in Chromium", func(t *testing.T) {
 		n := stderr.lineCount()
-		done := make(chan *mcp.CallToolResult, 1)
+		type result struct {
+			res *mcp.CallToolResult
+			err error
+		}
+		done := make(chan result, 1)
 		go func() {
-			done <- callTool(ctx, t, session, "add_note", map[string]any{"title": "from mcp-remote", "text": "stepped up"})
+			res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "from mcp-remote", "text": "stepped up"}})
+			done <- result{res, err}
 		}()
 		got := completeAuthorization(t, n)
 		if !strings.Contains(got.ConsentText, "notes:write") {
 			t.Errorf("step-up consent page = %q, want notes:write asked for", got.ConsentText)
 		}
-		<-done
+		r := <-done
+		switch {
+		case r.err != nil:
+			t.Fatalf("tools/call add_note: %v", r.err)
+		case r.res.IsError:
+			t.Fatalf("tools/call add_note: tool error %s", toolText(r.res))
+		}
 	})
 	step(t, "refresh after expiry", func(t *testing.T) {
 		before := countRefreshes(t, d)
@@ -122,8 +133,8 @@ func testMCPRemote(t *testing.T) {
 	})
 }
 
-// callTool calls a tool and fails the test (from any goroutine: Errorf,
-// not Fatalf) when the call or the tool fails; it returns the result.
+// callTool calls a tool and fails the test when the call or the tool
+// fails; it returns the result.
 func callTool(ctx context.Context, t *testing.T, s *mcp.ClientSession, name string, args map[string]any) *mcp.CallToolResult {
 	t.Helper()
 	if args == nil {
@@ -131,11 +142,10 @@ func callTool(ctx context.Context, t *testing.T, s *mcp.ClientSession, name stri
 	}
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
 	if err != nil {
-		t.Errorf("tools/call %s: %v", name, err)
-		return nil
+		t.Fatalf("tools/call %s: %v", name, err)
 	}
 	if res.IsError {
-		t.Errorf("tools/call %s: tool error %s", name, toolText(res))
+		t.Fatalf("tools/call %s: tool error %s", name, toolText(res))
 	}
 	return res
 }
