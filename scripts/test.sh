@@ -7,8 +7,9 @@
 # Steps, each announced with a "==> step" line and ended with a
 # "--- step: Ns" line (the summary lists them all again):
 #   1. system packages: postgresql and chromium (apt-get, only if missing)
-#   2. npm peers: `npm ci` in test/interop and test/interop/conformance-alpha
-#      (skipped when node_modules matches the lockfile)
+#   2. npm peers: `npm ci` in test/interop, test/interop/conformance-alpha and
+#      test/interop/realclients (each skipped when node_modules matches its
+#      lockfile)
 #   3. a throwaway PostgreSQL (scripts/pg-test-start.sh), stopped on exit;
 #      its DSN is exported as GATEHOUSE_TEST_POSTGRES_DSN
 #   (1-3 run in the background, their output held back until step 5)
@@ -155,11 +156,11 @@ prerequisites() {
 	chromium_bin >/dev/null || skip "chromium" "not installed: the browser tests cannot run"
 
 	# --- 2. npm peers -------------------------------------------------------------
-	step "npm peers (test/interop, test/interop/conformance-alpha)"
+	step "npm peers (test/interop, test/interop/conformance-alpha, test/interop/realclients)"
 	if ! command -v npm >/dev/null; then
 		skip "npm peers" "npm is not installed: the interop tests cannot run"
 	else
-		for prefix in test/interop test/interop/conformance-alpha; do
+		for prefix in test/interop test/interop/conformance-alpha test/interop/realclients; do
 			stamp=$prefix/node_modules/.gatehouse-npm-ci
 			want=$(cat "$prefix/package.json" "$prefix/package-lock.json" | sha256sum | cut -d' ' -f1)
 			if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then

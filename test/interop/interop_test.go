@@ -1,11 +1,12 @@
 // Package interop runs Gatehouse against peers nobody in this project wrote:
 // the MCP conformance CLI, the TypeScript SDK client, a scripted browser.
 // INTEROP.md (shared project docs) lists the peers and how they run
-// headless; they are pinned in the npm prefixes test/interop (package.json)
-// and test/interop/conformance-alpha.
+// headless; they are pinned in the npm prefixes test/interop (package.json),
+// test/interop/conformance-alpha and test/interop/realclients (the real
+// clients of TestRealClients).
 //
-// The peers are installed by scripts/test.sh (`npm ci` in test/interop and
-// test/interop/conformance-alpha). When they are missing a test skips with
+// The peers are installed by scripts/test.sh (`npm ci` in each of those
+// prefixes). When they are missing a test skips with
 // the reason, except under CI=true, where a missing peer is a failure.
 //
 // This file holds the plumbing every interop test shares: finding the module
