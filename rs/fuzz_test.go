@@ -55,19 +55,20 @@ func FuzzJWTVerify(f *testing.F) {
 }
 
 // FuzzFilterEvents feeds arbitrary server-sent event streams through the
-// tools/list filter in small writes, filtering the response to id 1 (a
-// POST's stream) or every response (a GET stream): no panics, a stream
-// comes out byte for byte when every tool is allowed unless it holds a
-// list response (those are re-encoded from what was checked), and no
+// tools/list filter in small writes: no panics, a stream comes out byte
+// for byte when every tool is allowed unless it holds a list response
+// (those are re-encoded from what was checked), data that is not JSON-RPC
+// (replaced by an error) or a leading byte order mark (dropped), and no
 // event a case-insensitive reader takes for a list response naming a
-// denied tool survives.
+// denied tool survives, whatever its id (review finding F2).
 func FuzzFilterEvents(f *testing.F) {
 	f.Add([]byte("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"add_note\"}]}}\n\n"))
 	f.Add([]byte("id: S_1\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"x\",\"result\":{\"tools\":[{\"name\":\"add_note\"}],\"cacheScope\":\"public\"}}\n\n"))
+	f.Add([]byte("\ufeffdata: {\"jsonrpc\":\"2.0\",\"id\":1,\"ID\":2,\"result\":{\"tools\":[{\"name\":\"add_note\"}]}}\n\n"))
 	f.Add([]byte("data: x\r\n\r\ndata: y\r\rdata: z\n\n"))
-	run := func(stream []byte, allowed func(string) bool, anyID bool) []byte {
+	run := func(stream []byte, allowed func(string) bool) []byte {
 		w := &recorder{header: map[string][]string{"Content-Type": {"text/event-stream"}}}
-		fw := &filterWriter{ResponseWriter: w, ids: map[string]bool{"n1": true}, anyID: anyID, allowed: allowed}
+		fw := &filterWriter{ResponseWriter: w, allowed: allowed}
 		fw.WriteHeader(200)
 		for len(stream) > 0 {
 			n := min(len(stream), 7)
@@ -78,32 +79,29 @@ func FuzzFilterEvents(f *testing.F) {
 		return w.body
 	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		for _, anyID := range []bool{false, true} {
-			if got := run(stream, func(string) bool { return true }, anyID); string(got) != string(stream) && !filterMustChange(stream, anyID) {
-				t.Fatalf("stream %q (anyID %v) with every tool allowed came out as %q", stream, anyID, got)
-			}
-			got := run(stream, func(name string) bool { return name != "add_note" }, anyID)
-			for _, ev := range strings.Split(string(got), "\n\n") {
-				for _, l := range strings.Split(ev, "\n") {
-					data, ok := strings.CutPrefix(l, "data: ")
-					if !ok {
-						continue
-					}
-					var r struct {
-						ID     json.RawMessage `json:"id"`
-						Result struct {
-							Tools []struct {
-								Name string `json:"name"`
-							} `json:"tools"`
-						} `json:"result"`
-					}
-					if json.Unmarshal([]byte(data), &r) != nil || !anyID && mcpauthz.IDKey(r.ID) != "n1" {
-						continue
-					}
-					for _, tool := range r.Result.Tools {
-						if tool.Name == "add_note" {
-							t.Fatalf("stream %q (anyID %v): add_note survived filtering: %q", stream, anyID, got)
-						}
+		if got := run(stream, func(string) bool { return true }); string(got) != string(stream) && !filterMustChange(stream) {
+			t.Fatalf("stream %q with every tool allowed came out as %q", stream, got)
+		}
+		got := run(stream, func(name string) bool { return name != "add_note" })
+		for _, ev := range strings.Split(string(got), "\n\n") {
+			for _, l := range strings.Split(ev, "\n") {
+				data, ok := strings.CutPrefix(l, "data: ")
+				if !ok {
+					continue
+				}
+				var r struct {
+					Result struct {
+						Tools []struct {
+							Name string `json:"name"`
+						} `json:"tools"`
+					} `json:"result"`
+				}
+				if json.Unmarshal([]byte(data), &r) != nil {
+					continue
+				}
+				for _, tool := range r.Result.Tools {
+					if tool.Name == "add_note" {
+						t.Fatalf("stream %q: add_note survived filtering: %q", stream, got)
 					}
 				}
 			}
@@ -111,29 +109,31 @@ func FuzzFilterEvents(f *testing.F) {
 	})
 }
 
-// filterMustChange reports whether an event of stream holds a list
-// response to id 1 (any response, with anyID; alone or in a batch): the
-// filter re-encodes those even when every tool is allowed.
-func filterMustChange(stream []byte, anyID bool) bool {
+// filterMustChange reports whether stream starts with a byte order mark
+// or an event of stream holds a list response (alone or in a batch) or
+// data that is not JSON-RPC: the filter drops the first, re-encodes the
+// second even when every tool is allowed, and replaces the third.
+func filterMustChange(stream []byte) bool {
+	if bytes.HasPrefix(stream, []byte("\ufeff")) {
+		return true
+	}
 	for _, ev := range regexp.MustCompile(`(\r\n|\r|\n){2}`).Split(string(stream), -1) {
 		var data []string
 		for _, l := range strings.FieldsFunc(ev, func(r rune) bool { return r == '\n' || r == '\r' }) {
 			if v, ok := strings.CutPrefix(l, "data:"); ok {
 				data = append(data, strings.TrimPrefix(v, " "))
+			} else if l == "data" {
+				data = append(data, "")
 			}
+		}
+		if len(data) == 0 {
+			continue
 		}
 		msg := []byte(strings.Join(data, "\n"))
-		var msgs []json.RawMessage
-		if json.Unmarshal(msg, &msgs) != nil {
-			msgs = []json.RawMessage{msg}
-		}
-		for _, m := range msgs {
-			if !anyID && mcpauthz.ResponseID(m) != "n1" {
-				continue
-			}
-			if _, ok := mcpauthz.FilterList(m, "tools", "name", func(string) bool { return true }); ok {
-				return true
-			}
+		if _, changed, err := mcpauthz.FilterMessages(msg, func(m []byte) ([]byte, bool) {
+			return mcpauthz.FilterList(m, "tools", "name", func(string) bool { return true })
+		}); changed || err != nil {
+			return true
 		}
 	}
 	return false

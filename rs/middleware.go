@@ -400,31 +400,28 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 
-	var listIDs map[string]bool
+	var calls []json.RawMessage
+	var batch bool
 	if m.inspect && r.Method == http.MethodPost && r.Body != nil {
 		body, ok := mcpauthz.ReadBody(w, r, m.maxBody)
 		r.Body.Close()
 		if !ok {
 			return
 		}
-		msgs, batch, err := mcpauthz.Inspect(body, m.maxBatch)
+		msgs, isBatch, err := mcpauthz.Inspect(body, m.maxBatch)
 		if err != nil {
 			mcpauthz.WriteJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
 			return
 		}
 		// rs has no rule that denies whatever the scopes: only step-up.
 		if v := m.pol.Check(info.Scopes, msgs, nil); v.StepUp != nil {
-			m.forbidden(w, v.Need, v.StepUp, batch, msgs)
+			m.forbidden(w, v.Need, v.StepUp, isBatch, msgs)
 			return
 		}
-		if m.filter {
-			for _, msg := range msgs {
-				if msg.Method == mcpauthz.MethodListTools && msg.IDKey != "" {
-					if listIDs == nil {
-						listIDs = map[string]bool{}
-					}
-					listIDs[msg.IDKey] = true
-				}
+		batch = isBatch
+		for _, msg := range msgs {
+			if msg.IsCall() {
+				calls = append(calls, msg.ID)
 			}
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -434,16 +431,14 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 
-	// A GET stream carries responses only when it resumes the stream of
-	// an earlier POST (Last-Event-ID): the server replays that POST's
-	// events, a tools/list response among them, which must be filtered as
-	// it was the first time. Every tools/list-shaped response on a GET
-	// stream is filtered.
-	anyList := m.filter && r.Method == http.MethodGet
-
 	r = r.WithContext(withTokenInfo(r.Context(), info))
-	if listIDs != nil || anyList {
-		fw := &filterWriter{ResponseWriter: w, ids: listIDs, anyID: anyList, allowed: m.pol.Listed(mcpauthz.MethodListTools, info.Scopes)}
+	// Every response to a POST or GET is filtered, not only those to a
+	// tools/list: a client takes a list for the answer to its tools/list
+	// by an id it reads its own way, on any POST's response or on a GET
+	// stream (which replays an earlier POST's events on resumption), so
+	// the filter cannot rely on matching ids (review finding F2).
+	if m.filter && (r.Method == http.MethodPost || r.Method == http.MethodGet) {
+		fw := &filterWriter{ResponseWriter: w, allowed: m.pol.Listed(mcpauthz.MethodListTools, info.Scopes), calls: calls, batch: batch}
 		next.ServeHTTP(fw, r)
 		fw.finish()
 		return

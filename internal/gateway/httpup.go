@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"time"
@@ -167,7 +166,9 @@ func (rt *route) checkStatus(w http.ResponseWriter, resp *http.Response, x *exch
 
 // relay copies an upstream response to the client: JSON is read whole and
 // rewritten, an event stream is passed on event by event with a flush
-// after each, anything else is copied.
+// after each. JSON that cannot be read and a body of any other type are
+// answered with a JSON-RPC error instead (see unfilterable): a client
+// could read a list in them that the filter did not see.
 func (rt *route) relay(w http.ResponseWriter, resp *http.Response, x *exchange) {
 	h := w.Header()
 	for _, k := range returnedResponseHeaders {
@@ -175,31 +176,57 @@ func (rt *route) relay(w http.ResponseWriter, resp *http.Response, x *exchange) 
 			h[k] = slices.Clone(v)
 		}
 	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	switch {
-	case mt == "text/event-stream":
+	kind := mcpauthz.ResponseKind(resp.Header.Get("Content-Type"))
+	if kind == mcpauthz.BodySSE {
 		rt.pumpSSE(w, resp, x)
-	case mt == "application/json":
-		data, err := io.ReadAll(io.LimitReader(resp.Body, rt.maxMsg+1))
-		switch {
-		case int64(len(data)) > rt.maxMsg:
-			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
-			rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeInternal, "gateway: the upstream's response is too large")
-			return
-		case err != nil:
-			rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
-			rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: the upstream closed the connection")
+		return
+	}
+	if kind == mcpauthz.BodyOther {
+		// Only whether there is a body matters: none passes (a 202, or
+		// a 405 to a GET), any is refused unread.
+		if n, _ := resp.Body.Read(make([]byte, 1)); n > 0 {
+			rt.unfilterable(w, resp, x)
 			return
 		}
-		out, _ := x.respond(data)
-		h.Del("Content-Length")
-		w.WriteHeader(resp.StatusCode)
-		w.Write(out)
-	default:
-		h.Del("Content-Length")
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, io.LimitReader(resp.Body, rt.maxMsg))
 	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, rt.maxMsg+1))
+	switch {
+	case int64(len(data)) > rt.maxMsg:
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "too_large").Inc()
+		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeInternal, "gateway: the upstream's response is too large")
+		return
+	case err != nil:
+		rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unavailable").Inc()
+		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: the upstream closed the connection")
+		return
+	}
+	out := data
+	if kind == mcpauthz.BodyJSON {
+		out, _, err = mcpauthz.FilterMessages(data, x.respondOne)
+	}
+	if err != nil || kind == mcpauthz.BodyOther && len(data) > 0 {
+		rt.unfilterable(w, resp, x)
+		return
+	}
+	h.Del("Content-Length")
+	w.WriteHeader(resp.StatusCode)
+	w.Write(out)
+}
+
+// unfilterable answers for an upstream response the list filter cannot
+// read (mcpauthz.UnfilterableText): a JSON-RPC error (CodeInternal: the
+// upstream is at fault, not the client) for every call of x, with the
+// upstream's status when it is an error already and 502 otherwise.
+func (rt *route) unfilterable(w http.ResponseWriter, resp *http.Response, x *exchange) {
+	rt.g.metrics.upstreamErrs.WithLabelValues(rt.name, "unfilterable").Inc()
+	rt.g.log.Warn("gateway: upstream response cannot be filtered; replaced by an error", "route", rt.name,
+		"status", resp.StatusCode, "content_type", resp.Header.Get("Content-Type"))
+	status := resp.StatusCode
+	if status < 400 {
+		status = http.StatusBadGateway
+	}
+	w.Header().Del("Content-Encoding")
+	rt.writeFailure(w, x, status, mcpauthz.CodeInternal, "gateway: "+mcpauthz.UnfilterableText)
 }
 
 // pumpSSE passes an upstream event stream on, flushing after every event.
@@ -273,12 +300,10 @@ read:
 }
 
 // rewriteEvent hands the data of one event (see mcpauthz.EventSplitter)
-// to x, and returns the event with the data x passes on.
+// to x, and returns the event with the data x passes on
+// (mcpauthz.FilterEvent).
 func rewriteEvent(ev []byte, x *exchange) []byte {
-	if len(x.calls) == 0 && !x.resumed {
-		return ev
-	}
-	return mcpauthz.RewriteEvent(ev, x.respond)
+	return mcpauthz.FilterEvent(ev, x.respondOne)
 }
 
 // sseEvent formats one JSON-RPC message as a server-sent event.
@@ -311,7 +336,6 @@ func (u *httpUpstream) get(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		}()
 	}
 	x := rt.newExchange(r, ti)
-	x.resumed = true
 	x.sess = s
 	resp, ok := u.roundTrip(w, r, ctx, x, s, http.MethodGet, sid, nil)
 	if !ok {

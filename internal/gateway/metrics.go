@@ -46,7 +46,7 @@ func newMetrics() *metrics {
 		}, []string{"route", "reason"}),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_gateway_upstream_errors_total",
-			Help: "Upstream failures by route and kind (unavailable, timeout, status, exited, invalid_json, too_large, credentials).",
+			Help: "Upstream failures by route and kind (unavailable, timeout, status, exited, invalid_json, too_large, unfilterable, credentials).",
 		}, []string{"route", "kind"}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_gateway_sessions_ended_total",

@@ -223,11 +223,6 @@ type exchange struct {
 	// sess is the session of an HTTP upstream's exchange, if any: its
 	// event streams wait for sess.holds.
 	sess *session
-	// resumed marks the exchange of a GET stream. Such a stream carries
-	// responses only when it resumes an earlier POST's stream
-	// (Last-Event-ID): their requests are not in calls, so every
-	// list-shaped response on it is filtered.
-	resumed bool
 }
 
 // call is one request of an exchange.
@@ -402,53 +397,49 @@ func (x *exchange) refusal(err error) [][]byte {
 }
 
 // respond handles one message (or batch) from the upstream: a tools/call
-// response is audited, a list response filtered. It returns the message
-// to pass on, and whether it differs from data.
-func (x *exchange) respond(data []byte) ([]byte, bool) {
-	if len(x.calls) == 0 && !x.resumed {
-		return data, false
+// response is audited, and every list result is filtered (see
+// respondOne). It returns the message to pass on: data itself, data
+// rewritten, or a JSON-RPC error when data cannot be read
+// (mcpauthz.FilterMessages).
+func (x *exchange) respond(data []byte) []byte {
+	out, _, err := mcpauthz.FilterMessages(data, x.respondOne)
+	if err != nil {
+		return mcpauthz.ErrorResponse(nil, mcpauthz.CodeInternal, mcpauthz.UnfilterableText, map[string]string{"route": x.rt.name})
 	}
-	return mcpauthz.RewriteMessages(data, x.respondOne)
+	return out
 }
 
-// respondOne handles one response; ok reports a rewrite.
+// respondOne handles one message; ok reports a rewrite. A response to a
+// call of x (id and method read exactly, as the MCP SDKs read them)
+// answers it, and a tools/call response is audited. Every list result is
+// filtered, whatever its id and whether or not it answers a call of x: a
+// client matches ids its own way (Number(id) in the TypeScript SDK) and
+// takes a response from any stream of the session (review finding F2).
 func (x *exchange) respondOne(msg []byte) ([]byte, bool) {
-	var head struct {
-		ID     json.RawMessage  `json:"id"`
-		Method *json.RawMessage `json:"method"`
-		Error  json.RawMessage  `json:"error"`
-	}
-	if json.Unmarshal(msg, &head) != nil || head.Method != nil {
+	head, ok := mcpauthz.ResponseHead(msg)
+	if !ok {
 		return nil, false
 	}
-	c := x.calls[mcpauthz.IDKey(head.ID)]
-	if c == nil && x.resumed {
-		return x.filterAnyList(msg)
-	}
-	if c == nil || c.answered {
-		return nil, false
-	}
-	c.answered = true
-	x.pending--
-	switch c.msg.Method {
-	case mcpauthz.MethodCallTool:
-		latency := x.rt.g.now().Sub(c.start)
-		x.rt.g.metrics.toolLatency.WithLabelValues(x.rt.name).Observe(latency.Seconds())
-		result := "ok"
-		if len(head.Error) > 0 && !bytes.Equal(head.Error, []byte("null")) {
-			result = "error"
-		} else if isToolError(msg) {
-			result = "tool_error"
+	if c := x.calls[head.IDKey]; !head.IsRequest && c != nil && !c.answered {
+		c.answered = true
+		x.pending--
+		if c.msg.Method == mcpauthz.MethodCallTool {
+			latency := x.rt.g.now().Sub(c.start)
+			x.rt.g.metrics.toolLatency.WithLabelValues(x.rt.name).Observe(latency.Seconds())
+			result := "ok"
+			if len(head.Error) > 0 && !bytes.Equal(head.Error, []byte("null")) {
+				result = "error"
+			} else if isToolError(msg) {
+				result = "tool_error"
+			}
+			x.outcome(c, result, latency)
 		}
-		x.outcome(c, result, latency)
-	case mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources:
-		return x.rt.pol.FilterList(c.msg.Method, x.ti.Scopes, msg)
 	}
-	return nil, false
+	return x.filterAnyList(msg)
 }
 
-// filterAnyList filters msg as the response to whichever list request
-// its result answers (tools, prompts or resources).
+// filterAnyList filters every list result of msg (tools, prompts or
+// resources), as the response to whichever list request it answers.
 func (x *exchange) filterAnyList(msg []byte) ([]byte, bool) {
 	changed := false
 	for _, method := range []string{mcpauthz.MethodListTools, mcpauthz.MethodListPrompts, mcpauthz.MethodListResources} {

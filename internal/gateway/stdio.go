@@ -639,7 +639,7 @@ func (rt *route) stdioCollect(ctx context.Context, x *exchange, p *process, msgs
 	for !x.done() {
 		select {
 		case msg := <-st.ch:
-			m, _ := x.respond(msg)
+			m := x.respond(msg)
 			out = append(out, m)
 			answered++
 		case <-timer.C:
@@ -693,7 +693,7 @@ func drain(st *stream, x *exchange) [][]byte {
 	for {
 		select {
 		case msg := <-st.ch:
-			m, _ := x.respond(msg)
+			m := x.respond(msg)
 			out = append(out, m)
 		default:
 			return out
@@ -781,7 +781,7 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 	for !x.done() {
 		select {
 		case msg := <-st.ch:
-			m, _ := x.respond(msg)
+			m := x.respond(msg)
 			if !send(m) {
 				x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
 				return

@@ -415,15 +415,11 @@ func IDKey(raw json.RawMessage) string {
 }
 
 // ResponseID returns the normalised id (see IDKey) of a JSON-RPC message
-// an MCP server sent, or "" when it has none.
+// an MCP server sent, or "" when it has none. The member "id" is read
+// exactly (see ResponseHead).
 func ResponseID(msg []byte) string {
-	var r struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(msg, &r) != nil {
-		return ""
-	}
-	return IDKey(r.ID)
+	h, _ := ResponseHead(msg)
+	return h.IDKey
 }
 
 // Clip shortens a client-supplied name for an error description or a log

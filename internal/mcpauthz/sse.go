@@ -21,6 +21,7 @@ type EventSplitter struct {
 	inLine  bool // the line being scanned has content (it is not blank)
 	afterCR bool // the last line ended in CR: an LF next is part of that line ending
 	discard bool // the event being scanned is dropped (see Discard)
+	bomSeen bool // the start of the stream was checked for a byte order mark
 }
 
 // Write adds the next piece of the stream. Events returned by Next before
@@ -42,7 +43,22 @@ func (s *EventSplitter) Write(p []byte) {
 // A CR ends a line at once, as it does for a client; when the next piece
 // starts with LF, that LF is the rest of a CRLF line ending, not a blank
 // line, and starts the next event's bytes.
+//
+// A byte order mark at the start of the stream is dropped, as clients
+// drop it (§9.2.6): left in, it would hide the first line from the
+// filter but not from them.
 func (s *EventSplitter) Next() (event []byte, ok bool) {
+	if !s.bomSeen {
+		head := s.buf[s.start:]
+		if len(head) < len(bom) && bytes.HasPrefix(bom, head) {
+			return nil, false // too little to tell yet
+		}
+		if bytes.HasPrefix(head, bom) {
+			s.start += len(bom)
+			s.pos = max(s.pos, s.start)
+		}
+		s.bomSeen = true
+	}
 	for s.pos < len(s.buf) {
 		if s.afterCR {
 			s.afterCR = false
