@@ -188,18 +188,9 @@ func checkClientScopes(ctx context.Context, st storage.Store, scopes []string) e
 	if len(scopes) == 0 {
 		return nil
 	}
-	rs, err := st.ListResources(ctx)
+	known, err := as.KnownScopes(ctx, st)
 	if err != nil {
 		return err
-	}
-	// offline_access asks for a refresh token of any resource.
-	known := []string{"offline_access"}
-	for _, r := range rs {
-		for _, sc := range r.Scopes {
-			if !slices.Contains(known, sc.Name) {
-				known = append(known, sc.Name)
-			}
-		}
 	}
 	var unknown []string
 	for _, sc := range scopes {
@@ -210,7 +201,8 @@ func checkClientScopes(ctx context.Context, st storage.Store, scopes []string) e
 	if len(unknown) == 0 {
 		return nil
 	}
-	slices.Sort(known[1:])
+	// offline_access (a refresh token of any resource) first.
+	known = append([]string{"offline_access"}, slices.DeleteFunc(known, func(sc string) bool { return sc == "offline_access" })...)
 	return fmt.Errorf("--scope %s: no registered resource offers it; the scopes of the registered resources are %s (gatehouse resource list shows them). "+
 		"Register the resource first (gatehouse resource add), or pass --allow-unknown-scope if it comes later",
 		strings.Join(unknown, ", "), strings.Join(known, " "))

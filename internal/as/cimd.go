@@ -238,19 +238,28 @@ func (s *Server) fetchCIMD(ctx context.Context, id string) (storage.Client, time
 		if err := s.spendFetch(ctx, md.JWKSURI); err != nil {
 			return storage.Client{}, 0, err
 		}
-		jr, err := s.reg.fetcher.FetchLimit(ctx, md.JWKSURI, 16<<10)
-		if err == nil {
-			c.JWKS, err = clientreg.CheckJWKSDocument(jr.Body)
-		}
+		jwks, err := s.fetchJWKS(ctx, md.JWKSURI)
 		if err != nil {
 			return unusable(fmt.Sprintf("the JWK Set at the jwks_uri of the client metadata document %q could not be fetched, or is not a valid set of public keys", q), fmt.Errorf("jwks_uri %s: %w", md.JWKSURI, err))
 		}
+		c.JWKS = jwks
 	}
 	ttl := cfg.MinTTL
 	if res.HasMaxAge && !res.NoStore {
 		ttl = min(max(res.MaxAge, cfg.MinTTL), cfg.MaxTTL)
 	}
 	return c, ttl, nil
+}
+
+// fetchJWKS fetches the JWK Set at a client's jwks_uri (at most 16 KiB)
+// and checks it holds only usable public keys. The caller has charged the
+// fetch to the host's budget (spendFetch).
+func (s *Server) fetchJWKS(ctx context.Context, uri string) (string, error) {
+	res, err := s.reg.fetcher.FetchLimit(ctx, uri, 16<<10)
+	if err != nil {
+		return "", err
+	}
+	return clientreg.CheckJWKSDocument(res.Body)
 }
 
 // cimdGeneric is what the caller learns about a document URL that did not
@@ -428,10 +437,7 @@ func (s *Server) refreshClientJWKS(ctx context.Context, c storage.Client) (jwks 
 	if err := s.spendFetch(ctx, c.JWKSURI); err != nil {
 		return fail("the host's fetch budget is used up", err)
 	}
-	jr, err := s.reg.fetcher.FetchLimit(ctx, c.JWKSURI, 16<<10)
-	if err == nil {
-		jwks, err = clientreg.CheckJWKSDocument(jr.Body)
-	}
+	jwks, err = s.fetchJWKS(ctx, c.JWKSURI)
 	if err != nil {
 		return fail("fetch or validation failed", err)
 	}

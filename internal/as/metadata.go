@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
 // Grant types, response types and client authentication methods the server
@@ -66,10 +67,16 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// allScopes returns every scope of every registered resource plus
-// offline_access, sorted.
+// allScopes is [KnownScopes] of the server's store.
 func (s *Server) allScopes(ctx context.Context) ([]string, error) {
-	rs, err := s.opts.Store.ListResources(ctx)
+	return KnownScopes(ctx, s.opts.Store)
+}
+
+// KnownScopes returns every scope a client may be granted: each scope of
+// every resource in st, plus offline_access, sorted, each once. It is the
+// scopes_supported of the metadata, and what a client's scope may name.
+func KnownScopes(ctx context.Context, st storage.Resources) ([]string, error) {
+	rs, err := st.ListResources(ctx)
 	if err != nil {
 		return nil, err
 	}

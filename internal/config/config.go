@@ -465,12 +465,8 @@ func (c Config) Redacted() string {
 		m["keys"].(map[string]any)["encryption_key"] = "<redacted: 32 bytes loaded>"
 	}
 	// A file or variable key holding what looks like the secret itself.
-	if notAPath(c.Storage.PostgresDSNFile) {
-		st["postgres_dsn_file"] = "<redacted: not a file path>"
-	}
-	if notAPath(c.Keys.EncryptionKeyFile) {
-		m["keys"].(map[string]any)["encryption_key_file"] = "<redacted: not a file path>"
-	}
+	redactSecretRef(st, "postgres_dsn_file", c.Storage.PostgresDSNFile)
+	redactSecretRef(m["keys"].(map[string]any), "encryption_key_file", c.Keys.EncryptionKeyFile)
 	// An upstream URL may carry credentials in its userinfo or query.
 	if gw, ok := m["gateway"].(map[string]any); ok {
 		routes, _ := gw["routes"].([]any)
@@ -483,29 +479,34 @@ func (c Config) Redacted() string {
 			if u.URL != "" {
 				up["url"] = redactURL(u.URL)
 			}
-			if notAPath(u.HeaderValueFile) {
-				up["header_value_file"] = "<redacted: not a file path>"
-			}
-			if u.HeaderValueEnv != "" && !envNameRE.MatchString(u.HeaderValueEnv) {
-				up["header_value_env"] = "<redacted: not a variable name>"
-			}
+			redactSecretRef(up, "header_value_file", u.HeaderValueFile)
+			redactSecretRef(up, "header_value_env", u.HeaderValueEnv)
 			envs, _ := up["env"].([]any)
 			for j, e := range envs {
 				em, _ := e.(map[string]any)
 				if em == nil || j >= len(u.Env) {
 					continue
 				}
-				if notAPath(u.Env[j].ValueFile) {
-					em["value_file"] = "<redacted: not a file path>"
-				}
-				if u.Env[j].ValueEnv != "" && !envNameRE.MatchString(u.Env[j].ValueEnv) {
-					em["value_env"] = "<redacted: not a variable name>"
-				}
+				redactSecretRef(em, "value_file", u.Env[j].ValueFile)
+				redactSecretRef(em, "value_env", u.Env[j].ValueEnv)
 			}
 		}
 	}
 	y, _ := yaml.Marshal(m)
 	return string(y)
+}
+
+// redactSecretRef replaces m[key], whose value v is that of a *_file or
+// *_env key pointing at a secret, when v looks like the secret itself
+// (secretRefProblem).
+func redactSecretRef(m map[string]any, key, v string) {
+	switch {
+	case secretRefProblem(key, v) == "":
+	case strings.HasSuffix(key, "_env"):
+		m[key] = "<redacted: not a variable name>"
+	default:
+		m[key] = "<redacted: not a file path>"
+	}
 }
 
 // notAPath reports whether v, the value of a key that names a file

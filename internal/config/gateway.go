@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
 // Gateway configures the MCP gateway: OAuth and per-tool policy in front of
@@ -475,9 +477,7 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 				checkScopes(kp, field+"["+k+"]", scopes)
 			}
 		}
-		switch r.ListTools {
-		case "", "grantable", "granted", "all":
-		default:
+		if _, err := mcpauthz.ParseListMode(r.ListTools); err != nil {
 			errs = append(errs, keyErrorf(at("list_tools"), "%s: list_tools %q must be grantable (the default), granted or all", where, r.ListTools))
 		}
 		for j, o := range r.AllowedOrigins {
