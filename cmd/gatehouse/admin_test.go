@@ -33,10 +33,16 @@ func newAdminCLI(t *testing.T) *adminCLI {
 	return &adminCLI{t: t, data: newDevData(t)}
 }
 
-// run runs `gatehouse ARGS --data DIR` and returns its output and error.
+// run runs `gatehouse ARGS --data DIR` and returns its output and error;
+// --data goes before a "--" in ARGS, after which everything is an argument.
 func (a *adminCLI) run(args ...string) (string, error) {
 	var out bytes.Buffer
-	err := run(context.Background(), append(args, "--data", a.data), &out)
+	i := slices.Index(args, "--")
+	if i < 0 {
+		i = len(args)
+	}
+	full := append(append(slices.Clone(args[:i]), "--data", a.data), args[i:]...)
+	err := run(context.Background(), full, &out)
 	return out.String(), err
 }
 
@@ -626,7 +632,7 @@ func TestAdminMutationsAudited(t *testing.T) {
 		{"user enable", []string{"bob"}, storage.AuditEvent{Type: "user.enabled", Detail: "bob"}},
 		{"user delete", []string{"bob"}, storage.AuditEvent{Type: "user.deleted", Detail: "bob"}},
 		{"keys rotate", nil, storage.AuditEvent{Type: "key.rotated"}},
-		{"keys withdraw", []string{"KID"}, storage.AuditEvent{Type: "key.withdrawn"}},
+		{"keys withdraw", []string{"--", "KID"}, storage.AuditEvent{Type: "key.withdrawn"}},
 		{"keys rekey", []string{"--new-key-file", newKEK}, storage.AuditEvent{Type: "key.resealed"}},
 		{"resource delete", []string{"https://r.example.com/mcp"}, storage.AuditEvent{Type: "resource.deleted", Resource: "https://r.example.com/mcp"}},
 	}

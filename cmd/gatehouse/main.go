@@ -186,6 +186,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if strings.HasPrefix(err.Error(), "flag provided but not defined: ") {
+				// A key id is base64url and may start with "-".
+				return fmt.Errorf("%w (an argument that starts with - but is not a flag, such as a key id, goes after --: gatehouse %s [flags] -- ARG)", err, fs.Name())
+			}
 			return err
 		}
 		rest := fs.Args()

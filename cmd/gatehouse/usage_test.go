@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"regexp"
 	"runtime/debug"
 	"slices"
@@ -101,5 +102,22 @@ func TestUsageListsEverySubcommand(t *testing.T) {
 	}
 	if groups < 6 {
 		t.Errorf("found %d command groups, want at least 6 (config client user resource keys audit)", groups)
+	}
+}
+
+// TestArgumentLikeAFlag: a key id may start with "-" (base64url); as a
+// bare argument it reads as an unknown flag, and the error says to put it
+// after --, where it is taken as an argument.
+func TestArgumentLikeAFlag(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("keys", "list") // the dev data directory
+	const kid = "-5Vm5Od2clQxy7Z8okOyZosMRLA93_X_sbzyyZaEsXo"
+	err := run(t.Context(), []string{"keys", "withdraw", kid, "--data", a.data}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "flag provided but not defined: "+kid) || !strings.Contains(err.Error(), "goes after --") {
+		t.Errorf("keys withdraw %s = %v, want the unknown-flag error with the hint to use --", kid, err)
+	}
+	err = run(t.Context(), []string{"keys", "withdraw", "--data", a.data, "--", kid}, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "flag provided") || !strings.Contains(err.Error(), kid) {
+		t.Errorf("keys withdraw -- %s = %v, want it taken as a key id (unknown here)", kid, err)
 	}
 }
