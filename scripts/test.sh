@@ -167,10 +167,14 @@ prerequisites() {
 				echo "$prefix: node_modules matches package-lock.json"
 				continue
 			fi
-			if npm ci --prefix "$prefix" --no-audit --no-fund --loglevel=error; then
+			# Once more from an empty node_modules if it fails: npm ci
+			# can trip over a half-removed tree (ENOTEMPTY) or a network
+			# blip; a second failure is real.
+			if npm ci --prefix "$prefix" --no-audit --no-fund --loglevel=error ||
+				{ echo "npm ci --prefix $prefix failed; once more from an empty node_modules"; rm -rf "$prefix/node_modules"; npm ci --prefix "$prefix" --no-audit --no-fund --loglevel=error; }; then
 				echo "$want" >"$stamp"
 			else
-				skip "npm peers in $prefix" "npm ci failed"
+				skip "npm peers in $prefix" "npm ci failed twice"
 			fi
 		done
 	fi
