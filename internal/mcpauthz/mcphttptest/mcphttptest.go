@@ -97,3 +97,39 @@ func FirstEventID(body string) string {
 	}
 	return ""
 }
+
+// SmuggleCase is an answer from a protected server to Request that a
+// client would take for a tools/list result (review finding F2): it must
+// reach the client filtered, or (Refused) be replaced by a JSON-RPC error.
+type SmuggleCase struct {
+	Name, Request, ContentType string
+	Status                     int
+	Body                       string
+	Refused                    bool
+}
+
+// SmuggledLists returns the answers of review finding F2, each carrying a
+// tools list with allowed and denied: a twin "ID" member, a string id, a
+// "Method" member, a leading BOM, a Content-Type that only includes
+// application/json, a 2xx other than 200, and a list on another POST's
+// response or stream. rs and the gateway run the same cases, so that
+// they filter alike.
+func SmuggledLists(allowed, denied string) []SmuggleCase {
+	list := `"result":{"tools":[{"name":"` + allowed + `"},{"name":"` + denied + `"}]}}`
+	const listReq = `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`
+	const ping = `{"jsonrpc":"2.0","id":8,"method":"ping"}`
+	return []SmuggleCase{
+		{"ID twin", listReq, "application/json", 200, `{"jsonrpc":"2.0","id":7,"ID":8,` + list, false},
+		{"string id", listReq, "application/json", 200, `{"jsonrpc":"2.0","id":"7",` + list, false},
+		{"Method member", listReq, "application/json", 200, `{"jsonrpc":"2.0","id":7,"Method":"x",` + list, false},
+		{"BOM json", listReq, "application/json", 200, "\ufeff" + `{"jsonrpc":"2.0","id":7,` + list, false},
+		{"BOM sse", listReq, "text/event-stream", 200, "\ufeffdata: " + `{"jsonrpc":"2.0","id":7,` + list + "\n\n", false},
+		{"sse ID twin", listReq, "text/event-stream", 200, `data: {"jsonrpc":"2.0","id":7,"ID":8,` + list + "\n\n", false},
+		{"ct list", listReq, "application/json, text/plain", 200, `{"jsonrpc":"2.0","id":7,` + list, true},
+		{"ct garbage", listReq, "application/json garbage", 200, `{"jsonrpc":"2.0","id":7,` + list, true},
+		{"status 201", listReq, "application/json", 201, `{"jsonrpc":"2.0","id":7,` + list, false},
+		{"status 201 sse", listReq, "text/event-stream", 201, `data: {"jsonrpc":"2.0","id":7,` + list + "\n\n", false},
+		{"another POST's response", ping, "application/json", 200, `[{"jsonrpc":"2.0","id":8,"result":{}},{"jsonrpc":"2.0","id":7,` + list + `]`, false},
+		{"another POST's stream", ping, "text/event-stream", 200, `data: {"jsonrpc":"2.0","id":7,` + list + "\n\n", false},
+	}
+}
