@@ -377,6 +377,10 @@ type route struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// bridged is each subject's stdio process for stateless requests,
+	// bridging the process being started (stateless.go).
+	bridged  map[string]*session
+	bridging map[string]*bridgeStart
 	slots    int            // sessions reserved or open (stdio: processes not yet exited)
 	perUser  map[string]int // slots by token subject
 }
@@ -407,6 +411,7 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 		timeout: spec.RequestTimeout, maxBody: spec.MaxBodyBytes, maxMsg: spec.MaxMessageBytes,
 		maxBatch: spec.MaxBatchMessages,
 		sessions: map[string]*session{}, perUser: map[string]int{}, maxPerUser: spec.MaxSessionsPerUser,
+		bridged: map[string]*session{}, bridging: map[string]*bridgeStart{},
 	}
 	if rt.title == "" {
 		rt.title = DefaultTitle(spec.Name)

@@ -352,12 +352,16 @@ func toolText(r rpcResult) string {
 // names lists the "name" (or "uri") members of a list result's member.
 func names(t *testing.T, r rpcResult, member, key string) []string {
 	t.Helper()
-	var res map[string][]map[string]any
+	var res map[string]json.RawMessage
+	var entries []map[string]any
 	if err := json.Unmarshal(r.Result, &res); err != nil {
 		t.Fatalf("list result %s: %v", r.Result, err)
 	}
+	if err := json.Unmarshal(res[member], &entries); err != nil {
+		t.Fatalf("list result %s: %v", r.Result, err)
+	}
 	var out []string
-	for _, e := range res[member] {
+	for _, e := range entries {
 		s, _ := e[key].(string)
 		out = append(out, s)
 	}

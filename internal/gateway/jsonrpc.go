@@ -10,5 +10,8 @@ type upstreamMessage struct {
 	Method *string         `json:"method"`
 	Params struct {
 		ProgressToken json.RawMessage `json:"progressToken"`
+		Meta          struct {
+			SubscriptionID json.RawMessage `json:"io.modelcontextprotocol/subscriptionId"`
+		} `json:"_meta"`
 	} `json:"params"`
 }

@@ -26,6 +26,9 @@ type session struct {
 
 	upstreamID string   // HTTP upstream: the upstream's own session id
 	proc       *process // stdio upstream: the session's process
+	// bridged marks a stdio process serving its subject's stateless
+	// requests (stateless.go): no client knows its id.
+	bridged bool
 
 	// holds keeps an HTTP upstream's event streams of the session from
 	// the client while a record of a call of the session is not yet
@@ -116,7 +119,7 @@ func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo
 	rt.mu.Lock()
 	s := rt.sessions[id]
 	rt.mu.Unlock()
-	if s == nil {
+	if s == nil || s.bridged {
 		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return nil, false
 	}
@@ -169,6 +172,9 @@ func (s *session) close(reason string) {
 	rt := s.rt
 	rt.mu.Lock()
 	delete(rt.sessions, s.id)
+	if s.bridged && rt.bridged[s.subject] == s {
+		delete(rt.bridged, s.subject)
+	}
 	rt.mu.Unlock()
 	rt.g.metrics.sessionsEnded.WithLabelValues(rt.name, reason).Inc()
 	rt.g.log.Debug("gateway: session ended", "route", rt.name, "session", short(s.id), "reason", reason)
@@ -223,6 +229,17 @@ type exchange struct {
 	// sess is the session of an HTTP upstream's exchange, if any: its
 	// event streams wait for sess.holds.
 	sess *session
+	// upIDs are the ids a stdio process knows x's calls by when they
+	// are not the client's (stateless requests), by the client's id key.
+	upIDs map[string]json.RawMessage
+}
+
+// upKey is the id key the upstream knows the call of id key key by.
+func (x *exchange) upKey(key string) string {
+	if up := x.upIDs[key]; up != nil {
+		return mcpauthz.IDKey(up)
+	}
+	return key
 }
 
 // call is one request of an exchange.

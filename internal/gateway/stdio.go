@@ -59,6 +59,10 @@ type process struct {
 	stopping chan struct{} // closed when the process is being stopped or has exited
 	exited   chan struct{} // closed once the process has exited and was reaped
 
+	// bridge is set for a process serving a subject's stateless
+	// requests (see stateless.go); nil for a session's process.
+	bridge *bridge
+
 	mu       sync.Mutex
 	reason   string // why it stopped, for the client
 	sess     *session
@@ -78,6 +82,11 @@ type process struct {
 type pendingCall struct {
 	st    *stream
 	token string
+	upID  json.RawMessage // the id the process knows the request by
+	// orig is the client's id of a request forwarded under another
+	// (upID; stateless requests, see stateless.go): the response goes
+	// back under it. nil when the ids are the same.
+	orig json.RawMessage
 }
 
 // stream is where messages for one HTTP response go.
@@ -92,10 +101,10 @@ func newStream(sse bool) *stream {
 	return &stream{ch: make(chan []byte, 16), done: make(chan struct{}), sse: sse}
 }
 
-// spawn starts the upstream command for a new session of subject. The
-// caller's reserved slot passes to the process, which gives it back once it
-// has exited.
-func (u *stdioUpstream) spawn(subject string) (*process, error) {
+// spawn starts the upstream command for a new session of subject (b
+// non-nil: for subject's stateless requests). The caller's reserved slot
+// passes to the process, which gives it back once it has exited.
+func (u *stdioUpstream) spawn(subject string, b *bridge) (*process, error) {
 	rt := u.rt
 	cmd := exec.Command(u.spec.Command, u.spec.Args...)
 	cmd.Dir = u.spec.Dir
@@ -132,7 +141,7 @@ func (u *stdioUpstream) spawn(subject string) (*process, error) {
 		return nil, err
 	}
 	p := &process{
-		rt: rt, subject: subject, cmd: cmd, pid: cmd.Process.Pid, stdin: inW,
+		rt: rt, subject: subject, cmd: cmd, pid: cmd.Process.Pid, stdin: inW, bridge: b,
 		writes:   make(chan []byte),
 		stopping: make(chan struct{}),
 		exited:   make(chan struct{}),
@@ -359,9 +368,29 @@ func (p *process) route(line []byte) {
 	if m.Method != nil && !p.holds.wait(p.stopping) {
 		return
 	}
+	if p.bridge != nil && m.Method != nil && mcpauthz.IDKey(m.ID) != "" {
+		// A stateless client cannot be asked anything (SEP-2575):
+		// the gateway answers the process's request itself.
+		go p.answerServerRequest(*m.Method, m.ID)
+		return
+	}
 	var target *stream
 	p.mu.Lock()
-	if m.Method == nil {
+	if m.Method != nil && p.bridge != nil && len(m.Params.Meta.SubscriptionID) > 0 {
+		// A notification of a subscriptions/listen stream names the
+		// listen request: it goes to that request's stream, under the
+		// client's id.
+		if pc := p.pending[mcpauthz.IDKey(m.Params.Meta.SubscriptionID)]; pc != nil {
+			target = pc.st
+			if pc.orig != nil {
+				line = withSubscriptionID(line, pc.orig)
+			}
+		}
+	}
+	switch {
+	case target != nil:
+		// routed above
+	case m.Method == nil:
 		key := mcpauthz.IDKey(m.ID)
 		pc := p.pending[key]
 		if pc == nil {
@@ -374,10 +403,13 @@ func (p *process) route(line []byte) {
 			delete(p.progress, pc.token)
 		}
 		target = pc.st
+		if pc.orig != nil {
+			line = withID(line, pc.orig)
+		}
 		if target.waiting--; target.waiting == 0 {
 			p.sse = slices.DeleteFunc(p.sse, func(s *stream) bool { return s == target })
 		}
-	} else {
+	default:
 		if *m.Method == mcpauthz.MethodProgress {
 			if st := p.progress[mcpauthz.IDKey(m.Params.ProgressToken)]; st != nil && st.sse {
 				target = st
@@ -388,6 +420,12 @@ func (p *process) route(line []byte) {
 		}
 		if target == nil {
 			target = p.get
+		}
+		if target == nil && p.bridge != nil {
+			// No stream of a stateless client will ever ask for it.
+			p.mu.Unlock()
+			p.rt.g.log.Debug("gateway: upstream notification for no waiting request dropped", "route", p.rt.name, "pid", p.pid)
+			return
 		}
 		if target == nil {
 			if len(p.queue) >= maxQueued {
@@ -416,12 +454,16 @@ func (p *process) register(st *stream, x *exchange) error {
 		return errStopped
 	}
 	for key := range x.calls {
-		if p.pending[key] != nil {
+		if p.pending[x.upKey(key)] != nil {
 			return fmt.Errorf("request id %s is already in flight in this session", strings.TrimPrefix(strings.TrimPrefix(key, "s"), "n"))
 		}
 	}
 	for key, c := range x.calls {
-		p.pending[key] = &pendingCall{st: st, token: c.msg.Progress}
+		pc := &pendingCall{st: st, token: c.msg.Progress, upID: c.msg.ID}
+		if up := x.upIDs[key]; up != nil {
+			pc.upID, pc.orig = up, c.msg.ID
+		}
+		p.pending[x.upKey(key)] = pc
 		if c.msg.Progress != "" {
 			p.progress[c.msg.Progress] = st
 		}
@@ -440,9 +482,7 @@ func (p *process) unregister(st *stream, x *exchange, reason string) {
 	for key, pc := range p.pending {
 		if pc.st == st {
 			delete(p.pending, key)
-			if c := x.calls[key]; c != nil {
-				cancelled = append(cancelled, c.msg.ID)
-			}
+			cancelled = append(cancelled, pc.upID)
 		}
 	}
 	for tok, s := range p.progress {
@@ -470,6 +510,10 @@ func (u *stdioUpstream) post(w http.ResponseWriter, r *http.Request, x *exchange
 	if !ok {
 		return
 	}
+	if s == nil && wantsStateless(r, msgs) {
+		u.stateless(w, r, x, msgs, batch)
+		return
+	}
 	if s == nil {
 		init := findMethod(msgs, mcpauthz.MethodInitialize)
 		switch {
@@ -495,7 +539,7 @@ func (u *stdioUpstream) post(w http.ResponseWriter, r *http.Request, x *exchange
 	}
 	defer s.end()
 	if accepts(r, "text/event-stream") {
-		rt.stdioSSE(w, r, x, s.proc, msgs)
+		rt.stdioSSE(w, r, x, s.proc, msgs, false)
 		return
 	}
 	responses, status := rt.stdioCollect(r.Context(), x, s.proc, msgs)
@@ -534,7 +578,7 @@ func (u *stdioUpstream) initialize(w http.ResponseWriter, r *http.Request, x *ex
 		rt.refuseSession(w, init, why)
 		return
 	}
-	p, err := u.spawn(x.ti.Subject)
+	p, err := u.spawn(x.ti.Subject, nil)
 	if err != nil {
 		rt.release(x.ti.Subject)
 		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
@@ -721,7 +765,10 @@ func (rt *route) writeResponses(w http.ResponseWriter, status int, x *exchange, 
 
 // stdioSSE sends msgs to p and streams what comes back for them: their
 // responses, and server messages sent meanwhile, an event each, flushed.
-func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p *process, msgs []mcpauthz.Message) {
+// With stateless, the stream starts only with a message before the
+// response: a response that comes first is answered as JSON, with the
+// HTTP status SEP-2575 gives its error.
+func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p *process, msgs []mcpauthz.Message, stateless bool) {
 	st := newStream(true)
 	if err := p.register(st, x); err != nil {
 		close(st.done)
@@ -763,13 +810,23 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	rc.Flush()
+	started := false
+	start := func() {
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		rc.Flush()
+		started = true
+	}
+	if !stateless {
+		start()
+	}
 	send := func(msg []byte) bool {
+		if !started {
+			start()
+		}
 		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := w.Write(sseEvent(msg)); err != nil {
 			return false
@@ -782,6 +839,11 @@ func (rt *route) stdioSSE(w http.ResponseWriter, r *http.Request, x *exchange, p
 		select {
 		case msg := <-st.ch:
 			m := x.respond(msg)
+			if !started && x.done() {
+				mcpauthz.WriteJSON(w, statelessStatus(m), m)
+				reason = ""
+				return
+			}
 			if !send(m) {
 				x.fail(mcpauthz.CodeUpstreamClosed, "client went away")
 				return

@@ -184,15 +184,22 @@ func TestListModes(t *testing.T) {
 	const prompts = `{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"a"},{"name":"b"},{"name":"c"}]}}`
 	names := func(t *testing.T, msg []byte, member string) []string {
 		var m struct {
-			Result map[string][]struct {
-				Name string `json:"name"`
-			} `json:"result"`
+			Result map[string]json.RawMessage `json:"result"`
 		}
 		if err := json.Unmarshal(msg, &m); err != nil {
 			t.Fatalf("list %s: %v", msg, err)
 		}
+		if string(m.Result["cacheScope"]) != `"private"` {
+			t.Errorf("list %s: cacheScope %s, want \"private\" (the list depends on the token)", msg, m.Result["cacheScope"])
+		}
+		var entries []struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(m.Result[member], &entries); err != nil {
+			t.Fatalf("list %s: %v", msg, err)
+		}
 		var out []string
-		for _, e := range m.Result[member] {
+		for _, e := range entries {
 			out = append(out, e.Name)
 		}
 		return out

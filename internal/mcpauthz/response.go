@@ -199,11 +199,16 @@ func filterResult(raw json.RawMessage, member, key string, allowed func(string) 
 	// The filtered list depends on the token: a result that says it may be
 	// cached for everyone (cacheScope "public", 2026-07-28) must say
 	// "private" instead (RS-18), or a shared cache could hand one user's
-	// list to another.
+	// list to another. An absent cacheScope means "public", so it is
+	// added (older revisions ignore the member).
+	scoped := false
 	for k := range result {
 		if strings.EqualFold(k, "cacheScope") {
-			result[k] = json.RawMessage(`"private"`)
+			result[k], scoped = json.RawMessage(`"private"`), true
 		}
+	}
+	if !scoped {
+		result["cacheScope"] = json.RawMessage(`"private"`)
 	}
 	b, err := json.Marshal(result)
 	if err != nil {

@@ -112,7 +112,7 @@ func TestReviewF2EventStreamBOM(t *testing.T) {
 				out.Write(FilterEvent(ev, fn))
 			}
 		}
-		want := "data: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[{\"name\":\"ok\"}]}}\n\ndata: {}\n\n"
+		want := "data: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{\"cacheScope\":\"private\",\"tools\":[{\"name\":\"ok\"}]}}\n\ndata: {}\n\n"
 		if out.String() != want {
 			t.Errorf("stream %q in pieces of %d filtered to %q, want %q", stream, cut, out.String(), want)
 		}

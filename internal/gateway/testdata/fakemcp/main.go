@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,11 @@ type request struct {
 var (
 	mu  sync.Mutex
 	out = bufio.NewWriter(os.Stdout)
+
+	// initParams are the params of the initialize received, if any.
+	initParams json.RawMessage
+	// answers are the waiting server requests (tool "ask"), by id.
+	answers = map[string]chan json.RawMessage{}
 )
 
 func send(v any) {
@@ -57,6 +63,13 @@ func main() {
 				fmt.Fprintf(os.Stderr, "fakemcp: bad line %q\n", line)
 			} else if req.Method != "" && len(req.ID) > 0 {
 				go handle(req)
+			} else if req.Method == "" && len(req.ID) > 0 {
+				mu.Lock()
+				ch := answers[string(req.ID)]
+				mu.Unlock()
+				if ch != nil {
+					ch <- line
+				}
 			} else if req.Method == "notifications/cancelled" {
 				fmt.Fprintf(os.Stderr, "fakemcp: cancelled %s\n", req.Params)
 			}
@@ -70,7 +83,21 @@ func main() {
 
 func handle(req request) {
 	switch req.Method {
+	case "server/discover":
+		// FAKEMCP_STATELESS: the server speaks MCP 2026-07-28 itself.
+		if os.Getenv("FAKEMCP_STATELESS") == "" {
+			send(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": -32601, "message": "Method not found: server/discover"}})
+			return
+		}
+		result(req.ID, map[string]any{
+			"supportedVersions": []string{"2026-07-28"},
+			"capabilities":      map[string]any{"tools": map[string]any{"listChanged": true}},
+			"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": map[string]any{"name": "fakemcp-stateless", "version": "1.0.0"}},
+		})
 	case "initialize":
+		mu.Lock()
+		initParams = req.Params
+		mu.Unlock()
 		var p struct {
 			ProtocolVersion string `json:"protocolVersion"`
 		}
@@ -185,6 +212,31 @@ func call(req request) {
 		text(req.ID, "notified")
 	case "big":
 		text(req.ID, strings.Repeat("b", 1<<20))
+	// Not listed by tools/list (tests count the listed tools):
+	case "pid":
+		text(req.ID, strconv.Itoa(os.Getpid()))
+	case "initparams":
+		mu.Lock()
+		ip := initParams
+		mu.Unlock()
+		if ip == nil {
+			ip = json.RawMessage("none")
+		}
+		text(req.ID, string(ip))
+	case "ask":
+		// Asks the client for a sampling and returns its answer.
+		id := `"ask-` + strconv.Itoa(os.Getpid()) + `"`
+		ch := make(chan json.RawMessage, 1)
+		mu.Lock()
+		answers[id] = ch
+		mu.Unlock()
+		send(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(id), "method": "sampling/createMessage", "params": map[string]any{"messages": []any{}, "maxTokens": 1}})
+		select {
+		case a := <-ch:
+			text(req.ID, "answer: "+strings.TrimSpace(string(a)))
+		case <-time.After(5 * time.Second):
+			text(req.ID, "no answer")
+		}
 	default:
 		send(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": -32602, "message": "Unknown tool: " + p.Name}})
 	}
