@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,49 +66,140 @@ func (d *demoServer) executions() map[string]int {
 	return out
 }
 
-// bearerTransport adds a fixed Authorization header.
-type bearerTransport struct{ token string }
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
+// wire is an SDK client's HTTP transport: it adds a fixed bearer token
+// and records every exchange, so that tests see what the client cannot
+// show (statuses, challenges, session ids).
+type wire struct {
+	token string
+	mu    sync.Mutex
+	log   []exchange
 }
 
-// connect opens an MCP session with a fixed token.
+// exchange is one HTTP request of a client and its answer.
+type exchange struct {
+	method  string // the JSON-RPC method of the request's body
+	session string // the request's Mcp-Session-Id
+	status  int
+	// contentType, challenge and newSession are the answer's media type,
+	// WWW-Authenticate and Mcp-Session-Id.
+	contentType, challenge, newSession string
+}
+
+func (w *wire) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+w.token)
+	var msg struct {
+		Method string `json:"method"`
+	}
+	if r.Body != nil {
+		body, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		json.Unmarshal(body, &msg)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.log = append(w.log, exchange{
+		method: msg.Method, session: r.Header.Get("Mcp-Session-Id"), status: resp.StatusCode,
+		contentType: mediaType(resp.Header.Get("Content-Type")),
+		challenge:   resp.Header.Get("WWW-Authenticate"), newSession: resp.Header.Get("Mcp-Session-Id"),
+	})
+	w.mu.Unlock()
+	return resp, nil
+}
+
+// mediaType is a Content-Type without its parameters.
+func mediaType(ct string) string {
+	t, _, _ := strings.Cut(ct, ";")
+	return strings.TrimSpace(t)
+}
+
+// exchanges returns what the client has sent and received so far.
+func (w *wire) exchanges() []exchange {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.log)
+}
+
+// connect opens an MCP session with a fixed token, in the revision the
+// SDK client prefers (2026-07-28 in v1.8.0).
 func (d *demoServer) connect(t *testing.T, token string) *mcp.ClientSession {
 	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "demo-test", Version: "1"}, nil)
-	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-		Endpoint:             d.resource,
-		HTTPClient:           &http.Client{Transport: bearerTransport{token}},
-		DisableStandaloneSSE: true,
-	}, nil)
-	if err != nil {
-		t.Fatalf("Connect(%s) = %v", d.resource, err)
-	}
-	t.Cleanup(func() { cs.Close() })
+	cs, _ := d.connectAt(t, token, "")
 	return cs
 }
 
+// connectAt is connect asking for MCP revision rev (empty: the SDK's
+// choice). It fails the test unless the demo agrees to rev, without a
+// session (initialize, Mcp-Session-Id) from 2026-07-28 on and with one
+// before.
+func (d *demoServer) connectAt(t *testing.T, token, rev string) (*mcp.ClientSession, *wire) {
+	t.Helper()
+	w := &wire{token: token}
+	c := mcp.NewClient(&mcp.Implementation{Name: "demo-test", Version: "1"}, nil)
+	cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
+		Endpoint:             d.resource,
+		HTTPClient:           &http.Client{Transport: w},
+		DisableStandaloneSSE: true,
+	}, &mcp.ClientSessionOptions{ProtocolVersion: rev})
+	if err != nil {
+		t.Fatalf("Connect(%s, %q) = %v", d.resource, rev, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if rev != "" {
+		if got := cs.InitializeResult().ProtocolVersion; got != rev {
+			t.Fatalf("Connect(%q): the demo speaks %q", rev, got)
+		}
+		if stateless := rev >= statelessRevision; stateless != (cs.ID() == "") {
+			t.Fatalf("Connect(%q): session id %q, want one only before %s", rev, cs.ID(), statelessRevision)
+		}
+	}
+	return cs, w
+}
+
 func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	names, _ := toolList(t, cs)
+	return names
+}
+
+// toolList returns the names tools/list shows and its cacheScope.
+func toolList(t *testing.T, cs *mcp.ClientSession) (names []string, cacheScope string) {
 	t.Helper()
 	res, err := cs.ListTools(t.Context(), nil)
 	if err != nil {
 		t.Fatalf("ListTools = %v", err)
 	}
-	var names []string
 	for _, tool := range res.Tools {
 		names = append(names, tool.Name)
 	}
-	return names
+	return names, res.CacheScope
 }
 
+// revisions are the MCP revisions the demo speaks: 2026-07-28, stateless
+// (server/discover, no session), and the session-based ones before it.
+var revisions = []string{"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"}
+
+// TestDemoNotes runs the notes through the real SDK client in every
+// revision: per-user notes, the scope of each tool, and a refused call
+// that leaves the client able to go on.
 func TestDemoNotes(t *testing.T) {
+	for _, rev := range revisions {
+		t.Run(rev, func(t *testing.T) { testDemoNotes(t, rev) })
+	}
+}
+
+func testDemoNotes(t *testing.T, rev string) {
 	d := newDemoServer(t)
-	aliceRead := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read", nil))
-	aliceRW := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read notes:write", nil))
-	bobRW := d.connect(t, d.as.Token(t, d.resource, "bob", "notes:read notes:write", nil))
+	aliceRead, _ := d.connectAt(t, d.as.Token(t, d.resource, "alice", "notes:read", nil), rev)
+	aliceRW, _ := d.connectAt(t, d.as.Token(t, d.resource, "alice", "notes:read notes:write", nil), rev)
+	bobRW, _ := d.connectAt(t, d.as.Token(t, d.resource, "bob", "notes:read notes:write", nil), rev)
 	ctx := t.Context()
 
 	if diff := cmp.Diff([]string{"add_note", "delete_note", "list_notes", "read_note"}, toolNames(t, aliceRW)); diff != "" {
@@ -287,25 +379,97 @@ func TestDemoMetadata(t *testing.T) {
 
 // TestDemoListTools: by default (grantable) a notes:read token lists the
 // tools that need notes:write, so a host that only calls listed tools can
-// call add_note and be stepped up; granted hides them.
+// call add_note and be stepped up; granted hides them. A list rs filtered
+// depends on the token and says so (cacheScope "private", RS-18); the
+// others are the server's own list, the same for every token, and pass
+// as the SDK wrote them.
 func TestDemoListTools(t *testing.T) {
 	all := []string{"add_note", "delete_note", "list_notes", "read_note"}
 	for _, tt := range []struct {
-		list rs.ListMode
-		want []string
+		list       rs.ListMode
+		want       []string
+		cacheScope string
 	}{
-		{"", all},
-		{rs.ListGrantable, all},
-		{rs.ListGranted, []string{"list_notes", "read_note"}},
-		{rs.ListAll, all},
+		{"", all, "public"},
+		{rs.ListGrantable, all, "public"},
+		{rs.ListGranted, []string{"list_notes", "read_note"}, "private"},
+		{rs.ListAll, all, "public"},
 	} {
-		t.Run(string(tt.list), func(t *testing.T) {
-			d := newDemoServerListing(t, tt.list)
-			read := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read", nil))
-			if diff := cmp.Diff(tt.want, toolNames(t, read)); diff != "" {
-				t.Errorf("tools/list with notes:read, ListTools %q (-want +got):\n%s", tt.list, diff)
-			}
-		})
+		for _, rev := range revisions {
+			t.Run(string(tt.list)+"/"+rev, func(t *testing.T) {
+				d := newDemoServerListing(t, tt.list)
+				read, _ := d.connectAt(t, d.as.Token(t, d.resource, "alice", "notes:read", nil), rev)
+				names, scope := toolList(t, read)
+				if diff := cmp.Diff(tt.want, names); diff != "" {
+					t.Errorf("tools/list with notes:read, ListTools %q (-want +got):\n%s", tt.list, diff)
+				}
+				if scope != tt.cacheScope {
+					t.Errorf("tools/list with notes:read, ListTools %q: cacheScope %q, want %q", tt.list, scope, tt.cacheScope)
+				}
+			})
+		}
+	}
+}
+
+// TestDemoStateless follows the SDK client through the demo in
+// 2026-07-28: server/discover instead of initialize, no session, each
+// request carrying its token, the notes found by the token's subject, and
+// the step-up challenge on a call that needs more scope.
+func TestDemoStateless(t *testing.T) {
+	d := newDemoServerListing(t, rs.ListGranted)
+	read, readWire := d.connectAt(t, d.as.Token(t, d.resource, "alice", "notes:read", nil), "2026-07-28")
+	rw, rwWire := d.connectAt(t, d.as.Token(t, d.resource, "alice", "notes:read notes:write", nil), "2026-07-28")
+	ctx := t.Context()
+
+	// The demo answered server/discover: its name and instructions
+	// reached the client without initialize.
+	if r := read.InitializeResult(); r.ServerInfo == nil || r.ServerInfo.Name != "gatehouse-demo-notes" || !strings.Contains(r.Instructions, "notes:write") {
+		t.Errorf("server/discover result = %+v, want the demo's name and instructions", r)
+	}
+	names, scope := toolList(t, read)
+	if diff := cmp.Diff([]string{"list_notes", "read_note"}, names); diff != "" || scope != "private" {
+		t.Errorf("tools/list with notes:read = %v, cacheScope %q; want list_notes read_note, private (-want +got):\n%s", names, scope, diff)
+	}
+	if res, err := rw.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "Groceries"}}); err != nil || res.IsError {
+		t.Fatalf("CallTool(add_note) with notes:write = %+v, %v", res, err)
+	}
+	// Another client of the same user, with another token, sees the note:
+	// the notes are the subject's, not a session's.
+	res, err := read.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"})
+	if err != nil || res.IsError {
+		t.Fatalf("CallTool(list_notes) = %+v, %v", res, err)
+	}
+	var list listOut
+	if err := remarshal(res.StructuredContent, &list); err != nil || len(list.Notes) != 1 || list.Notes[0].Title != "Groceries" {
+		t.Errorf("list_notes = %+v (%v), want the note Groceries", res.StructuredContent, err)
+	}
+	_, err = read.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "insufficient_scope") {
+		t.Errorf("CallTool(add_note) with notes:read = %v, want an insufficient_scope error", err)
+	}
+	if n := d.executions()["add_note"]; n != 1 {
+		t.Errorf("add_note ran %d times, want once (notes:write only)", n)
+	}
+
+	metaURL := strings.Replace(d.resource, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
+	stepUp := `Bearer error="insufficient_scope", scope="notes:read notes:write", resource_metadata="` + metaURL +
+		`", error_description="tool add_note needs scope notes:read notes:write"`
+	// The demo answers with event streams: the tools/list above was
+	// filtered (and marked private) event by event.
+	const sse, plainJSON = "text/event-stream", "application/json"
+	want := []exchange{
+		{method: "server/discover", status: http.StatusOK, contentType: sse},
+		{method: "tools/list", status: http.StatusOK, contentType: sse},
+		{method: "tools/call", status: http.StatusOK, contentType: sse},
+		{method: "tools/call", status: http.StatusForbidden, contentType: plainJSON, challenge: stepUp},
+	}
+	if diff := cmp.Diff(want, readWire.exchanges(), cmp.AllowUnexported(exchange{})); diff != "" {
+		t.Errorf("the notes:read client's exchanges (-want +got):\n%s", diff)
+	}
+	for _, e := range rwWire.exchanges() {
+		if e.method == "initialize" || e.session != "" || e.newSession != "" {
+			t.Errorf("the notes:write client's exchange %+v: want no initialize and no session", e)
+		}
 	}
 }
 

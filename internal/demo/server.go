@@ -137,11 +137,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	protect.ResourceMetadataURL = metadataURL
-	server := newMCPServer(newNotes(opts.Now))
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
-		Logger:         log,
-		SessionTimeout: 30 * time.Minute,
-	})
+	h := mcpHandler(newMCPServer(newNotes(opts.Now)), log)
 	mux.Handle(mcpPath, rsmcp.Protect(h, v, protect))
 	if mcpPath != "/" {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +147,38 @@ func NewHandler(opts Options) (http.Handler, error) {
 		})
 	}
 	return mux, nil
+}
+
+// statelessRevision is the first MCP revision without initialize and
+// sessions (SEP-2575).
+const statelessRevision = "2026-07-28"
+
+// mcpHandler serves server over Streamable HTTP in every MCP revision the
+// SDK speaks. The SDK answers 2026-07-28 only in stateless mode (a
+// stateful handler refuses it with -32022), and sessions, which the older
+// revisions need, only in stateful mode; so a request naming 2026-07-28 or
+// later in its Mcp-Protocol-Version header, without a session id, goes to
+// a stateless handler and every other request to the stateful one. Both
+// serve the same server, and so the same notes: a tool finds its user in
+// the request's token (subject), not in a session.
+func mcpHandler(server *mcp.Server, log *slog.Logger) http.Handler {
+	get := func(*http.Request) *mcp.Server { return server }
+	stateful := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
+		Logger:         log,
+		SessionTimeout: 30 * time.Minute,
+	})
+	stateless := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{
+		Logger:    log,
+		Stateless: true,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Revisions are dates, so they compare as strings.
+		if r.Header.Get("Mcp-Protocol-Version") >= statelessRevision && r.Header.Get("Mcp-Session-Id") == "" {
+			stateless.ServeHTTP(w, r)
+			return
+		}
+		stateful.ServeHTTP(w, r)
+	})
 }
 
 // pathOf returns the ServeMux pattern for the resource's path.

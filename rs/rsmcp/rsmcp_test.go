@@ -153,6 +153,48 @@ func TestProtect(t *testing.T) {
 	}
 }
 
+// TestProtectStatelessJSON sends 2026-07-28 requests (no initialize, no
+// session; the revision, client and capabilities in each request's _meta)
+// to a stateless SDK server answering with JSON: the tools list is
+// filtered and marked cacheScope "private" (RS-18), and a permitted call
+// runs. (The demo's tests cover event-stream answers.)
+func TestProtectStatelessJSON(t *testing.T) {
+	var writes atomic.Int64
+	h := notesServer(&writes, nil)
+	post := func(method, name, params string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},` +
+			`"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}`
+		if params != "" {
+			meta += "," + params
+		}
+		r := httptest.NewRequest(http.MethodPost, "https://mcp.example.com/mcp",
+			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{`+meta+`}}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("Authorization", "Bearer read")
+		r.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+		r.Header.Set("Mcp-Method", method)
+		if name != "" {
+			r.Header.Set("Mcp-Name", name)
+		}
+		h.ServeHTTP(w, r)
+		return w
+	}
+	w := post("tools/list", "", "")
+	body := w.Body.String()
+	if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		t.Fatalf("tools/list = %d %s %s, want 200 JSON", w.Code, w.Header().Get("Content-Type"), body)
+	}
+	if strings.Contains(body, "add_note") || !strings.Contains(body, `"list_notes"`) || !strings.Contains(body, `"cacheScope":"private"`) {
+		t.Errorf("tools/list with notes:read = %s, want list_notes only, cacheScope private", body)
+	}
+	w = post("tools/call", "list_notes", `"name":"list_notes","arguments":{}`)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"text":"ok"`) {
+		t.Errorf("tools/call list_notes = %d %s, want its result", w.Code, w.Body)
+	}
+}
+
 // FuzzProtectDifferential sends arbitrary bodies with a notes:read token
 // through Protect to the real SDK server: whatever the body, the
 // notes:write tool must never run. It is the check that the middleware and
