@@ -16,7 +16,6 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
 
-
 // splitUpstream is a Go SDK MCP server over Streamable HTTP with the
 // tools echo and admin_reset (counted), serving every revision as the
 // conformance fixture does: a request naming 2026-07-28 or later without
