@@ -16,6 +16,9 @@
 //     resource_metadata URL, per-tool scopes for MCP tools/call with
 //     step-up challenges, tools/list as [Options.ListTools] says, CORS, and the
 //     verified identity in the request context ([TokenInfoFromContext]).
+//     When it reads the body for the scopes, it also refuses Mcp-Method
+//     and Mcp-Name headers that disagree with it (SEP-2243; 400, JSON-RPC
+//     -32020), so the policy and the MCP server act on the same call.
 //   - [MetadataHandler] and [HandleMetadata] serve the protected resource
 //     metadata ([RFC 9728]).
 //

@@ -207,6 +207,11 @@ const (
 //     too long: 413 with a JSON-RPC Invalid Request error (id null)
 //     naming the limit, as the gateway answers. Neither reaches the next
 //     handler.
+//   - when the body is read (as for MaxBodyBytes), an Mcp-Method or
+//     Mcp-Name header that does not match it, or one missing from a
+//     request of protocol version 2026-07-28 or later (SEP-2243): 400
+//     with a JSON-RPC HeaderMismatch error (-32020) and the request's id,
+//     before the scopes are checked and before the next handler runs.
 //   - the verifier cannot decide ([ErrUnavailable]): 503.
 //
 // RequireBearer panics if v is nil, a configured scope is not a valid
@@ -411,6 +416,13 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		msgs, isBatch, err := mcpauthz.Inspect(body, m.maxBatch)
 		if err != nil {
 			mcpauthz.WriteJSON(w, http.StatusBadRequest, json.RawMessage(mcpauthz.InspectRefusal(err)))
+			return
+		}
+		// Mcp-Method and Mcp-Name (SEP-2243) must name what the policy
+		// checks below: a router in front, or the MCP server, acting on
+		// the headers would otherwise act on something else.
+		if p := mcpauthz.CheckHeaders(r.Header, msgs, isBatch); p != "" {
+			mcpauthz.WriteHeaderMismatch(w, msgs, isBatch, p)
 			return
 		}
 		// rs has no rule that denies whatever the scopes: only step-up.

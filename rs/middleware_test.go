@@ -813,3 +813,72 @@ func TestRequireBearerMethodScopes(t *testing.T) {
 		})
 	}
 }
+
+// TestRequireBearerHeaderMismatch (issue 13 item 2, SEP-2243): an
+// Mcp-Method or Mcp-Name header that disagrees with the body, or one a
+// 2026-07-28 request lacks, is answered 400 with a JSON-RPC HeaderMismatch
+// error (-32020) for the request's id, before the scopes are checked and
+// before the server runs anything; a matching request, and an older one
+// without the headers, go through.
+func TestRequireBearerHeaderMismatch(t *testing.T) {
+	a := newTestAS(t)
+	v := newVerifier(t, a, newClock(), nil)
+	mcp := &fakeMCP{}
+	srv := httptest.NewServer(RequireBearer(v, testOptions())(mcp))
+	defer srv.Close()
+	both := a.token(func(m map[string]any) { m["scope"] = "notes:read notes:write" })
+	read := a.token(nil)
+	const modern = "2026-07-28"
+	for _, tt := range []struct {
+		name    string
+		token   string
+		id      int
+		tool    string   // called in the body
+		headers []string // name, value pairs
+		want    int      // status; 400 means HeaderMismatch
+	}{
+		{"Mcp-Name names another tool", both, 7, "add_note", []string{"Mcp-Protocol-Version", modern, "Mcp-Method", "tools/call", "Mcp-Name", "read_note"}, http.StatusBadRequest},
+		{"Mcp-Method names another method", both, 8, "add_note", []string{"Mcp-Protocol-Version", modern, "Mcp-Method", "tools/list", "Mcp-Name", "add_note"}, http.StatusBadRequest},
+		{"2026-07-28 without the headers", both, 9, "read_note", []string{"Mcp-Protocol-Version", modern}, http.StatusBadRequest},
+		{"2026-07-28 without Mcp-Name", both, 10, "read_note", []string{"Mcp-Protocol-Version", modern, "Mcp-Method", "tools/call"}, http.StatusBadRequest},
+		// The header check comes before the policy: a mismatch is not
+		// answered with a step-up for the tool in the body.
+		{"mismatch before the scopes", read, 11, "add_note", []string{"Mcp-Protocol-Version", modern, "Mcp-Method", "tools/call", "Mcp-Name", "read_note"}, http.StatusBadRequest},
+		{"an older version's mismatch", both, 12, "add_note", []string{"Mcp-Protocol-Version", "2025-06-18", "Mcp-Name", "read_note"}, http.StatusBadRequest},
+		{"2026-07-28 with matching headers", both, 13, "add_note", []string{"Mcp-Protocol-Version", modern, "Mcp-Method", "tools/call", "Mcp-Name", "add_note"}, http.StatusOK},
+		{"spaces around a value are not part of it (RFC 9110 §5.5)", both, 14, "add_note", []string{"Mcp-Protocol-Version", modern, "Mcp-Method", "tools/call", "Mcp-Name", "  add_note  "}, http.StatusOK},
+		{"an older version without the headers", both, 15, "add_note", []string{"Mcp-Protocol-Version", "2025-06-18"}, http.StatusOK},
+		{"no version, no headers", both, 16, "add_note", nil, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := mcp.executions()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(rpcBody(tt.id, tt.tool)))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+			for i := 0; i+1 < len(tt.headers); i += 2 {
+				req.Header.Set(tt.headers[i], tt.headers[i+1])
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			var rpc mcpauthz.Error
+			if err := json.Unmarshal(body, &rpc); err != nil {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			ran := mcp.executions() - before
+			if tt.want == http.StatusOK {
+				if resp.StatusCode != http.StatusOK || ran != 1 || rpc.Error.Code != 0 {
+					t.Errorf("POST = %d %s, the tool ran %d times; want 200 and one run", resp.StatusCode, body, ran)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusBadRequest || rpc.Error.Code != mcpauthz.CodeHeaderMismatch || string(rpc.ID) != fmt.Sprint(tt.id) ||
+				!strings.HasPrefix(rpc.Error.Message, "Header mismatch: ") || ran != 0 {
+				t.Errorf("POST = %d %s, the tool ran %d times; want 400, a JSON-RPC error %d for id %d, no run", resp.StatusCode, body, ran, mcpauthz.CodeHeaderMismatch, tt.id)
+			}
+		})
+	}
+}

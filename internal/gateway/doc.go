@@ -32,7 +32,10 @@
 // refuses, so that a listed tool can start a step-up), and prompts/list
 // and resources/list filtered to what the token may use. The policy, the
 // challenges and the list and event-stream filtering are package
-// mcpauthz's, the same code as rs's. It
+// mcpauthz's, the same code as rs's, and so is the check that the
+// Mcp-Method and Mcp-Name headers (SEP-2243) agree with the body, which
+// refuses a mismatch, or a 2026-07-28 request without them, with 400 and
+// JSON-RPC HeaderMismatch (-32020) before the policy runs. It
 // also checks the Host header against the route's own host (DNS
 // rebinding), caps request bodies and upstream messages, times out
 // upstream requests with a JSON-RPC error rather than hanging, bounds the

@@ -30,10 +30,10 @@ import (
 // Headers of the MCP Streamable HTTP transport.
 const (
 	headerSessionID       = "Mcp-Session-Id"
-	headerProtocolVersion = "Mcp-Protocol-Version"
+	headerProtocolVersion = mcpauthz.HeaderProtocolVersion
 	headerLastEventID     = "Last-Event-ID"
-	headerMethod          = "Mcp-Method"
-	headerName            = "Mcp-Name"
+	headerMethod          = mcpauthz.HeaderMethod
+	headerName            = mcpauthz.HeaderName
 )
 
 // AuditToolCall is the audit event type of a tool call through the
@@ -617,18 +617,12 @@ func (rt *route) servePOST(w http.ResponseWriter, r *http.Request, ti *rs.TokenI
 		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.InspectRefusal(err))
 		return
 	}
-	// SEP-2243 request headers must agree with the body, or the upstream
-	// could route by a header the policy did not check.
-	if hm, hn := r.Header.Get(headerMethod), r.Header.Get(headerName); hm != "" || hn != "" {
-		m := msgs[0]
-		target := m.Name
-		if mcpauthz.NamesResource(&m) {
-			target = m.URI
-		}
-		if batch || (hm != "" && hm != m.Method) || (hn != "" && hn != target) {
-			mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.ErrorResponse(m.ID, mcpauthz.CodeInvalidRequest, "Mcp-Method or Mcp-Name does not match the request body", nil))
-			return
-		}
+	// SEP-2243 request headers must agree with the body (and be there
+	// from 2026-07-28 on), or the upstream, or whatever routes in front of
+	// it, could act on a method or tool the policy did not check.
+	if p := mcpauthz.CheckHeaders(r.Header, msgs, batch); p != "" {
+		mcpauthz.WriteHeaderMismatch(w, msgs, batch, p)
+		return
 	}
 
 	// Resource rules match URIs as text: a URI an upstream would read as

@@ -681,10 +681,11 @@ func TestBodyAndHost(t *testing.T) {
 			t.Errorf("batch reusing an id %s: %d %+v, want 400 and error %d", body, resp.StatusCode, msgs, mcpauthz.CodeInvalidRequest)
 		}
 	}
-	// Mcp-Name must match the body.
+	// Mcp-Name must match the body (TestHeaderMismatch has the rules).
 	c.initialize()
-	if resp, _ := c.post(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo"}}`, headerName, "admin_wipe"); resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("Mcp-Name mismatch: %d, want 400", resp.StatusCode)
+	if resp, msgs := c.post(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo"}}`, headerName, "admin_wipe"); resp.StatusCode != http.StatusBadRequest ||
+		len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != mcpauthz.CodeHeaderMismatch || string(msgs[0].ID) != "5" {
+		t.Errorf("Mcp-Name mismatch: %d %s, want 400 and error %d for id 5", resp.StatusCode, describe(msgs), mcpauthz.CodeHeaderMismatch)
 	}
 }
 

@@ -2,7 +2,8 @@
 // gateway share to authorize MCP requests before an MCP server sees them:
 // reading the JSON-RPC messages of a request body strictly enough that the
 // check and the server cannot disagree about what is called ([Inspect]),
-// the scope policy ([Policy]: exact, prefix and default rules per tool,
+// the check that the Mcp-Method and Mcp-Name headers agree with that
+// body ([CheckHeaders]), the scope policy ([Policy]: exact, prefix and default rules per tool,
 // prompt and resource, scopes per method, the scope hierarchy) and its
 // decisions, the step-up challenge ([WriteStepUp], one wording for both),
 // the filtering of list results in JSON and in server-sent events

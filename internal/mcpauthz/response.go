@@ -22,6 +22,10 @@ const (
 	// implementation-defined server errors; MCP defines no code for
 	// authorization failures.
 	CodeForbidden = -32003
+	// CodeHeaderMismatch is SEP-2243's HeaderMismatch (MCP 2026-07-28,
+	// Streamable HTTP): the Mcp-Method or Mcp-Name header is missing or
+	// does not match the body (see [CheckHeaders]).
+	CodeHeaderMismatch = -32020
 	// CodeUnsupportedProtocolVersion is SEP-2575's code.
 	CodeUnsupportedProtocolVersion = -32022
 )
