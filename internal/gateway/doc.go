@@ -55,10 +55,14 @@
 // A misbehaving upstream process — one that crashes, hangs, floods its
 // output or writes what is not JSON — costs its own session only.
 //
-// Not supported: the stateless MCP protocol (2026-07-28) on stdio routes
-// (such clients fall back to sessions), resumption of stdio event
-// streams (Last-Event-ID), and OAuth towards upstreams (the upstream
-// credential is static).
+// The stateless MCP protocol (2026-07-28: no initialize, no session)
+// works on both kinds: on a stdio route the gateway keeps a process per
+// subject for that subject's requests without a session, speaking
+// 2026-07-28 to it or, for a server of an older revision, initializing it
+// and bridging (stateless.go).
+//
+// Not supported: resumption of stdio event streams (Last-Event-ID), and
+// OAuth towards upstreams (the upstream credential is static).
 //
 // Dependencies: the gateway uses rs for tokens and metadata, storage for
 // the audit event type, and the Prometheus client. It must not import the
