@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
@@ -20,6 +21,10 @@ import (
 // the client's token is never passed upstream (MCP: token passthrough is
 // forbidden), and Mcp-Session-Id is replaced by the upstream's own.
 var forwardedRequestHeaders = []string{"Accept", "Content-Type", headerProtocolVersion, headerLastEventID, headerMethod, headerName}
+
+// paramHeaderPrefix starts the (canonical) names of the SEP-2243 headers
+// that mirror tool arguments.
+const paramHeaderPrefix = "Mcp-Param-"
 
 // returnedResponseHeaders are the only upstream headers the client sees
 // (besides Mcp-Session-Id, which is the gateway's own).
@@ -44,6 +49,14 @@ func (u *httpUpstream) request(ctx context.Context, method string, r *http.Reque
 	if r != nil {
 		for _, h := range forwardedRequestHeaders {
 			if v := r.Header.Values(h); len(v) > 0 {
+				req.Header[h] = slices.Clone(v)
+			}
+		}
+		// Mcp-Param-* mirror tool arguments (SEP-2243): the upstream
+		// checks them against its tools' x-mcp-header annotations, which
+		// the gateway does not know, and an intermediary must pass them on.
+		for h, v := range r.Header {
+			if strings.HasPrefix(h, paramHeaderPrefix) {
 				req.Header[h] = slices.Clone(v)
 			}
 		}

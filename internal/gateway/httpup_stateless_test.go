@@ -156,3 +156,29 @@ func TestHTTPUpstreamStateless(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPUpstreamParamHeaders checks that an HTTP upstream gets the
+// client's Mcp-Param-* headers (SEP-2243: they mirror tool arguments, the
+// upstream checks them, and an intermediary must pass them on), and still
+// nothing else of the client's.
+func TestHTTPUpstreamParamHeaders(t *testing.T) {
+	up, rec, _ := splitUpstream(t, true)
+	tg := newTestGateway(t, []Route{httpRoute(up.URL)}, nil)
+	c := newRawClient(t, tg.base+"/up/mcp", "alice-read")
+	resp, _ := c.stateless(1, "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "m"}},
+		"Mcp-Param-Region", "eu", "X-Other", "no", "Cookie", "c=1")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/call = %d", resp.StatusCode)
+	}
+	hs := rec.headers()
+	if len(hs) == 0 {
+		t.Fatal("the upstream received nothing")
+	}
+	h := hs[len(hs)-1]
+	if h.Get("Mcp-Param-Region") != "eu" {
+		t.Errorf("upstream Mcp-Param-Region = %q, want eu", h.Get("Mcp-Param-Region"))
+	}
+	if h.Get("X-Other") != "" || h.Get("Cookie") != "" {
+		t.Errorf("upstream got X-Other %q, Cookie %q: only the listed headers and Mcp-Param-* pass", h.Get("X-Other"), h.Get("Cookie"))
+	}
+}

@@ -182,6 +182,12 @@ func checkFixtureRun(t *testing.T, run *conformanceRun, scored map[string]bool, 
 		checks := run.checks[sc]
 		if scored != nil && !scored[sc] {
 			notScored = append(notScored, fmt.Sprintf("%s(%s)", sc, verdict(checks)))
+			for _, c := range checks {
+				if c.Status != "SUCCESS" && !strings.HasPrefix(sc, "tasks-") {
+					// Not scored, but worth reading: what failed and why.
+					t.Logf("not scored: %s: check %s is a %s: %s", sc, c.ID, c.Status, c.ErrorMessage)
+				}
+			}
 			continue
 		}
 		for _, c := range checks {

@@ -12,7 +12,8 @@
 // every copy of undici in the process, so one dispatcher set here is used
 // both by Node's built-in fetch (the undici bundled with Node 22, used by
 // the MCP SDK's transports) and by the npm `undici` package the CLI imports
-// for its raw requests (`request` from undici 7). The npm package is a
+// for its raw requests (`request` from undici 7), and node:http's
+// request for the few it sends that way (patched below). The npm package is a
 // dependency of @modelcontextprotocol/conformance and resolves from this
 // file's node_modules. Requests to any other origin, and requests that
 // already carry an Authorization header, are left alone.
@@ -20,6 +21,8 @@
 // It prints one line to stderr when loaded, and one per request it
 // decorated when GATEHOUSE_PRELOAD_DEBUG=1; never the token.
 
+import http from 'node:http';
+import { syncBuiltinESMExports } from 'node:module';
 import { Agent, setGlobalDispatcher } from 'undici';
 
 const token = process.env.GATEHOUSE_PRELOAD_TOKEN;
@@ -85,4 +88,26 @@ class BearerAgent extends Agent {
 }
 
 setGlobalDispatcher(new BearerAgent());
+
+// The CLI's SEP-2243 header scenarios post with node:http's request
+// (options object, no undici): decorate those too.
+const httpRequest = http.request;
+http.request = function request(options, ...rest) {
+  if (options && typeof options === 'object' && !(options instanceof URL)) {
+    const host = options.hostname ?? options.host;
+    const target = host ? `http://${host.includes(':') ? `[${host}]` : host}${options.port ? `:${options.port}` : ''}` : '';
+    let same = false;
+    try {
+      same = new URL(target).origin === origin;
+    } catch {
+      // Not a URL: not our origin.
+    }
+    if (same && !hasAuthorization(options.headers)) {
+      if (debug) process.stderr.write(`preload-auth: bearer added to ${options.method} ${target}${options.path} (node:http)\n`);
+      options = { ...options, headers: withAuthorization(options.headers) };
+    }
+  }
+  return httpRequest.call(this, options, ...rest);
+};
+syncBuiltinESMExports();
 process.stderr.write(`preload-auth: bearer token for ${origin}\n`);
