@@ -26,9 +26,6 @@ type session struct {
 
 	upstreamID string   // HTTP upstream: the upstream's own session id
 	proc       *process // stdio upstream: the session's process
-	// bridged marks a stdio process serving its subject's stateless
-	// requests (stateless.go): no client knows its id.
-	bridged bool
 
 	// holds keeps an HTTP upstream's event streams of the session from
 	// the client while a record of a call of the session is not yet
@@ -119,7 +116,7 @@ func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo
 	rt.mu.Lock()
 	s := rt.sessions[id]
 	rt.mu.Unlock()
-	if s == nil || s.bridged {
+	if s == nil || s.bridged() {
 		mcpauthz.WriteJSON(w, http.StatusNotFound, mcpauthz.ErrorResponse(nil, mcpauthz.CodeUpstreamClosed, "session not found: start a new session with initialize", nil))
 		return nil, false
 	}
@@ -130,6 +127,10 @@ func (rt *route) lookup(w http.ResponseWriter, r *http.Request, ti *rs.TokenInfo
 	}
 	return s, true
 }
+
+// bridged reports whether s is a stdio process serving its subject's
+// stateless requests (stateless.go): no client knows its id.
+func (s *session) bridged() bool { return s.proc != nil && s.proc.bridge != nil }
 
 // begin counts a request on s; false when s has ended.
 func (s *session) begin() bool {
@@ -172,7 +173,7 @@ func (s *session) close(reason string) {
 	rt := s.rt
 	rt.mu.Lock()
 	delete(rt.sessions, s.id)
-	if s.bridged && rt.bridged[s.subject] == s {
+	if s.bridged() && rt.bridged[s.subject] == s {
 		delete(rt.bridged, s.subject)
 	}
 	rt.mu.Unlock()

@@ -346,11 +346,8 @@ func (u *stdioUpstream) startStateless(ti *rs.TokenInfo) (*session, func(http.Re
 		return nil, func(w http.ResponseWriter, m *mcpauthz.Message) { rt.refuseSession(w, m, why) }
 	}
 	b := &bridge{}
-	p, err := u.spawn(ti.Subject, b)
+	p, err := u.start(ti.Subject, b)
 	if err != nil {
-		rt.release(ti.Subject)
-		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
-		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", u.spec.Command, "cause", err)
 		return nil, upstreamFailed("gateway: cannot start the upstream MCP server")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rt.timeout)
@@ -366,15 +363,8 @@ func (u *stdioUpstream) startStateless(ti *rs.TokenInfo) (*session, func(http.Re
 		p.stop("the gateway could not create a session")
 		return nil, upstreamFailed("gateway: cannot start the upstream MCP server")
 	}
-	s.bridged = true
 	s.begin()
-	p.mu.Lock()
-	p.sess = s
-	dead := p.dead
-	p.mu.Unlock()
-	if dead {
-		s.close("exited")
-	}
+	p.attach(s)
 	mode := "bridged"
 	if b.native {
 		mode = "native"

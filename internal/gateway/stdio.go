@@ -156,6 +156,31 @@ func (u *stdioUpstream) spawn(subject string, b *bridge) (*process, error) {
 	return p, nil
 }
 
+// start spawns a process for subject in the slot reserved for it (see
+// spawn); when it cannot, the slot is given back and the failure logged.
+func (u *stdioUpstream) start(subject string, b *bridge) (*process, error) {
+	p, err := u.spawn(subject, b)
+	if err != nil {
+		rt := u.rt
+		rt.release(subject)
+		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
+		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", u.spec.Command, "cause", err)
+	}
+	return p, err
+}
+
+// attach makes s the session p serves; a process that exited meanwhile
+// ends it.
+func (p *process) attach(s *session) {
+	p.mu.Lock()
+	p.sess = s
+	dead := p.dead
+	p.mu.Unlock()
+	if dead {
+		s.close("exited")
+	}
+}
+
 // wait reaps the process, fails what waits for it, ends its session and
 // gives its slot back.
 func (p *process) wait() {
@@ -578,11 +603,8 @@ func (u *stdioUpstream) initialize(w http.ResponseWriter, r *http.Request, x *ex
 		rt.refuseSession(w, init, why)
 		return
 	}
-	p, err := u.spawn(x.ti.Subject, nil)
+	p, err := u.start(x.ti.Subject, nil)
 	if err != nil {
-		rt.release(x.ti.Subject)
-		rt.g.metrics.refused.WithLabelValues(rt.name, "start_failed").Inc()
-		rt.g.log.Error("gateway: cannot start the upstream MCP server", "route", rt.name, "command", u.spec.Command, "cause", err)
 		rt.writeFailure(w, x, http.StatusBadGateway, mcpauthz.CodeUpstreamClosed, "gateway: cannot start the upstream MCP server")
 		return
 	}
@@ -606,13 +628,7 @@ func (u *stdioUpstream) initialize(w http.ResponseWriter, r *http.Request, x *ex
 		rt.writeFailure(w, x, http.StatusInternalServerError, mcpauthz.CodeInternal, "gateway: cannot create a session")
 		return
 	}
-	p.mu.Lock()
-	p.sess = s
-	dead := p.dead
-	p.mu.Unlock()
-	if dead {
-		s.close("exited")
-	}
+	p.attach(s)
 	rt.g.log.Debug("gateway: session started", "route", rt.name, "session", short(s.id), "pid", p.pid)
 	w.Header().Set(headerSessionID, s.id)
 	if accepts(r, "text/event-stream") && !accepts(r, "application/json") {
