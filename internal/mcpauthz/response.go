@@ -138,6 +138,15 @@ func RewriteMessages(data []byte, fn func(msg []byte) ([]byte, bool)) ([]byte, b
 // what was checked, which also drops duplicated members. The server is
 // trusted about its own messages; they are read only to filter them.
 func FilterList(msg []byte, member, key string, allowed func(name string) bool) ([]byte, bool) {
+	// Most answers are no list: skip decoding one whose text cannot hold
+	// the member's name in any case. A JSON name spells its letters as
+	// they are or as \u escapes, and the only other characters that fold
+	// to ASCII letters are U+017F (to s) and U+212A (to k), which Go's
+	// decoder matches too; without any of them, no member decodes to it.
+	if !containsFold(msg, member) && !bytes.Contains(msg, []byte(`\u`)) &&
+		!bytes.Contains(msg, []byte("\u017f")) && !bytes.Contains(msg, []byte("\u212a")) {
+		return nil, false
+	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(msg, &top) != nil {
 		return nil, false
@@ -242,4 +251,26 @@ func entryName(entry map[string]json.RawMessage, key string) (name string, ok bo
 func isString(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) > 0 && raw[0] == '"'
+}
+
+// containsFold reports whether b contains word, ASCII letters compared
+// without case (word is lower case).
+func containsFold(b []byte, word string) bool {
+	n := len(word)
+	for i := 0; i+n <= len(b); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != word[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
 }
