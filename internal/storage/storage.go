@@ -162,9 +162,27 @@ type Users interface {
 	// consents and codes are deleted, and every grant is revoked at t, so
 	// refresh tokens stop working and access tokens introspect inactive.
 	ResetUser(ctx context.Context, id string, t time.Time, fn func(User) (User, error)) (User, error)
-	// DeleteUser removes the user with their sessions, consents, codes and
-	// refresh tokens.
+	// DeleteUser removes the user with their sessions, consents, codes,
+	// refresh tokens and groups.
 	DeleteUser(ctx context.Context, id string) error
+}
+
+// UserGroups stores the groups of local users: plain names an operator
+// gives (`gatehouse user group add`), which a resource's ScopePolicies
+// may require for a scope. Deleting a user deletes their groups.
+type UserGroups interface {
+	// AddUserGroup puts the user userID in group at t. ErrAlreadyExists
+	// if they are in it, ErrNotFound if there is no such user.
+	AddUserGroup(ctx context.Context, userID, group string, t time.Time) error
+	// RemoveUserGroup takes the user out of group; ErrNotFound if they
+	// were not in it.
+	RemoveUserGroup(ctx context.Context, userID, group string) error
+	// ListUserGroups returns the user's groups in name order (none for an
+	// unknown user).
+	ListUserGroups(ctx context.Context, userID string) ([]string, error)
+	// ListAllUserGroups returns every user's groups, by user id, each in
+	// name order; users without a group are absent.
+	ListAllUserGroups(ctx context.Context) (map[string][]string, error)
 }
 
 // Scope describes one scope of a resource.
@@ -173,6 +191,19 @@ type Scope struct {
 	Description string   `json:"description,omitempty"`
 	Tools       []string `json:"tools,omitempty"` // MCP tools this scope unlocks
 }
+
+// ScopePolicy restricts who may be granted one scope of a resource. The
+// zero policy restricts nothing. Conditions of different kinds (groups
+// now; upstream claims later) must all hold.
+type ScopePolicy struct {
+	// Groups (groups): the user must be in at least one of them. A token
+	// without a user (client_credentials) is never in a group, so it never
+	// gets a scope whose policy names groups.
+	Groups []string `json:"groups,omitempty"`
+}
+
+// Restricts reports whether the policy has any condition.
+func (p ScopePolicy) Restricts() bool { return len(p.Groups) > 0 }
 
 // Resource is a protected resource (an MCP server) tokens can be issued for.
 type Resource struct {
@@ -186,8 +217,13 @@ type Resource struct {
 	// default, means only a user's sign-in yields a token for it: a tool
 	// that trusts the token's subject as a person never sees a machine.
 	AcceptClientCredentials bool
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// ScopePolicies maps a scope name to who may be granted it; a scope
+	// without an entry may be granted to anyone the client may get it for.
+	// The authorization server checks it at every authorization and
+	// every refresh.
+	ScopePolicies map[string]ScopePolicy
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Resources stores protected resources.
@@ -466,6 +502,7 @@ type Store interface {
 	Clients
 	ClientBlocks
 	Users
+	UserGroups
 	Resources
 	Sessions
 	AuthCodes

@@ -8,7 +8,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
 
-var resourceCols = []string{"url", "name", "scopes", "default_scopes", "accept_client_credentials", "created_at", "updated_at"}
+var resourceCols = []string{"url", "name", "scopes", "default_scopes", "accept_client_credentials", "created_at", "updated_at", "scope_policies"}
 
 var (
 	resourceSelect = "SELECT " + cols(resourceCols) + " FROM resources"
@@ -20,18 +20,23 @@ var (
 
 func scanResource(r rowScanner) (storage.Resource, error) {
 	var (
-		res              storage.Resource
-		scopes, defaults string
-		acceptCC         int64
-		created, updated int64
+		res                        storage.Resource
+		scopes, defaults, policies string
+		acceptCC                   int64
+		created, updated           int64
 	)
-	err := r.Scan(&res.URL, &res.Name, &scopes, &defaults, &acceptCC, &created, &updated)
+	err := r.Scan(&res.URL, &res.Name, &scopes, &defaults, &acceptCC, &created, &updated, &policies)
 	if err != nil {
 		return storage.Resource{}, err
 	}
 	if scopes != "" && scopes != "null" {
 		if err := json.Unmarshal([]byte(scopes), &res.Scopes); err != nil {
 			return storage.Resource{}, fmt.Errorf("decode scopes of %q: %w", res.URL, err)
+		}
+	}
+	if policies != "" && policies != "null" {
+		if err := json.Unmarshal([]byte(policies), &res.ScopePolicies); err != nil {
+			return storage.Resource{}, fmt.Errorf("decode scope policies of %q: %w", res.URL, err)
 		}
 	}
 	res.DefaultScopes = decodeList(defaults, &err)
@@ -44,7 +49,8 @@ func scanResource(r rowScanner) (storage.Resource, error) {
 // PutResource creates or replaces the resource with r.URL.
 func (s *Store) PutResource(ctx context.Context, r storage.Resource) error {
 	_, err := s.exec(ctx, s.w, resourceUpsert, r.URL, r.Name, encodeJSON(r.Scopes),
-		encodeJSON(r.DefaultScopes), boolInt(r.AcceptClientCredentials), micros(r.CreatedAt), micros(r.UpdatedAt))
+		encodeJSON(r.DefaultScopes), boolInt(r.AcceptClientCredentials), micros(r.CreatedAt), micros(r.UpdatedAt),
+		encodePolicies(r.ScopePolicies))
 	if err != nil {
 		return fmt.Errorf("put resource: %w", err)
 	}
@@ -87,4 +93,13 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// encodePolicies stores no policy as null, so a resource without one reads
+// back with a nil map whichever way it was written.
+func encodePolicies(p map[string]storage.ScopePolicy) string {
+	if len(p) == 0 {
+		return "null"
+	}
+	return encodeJSON(p)
 }

@@ -45,6 +45,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Users", testUsers},
 		{"UserCascadeDelete", testUserCascade},
 		{"UserReset", testUserReset},
+		{"UserGroups", testUserGroups},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
 		{"AuthCodes", testAuthCodes},
@@ -756,6 +757,55 @@ func testUserReset(t *testing.T, s storage.Store) {
 	wantErr(t, `ResetUser("nope")`, err, storage.ErrNotFound)
 }
 
+// testUserGroups: groups are added once, listed in name order per user
+// and for all users, removed one at a time; they survive a reset (a
+// password change is no change of groups) and go with the user.
+func testUserGroups(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	for _, g := range []string{"editors", "admins"} {
+		wantErr(t, fmt.Sprintf("AddUserGroup(u1, %q)", g), s.AddUserGroup(ctx, "u1", g, t0), nil)
+	}
+	wantErr(t, "AddUserGroup(u2, editors)", s.AddUserGroup(ctx, "u2", "editors", t0), nil)
+	wantErr(t, "AddUserGroup(u1, editors) again", s.AddUserGroup(ctx, "u1", "editors", t0), storage.ErrAlreadyExists)
+	wantErr(t, "AddUserGroup(nope, editors)", s.AddUserGroup(ctx, "nope", "editors", t0), storage.ErrNotFound)
+	// Group names are exact: case matters.
+	wantErr(t, "AddUserGroup(u1, Editors)", s.AddUserGroup(ctx, "u1", "Editors", t0), nil)
+
+	got, err := s.ListUserGroups(ctx, "u1")
+	wantErr(t, "ListUserGroups(u1)", err, nil)
+	diff(t, "ListUserGroups(u1)", got, []string{"Editors", "admins", "editors"})
+	got, err = s.ListUserGroups(ctx, "nope")
+	wantErr(t, "ListUserGroups(nope)", err, nil)
+	diff(t, "ListUserGroups(nope)", got, []string(nil), equateNone)
+	all, err := s.ListAllUserGroups(ctx)
+	wantErr(t, "ListAllUserGroups()", err, nil)
+	diff(t, "ListAllUserGroups()", all, map[string][]string{"u1": {"Editors", "admins", "editors"}, "u2": {"editors"}})
+
+	wantErr(t, "RemoveUserGroup(u1, Editors)", s.RemoveUserGroup(ctx, "u1", "Editors"), nil)
+	wantErr(t, "RemoveUserGroup(u1, Editors) again", s.RemoveUserGroup(ctx, "u1", "Editors"), storage.ErrNotFound)
+	wantErr(t, "RemoveUserGroup(u2, admins)", s.RemoveUserGroup(ctx, "u2", "admins"), storage.ErrNotFound)
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) after a removal", got, []string{"admins", "editors"})
+
+	if _, err := s.ResetUser(ctx, "u1", at(time.Hour), func(u storage.User) (storage.User, error) { return u, nil }); err != nil {
+		t.Fatalf("ResetUser(u1) = %v", err)
+	}
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) after ResetUser", got, []string{"admins", "editors"})
+
+	wantErr(t, "DeleteUser(u1)", s.DeleteUser(ctx, "u1"), nil)
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) after DeleteUser", got, []string(nil), equateNone)
+	// A new user with the deleted one's id does not inherit the groups.
+	mustCreateUser(t, s, "u1")
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) of a new user with the id", got, []string(nil), equateNone)
+	all, _ = s.ListAllUserGroups(ctx)
+	diff(t, "ListAllUserGroups() after DeleteUser", all, map[string][]string{"u2": {"editors"}})
+}
+
 // ---- resources ------------------------------------------------------------
 
 func testResources(t *testing.T, s storage.Store) {
@@ -769,6 +819,7 @@ func testResources(t *testing.T, s storage.Store) {
 		},
 		DefaultScopes:           []string{"read"},
 		AcceptClientCredentials: true,
+		ScopePolicies:           map[string]storage.ScopePolicy{"write": {Groups: []string{"editors", "admins"}}},
 		CreatedAt:               t0,
 		UpdatedAt:               t0,
 	}
@@ -781,6 +832,7 @@ func testResources(t *testing.T, s storage.Store) {
 	r.Scopes = r.Scopes[:1]
 	r.DefaultScopes = nil
 	r.AcceptClientCredentials = false // a replace can withdraw the opt-in
+	r.ScopePolicies = nil             // and the policies
 	r.UpdatedAt = at(time.Hour)
 	wantErr(t, "PutResource() replacing", s.PutResource(ctx, r), nil)
 	got, _ = s.GetResource(ctx, r.URL)
