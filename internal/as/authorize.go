@@ -181,7 +181,7 @@ func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values)
 		ID: id, ClientID: c.ID, RedirectURI: redirectURI, State: state,
 		Scopes: scopes, Resource: res.URL,
 		CodeChallenge: challenge, CodeChallengeMethod: method,
-		Nonce: get("nonce"), Prompt: prompt, Dynamic: dynamic,
+		Nonce: get("nonce"), Prompt: prompt, Dynamic: dynamic, Defaulted: len(requested) == 0,
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.AuthRequestTTL),
 	}, nil, nil
 }
@@ -204,6 +204,13 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 		s.showLogin(w, r, p, http.StatusOK, "", "")
 		return
 	}
+	// Scopes the user may not have are withheld before anything else
+	// looks at them: neither a remembered consent nor the consent page
+	// can pass one on.
+	p, withheld, ok := s.policyGate(w, r, p, sess, sealed)
+	if !ok {
+		return
+	}
 	consented, err := s.hasConsent(ctx, sess, p)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
@@ -222,7 +229,7 @@ func (s *Server) continueAuthorization(w http.ResponseWriter, r *http.Request, p
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.showConsent(w, r, p, c, sess, u)
+	s.showConsent(w, r, p, c, sess, u, withheld)
 }
 
 // hasConsent reports whether the session's user's remembered consent
@@ -259,8 +266,18 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, p pending, se
 		s.serverErrorPage(w, r, err)
 		return
 	}
+	// The scope policies once more, at the last moment: a group taken
+	// away while the consent page was open counts.
+	scopes, withheld, err := s.userScopes(ctx, sess.UserID, p.Resource, p.Scopes)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	if len(withheld) > 0 {
+		s.audit(ctx, r, storage.AuditEvent{Type: "scope.withheld", UserID: sess.UserID, ClientID: p.ClientID, Resource: p.Resource, Outcome: "denied", Detail: reasons(withheld)})
+	}
 	now := s.now()
-	scopes := slices.DeleteFunc(slices.Clone(p.Scopes), func(s string) bool { return s == scopeOfflineAccess })
+	scopes = slices.DeleteFunc(scopes, func(s string) bool { return s == scopeOfflineAccess })
 	// The grant exists from the moment the code does, so a replayed code
 	// can always revoke what its first redemption issued, however the two
 	// redemptions interleave.

@@ -264,8 +264,10 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u storage.
 	return &sess, nil
 }
 
-// showConsent shows the consent page for p to sess, whose user is u.
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, c storage.Client, sess *storage.Session, u storage.User) {
+// showConsent shows the consent page for p to sess, whose user is u,
+// with the requested scopes withheld from them (policyGate) listed as not
+// available, and why.
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, c storage.Client, sess *storage.Session, u storage.User, withheld []withheldScope) {
 	ctx := r.Context()
 	p.Session = sess.IDHash
 	sealed, ok := s.sealedField(w, r, p)
@@ -290,6 +292,10 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, 
 		}
 		items = append(items, item)
 	}
+	var unavailable []web.UnavailableScope
+	for _, ws := range withheld {
+		unavailable = append(unavailable, web.UnavailableScope{Name: ws.scope, Reason: ws.String()})
+	}
 	publisher, clientURI, warnings := s.consentDetails(c)
 	loopbackOnly := len(c.RedirectURIs) > 0 && !slices.ContainsFunc(c.RedirectURIs, func(uri string) bool { return !clientreg.IsLoopbackRedirect(uri) })
 	s.opts.Pages.Consent(w, r, web.ConsentData{
@@ -304,6 +310,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, p pending, 
 		Resource:     res.URL,
 		ResourceName: orDefault(res.Name, res.URL),
 		Scopes:       items,
+		Unavailable:  unavailable,
 		Publisher:    publisher,
 		ClientURI:    clientURI,
 		Warnings:     warnings,

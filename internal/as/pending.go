@@ -36,6 +36,10 @@ type pending struct {
 	// document): its errors go to its redirect URI only once the user
 	// has signed in.
 	Dynamic bool `json:"dynamic,omitempty"`
+	// Defaulted marks a request that named no scope and got the
+	// resource's default scopes: those the user may not have are just
+	// left out (policyGate).
+	Defaulted bool `json:"defaulted,omitempty"`
 	// Session is the hash of the session the consent page was shown to,
 	// empty in the login form: only that session may answer the consent
 	// form, so the login form's request posted to /consent does not skip

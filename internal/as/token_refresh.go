@@ -66,6 +66,14 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	if !now.Before(rt.ExpiresAt) || !now.Before(g.ExpiresAt) {
 		return nil, oauth.New(oauth.InvalidGrant, "the refresh token has expired")
 	}
+	// The scope policies again (issue 14 item 3): a user taken out of a
+	// group loses its scopes now, for this access token and for the rest
+	// of the family (RFC 6749 §6 lets a refresh narrow; the response's
+	// scope says what was granted).
+	scopes, family, err := s.refreshPolicies(ctx, r, rt, scopes)
+	if err != nil {
+		return nil, err
+	}
 
 	access, err := s.mintAccess(ctx, accessToken{
 		subject: rt.UserID, clientID: c.ID, grantID: rt.GrantID,
@@ -88,7 +96,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	}
 	err = s.opts.Store.RotateRefreshToken(ctx, hash, storage.RefreshToken{
 		Hash: token.Hash(next), GrantID: rt.GrantID, ClientID: c.ID, UserID: rt.UserID,
-		Scopes: rt.Scopes, Resource: rt.Resource, CreatedAt: now,
+		Scopes: family, Resource: rt.Resource, CreatedAt: now,
 		ExpiresAt: minTime(now.Add(s.opts.RefreshTokenTTL), g.ExpiresAt),
 	}, sealed, key)
 	if errors.Is(err, storage.ErrTokenReused) {
@@ -108,6 +116,38 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 		return nil, err
 	}
 	return body, nil
+}
+
+// refreshPolicies applies the resource's scope policies to a refresh of
+// rt for the scopes requested: it returns the access token's scopes and
+// the next refresh token's (rt's, narrowed the same way), and audits what
+// it withheld. When nothing of a non-empty request is left the refresh
+// fails with invalid_grant: a token with no scope would read as "what you
+// asked for" to a client that finds no scope in the response (RFC 6749
+// §5.1), and a new authorization ends on a page that says why.
+func (s *Server) refreshPolicies(ctx context.Context, r *http.Request, rt storage.RefreshToken, scopes []string) (access, family []string, err error) {
+	res, err := s.resolveResource(ctx, []string{rt.Resource})
+	if err != nil {
+		if e := (*oauth.Error)(nil); errors.As(err, &e) && e.Code == oauth.InvalidTarget {
+			return scopes, rt.Scopes, nil // no longer registered: no policy left
+		}
+		return nil, nil, err
+	}
+	groups, err := s.userGroups(ctx, rt.UserID, res, rt.Scopes)
+	if err != nil {
+		return nil, nil, oauth.Internal(err)
+	}
+	access, withheld := applyPolicies(res, scopes, groups)
+	family, famWithheld := applyPolicies(res, rt.Scopes, groups)
+	if len(famWithheld) == 0 {
+		return access, family, nil
+	}
+	why := reasons(famWithheld)
+	s.audit(ctx, r, storage.AuditEvent{Type: "scope.withheld", UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource, Outcome: "denied", Detail: "refresh: " + why})
+	if len(access) == 0 && len(withheld) > 0 {
+		return nil, nil, oauth.New(oauth.InvalidGrant, "the granted scopes are no longer available to the user: %s", reasons(withheld))
+	}
+	return access, family, nil
 }
 
 // refreshScopes checks a refresh request against the token rt: the client

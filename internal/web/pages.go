@@ -203,9 +203,21 @@ type ConsentData struct {
 	ResourceName string
 	// Scopes are the requested scopes, in the order to show them.
 	Scopes []ScopeItem
+	// Unavailable are requested scopes the user may not grant (a
+	// resource's scope policy), each with why; shown under "Not available
+	// to you". Optional.
+	Unavailable []UnavailableScope
 	// Warnings are shown at the top, one item each, e.g. "This app was
 	// registered a minute ago."
 	Warnings []string
+}
+
+// UnavailableScope is a requested scope the user may not grant.
+type UnavailableScope struct {
+	// Name is the scope value.
+	Name string
+	// Reason says why, e.g. "notes:write needs group editors".
+	Reason string
 }
 
 // ScopeItem is one requested scope on the consent page.
