@@ -10,12 +10,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/term"
@@ -268,7 +270,117 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "user", args, out, map[string]func(context.Context, []string, io.Writer) error{
 		"add": userAdd, "list": userList, "passwd": userPasswd, "delete": userDelete,
 		"revoke": userRevoke, "disable": userDisable, "enable": userEnable,
+		"show": userShow, "group": runUserGroup,
 	})
+}
+
+func runUserGroup(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "user group", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"add": userGroupAdd, "remove": userGroupRemove,
+	})
+}
+
+// checkGroupName refuses a group name that could not be typed back or
+// shown safely: empty, over 100 bytes, or with a space, a comma (the
+// separator of --scope-group) or a control character.
+func checkGroupName(g string) error {
+	if g == "" || len(g) > 100 || !utf8.ValidString(g) || strings.ContainsFunc(g, func(r rune) bool {
+		return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r)
+	}) {
+		return fmt.Errorf("group name %q: use 1 to 100 bytes of UTF-8 without spaces, commas or control characters", g)
+	}
+	return nil
+}
+
+// userGroupChange runs `gatehouse user group add|remove USERNAME GROUP`.
+// A change takes effect at the user's next authorization and their
+// clients' next refresh; it ends nothing at once.
+func userGroupChange(ctx context.Context, args []string, out io.Writer, name, help string, change func(st storage.Store, userID, group string) error) error {
+	fs := newFlags("user group "+name, help, out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 2 {
+			return fmt.Errorf("usage: gatehouse user group %s USERNAME GROUP", name)
+		}
+		username, group := fs.Arg(0), fs.Arg(1)
+		if err := checkGroupName(group); err != nil {
+			return err
+		}
+		u, err := st.GetUserByName(ctx, username)
+		if err != nil {
+			return notFound(err, "user", username)
+		}
+		if err := change(st, u.ID, group); err != nil {
+			return err
+		}
+		verb := map[string]string{"add": "added to", "remove": "removed from"}[name]
+		auditCLI(ctx, st, storage.AuditEvent{Type: "user.group_" + map[string]string{"add": "added", "remove": "removed"}[name], UserID: u.ID, Outcome: "success", Detail: username + ": " + group})
+		fmt.Fprintf(out, "%s %s group %s; takes effect at their next sign-in and their apps' next token refresh\n", esc(username), verb, esc(group))
+		return nil
+	})
+}
+
+func userGroupAdd(ctx context.Context, args []string, out io.Writer) error {
+	return userGroupChange(ctx, args, out, "add", "Put a user in a group: gatehouse user group add [flags] USERNAME GROUP. A resource's scope policy can require a group for a scope (gatehouse resource add --scope-group).",
+		func(st storage.Store, userID, group string) error {
+			err := st.AddUserGroup(ctx, userID, group, time.Now())
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("user is already in group %q", group)
+			}
+			return err
+		})
+}
+
+func userGroupRemove(ctx context.Context, args []string, out io.Writer) error {
+	return userGroupChange(ctx, args, out, "remove", "Take a user out of a group: gatehouse user group remove [flags] USERNAME GROUP. Scopes that need the group are withheld from their next authorization and their apps' next token refresh.",
+		func(st storage.Store, userID, group string) error {
+			err := st.RemoveUserGroup(ctx, userID, group)
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("user is not in group %q", group)
+			}
+			return err
+		})
+}
+
+func userShow(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("user show", "Show a local user: gatehouse user show [flags] USERNAME", out)
+	var sf storeFlags
+	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
+		if fs.NArg() != 1 {
+			return errors.New("usage: gatehouse user show USERNAME")
+		}
+		u, err := st.GetUserByName(ctx, fs.Arg(0))
+		if err != nil {
+			return notFound(err, "user", fs.Arg(0))
+		}
+		groups, err := st.ListUserGroups(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "username: %s\nid:       %s\ncreated:  %s\nstatus:   %s\ngroups:   %s\n",
+			esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), userStatus(u), groupList(groups))
+		return nil
+	})
+}
+
+// userStatus is the STATUS column of user list.
+func userStatus(u storage.User) string {
+	if !u.DisabledAt.IsZero() {
+		return "disabled since " + fmtTime(u.DisabledAt)
+	}
+	return "active"
+}
+
+// groupList shows groups escaped, comma-separated, or "-" for none.
+func groupList(groups []string) string {
+	if len(groups) == 0 {
+		return "-"
+	}
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		out[i] = esc(g)
+	}
+	return strings.Join(out, ",")
 }
 
 // passwordRules states the rule checkPassword enforces on a new
@@ -501,14 +613,14 @@ func userList(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		groups, err := st.ListAllUserGroups(ctx)
+		if err != nil {
+			return err
+		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tID\tCREATED\tSTATUS")
+		fmt.Fprintln(tw, "USERNAME\tID\tCREATED\tSTATUS\tGROUPS")
 		for _, u := range us {
-			status := "active"
-			if !u.DisabledAt.IsZero() {
-				status = "disabled since " + fmtTime(u.DisabledAt)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), status)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), userStatus(u), groupList(groups[u.ID]))
 		}
 		return tw.Flush()
 	})
@@ -547,6 +659,8 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 	var scopes, defaults listFlag
 	fs.Var(&scopes, "scope", `scope as NAME or "NAME=Description" or "NAME=Description=tool1,tool2" (repeatable)`)
 	fs.Var(&defaults, "default-scope", "scope granted when a request names none (repeatable)")
+	var scopeGroups listFlag
+	fs.Var(&scopeGroups, "scope-group", `"SCOPE=GROUP[,GROUP...]": grant SCOPE only to users in one of the groups (repeatable; gatehouse user group add)`)
 	acceptCC := fs.Bool("accept-client-credentials", false, "also issue tokens without a user (client_credentials) for this resource; only if every tool is safe to call with no user behind it")
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
@@ -573,6 +687,9 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 				return fmt.Errorf("--default-scope %q is not one of the resource's --scope values", d)
 			}
 		}
+		if r.ScopePolicies, err = parseScopeGroups(scopeGroups, r.Scopes); err != nil {
+			return err
+		}
 		now := time.Now()
 		r.CreatedAt, r.UpdatedAt = now, now
 		_, getErr := st.GetResource(ctx, canon)
@@ -592,13 +709,62 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 			names = append(names, sc.Name)
 		}
 		auditCLI(ctx, st, storage.AuditEvent{Type: "resource.registered", Resource: canon, Outcome: "success",
-			Detail: fmt.Sprintf("%s; %s; scopes %q, default %q", verb, detail, strings.Join(names, " "), strings.Join(r.DefaultScopes, " "))})
+			Detail: fmt.Sprintf("%s; %s; scopes %q, default %q", verb, detail, strings.Join(names, " "), strings.Join(r.DefaultScopes, " ")) + policyDetail(r.ScopePolicies)})
 		fmt.Fprintf(out, "%s resource %s (%s)\n", verb, canon, detail)
 		if noDefaultScope(r) {
 			fmt.Fprintf(out, "warning: %s; pass --default-scope NAME (repeatable) to grant those by default\n", noDefaultScopeWarning)
 		}
 		return nil
 	})
+}
+
+// parseScopeGroups reads the --scope-group values: each names a scope of
+// the resource and the groups one of which a user needs for it. Naming a
+// scope twice adds groups.
+func parseScopeGroups(vals []string, scopes []storage.Scope) (map[string]storage.ScopePolicy, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	out := map[string]storage.ScopePolicy{}
+	for _, v := range vals {
+		scope, groups, ok := strings.Cut(v, "=")
+		if !ok || groups == "" {
+			return nil, fmt.Errorf("--scope-group %q: want SCOPE=GROUP[,GROUP...]", v)
+		}
+		if !slices.ContainsFunc(scopes, func(s storage.Scope) bool { return s.Name == scope }) {
+			return nil, fmt.Errorf("--scope-group %q: %q is not one of the resource's --scope values", v, scope)
+		}
+		pol := out[scope]
+		for _, g := range strings.Split(groups, ",") {
+			if err := checkGroupName(g); err != nil {
+				return nil, fmt.Errorf("--scope-group %q: %w", v, err)
+			}
+			if !slices.Contains(pol.Groups, g) {
+				pol.Groups = append(pol.Groups, g)
+			}
+		}
+		out[scope] = pol
+	}
+	return out, nil
+}
+
+// policyDetail is what the resource.registered event adds for scope
+// policies: nothing without any.
+func policyDetail(p map[string]storage.ScopePolicy) string {
+	if len(p) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", groups needed %q", policyText(p))
+}
+
+// policyText shows scope policies as the --scope-group values that make
+// them, in scope order, escaped: "notes:write=editors,admins".
+func policyText(p map[string]storage.ScopePolicy) string {
+	var out []string
+	for _, scope := range slices.Sorted(maps.Keys(p)) {
+		out = append(out, esc(scope)+"="+groupList(p[scope].Groups))
+	}
+	return strings.Join(out, " ")
 }
 
 // noDefaultScope reports whether r has scopes but no default scope. A
@@ -622,7 +788,7 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT\tTOKENS FOR")
+		fmt.Fprintln(tw, "RESOURCE\tNAME\tSCOPES\tDEFAULT\tTOKENS FOR\tGROUPS NEEDED")
 		warn := false
 		for _, r := range rs {
 			var names []string
@@ -637,7 +803,11 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 			if noDefaultScope(r) {
 				defaults, warn = "(none!)", true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), defaults, who)
+			policies := policyText(r.ScopePolicies)
+			if policies == "" {
+				policies = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(r.URL), esc(r.Name), strings.Join(names, " "), defaults, who, policies)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -867,7 +1037,7 @@ func auditFlags(fs *flag.FlagSet) (*storage.AuditQuery, *string) {
 // checks the list against the types in the source, so that `--type` can
 // refuse a category that matches nothing rather than print nothing.
 var auditCategories = []string{
-	"authorize", "client", "code", "consent", "gateway", "key", "login", "refresh", "registration", "resource", "token", "user",
+	"authorize", "client", "code", "consent", "gateway", "key", "login", "refresh", "registration", "resource", "scope", "token", "user",
 }
 
 // auditType turns the value of --type into the query's Type: a category

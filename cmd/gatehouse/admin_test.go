@@ -569,8 +569,8 @@ func TestResourceWithoutDefaultScope(t *testing.T) {
 	}
 	list := a.ok("resource", "list")
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^https://bare\.example\.com/mcp +files:read +\(none!\) +users$`),
-		regexp.MustCompile(`(?m)^https://ok\.example\.com/mcp +files:read +files:read +users$`),
+		regexp.MustCompile(`(?m)^https://bare\.example\.com/mcp +files:read +\(none!\) +users +-$`),
+		regexp.MustCompile(`(?m)^https://ok\.example\.com/mcp +files:read +files:read +users +-$`),
 		regexp.MustCompile(`(?m)^\(none!\) ` + regexp.QuoteMeta(warning)),
 	} {
 		if !want.MatchString(list) {
@@ -602,7 +602,7 @@ func TestAdminMutationsAudited(t *testing.T) {
 	pw := a.passwordFile("a-long-password")
 	newKEK := writeKEK(t)
 	readOnly := []string{"audit query", "audit tail", "client blocks", "client list", "client show", "config check",
-		"keys gen-kek", "keys list", "resource list", "user list"}
+		"keys gen-kek", "keys list", "resource list", "user list", "user show"}
 	var kid, tokenID string
 	steps := []struct {
 		cmd  string // the subcommand, as listed by --help
@@ -613,6 +613,8 @@ func TestAdminMutationsAudited(t *testing.T) {
 			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `registered; users only; scopes "files:read", default "files:read"`}},
 		{"resource add", []string{"https://r.example.com/mcp", "--scope", "files:read", "--scope", "files:write", "--accept-client-credentials"},
 			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `replaced; accepts client_credentials; scopes "files:read files:write", default ""`}},
+		{"resource add", []string{"https://r.example.com/mcp", "--scope", "files:read", "--scope", "files:write", "--scope-group", "files:write=editors"},
+			storage.AuditEvent{Type: "resource.registered", Resource: "https://r.example.com/mcp", Detail: `replaced; users only; scopes "files:read files:write", default "", groups needed "files:write=editors"`}},
 		{"client create", []string{"--id", "c1", "--redirect-uri", "http://127.0.0.1/callback"},
 			storage.AuditEvent{Type: "client.registered", ClientID: "c1", Detail: "static, none"}},
 		{"client create", []string{"--id", "svc", "--confidential"},
@@ -630,6 +632,8 @@ func TestAdminMutationsAudited(t *testing.T) {
 		{"user revoke", []string{"bob"}, storage.AuditEvent{Type: "user.revoked", Detail: "bob: sessions, consents and grants revoked"}},
 		{"user disable", []string{"bob"}, storage.AuditEvent{Type: "user.disabled", Detail: "bob: sessions, consents and grants revoked"}},
 		{"user enable", []string{"bob"}, storage.AuditEvent{Type: "user.enabled", Detail: "bob"}},
+		{"user group add", []string{"bob", "editors"}, storage.AuditEvent{Type: "user.group_added", Detail: "bob: editors"}},
+		{"user group remove", []string{"bob", "editors"}, storage.AuditEvent{Type: "user.group_removed", Detail: "bob: editors"}},
 		{"user delete", []string{"bob"}, storage.AuditEvent{Type: "user.deleted", Detail: "bob"}},
 		{"keys rotate", nil, storage.AuditEvent{Type: "key.rotated"}},
 		{"keys withdraw", []string{"--", "KID"}, storage.AuditEvent{Type: "key.withdrawn"}},
@@ -677,10 +681,10 @@ func TestAdminMutationsAudited(t *testing.T) {
 			}
 		})
 	}
-	for _, group := range [][]string{{"client"}, {"client", "token"}, {"user"}, {"resource"}, {"keys"}, {"audit"}, {"config"}} {
+	for _, group := range [][]string{{"client"}, {"client", "token"}, {"user"}, {"user", "group"}, {"resource"}, {"keys"}, {"audit"}, {"config"}} {
 		for _, sub := range groupSubcommands(t, group...) {
 			cmd := strings.Join(append(slices.Clone(group), sub), " ")
-			if cmd != "client token" && !done[cmd] && !slices.Contains(readOnly, cmd) {
+			if cmd != "client token" && cmd != "user group" && !done[cmd] && !slices.Contains(readOnly, cmd) {
 				t.Errorf("gatehouse %s is neither run by TestAdminMutationsAudited nor listed as changing nothing", cmd)
 			}
 		}

@@ -305,6 +305,10 @@ func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.
 	for _, res := range g.Resources(desc) {
 		if old, err := st.GetResource(ctx, res.URL); err == nil {
 			res.CreatedAt = old.CreatedAt
+			// Scope policies are set with `gatehouse resource add
+			// --scope-group`; the gateway's routes do not carry them yet,
+			// and re-registering must not lift them.
+			res.ScopePolicies = old.ScopePolicies
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("gateway: read resource %s: %w", res.URL, err)
 		} else {

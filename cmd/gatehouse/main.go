@@ -35,7 +35,7 @@ func commands() []command {
 		{"migrate", "apply database migrations (or --status to list them)", runMigrate},
 		{"config", "config check: print the effective configuration (secrets redacted) and every error", runConfig},
 		{"client", "manage OAuth clients: create | list | show | delete | rotate-secret | block | unblock | blocks | token (initial access tokens)", runClient},
-		{"user", "manage local users: add | list | passwd | revoke | disable | enable | delete", runUser},
+		{"user", "manage local users: add | list | show | passwd | revoke | disable | enable | delete | group add|remove", runUser},
 		{"resource", "manage protected resources: add | list | delete", runResource},
 		{"keys", "manage signing keys: list | rotate | withdraw | rekey | gen-kek", runKeys},
 		{"audit", "read the audit log: tail | query", runAudit},
