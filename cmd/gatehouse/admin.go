@@ -489,6 +489,9 @@ func userAdd(ctx context.Context, args []string, out io.Writer) error {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gatehouse user add USERNAME")
 		}
+		if as.IsUpstreamUsername(fs.Arg(0)) {
+			return fmt.Errorf("user names starting with oidc: belong to people of identity providers (oidc:<provider>:<subject>); choose another name")
+		}
 		if _, err := st.GetUserByName(ctx, fs.Arg(0)); err == nil {
 			return fmt.Errorf("user %q already exists; use `gatehouse user passwd`", fs.Arg(0))
 		}
@@ -606,7 +609,7 @@ func userEnable(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func userList(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("user list", "List local users.", out)
+	fs := newFlags("user list", "List users: local ones, and those an identity provider signed in (with the provider and their subject there).", out)
 	var sf storeFlags
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		us, err := st.ListUsers(ctx)
@@ -617,10 +620,22 @@ func userList(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		ids, err := st.ListUpstreamIdentities(ctx)
+		if err != nil {
+			return err
+		}
+		upstream := map[string]storage.UpstreamIdentity{}
+		for _, id := range ids {
+			upstream[id.UserID] = id
+		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tID\tCREATED\tSTATUS\tGROUPS")
+		fmt.Fprintln(tw, "USERNAME\tID\tCREATED\tSTATUS\tGROUPS\tPROVIDER\tUPSTREAM SUBJECT")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), userStatus(u), groupList(groups[u.ID]))
+			provider, subject := "local", "-"
+			if id, ok := upstream[u.ID]; ok {
+				provider, subject = esc(id.Provider), esc(id.Subject)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), userStatus(u), groupList(groups[u.ID]), provider, subject)
 		}
 		return tw.Flush()
 	})

@@ -141,6 +141,8 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		OnGrant:            m.Grant,
 		AllowHTTPIssuer:    allowHTTP,
 		Registration:       registrationOptions(c.Registration, dev),
+		Upstreams:          upstreamOptions(c.Identity),
+		DisableLocalLogin:  !c.Identity.Local,
 	})
 	if err != nil {
 		return nil, err

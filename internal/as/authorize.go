@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
@@ -157,6 +158,10 @@ func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values)
 	if strings.Contains(prompt, "none") && len(strings.Fields(prompt)) > 1 {
 		return fail(oauth.New(oauth.InvalidRequest, "prompt=none cannot be combined with other prompt values"))
 	}
+	maxAge := get("max_age")
+	if _, err := strconv.ParseUint(maxAge, 10, 31); maxAge != "" && err != nil {
+		return fail(oauth.New(oauth.InvalidRequest, "max_age must be a number of seconds"))
+	}
 	res, err := s.resolveResource(ctx, q["resource"])
 	if err != nil {
 		return fail(oauth.As(err))
@@ -181,7 +186,7 @@ func (s *Server) validateAuthorize(ctx context.Context, ip string, q url.Values)
 		ID: id, ClientID: c.ID, RedirectURI: redirectURI, State: state,
 		Scopes: scopes, Resource: res.URL,
 		CodeChallenge: challenge, CodeChallengeMethod: method,
-		Nonce: get("nonce"), Prompt: prompt, Dynamic: dynamic, Defaulted: len(requested) == 0,
+		Nonce: get("nonce"), Prompt: prompt, MaxAge: maxAge, Dynamic: dynamic, Defaulted: len(requested) == 0,
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.AuthRequestTTL),
 	}, nil, nil
 }

@@ -19,4 +19,12 @@
 // limits (register.go), RFC 7592 client configuration (clientconfig.go),
 // client ID metadata documents (cimd.go), reaping unused clients (reap.go),
 // and finding and authenticating the client a request names (clientauth.go).
+//
+// People sign in with a local password (login.go) or at an upstream OpenID
+// Connect provider (upstream.go, with go-oidc and x/oauth2: no JOSE of our
+// own on that path). An upstream sign-in in progress travels sealed in a
+// cookie of the browser that started it, like the pending request in the
+// forms, and its state is marked used in storage, so any replica can take
+// the provider's answer, once. The provider's metadata is cached per
+// process; it is only a cache.
 package as

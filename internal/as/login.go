@@ -27,6 +27,7 @@ const (
 	msgBadLogin     = "The username or password is incorrect."
 	msgTooManyTries = "Too many failed sign-in attempts. Try again in %s."
 	msgDisabled     = "This account is disabled. Ask the administrator of this server."
+	msgNoPasswords  = "Sign-in with a password is turned off on this server. Use one of the buttons below."
 )
 
 // currentSession returns the browser's valid session and its user, or
@@ -136,14 +137,19 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, st
 	if !ok {
 		return
 	}
-	s.opts.Pages.Login(w, r, status, web.LoginData{
+	d := web.LoginData{
 		Action:     s.base + pathLogin,
 		CSRF:       s.opts.Pages.CSRFToken(w, r),
 		Request:    sealed,
 		Username:   username,
 		Error:      msg,
 		ClientName: s.clientName(r.Context(), p.ClientID),
-	})
+		NoPassword: s.opts.DisableLocalLogin,
+	}
+	for _, u := range s.opts.Upstreams { // in configuration order
+		d.Providers = append(d.Providers, web.LoginProvider{ID: u.Name, Name: s.upstreams[u.Name].cfg.DisplayName, Action: s.base + pathUpstream + u.Name})
+	}
+	s.opts.Pages.Login(w, r, status, d)
 }
 
 // handleLogin checks a username and password. Failures are counted per
@@ -155,6 +161,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := s.loadPendingRequest(w, r)
 	if !ok {
+		return
+	}
+	if s.opts.DisableLocalLogin {
+		s.showLogin(w, r, p, http.StatusForbidden, "", msgNoPasswords)
 		return
 	}
 	ctx := r.Context()

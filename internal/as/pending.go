@@ -32,6 +32,9 @@ type pending struct {
 	CodeChallengeMethod string   `json:"code_challenge_method"`
 	Nonce               string   `json:"nonce,omitempty"`
 	Prompt              string   `json:"prompt,omitempty"`
+	// MaxAge is the client's max_age (decimal seconds), passed on to an
+	// upstream provider; empty when none was sent.
+	MaxAge string `json:"max_age,omitempty"`
 	// Dynamic marks a self-registered client (DCR or a metadata
 	// document): its errors go to its redirect URI only once the user
 	// has signed in.

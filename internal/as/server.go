@@ -93,6 +93,12 @@ type Options struct {
 	// operator's explicit override behind a TLS-terminating proxy.
 	// Default false: https only.
 	AllowHTTPIssuer bool
+	// Upstreams are the upstream OpenID Connect providers the sign-in page
+	// offers ("Continue with …"); see [Upstream]. Nil offers none.
+	Upstreams []Upstream
+	// DisableLocalLogin hides the username and password form and refuses
+	// password sign-ins: only Upstreams sign people in. Default false.
+	DisableLocalLogin bool
 	// Registration configures dynamic client registration (RFC 7591/7592)
 	// and client ID metadata documents; see [Registration]. The zero
 	// value disables both.
@@ -120,7 +126,8 @@ type Server struct {
 	mux        *http.ServeMux
 	reg        *registry // registration state (register.go)
 	dedupKey   []byte    // keys derived client ids (slotID), from Options.Secret
-	pendingKey []byte    // seals pending authorization requests (pending.go)
+	pendingKey []byte    // seals pending authorization requests (pending.go) and upstream sign-ins (upstream.go)
+	upstreams  map[string]*upstream
 }
 
 // Endpoint paths, relative to the issuer.
@@ -199,6 +206,12 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.pendingKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse pending authorization requests v1", token.KeySize); err != nil {
+		return nil, err
+	}
+	if opts.DisableLocalLogin && len(opts.Upstreams) == 0 {
+		return nil, errors.New("as: DisableLocalLogin needs at least one of Upstreams")
+	}
+	if s.upstreams, err = newUpstreams(opts.Upstreams); err != nil {
 		return nil, err
 	}
 	if s.reg, err = newRegistry(&s.opts.Registration); err != nil {
@@ -290,6 +303,8 @@ func (s *Server) routes() {
 	browser := func(h http.HandlerFunc) http.Handler { return web.SecureHeaders(h) }
 	mux.Handle(b+pathAuthorize, browser(s.handleAuthorize))
 	mux.Handle(b+pathLogin, browser(s.handleLogin))
+	mux.Handle(b+pathUpstream+"{provider}", browser(s.handleUpstreamStart))
+	mux.Handle(b+pathUpstream+"{provider}/callback", browser(s.handleUpstreamCallback))
 	mux.Handle(b+pathConsent, browser(s.handleConsent))
 	mux.Handle(b+pathConsents, browser(s.handleConsents))
 	mux.Handle(b+pathLogout, browser(s.handleLogout))

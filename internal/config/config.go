@@ -77,6 +77,9 @@ type Config struct {
 	Log     Log     `json:"log"`
 	Audit   Audit   `json:"audit"`
 
+	// Identity (identity) is who can sign in: local users and upstream
+	// OpenID Connect providers.
+	Identity     Identity     `json:"identity"`
 	Registration Registration `json:"registration"`
 	Gateway      Gateway      `json:"gateway"`
 	// Branding (branding) is what the browser pages show of who runs
@@ -223,6 +226,7 @@ func Default() Config {
 		Login:        Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
 		Log:          Log{Level: "info", Format: "text"},
 		Audit:        Audit{Retention: Duration(2160 * time.Hour)},
+		Identity:     Identity{Local: true},
 		Registration: DefaultRegistration(),
 	}
 }
@@ -335,7 +339,7 @@ func setFromString(v reflect.Value, s string) error {
 }
 
 // Resolve reads the secrets the configuration points at: the encryption
-// key file and the Postgres DSN (GATEHOUSE_STORAGE_POSTGRES_DSN, or
+// key file, each identity provider's client secret and the Postgres DSN (GATEHOUSE_STORAGE_POSTGRES_DSN, or
 // GATEHOUSE_STORAGE_POSTGRES_DSN_FILE / postgres_dsn_file). Its error is
 // [Problems], each at the line of the key that names the file.
 func (c *Config) Resolve(env func(string) (string, bool)) error {
@@ -360,6 +364,7 @@ func (c *Config) Resolve(env func(string) (string, bool)) error {
 		}
 		c.Keys.EncryptionKey = k
 	}
+	errs = append(errs, c.Identity.resolveSecrets(env)...)
 	return c.src.locate(errs, true).err()
 }
 
@@ -446,6 +451,7 @@ func (c *Config) Validate(dev bool) error {
 	errs = append(errs, c.Registration.validate(dev)...)
 	errs = append(errs, c.Gateway.validate(c.Issuer, true)...)
 	errs = append(errs, c.Branding.validate()...)
+	errs = append(errs, c.Identity.validate(dev || c.AllowInsecureIssuer)...)
 	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL, "registration.idle_ttl",
 		"registration.idle_ttl (%s) must be at least tokens.refresh_token_ttl (%s), or clients are reaped while their refresh tokens are still valid",
 		time.Duration(c.Registration.IdleTTL), time.Duration(c.Tokens.RefreshTokenTTL))
@@ -467,6 +473,17 @@ func (c Config) Redacted() string {
 	// A file or variable key holding what looks like the secret itself.
 	redactSecretRef(st, "postgres_dsn_file", c.Storage.PostgresDSNFile)
 	redactSecretRef(m["keys"].(map[string]any), "encryption_key_file", c.Keys.EncryptionKeyFile)
+	if id, ok := m["identity"].(map[string]any); ok {
+		ps, _ := id["providers"].([]any)
+		for i, p := range ps {
+			pm, _ := p.(map[string]any)
+			if pm == nil || i >= len(c.Identity.Providers) {
+				continue
+			}
+			redactSecretRef(pm, "client_secret_file", c.Identity.Providers[i].ClientSecretFile)
+			redactSecretRef(pm, "client_secret_env", c.Identity.Providers[i].ClientSecretEnv)
+		}
+	}
 	// An upstream URL may carry credentials in its userinfo or query.
 	if gw, ok := m["gateway"].(map[string]any); ok {
 		routes, _ := gw["routes"].([]any)

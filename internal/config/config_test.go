@@ -272,6 +272,8 @@ func TestSecretsInWrongPlacesNotEchoed(t *testing.T) {
 		{"key as the key file", "keys:\n  encryption_key_file: \"" + secret + " " + secret + "\"\n", "keys.encryption_key_file must be the path of a file holding the secret"},
 		{"DSN as the storage mapping", "storage: postgres://admin:" + secret + "@db/gh\n", "storage: must be a mapping of keys"},
 		{"header value as its variable", "gateway:\n  routes:\n    - name: r\n      url: https://gw.example.com/r/mcp\n      upstream:\n        url: https://up.example.com/mcp\n        header_value_env: \"Bearer sk-" + secret + "\"\n", "header_value_env must name an environment variable"},
+		{"client secret inline", "identity:\n  providers:\n    - name: acme\n      issuer: https://idp.example.com\n      client_id: gh\n      client_secret: " + secret + "\n", "the client secret is never read from the config file: set client_secret_file or client_secret_env"},
+		{"client secret as its variable", "identity:\n  providers:\n    - name: acme\n      issuer: https://idp.example.com\n      client_id: gh\n      client_secret_env: \"" + secret + " x\"\n", "identity.providers[0].client_secret_env must name an environment variable"},
 		{"credentials in a bad upstream URL", "gateway:\n  routes:\n    - name: r\n      url: https://gw.example.com/r/mcp\n      upstream:\n        url: ftp://svc:" + secret + "@up.example.com/mcp?key=" + secret + "\n", "upstream.url"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -303,6 +303,7 @@ var secretKeys = map[string]string{
 	"postgres_dsn":   "the DSN is never read from the config file: set postgres_dsn_file, or the environment variable GATEHOUSE_STORAGE_POSTGRES_DSN",
 	"encryption_key": "the key is never read from the config file: set encryption_key_file",
 	"header_value":   "the credential is never read from the config file: set header_value_file or header_value_env",
+	"client_secret":  "the client secret is never read from the config file: set client_secret_file or client_secret_env",
 }
 
 // suggest is " (did you mean "x"?)" for the known name closest to key,

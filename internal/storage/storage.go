@@ -163,7 +163,7 @@ type Users interface {
 	// refresh tokens stop working and access tokens introspect inactive.
 	ResetUser(ctx context.Context, id string, t time.Time, fn func(User) (User, error)) (User, error)
 	// DeleteUser removes the user with their sessions, consents, codes,
-	// refresh tokens and groups.
+	// refresh tokens, groups and upstream identities.
 	DeleteUser(ctx context.Context, id string) error
 }
 
@@ -183,6 +183,35 @@ type UserGroups interface {
 	// ListAllUserGroups returns every user's groups, by user id, each in
 	// name order; users without a group are absent.
 	ListAllUserGroups(ctx context.Context) (map[string][]string, error)
+}
+
+// UpstreamIdentity ties an account at an upstream OpenID provider to a
+// Gatehouse user: the provider's name (identity.providers[].name) and the
+// provider's subject identify the person, never an email address (an
+// email can be reassigned, or be unverified). DeleteUser deletes it with
+// the user.
+type UpstreamIdentity struct {
+	Provider  string
+	Subject   string
+	UserID    string
+	CreatedAt time.Time
+}
+
+// UpstreamIdentities stores the upstream identities of users provisioned
+// by a sign-in at an upstream OpenID provider.
+type UpstreamIdentities interface {
+	// CreateUpstreamUser creates u and the identity id (whose UserID is
+	// u.ID) in one transaction: both or neither. ErrAlreadyExists if the
+	// identity (Provider, Subject) is taken, or u's ID or username is:
+	// a concurrent first sign-in of the same person then reads the
+	// identity the other one made.
+	CreateUpstreamUser(ctx context.Context, u User, id UpstreamIdentity) error
+	// GetUpstreamIdentity returns the identity (provider, subject), or
+	// ErrNotFound.
+	GetUpstreamIdentity(ctx context.Context, provider, subject string) (UpstreamIdentity, error)
+	// ListUpstreamIdentities returns every identity ordered by provider
+	// and subject.
+	ListUpstreamIdentities(ctx context.Context) ([]UpstreamIdentity, error)
 }
 
 // Scope describes one scope of a resource.
@@ -503,6 +532,7 @@ type Store interface {
 	ClientBlocks
 	Users
 	UserGroups
+	UpstreamIdentities
 	Resources
 	Sessions
 	AuthCodes

@@ -161,6 +161,23 @@ type LoginData struct {
 	Error string
 	// ClientName, when set, adds "to continue to <ClientName>".
 	ClientName string
+	// Providers are the upstream OpenID Connect providers offered as
+	// "Continue with <Name>" buttons, each a form posting the same
+	// csrf_token and request fields to its Action.
+	Providers []LoginProvider
+	// NoPassword hides the username and password form: local sign-in is
+	// turned off (identity.local: false).
+	NoPassword bool
+}
+
+// LoginProvider is one "Continue with …" button of the sign-in page.
+type LoginProvider struct {
+	// ID is the provider's name, used in the form's id (oidc-<ID>).
+	ID string
+	// Name is the display name on the button.
+	Name string
+	// Action is the URL the button's form posts to.
+	Action string
 }
 
 // ConsentData is what the consent page shows.

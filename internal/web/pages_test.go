@@ -122,6 +122,9 @@ func TestPagesGolden(t *testing.T) {
 	loginErr := loginData
 	loginErr.Username = "alice"
 	loginErr.Error = "Wrong username or password."
+	loginProviders := loginData
+	loginProviders.NoPassword = true
+	loginProviders.Providers = []LoginProvider{{ID: "acme", Name: "Acme SSO", Action: "/login/oidc/acme"}, {ID: "google", Name: "Google", Action: "/login/oidc/google"}}
 	loopback := consentData
 	loopback.ClientName = ""
 	loopback.ClientID = "dcr-7f3a"
@@ -143,6 +146,7 @@ func TestPagesGolden(t *testing.T) {
 		{"login", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, 0, loginData) }, http.StatusOK},
 		{"login_branded", func(w http.ResponseWriter, r *http.Request) { branded.Login(w, r, 0, loginData) }, http.StatusOK},
 		{"login_error", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, http.StatusUnauthorized, loginErr) }, http.StatusUnauthorized},
+		{"login_providers", func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, 0, loginProviders) }, http.StatusOK},
 		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, consentData) }, http.StatusOK},
 		{"consent_loopback", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, loopback) }, http.StatusOK},
 		{"error", func(w http.ResponseWriter, r *http.Request) {

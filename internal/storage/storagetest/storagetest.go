@@ -46,6 +46,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UserCascadeDelete", testUserCascade},
 		{"UserReset", testUserReset},
 		{"UserGroups", testUserGroups},
+		{"UpstreamIdentities", testUpstreamIdentities},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
 		{"AuthCodes", testAuthCodes},
@@ -65,6 +66,68 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
+}
+
+// testUpstreamIdentities checks the users provisioned by an upstream
+// sign-in (issue 14 item 1): user and identity are created together or
+// not at all, the same (provider, subject) is the same user, and deleting
+// the user deletes the identity.
+func testUpstreamIdentities(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	u := newUser("up1")
+	u.Username, u.PasswordHash, u.Epoch, u.DisabledAt = "oidc:acme:sub-1", "", 0, time.Time{}
+	id := storage.UpstreamIdentity{Provider: "acme", Subject: "sub-1", UserID: "up1", CreatedAt: at(time.Minute)}
+	wantErr(t, "CreateUpstreamUser(up1)", s.CreateUpstreamUser(ctx, u, id), nil)
+	got, err := s.GetUpstreamIdentity(ctx, "acme", "sub-1")
+	wantErr(t, `GetUpstreamIdentity("acme", "sub-1")`, err, nil)
+	diff(t, `GetUpstreamIdentity("acme", "sub-1")`, got, id)
+	gotUser, err := s.GetUser(ctx, "up1")
+	wantErr(t, `GetUser("up1")`, err, nil)
+	diff(t, `GetUser("up1")`, gotUser, u)
+
+	// The subject is matched exactly, and per provider.
+	for _, k := range [][2]string{{"acme", "SUB-1"}, {"other", "sub-1"}, {"acme", "sub-1 "}} {
+		_, err := s.GetUpstreamIdentity(ctx, k[0], k[1])
+		wantErr(t, fmt.Sprintf("GetUpstreamIdentity(%q, %q)", k[0], k[1]), err, storage.ErrNotFound)
+	}
+
+	// The same identity again: refused, and no second user is left behind.
+	u2 := newUser("up2")
+	u2.Username = "oidc:acme:sub-1-again"
+	id2 := id
+	id2.UserID = "up2"
+	wantErr(t, "CreateUpstreamUser(up2) with up1's identity", s.CreateUpstreamUser(ctx, u2, id2), storage.ErrAlreadyExists)
+	_, err = s.GetUser(ctx, "up2")
+	wantErr(t, `GetUser("up2") after the refused create`, err, storage.ErrNotFound)
+
+	// A taken username: refused, and no identity is left behind.
+	local := mustCreateUser(t, s, "local")
+	u3 := newUser("up3")
+	u3.Username = local.Username
+	id3 := storage.UpstreamIdentity{Provider: "acme", Subject: "sub-3", UserID: "up3", CreatedAt: t0}
+	wantErr(t, "CreateUpstreamUser(up3) with a local user's name", s.CreateUpstreamUser(ctx, u3, id3), storage.ErrAlreadyExists)
+	_, err = s.GetUpstreamIdentity(ctx, "acme", "sub-3")
+	wantErr(t, `GetUpstreamIdentity("acme", "sub-3") after the refused create`, err, storage.ErrNotFound)
+
+	// An identity must name its user.
+	id4 := storage.UpstreamIdentity{Provider: "acme", Subject: "sub-4", UserID: "someone-else"}
+	if err := s.CreateUpstreamUser(ctx, newUser("up4"), id4); err == nil {
+		t.Errorf("CreateUpstreamUser(up4) with an identity naming another user = nil, want an error")
+	}
+
+	id5 := storage.UpstreamIdentity{Provider: "a-first", Subject: "zz", UserID: "up5", CreatedAt: t0}
+	u5 := newUser("up5")
+	u5.Username = "oidc:a-first:zz"
+	wantErr(t, "CreateUpstreamUser(up5)", s.CreateUpstreamUser(ctx, u5, id5), nil)
+	list, err := s.ListUpstreamIdentities(ctx)
+	wantErr(t, "ListUpstreamIdentities()", err, nil)
+	diff(t, "ListUpstreamIdentities()", list, []storage.UpstreamIdentity{id5, id})
+
+	wantErr(t, `DeleteUser("up1")`, s.DeleteUser(ctx, "up1"), nil)
+	_, err = s.GetUpstreamIdentity(ctx, "acme", "sub-1")
+	wantErr(t, `GetUpstreamIdentity("acme", "sub-1") after DeleteUser`, err, storage.ErrNotFound)
+	// The next sign-in of that person provisions a new user.
+	wantErr(t, "CreateUpstreamUser(up2) after up1 was deleted", s.CreateUpstreamUser(ctx, u2, id2), nil)
 }
 
 // ---- fixtures -------------------------------------------------------------

@@ -1,0 +1,607 @@
+package as
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
+	"github.com/gatehouse-mcp/gatehouse/internal/web"
+)
+
+// Upstream is an upstream OpenID Connect provider people can sign in with
+// (issue 14 item 1). Gatehouse is its confidential client: authorization
+// code with PKCE (S256), state and nonce; its redirect URI is
+// <issuer>/login/oidc/<Name>/callback.
+type Upstream struct {
+	// Name identifies the provider in URLs, audit events and the user
+	// names of the people it signs in. Required, unique.
+	Name string
+	// DisplayName is shown on the button ("Continue with …") and the
+	// error pages. Empty means Name.
+	DisplayName string
+	// Issuer is the provider's issuer identifier; its metadata is read
+	// from Issuer + "/.well-known/openid-configuration" on first use (and
+	// again after a failure), and must name the same issuer.
+	Issuer string
+	// ClientID and ClientSecret are Gatehouse's credentials at the
+	// provider. Required.
+	ClientID, ClientSecret string
+	// Scopes are requested; nil means openid email profile.
+	Scopes []string
+	// SubjectClaim, EmailClaim, NameClaim and GroupsClaim name the claims
+	// read from the ID token, or from the userinfo response when the ID
+	// token lacks one of them. Empty means sub, email, name and groups.
+	// (provider, subject) is the identity: the same subject is the same
+	// user at every sign-in; the email never identifies anyone.
+	SubjectClaim, EmailClaim, NameClaim, GroupsClaim string
+	// PostSecret sends the client secret in the token request's body
+	// (client_secret_post); false sends it with HTTP Basic
+	// (client_secret_basic), the OpenID Connect default.
+	PostSecret bool
+	// AllowedEmailDomains, if set, admits only people whose email claim
+	// is at one of these domains (exact, case-insensitive) and not marked
+	// email_verified false.
+	AllowedEmailDomains []string
+	// RequiredClaims admits only people whose claims hold these values:
+	// a string equal to it, a boolean equal to "true" or "false", or a
+	// list containing it.
+	RequiredClaims map[string]string
+	// HTTPClient makes every request to the provider; nil means one with
+	// a 10-second timeout.
+	HTTPClient *http.Client
+}
+
+// upstream is a configured provider and its metadata, read once.
+type upstream struct {
+	cfg Upstream
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	issParam bool // authorization_response_iss_parameter_supported (RFC 9207 §3)
+}
+
+// Paths of an upstream sign-in, under the issuer: the login page's button
+// posts to pathUpstream+name, the provider sends the browser back to
+// pathUpstream+name+"/callback".
+const pathUpstream = "/login/oidc/"
+
+// upstreamFlightTTL bounds how long a person has at the provider.
+const upstreamFlightTTL = 10 * time.Minute
+
+// upstreamUserPrefix starts the user name of every user an upstream
+// provider provisioned: "oidc:<provider>:<subject>". `gatehouse user add`
+// refuses such names, so a local user never takes one.
+const upstreamUserPrefix = "oidc:"
+
+// UpstreamUsername is the user name of the person subject of provider.
+func UpstreamUsername(provider, subject string) string {
+	return upstreamUserPrefix + provider + ":" + subject
+}
+
+// IsUpstreamUsername reports whether name has the form of
+// [UpstreamUsername]: local users may not take it.
+func IsUpstreamUsername(name string) bool { return strings.HasPrefix(name, upstreamUserPrefix) }
+
+// newUpstreams checks the providers and indexes them by name.
+func newUpstreams(ups []Upstream) (map[string]*upstream, error) {
+	m := map[string]*upstream{}
+	for _, u := range ups {
+		switch {
+		case u.Name == "" || strings.ContainsAny(u.Name, "/:?#% "):
+			return nil, fmt.Errorf("as: upstream name %q must be a non-empty URL path segment without ':'", u.Name)
+		case m[u.Name] != nil:
+			return nil, fmt.Errorf("as: upstream name %q is used twice", u.Name)
+		case u.Issuer == "" || u.ClientID == "" || u.ClientSecret == "":
+			return nil, fmt.Errorf("as: upstream %q needs Issuer, ClientID and ClientSecret", u.Name)
+		}
+		if u.DisplayName == "" {
+			u.DisplayName = u.Name
+		}
+		if len(u.Scopes) == 0 {
+			u.Scopes = []string{oidc.ScopeOpenID, "email", "profile"}
+		}
+		for _, c := range []struct {
+			f   *string
+			def string
+		}{{&u.SubjectClaim, "sub"}, {&u.EmailClaim, "email"}, {&u.NameClaim, "name"}, {&u.GroupsClaim, "groups"}} {
+			if *c.f == "" {
+				*c.f = c.def
+			}
+		}
+		if u.HTTPClient == nil {
+			u.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		}
+		m[u.Name] = &upstream{cfg: u}
+	}
+	return m, nil
+}
+
+// discover returns the provider's metadata and ID-token verifier, reading
+// the metadata on first use. A failure is not kept: the next sign-in
+// tries again. The verifier's key set is go-oidc's remote key set: an ID
+// token signed with a key id it has not seen makes it fetch the JWKS
+// again (one fetch at a time), so a provider's key rotation needs no
+// restart.
+func (u *upstream) discover(ctx context.Context, now func() time.Time) (*oidc.Provider, *oidc.IDTokenVerifier, bool, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.provider != nil {
+		return u.provider, u.verifier, u.issParam, nil
+	}
+	// The key set keeps this context for its fetches (go-oidc uses it as
+	// a bag of values, not for cancellation): it carries the HTTP client.
+	dctx := oidc.ClientContext(context.WithoutCancel(ctx), u.cfg.HTTPClient)
+	p, err := oidc.NewProvider(dctx, u.cfg.Issuer)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var meta struct {
+		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	if err := p.Claims(&meta); err != nil {
+		return nil, nil, false, err
+	}
+	u.provider, u.issParam = p, meta.IssParam
+	u.verifier = p.Verifier(&oidc.Config{ClientID: u.cfg.ClientID, Now: now})
+	return u.provider, u.verifier, u.issParam, nil
+}
+
+// oauth2Config is the provider as an OAuth client configuration.
+func (u *upstream) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.Config {
+	ep := p.Endpoint()
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	if u.cfg.PostSecret {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return &oauth2.Config{ClientID: u.cfg.ClientID, ClientSecret: u.cfg.ClientSecret, Endpoint: ep, RedirectURL: redirectURI, Scopes: u.cfg.Scopes}
+}
+
+// upstreamFlight is a sign-in in progress at a provider. It travels
+// sealed in a short-lived cookie of the browser that started it, named
+// after its state (so sign-ins in two tabs do not overwrite each other):
+// a response from the provider counts only in that browser, with that
+// state, once. It carries the pending authorization request as the forms
+// do (pending.go), so nothing is stored until the sign-in ends.
+type upstreamFlight struct {
+	Provider  string    `json:"provider"`
+	State     string    `json:"state"`
+	Nonce     string    `json:"nonce"`
+	Verifier  string    `json:"verifier"`
+	Request   string    `json:"request"` // the sealed pending request, as in the forms
+	MaxAge    int64     `json:"max_age"` // -1: none asked
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// flightAAD binds sealed flights to their purpose.
+var flightAAD = []byte("gatehouse upstream sign-in v1")
+
+// flightCookie is the name of the cookie of the flight with state.
+func flightCookie(state string) string { return "gh_oidc_" + token.Hash(state)[:16] }
+
+// upstreamFailure is why an upstream sign-in failed: shown on the error
+// page (naming the provider), and audited as login.upstream_failed.
+type upstreamFailure struct {
+	status int
+	reason string // for the person, and the audit log
+	detail string // for the developer; never a secret
+	cause  error  // logged only
+}
+
+// handleUpstreamStart starts a sign-in at a provider: the login page's
+// "Continue with …" button posts here, with the CSRF token and the sealed
+// pending request; the browser is sent to the provider's authorization
+// endpoint with PKCE (S256), state and nonce, and prompt=login and
+// max_age when the client asked for them.
+func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
+	up := s.upstreams[r.PathValue("provider")]
+	if up == nil {
+		s.handleNotFound(w, r)
+		return
+	}
+	if !s.parseBrowserForm(w, r) {
+		return
+	}
+	p, ok := s.loadPendingRequest(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	prov, _, _, err := up.discover(ctx, s.now)
+	if err != nil {
+		s.upstreamFailed(w, r, up, p.ClientID, upstreamFailure{status: http.StatusBadGateway,
+			reason: "Gatehouse could not reach " + up.cfg.DisplayName + ".", detail: "reading the provider's OpenID Connect metadata failed", cause: err})
+		return
+	}
+	var f upstreamFlight
+	for _, v := range []*string{&f.State, &f.Nonce, &f.Verifier} {
+		if *v, err = s.newSecret(); err != nil {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+	}
+	f.Provider, f.Request, f.MaxAge = up.cfg.Name, r.PostForm.Get("request"), -1
+	f.ExpiresAt = s.now().Add(upstreamFlightTTL)
+	if p.ExpiresAt.Before(f.ExpiresAt) {
+		f.ExpiresAt = p.ExpiresAt
+	}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(f.Verifier), oidc.Nonce(f.Nonce)}
+	if slices.Contains(strings.Fields(p.Prompt), "login") {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	if p.MaxAge != "" {
+		f.MaxAge, _ = strconv.ParseInt(p.MaxAge, 10, 64)
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", p.MaxAge))
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	sealed, err := token.Seal(s.pendingKey, b, flightAAD, s.rand)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	s.opts.Pages.SetCookie(w, flightCookie(f.State), base64.RawURLEncoding.EncodeToString(sealed), f.ExpiresAt.Sub(s.now()))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, up.oauth2Config(prov, s.upstreamRedirectURI(up)).AuthCodeURL(f.State, opts...), http.StatusSeeOther)
+}
+
+// upstreamRedirectURI is Gatehouse's redirect URI at the provider.
+func (s *Server) upstreamRedirectURI(up *upstream) string {
+	return s.endpoint(pathUpstream + up.cfg.Name + "/callback")
+}
+
+// takeFlight returns the flight the callback's state names, from this
+// browser's cookie, and marks it used; false if there is none (no state,
+// no cookie: another browser, or a state swapped for another), it does
+// not open, is for another provider, has expired or was used before.
+func (s *Server) takeFlight(w http.ResponseWriter, r *http.Request, provider, state string) (upstreamFlight, bool) {
+	if state == "" || len(state) > maxStateBytes {
+		return upstreamFlight{}, false
+	}
+	name := s.opts.Pages.CookieName(flightCookie(state))
+	ck, err := r.Cookie(name)
+	if err != nil || ck.Value == "" || len(ck.Value) > maxSealedBytes {
+		return upstreamFlight{}, false
+	}
+	s.opts.Pages.ClearCookie(w, flightCookie(state))
+	sealed, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	if err != nil {
+		return upstreamFlight{}, false
+	}
+	b, err := token.Open(s.pendingKey, sealed, flightAAD)
+	if err != nil {
+		return upstreamFlight{}, false
+	}
+	var f upstreamFlight
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&f) != nil || f.Provider != provider || !token.Equal(f.State, state) || !s.now().Before(f.ExpiresAt) {
+		return upstreamFlight{}, false
+	}
+	// Once: a copied cookie and callback URL cannot sign in twice.
+	if err := s.opts.Store.UseOnce(r.Context(), "upstream:"+token.Hash(state), f.ExpiresAt.Add(time.Hour)); err != nil {
+		if !errors.Is(err, storage.ErrAlreadyExists) {
+			s.log.ErrorContext(r.Context(), "mark upstream state used", "cause", err)
+		}
+		return upstreamFlight{}, false
+	}
+	return f, true
+}
+
+// handleUpstreamCallback ends a sign-in at a provider: it checks the
+// state against this browser's flight, the provider's error if any, iss
+// (RFC 9207) when sent or promised, exchanges the code (with the PKCE
+// verifier), verifies the ID token (signature, iss, aud, exp by go-oidc;
+// the nonce here), reads userinfo when a configured claim is missing,
+// applies the provider's rules, and then finds or provisions the user and
+// continues as a password sign-in does (consent, code). Every failure is
+// a page naming the provider and the reason, is audited as
+// login.upstream_failed, and creates no user, session or grant.
+func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) {
+	up := s.upstreams[r.PathValue("provider")]
+	if up == nil {
+		s.handleNotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		s.startAgainPage(w, r, http.StatusMethodNotAllowed, "the provider's response must come back as a GET")
+		return
+	}
+	ctx := r.Context()
+	q := r.URL.Query()
+	f, ok := s.takeFlight(w, r, up.cfg.Name, q.Get("state"))
+	if !ok {
+		s.upstreamFailed(w, r, up, "", upstreamFailure{status: http.StatusBadRequest,
+			reason: "This response from " + up.cfg.DisplayName + " does not belong to a sign-in started in this browser, or was already used.",
+			detail: "the state parameter matches no unexpired, unused sign-in cookie of this browser"})
+		return
+	}
+	p, err := s.openPending(ctx, f.Request)
+	if errors.Is(err, errPendingInvalid) {
+		s.startAgainPage(w, r, http.StatusBadRequest, msgRequestGone)
+		return
+	}
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	fail := func(uf upstreamFailure) { s.upstreamFailed(w, r, up, p.ClientID, uf) }
+	if e := q.Get("error"); e != "" {
+		uf := upstreamFailure{status: http.StatusForbidden, reason: up.cfg.DisplayName + " did not sign you in.",
+			detail: "the provider answered error=" + truncate(e, 64)}
+		if d := q.Get("error_description"); d != "" {
+			uf.detail += ": " + oauth.SafeText(truncate(d, 200))
+		}
+		if e == string(oauth.AccessDenied) {
+			uf.reason = "Sign-in with " + up.cfg.DisplayName + " was cancelled or refused."
+		}
+		fail(uf)
+		return
+	}
+	prov, verifier, issParam, err := up.discover(ctx, s.now)
+	if err != nil {
+		fail(upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not reach " + up.cfg.DisplayName + ".",
+			detail: "reading the provider's OpenID Connect metadata failed", cause: err})
+		return
+	}
+	// RFC 9207 §2.4: an iss that is not the provider's means the response
+	// came from another provider (a mix-up attack); a provider that
+	// promises iss must send it.
+	if iss, sent := q["iss"]; (sent && (len(iss) != 1 || iss[0] != up.cfg.Issuer)) || (!sent && issParam) {
+		fail(upstreamFailure{status: http.StatusBadRequest, reason: "The response did not come from " + up.cfg.DisplayName + ".",
+			detail: "the iss parameter of the authorization response is missing or is not the provider's issuer"})
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		fail(upstreamFailure{status: http.StatusBadRequest, reason: up.cfg.DisplayName + " sent no authorization code.", detail: "the response has neither code nor error"})
+		return
+	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, up.cfg.HTTPClient)
+	tok, err := up.oauth2Config(prov, s.upstreamRedirectURI(up)).Exchange(hctx, code, oauth2.VerifierOption(f.Verifier))
+	if err != nil {
+		uf := upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not complete the sign-in with " + up.cfg.DisplayName + ".",
+			detail: "the token request to the provider failed", cause: err}
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode != "" {
+			uf.detail = "the provider's token endpoint answered " + truncate(re.ErrorCode, 64)
+		}
+		fail(uf)
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		fail(upstreamFailure{status: http.StatusBadGateway, reason: up.cfg.DisplayName + " did not send an ID token.", detail: "the token response has no id_token"})
+		return
+	}
+	idt, err := verifier.Verify(oidc.ClientContext(ctx, up.cfg.HTTPClient), raw)
+	if err != nil {
+		uf := upstreamFailure{status: http.StatusBadGateway, reason: "The sign-in from " + up.cfg.DisplayName + " could not be verified.",
+			detail: "the ID token was refused: " + err.Error(), cause: err}
+		var exp *oidc.TokenExpiredError
+		if errors.As(err, &exp) {
+			uf.detail = "the ID token has expired"
+		}
+		fail(uf)
+		return
+	}
+	if !token.Equal(idt.Nonce, f.Nonce) {
+		fail(upstreamFailure{status: http.StatusBadGateway, reason: "The sign-in from " + up.cfg.DisplayName + " could not be verified.",
+			detail: "the ID token's nonce is not the one this sign-in sent"})
+		return
+	}
+	claims := map[string]any{}
+	if err := idt.Claims(&claims); err != nil {
+		fail(upstreamFailure{status: http.StatusBadGateway, reason: "The sign-in from " + up.cfg.DisplayName + " could not be read.", detail: "the ID token's claims are not a JSON object", cause: err})
+		return
+	}
+	if uf := s.checkMaxAge(up, f, claims); uf != nil {
+		fail(*uf)
+		return
+	}
+	if up.needsUserinfo(claims) && prov.UserInfoEndpoint() != "" {
+		if uf := up.mergeUserinfo(hctx, prov, tok, idt.Subject, claims); uf != nil {
+			fail(*uf)
+			return
+		}
+	}
+	subject, _ := claims[up.cfg.SubjectClaim].(string)
+	if subject == "" || len(subject) > 255 {
+		fail(upstreamFailure{status: http.StatusForbidden, reason: up.cfg.DisplayName + " did not say who you are.",
+			detail: "the subject claim " + up.cfg.SubjectClaim + " is missing, not a string, empty or longer than 255 bytes"})
+		return
+	}
+	if uf := up.checkRules(claims); uf != nil {
+		fail(*uf)
+		return
+	}
+	u, created, err := s.upstreamUser(ctx, up.cfg.Name, subject)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	if created {
+		s.audit(ctx, r, storage.AuditEvent{Type: "user.provisioned", UserID: u.ID, ClientID: p.ClientID, Outcome: "success", Detail: "provider=" + up.cfg.Name})
+	}
+	if !u.DisabledAt.IsZero() {
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: p.ClientID, Outcome: "denied", Detail: "provider=" + up.cfg.Name})
+		s.opts.Pages.Error(w, r, http.StatusForbidden, web.ErrorData{Title: "Sign-in with " + up.cfg.DisplayName + " failed", Description: msgDisabled})
+		return
+	}
+	sess, err := s.startSession(w, r, u)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: p.ClientID, Outcome: "success", Detail: "provider=" + up.cfg.Name})
+	s.continueAuthorization(w, r, p, sess, u, true)
+}
+
+// upstreamFailed shows why an upstream sign-in failed, naming the
+// provider, and audits it as login.upstream_failed.
+func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, up *upstream, clientID string, f upstreamFailure) {
+	ctx := r.Context()
+	if f.cause != nil {
+		s.log.InfoContext(ctx, "upstream sign-in failed", "provider", up.cfg.Name, "detail", f.detail, "cause", f.cause)
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "login.upstream_failed", ClientID: clientID, Outcome: "failure",
+		Detail: truncate("provider="+up.cfg.Name+": "+f.detail, 500)})
+	noteError(ctx, oauth.AccessDenied)
+	s.opts.Pages.Error(w, r, f.status, web.ErrorData{
+		Title:       "Sign-in with " + up.cfg.DisplayName + " failed",
+		Description: f.reason + " Go back to the app and sign in again; if this keeps happening, contact the administrator of this server.",
+		Detail:      f.detail,
+		Code:        string(oauth.AccessDenied),
+	})
+}
+
+// checkMaxAge refuses an ID token older than the max_age the client asked
+// for: OpenID Connect Core §3.1.2.1 makes auth_time required then.
+func (s *Server) checkMaxAge(up *upstream, f upstreamFlight, claims map[string]any) *upstreamFailure {
+	if f.MaxAge < 0 {
+		return nil
+	}
+	at, ok := claims["auth_time"].(float64)
+	if ok && s.now().Sub(time.Unix(int64(at), 0)) <= time.Duration(f.MaxAge)*time.Second+time.Minute {
+		return nil
+	}
+	return &upstreamFailure{status: http.StatusForbidden, reason: up.cfg.DisplayName + " did not sign you in again as the app asked.",
+		detail: "max_age was sent, and the ID token's auth_time is missing or older than it"}
+}
+
+// needsUserinfo reports whether a configured claim (or a required one) is
+// missing from the ID token's claims.
+func (u *upstream) needsUserinfo(claims map[string]any) bool {
+	names := []string{u.cfg.SubjectClaim, u.cfg.EmailClaim, u.cfg.NameClaim, u.cfg.GroupsClaim}
+	for c := range u.cfg.RequiredClaims {
+		names = append(names, c)
+	}
+	return slices.ContainsFunc(names, func(c string) bool { _, ok := claims[c]; return !ok })
+}
+
+// mergeUserinfo adds the userinfo response's claims that the ID token
+// lacks. Its sub must be the ID token's (OpenID Connect Core §5.3.4):
+// otherwise the response is about someone else.
+func (u *upstream) mergeUserinfo(ctx context.Context, p *oidc.Provider, tok *oauth2.Token, sub string, claims map[string]any) *upstreamFailure {
+	ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return &upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not read your profile at " + u.cfg.DisplayName + ".", detail: "the userinfo request failed", cause: err}
+	}
+	if ui.Subject != sub {
+		return &upstreamFailure{status: http.StatusBadGateway, reason: "The profile from " + u.cfg.DisplayName + " is about someone else.", detail: "the userinfo sub is not the ID token's sub"}
+	}
+	extra := map[string]any{}
+	if err := ui.Claims(&extra); err != nil {
+		return &upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not read your profile at " + u.cfg.DisplayName + ".", detail: "the userinfo response is not a JSON object", cause: err}
+	}
+	for k, v := range extra {
+		if _, ok := claims[k]; !ok {
+			claims[k] = v
+		}
+	}
+	return nil
+}
+
+// checkRules applies the provider's allowed email domains and required
+// claims.
+func (u *upstream) checkRules(claims map[string]any) *upstreamFailure {
+	if len(u.cfg.AllowedEmailDomains) > 0 {
+		email, _ := claims[u.cfg.EmailClaim].(string)
+		at := strings.LastIndexByte(email, '@')
+		domain := strings.ToLower(email[at+1:])
+		verified, hasVerified := claims["email_verified"].(bool)
+		switch {
+		case at < 0:
+			return &upstreamFailure{status: http.StatusForbidden, reason: u.cfg.DisplayName + " did not share your email address, which this server needs to admit you.",
+				detail: "the claim " + u.cfg.EmailClaim + " is missing or not an email address, and allowed_email_domains is set"}
+		case hasVerified && !verified:
+			return &upstreamFailure{status: http.StatusForbidden, reason: "Your email address at " + u.cfg.DisplayName + " is not verified.", detail: "email_verified is false"}
+		case !slices.Contains(u.cfg.AllowedEmailDomains, domain):
+			return &upstreamFailure{status: http.StatusForbidden, reason: "Accounts at " + domain + " may not sign in to this server.",
+				detail: "the email domain " + truncate(domain, 100) + " is not in allowed_email_domains"}
+		}
+	}
+	names := make([]string, 0, len(u.cfg.RequiredClaims))
+	for c := range u.cfg.RequiredClaims {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	for _, c := range names {
+		if !claimHas(claims[c], u.cfg.RequiredClaims[c]) {
+			return &upstreamFailure{status: http.StatusForbidden, reason: "Your account at " + u.cfg.DisplayName + " is not allowed to sign in to this server.",
+				detail: fmt.Sprintf("the claim %s does not hold the required value %q", c, u.cfg.RequiredClaims[c])}
+		}
+	}
+	return nil
+}
+
+// claimHas reports whether a claim's value is want: a string equal to it,
+// a boolean written as it, or a list with such a member.
+func claimHas(v any, want string) bool {
+	switch v := v.(type) {
+	case string:
+		return v == want
+	case bool:
+		return strconv.FormatBool(v) == want
+	case []any:
+		return slices.ContainsFunc(v, func(e any) bool {
+			switch e.(type) {
+			case string, bool:
+				return claimHas(e, want)
+			}
+			return false
+		})
+	}
+	return false
+}
+
+// upstreamUser returns the user of (provider, subject), provisioning one
+// on the first sign-in. The user name cannot be a local user's
+// ([IsUpstreamUsername]); an email address never links to anyone.
+func (s *Server) upstreamUser(ctx context.Context, provider, subject string) (storage.User, bool, error) {
+	for range 2 {
+		id, err := s.opts.Store.GetUpstreamIdentity(ctx, provider, subject)
+		if err == nil {
+			u, err := s.opts.Store.GetUser(ctx, id.UserID)
+			return u, false, err
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return storage.User{}, false, err
+		}
+		uid, err := s.newID()
+		if err != nil {
+			return storage.User{}, false, err
+		}
+		now := s.now()
+		u := storage.User{ID: uid, Username: UpstreamUsername(provider, subject), CreatedAt: now, UpdatedAt: now}
+		err = s.opts.Store.CreateUpstreamUser(ctx, u, storage.UpstreamIdentity{Provider: provider, Subject: subject, UserID: uid, CreatedAt: now})
+		if err == nil {
+			return u, true, nil
+		}
+		if !errors.Is(err, storage.ErrAlreadyExists) {
+			return storage.User{}, false, err
+		}
+		// A concurrent first sign-in of the same person made the
+		// identity: read it (once more round the loop).
+	}
+	return storage.User{}, false, fmt.Errorf("provision upstream user %s:%s: the user name is taken by a user without this identity", provider, subject)
+}

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
+	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
+)
+
+// Identity configures who can sign in at the authorization server: local
+// password users, and people of upstream OpenID Connect providers (issue
+// 14 item 1).
+type Identity struct {
+	// Local (local) offers the username and password form of local users
+	// on the sign-in page. Default true. false leaves only the providers'
+	// buttons, and needs at least one provider.
+	Local bool `json:"local"`
+	// Providers (providers) are the upstream OpenID Connect providers the
+	// sign-in page offers as "Continue with <display_name>". Default none.
+	Providers []IdentityProvider `json:"providers"`
+}
+
+// IdentityProvider is one upstream OpenID Connect provider. Gatehouse is
+// its client (a confidential web client, authorization code with PKCE,
+// state and nonce); its redirect URI is <issuer>/login/oidc/<name>/callback.
+type IdentityProvider struct {
+	// Name (name) identifies the provider in URLs, audit events and user
+	// names: 1 to 32 lower-case letters, digits and '-', starting with a
+	// letter or digit. Required; unique. Renaming it makes its people new
+	// users.
+	Name string `json:"name"`
+	// DisplayName (display_name) is what the button and error pages say:
+	// "Continue with <display_name>". Default the name. At most 80
+	// characters.
+	DisplayName string `json:"display_name,omitempty"`
+	// Issuer (issuer) is the provider's issuer identifier; its metadata is
+	// read from <issuer>/.well-known/openid-configuration. Required; https
+	// (http only on a loopback host, in `gatehouse dev` or with
+	// allow_insecure_issuer).
+	Issuer string `json:"issuer"`
+	// ClientID (client_id) is Gatehouse's client id at the provider.
+	// Required.
+	ClientID string `json:"client_id"`
+	// ClientSecretFile (client_secret_file) is a file holding Gatehouse's
+	// client secret at the provider (surrounding white space trimmed).
+	// Exactly one of client_secret_file and client_secret_env is required;
+	// the secret itself is never written in the config file.
+	ClientSecretFile string `json:"client_secret_file,omitempty"`
+	// ClientSecretEnv (client_secret_env) is an environment variable
+	// holding the client secret.
+	ClientSecretEnv string `json:"client_secret_env,omitempty"`
+	// ClientSecret is the resolved secret; never read from the config
+	// file and never printed.
+	ClientSecret string `json:"-"`
+	// Scopes (scopes) are requested from the provider; they must include
+	// openid. Default [openid, email, profile].
+	Scopes []string `json:"scopes,omitempty"`
+	// Claims (claims) names the claims Gatehouse reads.
+	Claims IdentityClaims `json:"claims"`
+	// TokenEndpointAuthMethod (token_endpoint_auth_method) is how
+	// Gatehouse authenticates at the provider's token endpoint:
+	// client_secret_basic (the default, as in OpenID Connect) or
+	// client_secret_post.
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// AllowedEmailDomains (allowed_email_domains), when set, admits only
+	// people whose email claim is at one of these domains (exact match,
+	// case-insensitive; a subdomain is not its parent) and is not marked
+	// unverified (email_verified false). Default empty: any email, or none.
+	AllowedEmailDomains []string `json:"allowed_email_domains,omitempty"`
+	// RequiredClaims (required_claims) admits only people whose claims
+	// have these values: a string claim equal to the value, a boolean
+	// claim equal to "true" or "false", or a list claim (such as groups)
+	// containing it. Default none.
+	RequiredClaims map[string]string `json:"required_claims,omitempty"`
+}
+
+// IdentityClaims names the claims of an upstream provider's ID token (or
+// userinfo response) that Gatehouse reads. Each defaults to the OpenID
+// Connect standard claim.
+type IdentityClaims struct {
+	// Subject (subject) identifies the person at the provider, with the
+	// provider's name: the same value is the same Gatehouse user at every
+	// sign-in. Default sub.
+	Subject string `json:"subject,omitempty"`
+	// Email (email): default email. Never identifies a person by itself.
+	Email string `json:"email,omitempty"`
+	// Name (name): default name.
+	Name string `json:"name,omitempty"`
+	// Groups (groups): default groups.
+	Groups string `json:"groups,omitempty"`
+}
+
+// Provider defaults.
+var (
+	// DefaultProviderScopes are the scopes asked of a provider without
+	// scopes.
+	DefaultProviderScopes = []string{"openid", "email", "profile"}
+)
+
+// WithDefaults returns p with every unset optional field at its default.
+func (p IdentityProvider) WithDefaults() IdentityProvider {
+	if p.DisplayName == "" {
+		p.DisplayName = p.Name
+	}
+	if len(p.Scopes) == 0 {
+		p.Scopes = slices.Clone(DefaultProviderScopes)
+	}
+	if p.TokenEndpointAuthMethod == "" {
+		p.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	c := &p.Claims
+	for _, d := range []struct {
+		f   *string
+		def string
+	}{{&c.Subject, "sub"}, {&c.Email, "email"}, {&c.Name, "name"}, {&c.Groups, "groups"}} {
+		if *d.f == "" {
+			*d.f = d.def
+		}
+	}
+	return p
+}
+
+// providerName is what a provider name may look like: it is a URL path
+// segment and part of user names.
+var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// domainName is a lower-case DNS name of at least two labels.
+var domainName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// resolveSecrets reads each provider's client secret from its file or
+// environment variable.
+func (id *Identity) resolveSecrets(env func(string) (string, bool)) []error {
+	var errs []error
+	for i := range id.Providers {
+		p := &id.Providers[i]
+		at := fmt.Sprintf("identity.providers[%d]", i)
+		bad := false
+		for _, k := range []struct{ key, v string }{{at + ".client_secret_file", p.ClientSecretFile}, {at + ".client_secret_env", p.ClientSecretEnv}} {
+			if msg := secretRefProblem(k.key, k.v); msg != "" {
+				errs = append(errs, keyErrorf(k.key, "%s", msg))
+				bad = true
+			}
+		}
+		switch {
+		case bad:
+		case p.ClientSecretFile != "":
+			b, err := os.ReadFile(p.ClientSecretFile)
+			if err != nil {
+				errs = append(errs, keyErrorf(at+".client_secret_file", "%s.client_secret_file: %w", at, err))
+				continue
+			}
+			p.ClientSecret = strings.TrimSpace(string(b))
+			if p.ClientSecret == "" {
+				errs = append(errs, keyErrorf(at+".client_secret_file", "%s.client_secret_file: the file %s is empty", at, p.ClientSecretFile))
+			}
+		case p.ClientSecretEnv != "":
+			v, ok := env(p.ClientSecretEnv)
+			if !ok || v == "" {
+				errs = append(errs, keyErrorf(at+".client_secret_env", "%s.client_secret_env: environment variable %s is not set", at, p.ClientSecretEnv))
+			}
+			p.ClientSecret = v
+		}
+	}
+	return errs
+}
+
+// validate reports the problems of the identity section. insecureOK
+// allows an http provider issuer on a loopback host (dev mode, or
+// allow_insecure_issuer).
+func (id Identity) validate(insecureOK bool) []error {
+	var errs []error
+	bad := func(cond bool, path, format string, args ...any) {
+		if cond {
+			errs = append(errs, keyErrorf(path, format, args...))
+		}
+	}
+	bad(!id.Local && len(id.Providers) == 0, "identity.local", "identity.local is false and identity.providers is empty: nobody could sign in; add a provider or set identity.local: true")
+	names := map[string]int{}
+	for i, p := range id.Providers {
+		at := fmt.Sprintf("identity.providers[%d]", i)
+		key := func(k string) string { return at + "." + k }
+		switch {
+		case p.Name == "":
+			errs = append(errs, keyErrorf(key("name"), "%s.name is required (it is part of the redirect URI /login/oidc/<name>/callback)", at))
+		case !providerName.MatchString(p.Name):
+			errs = append(errs, keyErrorf(key("name"), "%s.name %q must be 1 to 32 lower-case letters, digits and '-', starting with a letter or digit", at, p.Name))
+		default:
+			if j, dup := names[p.Name]; dup {
+				errs = append(errs, keyErrorf(key("name"), "%s.name %q is also the name of identity.providers[%d]: names must be unique", at, p.Name, j))
+			}
+			names[p.Name] = i
+		}
+		if n := utf8.RuneCountInString(p.DisplayName); n > maxBrandingName {
+			errs = append(errs, keyErrorf(key("display_name"), "%s.display_name is %d characters; the limit is %d", at, n, maxBrandingName))
+		}
+		if j := strings.IndexFunc(p.DisplayName, func(r rune) bool { return !safetext.Shown(r) }); j >= 0 {
+			errs = append(errs, keyErrorf(key("display_name"), "%s.display_name %q contains a control or invisible character at byte %d", at, p.DisplayName, j))
+		}
+		if msg := providerIssuerProblem(p.Issuer, insecureOK); msg != "" {
+			errs = append(errs, keyErrorf(key("issuer"), "%s.issuer %s", at, msg))
+		}
+		bad(p.ClientID == "", key("client_id"), "%s.client_id is required: Gatehouse's client id at the provider", at)
+		bad(p.ClientSecretFile == "" && p.ClientSecretEnv == "", key("client_secret_file"), "%s: set client_secret_file or client_secret_env (the client secret is never written in the config file)", at)
+		bad(p.ClientSecretFile != "" && p.ClientSecretEnv != "", key("client_secret_env"), "%s: set client_secret_file or client_secret_env, not both", at)
+		if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, "openid") {
+			errs = append(errs, keyErrorf(key("scopes"), "%s.scopes must include openid (the scopes are sent to the provider as they are)", at))
+		}
+		for _, s := range p.Scopes {
+			bad(!validScope(s), key("scopes"), "%s.scopes: %q is not a valid scope", at, s)
+		}
+		switch p.TokenEndpointAuthMethod {
+		case "", "client_secret_basic", "client_secret_post":
+		default:
+			errs = append(errs, keyErrorf(key("token_endpoint_auth_method"), "%s.token_endpoint_auth_method %q must be client_secret_basic or client_secret_post", at, p.TokenEndpointAuthMethod))
+		}
+		for _, d := range p.AllowedEmailDomains {
+			bad(!domainName.MatchString(d), key("allowed_email_domains"), "%s.allowed_email_domains: %q must be a lower-case domain name such as example.com", at, d)
+		}
+		for c := range p.RequiredClaims {
+			bad(strings.TrimSpace(c) == "", key("required_claims"), "%s.required_claims: a claim name must not be empty", at)
+		}
+	}
+	return errs
+}
+
+// providerIssuerProblem is what is wrong with an upstream issuer, or "".
+func providerIssuerProblem(s string, insecureOK bool) string {
+	if s == "" {
+		return "is required: the provider's issuer identifier, such as https://accounts.google.com"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Sprintf("%q must be an absolute https URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Sprintf("%q must not have a query, fragment or user information", s)
+	}
+	if u.Scheme == "http" && (!insecureOK || !clientreg.IsLoopbackHost(u.Hostname())) {
+		return fmt.Sprintf("%q must use https (http only on a loopback host, in `gatehouse dev` or with allow_insecure_issuer)", s)
+	}
+	return ""
+}
