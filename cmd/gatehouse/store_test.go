@@ -245,9 +245,11 @@ func TestKeysRekey(t *testing.T) {
 // nothing; rekey skips the tombstones.
 func TestKeysWithdraw(t *testing.T) {
 	data := newDevData(t)
+	// --data goes right after the subcommand, so that a key id (base64url:
+	// it may start with "-") can follow "--".
 	do := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := run(t.Context(), append(args, "--data", data), &out)
+		err := run(t.Context(), append(append(slices.Clone(args[:2]), "--data", data), args[2:]...), &out)
 		return out.String(), err
 	}
 	must := func(args ...string) string {
@@ -295,7 +297,7 @@ func TestKeysWithdraw(t *testing.T) {
 		}
 	}
 
-	for _, args := range [][]string{{"keys", "withdraw"}, {"keys", "withdraw", "--all", active}} {
+	for _, args := range [][]string{{"keys", "withdraw"}, {"keys", "withdraw", "--all", "--", active}} {
 		if out, err := do(args...); err == nil || !strings.Contains(err.Error(), "usage") {
 			t.Errorf("%s = %v\n%s; want a usage error", strings.Join(args, " "), err, out)
 		}
@@ -307,13 +309,13 @@ func TestKeysWithdraw(t *testing.T) {
 		t.Errorf("refused withdrawals changed the keys: %v, want %v", got, before)
 	}
 
-	if out := must("keys", "withdraw", retired); !strings.Contains(out, "withdrew signing key "+retired) || strings.Contains(out, "new signing key") {
+	if out := must("keys", "withdraw", "--", retired); !strings.Contains(out, "withdrew signing key "+retired) || strings.Contains(out, "new signing key") {
 		t.Errorf("keys withdraw RETIRED:\n%s\nwant the withdrawal and no new key", out)
 	}
-	if out := must("keys", "withdraw", retired); !strings.Contains(out, "already withdrawn") {
+	if out := must("keys", "withdraw", "--", retired); !strings.Contains(out, "already withdrawn") {
 		t.Errorf("keys withdraw RETIRED again:\n%s\nwant \"already withdrawn\"", out)
 	}
-	out := must("keys", "withdraw", active)
+	out := must("keys", "withdraw", "--", active)
 	if !strings.Contains(out, "replaces "+active) || !strings.Contains(out, "withdrew signing key "+active) {
 		t.Errorf("keys withdraw ACTIVE:\n%s\nwant a replacement and the withdrawal", out)
 	}
