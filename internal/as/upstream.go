@@ -201,6 +201,10 @@ type upstreamFailure struct {
 	reason string // for the person, and the audit log
 	detail string // for the developer; never a secret
 	cause  error  // logged only
+	// unaudited: a response that belongs to no sign-in of this browser
+	// (anyone can send one, any number of times): it is logged, not
+	// written to the audit log, so that a stranger cannot fill it.
+	unaudited bool
 }
 
 // handleUpstreamStart starts a sign-in at a provider: the login page's
@@ -332,7 +336,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		s.upstreamFailed(w, r, up, "", upstreamFailure{status: http.StatusBadRequest,
 			reason: "This response from " + up.cfg.DisplayName + " does not belong to a sign-in started in this browser, or was already used.",
-			detail: "the state parameter matches no unexpired, unused sign-in cookie of this browser"})
+			detail: "the state parameter matches no unexpired, unused sign-in cookie of this browser", unaudited: true})
 		return
 	}
 	p, err := s.openPending(ctx, f.Request)
@@ -457,14 +461,19 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 }
 
 // upstreamFailed shows why an upstream sign-in failed, naming the
-// provider, and audits it as login.upstream_failed.
+// provider, and audits it as login.upstream_failed (unless f.unaudited).
 func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, up *upstream, clientID string, f upstreamFailure) {
 	ctx := r.Context()
-	if f.cause != nil {
+	switch {
+	case f.unaudited:
+		s.log.InfoContext(ctx, "upstream sign-in response refused", "provider", up.cfg.Name, "detail", f.detail)
+	case f.cause != nil:
 		s.log.InfoContext(ctx, "upstream sign-in failed", "provider", up.cfg.Name, "detail", f.detail, "cause", f.cause)
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "login.upstream_failed", ClientID: clientID, Outcome: "failure",
-		Detail: truncate("provider="+up.cfg.Name+": "+f.detail, 500)})
+	if !f.unaudited {
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.upstream_failed", ClientID: clientID, Outcome: "failure",
+			Detail: truncate("provider="+up.cfg.Name+": "+f.detail, 500)})
+	}
 	noteError(ctx, oauth.AccessDenied)
 	s.opts.Pages.Error(w, r, f.status, web.ErrorData{
 		Title:       "Sign-in with " + up.cfg.DisplayName + " failed",

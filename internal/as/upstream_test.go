@@ -438,6 +438,12 @@ func TestUpstreamState(t *testing.T) {
 	b.client.Jar.SetCookies(origin, kept)
 	wantRefused("replayed callback with the cookie put back", b.get(cb1.String()))
 	wantRefused("no state", b.get(ts.URL+"/login/oidc/acme/callback?code=x"))
+	// Responses that belong to no sign-in of the browser are anyone's to
+	// send: they are not written to the audit log (only the swapped
+	// state's, whose sign-in was real, is).
+	if es := ts.upstreamFailures(t); len(es) != 1 {
+		t.Errorf("login.upstream_failed events = %+v, want only the swapped state's", es)
+	}
 }
 
 // browserPost posts a form to a path of this server.
