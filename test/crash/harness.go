@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,7 +244,13 @@ func (d *Deployment) run(stdin io.Reader, args ...string) string {
 // CLI runs `gatehouse ARGS --config CONFIG` and returns its output.
 func (d *Deployment) CLI(args ...string) string {
 	d.t.Helper()
-	return d.run(nil, append(args, "--config", d.Config)...)
+	// --config goes before a "--", after which every argument is one
+	// (a key id may start with "-").
+	i := slices.Index(args, "--")
+	if i < 0 {
+		i = len(args)
+	}
+	return d.run(nil, slices.Concat(args[:i], []string{"--config", d.Config}, args[i:])...)
 }
 
 var secretRE = regexp.MustCompile(`client_secret:\s+(\S+)`)

@@ -743,7 +743,7 @@ func TestReplicas(t *testing.T) {
 			}
 		}
 
-		out := d.CLI("keys", "withdraw", kid)
+		out := d.CLI("keys", "withdraw", "--", kid)
 		withdrawn := time.Now()
 		if !strings.Contains(out, "withdrew signing key "+kid) {
 			t.Fatalf("keys withdraw %s:\n%s", kid, out)
