@@ -273,7 +273,13 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 
 // upstreamRedirectURI is Gatehouse's redirect URI at the provider.
 func (s *Server) upstreamRedirectURI(up *upstream) string {
-	return s.endpoint(pathUpstream + up.cfg.Name + "/callback")
+	return UpstreamRedirectURI(s.opts.Issuer, up.cfg.Name)
+}
+
+// UpstreamRedirectURI is the redirect URI the server with issuer uses at
+// the upstream provider named provider: the one to register there.
+func UpstreamRedirectURI(issuer, provider string) string {
+	return issuer + pathUpstream + provider + "/callback"
 }
 
 // takeFlight returns the flight the callback's state names, from this
