@@ -332,10 +332,16 @@ func userGroupAdd(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func userGroupRemove(ctx context.Context, args []string, out io.Writer) error {
-	return userGroupChange(ctx, args, out, "remove", "Take a user out of a group: gatehouse user group remove [flags] USERNAME GROUP. Scopes that need the group are withheld from their next authorization and their apps' next token refresh.",
+	return userGroupChange(ctx, args, out, "remove", "Take a user out of a group: gatehouse user group remove [flags] USERNAME GROUP. Scopes that need the group are withheld from their next authorization and their apps' next token refresh. Groups an identity provider gives are not removed here: the provider's groups claim replaces them at each sign-in there.",
 		func(st storage.Store, userID, group string) error {
 			err := st.RemoveUserGroup(ctx, userID, group)
 			if errors.Is(err, storage.ErrNotFound) {
+				// A group an identity provider gives is the provider's:
+				// say so, rather than "not in group" of a group user show
+				// lists.
+				if from := providersGiving(ctx, st, userID, group); len(from) > 0 {
+					return fmt.Errorf("user is in group %q because identity provider %s gives it; it goes when the provider stops giving it, at their next sign-in there", group, strings.Join(from, ", "))
+				}
 				return fmt.Errorf("user is not in group %q", group)
 			}
 			return err
@@ -359,8 +365,35 @@ func userShow(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "username: %s\nid:       %s\ncreated:  %s\nstatus:   %s\ngroups:   %s\n",
 			esc(u.Username), esc(u.ID), fmtTime(u.CreatedAt), userStatus(u), groupList(groups))
+		// Which of them a provider gave (replaced at each sign-in there,
+		// not removable here).
+		byProvider, err := st.ListUpstreamGroups(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		for _, p := range slices.Sorted(maps.Keys(byProvider)) {
+			fmt.Fprintf(out, "  from %s: %s\n", esc(p), groupList(byProvider[p]))
+		}
 		return nil
 	})
+}
+
+// providersGiving returns the identity providers whose last sign-in gave
+// userID group, in name order (none on a read error: the caller is
+// already reporting one).
+func providersGiving(ctx context.Context, st storage.Store, userID, group string) []string {
+	byProvider, err := st.ListUpstreamGroups(ctx, userID)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for p, gs := range byProvider {
+		if slices.Contains(gs, group) {
+			out = append(out, esc(p))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // userStatus is the STATUS column of user list.

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/demo"
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
@@ -46,11 +47,25 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	brandLogo := fs.String("branding-logo-url", "", "logo on those pages: an https URL or a base64 data:image/… URL (branding.logo_url)")
 	var cimdAllow listFlag
 	fs.Var(&cimdAllow, "cimd-allow-host", "host whose client metadata documents may be fetched although it resolves to a loopback or private address (repeatable; registration.cimd.allow_hosts), for testing CIMD clients locally. TLS is still verified against the system roots (SSL_CERT_FILE replaces them)")
+	var idpFlags listFlag
+	fs.Var(&idpFlags, "idp", "ISSUER,CLIENT_ID,SECRET_FILE: offer sign-in at this OpenID Connect provider too (\"Continue with <host>\" on the sign-in page, beside the demo user). The issuer may be http on 127.0.0.1 or localhost; the banner prints the redirect URI to register at the provider")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkDevUserName(*user); err != nil {
 		return err
+	}
+	var idp *config.IdentityProvider
+	switch len(idpFlags) {
+	case 0:
+	case 1:
+		p, err := parseDevIDP(idpFlags[0])
+		if err != nil {
+			return err
+		}
+		idp = &p
+	default:
+		return fmt.Errorf("%s is given %d times: dev offers one provider; for more, use `gatehouse serve` with identity.providers", devIDPUsage, len(idpFlags))
 	}
 	host, port, err := net.SplitHostPort(*listen)
 	if err != nil {
@@ -86,6 +101,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		c.Registration.CIMD.AllowHosts = cimdAllow
 	}
 	c.Branding.Name, c.Branding.LogoURL = *brandName, *brandLogo
+	if idp != nil {
+		c.Identity.Providers = []config.IdentityProvider{*idp}
+	}
 	if err := c.Validate(true); err != nil {
 		return fmt.Errorf("invalid dev configuration:\n%w", err)
 	}
@@ -165,6 +183,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "  Demo user:       %s / %s  (generated; kept in %s)\n", username, pw, filepath.Join(*data, devPasswordFile))
 		} else {
 			fmt.Fprintf(out, "  Demo user:       %s  (password from %s)\n", username, pwSource)
+		}
+		if idp != nil {
+			fmt.Fprintf(out, "  Identity provider: %s (\"Continue with %s\" on the sign-in page; client id %s)\n", idp.Issuer, idp.DisplayName, idp.ClientID)
+			fmt.Fprintf(out, "    Register this redirect URI at the provider: %s\n", as.UpstreamRedirectURI(c.Issuer, idp.Name))
+			fmt.Fprintf(out, "    Its people become users named oidc:%s:<subject> at their first sign-in.\n", idp.Name)
 		}
 		fmt.Fprintf(out, "  Data directory:  %s\n", *data)
 		fmt.Fprintf(out, "%s\n", gatewayLines.String())

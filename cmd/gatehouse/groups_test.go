@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -101,5 +102,31 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUserGroupsFromProvider: `user show` says which groups an identity
+// provider gave, and `user group remove` of such a group says that it is
+// the provider's, not that the user is not in it; a group both gave is
+// removed as the operator's and stays as the provider's.
+func TestUserGroupsFromProvider(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("user", "add", "alice", "--password-file", a.passwordFile("a-long-password"))
+	a.ok("user", "group", "add", "alice", "editors")
+	a.store(func(st storage.Store) {
+		u, err := st.GetUserByName(t.Context(), "alice")
+		must(t, err)
+		must(t, st.SetUpstreamGroups(t.Context(), u.ID, "acme", []string{"staff", "editors"}, time.Now()))
+	})
+	if out := a.ok("user", "show", "alice"); !strings.Contains(out, "groups:   editors,staff\n  from acme: editors,staff\n") {
+		t.Errorf("user show alice =\n%s", out)
+	}
+	want := `user is in group "staff" because identity provider acme gives it; it goes when the provider stops giving it, at their next sign-in there`
+	if _, err := a.run("user", "group", "remove", "alice", "staff"); err == nil || err.Error() != want {
+		t.Errorf("user group remove alice staff = %v, want %q", err, want)
+	}
+	a.ok("user", "group", "remove", "alice", "editors")
+	if out := a.ok("user", "show", "alice"); !strings.Contains(out, "groups:   editors,staff\n") {
+		t.Errorf("user show alice after removing the operator's editors =\n%s", out)
 	}
 }

@@ -23,13 +23,20 @@ import (
 // the test ends.
 func startDev(t *testing.T, dir string) (issuer, mcpURL string) {
 	t.Helper()
+	issuer, mcpURL, _ = startDevArgs(t, dir)
+	return issuer, mcpURL
+}
+
+// startDevArgs is startDev with more flags; it returns the banner too.
+func startDevArgs(t *testing.T, dir string, extra ...string) (issuer, mcpURL, banner string) {
+	t.Helper()
 	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	mcpListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data", dir, "--listen", listen, "--mcp-listen", mcpListen}, out)
+		done <- run(ctx, append([]string{"dev", "--data", dir, "--listen", listen, "--mcp-listen", mcpListen}, extra...), out)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -51,7 +58,7 @@ func startDev(t *testing.T, dir string) (issuer, mcpURL string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "http://" + listen, "http://" + mcpListen + "/mcp"
+	return "http://" + listen, "http://" + mcpListen + "/mcp", out.String()
 }
 
 // postJSON POSTs body as JSON and returns the status and decoded body.

@@ -47,7 +47,11 @@ type Upstream struct {
 	// read from the ID token, or from the userinfo response when the ID
 	// token lacks one of them. Empty means sub, email, name and groups.
 	// (provider, subject) is the identity: the same subject is the same
-	// user at every sign-in; the email never identifies anyone.
+	// user at every sign-in; the email never identifies anyone. The
+	// groups claim (a list of strings, or one string) replaces, at each
+	// sign-in, the groups this provider gave the user before
+	// ([storage.UserGroups.SetUpstreamGroups]); scope policies see them
+	// with the groups an operator added.
 	SubjectClaim, EmailClaim, NameClaim, GroupsClaim string
 	// PostSecret sends the client secret in the token request's body
 	// (client_secret_post); false sends it with HTTP Basic
@@ -269,7 +273,13 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 
 // upstreamRedirectURI is Gatehouse's redirect URI at the provider.
 func (s *Server) upstreamRedirectURI(up *upstream) string {
-	return s.endpoint(pathUpstream + up.cfg.Name + "/callback")
+	return UpstreamRedirectURI(s.opts.Issuer, up.cfg.Name)
+}
+
+// UpstreamRedirectURI is the redirect URI the server with issuer uses at
+// the upstream provider named provider: the one to register there.
+func UpstreamRedirectURI(issuer, provider string) string {
+	return issuer + pathUpstream + provider + "/callback"
 }
 
 // takeFlight returns the flight the callback's state names, from this
@@ -438,6 +448,11 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		fail(*uf)
 		return
 	}
+	groups, uf := up.groups(claims)
+	if uf != nil {
+		fail(*uf)
+		return
+	}
 	u, created, err := s.upstreamUser(ctx, up.cfg.Name, subject)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
@@ -449,6 +464,15 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 	if !u.DisabledAt.IsZero() {
 		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: p.ClientID, Outcome: "denied", Detail: "provider=" + up.cfg.Name})
 		s.opts.Pages.Error(w, r, http.StatusForbidden, web.ErrorData{Title: "Sign-in with " + up.cfg.DisplayName + " failed", Description: msgDisabled})
+		return
+	}
+	// The provider's groups claim is the provider's word on the person's
+	// groups now: it replaces what it said at the last sign-in (a group
+	// taken away there is gone here), and leaves the groups an operator
+	// added alone. A refresh reads the stored groups again, so a client
+	// holding a token from before loses a scope at its next refresh.
+	if err := s.opts.Store.SetUpstreamGroups(ctx, u.ID, up.cfg.Name, groups, s.now()); err != nil {
+		s.serverErrorPage(w, r, err)
 		return
 	}
 	sess, err := s.startSession(w, r, u)
@@ -561,6 +585,52 @@ func (u *upstream) checkRules(claims map[string]any) *upstreamFailure {
 		}
 	}
 	return nil
+}
+
+// Bounds on a groups claim: a person in more groups than this, or a
+// group name longer, is refused rather than cut (cutting would drop a
+// group a policy may need, silently).
+const (
+	maxUpstreamGroups    = 500
+	maxUpstreamGroupName = 255
+)
+
+// groups reads the person's groups from the provider's groups claim: a
+// list of strings, or one string for a single group. An absent claim (in
+// the ID token and userinfo) is no group. Anything else is refused: a
+// claim of another shape means the configuration names the wrong claim,
+// and guessing could hand out a scope.
+func (u *upstream) groups(claims map[string]any) ([]string, *upstreamFailure) {
+	bad := func(why string) *upstreamFailure {
+		return &upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not read your groups at " + u.cfg.DisplayName + ".",
+			detail: "the groups claim " + u.cfg.GroupsClaim + " " + why}
+	}
+	var out []string
+	switch v := claims[u.cfg.GroupsClaim].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		out = []string{v}
+	case []any:
+		if len(v) > maxUpstreamGroups {
+			return nil, bad(fmt.Sprintf("has more than %d members", maxUpstreamGroups))
+		}
+		for _, e := range v {
+			g, ok := e.(string)
+			if !ok {
+				return nil, bad("holds a member that is not a string")
+			}
+			out = append(out, g)
+		}
+	default:
+		return nil, bad("is neither a string nor a list of strings")
+	}
+	for _, g := range out {
+		if g == "" || len(g) > maxUpstreamGroupName {
+			return nil, bad(fmt.Sprintf("holds an empty group name or one longer than %d bytes", maxUpstreamGroupName))
+		}
+	}
+	return out, nil
 }
 
 // claimHas reports whether a claim's value is want: a string equal to it,

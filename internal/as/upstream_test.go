@@ -360,6 +360,8 @@ func TestUpstreamFailures(t *testing.T) {
 		{"iss promised, not sent", nil, func(f *fakeIdP) { f.issParam = true }, http.StatusBadRequest, "The response did not come from Acme SSO."},
 		{"wrong client secret", func(u *Upstream) { u.ClientSecret = "wrong" }, nil, http.StatusBadGateway, "the provider's token endpoint answered invalid_client"},
 		{"no subject", func(u *Upstream) { u.SubjectClaim = "oid" }, nil, http.StatusForbidden, "the subject claim oid is missing"},
+		{"groups claim of another shape", nil, func(f *fakeIdP) { f.idClaims["groups"] = map[string]any{"roles": []any{"editors"}} }, http.StatusBadGateway, "the groups claim groups is neither a string nor a list of strings"},
+		{"groups claim with a non-string", nil, func(f *fakeIdP) { f.idClaims["groups"] = []any{"editors", 7} }, http.StatusBadGateway, "the groups claim groups holds a member that is not a string"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ts, idp := newUpstreamServer(t, tt.mod)
@@ -509,5 +511,69 @@ func TestUpstreamKeyRotation(t *testing.T) {
 	idp.set(func(f *fakeIdP) { f.key, f.kid = newECKey(t), "k2" })
 	if p := ts.upstreamSignIn(t, newBrowser(t), defaultAuth()); !strings.Contains(p.body, `id="consent-form"`) {
 		t.Fatalf("sign-in after the key rotation: status %d:\n%s", p.status, p.body)
+	}
+}
+
+// TestUpstreamGroupsToScopes (issue 14 items 1 and 3): the provider's
+// groups claim is the person's groups for scope policies, replaced at
+// each sign-in. With [editors] in the ID token they get notes:write; at
+// the next sign-in without it the scope is withheld (a page that says
+// why), and the refresh of the token from before drops it. A group an
+// operator added is kept apart: the provider's claim does not erase it.
+func TestUpstreamGroupsToScopes(t *testing.T) {
+	ts, idp := newUpstreamServer(t, nil)
+	ts.restrictWrite(t)
+	ctx := t.Context()
+	idp.set(func(f *fakeIdP) { f.idClaims["groups"] = []any{"staff", "editors"} })
+	a := defaultAuth()
+	a.scope = "notes:read notes:write offline_access"
+
+	b := newBrowser(t)
+	p := ts.upstreamSignIn(t, b, a)
+	if offered := between(p.body, `id="scopes-heading"`, `</ul>`); !strings.Contains(offered, "notes:write") || strings.Contains(p.body, "Not available to you") {
+		t.Fatalf("consent page with editors from the provider offers %q (status %d), want notes:write and nothing unavailable", offered, p.status)
+	}
+	g := ts.tokenFor(t, exchange(location(t, ts.consent(t, b, p, "allow")).Query().Get("code")))
+	if g.Scope != "notes:read notes:write" || g.claimed != "notes:read notes:write" {
+		t.Fatalf("token with editors from the provider: response scope %q, claim %q; want notes:read notes:write", g.Scope, g.claimed)
+	}
+	id, err := ts.Store.GetUpstreamIdentity(ctx, "acme", idp.subject)
+	must(t, err)
+	if got, _ := ts.Store.ListUpstreamGroups(ctx, id.UserID); len(got) != 1 || strings.Join(got["acme"], ",") != "editors,staff" {
+		t.Errorf("stored provider groups = %v, want acme: editors, staff", got)
+	}
+
+	// Taken out of editors at the provider: the next sign-in replaces the
+	// groups, and the step-up to notes:write ends on the page that says
+	// why, remembered consent notwithstanding.
+	idp.set(func(f *fakeIdP) { f.idClaims["groups"] = []any{"staff"} })
+	p = ts.upstreamSignIn(t, newBrowser(t), a)
+	if p.status != http.StatusForbidden || p.header.Get("Location") != "" || !strings.Contains(p.body, "notes:write needs group editors") {
+		t.Errorf("sign-in without editors = %d (Location %q), want 403 naming the group; body:\n%s", p.status, p.header.Get("Location"), p.body)
+	}
+	events, err := ts.Store.QueryAudit(ctx, storage.AuditQuery{Type: "scope.withheld", UserID: id.UserID})
+	must(t, err)
+	if len(events) != 1 || events[0].Detail != "notes:write needs group editors" {
+		t.Errorf("scope.withheld events = %+v, want one naming notes:write and editors", events)
+	}
+	// The client's token from before loses the scope at its next refresh.
+	g = ts.tokenFor(t, refresh(g.RefreshToken))
+	if g.Scope != "notes:read" || g.claimed != "notes:read" {
+		t.Errorf("refresh after the sign-in without editors: response scope %q, claim %q; want notes:read", g.Scope, g.claimed)
+	}
+
+	// An operator puts the user in editors: a sign-in whose ID token
+	// carries no groups claim at all (no groups from the provider) keeps
+	// it, and notes:write is granted again.
+	must(t, ts.Store.AddUserGroup(ctx, id.UserID, "editors", ts.Clock.Now()))
+	idp.set(func(f *fakeIdP) { delete(f.idClaims, "groups") })
+	p = ts.upstreamSignIn(t, newBrowser(t), a)
+	if loc := location(t, p); loc.Query().Get("code") == "" {
+		t.Fatalf("sign-in with the operator's editors: %s, want a code (consent remembered)", loc)
+	} else if g = ts.tokenFor(t, exchange(loc.Query().Get("code"))); g.Scope != "notes:read notes:write" {
+		t.Errorf("token with the operator's editors: scope %q, want notes:read notes:write", g.Scope)
+	}
+	if got, _ := ts.Store.ListUpstreamGroups(ctx, id.UserID); len(got) != 0 {
+		t.Errorf("stored provider groups after a sign-in without the claim = %v, want none", got)
 	}
 }

@@ -92,7 +92,11 @@ type IdentityClaims struct {
 	Email string `json:"email,omitempty"`
 	// Name (name): default name.
 	Name string `json:"name,omitempty"`
-	// Groups (groups): default groups.
+	// Groups (groups) holds the person's groups, for resources' scope
+	// policies: a list of strings, or one string. At each sign-in its
+	// values replace the groups this provider gave before (an absent
+	// claim: none); groups added with `gatehouse user group add` are kept
+	// apart and stay. Default groups.
 	Groups string `json:"groups,omitempty"`
 }
 

@@ -167,21 +167,38 @@ type Users interface {
 	DeleteUser(ctx context.Context, id string) error
 }
 
-// UserGroups stores the groups of local users: plain names an operator
-// gives (`gatehouse user group add`), which a resource's ScopePolicies
-// may require for a scope. Deleting a user deletes their groups.
+// UserGroups stores the groups of users: plain names, which a resource's
+// ScopePolicies may require for a scope. They come from two sources kept
+// apart, so that neither erases the other: an operator adds and removes
+// groups one at a time (`gatehouse user group add`), and an upstream
+// OpenID provider's groups claim replaces the groups that provider gave
+// at each sign-in there (SetUpstreamGroups). A user's groups are the
+// union of both. Deleting a user deletes their groups of both sources; a
+// reset (ResetUser) keeps them.
 type UserGroups interface {
 	// AddUserGroup puts the user userID in group at t. ErrAlreadyExists
 	// if they are in it, ErrNotFound if there is no such user.
 	AddUserGroup(ctx context.Context, userID, group string, t time.Time) error
-	// RemoveUserGroup takes the user out of group; ErrNotFound if they
-	// were not in it.
+	// RemoveUserGroup takes the user out of group, as AddUserGroup put
+	// them in it; ErrNotFound if they were not (a group only a provider
+	// gave is not removed: its next sign-in decides).
 	RemoveUserGroup(ctx context.Context, userID, group string) error
-	// ListUserGroups returns the user's groups in name order (none for an
-	// unknown user).
+	// SetUpstreamGroups replaces the groups provider gave the user userID
+	// with groups (none: the provider gives none now), at t, in one
+	// transaction; groups from other providers and from AddUserGroup are
+	// untouched. Duplicates count once. ErrNotFound if there is no such
+	// user.
+	SetUpstreamGroups(ctx context.Context, userID, provider string, groups []string, t time.Time) error
+	// ListUpstreamGroups returns the groups each provider gave the user,
+	// by provider, each in name order; providers that gave none are
+	// absent.
+	ListUpstreamGroups(ctx context.Context, userID string) (map[string][]string, error)
+	// ListUserGroups returns the user's groups from both sources, each
+	// once, in name order (none for an unknown user): the groups a scope
+	// policy sees.
 	ListUserGroups(ctx context.Context, userID string) ([]string, error)
-	// ListAllUserGroups returns every user's groups, by user id, each in
-	// name order; users without a group are absent.
+	// ListAllUserGroups returns every user's groups as ListUserGroups
+	// does, by user id; users without a group are absent.
 	ListAllUserGroups(ctx context.Context) (map[string][]string, error)
 }
 

@@ -46,6 +46,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UserCascadeDelete", testUserCascade},
 		{"UserReset", testUserReset},
 		{"UserGroups", testUserGroups},
+		{"UpstreamGroups", testUpstreamGroups},
 		{"UpstreamIdentities", testUpstreamIdentities},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
@@ -867,6 +868,61 @@ func testUserGroups(t *testing.T, s storage.Store) {
 	diff(t, "ListUserGroups(u1) of a new user with the id", got, []string(nil), equateNone)
 	all, _ = s.ListAllUserGroups(ctx)
 	diff(t, "ListAllUserGroups() after DeleteUser", all, map[string][]string{"u2": {"editors"}})
+}
+
+// testUpstreamGroups: a provider's groups replace that provider's groups
+// only, never an operator's or another provider's; the user's groups are
+// the union of all, each once; a reset keeps them, deleting the user
+// takes them.
+func testUpstreamGroups(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	wantErr(t, "AddUserGroup(u1, editors)", s.AddUserGroup(ctx, "u1", "editors", t0), nil)
+	wantErr(t, "SetUpstreamGroups(u1, acme)", s.SetUpstreamGroups(ctx, "u1", "acme", []string{"staff", "editors", "staff"}, t0), nil)
+	wantErr(t, "SetUpstreamGroups(u1, other)", s.SetUpstreamGroups(ctx, "u1", "other", []string{"admins"}, t0), nil)
+	wantErr(t, "SetUpstreamGroups(u2, acme)", s.SetUpstreamGroups(ctx, "u2", "acme", []string{"readers"}, t0), nil)
+	wantErr(t, "SetUpstreamGroups(nope, acme)", s.SetUpstreamGroups(ctx, "nope", "acme", []string{"staff"}, t0), storage.ErrNotFound)
+	wantErr(t, "SetUpstreamGroups(nope, acme, none)", s.SetUpstreamGroups(ctx, "nope", "acme", nil, t0), storage.ErrNotFound)
+
+	got, err := s.ListUserGroups(ctx, "u1")
+	wantErr(t, "ListUserGroups(u1)", err, nil)
+	diff(t, "ListUserGroups(u1) (operator's and both providers', editors once)", got, []string{"admins", "editors", "staff"})
+	up, err := s.ListUpstreamGroups(ctx, "u1")
+	wantErr(t, "ListUpstreamGroups(u1)", err, nil)
+	diff(t, "ListUpstreamGroups(u1)", up, map[string][]string{"acme": {"editors", "staff"}, "other": {"admins"}})
+	all, err := s.ListAllUserGroups(ctx)
+	wantErr(t, "ListAllUserGroups()", err, nil)
+	diff(t, "ListAllUserGroups()", all, map[string][]string{"u1": {"admins", "editors", "staff"}, "u2": {"readers"}})
+
+	// The next sign-in at acme without editors: acme's editors goes, the
+	// operator's stays; other's groups are untouched.
+	wantErr(t, "SetUpstreamGroups(u1, acme) again", s.SetUpstreamGroups(ctx, "u1", "acme", []string{"staff"}, at(time.Hour)), nil)
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) after acme dropped editors", got, []string{"admins", "editors", "staff"})
+	// The operator removes editors: it is gone, acme no longer gives it.
+	wantErr(t, "RemoveUserGroup(u1, editors)", s.RemoveUserGroup(ctx, "u1", "editors"), nil)
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) after the operator's removal", got, []string{"admins", "staff"})
+	// A group only a provider gave is not the operator's to remove.
+	wantErr(t, "RemoveUserGroup(u1, staff)", s.RemoveUserGroup(ctx, "u1", "staff"), storage.ErrNotFound)
+	// acme now gives nothing.
+	wantErr(t, "SetUpstreamGroups(u1, acme, none)", s.SetUpstreamGroups(ctx, "u1", "acme", nil, at(time.Hour)), nil)
+	up, _ = s.ListUpstreamGroups(ctx, "u1")
+	diff(t, "ListUpstreamGroups(u1) after acme gave none", up, map[string][]string{"other": {"admins"}})
+
+	if _, err := s.ResetUser(ctx, "u1", at(2*time.Hour), func(u storage.User) (storage.User, error) { return u, nil }); err != nil {
+		t.Fatalf("ResetUser(u1) = %v", err)
+	}
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) after ResetUser", got, []string{"admins"})
+
+	wantErr(t, "DeleteUser(u1)", s.DeleteUser(ctx, "u1"), nil)
+	mustCreateUser(t, s, "u1")
+	got, _ = s.ListUserGroups(ctx, "u1")
+	diff(t, "ListUserGroups(u1) of a new user with the deleted one's id", got, []string(nil), equateNone)
+	up, _ = s.ListUpstreamGroups(ctx, "u1")
+	diff(t, "ListUpstreamGroups(u1) of a new user with the deleted one's id", up, map[string][]string{}, equateNone)
 }
 
 // ---- resources ------------------------------------------------------------
