@@ -45,6 +45,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	gatewayFile := fs.String("gateway", "", "config file whose gateway section is served too (MCP servers without auth behind OAuth, on gateway.listen; see docs/gateway.md)")
 	brandName := fs.String("branding-name", "", "display name of the server or organisation on the sign-in, consent and error pages (branding.name)")
 	brandLogo := fs.String("branding-logo-url", "", "logo on those pages: an https URL or a base64 data:image/… URL (branding.logo_url)")
+	delegateFlag := fs.String("delegate", "", "ID,LOGIN_URL,PUBLIC_KEY_FILE: delegated login to a SaaS's own login page (identity.delegate; see examples/saaslogin); the demo user's password sign-in stays")
 	var cimdAllow listFlag
 	fs.Var(&cimdAllow, "cimd-allow-host", "host whose client metadata documents may be fetched although it resolves to a loopback or private address (repeatable; registration.cimd.allow_hosts), for testing CIMD clients locally. TLS is still verified against the system roots (SSL_CERT_FILE replaces them)")
 	var idpFlags listFlag
@@ -103,6 +104,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	c.Branding.Name, c.Branding.LogoURL = *brandName, *brandLogo
 	if idp != nil {
 		c.Identity.Providers = []config.IdentityProvider{*idp}
+	}
+	if *delegateFlag != "" {
+		if c.Identity.Delegate, err = parseDelegateFlag(*delegateFlag); err != nil {
+			return err
+		}
 	}
 	if err := c.Validate(true); err != nil {
 		return fmt.Errorf("invalid dev configuration:\n%w", err)

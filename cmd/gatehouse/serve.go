@@ -142,6 +142,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		AllowHTTPIssuer:    allowHTTP,
 		Registration:       registrationOptions(c.Registration, dev),
 		Upstreams:          upstreamOptions(c.Identity),
+		Delegate:           delegateOption(c.Identity),
 		DisableLocalLogin:  !c.Identity.Local,
 	})
 	if err != nil {

@@ -132,6 +132,11 @@ func (s *Server) clientName(ctx context.Context, clientID string) string {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, status int, username, msg string) {
+	if s.delegateOnly() && msg == "" {
+		// Nothing to choose on this page: straight to the SaaS.
+		s.startDelegate(w, r, p)
+		return
+	}
 	p.Session = ""
 	sealed, ok := s.sealedField(w, r, p)
 	if !ok {
@@ -148,6 +153,9 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, st
 	}
 	for _, u := range s.opts.Upstreams { // in configuration order
 		d.Providers = append(d.Providers, web.LoginProvider{ID: u.Name, Name: s.upstreams[u.Name].cfg.DisplayName, Action: s.base + pathUpstream + u.Name})
+	}
+	if s.delegate != nil {
+		d.Providers = append(d.Providers, s.delegateLoginProvider())
 	}
 	s.opts.Pages.Login(w, r, status, d)
 }

@@ -96,8 +96,13 @@ type Options struct {
 	// Upstreams are the upstream OpenID Connect providers the sign-in page
 	// offers ("Continue with …"); see [Upstream]. Nil offers none.
 	Upstreams []Upstream
+	// Delegate is a SaaS that signs its own users in on its own login
+	// page (delegated login, see [Delegate]). Nil means none.
+	Delegate *Delegate
 	// DisableLocalLogin hides the username and password form and refuses
-	// password sign-ins: only Upstreams sign people in. Default false.
+	// password sign-ins: only Upstreams and the Delegate sign people in;
+	// with the Delegate alone, /authorize sends the browser straight to
+	// its login page. Default false.
 	DisableLocalLogin bool
 	// Registration configures dynamic client registration (RFC 7591/7592)
 	// and client ID metadata documents; see [Registration]. The zero
@@ -126,8 +131,9 @@ type Server struct {
 	mux        *http.ServeMux
 	reg        *registry // registration state (register.go)
 	dedupKey   []byte    // keys derived client ids (slotID), from Options.Secret
-	pendingKey []byte    // seals pending authorization requests (pending.go) and upstream sign-ins (upstream.go)
+	pendingKey []byte    // seals pending authorization requests (pending.go), upstream sign-ins (upstream.go) and delegated ones (delegate.go)
 	upstreams  map[string]*upstream
+	delegate   *delegate // nil: no delegated login (delegate.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -208,8 +214,11 @@ func New(opts Options) (*Server, error) {
 	if s.pendingKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse pending authorization requests v1", token.KeySize); err != nil {
 		return nil, err
 	}
-	if opts.DisableLocalLogin && len(opts.Upstreams) == 0 {
-		return nil, errors.New("as: DisableLocalLogin needs at least one of Upstreams")
+	if opts.DisableLocalLogin && len(opts.Upstreams) == 0 && opts.Delegate == nil {
+		return nil, errors.New("as: DisableLocalLogin needs at least one of Upstreams, or a Delegate")
+	}
+	if s.delegate, err = newDelegate(opts.Delegate); err != nil {
+		return nil, err
 	}
 	if s.upstreams, err = newUpstreams(opts.Upstreams); err != nil {
 		return nil, err
@@ -305,6 +314,8 @@ func (s *Server) routes() {
 	mux.Handle(b+pathLogin, browser(s.handleLogin))
 	mux.Handle(b+pathUpstream+"{provider}", browser(s.handleUpstreamStart))
 	mux.Handle(b+pathUpstream+"{provider}/callback", browser(s.handleUpstreamCallback))
+	mux.Handle(b+pathDelegate, browser(s.handleDelegateStart))
+	mux.Handle(b+pathDelegateCallback, browser(s.handleDelegateCallback))
 	mux.Handle(b+pathConsent, browser(s.handleConsent))
 	mux.Handle(b+pathConsents, browser(s.handleConsents))
 	mux.Handle(b+pathLogout, browser(s.handleLogout))

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
+	"github.com/gatehouse-mcp/gatehouse/internal/token"
 )
 
 // Identity configures who can sign in at the authorization server: local
@@ -24,6 +27,38 @@ type Identity struct {
 	// Providers (providers) are the upstream OpenID Connect providers the
 	// sign-in page offers as "Continue with <display_name>". Default none.
 	Providers []IdentityProvider `json:"providers"`
+	// Delegate (delegate) is a SaaS that keeps its own login page and
+	// users and signs them in to Gatehouse (delegated login, see
+	// docs/identity.md). Default none.
+	Delegate *IdentityDelegate `json:"delegate,omitempty"`
+}
+
+// IdentityDelegate configures delegated login: Gatehouse sends the
+// browser to LoginURL with a one-time login_challenge, and the SaaS sends
+// it back to <issuer>/login/delegate/callback?assertion=<JWS> signed with
+// its private key.
+type IdentityDelegate struct {
+	// ID (id) names the SaaS: the iss of its assertions, and part of the
+	// user names of the people it signs in (oidc:delegate:<id>:<sub>).
+	// Required: 1 to 32 lower-case letters, digits and '-'. Renaming it
+	// makes its people new users.
+	ID string `json:"id"`
+	// DisplayName (display_name) is what the sign-in button and error
+	// pages say: "Continue with <display_name>". Default the id.
+	DisplayName string `json:"display_name,omitempty"`
+	// LoginURL (login_url) is the SaaS's login page; Gatehouse adds
+	// login_challenge (and prompt, max_age when a client asks) to its
+	// query. Required; https (http only on a loopback host, in
+	// `gatehouse dev` or with allow_insecure_issuer).
+	LoginURL string `json:"login_url"`
+	// PublicKeyFiles (public_key_files) are files holding the SaaS's
+	// public signing keys: PEM PUBLIC KEY blocks or a JSON Web Key (Set),
+	// ECDSA P-256 (ES256) or Ed25519 (EdDSA) only. Several allow a key
+	// rotation. Required.
+	PublicKeyFiles []string `json:"public_key_files"`
+	// Keys are the keys read from PublicKeyFiles; never read from the
+	// config file.
+	Keys []jose.JSONWebKey `json:"-"`
 }
 
 // IdentityProvider is one upstream OpenID Connect provider. Gatehouse is
@@ -141,6 +176,23 @@ var domainName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-
 // environment variable.
 func (id *Identity) resolveSecrets(env func(string) (string, bool)) []error {
 	var errs []error
+	if d := id.Delegate; d != nil {
+		d.Keys = nil
+		for i, f := range d.PublicKeyFiles {
+			key := fmt.Sprintf("identity.delegate.public_key_files[%d]", i)
+			b, err := os.ReadFile(f)
+			if err != nil {
+				errs = append(errs, keyErrorf(key, "%s: %w", key, err))
+				continue
+			}
+			keys, err := token.ParsePublicKeys(b)
+			if err != nil {
+				errs = append(errs, keyErrorf(key, "%s: %s: %w", key, f, err))
+				continue
+			}
+			d.Keys = append(d.Keys, keys...)
+		}
+	}
 	for i := range id.Providers {
 		p := &id.Providers[i]
 		at := fmt.Sprintf("identity.providers[%d]", i)
@@ -184,7 +236,22 @@ func (id Identity) validate(insecureOK bool) []error {
 			errs = append(errs, keyErrorf(path, format, args...))
 		}
 	}
-	bad(!id.Local && len(id.Providers) == 0, "identity.local", "identity.local is false and identity.providers is empty: nobody could sign in; add a provider or set identity.local: true")
+	bad(!id.Local && len(id.Providers) == 0 && id.Delegate == nil, "identity.local", "identity.local is false and identity.providers and identity.delegate are empty: nobody could sign in; add a provider or a delegate, or set identity.local: true")
+	if d := id.Delegate; d != nil {
+		if !providerName.MatchString(d.ID) {
+			errs = append(errs, keyErrorf("identity.delegate.id", "identity.delegate.id %q must be 1 to 32 lower-case letters, digits and '-', starting with a letter or digit", d.ID))
+		}
+		if n := utf8.RuneCountInString(d.DisplayName); n > maxBrandingName {
+			errs = append(errs, keyErrorf("identity.delegate.display_name", "identity.delegate.display_name is %d characters; the limit is %d", n, maxBrandingName))
+		}
+		if j := strings.IndexFunc(d.DisplayName, func(r rune) bool { return !safetext.Shown(r) }); j >= 0 {
+			errs = append(errs, keyErrorf("identity.delegate.display_name", "identity.delegate.display_name %q contains a control or invisible character at byte %d", d.DisplayName, j))
+		}
+		if msg := loginURLProblem(d.LoginURL, insecureOK); msg != "" {
+			errs = append(errs, keyErrorf("identity.delegate.login_url", "identity.delegate.login_url %s", msg))
+		}
+		bad(len(d.PublicKeyFiles) == 0, "identity.delegate.public_key_files", "identity.delegate.public_key_files is required: the files of the SaaS's public signing keys (PEM or JWK; ES256 or EdDSA)")
+	}
 	names := map[string]int{}
 	for i, p := range id.Providers {
 		at := fmt.Sprintf("identity.providers[%d]", i)
@@ -244,6 +311,25 @@ func providerIssuerProblem(s string, insecureOK bool) string {
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Sprintf("%q must not have a query, fragment or user information", s)
+	}
+	if u.Scheme == "http" && (!insecureOK || !clientreg.IsLoopbackHost(u.Hostname())) {
+		return fmt.Sprintf("%q must use https (http only on a loopback host, in `gatehouse dev` or with allow_insecure_issuer)", s)
+	}
+	return ""
+}
+
+// loginURLProblem is what is wrong with a delegate's login URL, or "".
+// Unlike an issuer it may have a query (Gatehouse adds to it).
+func loginURLProblem(s string, insecureOK bool) string {
+	if s == "" {
+		return "is required: the SaaS's login page, such as https://app.example.com/gatehouse/login"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Sprintf("%q must be an absolute https URL", s)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") || u.User != nil {
+		return fmt.Sprintf("%q must not have a fragment or user information", s)
 	}
 	if u.Scheme == "http" && (!insecureOK || !clientreg.IsLoopbackHost(u.Hostname())) {
 		return fmt.Sprintf("%q must use https (http only on a loopback host, in `gatehouse dev` or with allow_insecure_issuer)", s)

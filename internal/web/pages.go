@@ -174,6 +174,8 @@ type LoginData struct {
 type LoginProvider struct {
 	// ID is the provider's name, used in the form's id (oidc-<ID>).
 	ID string
+	// FormID, when set, is the form's id instead of oidc-<ID>.
+	FormID string
 	// Name is the display name on the button.
 	Name string
 	// Action is the URL the button's form posts to.
