@@ -12,7 +12,11 @@
 #      lockfile)
 #   3. a throwaway PostgreSQL (scripts/pg-test-start.sh), stopped on exit;
 #      its DSN is exported as GATEHOUSE_TEST_POSTGRES_DSN
-#   (1-3 run in the background, their output held back until step 5)
+#   3b. Ory Hydra v2.3.0 built from the Go module proxy
+#      (scripts/hydra/build.sh, about 3 minutes the first time, then kept in
+#      $HYDRA_WORKDIR, default <tools>/hydra-v2.3.0); its path is exported
+#      as GATEHOUSE_TEST_HYDRA for TestUpstreamOIDC (test/interop)
+#   (1-3b run in the background, their output held back until step 5)
 #   4. gofmt, go vet, staticcheck, govulncheck (against a local copy of the
 #      Go vulnerability database, fetched from the Go module proxy)
 #   5. go test -count=1 -race ./... (see GATEHOUSE_TEST_RACE_PKGS)
@@ -125,10 +129,11 @@ trap 'exit 143' TERM
 
 echo "gatehouse test: $(go version), CI=${CI:-}, $(nproc) cores"
 
-# --- 1-3. Prerequisites, in the background ------------------------------------
-# System packages, the npm peers, then PostgreSQL: mostly waiting on the
-# network and on disk, so they run while the static checks (step 4) use the
-# CPU. Their output is shown, in one piece, when go test needs them. The
+# --- 1-3b. Prerequisites, in the background -----------------------------------
+# System packages, the npm peers, PostgreSQL, then Ory Hydra: mostly waiting
+# on the network and on disk, so they run while the static checks (step 4)
+# use the CPU (Hydra's first build competes for it; later runs reuse the
+# binary). Their output is shown, in one piece, when go test needs them. The
 # subshell hands its results back through $work/prereq.results: one
 # "skipped|failed|timing<TAB>text" line each (arrays do not cross a subshell).
 prerequisites() {
@@ -194,6 +199,23 @@ prerequisites() {
 			skip "postgres" "scripts/pg-test-start.sh failed: $(tail -3 "$pgdir/pg-test.log" 2>/dev/null | tr '\n' ' ')"
 		fi
 	fi
+
+	# --- 3b. Ory Hydra ------------------------------------------------------------
+	# The upstream OpenID provider of TestUpstreamOIDC. Built once per Go
+	# version into the tools directory (build.sh reuses the binary it finds
+	# there); a GATEHOUSE_TEST_HYDRA already set is used as it is.
+	hydra_dir=${HYDRA_WORKDIR:-$tools/hydra-v2.3.0}
+	step "Ory Hydra v2.3.0 (scripts/hydra/build.sh $hydra_dir)"
+	if [[ -n ${GATEHOUSE_TEST_HYDRA:-} ]]; then
+		echo "GATEHOUSE_TEST_HYDRA=$GATEHOUSE_TEST_HYDRA (from the environment)"
+	elif hydra_bin=$(bash scripts/hydra/build.sh "$hydra_dir" 2>"$work/hydra-build.log" | tail -1) && [[ -x $hydra_bin ]]; then
+		tail -1 "$work/hydra-build.log"
+		echo "GATEHOUSE_TEST_HYDRA=$hydra_bin" >"$work/hydra.env"
+		echo "GATEHOUSE_TEST_HYDRA=$hydra_bin"
+	else
+		tail -20 "$work/hydra-build.log"
+		skip "Ory Hydra" "scripts/hydra/build.sh $hydra_dir failed: TestUpstreamOIDC cannot run against Hydra"
+	fi
 	end_phase
 	{
 		for x in "${skipped_steps[@]}"; do printf 'skipped\t%s\n' "$x"; done
@@ -205,8 +227,8 @@ pgdir=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-pg.XXXXXX")
 prerequisites >"$work/prereq.log" 2>&1 &
 prereq_pid=$!
 
-# join_prerequisites: wait for the background steps 1-3, print their output,
-# and take over their results and the PostgreSQL DSN.
+# join_prerequisites: wait for the background steps 1-3b, print their
+# output, and take over their results, the PostgreSQL DSN and Hydra's path.
 join_prerequisites() {
 	end_phase
 	local took_from=$SECONDS kind text
@@ -223,6 +245,9 @@ join_prerequisites() {
 	done <"$work/prereq.results"
 	if [[ -s $work/pg.env ]]; then
 		export "$(<"$work/pg.env")"
+	fi
+	if [[ -s $work/hydra.env ]]; then
+		export "$(<"$work/hydra.env")"
 	fi
 }
 
