@@ -40,6 +40,9 @@ func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// testEpoch is the time on a test server's clock when it starts.
+var testEpoch = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
 // Fixtures every test server has.
 const (
 	testUser       = "alice"
@@ -75,7 +78,7 @@ func newTestServer(t *testing.T, mod func(*Options)) *testServer {
 func newTestServerPath(t *testing.T, issuerPath string, mod func(*Options)) *testServer {
 	t.Helper()
 	ctx := t.Context()
-	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := &clock{t: testEpoch}
 	dbPath := filepath.Join(t.TempDir(), "gatehouse.db")
 	st, err := sqlite.Open(ctx, sqlite.Options{Path: dbPath, Now: clk.Now})
 	if err != nil {
@@ -152,7 +155,7 @@ func (ts *testServer) seed(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -223,11 +226,11 @@ func (ts *testServer) snapshotWithout(t *testing.T, skip ...string) string {
 // browser is a cookie-keeping HTTP client that does not follow redirects,
 // so tests see every Location.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	client *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, client: &http.Client{
 		Jar:           jar,
@@ -278,7 +281,7 @@ var (
 )
 
 // form returns the action and hidden fields of the page's form with id.
-func (p page) form(t *testing.T, id string) (string, url.Values) {
+func (p page) form(t testing.TB, id string) (string, url.Values) {
 	t.Helper()
 	var action string
 	for _, m := range actionRE.FindAllStringSubmatch(p.body, -1) {
@@ -356,7 +359,7 @@ func (ts *testServer) origin() string {
 	return u.Scheme + "://" + u.Host
 }
 
-func location(t *testing.T, p page) *url.URL {
+func location(t testing.TB, p page) *url.URL {
 	t.Helper()
 	if p.status != http.StatusFound && p.status != http.StatusSeeOther {
 		t.Fatalf("status %d, want a redirect; body:\n%s", p.status, p.body)

@@ -25,7 +25,7 @@ import (
 // the browser back, a token endpoint issuing ID tokens it signs, and
 // userinfo. Its knobs make it misbehave in one way at a time.
 type fakeIdP struct {
-	t   *testing.T
+	t   testing.TB
 	URL string
 	now func() time.Time
 
@@ -55,7 +55,7 @@ const (
 	idpSecret   = "idp-secret/with+special=chars"
 )
 
-func newFakeIdP(t *testing.T) *fakeIdP {
+func newFakeIdP(t testing.TB) *fakeIdP {
 	f := &fakeIdP{t: t, codes: map[string]fakeCode{}, kid: "k1", subject: "248289761001",
 		idClaims: map[string]any{"email": "jane@acme.example", "email_verified": true, "name": "Jane Doe", "groups": []any{"staff", "mcp-users"}}}
 	f.key = newECKey(t)
@@ -65,7 +65,7 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 	return f
 }
 
-func newECKey(t *testing.T) *ecdsa.PrivateKey {
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	return k
@@ -167,11 +167,16 @@ func (f *fakeIdP) sign(claims map[string]any) string {
 // set runs fn on the provider under its lock.
 func (f *fakeIdP) set(fn func(f *fakeIdP)) { f.mu.Lock(); fn(f); f.mu.Unlock() }
 
+// acmeUpstream is the provider "acme" at the fake provider at issuer.
+func acmeUpstream(issuer string) Upstream {
+	return Upstream{Name: "acme", DisplayName: "Acme SSO", Issuer: issuer, ClientID: idpClientID, ClientSecret: idpSecret}
+}
+
 // newUpstreamServer is a test server with the fake provider "acme".
 func newUpstreamServer(t *testing.T, mod func(*Upstream)) (*testServer, *fakeIdP) {
 	idp := newFakeIdP(t)
 	ts := newTestServer(t, func(o *Options) {
-		u := Upstream{Name: "acme", DisplayName: "Acme SSO", Issuer: idp.URL, ClientID: idpClientID, ClientSecret: idpSecret}
+		u := acmeUpstream(idp.URL)
 		if mod != nil {
 			mod(&u)
 		}
