@@ -715,7 +715,7 @@ func testUpstreamHydra(t *testing.T) {
 	failed := func(t *testing.T, provider, wantTitle, wantText, wantDetail, wantAudit string) {
 		t.Helper()
 		browser := newBrowser(t)
-		trip, err := signInThroughUpstream(browser, authorizeURL(g.Issuer, callback, g.MCPURL), g.Issuer, hy.Public, app.URL, callback, provider, "bob", bob.Password)
+		trip, err := signInThroughUpstream(browser, authorizeURL(g.Issuer, upstreamClientID, callback, g.MCPURL), g.Issuer, hy.Public, app.URL, callback, provider, "bob", bob.Password)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -743,13 +743,13 @@ func testUpstreamHydra(t *testing.T) {
 	})
 }
 
-// authorizeURL is an authorization request of the MCP client for the
+// authorizeURL is an authorization request of an MCP client for the
 // demo resource (S256; the verifier is not needed: these requests end
 // before a code).
-func authorizeURL(issuer, redirectURI, resource string) string {
+func authorizeURL(issuer, clientID, redirectURI, resource string) string {
 	q := url.Values{
 		"response_type":         {"code"},
-		"client_id":             {upstreamClientID},
+		"client_id":             {clientID},
 		"redirect_uri":          {redirectURI},
 		"scope":                 {"notes:read"},
 		"state":                 {rand.Text()},
