@@ -15,7 +15,9 @@
 #   3b. Ory Hydra v2.3.0 built from the Go module proxy
 #      (scripts/hydra/build.sh, about 3 minutes the first time, then kept in
 #      $HYDRA_WORKDIR, default <tools>/hydra-v2.3.0); its path is exported
-#      as GATEHOUSE_TEST_HYDRA for TestUpstreamOIDC (test/interop)
+#      as GATEHOUSE_TEST_HYDRA for TestUpstreamOIDC (test/interop); then
+#      Dex v2.45.1 the same way (scripts/dex/build.sh, kept in $DEX_WORKDIR,
+#      default <tools>/dex-v2.45.1), exported as GATEHOUSE_TEST_DEX
 #   (1-3b run in the background, their output held back until step 5)
 #   4. gofmt, go vet, staticcheck, govulncheck (against a local copy of the
 #      Go vulnerability database, fetched from the Go module proxy)
@@ -130,10 +132,10 @@ trap 'exit 143' TERM
 echo "gatehouse test: $(go version), CI=${CI:-}, $(nproc) cores"
 
 # --- 1-3b. Prerequisites, in the background -----------------------------------
-# System packages, the npm peers, PostgreSQL, then Ory Hydra: mostly waiting
-# on the network and on disk, so they run while the static checks (step 4)
-# use the CPU (Hydra's first build competes for it; later runs reuse the
-# binary). Their output is shown, in one piece, when go test needs them. The
+# System packages, the npm peers, PostgreSQL, then Ory Hydra and Dex: mostly
+# waiting on the network and on disk, so they run while the static checks
+# (step 4) use the CPU (Hydra's and Dex's first builds compete for it; later
+# runs reuse the binaries). Their output is shown, in one piece, when go test needs them. The
 # subshell hands its results back through $work/prereq.results: one
 # "skipped|failed|timing<TAB>text" line each (arrays do not cross a subshell).
 prerequisites() {
@@ -216,6 +218,21 @@ prerequisites() {
 		tail -20 "$work/hydra-build.log"
 		skip "Ory Hydra" "scripts/hydra/build.sh $hydra_dir failed: TestUpstreamOIDC cannot run against Hydra"
 	fi
+
+	# The second upstream provider of TestUpstreamOIDC (its groups claim),
+	# built and handed over like Hydra.
+	dex_dir=${DEX_WORKDIR:-$tools/dex-v2.45.1}
+	step "Dex v2.45.1 (scripts/dex/build.sh $dex_dir)"
+	if [[ -n ${GATEHOUSE_TEST_DEX:-} ]]; then
+		echo "GATEHOUSE_TEST_DEX=$GATEHOUSE_TEST_DEX (from the environment)"
+	elif dex_bin=$(bash scripts/dex/build.sh "$dex_dir" 2>"$work/dex-build.log" | tail -1) && [[ -x $dex_bin ]]; then
+		tail -1 "$work/dex-build.log"
+		echo "GATEHOUSE_TEST_DEX=$dex_bin" >"$work/dex.env"
+		echo "GATEHOUSE_TEST_DEX=$dex_bin"
+	else
+		tail -20 "$work/dex-build.log"
+		skip "Dex" "scripts/dex/build.sh $dex_dir failed: TestUpstreamOIDC cannot run against Dex"
+	fi
 	end_phase
 	{
 		for x in "${skipped_steps[@]}"; do printf 'skipped\t%s\n' "$x"; done
@@ -228,7 +245,8 @@ prerequisites >"$work/prereq.log" 2>&1 &
 prereq_pid=$!
 
 # join_prerequisites: wait for the background steps 1-3b, print their
-# output, and take over their results, the PostgreSQL DSN and Hydra's path.
+# output, and take over their results, the PostgreSQL DSN and Hydra's and
+# Dex's paths.
 join_prerequisites() {
 	end_phase
 	local took_from=$SECONDS kind text
@@ -248,6 +266,9 @@ join_prerequisites() {
 	fi
 	if [[ -s $work/hydra.env ]]; then
 		export "$(<"$work/hydra.env")"
+	fi
+	if [[ -s $work/dex.env ]]; then
+		export "$(<"$work/dex.env")"
 	fi
 }
 

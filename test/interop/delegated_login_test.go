@@ -190,7 +190,7 @@ func TestDelegatedLogin(t *testing.T) {
 	// The refusals, in a browser with no session: each starts a sign-in of
 	// its own (a login_challenge sealed in this browser's cookie).
 	refusals := newBrowser(t)
-	authURL := authorizeURL(d.Issuer, "gatehouse-demo", callback, d.MCPURL)
+	authURL := authorizeURL(d.Issuer, "gatehouse-demo", callback, d.MCPURL, "notes:read")
 	realKey := readECKey(t, keyFile)
 	kid := thumbprint(t, &realKey.PublicKey)
 	forger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

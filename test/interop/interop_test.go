@@ -1,15 +1,17 @@
 // Package interop runs Gatehouse against peers nobody in this project wrote:
 // the MCP conformance CLI, the TypeScript SDK client, a scripted browser,
-// and Ory Hydra as an upstream OpenID provider (built from the Go module
-// proxy by scripts/hydra/build.sh; GATEHOUSE_TEST_HYDRA names the binary).
+// and Ory Hydra and Dex as upstream OpenID providers (built from the Go
+// module proxy by scripts/hydra/build.sh and scripts/dex/build.sh;
+// GATEHOUSE_TEST_HYDRA and GATEHOUSE_TEST_DEX name the binaries).
 // INTEROP.md (shared project docs) lists the peers and how they run
 // headless; they are pinned in the npm prefixes test/interop (package.json),
 // test/interop/conformance-alpha and test/interop/realclients (the real
 // clients of TestRealClients).
 //
 // The peers are installed by scripts/test.sh (`npm ci` in each of those
-// prefixes, and Hydra's build). When they are missing a test skips with
-// the reason, except under CI=true, where a missing peer is a failure.
+// prefixes, and Hydra's and Dex's builds). When they are missing a test
+// skips with the reason, except under CI=true, where a missing peer is a
+// failure.
 //
 // This file holds the plumbing every interop test shares: finding the module
 // root, building the gatehouse binary once, running `gatehouse dev` on free

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,12 +43,15 @@ import (
 // user.provisioned with provider=hydra. A wrong client secret and a
 // consent refused at Hydra each end on Gatehouse's error page naming the
 // provider and the reason, with no user, audited as login.upstream_failed.
-// Each step is a named subtest.
+// Each step is a named subtest. The dex subtest does the same sign-in
+// through Dex v2.45.1 (upstream_dex_test.go), whose groups claim drives a
+// scope policy.
 func TestUpstreamOIDC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Ory Hydra, Chromium and gatehouse serve: not in -short")
 	}
 	t.Run("hydra", testUpstreamHydra)
+	t.Run("dex", testUpstreamDex)
 }
 
 // hydraEnv names the Ory Hydra v2.3.0 binary the tests start.
@@ -349,8 +353,9 @@ func (h *hydra) createClient(t *testing.T, secret string, redirectURIs ...string
 // Gatehouse with Hydra as its identity provider.
 
 // upstreamGatehouse is a running `gatehouse serve` whose identity
-// providers are Hydra (twice: once with a wrong client secret), and the
-// demo MCP server it protects, run in the test process.
+// providers are upstream ones (Hydra twice, once with a wrong client
+// secret; or Dex), and the demo MCP server it protects, run in the test
+// process.
 type upstreamGatehouse struct {
 	*gatehouse
 	Config, Issuer, MCPURL string
@@ -362,12 +367,13 @@ const upstreamClientID = "hydra-interop-client"
 
 // startUpstreamGatehouse runs `gatehouse serve` on port with providers
 // (YAML list items under identity.providers), registers the MCP client
-// and the demo resource through the CLI, and serves the demo MCP server.
+// and the demo resource through the CLI (`resource add` gets
+// resourceFlags too), and serves the demo MCP server.
 //
 // serve, not dev: `gatehouse dev` takes no identity providers yet (its
 // --idp flag is issue 14 item 4). The demo MCP server is the one dev
 // serves (internal/demo), here in the test process.
-func startUpstreamGatehouse(t *testing.T, port int, providers string) *upstreamGatehouse {
+func startUpstreamGatehouse(t *testing.T, port int, providers string, resourceFlags ...string) *upstreamGatehouse {
 	t.Helper()
 	g := newGatehouse(t)
 	dir := t.TempDir()
@@ -394,9 +400,9 @@ identity:
 	}
 	d.cli(t, "migrate", "--config", d.Config)
 	d.cli(t, "client", "create", "--config", d.Config, "--id", upstreamClientID, "--name", "MCP client (Go SDK)", "--redirect-uri", "http://127.0.0.1/callback")
-	d.cli(t, "resource", "add", "--config", d.Config, "--name", "Demo notes",
+	d.cli(t, append(append([]string{"resource", "add", "--config", d.Config, "--name", "Demo notes",
 		"--scope", "notes:read=Read your notes=list_notes,read_note", "--scope", "notes:write=Create and delete your notes=add_note,delete_note",
-		"--default-scope", "notes:read", d.MCPURL)
+		"--default-scope", "notes:read"}, resourceFlags...), d.MCPURL)...)
 
 	cmd := exec.Command(g.Bin, "serve", "--config", d.Config)
 	cmd.Env = append(os.Environ(), "GATEHOUSE_CONFIG=")
@@ -465,7 +471,8 @@ func (d *upstreamGatehouse) audit(t *testing.T, typ string) []string {
 
 // upstreamTrip is what Chromium went through in one authorization: the
 // pages it saw, in order (gatehouse-login, hydra-login, gatehouse-consent,
-// gatehouse-error, hydra-error), and where it ended.
+// gatehouse-error, hydra-error: the provider's pages are named after
+// upstreamLogin.Name), and where it ended.
 type upstreamTrip struct {
 	Pages      []string
 	LoginText  string // Gatehouse's login page
@@ -477,12 +484,29 @@ type upstreamTrip struct {
 	Landed      string // the client's redirect URI with the code, if it got there
 }
 
+// upstreamLogin is how signInThroughUpstream finds its way through an
+// upstream provider's own pages.
+type upstreamLogin struct {
+	// Name names the provider's pages in upstreamTrip.Pages
+	// (<Name>-login, <Name>-error).
+	Name string
+	// LoginURL is where the provider's login page is served (a prefix);
+	// PeerURL is where the provider's other pages are: one of them with
+	// text on it that is not the login page is an error page.
+	LoginURL, PeerURL string
+	// Form, Username, Password and Submit are CSS selectors of the login
+	// page's form (present only on that page), its fields and its submit
+	// button; Refused is the message the page shows for a wrong password.
+	Form, Username, Password, Submit, Refused string
+}
+
 // signInThroughUpstream carries an authorization in Chromium: on
 // Gatehouse's login page it presses "Continue with" the provider (form
-// id oidc-<provider>), signs in on Hydra's login page as user, allows on
-// Gatehouse's consent page, and stops at the client's redirect URI
-// (callbackURL) or at an error page of Gatehouse or Hydra.
-func signInThroughUpstream(ctx context.Context, authURL, issuer, hydraPublic, appURL, callbackURL, provider, username, password string) (upstreamTrip, error) {
+// id oidc-<provider>), signs in on the provider's login page (up) as
+// user, allows on Gatehouse's consent page, and stops at the client's
+// redirect URI (callbackURL) or at an error page of Gatehouse or the
+// provider.
+func signInThroughUpstream(ctx context.Context, authURL, issuer string, up upstreamLogin, callbackURL, provider, username, password string) (upstreamTrip, error) {
 	var trip upstreamTrip
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
@@ -498,13 +522,15 @@ func signInThroughUpstream(ctx context.Context, authURL, issuer, hydraPublic, ap
 	for {
 		type pageState struct {
 			Ready, Href, Kind, Title, Text, Detail string
+			Refused                                bool
 		}
 		st, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](`({
 			Ready: document.readyState,
 			Href: location.href,
 			Kind: document.getElementById('consent-form') ? 'consent' :
 			      document.getElementById('oidc-`+provider+`') ? 'login' :
-			      document.getElementById('hydra-login') ? 'hydra-login' : '',
+			      document.querySelector(`+strconv.Quote(up.Form)+`) ? 'upstream-login' : '',
+			Refused: !!document.querySelector(`+strconv.Quote(up.Refused)+`),
 			Title: document.querySelector('h1') ? document.querySelector('h1').innerText : '',
 			Text: document.body ? document.body.innerText.slice(0, 1500) : '',
 			Detail: document.querySelector('details.developer') ? document.querySelector('details.developer').textContent : ''})`))
@@ -520,16 +546,16 @@ func signInThroughUpstream(ctx context.Context, authURL, issuer, hydraPublic, ap
 			seen("gatehouse-login")
 			trip.LoginText = st.Text
 			err = chromedp.Do(ctx, chromedp.Click(css("#oidc-"+provider+" button")), chromedp.WaitNotPresent(css("#oidc-"+provider)))
-		case st.Kind == "hydra-login" && strings.HasPrefix(st.Href, appURL+"/"):
-			if strings.Contains(st.Text, "wrong username or password") {
-				return trip, fmt.Errorf("Hydra's login app refused %q: %s", username, st.Text)
+		case st.Kind == "upstream-login" && strings.HasPrefix(st.Href, up.LoginURL+"/"):
+			if st.Refused {
+				return trip, fmt.Errorf("%s's login page refused %q: %s", up.Name, username, st.Text)
 			}
-			seen("hydra-login")
+			seen(up.Name + "-login")
 			err = chromedp.Do(ctx,
-				chromedp.SendKeys(css("#hydra-username"), username),
-				chromedp.SendKeys(css("#hydra-password"), password),
-				chromedp.Click(css("#hydra-submit")),
-				chromedp.WaitNotPresent(css("#hydra-login")))
+				chromedp.SendKeys(css(up.Username), username),
+				chromedp.SendKeys(css(up.Password), password),
+				chromedp.Click(css(up.Submit)),
+				chromedp.WaitNotPresent(css(up.Form)))
 		case st.Kind == "consent" && strings.HasPrefix(st.Href, issuer+"/"):
 			seen("gatehouse-consent")
 			err = chromedp.Do(ctx, chromedp.Click(css("#allow")), chromedp.WaitNotPresent(css("#consent-form")))
@@ -537,8 +563,8 @@ func signInThroughUpstream(ctx context.Context, authURL, issuer, hydraPublic, ap
 			seen("gatehouse-error")
 			trip.ErrorTitle, trip.ErrorText, trip.ErrorDetail = st.Title, st.Text, strings.Join(strings.Fields(st.Detail), " ")
 			return trip, nil
-		case strings.HasPrefix(st.Href, hydraPublic+"/") && st.Text != "":
-			seen("hydra-error")
+		case strings.HasPrefix(st.Href, up.PeerURL+"/") && st.Text != "":
+			seen(up.Name + "-error")
 			trip.ErrorText = st.Text
 			return trip, nil
 		}
@@ -603,50 +629,14 @@ func testUpstreamHydra(t *testing.T) {
 		}
 	})
 
+	hydraLogin := upstreamLogin{Name: "hydra", LoginURL: app.URL, PeerURL: hy.Public,
+		Form: "#hydra-login", Username: "#hydra-username", Password: "#hydra-password", Submit: "#hydra-submit", Refused: "#hydra-error"}
 	// connect runs the Go SDK's MCP client with browser (a profile of its
 	// own): its authorization goes through Chromium and Hydra as username.
 	// The session lives until the whole test ends: later steps use it.
 	connect := func(t *testing.T, browser context.Context, username string, pw string) (*mcp.ClientSession, upstreamTrip) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		var trip upstreamTrip
-		handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-			PreregisteredClient: &oauthex.ClientCredentials{ClientID: upstreamClientID, Issuer: g.Issuer},
-			RedirectURL:         callback,
-			Client:              &http.Client{Transport: noProxyClient().Transport, Timeout: 30 * time.Second},
-			AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-				var err error
-				trip, err = signInThroughUpstream(browser, args.URL, g.Issuer, hy.Public, app.URL, callback, "hydra", username, pw)
-				if err != nil {
-					return nil, err
-				}
-				if trip.Landed == "" {
-					return nil, fmt.Errorf("the authorization ended on an error page (pages %v): %s: %s", trip.Pages, trip.ErrorTitle, trip.ErrorText)
-				}
-				u, err := url.Parse(trip.Landed)
-				if err != nil {
-					return nil, err
-				}
-				q := u.Query()
-				if e := q.Get("error"); e != "" {
-					return nil, fmt.Errorf("authorization error %s: %s", e, q.Get("error_description"))
-				}
-				return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-interop-hydra", Version: "1"}, nil)
-		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
-			Endpoint:     g.MCPURL,
-			HTTPClient:   &http.Client{Transport: noProxyClient().Transport},
-			OAuthHandler: handler,
-		}, nil)
-		if err != nil {
-			t.Fatalf("Connect(%s) through Hydra = %v (pages %v)", g.MCPURL, err, trip.Pages)
-		}
+		cs, trip := connectThroughUpstream(t, g, browser, callback, hydraLogin, "hydra", username, pw)
 		sessions = append(sessions, cs)
 		return cs, trip
 	}
@@ -715,7 +705,7 @@ func testUpstreamHydra(t *testing.T) {
 	failed := func(t *testing.T, provider, wantTitle, wantText, wantDetail, wantAudit string) {
 		t.Helper()
 		browser := newBrowser(t)
-		trip, err := signInThroughUpstream(browser, authorizeURL(g.Issuer, upstreamClientID, callback, g.MCPURL), g.Issuer, hy.Public, app.URL, callback, provider, "bob", bob.Password)
+		trip, err := signInThroughUpstream(browser, authorizeURL(g.Issuer, upstreamClientID, callback, g.MCPURL, "notes:read"), g.Issuer, hydraLogin, callback, provider, "bob", bob.Password)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -743,19 +733,71 @@ func testUpstreamHydra(t *testing.T) {
 	})
 }
 
-// authorizeURL is an authorization request of an MCP client for the
-// demo resource (S256; the verifier is not needed: these requests end
-// before a code).
-func authorizeURL(issuer, clientID, redirectURI, resource string) string {
+// authorizeURL is an authorization request of the MCP client clientID
+// for the demo resource and scope (S256: its code_verifier, for a
+// request that gets a code, is authorizeVerifier).
+func authorizeURL(issuer, clientID, redirectURI, resource, scope string) string {
 	q := url.Values{
 		"response_type":         {"code"},
 		"client_id":             {clientID},
 		"redirect_uri":          {redirectURI},
-		"scope":                 {"notes:read"},
+		"scope":                 {scope},
 		"state":                 {rand.Text()},
-		"code_challenge":        {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"},
+		"code_challenge":        {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, // S256 of authorizeVerifier
 		"code_challenge_method": {"S256"},
 		"resource":              {resource},
 	}
 	return issuer + "/authorize?" + q.Encode()
 }
+
+// connectThroughUpstream runs the Go SDK's MCP client against g's demo
+// MCP server with browser (a profile of its own): its authorization goes
+// through Chromium, Gatehouse's login page and the provider's (up) as
+// username. The caller closes the session.
+func connectThroughUpstream(t *testing.T, g *upstreamGatehouse, browser context.Context, callback string, up upstreamLogin, provider, username, pw string) (*mcp.ClientSession, upstreamTrip) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var trip upstreamTrip
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		PreregisteredClient: &oauthex.ClientCredentials{ClientID: upstreamClientID, Issuer: g.Issuer},
+		RedirectURL:         callback,
+		Client:              &http.Client{Transport: noProxyClient().Transport, Timeout: 30 * time.Second},
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			var err error
+			trip, err = signInThroughUpstream(browser, args.URL, g.Issuer, up, callback, provider, username, pw)
+			if err != nil {
+				return nil, err
+			}
+			if trip.Landed == "" {
+				return nil, fmt.Errorf("the authorization ended on an error page (pages %v): %s: %s", trip.Pages, trip.ErrorTitle, trip.ErrorText)
+			}
+			u, err := url.Parse(trip.Landed)
+			if err != nil {
+				return nil, err
+			}
+			q := u.Query()
+			if e := q.Get("error"); e != "" {
+				return nil, fmt.Errorf("authorization error %s: %s", e, q.Get("error_description"))
+			}
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-interop-" + up.Name, Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:     g.MCPURL,
+		HTTPClient:   &http.Client{Transport: noProxyClient().Transport},
+		OAuthHandler: handler,
+	}, nil)
+	if err != nil {
+		t.Fatalf("Connect(%s) through %s = %v (pages %v)", g.MCPURL, up.Name, err, trip.Pages)
+	}
+	return cs, trip
+}
+
+// authorizeVerifier is the code_verifier of authorizeURL's code_challenge
+// (the example of RFC 7636, appendix B).
+const authorizeVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
