@@ -17,7 +17,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/term"
@@ -281,16 +280,9 @@ func runUserGroup(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // checkGroupName refuses a group name that could not be typed back or
-// shown safely: empty, over 100 bytes, or with a space, a comma (the
-// separator of --scope-group) or a control character.
-func checkGroupName(g string) error {
-	if g == "" || len(g) > 100 || !utf8.ValidString(g) || strings.ContainsFunc(g, func(r rune) bool {
-		return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r)
-	}) {
-		return fmt.Errorf("group name %q: use 1 to 100 bytes of UTF-8 without spaces, commas or control characters", g)
-	}
-	return nil
-}
+// shown safely (config.CheckGroupName: a gateway route's scope_policies
+// follow the same rule).
+func checkGroupName(g string) error { return config.CheckGroupName(g) }
 
 // userGroupChange runs `gatehouse user group add|remove USERNAME GROUP`.
 // A change takes effect at the user's next authorization and their

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
 // gatewayClockSkew is the gateway's tolerance for exp and nbf: it and
@@ -58,6 +61,14 @@ func runGateway(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("%s: the gateway section has no routes", *cfgPath)
 	}
 	log := newLogger(c)
+	for _, r := range gw.Routes {
+		if len(r.ScopePolicies) > 0 {
+			// The gateway checks only the scopes a token carries; who may
+			// get a scope is the authorization server's decision, which
+			// sees the policies only if it reads this gateway's storage.
+			fmt.Fprintf(out, "warning: gateway route %s: scope_policies are written into its resource in this gateway's storage and enforced only by an authorization server that uses the same storage (gatehouse serve); this gateway itself checks only token scopes\n", r.Name)
+		}
+	}
 	st, err := openStore(ctx, c, false)
 	if err != nil {
 		return schemaAdvice(err, configHow(*cfgPath))
@@ -129,7 +140,7 @@ func startGateway(ctx context.Context, c config.Config, gw config.Gateway, st st
 		return nil, err
 	}
 	if gw.ShouldRegisterResources() {
-		if err := registerGatewayResources(ctx, st, g, gw); err != nil {
+		if err := registerGatewayResources(ctx, st, g, gw, log); err != nil {
 			g.Close()
 			return nil, err
 		}
@@ -295,20 +306,46 @@ func stdioEnv(u config.GatewayUpstream) []string {
 }
 
 // registerGatewayResources creates or updates each route's protected
-// resource, so the authorization server issues tokens for it.
-func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.Gateway, gw config.Gateway) error {
+// resource, so the authorization server issues tokens for it. A route's
+// scope_policies, when its config has the key, are the resource's whole
+// policies: the config is the source of truth for a route it declares,
+// and a policy set on the resource with `gatehouse resource add
+// --scope-group` is replaced (with a warning when they differed). Without
+// the key the stored policies are kept, so that re-registering never lifts
+// a restriction nobody asked to lift.
+func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.Gateway, gw config.Gateway, log *slog.Logger) error {
 	desc := map[string]map[string]string{}
+	policies := map[string]map[string]storage.ScopePolicy{}
 	for _, r := range gw.Routes {
 		desc[r.Name] = r.ScopeDescriptions
+		if r.ScopePolicies == nil {
+			continue
+		}
+		canon, err := rs.CanonicalResource(r.URL)
+		if err != nil {
+			return fmt.Errorf("gateway: route %s: %w", r.Name, err)
+		}
+		p := map[string]storage.ScopePolicy{}
+		for scope, pol := range r.ScopePolicies {
+			p[scope] = storage.ScopePolicy{Groups: slices.Clone(pol.Groups)}
+		}
+		policies[canon] = p
 	}
 	now := time.Now()
 	for _, res := range g.Resources(desc) {
+		fromConfig, inConfig := policies[res.URL]
+		if inConfig && len(fromConfig) > 0 {
+			res.ScopePolicies = fromConfig
+		}
 		if old, err := st.GetResource(ctx, res.URL); err == nil {
 			res.CreatedAt = old.CreatedAt
-			// Scope policies are set with `gatehouse resource add
-			// --scope-group`; the gateway's routes do not carry them yet,
-			// and re-registering must not lift them.
-			res.ScopePolicies = old.ScopePolicies
+			switch {
+			case !inConfig:
+				res.ScopePolicies = old.ScopePolicies
+			case len(old.ScopePolicies) > 0 && !samePolicies(old.ScopePolicies, fromConfig):
+				log.Warn("gateway: the route's scope_policies replace the scope policies stored for its resource (set with gatehouse resource add --scope-group?); the config is the source of truth for its routes",
+					"resource", res.URL, "stored", policyText(old.ScopePolicies), "config", policyText(fromConfig))
+			}
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("gateway: read resource %s: %w", res.URL, err)
 		} else {
@@ -320,6 +357,14 @@ func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.
 		}
 	}
 	return nil
+}
+
+// samePolicies reports whether a and b restrict the same scopes to the
+// same groups, in any order.
+func samePolicies(a, b map[string]storage.ScopePolicy) bool {
+	return maps.EqualFunc(a, b, func(x, y storage.ScopePolicy) bool {
+		return len(x.Groups) == len(y.Groups) && !slices.ContainsFunc(x.Groups, func(g string) bool { return !slices.Contains(y.Groups, g) })
+	})
 }
 
 // loadGatewayConfig reads a config file for `gatehouse gateway` as

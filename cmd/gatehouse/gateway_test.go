@@ -293,6 +293,10 @@ func TestGatewayOptionsConsumesEveryRouteField(t *testing.T) {
 		// The consent page's descriptions: registerGatewayResources
 		// passes them to Gateway.Resources (TestGatewayConfigPolicy).
 		"ScopeDescriptions": nil,
+		// Who may be granted a scope is the authorization server's
+		// decision: registerGatewayResources writes the policies into
+		// the route's resource (TestGatewayRouteScopePolicy).
+		"ScopePolicies": nil,
 		// Read by Gateway.Resolve into HeaderValue and Resolved.
 		"Upstream.HeaderValueFile": nil,
 		"Upstream.HeaderValueEnv":  nil,

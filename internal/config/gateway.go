@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 )
@@ -112,6 +115,15 @@ type GatewayRoute struct {
 	// ImpliedScopes (implied_scopes) is a scope hierarchy: a scope
 	// satisfies the scopes it lists, transitively.
 	ImpliedScopes map[string][]string `json:"implied_scopes,omitempty"`
+	// ScopePolicies (scope_policies) restrict scopes of the route to some
+	// users: scope → who may be granted it. They are written into the
+	// route's registered resource, where the authorization server checks
+	// them at every authorization and refresh; the gateway itself only
+	// checks the token's scopes. When the key is present (even {}), it is
+	// the whole of the resource's policies, replacing any set with
+	// `gatehouse resource add --scope-group` at every start; when absent,
+	// policies stored for the resource are kept.
+	ScopePolicies map[string]ScopePolicy `json:"scope_policies,omitempty"`
 
 	// Tools (tools) maps a tool name to the scopes calling it needs on top
 	// of Scopes. A key ending in "*" matches names with that prefix (the
@@ -177,6 +189,28 @@ type GatewayRoute struct {
 	// JSON-RPC batch; a longer batch gets 400 and nothing of it is
 	// forwarded. Default 100.
 	MaxBatchMessages int `json:"max_batch_messages,omitempty"`
+}
+
+// ScopePolicy restricts who may be granted one scope of a gateway route,
+// as storage.ScopePolicy does for any resource.
+type ScopePolicy struct {
+	// Groups (groups): the user must be in at least one of them (groups
+	// come from `gatehouse user group add` and identity providers' groups
+	// claims). Required: a policy without a group would restrict nothing.
+	Groups []string `json:"groups"`
+}
+
+// CheckGroupName refuses a group name that could not be typed back or
+// shown safely: empty, over 100 bytes, or with a space, a comma (the
+// separator of `resource add --scope-group`) or a control character. It is
+// the rule of `gatehouse user group add`.
+func CheckGroupName(g string) error {
+	if g == "" || len(g) > 100 || !utf8.ValidString(g) || strings.ContainsFunc(g, func(r rune) bool {
+		return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r)
+	}) {
+		return fmt.Errorf("group name %q: use 1 to 100 bytes of UTF-8 without spaces, commas or control characters", g)
+	}
+	return nil
 }
 
 // GatewayUpstream is the MCP server behind a route: Streamable HTTP (URL)
@@ -477,6 +511,7 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 				checkScopes(kp, field+"["+k+"]", scopes)
 			}
 		}
+		errs = append(errs, r.scopePolicyProblems(at, where, g.ShouldRegisterResources())...)
 		if _, err := mcpauthz.ParseListMode(r.ListTools); err != nil {
 			errs = append(errs, keyErrorf(at("list_tools"), "%s: list_tools %q must be grantable (the default), granted or all", where, r.ListTools))
 		}
@@ -507,6 +542,92 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 		bad(r.MaxBatchMessages < 0, at("max_batch_messages"), "%s: max_batch_messages must not be negative", where)
 	}
 	return errs
+}
+
+// scopePolicyProblems checks the route's scope_policies: each names a scope
+// the route uses and at least one well-formed group, and nothing of the
+// route's scope hierarchy lets a user past a policy. at makes a key path
+// of the route's, where names the route in messages; register says that
+// the route's resource is registered, which is how policies take effect.
+func (r GatewayRoute) scopePolicyProblems(at func(string) string, where string, register bool) []error {
+	if len(r.ScopePolicies) == 0 {
+		return nil
+	}
+	var errs []error
+	if !register {
+		errs = append(errs, keyErrorf(at("scope_policies"), "%s: scope_policies take effect through the route's registered resource, and register_resources is false; "+
+			"remove them and set the policies at the authorization server (gatehouse resource add --scope-group)", where))
+	}
+	// used is every scope the route's rules name: those its resource is
+	// registered with.
+	used := map[string]bool{}
+	for _, s := range r.Scopes {
+		used[s] = true
+	}
+	for _, m := range []map[string][]string{r.Tools, r.Resources, r.Prompts, r.ImpliedScopes} {
+		for _, scopes := range m {
+			for _, s := range scopes {
+				used[s] = true
+			}
+		}
+	}
+	for s := range r.ImpliedScopes {
+		used[s] = true
+	}
+	for _, scope := range slices.Sorted(maps.Keys(r.ScopePolicies)) {
+		pol := r.ScopePolicies[scope]
+		kp := at("scope_policies." + scope)
+		if !used[scope] {
+			errs = append(errs, keyErrorf(kp, "%s: scope_policies: %q is not a scope of the route (of scopes, tools, resources, prompts or implied_scopes)", where, scope))
+		}
+		if len(pol.Groups) == 0 {
+			errs = append(errs, keyErrorf(kp, "%s: scope_policies[%s]: groups is required (the groups one of which a user needs for the scope)", where, scope))
+		}
+		for j, g := range pol.Groups {
+			if err := CheckGroupName(g); err != nil {
+				errs = append(errs, keyErrorf(fmt.Sprintf("%s.groups[%d]", kp, j), "%s: scope_policies[%s]: %v", where, scope, err))
+			}
+		}
+	}
+	// A scope satisfies those it implies (at the gateway), but the
+	// authorization server checks each scope's own policy: a scope that
+	// implies a restricted one must be restricted to groups that may all
+	// have the implied scope, or it would pass the policy by.
+	for _, s := range slices.Sorted(maps.Keys(r.ImpliedScopes)) {
+		for _, implied := range impliedBy(r.ImpliedScopes, s) {
+			need := r.ScopePolicies[implied].Groups
+			if len(need) == 0 {
+				continue
+			}
+			have := r.ScopePolicies[s].Groups
+			if len(have) == 0 || slices.ContainsFunc(have, func(g string) bool { return !slices.Contains(need, g) }) {
+				errs = append(errs, keyErrorf(at("scope_policies"), "%s: scope_policies: %s implies %s, which needs group %s; give %s a policy whose groups are all among those (a user granted %s has %s at the gateway)",
+					where, s, implied, strings.Join(need, " or "), s, s, implied))
+			}
+		}
+	}
+	return errs
+}
+
+// impliedBy returns the scopes s implies in the hierarchy h, transitively,
+// in name order, without s.
+func impliedBy(h map[string][]string, s string) []string {
+	seen := map[string]bool{s: true}
+	queue := []string{s}
+	var out []string
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, n := range h[cur] {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+				queue = append(queue, n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // validScope reports whether s is a scope-token (RFC 6749 §3.3).
