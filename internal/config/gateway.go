@@ -596,8 +596,8 @@ func (r GatewayRoute) scopePolicyProblems(at func(string) string, where string, 
 	for _, s := range slices.Sorted(maps.Keys(r.ImpliedScopes)) {
 		for _, implied := range impliedBy(r.ImpliedScopes, s) {
 			need := r.ScopePolicies[implied].Groups
-			if len(need) == 0 {
-				continue
+			if len(need) == 0 || slices.ContainsFunc(need, func(g string) bool { return CheckGroupName(g) != nil }) {
+				continue // nothing to pass by, or a bad group reported above
 			}
 			have := r.ScopePolicies[s].Groups
 			if len(have) == 0 || slices.ContainsFunc(have, func(g string) bool { return !slices.Contains(need, g) }) {
