@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz/mcphttptest"
+	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-mcp/gatehouse/internal/syncbuf"
 	"github.com/gatehouse-mcp/gatehouse/internal/testissuer"
@@ -140,6 +141,9 @@ gateway:
       implied_scopes:
         notes:admin: [notes:write]
         notes:write: [notes:read]
+      scope_policies:
+        notes:write: {groups: [editors]}
+        notes:admin: {groups: [editors]}
       tools:
         list_notes: []
         add_note: [notes:write]
@@ -184,6 +188,11 @@ gateway:
 			t.Fatalf("gateway not ready after 20s:\n%s", out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+
+	// scope_policies: this gateway alone cannot enforce them; it says so.
+	if want := "warning: gateway route notes: scope_policies are written into its resource in this gateway's storage and enforced only by an authorization server that uses the same storage"; !strings.Contains(out.String(), want) {
+		t.Errorf("gateway output lacks %q:\n%s", want, out.String())
 	}
 
 	// scopes: the baseline of the 401 challenge.
@@ -267,6 +276,9 @@ gateway:
 	}
 	if res.Name != "Notes through the gateway" || desc["notes:write"] != "Write notes" || !slices.Equal(res.DefaultScopes, []string{"notes:read"}) {
 		t.Errorf("registered resource = %+v, want name %q, notes:write described, default scopes [notes:read]", res, "Notes through the gateway")
+	}
+	if want := map[string]storage.ScopePolicy{"notes:write": {Groups: []string{"editors"}}, "notes:admin": {Groups: []string{"editors"}}}; !cmp.Equal(want, res.ScopePolicies) {
+		t.Errorf("registered resource's scope policies = %v, want %v", res.ScopePolicies, want)
 	}
 	for _, s := range []string{"notes:read", "notes:write", "notes:admin"} {
 		if _, ok := desc[s]; !ok {
