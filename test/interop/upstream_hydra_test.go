@@ -41,7 +41,11 @@ import (
 // Gatehouse's consent page; the client then calls list_notes. Gatehouse
 // must have provisioned one user (provider hydra, Hydra's subject), which
 // a second sign-in in a new browser reuses, and audited login.success and
-// user.provisioned with provider=hydra. A wrong client secret and a
+// user.provisioned with provider=hydra. The MCP TypeScript SDK client
+// (upstream_ts_client.mjs, a client of its own at Gatehouse) then goes
+// through the same pages: it serves its loopback redirect URI and hands
+// its authorization URL to Chromium, exchanges the code it gets back,
+// lists the tools and calls list_notes, as the same user. A wrong client secret and a
 // consent refused at Hydra each end on Gatehouse's error page naming the
 // provider and the reason, with no user, audited as login.upstream_failed.
 // Each step is a named subtest. The dex subtest does the same sign-in

@@ -76,7 +76,9 @@ try {
 
   // 2. The browser comes back to the redirect URI.
   const q = await arrival;
-  const back = { state: q.get('state') === provider._state, iss: q.get('iss'), code: !!q.get('code'), error: q.get('error') ?? undefined };
+  // state: the one the SDK put in the authorization URL.
+  const sent = new URL(provider.authorizeURLs[0]).searchParams.get('state');
+  const back = { state: !!sent && q.get('state') === sent, iss: q.get('iss'), code: !!q.get('code'), error: q.get('error') ?? undefined };
   step('callback', back.state && !!back.iss && back.code && !back.error, back);
   if (!steps.at(-1).ok) finish(1);
   server.close();
