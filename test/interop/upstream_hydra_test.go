@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +41,11 @@ import (
 // Gatehouse's consent page; the client then calls list_notes. Gatehouse
 // must have provisioned one user (provider hydra, Hydra's subject), which
 // a second sign-in in a new browser reuses, and audited login.success and
-// user.provisioned with provider=hydra. A wrong client secret and a
+// user.provisioned with provider=hydra. The MCP TypeScript SDK client
+// (upstream_ts_client.mjs, a client of its own at Gatehouse) then goes
+// through the same pages: it serves its loopback redirect URI and hands
+// its authorization URL to Chromium, exchanges the code it gets back,
+// lists the tools and calls list_notes, as the same user. A wrong client secret and a
 // consent refused at Hydra each end on Gatehouse's error page naming the
 // provider and the reason, with no user, audited as login.upstream_failed.
 // Each step is a named subtest. The dex subtest does the same sign-in
@@ -700,6 +705,47 @@ func testUpstreamHydra(t *testing.T) {
 		}
 	})
 
+	step(t, "TypeScript SDK client authorizes through Hydra in Chromium and calls list_notes", func(t *testing.T) {
+		// A client of its own at Gatehouse, so that Gatehouse's consent
+		// page shows (alice allowed only the Go client so far).
+		g.cli(t, "client", "create", "--config", g.Config, "--id", upstreamTSClientID, "--name", "MCP client (TypeScript SDK)", "--redirect-uri", "http://127.0.0.1/callback")
+		steps, authURL, trip := runTSClientThroughUpstream(t, g, newBrowser(t), upstreamTSClientID, hydraLogin, "hydra", "alice", alice.Password)
+		if !strings.Contains(trip.LoginText, "Continue with Hydra") {
+			t.Errorf("Gatehouse's login page = %q, want a Continue with Hydra button", trip.LoginText)
+		}
+		if strings.Join(trip.Pages, " ") != strings.Join(wantPages, " ") {
+			t.Errorf("pages = %v, want %v", trip.Pages, wantPages)
+		}
+		q := authURL.Query()
+		if authURL.Scheme+"://"+authURL.Host != g.Issuer || q.Get("client_id") != upstreamTSClientID || q.Get("resource") != g.MCPURL || q.Get("code_challenge_method") != "S256" {
+			t.Errorf("the SDK's authorization URL %s: want Gatehouse's, for client %s, resource %s, S256", authURL, upstreamTSClientID, g.MCPURL)
+		}
+		for _, name := range []string{"authorization URL", "callback", "token", "tools/list", "tools/call list_notes"} {
+			s, ok := steps[name]
+			switch {
+			case !ok:
+				t.Errorf("step %q of the TypeScript client did not run", name)
+			case !s.OK:
+				t.Errorf("step %q of the TypeScript client failed: %s", name, s.Raw)
+			}
+		}
+		if s := steps["callback"]; !strings.Contains(string(s.Raw), `"iss":"`+g.Issuer+`"`) {
+			t.Errorf("callback %s: want iss %s (RFC 9207)", s.Raw, g.Issuer)
+		}
+		if s := steps["token"]; !strings.Contains(s.Scope, "notes:read") {
+			t.Errorf("token %s: want scope notes:read", s.Raw)
+		}
+		if rows := g.users(t); len(rows) != 1 || rows[0].ID != aliceID {
+			t.Errorf("gatehouse user list = %+v, want only %s (%s): the TypeScript client's sign-in reuses her", rows, aliceName, aliceID)
+		}
+		if got := g.audit(t, "login.success"); len(got) != 3 || !strings.Contains(got[0], aliceID) || !strings.Contains(got[0], `detail="provider=hydra"`) {
+			t.Errorf("login.success events = %q, want a third for user %s naming provider=hydra", got, aliceID)
+		}
+		if got := g.audit(t, "token.issued"); !slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, upstreamTSClientID) && strings.Contains(l, aliceID) }) {
+			t.Errorf("token.issued events = %q, want one for client %s and user %s", got, upstreamTSClientID, aliceID)
+		}
+	})
+
 	// The failures: bob signs in, who has no Gatehouse user yet; after
 	// each, there is still none, and the failure is audited.
 	failed := func(t *testing.T, provider, wantTitle, wantText, wantDetail, wantAudit string) {
@@ -796,6 +842,71 @@ func connectThroughUpstream(t *testing.T, g *upstreamGatehouse, browser context.
 		t.Fatalf("Connect(%s) through %s = %v (pages %v)", g.MCPURL, up.Name, err, trip.Pages)
 	}
 	return cs, trip
+}
+
+// upstreamTSClientID is the TypeScript SDK client registered at Gatehouse.
+const upstreamTSClientID = "hydra-interop-ts-client"
+
+// runTSClientThroughUpstream runs the MCP TypeScript SDK client
+// (upstream_ts_client.mjs) as clientID against g's demo MCP server. The
+// script serves its own loopback redirect URI and prints the SDK's
+// authorization URL; Chromium (browser) opens it and goes through
+// Gatehouse's login page and the provider's (up) as username
+// (signInThroughUpstream) to that redirect URI, where the script takes the
+// code, lets the SDK exchange it, lists the tools and calls list_notes.
+// It returns the script's steps by name, the authorization URL and the
+// browser's trip.
+func runTSClientThroughUpstream(t *testing.T, g *upstreamGatehouse, browser context.Context, clientID string, up upstreamLogin, provider, username, pw string) (map[string]tsStep, *url.URL, upstreamTrip) {
+	t.Helper()
+	node := nodeBin(t)
+	dir := interopDir(t)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
+		skipOrFatal(t, "npm package @modelcontextprotocol/sdk is not installed in %s: run `npm ci --prefix %s --no-audit --no-fund` (or scripts/test.sh)", dir, dir)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "upstream_ts_client.mjs"), g.MCPURL, clientID)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	p := startProc(t, "upstream_ts_client.mjs", cmd)
+	m, err := p.waitLine(ctx, regexp.MustCompile(`^STEP (\{"name":"authorization URL".*\})$`))
+	if err != nil {
+		t.Fatalf("TypeScript client: %v", err)
+	}
+	var handed struct{ URL, RedirectURI string }
+	if err := json.Unmarshal([]byte(m[1]), &handed); err != nil {
+		t.Fatalf("step %s: %v", m[1], err)
+	}
+	authURL, err := url.Parse(handed.URL)
+	if err != nil || handed.RedirectURI == "" || authURL.Query().Get("redirect_uri") != handed.RedirectURI {
+		t.Fatalf("step %s: want an authorization URL (%v) whose redirect_uri is the script's", m[1], err)
+	}
+	trip, err := signInThroughUpstream(browser, handed.URL, g.Issuer, up, handed.RedirectURI, provider, username, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trip.Landed == "" {
+		t.Fatalf("the authorization ended on an error page (pages %v): %s: %s", trip.Pages, trip.ErrorTitle, trip.ErrorText)
+	}
+	m, err = p.waitLine(ctx, regexp.MustCompile(`^RESULT (.*)$`))
+	if err != nil {
+		t.Fatalf("TypeScript client: %v", err)
+	}
+	var result struct {
+		Steps []json.RawMessage `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &result); err != nil {
+		t.Fatalf("RESULT line %q: %v", m[1], err)
+	}
+	steps := map[string]tsStep{}
+	for _, raw := range result.Steps {
+		var s tsStep
+		json.Unmarshal(raw, &s)
+		s.Raw = raw
+		steps[s.Name] = s
+		t.Logf("%s", raw)
+	}
+	return steps, authURL, trip
 }
 
 // authorizeVerifier is the code_verifier of authorizeURL's code_challenge
