@@ -22,6 +22,8 @@ func upstreamOptions(id config.Identity) []as.Upstream {
 			Issuer:              p.Issuer,
 			ClientID:            p.ClientID,
 			ClientSecret:        p.ClientSecret,
+			ClientKey:           p.PrivateKey,
+			ClientKeyID:         p.KeyID,
 			Scopes:              p.Scopes,
 			SubjectClaim:        p.Claims.Subject,
 			EmailClaim:          p.Claims.Email,

@@ -3,6 +3,10 @@ package as
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
@@ -38,9 +43,23 @@ type Upstream struct {
 	// from Issuer + "/.well-known/openid-configuration" on first use (and
 	// again after a failure), and must name the same issuer.
 	Issuer string
-	// ClientID and ClientSecret are Gatehouse's credentials at the
-	// provider. Required.
-	ClientID, ClientSecret string
+	// ClientID is Gatehouse's client id at the provider. Required.
+	ClientID string
+	// ClientSecret is Gatehouse's client secret at the provider, sent
+	// as PostSecret says. Exactly one of ClientSecret and ClientKey is
+	// required.
+	ClientSecret string
+	// ClientKey, when set, authenticates Gatehouse at the provider's
+	// token endpoint with private_key_jwt (OpenID Connect Core §9, RFC
+	// 7523 §2.2) instead of a secret: each token request carries a fresh
+	// JWT signed with it, iss and sub the client id, aud the provider's
+	// token endpoint, a random jti, valid for [clientAssertionTTL]. An
+	// *ecdsa.PrivateKey on P-256 signs with ES256, an *rsa.PrivateKey of
+	// at least 2048 bits with RS256; any other key is refused by [New].
+	ClientKey crypto.Signer
+	// ClientKeyID is the kid header of the client assertions: the key's
+	// id in the JWK Set registered at the provider. Empty sends no kid.
+	ClientKeyID string
 	// Scopes are requested; nil means openid email profile.
 	Scopes []string
 	// SubjectClaim, EmailClaim, NameClaim and GroupsClaim name the claims
@@ -72,7 +91,8 @@ type Upstream struct {
 
 // upstream is a configured provider and its metadata, read once.
 type upstream struct {
-	cfg Upstream
+	cfg    Upstream
+	keyAlg jose.SignatureAlgorithm // of cfg.ClientKey; "" without one
 
 	mu       sync.Mutex
 	provider *oidc.Provider
@@ -111,8 +131,15 @@ func newUpstreams(ups []Upstream) (map[string]*upstream, error) {
 			return nil, fmt.Errorf("as: upstream name %q must be a non-empty URL path segment without ':'", u.Name)
 		case m[u.Name] != nil:
 			return nil, fmt.Errorf("as: upstream name %q is used twice", u.Name)
-		case u.Issuer == "" || u.ClientID == "" || u.ClientSecret == "":
-			return nil, fmt.Errorf("as: upstream %q needs Issuer, ClientID and ClientSecret", u.Name)
+		case u.Issuer == "" || u.ClientID == "" || (u.ClientSecret == "") == (u.ClientKey == nil):
+			return nil, fmt.Errorf("as: upstream %q needs Issuer, ClientID and one of ClientSecret and ClientKey", u.Name)
+		}
+		var alg jose.SignatureAlgorithm
+		if u.ClientKey != nil {
+			var err error
+			if alg, err = ClientKeyAlgorithm(u.ClientKey); err != nil {
+				return nil, fmt.Errorf("as: upstream %q: %w", u.Name, err)
+			}
 		}
 		if u.DisplayName == "" {
 			u.DisplayName = u.Name
@@ -131,7 +158,7 @@ func newUpstreams(ups []Upstream) (map[string]*upstream, error) {
 		if u.HTTPClient == nil {
 			u.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 		}
-		m[u.Name] = &upstream{cfg: u}
+		m[u.Name] = &upstream{cfg: u, keyAlg: alg}
 	}
 	return m, nil
 }
@@ -170,10 +197,86 @@ func (u *upstream) discover(ctx context.Context, now func() time.Time) (*oidc.Pr
 func (u *upstream) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.Config {
 	ep := p.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInHeader
-	if u.cfg.PostSecret {
+	if u.cfg.PostSecret || u.cfg.ClientKey != nil {
+		// With a client key ClientSecret is empty: x/oauth2 then puts
+		// only client_id in the body, and the assertion goes with it
+		// (exchangeOptions).
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
 	return &oauth2.Config{ClientID: u.cfg.ClientID, ClientSecret: u.cfg.ClientSecret, Endpoint: ep, RedirectURL: redirectURI, Scopes: u.cfg.Scopes}
+}
+
+// clientAssertionTTL is how long a client assertion is valid: one token
+// request, with room for clock skew at the provider.
+const clientAssertionTTL = 2 * time.Minute
+
+// clientAssertionType is the client_assertion_type of a JWT client
+// assertion (RFC 7523 §2.2).
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// ClientKeyAlgorithm is the JWS algorithm Gatehouse signs client
+// assertions with using key: ES256 for an ECDSA P-256 key, RS256 for an
+// RSA key of at least 2048 bits. Any other key is an error: ES256 and
+// RS256 are the algorithms providers take for private_key_jwt (RS256 is
+// the one every OpenID provider must support).
+func ClientKeyAlgorithm(key crypto.Signer) (jose.SignatureAlgorithm, error) {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return "", fmt.Errorf("the client key is an ECDSA key on %s; only P-256 (ES256) is supported", k.Curve.Params().Name)
+		}
+		return jose.ES256, nil
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return "", fmt.Errorf("the client key is a %d-bit RSA key; at least 2048 bits are needed", k.N.BitLen())
+		}
+		return jose.RS256, nil
+	}
+	return "", fmt.Errorf("the client key is a %T; only ECDSA P-256 (ES256) and RSA (RS256) keys are supported", key)
+}
+
+// exchangeOptions are the extra parameters of the token request: with a
+// client key, a fresh client assertion (RFC 7523 §2.2) for the token
+// endpoint tokenURL. Its aud is the token endpoint URL, as OpenID Connect
+// Core §9 says it should be and RFC 7523 §3 allows; jti is random, so a
+// provider that remembers jti values can refuse a replayed one.
+func (s *Server) exchangeOptions(up *upstream, tokenURL string) ([]oauth2.AuthCodeOption, error) {
+	if up.cfg.ClientKey == nil {
+		return nil, nil
+	}
+	jti, err := s.newSecret()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	claims := map[string]any{
+		"iss": up.cfg.ClientID, "sub": up.cfg.ClientID, "aud": tokenURL, "jti": jti,
+		"iat": now.Unix(), "exp": now.Add(clientAssertionTTL).Unix(),
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return nil, err
+	}
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if up.cfg.ClientKeyID != "" {
+		opts = opts.WithHeader(jose.HeaderKey("kid"), up.cfg.ClientKeyID)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: up.keyAlg, Key: up.cfg.ClientKey}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("client assertion signer: %w", err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return nil, fmt.Errorf("sign client assertion: %w", err)
+	}
+	compact, err := jws.CompactSerialize()
+	if err != nil {
+		return nil, err
+	}
+	return []oauth2.AuthCodeOption{
+		oauth2.SetAuthURLParam("client_assertion_type", clientAssertionType),
+		oauth2.SetAuthURLParam("client_assertion", compact),
+	}, nil
 }
 
 // upstreamFlight is a sign-in in progress at a provider. It travels
@@ -391,7 +494,12 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, up.cfg.HTTPClient)
-	tok, err := up.oauth2Config(prov, s.upstreamRedirectURI(up)).Exchange(hctx, code, oauth2.VerifierOption(f.Verifier))
+	xopts, err := s.exchangeOptions(up, prov.Endpoint().TokenURL)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	tok, err := up.oauth2Config(prov, s.upstreamRedirectURI(up)).Exchange(hctx, code, append(xopts, oauth2.VerifierOption(f.Verifier))...)
 	if err != nil {
 		uf := upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not complete the sign-in with " + up.cfg.DisplayName + ".",
 			detail: "the token request to the provider failed", cause: err}
