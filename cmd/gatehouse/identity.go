@@ -32,6 +32,7 @@ func upstreamOptions(id config.Identity) []as.Upstream {
 			PostSecret:          p.TokenEndpointAuthMethod == "client_secret_post",
 			AllowedEmailDomains: p.AllowedEmailDomains,
 			RequiredClaims:      p.RequiredClaims,
+			LinkByVerifiedEmail: p.LinkByVerifiedEmail,
 		})
 	}
 	return ups

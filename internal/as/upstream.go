@@ -84,6 +84,15 @@ type Upstream struct {
 	// a string equal to it, a boolean equal to "true" or "false", or a
 	// list containing it.
 	RequiredClaims map[string]string
+	// LinkByVerifiedEmail links the first sign-in of a person of this
+	// provider to an existing local user instead of provisioning one,
+	// when the email claim is an address with email_verified true (the
+	// JSON boolean), exactly one local user's name equals that address
+	// (ignoring case; local users have no email field: their user name
+	// is the address), and that user has no identity at this provider
+	// yet. Every link is audited as user.linked. false (the default)
+	// never links: the person gets a new user.
+	LinkByVerifiedEmail bool
 	// HTTPClient makes every request to the provider; nil means one with
 	// a 10-second timeout.
 	HTTPClient *http.Client
@@ -561,13 +570,21 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		fail(*uf)
 		return
 	}
-	u, created, err := s.upstreamUser(ctx, up.cfg.Name, subject)
+	var link func(context.Context) (storage.User, bool, error)
+	if up.cfg.LinkByVerifiedEmail {
+		link = func(ctx context.Context) (storage.User, bool, error) { return s.linkCandidate(ctx, up, claims) }
+	}
+	u, how, err := s.upstreamUser(ctx, up.cfg.Name, subject, link)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	if created {
+	switch how {
+	case userProvisioned:
 		s.audit(ctx, r, storage.AuditEvent{Type: "user.provisioned", UserID: u.ID, ClientID: p.ClientID, Outcome: "success", Detail: "provider=" + up.cfg.Name})
+	case userLinked:
+		s.audit(ctx, r, storage.AuditEvent{Type: "user.linked", UserID: u.ID, ClientID: p.ClientID, Outcome: "success",
+			Detail: truncate("provider="+up.cfg.Name+" user="+u.Username+": linked by verified email", 500)})
 	}
 	if !u.DisabledAt.IsZero() {
 		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: p.ClientID, Outcome: "denied", Detail: "provider=" + up.cfg.Name})
@@ -761,34 +778,100 @@ func claimHas(v any, want string) bool {
 	return false
 }
 
-// upstreamUser returns the user of (provider, subject), provisioning one
-// on the first sign-in. The user name cannot be a local user's
-// ([IsUpstreamUsername]); an email address never links to anyone.
-func (s *Server) upstreamUser(ctx context.Context, provider, subject string) (storage.User, bool, error) {
-	for range 2 {
+// How upstreamUser found the user.
+const (
+	userFound       = iota // the identity was known
+	userProvisioned        // a new user was made for it
+	userLinked             // it was linked to an existing local user
+)
+
+// upstreamUser returns the user of (provider, subject), and how: a known
+// identity's user, on a first sign-in the existing user link names
+// (link_by_verified_email: [Server.linkCandidate]; nil links nobody), or
+// a new user. The new user's name cannot be a local user's
+// ([IsUpstreamUsername]); without a link rule an email address never
+// links to anyone.
+func (s *Server) upstreamUser(ctx context.Context, provider, subject string, link func(context.Context) (storage.User, bool, error)) (storage.User, int, error) {
+	tryLink := link != nil
+	for range 3 {
 		id, err := s.opts.Store.GetUpstreamIdentity(ctx, provider, subject)
 		if err == nil {
 			u, err := s.opts.Store.GetUser(ctx, id.UserID)
-			return u, false, err
+			return u, userFound, err
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
-			return storage.User{}, false, err
+			return storage.User{}, 0, err
+		}
+		now := s.now()
+		if tryLink {
+			tryLink = false
+			u, ok, err := link(ctx)
+			if err != nil {
+				return storage.User{}, 0, err
+			}
+			if ok {
+				err := s.opts.Store.LinkUpstreamIdentity(ctx, storage.UpstreamIdentity{Provider: provider, Subject: subject, UserID: u.ID, CreatedAt: now})
+				if err == nil {
+					return u, userLinked, nil
+				}
+				if !errors.Is(err, storage.ErrAlreadyExists) && !errors.Is(err, storage.ErrNotFound) {
+					return storage.User{}, 0, err
+				}
+				// The user has an identity at this provider already (or
+				// is gone, or a concurrent sign-in of this person made the
+				// identity): no link; read the identity again, or
+				// provision.
+				s.log.InfoContext(ctx, "upstream identity not linked", "provider", provider, "user", u.ID, "cause", err)
+				continue
+			}
 		}
 		uid, err := s.newID()
 		if err != nil {
-			return storage.User{}, false, err
+			return storage.User{}, 0, err
 		}
-		now := s.now()
 		u := storage.User{ID: uid, Username: UpstreamUsername(provider, subject), CreatedAt: now, UpdatedAt: now}
 		err = s.opts.Store.CreateUpstreamUser(ctx, u, storage.UpstreamIdentity{Provider: provider, Subject: subject, UserID: uid, CreatedAt: now})
 		if err == nil {
-			return u, true, nil
+			return u, userProvisioned, nil
 		}
 		if !errors.Is(err, storage.ErrAlreadyExists) {
-			return storage.User{}, false, err
+			return storage.User{}, 0, err
 		}
 		// A concurrent first sign-in of the same person made the
 		// identity: read it (once more round the loop).
 	}
-	return storage.User{}, false, fmt.Errorf("provision upstream user %s:%s: the user name is taken by a user without this identity", provider, subject)
+	return storage.User{}, 0, fmt.Errorf("provision upstream user %s:%s: the user name is taken by a user without this identity", provider, subject)
+}
+
+// linkCandidate returns the local user a first sign-in with these claims
+// links to under link_by_verified_email, and true; false when the rule
+// does not apply: the email claim is not an address, email_verified is
+// not the boolean true (false, absent, or a string), no local user's name
+// equals the address (ignoring case), or more than one does (the link
+// would be a guess). Users provisioned by a provider or a delegate are
+// never candidates. Whether the candidate already has an identity at
+// this provider is checked when linking, in the same transaction.
+func (s *Server) linkCandidate(ctx context.Context, up *upstream, claims map[string]any) (storage.User, bool, error) {
+	email, _ := claims[up.cfg.EmailClaim].(string)
+	at := strings.IndexByte(email, '@')
+	if verified, _ := claims["email_verified"].(bool); !verified || at <= 0 || at == len(email)-1 {
+		return storage.User{}, false, nil
+	}
+	users, err := s.opts.Store.ListUsers(ctx)
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	var found []storage.User
+	for _, u := range users {
+		if !IsUpstreamUsername(u.Username) && strings.EqualFold(u.Username, email) {
+			found = append(found, u)
+		}
+	}
+	if len(found) != 1 {
+		if len(found) > 1 {
+			s.log.InfoContext(ctx, "upstream identity not linked: several local users have the email address as their name", "provider", up.cfg.Name, "candidates", len(found))
+		}
+		return storage.User{}, false, nil
+	}
+	return found[0], true, nil
 }

@@ -128,6 +128,15 @@ type IdentityProvider struct {
 	// case-insensitive; a subdomain is not its parent) and is not marked
 	// unverified (email_verified false). Default empty: any email, or none.
 	AllowedEmailDomains []string `json:"allowed_email_domains,omitempty"`
+	// LinkByVerifiedEmail (link_by_verified_email) links the first
+	// sign-in of a person of this provider to an existing local user
+	// instead of provisioning a new one, when the email claim has
+	// email_verified true (the JSON boolean) and exactly one local user's
+	// name equals the address (ignoring case: local users have no email
+	// field, so only users named by their email address can match), and
+	// that user has no identity at this provider yet. Audited as
+	// user.linked. Default false: nobody is linked.
+	LinkByVerifiedEmail bool `json:"link_by_verified_email,omitempty"`
 	// RequiredClaims (required_claims) admits only people whose claims
 	// have these values: a string claim equal to the value, a boolean
 	// claim equal to "true" or "false", or a list claim (such as groups)

@@ -34,6 +34,7 @@ identity:
       client_secret_file: `+secretFile+`
       allowed_email_domains: [acme.example]
       required_claims: {groups: mcp-users}
+      link_by_verified_email: true
     - name: other
       issuer: https://login.other.example/v2
       client_id: gh2
@@ -67,6 +68,9 @@ identity:
 	}
 	if o.DisplayName != "other" || o.TokenEndpointAuthMethod != "client_secret_post" || o.Claims != (IdentityClaims{Subject: "oid", Email: "email", Name: "name", Groups: "roles"}) {
 		t.Errorf("other with defaults = %+v", o)
+	}
+	if !a.LinkByVerifiedEmail || o.LinkByVerifiedEmail {
+		t.Errorf("link_by_verified_email = %v, %v; want true from the file, false by default", a.LinkByVerifiedEmail, o.LinkByVerifiedEmail)
 	}
 	if a.RequiredClaims["groups"] != "mcp-users" || !slices.Equal(a.AllowedEmailDomains, []string{"acme.example"}) {
 		t.Errorf("acme rules = %v, %v", a.RequiredClaims, a.AllowedEmailDomains)
