@@ -22,6 +22,8 @@ func upstreamOptions(id config.Identity) []as.Upstream {
 			Issuer:              p.Issuer,
 			ClientID:            p.ClientID,
 			ClientSecret:        p.ClientSecret,
+			ClientKey:           p.PrivateKey,
+			ClientKeyID:         p.KeyID,
 			Scopes:              p.Scopes,
 			SubjectClaim:        p.Claims.Subject,
 			EmailClaim:          p.Claims.Email,
@@ -30,6 +32,7 @@ func upstreamOptions(id config.Identity) []as.Upstream {
 			PostSecret:          p.TokenEndpointAuthMethod == "client_secret_post",
 			AllowedEmailDomains: p.AllowedEmailDomains,
 			RequiredClaims:      p.RequiredClaims,
+			LinkByVerifiedEmail: p.LinkByVerifiedEmail,
 		})
 	}
 	return ups

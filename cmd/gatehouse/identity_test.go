@@ -56,7 +56,7 @@ func TestUpstreamOptions(t *testing.T) {
 	ups := upstreamOptions(config.Identity{Providers: []config.IdentityProvider{
 		{Name: "acme", Issuer: "https://idp.acme.example", ClientID: "gh", ClientSecret: "s"},
 		{Name: "corp", DisplayName: "Corp", Issuer: "https://login.corp.example", ClientID: "gh2", ClientSecret: "s2",
-			TokenEndpointAuthMethod: "client_secret_post", Claims: config.IdentityClaims{Subject: "oid"}},
+			TokenEndpointAuthMethod: "client_secret_post", Claims: config.IdentityClaims{Subject: "oid"}, LinkByVerifiedEmail: true},
 	}})
 	if len(ups) != 2 {
 		t.Fatalf("upstreamOptions = %+v", ups)
@@ -65,7 +65,7 @@ func TestUpstreamOptions(t *testing.T) {
 	if a.DisplayName != "acme" || a.PostSecret || a.SubjectClaim != "sub" || a.GroupsClaim != "groups" || strings.Join(a.Scopes, " ") != "openid email profile" || a.ClientSecret != "s" {
 		t.Errorf("acme = %+v", a)
 	}
-	if !c.PostSecret || c.SubjectClaim != "oid" || c.EmailClaim != "email" || c.DisplayName != "Corp" {
+	if !c.PostSecret || c.SubjectClaim != "oid" || c.EmailClaim != "email" || c.DisplayName != "Corp" || !c.LinkByVerifiedEmail || a.LinkByVerifiedEmail {
 		t.Errorf("corp = %+v", c)
 	}
 }

@@ -374,12 +374,12 @@ func (s *Server) handleDelegateCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	provider := delegateProvider(d.cfg.ID)
-	u, created, err := s.upstreamUser(ctx, provider, std.Subject)
+	u, how, err := s.upstreamUser(ctx, provider, std.Subject, nil)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	if created {
+	if how == userProvisioned {
 		s.audit(ctx, r, storage.AuditEvent{Type: "user.provisioned", UserID: u.ID, ClientID: p.ClientID, Outcome: "success", Detail: "provider=" + provider})
 	}
 	if !u.DisabledAt.IsZero() {

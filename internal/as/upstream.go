@@ -3,6 +3,10 @@ package as
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
@@ -38,9 +43,23 @@ type Upstream struct {
 	// from Issuer + "/.well-known/openid-configuration" on first use (and
 	// again after a failure), and must name the same issuer.
 	Issuer string
-	// ClientID and ClientSecret are Gatehouse's credentials at the
-	// provider. Required.
-	ClientID, ClientSecret string
+	// ClientID is Gatehouse's client id at the provider. Required.
+	ClientID string
+	// ClientSecret is Gatehouse's client secret at the provider, sent
+	// as PostSecret says. Exactly one of ClientSecret and ClientKey is
+	// required.
+	ClientSecret string
+	// ClientKey, when set, authenticates Gatehouse at the provider's
+	// token endpoint with private_key_jwt (OpenID Connect Core §9, RFC
+	// 7523 §2.2) instead of a secret: each token request carries a fresh
+	// JWT signed with it, iss and sub the client id, aud the provider's
+	// token endpoint, a random jti, valid for [clientAssertionTTL]. An
+	// *ecdsa.PrivateKey on P-256 signs with ES256, an *rsa.PrivateKey of
+	// at least 2048 bits with RS256; any other key is refused by [New].
+	ClientKey crypto.Signer
+	// ClientKeyID is the kid header of the client assertions: the key's
+	// id in the JWK Set registered at the provider. Empty sends no kid.
+	ClientKeyID string
 	// Scopes are requested; nil means openid email profile.
 	Scopes []string
 	// SubjectClaim, EmailClaim, NameClaim and GroupsClaim name the claims
@@ -65,6 +84,15 @@ type Upstream struct {
 	// a string equal to it, a boolean equal to "true" or "false", or a
 	// list containing it.
 	RequiredClaims map[string]string
+	// LinkByVerifiedEmail links the first sign-in of a person of this
+	// provider to an existing local user instead of provisioning one,
+	// when the email claim is an address with email_verified true (the
+	// JSON boolean), exactly one local user's name equals that address
+	// (ignoring case; local users have no email field: their user name
+	// is the address), and that user has no identity at this provider
+	// yet. Every link is audited as user.linked. false (the default)
+	// never links: the person gets a new user.
+	LinkByVerifiedEmail bool
 	// HTTPClient makes every request to the provider; nil means one with
 	// a 10-second timeout.
 	HTTPClient *http.Client
@@ -72,7 +100,8 @@ type Upstream struct {
 
 // upstream is a configured provider and its metadata, read once.
 type upstream struct {
-	cfg Upstream
+	cfg    Upstream
+	keyAlg jose.SignatureAlgorithm // of cfg.ClientKey; "" without one
 
 	mu       sync.Mutex
 	provider *oidc.Provider
@@ -111,8 +140,15 @@ func newUpstreams(ups []Upstream) (map[string]*upstream, error) {
 			return nil, fmt.Errorf("as: upstream name %q must be a non-empty URL path segment without ':'", u.Name)
 		case m[u.Name] != nil:
 			return nil, fmt.Errorf("as: upstream name %q is used twice", u.Name)
-		case u.Issuer == "" || u.ClientID == "" || u.ClientSecret == "":
-			return nil, fmt.Errorf("as: upstream %q needs Issuer, ClientID and ClientSecret", u.Name)
+		case u.Issuer == "" || u.ClientID == "" || (u.ClientSecret == "") == (u.ClientKey == nil):
+			return nil, fmt.Errorf("as: upstream %q needs Issuer, ClientID and one of ClientSecret and ClientKey", u.Name)
+		}
+		var alg jose.SignatureAlgorithm
+		if u.ClientKey != nil {
+			var err error
+			if alg, err = ClientKeyAlgorithm(u.ClientKey); err != nil {
+				return nil, fmt.Errorf("as: upstream %q: %w", u.Name, err)
+			}
 		}
 		if u.DisplayName == "" {
 			u.DisplayName = u.Name
@@ -131,7 +167,7 @@ func newUpstreams(ups []Upstream) (map[string]*upstream, error) {
 		if u.HTTPClient == nil {
 			u.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 		}
-		m[u.Name] = &upstream{cfg: u}
+		m[u.Name] = &upstream{cfg: u, keyAlg: alg}
 	}
 	return m, nil
 }
@@ -170,10 +206,86 @@ func (u *upstream) discover(ctx context.Context, now func() time.Time) (*oidc.Pr
 func (u *upstream) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.Config {
 	ep := p.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInHeader
-	if u.cfg.PostSecret {
+	if u.cfg.PostSecret || u.cfg.ClientKey != nil {
+		// With a client key ClientSecret is empty: x/oauth2 then puts
+		// only client_id in the body, and the assertion goes with it
+		// (exchangeOptions).
 		ep.AuthStyle = oauth2.AuthStyleInParams
 	}
 	return &oauth2.Config{ClientID: u.cfg.ClientID, ClientSecret: u.cfg.ClientSecret, Endpoint: ep, RedirectURL: redirectURI, Scopes: u.cfg.Scopes}
+}
+
+// clientAssertionTTL is how long a client assertion is valid: one token
+// request, with room for clock skew at the provider.
+const clientAssertionTTL = 2 * time.Minute
+
+// clientAssertionType is the client_assertion_type of a JWT client
+// assertion (RFC 7523 §2.2).
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// ClientKeyAlgorithm is the JWS algorithm Gatehouse signs client
+// assertions with using key: ES256 for an ECDSA P-256 key, RS256 for an
+// RSA key of at least 2048 bits. Any other key is an error: ES256 and
+// RS256 are the algorithms providers take for private_key_jwt (RS256 is
+// the one every OpenID provider must support).
+func ClientKeyAlgorithm(key crypto.Signer) (jose.SignatureAlgorithm, error) {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return "", fmt.Errorf("the client key is an ECDSA key on %s; only P-256 (ES256) is supported", k.Curve.Params().Name)
+		}
+		return jose.ES256, nil
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return "", fmt.Errorf("the client key is a %d-bit RSA key; at least 2048 bits are needed", k.N.BitLen())
+		}
+		return jose.RS256, nil
+	}
+	return "", fmt.Errorf("the client key is a %T; only ECDSA P-256 (ES256) and RSA (RS256) keys are supported", key)
+}
+
+// exchangeOptions are the extra parameters of the token request: with a
+// client key, a fresh client assertion (RFC 7523 §2.2) for the token
+// endpoint tokenURL. Its aud is the token endpoint URL, as OpenID Connect
+// Core §9 says it should be and RFC 7523 §3 allows; jti is random, so a
+// provider that remembers jti values can refuse a replayed one.
+func (s *Server) exchangeOptions(up *upstream, tokenURL string) ([]oauth2.AuthCodeOption, error) {
+	if up.cfg.ClientKey == nil {
+		return nil, nil
+	}
+	jti, err := s.newSecret()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	claims := map[string]any{
+		"iss": up.cfg.ClientID, "sub": up.cfg.ClientID, "aud": tokenURL, "jti": jti,
+		"iat": now.Unix(), "exp": now.Add(clientAssertionTTL).Unix(),
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return nil, err
+	}
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if up.cfg.ClientKeyID != "" {
+		opts = opts.WithHeader(jose.HeaderKey("kid"), up.cfg.ClientKeyID)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: up.keyAlg, Key: up.cfg.ClientKey}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("client assertion signer: %w", err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return nil, fmt.Errorf("sign client assertion: %w", err)
+	}
+	compact, err := jws.CompactSerialize()
+	if err != nil {
+		return nil, err
+	}
+	return []oauth2.AuthCodeOption{
+		oauth2.SetAuthURLParam("client_assertion_type", clientAssertionType),
+		oauth2.SetAuthURLParam("client_assertion", compact),
+	}, nil
 }
 
 // upstreamFlight is a sign-in in progress at a provider. It travels
@@ -391,7 +503,12 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, up.cfg.HTTPClient)
-	tok, err := up.oauth2Config(prov, s.upstreamRedirectURI(up)).Exchange(hctx, code, oauth2.VerifierOption(f.Verifier))
+	xopts, err := s.exchangeOptions(up, prov.Endpoint().TokenURL)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	tok, err := up.oauth2Config(prov, s.upstreamRedirectURI(up)).Exchange(hctx, code, append(xopts, oauth2.VerifierOption(f.Verifier))...)
 	if err != nil {
 		uf := upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not complete the sign-in with " + up.cfg.DisplayName + ".",
 			detail: "the token request to the provider failed", cause: err}
@@ -453,13 +570,21 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		fail(*uf)
 		return
 	}
-	u, created, err := s.upstreamUser(ctx, up.cfg.Name, subject)
+	var link func(context.Context) (storage.User, bool, error)
+	if up.cfg.LinkByVerifiedEmail {
+		link = func(ctx context.Context) (storage.User, bool, error) { return s.linkCandidate(ctx, up, claims) }
+	}
+	u, how, err := s.upstreamUser(ctx, up.cfg.Name, subject, link)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	if created {
+	switch how {
+	case userProvisioned:
 		s.audit(ctx, r, storage.AuditEvent{Type: "user.provisioned", UserID: u.ID, ClientID: p.ClientID, Outcome: "success", Detail: "provider=" + up.cfg.Name})
+	case userLinked:
+		s.audit(ctx, r, storage.AuditEvent{Type: "user.linked", UserID: u.ID, ClientID: p.ClientID, Outcome: "success",
+			Detail: truncate("provider="+up.cfg.Name+" user="+u.Username+": linked by verified email", 500)})
 	}
 	if !u.DisabledAt.IsZero() {
 		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: p.ClientID, Outcome: "denied", Detail: "provider=" + up.cfg.Name})
@@ -653,34 +778,100 @@ func claimHas(v any, want string) bool {
 	return false
 }
 
-// upstreamUser returns the user of (provider, subject), provisioning one
-// on the first sign-in. The user name cannot be a local user's
-// ([IsUpstreamUsername]); an email address never links to anyone.
-func (s *Server) upstreamUser(ctx context.Context, provider, subject string) (storage.User, bool, error) {
-	for range 2 {
+// How upstreamUser found the user.
+const (
+	userFound       = iota // the identity was known
+	userProvisioned        // a new user was made for it
+	userLinked             // it was linked to an existing local user
+)
+
+// upstreamUser returns the user of (provider, subject), and how: a known
+// identity's user, on a first sign-in the existing user link names
+// (link_by_verified_email: [Server.linkCandidate]; nil links nobody), or
+// a new user. The new user's name cannot be a local user's
+// ([IsUpstreamUsername]); without a link rule an email address never
+// links to anyone.
+func (s *Server) upstreamUser(ctx context.Context, provider, subject string, link func(context.Context) (storage.User, bool, error)) (storage.User, int, error) {
+	tryLink := link != nil
+	for range 3 {
 		id, err := s.opts.Store.GetUpstreamIdentity(ctx, provider, subject)
 		if err == nil {
 			u, err := s.opts.Store.GetUser(ctx, id.UserID)
-			return u, false, err
+			return u, userFound, err
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
-			return storage.User{}, false, err
+			return storage.User{}, 0, err
+		}
+		now := s.now()
+		if tryLink {
+			tryLink = false
+			u, ok, err := link(ctx)
+			if err != nil {
+				return storage.User{}, 0, err
+			}
+			if ok {
+				err := s.opts.Store.LinkUpstreamIdentity(ctx, storage.UpstreamIdentity{Provider: provider, Subject: subject, UserID: u.ID, CreatedAt: now})
+				if err == nil {
+					return u, userLinked, nil
+				}
+				if !errors.Is(err, storage.ErrAlreadyExists) && !errors.Is(err, storage.ErrNotFound) {
+					return storage.User{}, 0, err
+				}
+				// The user has an identity at this provider already (or
+				// is gone, or a concurrent sign-in of this person made the
+				// identity): no link; read the identity again, or
+				// provision.
+				s.log.InfoContext(ctx, "upstream identity not linked", "provider", provider, "user", u.ID, "cause", err)
+				continue
+			}
 		}
 		uid, err := s.newID()
 		if err != nil {
-			return storage.User{}, false, err
+			return storage.User{}, 0, err
 		}
-		now := s.now()
 		u := storage.User{ID: uid, Username: UpstreamUsername(provider, subject), CreatedAt: now, UpdatedAt: now}
 		err = s.opts.Store.CreateUpstreamUser(ctx, u, storage.UpstreamIdentity{Provider: provider, Subject: subject, UserID: uid, CreatedAt: now})
 		if err == nil {
-			return u, true, nil
+			return u, userProvisioned, nil
 		}
 		if !errors.Is(err, storage.ErrAlreadyExists) {
-			return storage.User{}, false, err
+			return storage.User{}, 0, err
 		}
 		// A concurrent first sign-in of the same person made the
 		// identity: read it (once more round the loop).
 	}
-	return storage.User{}, false, fmt.Errorf("provision upstream user %s:%s: the user name is taken by a user without this identity", provider, subject)
+	return storage.User{}, 0, fmt.Errorf("provision upstream user %s:%s: the user name is taken by a user without this identity", provider, subject)
+}
+
+// linkCandidate returns the local user a first sign-in with these claims
+// links to under link_by_verified_email, and true; false when the rule
+// does not apply: the email claim is not an address, email_verified is
+// not the boolean true (false, absent, or a string), no local user's name
+// equals the address (ignoring case), or more than one does (the link
+// would be a guess). Users provisioned by a provider or a delegate are
+// never candidates. Whether the candidate already has an identity at
+// this provider is checked when linking, in the same transaction.
+func (s *Server) linkCandidate(ctx context.Context, up *upstream, claims map[string]any) (storage.User, bool, error) {
+	email, _ := claims[up.cfg.EmailClaim].(string)
+	at := strings.IndexByte(email, '@')
+	if verified, _ := claims["email_verified"].(bool); !verified || at <= 0 || at == len(email)-1 {
+		return storage.User{}, false, nil
+	}
+	users, err := s.opts.Store.ListUsers(ctx)
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	var found []storage.User
+	for _, u := range users {
+		if !IsUpstreamUsername(u.Username) && strings.EqualFold(u.Username, email) {
+			found = append(found, u)
+		}
+	}
+	if len(found) != 1 {
+		if len(found) > 1 {
+			s.log.InfoContext(ctx, "upstream identity not linked: several local users have the email address as their name", "provider", up.cfg.Name, "candidates", len(found))
+		}
+		return storage.User{}, false, nil
+	}
+	return found[0], true, nil
 }

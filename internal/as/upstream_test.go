@@ -46,6 +46,15 @@ type fakeIdP struct {
 	sendIss     string               // iss sent in the authorization response
 	userinfoHit int
 	tokenBasic  bool // the last token request authenticated with HTTP Basic
+
+	// clientKey, when set, is the public key of Gatehouse's client
+	// assertions: the token endpoint then takes private_key_jwt only
+	// (RFC 7523 §3), and refuses a reused jti.
+	clientKey     any
+	jtis          map[string]bool
+	assertionKID  string // the kid header of the last accepted assertion
+	assertionErr  string // why the last assertion was refused
+	tokenSecretIn bool   // the last token request carried a client_secret
 }
 
 type fakeCode struct{ nonce, challenge, redirectURI string }
@@ -108,7 +117,15 @@ func (f *fakeIdP) serve(w http.ResponseWriter, r *http.Request) {
 	case "/token":
 		user, pass, basic := r.BasicAuth()
 		f.tokenBasic = basic
-		if err := r.ParseForm(); err != nil || !basic || user != url.QueryEscape(idpClientID) || pass != url.QueryEscape(idpSecret) {
+		err := r.ParseForm()
+		_, f.tokenSecretIn = r.PostForm["client_secret"]
+		if f.clientKey != nil {
+			f.assertionErr = f.checkAssertion(r.PostForm)
+			if basic || f.tokenSecretIn {
+				f.assertionErr = "a client secret was sent with private_key_jwt"
+			}
+		}
+		if err != nil || (f.clientKey == nil && (!basic || user != url.QueryEscape(idpClientID) || pass != url.QueryEscape(idpSecret))) || (f.clientKey != nil && f.assertionErr != "") {
 			w.WriteHeader(http.StatusUnauthorized)
 			writeJSON(map[string]string{"error": "invalid_client"})
 			return
@@ -144,6 +161,52 @@ func (f *fakeIdP) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// checkAssertion verifies a private_key_jwt client authentication (RFC
+// 7523 §3, OpenID Connect Core §9) and returns why it fails, or "": the
+// assertion type, the signature with the registered key, iss and sub the
+// client id, aud this token endpoint, exp in the future and at most five
+// minutes after iat, and a jti not seen before.
+func (f *fakeIdP) checkAssertion(form url.Values) string {
+	if form.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		return "client_assertion_type is " + form.Get("client_assertion_type")
+	}
+	if id := form.Get("client_id"); id != "" && id != idpClientID {
+		return "client_id is " + id
+	}
+	jws, err := jose.ParseSignedCompact(form.Get("client_assertion"), []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		return "parse: " + err.Error()
+	}
+	payload, err := jws.Verify(f.clientKey)
+	if err != nil {
+		return "signature: " + err.Error()
+	}
+	var c struct {
+		Iss, Sub, Aud, Jti string
+		Iat, Exp           int64
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "claims: " + err.Error()
+	}
+	now := f.now().Unix()
+	switch {
+	case c.Iss != idpClientID || c.Sub != idpClientID:
+		return "iss or sub is not the client id"
+	case c.Aud != f.URL+"/token":
+		return "aud is " + c.Aud + ", not the token endpoint"
+	case c.Exp <= now || c.Exp-c.Iat > 300 || c.Iat > now+60:
+		return "expired, or valid for more than five minutes"
+	case c.Jti == "" || f.jtis[c.Jti]:
+		return "jti missing or used before"
+	}
+	if f.jtis == nil {
+		f.jtis = map[string]bool{}
+	}
+	f.jtis[c.Jti] = true
+	f.assertionKID = jws.Signatures[0].Header.KeyID
+	return ""
 }
 
 // sign returns claims as a compact ES256 JWS with the provider's key (or,

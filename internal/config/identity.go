@@ -1,6 +1,11 @@
 package config
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +16,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
 	"github.com/gatehouse-mcp/gatehouse/internal/token"
@@ -100,14 +106,37 @@ type IdentityProvider struct {
 	Claims IdentityClaims `json:"claims"`
 	// TokenEndpointAuthMethod (token_endpoint_auth_method) is how
 	// Gatehouse authenticates at the provider's token endpoint:
-	// client_secret_basic (the default, as in OpenID Connect) or
-	// client_secret_post.
+	// client_secret_basic (the default, as in OpenID Connect),
+	// client_secret_post, or private_key_jwt (OpenID Connect Core §9, RFC
+	// 7523: a JWT signed with PrivateKeyFile; no client secret then).
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// PrivateKeyFile (private_key_file) is a PEM file holding the private
+	// key of private_key_jwt: an ECDSA P-256 key (signs ES256) or an RSA
+	// key of at least 2048 bits (RS256), as a PKCS #8 "PRIVATE KEY",
+	// "EC PRIVATE KEY" or "RSA PRIVATE KEY" block. Required with
+	// private_key_jwt, and only allowed with it.
+	PrivateKeyFile string `json:"private_key_file,omitempty"`
+	// KeyID (key_id) is the kid header of the client assertions: the
+	// key's id in the JWK Set registered at the provider. Default none.
+	// Only with private_key_jwt.
+	KeyID string `json:"key_id,omitempty"`
+	// PrivateKey is the key read from PrivateKeyFile; never read from the
+	// config file and never printed.
+	PrivateKey crypto.Signer `json:"-"`
 	// AllowedEmailDomains (allowed_email_domains), when set, admits only
 	// people whose email claim is at one of these domains (exact match,
 	// case-insensitive; a subdomain is not its parent) and is not marked
 	// unverified (email_verified false). Default empty: any email, or none.
 	AllowedEmailDomains []string `json:"allowed_email_domains,omitempty"`
+	// LinkByVerifiedEmail (link_by_verified_email) links the first
+	// sign-in of a person of this provider to an existing local user
+	// instead of provisioning a new one, when the email claim has
+	// email_verified true (the JSON boolean) and exactly one local user's
+	// name equals the address (ignoring case: local users have no email
+	// field, so only users named by their email address can match), and
+	// that user has no identity at this provider yet. Audited as
+	// user.linked. Default false: nobody is linked.
+	LinkByVerifiedEmail bool `json:"link_by_verified_email,omitempty"`
 	// RequiredClaims (required_claims) admits only people whose claims
 	// have these values: a string claim equal to the value, a boolean
 	// claim equal to "true" or "false", or a list claim (such as groups)
@@ -196,6 +225,19 @@ func (id *Identity) resolveSecrets(env func(string) (string, bool)) []error {
 	for i := range id.Providers {
 		p := &id.Providers[i]
 		at := fmt.Sprintf("identity.providers[%d]", i)
+		if p.PrivateKeyFile != "" {
+			key := at + ".private_key_file"
+			p.PrivateKey = nil
+			if msg := secretRefProblem(key, p.PrivateKeyFile); msg != "" {
+				errs = append(errs, keyErrorf(key, "%s", msg))
+			} else if b, err := os.ReadFile(p.PrivateKeyFile); err != nil {
+				errs = append(errs, keyErrorf(key, "%s: %w", key, err))
+			} else if k, err := parseClientKey(b); err != nil {
+				errs = append(errs, keyErrorf(key, "%s: %s: %w", key, p.PrivateKeyFile, err))
+			} else {
+				p.PrivateKey = k
+			}
+		}
 		bad := false
 		for _, k := range []struct{ key, v string }{{at + ".client_secret_file", p.ClientSecretFile}, {at + ".client_secret_env", p.ClientSecretEnv}} {
 			if msg := secretRefProblem(k.key, k.v); msg != "" {
@@ -277,8 +319,16 @@ func (id Identity) validate(insecureOK bool) []error {
 			errs = append(errs, keyErrorf(key("issuer"), "%s.issuer %s", at, msg))
 		}
 		bad(p.ClientID == "", key("client_id"), "%s.client_id is required: Gatehouse's client id at the provider", at)
-		bad(p.ClientSecretFile == "" && p.ClientSecretEnv == "", key("client_secret_file"), "%s: set client_secret_file or client_secret_env (the client secret is never written in the config file)", at)
-		bad(p.ClientSecretFile != "" && p.ClientSecretEnv != "", key("client_secret_env"), "%s: set client_secret_file or client_secret_env, not both", at)
+		if p.TokenEndpointAuthMethod == "private_key_jwt" {
+			bad(p.PrivateKeyFile == "", key("private_key_file"), "%s.private_key_file is required with token_endpoint_auth_method private_key_jwt: a PEM file of the private key (ECDSA P-256 or RSA) whose public key is registered at the provider", at)
+			bad(p.ClientSecretFile != "", key("client_secret_file"), "%s.client_secret_file is not used with token_endpoint_auth_method private_key_jwt: remove it (the private key authenticates Gatehouse)", at)
+			bad(p.ClientSecretEnv != "", key("client_secret_env"), "%s.client_secret_env is not used with token_endpoint_auth_method private_key_jwt: remove it (the private key authenticates Gatehouse)", at)
+		} else {
+			bad(p.ClientSecretFile == "" && p.ClientSecretEnv == "", key("client_secret_file"), "%s: set client_secret_file or client_secret_env (the client secret is never written in the config file), or use token_endpoint_auth_method: private_key_jwt with private_key_file", at)
+			bad(p.ClientSecretFile != "" && p.ClientSecretEnv != "", key("client_secret_env"), "%s: set client_secret_file or client_secret_env, not both", at)
+			bad(p.PrivateKeyFile != "", key("private_key_file"), "%s.private_key_file is only used with token_endpoint_auth_method: private_key_jwt", at)
+			bad(p.KeyID != "", key("key_id"), "%s.key_id is only used with token_endpoint_auth_method: private_key_jwt", at)
+		}
 		if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, "openid") {
 			errs = append(errs, keyErrorf(key("scopes"), "%s.scopes must include openid (the scopes are sent to the provider as they are)", at))
 		}
@@ -286,9 +336,9 @@ func (id Identity) validate(insecureOK bool) []error {
 			bad(!validScope(s), key("scopes"), "%s.scopes: %q is not a valid scope", at, s)
 		}
 		switch p.TokenEndpointAuthMethod {
-		case "", "client_secret_basic", "client_secret_post":
+		case "", "client_secret_basic", "client_secret_post", "private_key_jwt":
 		default:
-			errs = append(errs, keyErrorf(key("token_endpoint_auth_method"), "%s.token_endpoint_auth_method %q must be client_secret_basic or client_secret_post", at, p.TokenEndpointAuthMethod))
+			errs = append(errs, keyErrorf(key("token_endpoint_auth_method"), "%s.token_endpoint_auth_method %q must be client_secret_basic, client_secret_post or private_key_jwt", at, p.TokenEndpointAuthMethod))
 		}
 		for _, d := range p.AllowedEmailDomains {
 			bad(!domainName.MatchString(d), key("allowed_email_domains"), "%s.allowed_email_domains: %q must be a lower-case domain name such as example.com", at, d)
@@ -298,6 +348,43 @@ func (id Identity) validate(insecureOK bool) []error {
 		}
 	}
 	return errs
+}
+
+// parseClientKey reads the private key of private_key_jwt from PEM: one
+// PKCS #8, SEC 1 ("EC PRIVATE KEY") or PKCS #1 ("RSA PRIVATE KEY") block
+// of a key Gatehouse signs client assertions with
+// ([as.ClientKeyAlgorithm]: ECDSA P-256 or RSA of 2048 bits or more).
+func parseClientKey(data []byte) (crypto.Signer, error) {
+	b, rest := pem.Decode(data)
+	if b == nil {
+		return nil, errors.New("no PEM block: the file must hold a PEM private key (-----BEGIN PRIVATE KEY-----)")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("text after the first PEM block: the file must hold one private key")
+	}
+	var parsed any
+	var err error
+	switch b.Type {
+	case "PRIVATE KEY":
+		parsed, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		parsed, err = x509.ParseECPrivateKey(b.Bytes)
+	case "RSA PRIVATE KEY":
+		parsed, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+	default:
+		return nil, fmt.Errorf("the PEM block %q is not a private key (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)", b.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the %s block: %w", b.Type, err)
+	}
+	k, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("the key is a %T, not a signing key", parsed)
+	}
+	if _, err := as.ClientKeyAlgorithm(k); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // providerIssuerProblem is what is wrong with an upstream issuer, or "".

@@ -215,7 +215,8 @@ type UpstreamIdentity struct {
 }
 
 // UpstreamIdentities stores the upstream identities of users provisioned
-// by a sign-in at an upstream OpenID provider.
+// by a sign-in at an upstream OpenID provider, and of local users an
+// identity was linked to (link_by_verified_email).
 type UpstreamIdentities interface {
 	// CreateUpstreamUser creates u and the identity id (whose UserID is
 	// u.ID) in one transaction: both or neither. ErrAlreadyExists if the
@@ -223,6 +224,12 @@ type UpstreamIdentities interface {
 	// a concurrent first sign-in of the same person then reads the
 	// identity the other one made.
 	CreateUpstreamUser(ctx context.Context, u User, id UpstreamIdentity) error
+	// LinkUpstreamIdentity ties the identity id to the existing user
+	// id.UserID (link_by_verified_email). ErrAlreadyExists if (Provider,
+	// Subject) is taken or the user already has an identity at Provider,
+	// checked in the same transaction as the insert; ErrNotFound if the
+	// user does not exist.
+	LinkUpstreamIdentity(ctx context.Context, id UpstreamIdentity) error
 	// GetUpstreamIdentity returns the identity (provider, subject), or
 	// ErrNotFound.
 	GetUpstreamIdentity(ctx context.Context, provider, subject string) (UpstreamIdentity, error)

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
@@ -42,6 +43,30 @@ func (s *Store) CreateUpstreamUser(ctx context.Context, u storage.User, id stora
 	})
 	if err != nil {
 		return fmt.Errorf("create upstream user: %w", err)
+	}
+	return nil
+}
+
+// LinkUpstreamIdentity ties id to the existing user id.UserID, in one
+// transaction with the checks that the user exists and has no identity
+// at id.Provider yet.
+func (s *Store) LinkUpstreamIdentity(ctx context.Context, id storage.UpstreamIdentity) error {
+	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		if _, err := queryRow(ctx, s, tx, scanUser, userSelect+" WHERE id = ?", id.UserID); err != nil {
+			return err
+		}
+		_, err := queryRow(ctx, s, tx, scanUpstream, upstreamSelect+" WHERE provider = ? AND user_id = ?", id.Provider, id.UserID)
+		switch {
+		case err == nil:
+			return fmt.Errorf("user %s already has an identity at %s: %w", id.UserID, id.Provider, storage.ErrAlreadyExists)
+		case !errors.Is(err, storage.ErrNotFound):
+			return err
+		}
+		_, err = s.exec(ctx, tx, upstreamInsert, id.Provider, id.Subject, id.UserID, micros(id.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("link upstream identity: %w", err)
 	}
 	return nil
 }

@@ -124,6 +124,26 @@ func testUpstreamIdentities(t *testing.T, s storage.Store) {
 	wantErr(t, "ListUpstreamIdentities()", err, nil)
 	diff(t, "ListUpstreamIdentities()", list, []storage.UpstreamIdentity{id5, id})
 
+	// Linking an identity to an existing (local) user: once per provider
+	// per user, never an identity taken, never a user who does not exist.
+	link := storage.UpstreamIdentity{Provider: "acme", Subject: "sub-local", UserID: local.ID, CreatedAt: t0}
+	wantErr(t, "LinkUpstreamIdentity(acme, local)", s.LinkUpstreamIdentity(ctx, link), nil)
+	got, err = s.GetUpstreamIdentity(ctx, "acme", "sub-local")
+	wantErr(t, `GetUpstreamIdentity("acme", "sub-local")`, err, nil)
+	diff(t, `GetUpstreamIdentity("acme", "sub-local")`, got, link)
+	again := link
+	again.Subject = "sub-local-2"
+	wantErr(t, "LinkUpstreamIdentity(acme, local) a second identity", s.LinkUpstreamIdentity(ctx, again), storage.ErrAlreadyExists)
+	taken := storage.UpstreamIdentity{Provider: "acme", Subject: "sub-1", UserID: local.ID, CreatedAt: t0}
+	wantErr(t, "LinkUpstreamIdentity(acme, sub-1) taken by up1", s.LinkUpstreamIdentity(ctx, taken), storage.ErrAlreadyExists)
+	other := link
+	other.Provider = "other"
+	wantErr(t, "LinkUpstreamIdentity(other, local)", s.LinkUpstreamIdentity(ctx, other), nil)
+	wantErr(t, "LinkUpstreamIdentity to nobody", s.LinkUpstreamIdentity(ctx, storage.UpstreamIdentity{Provider: "acme", Subject: "x", UserID: "nobody"}), storage.ErrNotFound)
+	wantErr(t, `DeleteUser(local)`, s.DeleteUser(ctx, local.ID), nil)
+	_, err = s.GetUpstreamIdentity(ctx, "acme", "sub-local")
+	wantErr(t, `GetUpstreamIdentity("acme", "sub-local") after DeleteUser`, err, storage.ErrNotFound)
+
 	wantErr(t, `DeleteUser("up1")`, s.DeleteUser(ctx, "up1"), nil)
 	_, err = s.GetUpstreamIdentity(ctx, "acme", "sub-1")
 	wantErr(t, `GetUpstreamIdentity("acme", "sub-1") after DeleteUser`, err, storage.ErrNotFound)
