@@ -163,7 +163,7 @@ type Users interface {
 	// refresh tokens stop working and access tokens introspect inactive.
 	ResetUser(ctx context.Context, id string, t time.Time, fn func(User) (User, error)) (User, error)
 	// DeleteUser removes the user with their sessions, consents, codes,
-	// refresh tokens, groups and upstream identities.
+	// refresh tokens, groups, upstream claims and upstream identities.
 	DeleteUser(ctx context.Context, id string) error
 }
 
@@ -200,6 +200,24 @@ type UserGroups interface {
 	// ListAllUserGroups returns every user's groups as ListUserGroups
 	// does, by user id; users without a group are absent.
 	ListAllUserGroups(ctx context.Context) (map[string][]string, error)
+}
+
+// UserClaims stores the claim values an upstream OpenID provider gave a
+// user at their last sign-in there, for the claim conditions of scope
+// policies (ScopePolicy.Claims): only the claims the provider is
+// configured to keep, each as a list of strings. Each sign-in replaces
+// what that provider gave before; other providers' values are untouched.
+// Deleting a user deletes them; a reset (ResetUser) keeps them.
+type UserClaims interface {
+	// SetUpstreamClaims replaces the claims provider gave the user userID
+	// with claims (name to values; none: the provider gives none now), at
+	// t, in one transaction. Duplicate values count once. ErrNotFound if
+	// there is no such user.
+	SetUpstreamClaims(ctx context.Context, userID, provider string, claims map[string][]string, t time.Time) error
+	// ListUserClaims returns the values every provider gave the user, by
+	// claim name, each value once and in order (none for an unknown or
+	// local user): the claims a scope policy sees.
+	ListUserClaims(ctx context.Context, userID string) (map[string][]string, error)
 }
 
 // UpstreamIdentity ties an account at an upstream OpenID provider to a
@@ -246,17 +264,23 @@ type Scope struct {
 }
 
 // ScopePolicy restricts who may be granted one scope of a resource. The
-// zero policy restricts nothing. Conditions of different kinds (groups
-// now; upstream claims later) must all hold.
+// zero policy restricts nothing. A policy is satisfied when its groups
+// condition (if it has one) and every one of its claim conditions hold.
 type ScopePolicy struct {
 	// Groups (groups): the user must be in at least one of them. A token
 	// without a user (client_credentials) is never in a group, so it never
 	// gets a scope whose policy names groups.
 	Groups []string `json:"groups,omitempty"`
+	// Claims (claims) maps a claim name to its accepted values: for each
+	// claim, the user's upstream provider must have given at least one of
+	// the values at their last sign-in there (UserClaims). Local users,
+	// and tokens without a user, have no claims, so a claim condition
+	// always withholds the scope from them.
+	Claims map[string][]string `json:"claims,omitempty"`
 }
 
 // Restricts reports whether the policy has any condition.
-func (p ScopePolicy) Restricts() bool { return len(p.Groups) > 0 }
+func (p ScopePolicy) Restricts() bool { return len(p.Groups) > 0 || len(p.Claims) > 0 }
 
 // Resource is a protected resource (an MCP server) tokens can be issued for.
 type Resource struct {
@@ -556,6 +580,7 @@ type Store interface {
 	ClientBlocks
 	Users
 	UserGroups
+	UserClaims
 	UpstreamIdentities
 	Resources
 	Sessions

@@ -352,7 +352,7 @@ func (s *Store) updateUser(ctx context.Context, id string, reset *time.Time, fn 
 
 // DeleteUser removes the user and, explicitly in the same transaction, their
 // sessions, consents, codes, grants, refresh tokens, groups (of both
-// sources) and upstream identities.
+// sources), upstream claims and upstream identities.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		return s.cascade(ctx, tx, id,
@@ -363,6 +363,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			"DELETE FROM sessions WHERE user_id = ?",
 			"DELETE FROM user_groups WHERE user_id = ?",
 			"DELETE FROM upstream_groups WHERE user_id = ?",
+			"DELETE FROM upstream_claims WHERE user_id = ?",
 			"DELETE FROM upstream_identities WHERE user_id = ?",
 			"DELETE FROM users WHERE id = ?",
 		)

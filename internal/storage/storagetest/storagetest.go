@@ -47,6 +47,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UserReset", testUserReset},
 		{"UserGroups", testUserGroups},
 		{"UpstreamGroups", testUpstreamGroups},
+		{"UpstreamClaims", testUpstreamClaims},
 		{"UpstreamIdentities", testUpstreamIdentities},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
@@ -945,6 +946,51 @@ func testUpstreamGroups(t *testing.T, s storage.Store) {
 	diff(t, "ListUpstreamGroups(u1) of a new user with the deleted one's id", up, map[string][]string{}, equateNone)
 }
 
+// testUpstreamClaims: a provider's claims replace that provider's claims
+// only; a user's claims are every provider's values, each once; a reset
+// keeps them, deleting the user takes them.
+func testUpstreamClaims(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	wantErr(t, "SetUpstreamClaims(u1, acme)", s.SetUpstreamClaims(ctx, "u1", "acme",
+		map[string][]string{"department": {"research", "engineering", "research"}, "level": {"3"}}, t0), nil)
+	wantErr(t, "SetUpstreamClaims(u1, other)", s.SetUpstreamClaims(ctx, "u1", "other", map[string][]string{"department": {"engineering", "sales"}}, t0), nil)
+	wantErr(t, "SetUpstreamClaims(u2, acme)", s.SetUpstreamClaims(ctx, "u2", "acme", map[string][]string{"department": {"sales"}}, t0), nil)
+	wantErr(t, "SetUpstreamClaims(nope, acme)", s.SetUpstreamClaims(ctx, "nope", "acme", map[string][]string{"level": {"1"}}, t0), storage.ErrNotFound)
+	wantErr(t, "SetUpstreamClaims(nope, acme, none)", s.SetUpstreamClaims(ctx, "nope", "acme", nil, t0), storage.ErrNotFound)
+
+	got, err := s.ListUserClaims(ctx, "u1")
+	wantErr(t, "ListUserClaims(u1)", err, nil)
+	diff(t, "ListUserClaims(u1) (both providers', engineering once)", got,
+		map[string][]string{"department": {"engineering", "research", "sales"}, "level": {"3"}})
+	got, err = s.ListUserClaims(ctx, "nope")
+	wantErr(t, "ListUserClaims(nope)", err, nil)
+	diff(t, "ListUserClaims(nope)", got, map[string][]string{}, equateNone)
+
+	// The next sign-in at acme says another department and no level:
+	// acme's old values go, other's stay.
+	wantErr(t, "SetUpstreamClaims(u1, acme) again", s.SetUpstreamClaims(ctx, "u1", "acme", map[string][]string{"department": {"legal"}}, at(time.Hour)), nil)
+	got, _ = s.ListUserClaims(ctx, "u1")
+	diff(t, "ListUserClaims(u1) after acme's next sign-in", got, map[string][]string{"department": {"engineering", "legal", "sales"}})
+	wantErr(t, "SetUpstreamClaims(u1, other, none)", s.SetUpstreamClaims(ctx, "u1", "other", nil, at(time.Hour)), nil)
+	got, _ = s.ListUserClaims(ctx, "u1")
+	diff(t, "ListUserClaims(u1) after other gave none", got, map[string][]string{"department": {"legal"}})
+	got, _ = s.ListUserClaims(ctx, "u2")
+	diff(t, "ListUserClaims(u2) untouched", got, map[string][]string{"department": {"sales"}})
+
+	if _, err := s.ResetUser(ctx, "u1", at(2*time.Hour), func(u storage.User) (storage.User, error) { return u, nil }); err != nil {
+		t.Fatalf("ResetUser(u1) = %v", err)
+	}
+	got, _ = s.ListUserClaims(ctx, "u1")
+	diff(t, "ListUserClaims(u1) after ResetUser", got, map[string][]string{"department": {"legal"}})
+
+	wantErr(t, "DeleteUser(u1)", s.DeleteUser(ctx, "u1"), nil)
+	mustCreateUser(t, s, "u1")
+	got, _ = s.ListUserClaims(ctx, "u1")
+	diff(t, "ListUserClaims(u1) of a new user with the deleted one's id", got, map[string][]string{}, equateNone)
+}
+
 // ---- resources ------------------------------------------------------------
 
 func testResources(t *testing.T, s storage.Store) {
@@ -958,9 +1004,12 @@ func testResources(t *testing.T, s storage.Store) {
 		},
 		DefaultScopes:           []string{"read"},
 		AcceptClientCredentials: true,
-		ScopePolicies:           map[string]storage.ScopePolicy{"write": {Groups: []string{"editors", "admins"}}},
-		CreatedAt:               t0,
-		UpdatedAt:               t0,
+		ScopePolicies: map[string]storage.ScopePolicy{
+			"write": {Groups: []string{"editors", "admins"}},
+			"admin": {Claims: map[string][]string{"department": {"engineering", "research"}}},
+		},
+		CreatedAt: t0,
+		UpdatedAt: t0,
 	}
 	wantErr(t, "PutResource()", s.PutResource(ctx, r), nil)
 	got, err := s.GetResource(ctx, r.URL)
