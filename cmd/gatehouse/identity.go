@@ -29,6 +29,7 @@ func upstreamOptions(id config.Identity) []as.Upstream {
 			EmailClaim:          p.Claims.Email,
 			NameClaim:           p.Claims.Name,
 			GroupsClaim:         p.Claims.Groups,
+			PolicyClaims:        p.PolicyClaims,
 			PostSecret:          p.TokenEndpointAuthMethod == "client_secret_post",
 			AllowedEmailDomains: p.AllowedEmailDomains,
 			RequiredClaims:      p.RequiredClaims,

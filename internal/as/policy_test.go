@@ -187,3 +187,28 @@ func TestScopePolicyDefaultsAndMachines(t *testing.T) {
 		t.Errorf("client_credentials with the defaults = %d %s, want notes:read only", status, body)
 	}
 }
+
+// TestScopePolicyCombination: a policy holds when its groups condition
+// and every claim condition hold; the reason names only the conditions
+// that do not.
+func TestScopePolicyCombination(t *testing.T) {
+	res := storage.Resource{ScopePolicies: map[string]storage.ScopePolicy{"w": {
+		Groups: []string{"editors"},
+		Claims: map[string][]string{"department": {"engineering", "research"}, "level": {"3"}},
+	}}}
+	for _, tc := range []struct {
+		name string
+		a    subjectAttrs
+		want string // reason; empty: granted
+	}{
+		{"all hold", subjectAttrs{groups: []string{"editors"}, claims: map[string][]string{"department": {"sales", "research"}, "level": {"3"}}}, ""},
+		{"group missing", subjectAttrs{claims: map[string][]string{"department": {"research"}, "level": {"3"}}}, "w needs group editors"},
+		{"one claim wrong", subjectAttrs{groups: []string{"editors"}, claims: map[string][]string{"department": {"sales"}, "level": {"3"}}}, "w needs department engineering or research"},
+		{"nothing (a local user without groups)", subjectAttrs{}, "w needs group editors and department engineering or research and level 3"},
+	} {
+		kept, withheld := applyPolicies(res, []string{"w"}, tc.a)
+		if got := reasons(withheld); got != tc.want || (tc.want == "") != (len(kept) == 1) {
+			t.Errorf("%s: kept %v, reason %q; want reason %q", tc.name, kept, got, tc.want)
+		}
+	}
+}

@@ -42,11 +42,11 @@ func (s *Server) grantClientCredentials(ctx context.Context, r *http.Request, f 
 	if offline {
 		return nil, oauth.New(oauth.InvalidScope, "offline_access is not available with client_credentials")
 	}
-	// A token without a user has no group: a scope a policy restricts is
-	// refused when asked for and left out of the defaults.
-	scopes, withheld := applyPolicies(res, scopes, nil)
+	// A token without a user has no group and no claim: a scope a policy
+	// restricts is refused when asked for and left out of the defaults.
+	scopes, withheld := applyPolicies(res, scopes, subjectAttrs{})
 	if len(withheld) > 0 && len(requested) > 0 {
-		return nil, oauth.New(oauth.InvalidScope, "the scope %s, and a token without a user (client_credentials) has no group", truncate(withheld[0].String(), 200))
+		return nil, oauth.New(oauth.InvalidScope, "the scope %s, and a token without a user (client_credentials) has no group or claim", truncate(withheld[0].String(), 200))
 	}
 	if dynamicClient(c) {
 		if scopes, err = s.machineScopes(requested, scopes); err != nil {

@@ -133,12 +133,12 @@ func (s *Server) refreshPolicies(ctx context.Context, r *http.Request, rt storag
 		}
 		return nil, nil, err
 	}
-	groups, err := s.userGroups(ctx, rt.UserID, res, rt.Scopes)
+	attrs, err := s.userAttrs(ctx, rt.UserID, res, rt.Scopes)
 	if err != nil {
 		return nil, nil, oauth.Internal(err)
 	}
-	access, withheld := applyPolicies(res, scopes, groups)
-	family, famWithheld := applyPolicies(res, rt.Scopes, groups)
+	access, withheld := applyPolicies(res, scopes, attrs)
+	family, famWithheld := applyPolicies(res, rt.Scopes, attrs)
 	if len(famWithheld) == 0 {
 		return access, family, nil
 	}

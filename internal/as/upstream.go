@@ -72,6 +72,15 @@ type Upstream struct {
 	// ([storage.UserGroups.SetUpstreamGroups]); scope policies see them
 	// with the groups an operator added.
 	SubjectClaim, EmailClaim, NameClaim, GroupsClaim string
+	// PolicyClaims names the claims whose values are kept at each sign-in
+	// for the claim conditions of scope policies (storage.ScopePolicy.Claims,
+	// [storage.UserClaims.SetUpstreamClaims]): each a string, a boolean
+	// ("true" or "false"), a number, or a list of those; an absent claim
+	// keeps no value. Only these are kept: a policy naming another claim is
+	// never met by this provider's users. The values are the provider's
+	// word, so name only claims the provider vouches for (not, say, an
+	// email that may be unverified).
+	PolicyClaims []string
 	// PostSecret sends the client secret in the token request's body
 	// (client_secret_post); false sends it with HTTP Basic
 	// (client_secret_basic), the OpenID Connect default.
@@ -570,6 +579,11 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		fail(*uf)
 		return
 	}
+	kept, uf := up.policyClaims(claims)
+	if uf != nil {
+		fail(*uf)
+		return
+	}
 	var link func(context.Context) (storage.User, bool, error)
 	if up.cfg.LinkByVerifiedEmail {
 		link = func(ctx context.Context) (storage.User, bool, error) { return s.linkCandidate(ctx, up, claims) }
@@ -597,6 +611,12 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 	// added alone. A refresh reads the stored groups again, so a client
 	// holding a token from before loses a scope at its next refresh.
 	if err := s.opts.Store.SetUpstreamGroups(ctx, u.ID, up.cfg.Name, groups, s.now()); err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	// Likewise the claims scope policies may need: this sign-in's values
+	// replace the last one's.
+	if err := s.opts.Store.SetUpstreamClaims(ctx, u.ID, up.cfg.Name, kept, s.now()); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
@@ -649,7 +669,7 @@ func (s *Server) checkMaxAge(up *upstream, f upstreamFlight, claims map[string]a
 // needsUserinfo reports whether a configured claim (or a required one) is
 // missing from the ID token's claims.
 func (u *upstream) needsUserinfo(claims map[string]any) bool {
-	names := []string{u.cfg.SubjectClaim, u.cfg.EmailClaim, u.cfg.NameClaim, u.cfg.GroupsClaim}
+	names := append([]string{u.cfg.SubjectClaim, u.cfg.EmailClaim, u.cfg.NameClaim, u.cfg.GroupsClaim}, u.cfg.PolicyClaims...)
 	for c := range u.cfg.RequiredClaims {
 		names = append(names, c)
 	}
@@ -754,6 +774,61 @@ func (u *upstream) groups(claims map[string]any) ([]string, *upstreamFailure) {
 		if g == "" || len(g) > maxUpstreamGroupName {
 			return nil, bad(fmt.Sprintf("holds an empty group name or one longer than %d bytes", maxUpstreamGroupName))
 		}
+	}
+	return out, nil
+}
+
+// policyClaims reads the values of the claims kept for scope policies
+// (PolicyClaims): a string, a boolean or a number each give one value, a
+// list of those gives its members; an absent claim gives none. A claim of
+// another shape (an object, a list holding one) is refused, as a groups
+// claim is: it means the configuration names the wrong claim.
+func (u *upstream) policyClaims(claims map[string]any) (map[string][]string, *upstreamFailure) {
+	bad := func(c, why string) *upstreamFailure {
+		return &upstreamFailure{status: http.StatusBadGateway, reason: "Gatehouse could not read your account's details at " + u.cfg.DisplayName + ".",
+			detail: "the claim " + c + " " + why}
+	}
+	scalar := func(v any) (string, bool) {
+		switch v := v.(type) {
+		case string:
+			return v, true
+		case bool:
+			return strconv.FormatBool(v), true
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64), true
+		}
+		return "", false
+	}
+	out := map[string][]string{}
+	for _, c := range u.cfg.PolicyClaims {
+		var vals []string
+		switch v := claims[c].(type) {
+		case nil:
+			continue
+		case []any:
+			if len(v) > maxUpstreamGroups {
+				return nil, bad(c, fmt.Sprintf("has more than %d members", maxUpstreamGroups))
+			}
+			for _, e := range v {
+				s, ok := scalar(e)
+				if !ok {
+					return nil, bad(c, "holds a member that is not a string, boolean or number")
+				}
+				vals = append(vals, s)
+			}
+		default:
+			s, ok := scalar(v)
+			if !ok {
+				return nil, bad(c, "is not a string, boolean, number or a list of them")
+			}
+			vals = []string{s}
+		}
+		for _, s := range vals {
+			if len(s) > maxUpstreamGroupName {
+				return nil, bad(c, fmt.Sprintf("holds a value longer than %d bytes", maxUpstreamGroupName))
+			}
+		}
+		out[c] = vals
 	}
 	return out, nil
 }

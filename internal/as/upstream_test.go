@@ -645,3 +645,81 @@ func TestUpstreamGroupsToScopes(t *testing.T) {
 		t.Errorf("stored provider groups after a sign-in without the claim = %v, want none", got)
 	}
 }
+
+// TestUpstreamClaimsToScopes (issue 14 item 3): a scope policy's claim
+// condition is met by the values the provider gave at the last sign-in
+// of the claims it is configured to keep (policy_claims). With
+// department=engineering in the ID token the user gets notes:write; at
+// the next sign-in with another department the scope is withheld (a page
+// that names the claim), and the refresh of the token from before drops
+// it. A local user has no claims: the consent page withholds the scope
+// from them.
+func TestUpstreamClaimsToScopes(t *testing.T) {
+	ts, idp := newUpstreamServer(t, func(u *Upstream) { u.PolicyClaims = []string{"department"} })
+	ctx := t.Context()
+	res, err := ts.Store.GetResource(ctx, testResource)
+	must(t, err)
+	res.ScopePolicies = map[string]storage.ScopePolicy{"notes:write": {Claims: map[string][]string{"department": {"engineering", "research"}}}}
+	must(t, ts.Store.PutResource(ctx, res))
+	const why = "notes:write needs department engineering or research"
+	idp.set(func(f *fakeIdP) { f.idClaims["department"] = "engineering" })
+	a := defaultAuth()
+	a.scope = "notes:read notes:write offline_access"
+
+	b := newBrowser(t)
+	p := ts.upstreamSignIn(t, b, a)
+	if offered := between(p.body, `id="scopes-heading"`, `</ul>`); !strings.Contains(offered, "notes:write") || strings.Contains(p.body, "Not available to you") {
+		t.Fatalf("consent page with department engineering offers %q (status %d), want notes:write and nothing unavailable", offered, p.status)
+	}
+	g := ts.tokenFor(t, exchange(location(t, ts.consent(t, b, p, "allow")).Query().Get("code")))
+	if g.Scope != "notes:read notes:write" || g.claimed != "notes:read notes:write" {
+		t.Fatalf("token with department engineering: response scope %q, claim %q; want notes:read notes:write", g.Scope, g.claimed)
+	}
+	id, err := ts.Store.GetUpstreamIdentity(ctx, "acme", idp.subject)
+	must(t, err)
+	if got, _ := ts.Store.ListUserClaims(ctx, id.UserID); len(got) != 1 || strings.Join(got["department"], ",") != "engineering" {
+		t.Errorf("stored claims = %v, want department: engineering only (email, name are not policy claims)", got)
+	}
+
+	// Moved to sales at the provider: the next sign-in replaces the
+	// value, and the step-up to notes:write ends on the page that names
+	// the claim, remembered consent notwithstanding.
+	idp.set(func(f *fakeIdP) { f.idClaims["department"] = []any{"sales"} })
+	p = ts.upstreamSignIn(t, newBrowser(t), a)
+	if p.status != http.StatusForbidden || p.header.Get("Location") != "" || !strings.Contains(p.body, why) {
+		t.Errorf("sign-in with department sales = %d (Location %q), want 403 naming the claim; body:\n%s", p.status, p.header.Get("Location"), p.body)
+	}
+	events, err := ts.Store.QueryAudit(ctx, storage.AuditQuery{Type: "scope.withheld", UserID: id.UserID})
+	must(t, err)
+	if len(events) != 1 || events[0].Detail != why {
+		t.Errorf("scope.withheld events = %+v, want one naming the claim", events)
+	}
+	g = ts.tokenFor(t, refresh(g.RefreshToken))
+	if g.Scope != "notes:read" || g.claimed != "notes:read" {
+		t.Errorf("refresh after the sign-in with department sales: response scope %q, claim %q; want notes:read", g.Scope, g.claimed)
+	}
+
+	// A local user has no claims: notes:write is withheld, saying why.
+	lb := newBrowser(t)
+	p = ts.login(t, lb, lb.get(a.url(ts.URL)), testUser, testPassword)
+	if offered := between(p.body, `id="scopes-heading"`, `id="unavailable-heading"`); !strings.Contains(offered, "notes:read") || strings.Contains(offered, "notes:write") {
+		t.Errorf("local user's consent page offers %q (status %d), want notes:read and not notes:write", offered, p.status)
+	}
+	if un := between(p.body, `id="unavailable-heading"`, `</ul>`); !strings.Contains(un, why) {
+		t.Errorf("local user's unavailable scopes = %q, want %q", un, why)
+	}
+	if g = ts.tokenFor(t, exchange(location(t, ts.consent(t, lb, p, "allow")).Query().Get("code"))); g.Scope != "notes:read" {
+		t.Errorf("local user's token: scope %q, want notes:read", g.Scope)
+	}
+}
+
+// TestUpstreamPolicyClaimShape: a kept claim of a shape Gatehouse cannot
+// read as values fails the sign-in with a page that names the claim.
+func TestUpstreamPolicyClaimShape(t *testing.T) {
+	ts, idp := newUpstreamServer(t, func(u *Upstream) { u.PolicyClaims = []string{"department"} })
+	idp.set(func(f *fakeIdP) { f.idClaims["department"] = map[string]any{"name": "engineering"} })
+	p := ts.upstreamSignIn(t, newBrowser(t), defaultAuth())
+	if p.status != http.StatusBadGateway || !strings.Contains(p.body, "the claim department is not a string, boolean, number or a list of them") {
+		t.Errorf("sign-in with an object claim = %d, want 502 naming the claim; body:\n%s", p.status, p.body)
+	}
+}

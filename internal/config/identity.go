@@ -142,6 +142,13 @@ type IdentityProvider struct {
 	// claim equal to "true" or "false", or a list claim (such as groups)
 	// containing it. Default none.
 	RequiredClaims map[string]string `json:"required_claims,omitempty"`
+	// PolicyClaims (policy_claims) names the claims whose values are kept
+	// at each sign-in (replacing the last sign-in's) for the claim
+	// conditions of scope policies (scope_policies: {s: {claims: {name:
+	// [values]}}}): each a string, boolean, number, or a list of them.
+	// A policy naming a claim not listed here is never met by this
+	// provider's users. List only claims the provider vouches for.
+	PolicyClaims []string `json:"policy_claims,omitempty"`
 }
 
 // IdentityClaims names the claims of an upstream provider's ID token (or
@@ -345,6 +352,10 @@ func (id Identity) validate(insecureOK bool) []error {
 		}
 		for c := range p.RequiredClaims {
 			bad(strings.TrimSpace(c) == "", key("required_claims"), "%s.required_claims: a claim name must not be empty", at)
+		}
+		for i, c := range p.PolicyClaims {
+			bad(strings.TrimSpace(c) == "", key("policy_claims"), "%s.policy_claims[%d]: a claim name must not be empty", at, i)
+			bad(slices.Contains(p.PolicyClaims[:i], c), key("policy_claims"), "%s.policy_claims: %q is listed twice", at, c)
 		}
 	}
 	return errs
