@@ -701,6 +701,8 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(&defaults, "default-scope", "scope granted when a request names none (repeatable)")
 	var scopeGroups listFlag
 	fs.Var(&scopeGroups, "scope-group", `"SCOPE=GROUP[,GROUP...]": grant SCOPE only to users in one of the groups (repeatable; gatehouse user group add)`)
+	var scopeClaims listFlag
+	fs.Var(&scopeClaims, "scope-claim", `"SCOPE=CLAIM=VALUE[,VALUE...]": grant SCOPE only to users whose upstream provider gave CLAIM one of the values at their last sign-in (repeatable; the provider must list CLAIM in policy_claims; local users have no claims). With --scope-group too, all must hold`)
 	acceptCC := fs.Bool("accept-client-credentials", false, "also issue tokens without a user (client_credentials) for this resource; only if every tool is safe to call with no user behind it")
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if fs.NArg() != 1 {
@@ -728,6 +730,9 @@ func resourceAdd(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 		if r.ScopePolicies, err = parseScopeGroups(scopeGroups, r.Scopes); err != nil {
+			return err
+		}
+		if r.ScopePolicies, err = parseScopeClaims(scopeClaims, r.Scopes, r.ScopePolicies); err != nil {
 			return err
 		}
 		now := time.Now()
@@ -788,23 +793,94 @@ func parseScopeGroups(vals []string, scopes []storage.Scope) (map[string]storage
 	return out, nil
 }
 
+// parseScopeClaims reads the --scope-claim values into policies (which it
+// may extend, or create): each names a scope of the resource, a claim and
+// the values one of which a user's provider must have given. Naming a
+// scope's claim twice adds values.
+func parseScopeClaims(vals []string, scopes []storage.Scope, policies map[string]storage.ScopePolicy) (map[string]storage.ScopePolicy, error) {
+	if len(vals) == 0 {
+		return policies, nil
+	}
+	if policies == nil {
+		policies = map[string]storage.ScopePolicy{}
+	}
+	for _, v := range vals {
+		parts := strings.SplitN(v, "=", 3)
+		if len(parts) != 3 || parts[2] == "" {
+			return nil, fmt.Errorf("--scope-claim %q: want SCOPE=CLAIM=VALUE[,VALUE...]", v)
+		}
+		scope, claim := parts[0], parts[1]
+		if !slices.ContainsFunc(scopes, func(s storage.Scope) bool { return s.Name == scope }) {
+			return nil, fmt.Errorf("--scope-claim %q: %q is not one of the resource's --scope values", v, scope)
+		}
+		if err := config.CheckClaimName(claim); err != nil {
+			return nil, fmt.Errorf("--scope-claim %q: %w", v, err)
+		}
+		pol := policies[scope]
+		if pol.Claims == nil {
+			pol.Claims = map[string][]string{}
+		}
+		for _, val := range strings.Split(parts[2], ",") {
+			if err := config.CheckClaimValue(val); err != nil {
+				return nil, fmt.Errorf("--scope-claim %q: %w", v, err)
+			}
+			if !slices.Contains(pol.Claims[claim], val) {
+				pol.Claims[claim] = append(pol.Claims[claim], val)
+			}
+		}
+		policies[scope] = pol
+	}
+	return policies, nil
+}
+
 // policyDetail is what the resource.registered event adds for scope
 // policies: nothing without any.
 func policyDetail(p map[string]storage.ScopePolicy) string {
-	if len(p) == 0 {
-		return ""
+	var out string
+	if g := policyText(p); g != "" {
+		out += fmt.Sprintf(", groups needed %q", g)
 	}
-	return fmt.Sprintf(", groups needed %q", policyText(p))
+	if c := claimText(p); c != "" {
+		out += fmt.Sprintf(", claims needed %q", c)
+	}
+	return out
 }
 
-// policyText shows scope policies as the --scope-group values that make
-// them, in scope order, escaped: "notes:write=editors,admins".
+// policyText shows the groups conditions of scope policies as the
+// --scope-group values that make them, in scope order, escaped:
+// "notes:write=editors,admins".
 func policyText(p map[string]storage.ScopePolicy) string {
 	var out []string
 	for _, scope := range slices.Sorted(maps.Keys(p)) {
-		out = append(out, esc(scope)+"="+groupList(p[scope].Groups))
+		if len(p[scope].Groups) > 0 {
+			out = append(out, esc(scope)+"="+groupList(p[scope].Groups))
+		}
 	}
 	return strings.Join(out, " ")
+}
+
+// claimText shows the claim conditions of scope policies as the
+// --scope-claim values that make them, in scope and claim order, escaped:
+// "notes:write=department=engineering,research".
+func claimText(p map[string]storage.ScopePolicy) string {
+	var out []string
+	for _, scope := range slices.Sorted(maps.Keys(p)) {
+		cl := p[scope].Claims
+		for _, c := range slices.Sorted(maps.Keys(cl)) {
+			out = append(out, esc(scope)+"="+esc(c)+"="+groupList(cl[c]))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// allPolicyText shows every condition of scope policies: the groups as
+// policyText does, then "claims" and the claims as claimText does.
+func allPolicyText(p map[string]storage.ScopePolicy) string {
+	g, c := policyText(p), claimText(p)
+	if c == "" {
+		return g
+	}
+	return strings.TrimSpace(g + " claims " + c)
 }
 
 // noDefaultScope reports whether r has scopes but no default scope. A
@@ -843,7 +919,7 @@ func resourceList(ctx context.Context, args []string, out io.Writer) error {
 			if noDefaultScope(r) {
 				defaults, warn = "(none!)", true
 			}
-			policies := policyText(r.ScopePolicies)
+			policies := allPolicyText(r.ScopePolicies)
 			if policies == "" {
 				policies = "-"
 			}

@@ -327,7 +327,7 @@ func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.
 		}
 		p := map[string]storage.ScopePolicy{}
 		for scope, pol := range r.ScopePolicies {
-			p[scope] = storage.ScopePolicy{Groups: slices.Clone(pol.Groups)}
+			p[scope] = storage.ScopePolicy{Groups: slices.Clone(pol.Groups), Claims: maps.Clone(pol.Claims)}
 		}
 		policies[canon] = p
 	}
@@ -343,8 +343,8 @@ func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.
 			case !inConfig:
 				res.ScopePolicies = old.ScopePolicies
 			case len(old.ScopePolicies) > 0 && !samePolicies(old.ScopePolicies, fromConfig):
-				log.Warn("gateway: the route's scope_policies replace the scope policies stored for its resource (set with gatehouse resource add --scope-group?); the config is the source of truth for its routes",
-					"resource", res.URL, "stored", policyText(old.ScopePolicies), "config", policyText(fromConfig))
+				log.Warn("gateway: the route's scope_policies replace the scope policies stored for its resource (set with gatehouse resource add --scope-group or --scope-claim?); the config is the source of truth for its routes",
+					"resource", res.URL, "stored", allPolicyText(old.ScopePolicies), "config", allPolicyText(fromConfig))
 			}
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("gateway: read resource %s: %w", res.URL, err)
@@ -360,10 +360,13 @@ func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.
 }
 
 // samePolicies reports whether a and b restrict the same scopes to the
-// same groups, in any order.
+// same groups and claim values, in any order.
 func samePolicies(a, b map[string]storage.ScopePolicy) bool {
+	sameSet := func(x, y []string) bool {
+		return len(x) == len(y) && !slices.ContainsFunc(x, func(g string) bool { return !slices.Contains(y, g) })
+	}
 	return maps.EqualFunc(a, b, func(x, y storage.ScopePolicy) bool {
-		return len(x.Groups) == len(y.Groups) && !slices.ContainsFunc(x.Groups, func(g string) bool { return !slices.Contains(y.Groups, g) })
+		return sameSet(x.Groups, y.Groups) && maps.EqualFunc(x.Claims, y.Claims, sameSet)
 	})
 }
 

@@ -130,3 +130,39 @@ func TestUserGroupsFromProvider(t *testing.T) {
 		t.Errorf("user show alice after removing the operator's editors =\n%s", out)
 	}
 }
+
+// TestResourceScopeClaim: `resource add --scope-claim` stores claim
+// conditions (repeated claims merged, with --scope-group on the same
+// scope), the audit event and `resource list` show them, and a bad
+// value is refused.
+func TestResourceScopeClaim(t *testing.T) {
+	a := newAdminCLI(t)
+	const url = "https://mcp.example.com/notes"
+	a.ok("resource", "add", url, "--scope", "notes:read", "--scope", "notes:write", "--default-scope", "notes:read",
+		"--scope-group", "notes:write=editors", "--scope-claim", "notes:write=department=engineering", "--scope-claim", "notes:write=department=research,engineering")
+	a.store(func(st storage.Store) {
+		r, err := st.GetResource(t.Context(), url)
+		must(t, err)
+		want := map[string]storage.ScopePolicy{"notes:write": {Groups: []string{"editors"}, Claims: map[string][]string{"department": {"engineering", "research"}}}}
+		if diff := cmp.Diff(want, r.ScopePolicies); diff != "" {
+			t.Errorf("scope policies (-want +got):\n%s", diff)
+		}
+		if es := auditOf(t, st, "resource.registered"); len(es) != 1 || !strings.Contains(es[0].Detail, `groups needed "notes:write=editors", claims needed "notes:write=department=engineering,research"`) {
+			t.Errorf("resource.registered events = %+v, want one naming the policy", es)
+		}
+	})
+	if out := a.ok("resource", "list"); !strings.Contains(out, "notes:write=editors claims notes:write=department=engineering,research") {
+		t.Errorf("resource list does not show the policy:\n%s", out)
+	}
+	for _, tt := range []struct {
+		flag, err string
+	}{
+		{"notes:delete=department=x", `--scope-claim "notes:delete=department=x": "notes:delete" is not one of the resource's --scope values`},
+		{"notes:write=department", `--scope-claim "notes:write=department": want SCOPE=CLAIM=VALUE[,VALUE...]`},
+		{"notes:write=department=a,,b", `--scope-claim "notes:write=department=a,,b": claim value "": use 1 to 255 bytes of UTF-8 without commas or control characters`},
+	} {
+		if _, err := a.run("resource", "add", url, "--scope", "notes:read", "--scope", "notes:write", "--scope-claim", tt.flag); err == nil || err.Error() != tt.err {
+			t.Errorf("resource add --scope-claim %q = %v, want %q", tt.flag, err, tt.err)
+		}
+	}
+}

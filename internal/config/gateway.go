@@ -192,12 +192,45 @@ type GatewayRoute struct {
 }
 
 // ScopePolicy restricts who may be granted one scope of a gateway route,
-// as storage.ScopePolicy does for any resource.
+// as storage.ScopePolicy does for any resource. It holds when its groups
+// condition (if any) and every claim condition hold; it needs at least
+// one condition.
 type ScopePolicy struct {
 	// Groups (groups): the user must be in at least one of them (groups
 	// come from `gatehouse user group add` and identity providers' groups
-	// claims). Required: a policy without a group would restrict nothing.
-	Groups []string `json:"groups"`
+	// claims).
+	Groups []string `json:"groups,omitempty"`
+	// Claims (claims) maps a claim name to accepted values: for each, the
+	// user's upstream provider must have given one of the values at their
+	// last sign-in (the provider keeps the claim only if it is in its
+	// identity.providers[].policy_claims). Local users have no claims: a
+	// claim condition always withholds the scope from them.
+	Claims map[string][]string `json:"claims,omitempty"`
+}
+
+// CheckClaimName refuses a claim name of a scope policy that could not be
+// typed back with `resource add --scope-claim SCOPE=CLAIM=VALUE`: empty,
+// over 100 bytes, or with '=', a space or a control character.
+func CheckClaimName(c string) error {
+	if c == "" || len(c) > 100 || !utf8.ValidString(c) || strings.ContainsFunc(c, func(r rune) bool {
+		return r == '=' || unicode.IsSpace(r) || unicode.IsControl(r)
+	}) {
+		return fmt.Errorf("claim name %q: use 1 to 100 bytes of UTF-8 without '=', spaces or control characters", c)
+	}
+	return nil
+}
+
+// CheckClaimValue refuses a claim value of a scope policy that no
+// sign-in could give or that could not be typed back: empty, over 255
+// bytes (longer values are refused at sign-in), or with a comma (the
+// separator of `resource add --scope-claim`) or a control character.
+func CheckClaimValue(v string) error {
+	if v == "" || len(v) > 255 || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool {
+		return r == ',' || unicode.IsControl(r)
+	}) {
+		return fmt.Errorf("claim value %q: use 1 to 255 bytes of UTF-8 without commas or control characters", v)
+	}
+	return nil
 }
 
 // CheckGroupName refuses a group name that could not be typed back or
@@ -580,12 +613,26 @@ func (r GatewayRoute) scopePolicyProblems(at func(string) string, where string, 
 		if !used[scope] {
 			errs = append(errs, keyErrorf(kp, "%s: scope_policies: %q is not a scope of the route (of scopes, tools, resources, prompts or implied_scopes)", where, scope))
 		}
-		if len(pol.Groups) == 0 {
-			errs = append(errs, keyErrorf(kp, "%s: scope_policies[%s]: groups is required (the groups one of which a user needs for the scope)", where, scope))
+		if len(pol.Groups) == 0 && len(pol.Claims) == 0 {
+			errs = append(errs, keyErrorf(kp, "%s: scope_policies[%s]: groups or claims is required (the groups one of which a user needs for the scope, or claims: {name: [values]})", where, scope))
 		}
 		for j, g := range pol.Groups {
 			if err := CheckGroupName(g); err != nil {
 				errs = append(errs, keyErrorf(fmt.Sprintf("%s.groups[%d]", kp, j), "%s: scope_policies[%s]: %v", where, scope, err))
+			}
+		}
+		for _, c := range slices.Sorted(maps.Keys(pol.Claims)) {
+			kc := kp + ".claims." + c
+			if err := CheckClaimName(c); err != nil {
+				errs = append(errs, keyErrorf(kc, "%s: scope_policies[%s].claims: %v", where, scope, err))
+			}
+			if len(pol.Claims[c]) == 0 {
+				errs = append(errs, keyErrorf(kc, "%s: scope_policies[%s].claims[%s]: list the values, one of which a user needs", where, scope, c))
+			}
+			for j, v := range pol.Claims[c] {
+				if err := CheckClaimValue(v); err != nil {
+					errs = append(errs, keyErrorf(fmt.Sprintf("%s[%d]", kc, j), "%s: scope_policies[%s].claims[%s]: %v", where, scope, c, err))
+				}
 			}
 		}
 	}
@@ -603,6 +650,18 @@ func (r GatewayRoute) scopePolicyProblems(at func(string) string, where string, 
 			if len(have) == 0 || slices.ContainsFunc(have, func(g string) bool { return !slices.Contains(need, g) }) {
 				errs = append(errs, keyErrorf(at("scope_policies"), "%s: scope_policies: %s implies %s, which needs group %s; give %s a policy whose groups are all among those (a user granted %s has %s at the gateway)",
 					where, s, implied, strings.Join(need, " or "), s, s, implied))
+			}
+		}
+		// Likewise each claim condition of an implied scope: s must have
+		// the claim condition with values all among the implied one's.
+		for _, implied := range impliedBy(r.ImpliedScopes, s) {
+			needC := r.ScopePolicies[implied].Claims
+			for _, c := range slices.Sorted(maps.Keys(needC)) {
+				have := r.ScopePolicies[s].Claims[c]
+				if len(have) == 0 || slices.ContainsFunc(have, func(v string) bool { return !slices.Contains(needC[c], v) }) {
+					errs = append(errs, keyErrorf(at("scope_policies"), "%s: scope_policies: %s implies %s, which needs %s %s; give %s a claims condition on %s whose values are all among those (a user granted %s has %s at the gateway)",
+						where, s, implied, c, strings.Join(needC[c], " or "), s, c, s, implied))
+				}
 			}
 		}
 	}

@@ -67,7 +67,7 @@ gateway:
 		`gatehouse.yaml:27:9: gateway.routes[2] (wiki): scope_policies: "wiki:delete" is not a scope of the route (of scopes, tools, resources, prompts or implied_scopes)`,
 		`gatehouse.yaml:29:29: gateway.routes[2] (wiki): scope_policies[wiki:write]: group name "two words": use 1 to 100 bytes of UTF-8 without spaces, commas or control characters`,
 		`gatehouse.yaml:29:42: gateway.routes[2] (wiki): scope_policies[wiki:write]: group name "a,b": use 1 to 100 bytes of UTF-8 without spaces, commas or control characters`,
-		`gatehouse.yaml:30:9: gateway.routes[2] (wiki): scope_policies[wiki:read]: groups is required (the groups one of which a user needs for the scope)`,
+		`gatehouse.yaml:30:9: gateway.routes[2] (wiki): scope_policies[wiki:read]: groups or claims is required (the groups one of which a user needs for the scope, or claims: {name: [values]})`,
 	}
 	if diff := cmp.Diff(wantProblems, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
@@ -90,5 +90,47 @@ gateway:
 	wantProblems = []string{`gatehouse.yaml:9:7: gateway.routes[0] (notes): scope_policies take effect through the route's registered resource, and register_resources is false; remove them and set the policies at the authorization server (gatehouse resource add --scope-group)`}
 	if diff := cmp.Diff(wantProblems, got); diff != "" {
 		t.Errorf("register_resources false: problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestGatewayScopePolicyClaims: claim conditions load as written, alone
+// or with groups, and Validate reports, each at its key, a claim without
+// values, a bad claim name or value, and a scope implying one with a
+// claim condition without the same condition at most as wide.
+func TestGatewayScopePolicyClaims(t *testing.T) {
+	path := writeConfig(t, "gatehouse.yaml", `issuer: https://auth.example.com
+gateway:
+  routes:
+    - name: notes
+      url: https://mcp.example.com/notes/mcp
+      upstream: {url: "http://127.0.0.1:3001/mcp"}
+      scopes: [notes:read]
+      tools: {add_note: [notes:write], "admin_*": [notes:admin]}
+      implied_scopes: {notes:admin: [notes:write]}
+      scope_policies:
+        notes:write: {claims: {department: [engineering, research]}}
+        notes:admin: {groups: [admins], claims: {department: [engineering, sales]}}
+        notes:read:
+          claims: {"a=b": [x], level: [], team: ["a,b"]}
+`)
+	c, err := Load(path, env(nil))
+	must(t, err)
+	want := map[string]ScopePolicy{
+		"notes:write": {Claims: map[string][]string{"department": {"engineering", "research"}}},
+		"notes:admin": {Groups: []string{"admins"}, Claims: map[string][]string{"department": {"engineering", "sales"}}},
+		"notes:read":  {Claims: map[string][]string{"a=b": {"x"}, "level": {}, "team": {"a,b"}}},
+	}
+	if diff := cmp.Diff(want, c.Gateway.Routes[0].ScopePolicies); diff != "" {
+		t.Errorf("notes scope_policies (-want +got):\n%s", diff)
+	}
+	got := lines(t, path, c.Gateway.Validate(c.Issuer))
+	wantProblems := []string{
+		`gatehouse.yaml:10:7: gateway.routes[0] (notes): scope_policies: notes:admin implies notes:write, which needs department engineering or research; give notes:admin a claims condition on department whose values are all among those (a user granted notes:admin has notes:write at the gateway)`,
+		`gatehouse.yaml:14:20: gateway.routes[0] (notes): scope_policies[notes:read].claims: claim name "a=b": use 1 to 100 bytes of UTF-8 without '=', spaces or control characters`,
+		`gatehouse.yaml:14:32: gateway.routes[0] (notes): scope_policies[notes:read].claims[level]: list the values, one of which a user needs`,
+		`gatehouse.yaml:14:50: gateway.routes[0] (notes): scope_policies[notes:read].claims[team]: claim value "a,b": use 1 to 255 bytes of UTF-8 without commas or control characters`,
+	}
+	if diff := cmp.Diff(wantProblems, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }

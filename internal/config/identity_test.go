@@ -34,6 +34,7 @@ identity:
       client_secret_file: `+secretFile+`
       allowed_email_domains: [acme.example]
       required_claims: {groups: mcp-users}
+      policy_claims: [department, level]
       link_by_verified_email: true
     - name: other
       issuer: https://login.other.example/v2
@@ -71,6 +72,9 @@ identity:
 	}
 	if !a.LinkByVerifiedEmail || o.LinkByVerifiedEmail {
 		t.Errorf("link_by_verified_email = %v, %v; want true from the file, false by default", a.LinkByVerifiedEmail, o.LinkByVerifiedEmail)
+	}
+	if !slices.Equal(a.PolicyClaims, []string{"department", "level"}) {
+		t.Errorf("acme policy_claims = %v, want department, level", a.PolicyClaims)
 	}
 	if a.RequiredClaims["groups"] != "mcp-users" || !slices.Equal(a.AllowedEmailDomains, []string{"acme.example"}) {
 		t.Errorf("acme rules = %v, %v", a.RequiredClaims, a.AllowedEmailDomains)
@@ -118,6 +122,8 @@ func TestIdentityValidate(t *testing.T) {
 		{"key id without private_key_jwt", func(id *Identity) { id.Providers[0].KeyID = "k1" }, false, "identity.providers[0].key_id", "only used with token_endpoint_auth_method: private_key_jwt"},
 		{"bad domain", func(id *Identity) { id.Providers[0].AllowedEmailDomains = []string{"@Acme.example"} }, false, "identity.providers[0].allowed_email_domains", "lower-case domain name"},
 		{"empty required claim", func(id *Identity) { id.Providers[0].RequiredClaims = map[string]string{"": "x"} }, false, "identity.providers[0].required_claims", "must not be empty"},
+		{"empty policy claim", func(id *Identity) { id.Providers[0].PolicyClaims = []string{"department", " "} }, false, "identity.providers[0].policy_claims", "policy_claims[1]: a claim name must not be empty"},
+		{"policy claim twice", func(id *Identity) { id.Providers[0].PolicyClaims = []string{"department", "department"} }, false, "identity.providers[0].policy_claims", `"department" is listed twice`},
 		{"bidi display name", func(id *Identity) { id.Providers[0].DisplayName = "Acme\u202e" }, false, "identity.providers[0].display_name", "invisible character"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
