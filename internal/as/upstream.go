@@ -183,10 +183,10 @@ func newUpstreams(ups []Upstream) (map[string]*upstream, error) {
 
 // discover returns the provider's metadata and ID-token verifier, reading
 // the metadata on first use. A failure is not kept: the next sign-in
-// tries again. The verifier's key set is go-oidc's remote key set: an ID
-// token signed with a key id it has not seen makes it fetch the JWKS
-// again (one fetch at a time), so a provider's key rotation needs no
-// restart.
+// tries again. The verifier's key set (upstreamKeySet) fetches the JWKS
+// again when an ID token is signed with a key it does not have (one
+// fetch at a time, at most once per jwksRefetchInterval), so a
+// provider's key rotation needs no restart.
 func (u *upstream) discover(ctx context.Context, now func() time.Time) (*oidc.Provider, *oidc.IDTokenVerifier, bool, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -201,15 +201,28 @@ func (u *upstream) discover(ctx context.Context, now func() time.Time) (*oidc.Pr
 		return nil, nil, false, err
 	}
 	var meta struct {
-		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+		IssParam bool     `json:"authorization_response_iss_parameter_supported"`
+		JWKSURL  string   `json:"jwks_uri"`
+		Algs     []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		return nil, nil, false, err
 	}
+	if meta.JWKSURL == "" {
+		return nil, nil, false, errors.New("the provider's metadata has no jwks_uri")
+	}
 	u.provider, u.issParam = p, meta.IssParam
-	u.verifier = p.Verifier(&oidc.Config{ClientID: u.cfg.ClientID, Now: now})
+	keys := &upstreamKeySet{jwksURL: meta.JWKSURL, client: u.cfg.HTTPClient, now: now}
+	// As p.Verifier would: the asymmetric algorithms the provider says it
+	// signs ID tokens with (go-oidc's default, RS256, when it says none).
+	algs := slices.DeleteFunc(meta.Algs, func(a string) bool { return !slices.Contains(upstreamAlgs, a) })
+	u.verifier = oidc.NewVerifier(u.cfg.Issuer, keys, &oidc.Config{ClientID: u.cfg.ClientID, Now: now, SupportedSigningAlgs: algs})
 	return u.provider, u.verifier, u.issParam, nil
 }
+
+// upstreamAlgs are the ID-token signature algorithms accepted from a
+// provider: go-oidc's supported (asymmetric) ones.
+var upstreamAlgs = []string{oidc.RS256, oidc.RS384, oidc.RS512, oidc.ES256, oidc.ES384, oidc.ES512, oidc.PS256, oidc.PS384, oidc.PS512, oidc.EdDSA}
 
 // oauth2Config is the provider as an OAuth client configuration.
 func (u *upstream) oauth2Config(p *oidc.Provider, redirectURI string) *oauth2.Config {

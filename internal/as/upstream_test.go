@@ -25,9 +25,10 @@ import (
 // the browser back, a token endpoint issuing ID tokens it signs, and
 // userinfo. Its knobs make it misbehave in one way at a time.
 type fakeIdP struct {
-	t   testing.TB
-	URL string
-	now func() time.Time
+	t           testing.TB
+	URL         string
+	now         func() time.Time
+	jwksFetches int // answered JWKS requests
 
 	mu       sync.Mutex
 	key      *ecdsa.PrivateKey
@@ -94,6 +95,7 @@ func (f *fakeIdP) serve(w http.ResponseWriter, r *http.Request) {
 			"authorization_response_iss_parameter_supported": f.issParam,
 		})
 	case "/jwks":
+		f.jwksFetches++
 		writeJSON(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &f.key.PublicKey, KeyID: f.kid, Algorithm: "ES256", Use: "sig"}}})
 	case "/authorize":
 		q := r.URL.Query()
@@ -569,16 +571,40 @@ func TestUpstreamUnreachable(t *testing.T) {
 }
 
 // TestUpstreamKeyRotation: after the provider rotates its signing key (a
-// new kid), the next sign-in verifies without a restart: go-oidc's key
-// set fetches the JWKS again for a kid it has not seen.
+// new kid), a sign-in verifies without a restart: the key set fetches the
+// JWKS again for a key it does not have, but at most once per
+// jwksRefetchInterval. Within it, an ID token signed with an unknown key
+// is refused with the reason and nothing is fetched; once it has passed,
+// the next sign-in fetches once and succeeds.
 func TestUpstreamKeyRotation(t *testing.T) {
 	ts, idp := newUpstreamServer(t, nil)
+	fetches := func() int { idp.mu.Lock(); defer idp.mu.Unlock(); return idp.jwksFetches }
 	if p := ts.upstreamSignIn(t, newBrowser(t), defaultAuth()); !strings.Contains(p.body, `id="consent-form"`) {
 		t.Fatalf("first sign-in: status %d", p.status)
 	}
+	if n := fetches(); n != 1 {
+		t.Fatalf("JWKS fetched %d times by the first sign-in, want 1", n)
+	}
+	if p := ts.upstreamSignIn(t, newBrowser(t), defaultAuth()); !strings.Contains(p.body, `id="consent-form"`) || fetches() != 1 {
+		t.Fatalf("second sign-in with the same key: status %d, JWKS fetched %d times, want the consent page and no new fetch", p.status, fetches())
+	}
 	idp.set(func(f *fakeIdP) { f.key, f.kid = newECKey(t), "k2" })
+	ts.Clock.Advance(jwksRefetchInterval - time.Second)
+	for range 2 {
+		p := ts.upstreamSignIn(t, newBrowser(t), defaultAuth())
+		if p.status != http.StatusBadGateway || !strings.Contains(p.body, "the JWKS was fetched 9s ago (at most once per 10s)") {
+			t.Errorf("sign-in with a new key within the refetch interval: status %d, want 502 saying the JWKS was fetched 9s ago:\n%s", p.status, p.body)
+		}
+	}
+	if n := fetches(); n != 1 {
+		t.Errorf("JWKS fetched %d times within the refetch interval, want still 1", n)
+	}
+	ts.Clock.Advance(time.Second)
 	if p := ts.upstreamSignIn(t, newBrowser(t), defaultAuth()); !strings.Contains(p.body, `id="consent-form"`) {
-		t.Fatalf("sign-in after the key rotation: status %d:\n%s", p.status, p.body)
+		t.Fatalf("sign-in after the key rotation, the interval passed: status %d:\n%s", p.status, p.body)
+	}
+	if n := fetches(); n != 2 {
+		t.Errorf("JWKS fetched %d times after the interval, want 2", n)
 	}
 }
 
