@@ -1,9 +1,6 @@
 package as
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -191,17 +188,10 @@ func (s *Server) startDelegate(w http.ResponseWriter, r *http.Request, p pending
 		q.Set("max_age", p.MaxAge)
 	}
 	login.RawQuery = q.Encode()
-	b, err := json.Marshal(f)
-	if err != nil {
+	if err := s.setFlightCookie(w, delegateCookie(challenge), delegateAAD, f, f.ExpiresAt.Sub(now)); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	sealed, err := token.Seal(s.pendingKey, b, delegateAAD, s.rand)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	}
-	s.opts.Pages.SetCookie(w, delegateCookie(challenge), base64.RawURLEncoding.EncodeToString(sealed), f.ExpiresAt.Sub(now))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, login.String(), http.StatusSeeOther)
 }
@@ -220,33 +210,15 @@ func (s *Server) takeDelegateFlight(w http.ResponseWriter, r *http.Request, chal
 	if challenge == "" || len(challenge) > maxStateBytes {
 		return delegateFlight{}, errNoFlight
 	}
-	ck, err := r.Cookie(s.opts.Pages.CookieName(delegateCookie(challenge)))
-	if err != nil || ck.Value == "" || len(ck.Value) > maxSealedBytes {
-		return delegateFlight{}, errNoFlight
-	}
-	s.opts.Pages.ClearCookie(w, delegateCookie(challenge))
-	sealed, err := base64.RawURLEncoding.DecodeString(ck.Value)
-	if err != nil {
-		return delegateFlight{}, errNoFlight
-	}
-	b, err := token.Open(s.pendingKey, sealed, delegateAAD)
-	if err != nil {
-		return delegateFlight{}, errNoFlight
-	}
 	var f delegateFlight
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&f) != nil || !token.Equal(f.Challenge, challenge) {
+	if !s.openFlightCookie(w, r, delegateCookie(challenge), delegateAAD, &f) || !token.Equal(f.Challenge, challenge) {
 		return delegateFlight{}, errNoFlight
 	}
 	if !s.now().Before(f.ExpiresAt) {
 		return delegateFlight{}, errFlightExpired
 	}
 	// Once: a copied cookie and assertion cannot sign in twice.
-	if err := s.opts.Store.UseOnce(r.Context(), "delegate:"+token.Hash(challenge), f.ExpiresAt.Add(time.Hour)); err != nil {
-		if !errors.Is(err, storage.ErrAlreadyExists) {
-			s.log.ErrorContext(r.Context(), "mark delegate challenge used", "cause", err)
-		}
+	if !s.useFlight(r.Context(), "delegate", challenge, f.ExpiresAt) {
 		return delegateFlight{}, errNoFlight
 	}
 	return f, nil

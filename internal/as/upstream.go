@@ -1,13 +1,11 @@
 package as
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -390,17 +388,10 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 		f.MaxAge, _ = strconv.ParseInt(p.MaxAge, 10, 64)
 		opts = append(opts, oauth2.SetAuthURLParam("max_age", p.MaxAge))
 	}
-	b, err := json.Marshal(f)
-	if err != nil {
+	if err := s.setFlightCookie(w, flightCookie(f.State), flightAAD, f, f.ExpiresAt.Sub(s.now())); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	sealed, err := token.Seal(s.pendingKey, b, flightAAD, s.rand)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	}
-	s.opts.Pages.SetCookie(w, flightCookie(f.State), base64.RawURLEncoding.EncodeToString(sealed), f.ExpiresAt.Sub(s.now()))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, up.oauth2Config(prov, s.upstreamRedirectURI(up)).AuthCodeURL(f.State, opts...), http.StatusSeeOther)
 }
@@ -424,31 +415,13 @@ func (s *Server) takeFlight(w http.ResponseWriter, r *http.Request, provider, st
 	if state == "" || len(state) > maxStateBytes {
 		return upstreamFlight{}, false
 	}
-	name := s.opts.Pages.CookieName(flightCookie(state))
-	ck, err := r.Cookie(name)
-	if err != nil || ck.Value == "" || len(ck.Value) > maxSealedBytes {
-		return upstreamFlight{}, false
-	}
-	s.opts.Pages.ClearCookie(w, flightCookie(state))
-	sealed, err := base64.RawURLEncoding.DecodeString(ck.Value)
-	if err != nil {
-		return upstreamFlight{}, false
-	}
-	b, err := token.Open(s.pendingKey, sealed, flightAAD)
-	if err != nil {
-		return upstreamFlight{}, false
-	}
 	var f upstreamFlight
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&f) != nil || f.Provider != provider || !token.Equal(f.State, state) || !s.now().Before(f.ExpiresAt) {
+	if !s.openFlightCookie(w, r, flightCookie(state), flightAAD, &f) ||
+		f.Provider != provider || !token.Equal(f.State, state) || !s.now().Before(f.ExpiresAt) {
 		return upstreamFlight{}, false
 	}
 	// Once: a copied cookie and callback URL cannot sign in twice.
-	if err := s.opts.Store.UseOnce(r.Context(), "upstream:"+token.Hash(state), f.ExpiresAt.Add(time.Hour)); err != nil {
-		if !errors.Is(err, storage.ErrAlreadyExists) {
-			s.log.ErrorContext(r.Context(), "mark upstream state used", "cause", err)
-		}
+	if !s.useFlight(r.Context(), "upstream", state, f.ExpiresAt) {
 		return upstreamFlight{}, false
 	}
 	return f, true
