@@ -612,7 +612,7 @@ func testUpstreamHydra(t *testing.T) {
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	secret := "gatehouse-at-hydra-" + rand.Text()
-	clientID := hy.createClient(t, secret, issuer+"/login/oidc/hydra/callback", issuer+"/login/oidc/hydra-wrong/callback")
+	clientID := hy.createClient(t, secret, issuer+"/login/oidc/hydra/callback", issuer+"/login/oidc/hydra-wrong/callback", issuer+"/login/oidc/hydra-corp/callback")
 	dir := t.TempDir()
 	good, wrong := filepath.Join(dir, "hydra-secret"), filepath.Join(dir, "hydra-wrong-secret")
 	if err := os.WriteFile(good, []byte(secret+"\n"), 0o600); err != nil {
@@ -623,7 +623,8 @@ func testUpstreamHydra(t *testing.T) {
 	}
 	providers := fmt.Sprintf(`    - {name: hydra, display_name: Hydra, issuer: %q, client_id: %q, client_secret_file: %q}
     - {name: hydra-wrong, display_name: Hydra with a wrong secret, issuer: %q, client_id: %q, client_secret_file: %q}
-`, hy.Issuer, clientID, good, hy.Issuer, clientID, wrong)
+    - {name: hydra-corp, display_name: Hydra for corp.example, issuer: %q, client_id: %q, client_secret_file: %q, allowed_email_domains: [corp.example]}
+`, hy.Issuer, clientID, good, hy.Issuer, clientID, wrong, hy.Issuer, clientID, good)
 	g := startUpstreamGatehouse(t, port, providers)
 	callback := startCallback(t)
 	aliceName := "oidc:hydra:" + alice.Subject
@@ -770,6 +771,10 @@ func testUpstreamHydra(t *testing.T) {
 	t.Run("wrong client secret", func(t *testing.T) {
 		failed(t, "hydra-wrong", "Sign-in with Hydra with a wrong secret failed", "Gatehouse could not complete the sign-in with Hydra with a wrong secret.",
 			"the provider's token endpoint answered invalid_client", "provider=hydra-wrong: the provider's token endpoint answered invalid_client")
+	})
+	t.Run("user outside the allowed email domain", func(t *testing.T) {
+		failed(t, "hydra-corp", "Sign-in with Hydra for corp.example failed", "Accounts at example.com may not sign in to this server.",
+			"the email domain example.com is not in allowed_email_domains", "provider=hydra-corp: the email domain example.com is not in allowed_email_domains")
 	})
 	t.Run("consent denied at Hydra", func(t *testing.T) {
 		app.setDenyConsent(true)
