@@ -156,6 +156,10 @@ func tlsDocServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.I
 func TestFetchRules(t *testing.T) {
 	internal := newTCPCounter(t, "127.0.0.1:0")
 	big := strings.Repeat("x", DefaultMaxDocumentBytes+1)
+	// The slow handlers answer only when the test ends: with a deadline
+	// of their own (a second) they could answer first on a loaded
+	// machine, and /slow answered an empty 200 (seen in CI).
+	release := make(chan struct{})
 	srv, hits, opts := tlsDocServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ok":
@@ -173,18 +177,12 @@ func TestFetchRules(t *testing.T) {
 		case "/exact":
 			w.Write([]byte(strings.Repeat("x", DefaultMaxDocumentBytes)))
 		case "/slow":
-			select {
-			case <-time.After(time.Second):
-			case <-r.Context().Done():
-			}
+			<-release
 		case "/slow-body":
 			w.Header().Set("Content-Length", "100")
 			w.Write([]byte("{"))
 			w.(http.Flusher).Flush()
-			select {
-			case <-time.After(time.Second):
-			case <-r.Context().Done():
-			}
+			<-release
 		case "/created":
 			w.WriteHeader(http.StatusCreated)
 			w.Write([]byte(`{}`))
@@ -192,6 +190,9 @@ func TestFetchRules(t *testing.T) {
 			http.NotFound(w, r)
 		}
 	})
+	// Runs before the server's own cleanup (LIFO), which waits for its
+	// handlers.
+	t.Cleanup(func() { close(release) })
 	opts.Timeout = 300 * time.Millisecond
 	f := NewFetcher(opts)
 	ctx := t.Context()
