@@ -126,8 +126,13 @@ func meta(m *mcpauthz.Message) requestMeta {
 
 // metaString returns the string member key of m's params._meta, or "".
 func metaString(m *mcpauthz.Message, key string) string {
+	return meta(m).str(key)
+}
+
+// str returns the string member key of md, or "".
+func (md requestMeta) str(key string) string {
 	var s string
-	if raw := meta(m)[key]; raw != nil && json.Unmarshal(raw, &s) == nil {
+	if raw := md[key]; raw != nil && json.Unmarshal(raw, &s) == nil {
 		return s
 	}
 	return ""
@@ -199,7 +204,7 @@ func (u *stdioUpstream) stateless(w http.ResponseWriter, r *http.Request, x *exc
 func checkStateless(r *http.Request, m *mcpauthz.Message) (int, []byte) {
 	header := r.Header.Get(headerProtocolVersion)
 	md := meta(m)
-	version := metaString(m, metaProtocolVersion)
+	version := md.str(metaProtocolVersion)
 	bad := func(status, code int, text string, data any) (int, []byte) {
 		return status, mcpauthz.ErrorResponse(m.ID, code, text, data)
 	}
