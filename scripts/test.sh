@@ -22,7 +22,7 @@
 #   4. gofmt, go vet, staticcheck, govulncheck (against a local copy of the
 #      Go vulnerability database, fetched from the Go module proxy)
 #   5. go test -count=1 -race ./... (see GATEHOUSE_TEST_RACE_PKGS)
-#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 10s, one
+#   6. every native fuzz target fuzzed briefly (scripts/fuzz.sh -t 10s -m 2s, one
 #      test binary built per package); the
 #      seed corpora already ran as ordinary tests in step 5
 #
@@ -389,7 +389,7 @@ fuzztime=${GATEHOUSE_FUZZTIME:-10s}
 step "fuzz every target for $fuzztime (scripts/fuzz.sh)"
 if [[ $fuzztime == off ]]; then
 	skip "fuzzing" "GATEHOUSE_FUZZTIME=off"
-elif bash scripts/fuzz.sh -t "$fuzztime" -j "$(nproc)"; then
+elif bash scripts/fuzz.sh -t "$fuzztime" -m 2s -j "$(nproc)"; then
 	pass "fuzz each target for $fuzztime"
 else
 	fail "fuzz (a target failed: see its log above; the crasher is in testdata/fuzz)"
