@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -19,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
+	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/config"
 	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
+	"github.com/gatehouse-mcp/gatehouse/internal/openapi"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 )
@@ -130,6 +133,9 @@ type runningGateway struct {
 func startGateway(ctx context.Context, c config.Config, gw config.Gateway, st storage.Store, log *slog.Logger, reg prometheus.Registerer, out io.Writer) (*runningGateway, error) {
 	if err := gw.Resolve(os.LookupEnv); err != nil {
 		return nil, fmt.Errorf("gateway secrets:\n%w", err)
+	}
+	if err := fetchOpenAPIDocuments(ctx, gw); err != nil {
+		return nil, err
 	}
 	opts, err := gatewayOptions(c, gw, st, log, reg)
 	if err != nil {
@@ -273,7 +279,13 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 			MaxBatchMessages:        r.MaxBatchMessages,
 		}
 		u := r.Upstream
-		if u.URL != "" {
+		if u.OpenAPI != nil {
+			api, err := openAPIUpstream(opts.Issuer, r)
+			if err != nil {
+				return gateway.Options{}, err
+			}
+			route.Upstream = gateway.Upstream{API: api}
+		} else if u.URL != "" {
 			route.Upstream = gateway.Upstream{URL: u.URL, ConnectTimeout: time.Duration(u.ConnectTimeout)}
 			if u.Header != "" {
 				route.Upstream.Header = http.Header{http.CanonicalHeaderKey(u.Header): {u.HeaderValue}}
@@ -284,6 +296,85 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 		opts.Routes = append(opts.Routes, route)
 	}
 	return opts, nil
+}
+
+// maxOpenAPIDocumentBytes caps an OpenAPI document fetched at start:
+// GitHub's REST description, one of the largest, is about 12 MB.
+const maxOpenAPIDocumentBytes = 64 << 20
+
+// fetchOpenAPIDocuments fetches the OpenAPI documents of gw's routes that
+// are https URLs (a file was read by Resolve), once, with the SSRF-safe
+// fetcher of client metadata documents: no private addresses, no
+// redirects.
+func fetchOpenAPIDocuments(ctx context.Context, gw config.Gateway) error {
+	var f *clientreg.Fetcher
+	for i := range gw.Routes {
+		o := gw.Routes[i].Upstream.OpenAPI
+		if o == nil || !strings.HasPrefix(o.Document, "https://") {
+			continue
+		}
+		if f == nil {
+			f = clientreg.NewFetcher(clientreg.FetchOptions{Timeout: time.Minute, MaxBytes: maxOpenAPIDocumentBytes})
+		}
+		res, err := f.Fetch(ctx, o.Document)
+		if err != nil {
+			return fmt.Errorf("gateway route %q: openapi document: %w", gw.Routes[i].Name, err)
+		}
+		o.Data = res.Body
+	}
+	return nil
+}
+
+// openAPIUpstream converts an OpenAPI route's document and keys to the
+// gateway's API: the selected operations as tools, and the credential.
+func openAPIUpstream(issuer string, r config.GatewayRoute) (*gateway.API, error) {
+	u := r.Upstream
+	o := u.OpenAPI
+	fail := func(err error) (*gateway.API, error) {
+		return nil, fmt.Errorf("gateway route %q: openapi document %s: %w", r.Name, o.Document, err)
+	}
+	doc, err := openapi.Load(o.Data)
+	if err != nil {
+		return fail(err)
+	}
+	sel := func(in, ex config.GatewayOpenAPISelect) openapi.Selection {
+		return openapi.Selection{
+			Tags: in.Tags, OperationIDs: in.Operations, Methods: in.Methods, PathPrefixes: in.PathPrefixes,
+			ExcludeTags: ex.Tags, ExcludeOperationIDs: ex.Operations, ExcludeMethods: ex.Methods, ExcludePathPrefixes: ex.PathPrefixes,
+		}
+	}
+	tools, _, err := doc.Tools(openapi.Options{
+		Selection: sel(o.Include, o.Exclude),
+		Names:     o.Names,
+		Scopes: openapi.ScopeRules{
+			Read: o.Scopes.Read, Write: o.Scopes.Write, Tags: o.Scopes.Tags,
+			Operations: o.Scopes.Operations, ScopeMap: o.Scopes.ScopeMap,
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	api := &gateway.API{Tools: tools, BaseURL: o.BaseURL, MaxResponseBytes: o.MaxResponseBytes}
+	if u.Header != "" {
+		api.Header = http.Header{http.CanonicalHeaderKey(u.Header): {u.HeaderValue}}
+	}
+	if a := u.Auth; a != nil {
+		if a.QueryParam != "" {
+			api.Query = url.Values{a.QueryParam: {a.QueryValue}}
+		}
+		if te := a.TokenExchange; te != nil {
+			tokenURL := te.TokenURL
+			if tokenURL == "" {
+				tokenURL = strings.TrimSuffix(issuer, "/") + "/token"
+			}
+			api.Exchange = &gateway.Exchange{
+				Exchanger: &rs.Exchanger{TokenURL: tokenURL, ClientID: te.ClientID, ClientSecret: te.ClientSecret},
+				Resource:  te.Resource,
+				Header:    te.Header,
+			}
+		}
+	}
+	return api, nil
 }
 
 // stdioEnv is the whole environment of a stdio upstream: the inherited

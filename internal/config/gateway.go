@@ -287,6 +287,110 @@ type GatewayUpstream struct {
 	// the process inherits. Nil means [DefaultGatewayInheritEnv]; an empty
 	// list inherits nothing.
 	InheritEnv []string `json:"inherit_env,omitempty"`
+
+	// OpenAPI (openapi) puts an HTTP API described by an OpenAPI document
+	// behind the route instead of an MCP server: the gateway serves the
+	// selected operations as MCP tools and calls the API. The header keys
+	// above then give the API a static credential.
+	OpenAPI *GatewayOpenAPI `json:"openapi,omitempty"`
+	// Auth (auth) is how an OpenAPI route authenticates to its API beyond
+	// a static header: an API key in the query, or a token exchanged for
+	// the caller's (RFC 8693).
+	Auth *GatewayAPIAuth `json:"auth,omitempty"`
+}
+
+// GatewayOpenAPI is an OpenAPI route's API.
+type GatewayOpenAPI struct {
+	// Document (document) is the OpenAPI 3.0 or 3.1 document, JSON or
+	// YAML: a file, or an https URL fetched once at start (SSRF-safe: no
+	// private addresses, no redirects, at most 64 MiB). Required.
+	Document string `json:"document"`
+	// BaseURL (base_url) is the API's base URL; operation paths are
+	// appended to its path. Required (the document's servers are not
+	// used: they often name a sandbox or a relative path).
+	BaseURL string `json:"base_url"`
+	// Include (include) selects operations: an operation is served when it
+	// matches every non-empty list. Empty selects all.
+	Include GatewayOpenAPISelect `json:"include,omitempty"`
+	// Exclude (exclude) removes operations matching any entry.
+	Exclude GatewayOpenAPISelect `json:"exclude,omitempty"`
+	// Names (names) overrides tool names: operationId or "METHOD /path"
+	// to the tool name.
+	Names map[string]string `json:"names,omitempty"`
+	// Scopes (scopes) says which scopes each operation's tool needs.
+	Scopes GatewayOpenAPIScopes `json:"scopes,omitempty"`
+	// MaxResponseBytes (max_response_bytes) caps the part of an API
+	// response read. Default 1 MiB.
+	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+	// Data is the document's text, read by [Gateway.Resolve] from a
+	// file (a URL is fetched by the command that starts the gateway).
+	Data []byte `json:"-"`
+}
+
+// GatewayOpenAPISelect selects operations by tag, operationId, method and
+// path prefix.
+type GatewayOpenAPISelect struct {
+	Tags         []string `json:"tags,omitempty"`
+	Operations   []string `json:"operations,omitempty"`
+	Methods      []string `json:"methods,omitempty"`
+	PathPrefixes []string `json:"paths,omitempty"`
+}
+
+// GatewayOpenAPIScopes are the scope rules of an OpenAPI route's tools,
+// most specific first: operations, then the document's own OAuth2 scopes
+// (renamed by scope_map), then tags, then the method (read or write).
+type GatewayOpenAPIScopes struct {
+	// Read (read) are the scopes of GET and HEAD operations.
+	Read []string `json:"read,omitempty"`
+	// Write (write) are the scopes of every other operation.
+	Write []string `json:"write,omitempty"`
+	// Tags (tags) maps a tag to the scopes of its operations.
+	Tags map[string][]string `json:"tags,omitempty"`
+	// Operations (operations) maps an operationId or "METHOD /path" to its
+	// scopes.
+	Operations map[string][]string `json:"operations,omitempty"`
+	// ScopeMap (scope_map) renames the document's OAuth2 scopes to the
+	// route's.
+	ScopeMap map[string]string `json:"scope_map,omitempty"`
+}
+
+// GatewayAPIAuth is an OpenAPI route's credential toward its API beyond a
+// static header.
+type GatewayAPIAuth struct {
+	// QueryParam (query_param) is a query parameter carrying an API key,
+	// such as "api_key"; its value comes from query_value_file or
+	// query_value_env.
+	QueryParam     string `json:"query_param,omitempty"`
+	QueryValueFile string `json:"query_value_file,omitempty"`
+	QueryValueEnv  string `json:"query_value_env,omitempty"`
+	// QueryValue is the resolved key; never printed.
+	QueryValue string `json:"-"`
+	// TokenExchange (token_exchange) gets each call a short-lived token
+	// for the API by exchanging the caller's token (RFC 8693).
+	TokenExchange *GatewayTokenExchange `json:"token_exchange,omitempty"`
+}
+
+// GatewayTokenExchange is how an OpenAPI route exchanges the caller's
+// token for one the API accepts.
+type GatewayTokenExchange struct {
+	// Resource (resource) is the API's resource identifier: the audience
+	// of the exchanged tokens. It must be registered at the authorization
+	// server, with an exchange policy naming client_id. Required.
+	Resource string `json:"resource"`
+	// TokenURL (token_url) is the token endpoint. Default the issuer's
+	// /token.
+	TokenURL string `json:"token_url,omitempty"`
+	// ClientID (client_id) is the gateway's confidential client at the
+	// authorization server. Required.
+	ClientID string `json:"client_id"`
+	// ClientSecretFile (client_secret_file) or ClientSecretEnv
+	// (client_secret_env) holds its secret (client_secret_basic).
+	ClientSecretFile string `json:"client_secret_file,omitempty"`
+	ClientSecretEnv  string `json:"client_secret_env,omitempty"`
+	// ClientSecret is the resolved secret; never printed.
+	ClientSecret string `json:"-"`
+	// Header (header) carries the token to the API. Default Authorization.
+	Header string `json:"header,omitempty"`
 }
 
 // GatewayEnv is one environment variable of a stdio upstream. Exactly one
@@ -373,6 +477,21 @@ func (g *Gateway) Resolve(env func(string) (string, bool)) error {
 			u.HeaderValue = read(fmt.Sprintf("gateway route %q: upstream header value", r.Name), up+".header_value", u.HeaderValueFile, u.HeaderValueEnv)
 			if u.Header == "" {
 				u.Header = "Authorization"
+			}
+		}
+		if o := u.OpenAPI; o != nil && o.Document != "" && !strings.HasPrefix(o.Document, "https://") && !strings.HasPrefix(o.Document, "http://") {
+			b, err := os.ReadFile(o.Document)
+			if err != nil {
+				errs = append(errs, keyErrorf(up+".openapi.document", "gateway route %q: openapi document: %w", r.Name, err))
+			}
+			o.Data = b
+		}
+		if a := u.Auth; a != nil {
+			if a.QueryValueFile != "" || a.QueryValueEnv != "" {
+				a.QueryValue = read(fmt.Sprintf("gateway route %q: API key", r.Name), up+".auth.query_value", a.QueryValueFile, a.QueryValueEnv)
+			}
+			if te := a.TokenExchange; te != nil && (te.ClientSecretFile != "" || te.ClientSecretEnv != "") {
+				te.ClientSecret = read(fmt.Sprintf("gateway route %q: token exchange client secret", r.Name), up+".auth.token_exchange.client_secret", te.ClientSecretFile, te.ClientSecretEnv)
 			}
 		}
 		for j := range u.Env {
@@ -482,9 +601,17 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 		}
 		up := r.Upstream
 		upAt := func(key string) string { return path + ".upstream." + key }
+		errs = append(errs, openAPIProblems(up, upAt, where)...)
 		switch {
+		case up.OpenAPI != nil:
+			bad(up.URL != "" || up.Command != "", at("upstream"), "%s: upstream has openapi and url or command; set one", where)
+			bad(len(up.Args) > 0 || up.Dir != "" || len(up.Env) > 0 || up.InheritEnv != nil, at("upstream"),
+				"%s: upstream args, dir, env and inherit_env apply to a stdio upstream (command), not to openapi", where)
+			bad(len(r.Tools) > 0, at("tools"), "%s: tools rules do not apply to an openapi route: give its operations scopes under upstream.openapi.scopes", where)
+		case up.Auth != nil:
+			errs = append(errs, keyErrorf(upAt("auth"), "%s: upstream.auth applies to an openapi upstream", where))
 		case up.URL == "" && up.Command == "":
-			errs = append(errs, keyErrorf(at("upstream"), "%s: upstream needs url (Streamable HTTP) or command (stdio)", where))
+			errs = append(errs, keyErrorf(at("upstream"), "%s: upstream needs url (Streamable HTTP), command (stdio) or openapi (an HTTP API)", where))
 		case up.URL != "" && up.Command != "":
 			errs = append(errs, keyErrorf(upAt("command"), "%s: upstream has both url and command; set one", where))
 		case up.URL != "":
@@ -695,4 +822,78 @@ func validScope(s string) bool {
 		return false
 	}
 	return !slices.ContainsFunc([]byte(s), func(c byte) bool { return c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e })
+}
+
+// openAPIProblems checks an openapi upstream's keys.
+func openAPIProblems(up GatewayUpstream, upAt func(string) string, where string) []error {
+	o := up.OpenAPI
+	if o == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(cond bool, path, format string, args ...any) {
+		if cond {
+			errs = append(errs, keyErrorf(path, format, args...))
+		}
+	}
+	bad(o.Document == "", upAt("openapi.document"), "%s: upstream.openapi.document is required: a file or an https URL of the OpenAPI document", where)
+	bad(strings.HasPrefix(o.Document, "http://"), upAt("openapi.document"), "%s: upstream.openapi.document %q: fetch the document over https, or save it to a file", where, redactURL(o.Document))
+	if bu, err := url.Parse(o.BaseURL); o.BaseURL == "" || err != nil || bu.Host == "" || (bu.Scheme != "https" && bu.Scheme != "http") || bu.User != nil || bu.RawQuery != "" || bu.Fragment != "" {
+		errs = append(errs, keyErrorf(upAt("openapi.base_url"), "%s: upstream.openapi.base_url %q must be the API's absolute http(s) base URL, without user information, query or fragment", where, redactURL(o.BaseURL)))
+	}
+	bad(o.MaxResponseBytes < 0, upAt("openapi.max_response_bytes"), "%s: upstream.openapi.max_response_bytes must not be negative", where)
+	for _, sel := range []struct {
+		key string
+		s   GatewayOpenAPISelect
+	}{{"include", o.Include}, {"exclude", o.Exclude}} {
+		for j, m := range sel.s.Methods {
+			switch strings.ToUpper(m) {
+			case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE":
+			default:
+				errs = append(errs, keyErrorf(fmt.Sprintf("%s[%d]", upAt("openapi."+sel.key+".methods"), j), "%s: upstream.openapi.%s.methods: %q is not an HTTP method", where, sel.key, m))
+			}
+		}
+		for j, p := range sel.s.PathPrefixes {
+			bad(!strings.HasPrefix(p, "/"), fmt.Sprintf("%s[%d]", upAt("openapi."+sel.key+".paths"), j), "%s: upstream.openapi.%s.paths: %q must start with /", where, sel.key, p)
+		}
+	}
+	sc := o.Scopes
+	check := func(key string, scopes []string) {
+		for _, s := range scopes {
+			bad(!validScope(s), key, "%s: %q is not a scope token (RFC 6749 §3.3)", where, s)
+		}
+	}
+	check(upAt("openapi.scopes.read"), sc.Read)
+	check(upAt("openapi.scopes.write"), sc.Write)
+	for k, v := range sc.Tags {
+		check(upAt("openapi.scopes.tags."+k), v)
+	}
+	for k, v := range sc.Operations {
+		check(upAt("openapi.scopes.operations."+k), v)
+	}
+	for k, v := range sc.ScopeMap {
+		check(upAt("openapi.scopes.scope_map."+k), []string{v})
+	}
+	if a := up.Auth; a != nil {
+		bad(a.QueryParam == "" && (a.QueryValueFile != "" || a.QueryValueEnv != ""), upAt("auth.query_param"), "%s: upstream.auth: query_value_file or query_value_env needs query_param, the parameter's name", where)
+		bad(a.QueryParam != "" && a.QueryValueFile == "" && a.QueryValueEnv == "", upAt("auth.query_param"), "%s: upstream.auth.query_param %q has no value: set query_value_file or query_value_env (never the value itself)", where, a.QueryParam)
+		bad(a.QueryValueFile != "" && a.QueryValueEnv != "", upAt("auth.query_value_env"), "%s: upstream.auth: set query_value_file or query_value_env, not both", where)
+		if te := a.TokenExchange; te != nil {
+			tp := upAt("auth.token_exchange")
+			if ru, err := url.Parse(te.Resource); te.Resource == "" || err != nil || ru.Host == "" || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Fragment != "" {
+				errs = append(errs, keyErrorf(tp+".resource", "%s: upstream.auth.token_exchange.resource %q must be the API's absolute http(s) resource identifier (the audience of its tokens)", where, te.Resource))
+			}
+			bad(te.ClientID == "", tp+".client_id", "%s: upstream.auth.token_exchange.client_id is required: the gateway's confidential client at the authorization server", where)
+			bad(te.ClientSecretFile == "" && te.ClientSecretEnv == "", tp+".client_secret_file", "%s: upstream.auth.token_exchange needs client_secret_file or client_secret_env", where)
+			bad(te.ClientSecretFile != "" && te.ClientSecretEnv != "", tp+".client_secret_env", "%s: upstream.auth.token_exchange: set client_secret_file or client_secret_env, not both", where)
+			if te.TokenURL != "" {
+				if tu, err := url.Parse(te.TokenURL); err != nil || tu.Host == "" || (tu.Scheme != "https" && tu.Scheme != "http") {
+					errs = append(errs, keyErrorf(tp+".token_url", "%s: upstream.auth.token_exchange.token_url %q must be an absolute http(s) URL", where, te.TokenURL))
+				}
+			}
+			bad(te.Header != "" && !headerName.MatchString(te.Header), tp+".header", "%s: upstream.auth.token_exchange.header %q is not an HTTP header name", where, te.Header)
+			bad(strings.EqualFold(te.Header, up.Header) && up.Header != "", tp+".header", "%s: upstream.auth.token_exchange.header and upstream.header are the same header", where)
+		}
+	}
+	return errs
 }

@@ -447,6 +447,19 @@ func newRoute(g *Gateway, spec Route, newVerifier func(string) (rs.Verifier, err
 			return fail("scopes: %q is not a scope token", s)
 		}
 	}
+	if api := spec.Upstream.API; api != nil {
+		// Each operation's scopes are its tool's rule; the document and
+		// the route's openapi scope rules say them, not tools rules.
+		if len(spec.Tools) > 0 {
+			return fail("tools rules do not apply to an OpenAPI route: give operations their scopes in its openapi scope rules")
+		}
+		spec.Tools = Rules{}
+		for _, t := range api.Tools {
+			spec.Tools[t.Name] = slices.Clone(t.Scopes)
+		}
+		spec.DenyUnlistedTools = true
+		rt.spec = spec
+	}
 	rt.pol, err = mcpauthz.NewPolicy(mcpauthz.PolicyOptions{
 		Baseline:              spec.Scopes,
 		Implied:               spec.ImpliedScopes,

@@ -42,6 +42,11 @@ func (u *httpUpstream) request(ctx context.Context, method string, r *http.Reque
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	if u.inproc && r != nil {
+		// The in-process server of an OpenAPI route may exchange the
+		// caller's token; it travels in the context, never in a header.
+		ctx = context.WithValue(ctx, callerKey{}, &caller{ti: rs.TokenInfoFromContext(r.Context()), token: bearerToken(r)})
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u.url, rd)
 	if err != nil {
 		return nil, err
@@ -69,6 +74,16 @@ func (u *httpUpstream) request(ctx context.Context, method string, r *http.Reque
 		req.Header[http.CanonicalHeaderKey(k)] = slices.Clone(v)
 	}
 	return req, nil
+}
+
+// bearerToken is the token of r's Authorization header, which the route
+// has verified.
+func bearerToken(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // post forwards a checked POST to the HTTP upstream and streams the
@@ -445,11 +460,15 @@ func writeMessages(w http.ResponseWriter, status int, msgs [][]byte, batch bool)
 	mcpauthz.WriteJSON(w, status, raw)
 }
 
-// deleteSession ends an upstream session (best effort).
-func (u *httpUpstream) deleteSession(sid string) {
+// deleteSession ends the upstream session sid of subject (best effort).
+func (u *httpUpstream) deleteSession(sid, subject string) {
 	rt := u.rt
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if u.inproc {
+		// The in-process server ends only its own user's sessions.
+		ctx = context.WithValue(ctx, callerKey{}, &caller{ti: &rs.TokenInfo{Subject: subject}})
+	}
 	req, err := u.request(ctx, http.MethodDelete, nil, sid, nil)
 	if err != nil {
 		return

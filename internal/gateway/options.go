@@ -183,9 +183,14 @@ type Route struct {
 	MaxBatchMessages int
 }
 
-// Upstream is a Streamable HTTP MCP server (URL) or a stdio one (Command);
-// exactly one is set.
+// Upstream is a Streamable HTTP MCP server (URL), a stdio one (Command)
+// or an HTTP API whose OpenAPI operations the gateway serves as tools
+// (API); exactly one is set.
 type Upstream struct {
+	// API is an HTTP API described by an OpenAPI document: the gateway is
+	// its MCP server. Its tools' scopes are the route's tool rules.
+	API *API
+
 	// URL is the upstream's Streamable HTTP endpoint.
 	URL string
 	// Header is added to every request to an HTTP upstream: the gateway's

@@ -37,6 +37,9 @@ type httpUpstream struct {
 	url    string
 	header http.Header // the gateway's own credential, for every request
 	client *http.Client
+	// inproc marks an OpenAPI route's in-process MCP server (apiup.go):
+	// its requests carry the caller, whose token it may exchange.
+	inproc bool
 }
 
 // stdioUpstream is a program started per session, speaking MCP on its
@@ -48,13 +51,19 @@ type stdioUpstream struct {
 
 // compileUpstream checks up and returns the upstream of rt.
 func compileUpstream(rt *route, up Upstream) (upstream, error) {
+	if up.API != nil {
+		if up.URL != "" || up.Command != "" {
+			return nil, errors.New("upstream has an OpenAPI API and a URL or Command")
+		}
+		return compileAPI(rt, up.API)
+	}
 	switch {
 	case up.URL != "" && up.Command != "":
 		return nil, errors.New("upstream has both URL and Command")
 	case up.Command != "":
 		return &stdioUpstream{rt: rt, spec: up}, nil
 	case up.URL == "":
-		return nil, errors.New("upstream needs a URL or a Command")
+		return nil, errors.New("upstream needs a URL, a Command or an API")
 	}
 	uu, err := url.Parse(up.URL)
 	if err != nil || uu.Host == "" || (uu.Scheme != "http" && uu.Scheme != "https") {
@@ -87,7 +96,7 @@ func compileUpstream(rt *route, up Upstream) (upstream, error) {
 // end asks the HTTP upstream to end its session (best effort).
 func (u *httpUpstream) end(s *session) {
 	if s.upstreamID != "" {
-		u.deleteSession(s.upstreamID)
+		u.deleteSession(s.upstreamID, s.subject)
 	}
 }
 
