@@ -1,8 +1,10 @@
 // Package interop runs Gatehouse against peers nobody in this project wrote:
 // the MCP conformance CLI, the TypeScript SDK client, a scripted browser,
-// and Ory Hydra and Dex as upstream OpenID providers (built from the Go
+// Ory Hydra and Dex as upstream OpenID providers (built from the Go
 // module proxy by scripts/hydra/build.sh and scripts/dex/build.sh;
-// GATEHOUSE_TEST_HYDRA and GATEHOUSE_TEST_DEX name the binaries).
+// GATEHOUSE_TEST_HYDRA and GATEHOUSE_TEST_DEX name the binaries), and
+// Prism mocking an OpenAPI document (testdata/openapi, or GitHub's from
+// @octokit/openapi) as the API behind an OpenAPI route (prism_test.go).
 // INTEROP.md (shared project docs) lists the peers and how they run
 // headless; they are pinned in the npm prefixes test/interop (package.json),
 // test/interop/conformance-alpha and test/interop/realclients (the real
