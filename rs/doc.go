@@ -21,6 +21,10 @@
 //     -32020), so the policy and the MCP server act on the same call.
 //   - [MetadataHandler] and [HandleMetadata] serve the protected resource
 //     metadata ([RFC 9728]).
+//   - [Exchanger] calls the authorization server's token endpoint for
+//     token exchange ([RFC 8693]): a resource server that calls another
+//     API on its user's behalf trades the token it received for one whose
+//     audience is that API.
 //
 // A minimal protected MCP server:
 //
@@ -61,6 +65,7 @@
 // [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
 // [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
 // [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
+// [RFC 8693]: https://www.rfc-editor.org/rfc/rfc8693
 // [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 // [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
 // [RFC 9728]: https://www.rfc-editor.org/rfc/rfc9728

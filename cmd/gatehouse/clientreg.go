@@ -71,6 +71,16 @@ func clientTokenRevoke(ctx context.Context, args []string, out io.Writer) error 
 	})
 }
 
+// tokenExchangeOptions maps the token_exchange section of the
+// configuration onto the server's options.
+func tokenExchangeOptions(x config.TokenExchange) as.TokenExchange {
+	o := as.TokenExchange{Lifetime: time.Duration(x.Lifetime)}
+	for _, c := range x.Clients {
+		o.Clients = append(o.Clients, as.ExchangeClient{ClientID: c.ClientID, SubjectAudiences: c.SubjectAudiences, Audiences: c.Audiences, Scopes: c.Scopes})
+	}
+	return o
+}
+
 // registrationOptions maps the registration section of the configuration
 // onto the server's options. dev selects the default mode (open in dev,
 // token otherwise) and is what allows cimd.allow_hosts (Validate refuses

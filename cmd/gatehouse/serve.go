@@ -141,6 +141,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		OnGrant:            m.Grant,
 		AllowHTTPIssuer:    allowHTTP,
 		Registration:       registrationOptions(c.Registration, dev),
+		TokenExchange:      tokenExchangeOptions(c.TokenExchange),
 		Upstreams:          upstreamOptions(c.Identity),
 		Delegate:           delegateOption(c.Identity),
 		DisableLocalLogin:  !c.Identity.Local,

@@ -19,6 +19,15 @@ var (
 	assertionAlgs        = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
 
+// grantTypes lists the grant types of grant_types_supported: token
+// exchange only where a policy lets some client use it.
+func (s *Server) grantTypes() []string {
+	if s.exchange == nil {
+		return grantTypesSupported
+	}
+	return append(slices.Clone(grantTypesSupported), gtTokenExchange)
+}
+
 // buildMetadata encodes the metadata once: it only changes with the
 // configuration and the registered resources' scopes, and serving
 // pre-encoded bytes keeps discovery off the CPU.
@@ -36,7 +45,7 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 		ScopesSupported:                        scopes,
 		ResponseTypesSupported:                 []string{"code"},
 		ResponseModesSupported:                 []string{"query"},
-		GrantTypesSupported:                    grantTypesSupported,
+		GrantTypesSupported:                    s.grantTypes(),
 		TokenEndpointAuthMethodsSupported:      authMethodsSupported,
 		TokenEndpointAuthSigningAlgValues:      assertionAlgs,
 		RevocationEndpoint:                     s.endpoint(pathRevoke),

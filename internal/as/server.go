@@ -108,6 +108,9 @@ type Options struct {
 	// and client ID metadata documents; see [Registration]. The zero
 	// value disables both.
 	Registration Registration
+	// TokenExchange configures the RFC 8693 token exchange grant; see
+	// [TokenExchange]. The zero value (no clients) disables the grant.
+	TokenExchange TokenExchange
 }
 
 // Server is the authorization server.
@@ -133,7 +136,8 @@ type Server struct {
 	dedupKey   []byte    // keys derived client ids (slotID), from Options.Secret
 	pendingKey []byte    // seals pending authorization requests (pending.go), upstream sign-ins (upstream.go) and delegated ones (delegate.go)
 	upstreams  map[string]*upstream
-	delegate   *delegate // nil: no delegated login (delegate.go)
+	delegate   *delegate                 // nil: no delegated login (delegate.go)
+	exchange   map[string]exchangePolicy // by client id; nil: no token exchange (token_exchange.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -224,6 +228,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.reg, err = newRegistry(&s.opts.Registration); err != nil {
+		return nil, err
+	}
+	if s.exchange, err = newExchangePolicies(&s.opts.TokenExchange); err != nil {
 		return nil, err
 	}
 	b, err := s.buildMetadata(context.Background())

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
@@ -31,7 +32,7 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // parsing, client authentication, the client's permission for the grant
 // type. Each grant then checks what is its own and returns the response.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
-	f, err := parseForm(w, r, "resource")
+	f, err := parseForm(w, r, "resource", "audience")
 	if err != nil {
 		return err
 	}
@@ -47,8 +48,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		grant = s.grantRefreshToken
 	case gtClientCredentials:
 		grant = s.grantClientCredentials
+	case gtTokenExchange:
+		if s.exchange == nil {
+			return oauth.New(oauth.UnsupportedGrantType, "token exchange is not enabled on this server; its operator can enable it with token_exchange.clients")
+		}
+		grant = s.grantTokenExchange
 	default:
-		return oauth.New(oauth.UnsupportedGrantType, "the grant type %q is not supported; supported: authorization_code, refresh_token, client_credentials", truncate(gt, 80))
+		return oauth.New(oauth.UnsupportedGrantType, "the grant type %q is not supported; supported: %s", truncate(gt, 80), strings.Join(s.grantTypes(), ", "))
 	}
 	err = s.runGrant(w, r, f, gt, grant)
 	if s.opts.OnGrant != nil {
@@ -70,11 +76,16 @@ func (s *Server) runGrant(w http.ResponseWriter, r *http.Request, f form, gt str
 		return err
 	}
 	if err := s.grantAllowed(c, gt); err != nil {
+		if gt == gtTokenExchange {
+			s.auditExchange(ctx, r, exchangeEvent{clientID: c.ID}, err)
+		}
 		return err
 	}
 	body, err := grant(ctx, r, f, c)
 	if err != nil {
-		if oe := oauth.As(err); oe.Code != oauth.ServerError {
+		// A token exchange audits its own refusals (token.exchange),
+		// with what it knows of the request.
+		if oe := oauth.As(err); oe.Code != oauth.ServerError && gt != gtTokenExchange {
 			s.audit(ctx, r, storage.AuditEvent{Type: "token.refused", ClientID: c.ID, Outcome: "failure", Detail: gt + ": " + string(oe.Code)})
 		}
 		return err
@@ -91,6 +102,11 @@ func (s *Server) runGrant(w http.ResponseWriter, r *http.Request, f form, gt str
 // registration, because metadata documents and clients registered before
 // it could list the grant.
 func (s *Server) grantAllowed(c storage.Client, gt string) error {
+	if gt == gtTokenExchange {
+		// Its permission is the exchange policy, not the client's
+		// registered grant types: token_exchange.clients.
+		return s.exchangeAllowed(c)
+	}
 	if gt == gtClientCredentials && dynamicClient(c) && !s.opts.Registration.AllowClientCredentials {
 		return errDynamicClientCredentials(oauth.UnauthorizedClient)
 	}
@@ -164,6 +180,11 @@ type accessToken struct {
 	resource string
 	scopes   []string
 	authTime time.Time
+	// expiresAt, if not zero, is the token's exp; zero means
+	// AccessTokenTTL from now.
+	expiresAt time.Time
+	// act is the act claim (RFC 8693 §4.1) of an exchanged token.
+	act *token.Actor
 }
 
 // mintAccess signs an RFC 9068 access token and returns it with its
@@ -186,6 +207,10 @@ func (s *Server) mintAccess(ctx context.Context, a accessToken) (string, error) 
 		return "", oauth.Internal(err)
 	}
 	now := s.now()
+	exp := a.expiresAt
+	if exp.IsZero() {
+		exp = now.Add(s.opts.AccessTokenTTL)
+	}
 	tok, err := s.opts.Keyring.Sign(ctx, token.AccessClaims{
 		Issuer:    s.opts.Issuer,
 		Subject:   a.subject,
@@ -196,8 +221,9 @@ func (s *Server) mintAccess(ctx context.Context, a accessToken) (string, error) 
 		GrantID:   a.grantID,
 		IssuedAt:  now,
 		NotBefore: now,
-		ExpiresAt: now.Add(s.opts.AccessTokenTTL),
+		ExpiresAt: exp,
 		AuthTime:  a.authTime,
+		Act:       a.act,
 	})
 	if err != nil {
 		return "", oauth.Internal(err)

@@ -81,7 +81,10 @@ type Config struct {
 	// OpenID Connect providers.
 	Identity     Identity     `json:"identity"`
 	Registration Registration `json:"registration"`
-	Gateway      Gateway      `json:"gateway"`
+	// TokenExchange (token_exchange) is the RFC 8693 token exchange
+	// grant's policy; by default no client may exchange.
+	TokenExchange TokenExchange `json:"token_exchange"`
+	Gateway       Gateway       `json:"gateway"`
 	// Branding (branding) is what the browser pages show of who runs
 	// this server.
 	Branding Branding `json:"branding"`
@@ -223,11 +226,12 @@ func Default() Config {
 			CodeTTL:            Duration(60 * time.Second),
 			RefreshRetryWindow: Duration(30 * time.Second),
 		},
-		Login:        Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
-		Log:          Log{Level: "info", Format: "text"},
-		Audit:        Audit{Retention: Duration(2160 * time.Hour)},
-		Identity:     Identity{Local: true},
-		Registration: DefaultRegistration(),
+		Login:         Login{SessionTTL: Duration(12 * time.Hour), MaxFailures: 5, Window: Duration(15 * time.Minute)},
+		Log:           Log{Level: "info", Format: "text"},
+		Audit:         Audit{Retention: Duration(2160 * time.Hour)},
+		Identity:      Identity{Local: true},
+		Registration:  DefaultRegistration(),
+		TokenExchange: DefaultTokenExchange(),
 	}
 }
 
@@ -449,6 +453,7 @@ func (c *Config) Validate(dev bool) error {
 	}
 	bad(c.Log.Format != "text" && c.Log.Format != "json", "log.format", "log.format %q must be text or json", c.Log.Format)
 	errs = append(errs, c.Registration.validate(dev)...)
+	errs = append(errs, c.TokenExchange.validate()...)
 	errs = append(errs, c.Gateway.validate(c.Issuer, true)...)
 	errs = append(errs, c.Branding.validate()...)
 	errs = append(errs, c.Identity.validate(dev || c.AllowInsecureIssuer)...)

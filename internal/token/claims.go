@@ -46,6 +46,38 @@ type AccessClaims struct {
 	// AuthTime (auth_time) is when the user last authenticated; omitted
 	// when zero (client credentials).
 	AuthTime time.Time
+	// Act (act, [RFC 8693 §4.1]) is the party acting for the subject: set
+	// on tokens issued by token exchange, nil otherwise. The outermost
+	// actor is the current one; Act.Act are the ones before it.
+	//
+	// [RFC 8693 §4.1]: https://www.rfc-editor.org/rfc/rfc8693#section-4.1
+	Act *Actor
+	// MayAct (may_act, [RFC 8693 §4.4]) names the one party allowed to
+	// exchange the token while acting for its subject; nil allows any
+	// party the exchange policy allows.
+	//
+	// [RFC 8693 §4.4]: https://www.rfc-editor.org/rfc/rfc8693#section-4.4
+	MayAct *Actor
+}
+
+// Actor is the value of an act or may_act claim (RFC 8693 §4.1, §4.4): a
+// party identified by its subject, with the actors before it nested in
+// Act. Treat a verified token's actors as read-only: the keyring's
+// verification cache shares them.
+type Actor struct {
+	// Subject (sub) identifies the actor: a client id.
+	Subject string `json:"sub"`
+	// Act (act) is the actor before this one, nil if none.
+	Act *Actor `json:"act,omitempty"`
+}
+
+// Depth returns the number of actors in the chain a heads: 0 for nil.
+func (a *Actor) Depth() int {
+	n := 0
+	for ; a != nil; a = a.Act {
+		n++
+	}
+	return n
 }
 
 // wireAccess is the JSON form of AccessClaims. Field order is the order
@@ -62,6 +94,8 @@ type wireAccess struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	GID      string `json:"gid,omitempty"`
+	Act      *Actor `json:"act,omitempty"`
+	MayAct   *Actor `json:"may_act,omitempty"`
 }
 
 func (c AccessClaims) wire() wireAccess {
@@ -77,6 +111,8 @@ func (c AccessClaims) wire() wireAccess {
 		ClientID: c.ClientID,
 		Scope:    c.Scope,
 		GID:      c.GrantID,
+		Act:      c.Act,
+		MayAct:   c.MayAct,
 	}
 }
 
@@ -93,6 +129,8 @@ func (w wireAccess) claims() AccessClaims {
 		NotBefore: timeOrZero(w.Nbf),
 		ExpiresAt: timeOrZero(w.Exp),
 		AuthTime:  timeOrZero(w.AuthTime),
+		Act:       w.Act,
+		MayAct:    w.MayAct,
 	}
 }
 
@@ -120,6 +158,12 @@ func (c AccessClaims) validate() error {
 	if missing != "" {
 		return fmt.Errorf("token: access claims: missing %s", missing)
 	}
+	if err := checkActor("act", c.Act); err != nil {
+		return err
+	}
+	if err := checkActor("may_act", c.MayAct); err != nil {
+		return err
+	}
 	if !c.ExpiresAt.After(c.IssuedAt) {
 		return errors.New("token: access claims: exp is not after iat")
 	}
@@ -141,4 +185,22 @@ func timeOrZero(s int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(s, 0).UTC()
+}
+
+// MaxActorDepth bounds an act chain: each exchange adds one actor, and a
+// chain this long is a loop, not a delegation anyone designed.
+const MaxActorDepth = 8
+
+// checkActor refuses an actor without a subject, or a chain longer than
+// MaxActorDepth.
+func checkActor(claim string, a *Actor) error {
+	for i := 0; a != nil; i, a = i+1, a.Act {
+		if i == MaxActorDepth {
+			return fmt.Errorf("token: access claims: %s is nested more than %d deep", claim, MaxActorDepth)
+		}
+		if a.Subject == "" {
+			return fmt.Errorf("token: access claims: %s without sub", claim)
+		}
+	}
+	return nil
 }
