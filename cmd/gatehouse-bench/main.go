@@ -14,7 +14,8 @@
 //
 // Scenarios: discovery, jwks, client_credentials, client_credentials_opaque
 // (Hydra), introspect, code_flow, code_flow_opaque (Hydra), refresh,
-// refresh_opaque (Hydra), rs_tools_call. See --help.
+// refresh_opaque (Hydra), exchange (Gatehouse: RFC 8693 token exchange),
+// rs_tools_call. See --help.
 package main
 
 import (
@@ -77,6 +78,10 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 		resource    = fs.String("resource", "", "resource indicator (gatehouse) or audience (hydra) for tokens")
 		scope       = fs.String("scope", "", "scope to request (default: the resource's default scopes; hydra: needs one)")
 		poolSize    = fs.Int("introspect-pool", 64, "distinct tokens the introspect scenario cycles through")
+		exID        = fs.String("exchange-client-id", "", "gatehouse: confidential client allowed to exchange (token_exchange.clients) for the exchange scenario")
+		exSecret    = fs.String("exchange-client-secret", "", "its secret (client_secret_basic)")
+		exResource  = fs.String("exchange-resource", "", "gatehouse: the registered resource the exchange scenario asks tokens for")
+		exScope     = fs.String("exchange-scope", "", "scope for the exchange scenario (default: the subject token's scopes the target allows)")
 		rsURL       = fs.String("rs-url", "", "MCP endpoint behind the rs middleware for rs_tools_call (e.g. http://127.0.0.1:8081/mcp)")
 		rsTool      = fs.String("rs-tool", "", "tool to call (default: the first tool of tools/list)")
 		rsArgs      = fs.String("rs-args", "{}", "tool arguments, JSON object")
@@ -140,6 +145,7 @@ func mainErr(ctx context.Context, args []string, out io.Writer) error {
 	b := &bench{
 		flavor: *target, public: strings.TrimSuffix(*public, "/"), admin: strings.TrimSuffix(*admin, "/"),
 		timeout: *timeout, cc: clientCreds{*ccID, *ccSecret}, ccOpaque: clientCreds{*opID, *opSecret},
+		exchange: clientCreds{*exID, *exSecret}, exchangeRes: *exResource, exchangeScope: *exScope,
 		intro: clientCreds{*introID, *introSecret}, pub: *pub, pubOpaque: *pubOpaque, redirect: *redirect, resource: *resource,
 		scope: *scope, username: *username, password: pw, poolSize: max(1, *poolSize),
 		rsURL: *rsURL, rsTool: *rsTool, rsArgs: *rsArgs, rsProto: *rsProto, rsToken: *rsToken,

@@ -52,6 +52,11 @@ type bench struct {
 	password  string
 	poolSize  int
 
+	// Token exchange (gatehouse): the exchanging client and the target.
+	exchange      clientCreds
+	exchangeRes   string
+	exchangeScope string
+
 	rsURL       string
 	rsTool      string
 	rsArgs      string
@@ -86,13 +91,15 @@ func (b *bench) scenarios() map[string]scenario {
 			newWorker: b.refreshWorker(func() string { return b.pub })},
 		"refresh_opaque": {name: "refresh_opaque", unit: "req", desc: "refresh with opaque access tokens (Hydra only)",
 			newWorker: b.refreshWorker(func() string { return b.pubOpaque })},
+		"exchange": {name: "exchange", unit: "req", desc: "RFC 8693 token exchange of a user's access token (one code flow per worker) for --exchange-resource",
+			newWorker: b.exchangeWorker()},
 		"rs_tools_call": {name: "rs_tools_call", unit: "req", desc: "MCP tools/call with a Bearer token through the rs middleware or the gateway (--rs-url)",
 			newWorker: b.rsWorker()},
 	}
 }
 
 var scenarioOrder = []string{"discovery", "jwks", "client_credentials", "client_credentials_opaque", "introspect",
-	"code_flow", "code_flow_opaque", "refresh", "refresh_opaque", "rs_tools_call"}
+	"code_flow", "code_flow_opaque", "refresh", "refresh_opaque", "exchange", "rs_tools_call"}
 
 func (b *bench) conn() (*conn, error) { return newConn(b.public, b.timeout) }
 
@@ -163,6 +170,46 @@ func (b *bench) ccWorker(creds func() clientCreds) func(context.Context, int, in
 			}
 			return 1, nil
 		}, c.close, nil
+	}
+}
+
+// exchangeWorker exchanges a user's access token, got by one code flow
+// at the worker's start, for a token for b.exchangeRes, again and again:
+// the gateway's path toward an API when its cache misses.
+func (b *bench) exchangeWorker() func(context.Context, int, int) (op, func(), error) {
+	return func(context.Context, int, int) (op, func(), error) {
+		if b.flavor == "hydra" || b.exchange.id == "" || b.exchangeRes == "" {
+			return nil, nil, errSkip
+		}
+		w, err := b.newFlowWorker(b.pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := w.setupFlow(); err != nil {
+			w.close()
+			return nil, nil, err
+		}
+		v := url.Values{
+			"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+			"subject_token":      {w.access},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+			"resource":           {b.exchangeRes},
+		}
+		if b.exchangeScope != "" {
+			v.Set("scope", b.exchangeScope)
+		}
+		body := []byte(v.Encode())
+		hdr := []string{b.exchange.basic(), formCT, "Accept: application/json"}
+		return func() (int, error) {
+			resp, err := w.pub.do("POST", b.ep.token, hdr, body)
+			if err := expect(resp, err, 200, "token exchange"); err != nil {
+				return 1, err
+			}
+			if !bytes.Contains(resp.Body, []byte(`"issued_token_type"`)) {
+				return 1, errors.New("token exchange: no issued_token_type in the response")
+			}
+			return 1, nil
+		}, w.close, nil
 	}
 }
 

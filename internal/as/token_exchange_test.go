@@ -256,7 +256,8 @@ func TestTokenExchangeMayAct(t *testing.T) {
 
 // TestTokenExchangeRefusals: each refusal has its error code, status and
 // a description (golden bodies), issues nothing, and is audited as a
-// token.exchange failure naming the client.
+// token.exchange failure naming the client. Targets follow SPEC-CHECKLIST
+// AS-9: an unknown resource is invalid_target.
 func TestTokenExchangeRefusals(t *testing.T) {
 	ts := newExchangeServer(t)
 	ctx := t.Context()

@@ -144,7 +144,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open reader: %w", err)
 	}
-	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	// Keep every reader open: database/sql keeps 2 idle connections by
+	// default, so under load the other readers were closed and reopened
+	// (with their pragmas) and their statements prepared again, over and
+	// over: a fifth of a token exchange's CPU (issue 15 item 3).
+	readers := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxIdleTime(0)
 
 	migrations, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
