@@ -134,6 +134,13 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if err := ensureDevClient(ctx, st); err != nil {
 		return err
 	}
+	var gw config.Gateway
+	if *gatewayFile != "" {
+		if gw, err = loadGatewayFile(*gatewayFile); err != nil {
+			return err
+		}
+		c.TokenExchange.Clients = append(c.TokenExchange.Clients, gatewayExchangeClients(gw)...)
+	}
 	srv, err := newServer(ctx, c, st, log, true, true)
 	if err != nil {
 		return err
@@ -147,10 +154,6 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	// listens.
 	var gatewayLines strings.Builder
 	if *gatewayFile != "" {
-		gw, err := loadGatewayFile(*gatewayFile)
-		if err != nil {
-			return err
-		}
 		if err := attachGateway(ctx, srv, gw, srv.metrics.Registerer(), &gatewayLines); err != nil {
 			return err
 		}

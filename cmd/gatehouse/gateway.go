@@ -298,6 +298,28 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 	return opts, nil
 }
 
+// gatewayExchangeClients are the token exchange policies the OpenAPI
+// routes of gw need when the gateway runs in the authorization server's
+// process (`gatehouse serve`, `gatehouse dev --gateway`): each route's
+// client may exchange tokens issued for the route for tokens for its API.
+// The scopes are bounded by the API's resource, which the gateway
+// registers with the route's scopes, and by the subject token. A
+// standalone `gatehouse gateway` needs the same entry in its authorization
+// server's token_exchange section.
+func gatewayExchangeClients(gw config.Gateway) []config.ExchangeClient {
+	var out []config.ExchangeClient
+	for _, r := range gw.Routes {
+		if a := r.Upstream.Auth; r.Upstream.OpenAPI != nil && a != nil && a.TokenExchange != nil {
+			out = append(out, config.ExchangeClient{
+				ClientID:         a.TokenExchange.ClientID,
+				SubjectAudiences: []string{r.URL},
+				Audiences:        []string{a.TokenExchange.Resource},
+			})
+		}
+	}
+	return out
+}
+
 // maxOpenAPIDocumentBytes caps an OpenAPI document fetched at start:
 // GitHub's REST description, one of the largest, is about 12 MB.
 const maxOpenAPIDocumentBytes = 64 << 20

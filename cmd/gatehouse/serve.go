@@ -61,6 +61,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		return schemaAdvice(err, configHow(*cfgPath))
 	}
 	defer st.Close()
+	c.TokenExchange.Clients = append(c.TokenExchange.Clients, gatewayExchangeClients(c.Gateway)...)
 	srv, err := newServer(ctx, c, st, log, c.AllowInsecureIssuer, false)
 	if err != nil {
 		return err

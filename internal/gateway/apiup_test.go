@@ -179,7 +179,7 @@ func TestOpenAPIRouteCalls(t *testing.T) {
 	// A read: the API sees the exchanged token, never the caller's.
 	status, res := c.callTool("getPet", map[string]any{"petId": "rex"})
 	if status != http.StatusOK || toolIsError(res) {
-		t.Fatalf("getPet: %d %s %s", status, res.Result, res.Error)
+		t.Fatalf("getPet: %d %s %+v", status, res.Result, res.Error)
 	}
 	reqs := api.requests()
 	if len(reqs) != 1 {

@@ -162,13 +162,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) Resources(descriptions map[string]map[string]string) []storage.Resource {
 	var out []storage.Resource
 	for _, rt := range g.routes {
+		scopes := rt.scopes(descriptions[rt.name])
 		out = append(out, storage.Resource{
 			URL:                     rt.canonical,
 			Name:                    rt.title,
-			Scopes:                  rt.scopes(descriptions[rt.name]),
+			Scopes:                  scopes,
 			DefaultScopes:           slices.Clone(rt.pol.Baseline()),
 			AcceptClientCredentials: rt.spec.AcceptClientCredentials,
 		})
+		// An OpenAPI route's API is the audience of the tokens exchanged
+		// for its calls: a resource with the route's scopes, which bound
+		// what an exchange can ask for.
+		if api := rt.spec.Upstream.API; api != nil && api.Exchange != nil {
+			if canon, err := rs.CanonicalResource(api.Exchange.Resource); err == nil {
+				apiScopes := make([]storage.Scope, len(scopes))
+				for i, s := range scopes {
+					apiScopes[i] = storage.Scope{Name: s.Name, Description: s.Description}
+				}
+				out = append(out, storage.Resource{URL: canon, Name: rt.title + " (API)", Scopes: apiScopes})
+			}
+		}
 	}
 	return out
 }

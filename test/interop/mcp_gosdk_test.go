@@ -37,7 +37,13 @@ type mcpDev struct {
 // resource metadata.
 func startMCPDev(t *testing.T, username, password string, extra ...string) *mcpDev {
 	t.Helper()
-	g := newGatehouse(t)
+	return startMCPDevWith(t, newGatehouse(t), username, password, extra...)
+}
+
+// startMCPDevWith is startMCPDev on g's data directory, which a test may
+// have prepared with admin commands.
+func startMCPDevWith(t *testing.T, g *gatehouse, username, password string, extra ...string) *mcpDev {
+	t.Helper()
 	var port, mcpPort int
 	for {
 		port, mcpPort = freePort(t), freePort(t)

@@ -1,0 +1,359 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+// The tests in this file put an OpenAPI route of the gateway (issue 15) in
+// front of Prism mocking the pet store document (testdata/openapi), next
+// to `gatehouse dev --gateway`, and drive it with the Go and TypeScript
+// SDK clients. The API side checks the token exchanged for each call with
+// golang-jwt, a JWT library Gatehouse does not use.
+
+// openAPIEnv is `gatehouse dev` serving an OpenAPI route in front of Prism.
+type openAPIEnv struct {
+	dev      *mcpDev
+	prism    *prism
+	routeURL string
+	apiAud   string // the API's resource identifier
+	gwClient string // the gateway's client at the authorization server
+}
+
+// startOpenAPIEnv starts Prism on doc and `gatehouse dev --gateway` with
+// an OpenAPI route exchanging tokens for it.
+func startOpenAPIEnv(t *testing.T, doc string) *openAPIEnv {
+	t.Helper()
+	p := startPrism(t, doc)
+	g := newGatehouse(t)
+	env := &openAPIEnv{prism: p, apiAud: "https://pets.example.test/api", gwClient: "gatehouse-gateway-pets"}
+	// The gateway's confidential client: the token exchange policy names
+	// it (dev derives the policy from the route). Only `gatehouse dev`
+	// creates a data directory, and the gateway reads the secret when it
+	// starts: run dev once without the gateway first.
+	startMCPDevWith(t, g, "petuser", "petuser-interop-pw").proc.stop(10 * time.Second)
+	out := g.run(t, "client", "create", "--id", env.gwClient, "--confidential")
+	m := regexp.MustCompile(`client_secret:\s+(\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("client create printed no secret:\n%s", out)
+	}
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "gw-secret")
+	if err := os.WriteFile(secretFile, []byte(m[1]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gwPort := freePort(t)
+	env.routeURL = fmt.Sprintf("http://127.0.0.1:%d/pets/mcp", gwPort)
+	cfg := map[string]any{"gateway": map[string]any{
+		"listen": fmt.Sprintf("127.0.0.1:%d", gwPort),
+		"routes": []any{map[string]any{
+			"name": "pets", "url": env.routeURL, "title": "the pet store API",
+			"scopes":          []string{"pets:read"},
+			"request_timeout": "30s",
+			"upstream": map[string]any{
+				"openapi": map[string]any{"document": doc, "base_url": p.URL()},
+				"auth": map[string]any{"token_exchange": map[string]any{
+					"resource": env.apiAud, "client_id": env.gwClient, "client_secret_file": secretFile,
+				}},
+			},
+		}},
+	}}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	cfgFile := filepath.Join(dir, "gateway.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.dev = startMCPDevWith(t, g, "petuser", "petuser-interop-pw", "--gateway", cfgFile)
+	return env
+}
+
+// TestOpenAPI (issue 15 "Must show"): both SDK clients complete OAuth
+// through the OpenAPI route, list the document's operations as tools
+// (filtered by scope), call a read tool and a write tool (step-up), with
+// path parameters kept inside the API's path and invalid arguments never
+// reaching Prism; Prism saw only valid requests, each with a token
+// exchanged for the call: the API's audience, the user's subject, the
+// gateway and the client in act, only the tool's scope; never the
+// client's own token.
+func TestOpenAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("interop test: runs Prism and the gatehouse binary")
+	}
+	for _, doc := range []string{"pets.yaml", "pets-3.0.yaml"} {
+		t.Run(doc, func(t *testing.T) {
+			env := startOpenAPIEnv(t, petsDoc(t, doc))
+			t.Run("go-sdk", func(t *testing.T) { runOpenAPIGoSDK(t, env) })
+			if doc == "pets.yaml" {
+				t.Run("typescript-sdk", func(t *testing.T) { runOpenAPITS(t, env) })
+			}
+			checkPrismSaw(t, env)
+		})
+	}
+}
+
+// runOpenAPIGoSDK drives the route with the Go SDK client.
+func runOpenAPIGoSDK(t *testing.T, env *openAPIEnv) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const redirectURL = "http://127.0.0.1:53692/callback"
+	var authorizeURLs []*url.URL
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		PreregisteredClient: &oauthex.ClientCredentials{ClientID: "gatehouse-demo", Issuer: env.dev.Issuer},
+		RedirectURL:         redirectURL,
+		Client:              noProxyClient(),
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			u, err := url.Parse(args.URL)
+			if err != nil {
+				return nil, err
+			}
+			authorizeURLs = append(authorizeURLs, u)
+			loc, _, err := playBrowser(ctx, args.URL, env.dev.Username, env.dev.Password, redirectURL)
+			if err != nil {
+				return nil, err
+			}
+			q := loc.Query()
+			if q.Get("error") != "" {
+				return nil, fmt.Errorf("authorization error %s: %s", q.Get("error"), q.Get("error_description"))
+			}
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-openapi-interop-go", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: env.routeURL, HTTPClient: &http.Client{Transport: noProxyClient().Transport}, OAuthHandler: handler,
+	}, nil)
+	if err != nil {
+		t.Fatalf("Connect(%s) = %v\n--- gatehouse dev ---\n%s", env.routeURL, err, env.dev.Output())
+	}
+	defer cs.Close()
+	if len(authorizeURLs) != 1 || strings.Join(strings.Fields(authorizeURLs[0].Query().Get("scope")), " ") != "pets:read" {
+		t.Fatalf("authorizations after connect: %v; want one asking for pets:read", authorizeURLs)
+	}
+
+	lt, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*mcp.Tool{}
+	for _, tl := range lt.Tools {
+		byName[tl.Name] = tl
+	}
+	inventory := ""
+	for name := range byName {
+		if strings.Contains(name, "inventory") {
+			inventory = name
+		}
+	}
+	for _, want := range []string{"listPets", "getPet", "createPet", "deletePet"} {
+		if byName[want] == nil {
+			t.Errorf("tools/list = %v, want %s", slices.Sorted(maps.Keys(byName)), want)
+		}
+	}
+	if inventory == "" {
+		t.Fatalf("tools/list = %v: no tool for GET /stores/{storeId}/inventory (no operationId: a name derived from method and path)", slices.Sorted(maps.Keys(byName)))
+	}
+	if tl := byName["getPet"]; tl == nil || tl.Annotations == nil || !tl.Annotations.ReadOnlyHint || tl.Title == "" {
+		t.Errorf("getPet tool %+v: want readOnlyHint and the summary as title", tl)
+	}
+
+	// A read tool, through the exchanged token.
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "getPet", Arguments: map[string]any{"petId": 1}})
+	if err != nil || res.IsError || !strings.Contains(textOf(res), "Rex") {
+		t.Fatalf("getPet = %+v, %v\n--- gatehouse dev ---\n%s", res, err, env.dev.Output())
+	}
+	if sc, ok := res.StructuredContent.(map[string]any); !ok || sc["name"] != "Rex" {
+		t.Errorf("getPet structuredContent = %#v, want the pet object", res.StructuredContent)
+	}
+
+	// Invalid arguments never reach Prism.
+	before := len(env.prism.Requests())
+	for _, args := range []map[string]any{{"petId": "one"}, {"petId": 0}, {}} {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "getPet", Arguments: args})
+		if err != nil || !res.IsError || !strings.Contains(textOf(res), "petId") {
+			t.Errorf("getPet %v = %+v, %v; want a tool error naming petId", args, res, err)
+		}
+	}
+	if n := len(env.prism.Requests()) - before; n != 0 {
+		t.Errorf("invalid arguments reached Prism %d times", n)
+	}
+
+	// Path parameters stay in their segment: Prism must see each value as
+	// the storeId of /stores/{storeId}/inventory.
+	for _, v := range []string{"../pets/1", "..%2Fpets", "a?sku=evil", "https://evil.example/x", "%2F"} {
+		before := len(env.prism.Requests())
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: inventory, Arguments: map[string]any{"storeId": v, "sku": "bone-01"}})
+		if err != nil || res.IsError {
+			t.Errorf("%s storeId=%q = %+v, %v", inventory, v, res, err)
+			continue
+		}
+		reqs := env.prism.Requests()[before:]
+		if len(reqs) != 1 {
+			t.Errorf("%s storeId=%q: Prism saw %d requests, want 1", inventory, v, len(reqs))
+			continue
+		}
+		u, _ := url.Parse(reqs[0].URI)
+		segs := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+		if len(segs) != 3 || segs[0] != "stores" || segs[2] != "inventory" || u.Query().Get("sku") != "bone-01" || len(u.Query()) != 1 {
+			t.Errorf("%s storeId=%q reached Prism as %q: the value left its segment", inventory, v, reqs[0].URI)
+		}
+		if got, _ := url.PathUnescape(segs[1]); got != v {
+			t.Errorf("%s storeId=%q reached Prism as segment %q", inventory, v, segs[1])
+		}
+	}
+	for _, v := range []string{"..", ".", ""} {
+		before := len(env.prism.Requests())
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: inventory, Arguments: map[string]any{"storeId": v, "sku": "x"}})
+		if err != nil || !res.IsError || len(env.prism.Requests()) != before {
+			t.Errorf("%s storeId=%q = %+v, %v; want a tool error and no request", inventory, v, res, err)
+		}
+	}
+
+	// A write tool needs pets:write: the call is stepped up (the Go SDK
+	// re-authorizes on the 403 insufficient_scope challenge).
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "createPet", Arguments: map[string]any{"body": map[string]any{"name": "Kitty", "tag": "cat"}}})
+	if err != nil || res.IsError {
+		t.Fatalf("createPet (step-up) = %+v, %v\n--- gatehouse dev ---\n%s", res, err, env.dev.Output())
+	}
+	if len(authorizeURLs) != 2 || !slices.Contains(strings.Fields(authorizeURLs[1].Query().Get("scope")), "pets:write") {
+		t.Errorf("authorizations after the write: %v; want a second one with pets:write", authorizeURLs)
+	}
+}
+
+// runOpenAPITS drives the route with the TypeScript SDK client.
+func runOpenAPITS(t *testing.T, env *openAPIEnv) {
+	node := nodeBin(t)
+	dir := interopDir(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	calls, _ := json.Marshal(map[string]any{
+		"read":    map[string]any{"name": "listPets", "arguments": map[string]any{"limit": 2, "tags": []string{"dog", "cat"}}},
+		"invalid": map[string]any{"name": "listPets", "arguments": map[string]any{"limit": 1000}},
+		"write":   map[string]any{"name": "deletePet", "arguments": map[string]any{"petId": 2}},
+	})
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "openapi_ts_client.mjs"),
+		env.routeURL, env.dev.Username, env.dev.Password, "http://127.0.0.1:53693/callback", string(calls))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	p := startProc(t, "openapi_ts_client.mjs", cmd)
+	m, err := p.waitLine(ctx, regexp.MustCompile(`^RESULT (.*)$`))
+	if err != nil {
+		t.Fatalf("TypeScript client: %v\n%s\n--- gatehouse dev ---\n%s", err, p.output(), env.dev.Output())
+	}
+	var result struct {
+		OK    bool              `json:"ok"`
+		Steps []json.RawMessage `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(m[1]), &result); err != nil {
+		t.Fatalf("RESULT line %q: %v", m[1], err)
+	}
+	seen := map[string]bool{}
+	for _, raw := range result.Steps {
+		var s struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		}
+		json.Unmarshal(raw, &s)
+		seen[s.Name] = true
+		t.Logf("%.600s", raw)
+		if !s.OK {
+			t.Errorf("step %q failed: %s", s.Name, raw)
+		}
+	}
+	for _, name := range []string{"connect", "tools/list", "tools/call read", "tools/call invalid arguments", "step-up write"} {
+		if !seen[name] {
+			t.Errorf("step %q did not run", name)
+		}
+	}
+	if !result.OK {
+		t.Logf("--- TypeScript client ---\n%s\n--- gatehouse dev ---\n%s", p.output(), env.dev.Output())
+	}
+}
+
+// checkPrismSaw checks every request Prism received: valid, and carrying a
+// token exchanged for it that golang-jwt accepts for the API (aud), with
+// the user as subject, the gateway's client and the MCP client in act,
+// and only the scope of the operation.
+func checkPrismSaw(t *testing.T, env *openAPIEnv) {
+	t.Helper()
+	reqs := env.prism.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("Prism saw no request")
+	}
+	for _, r := range env.prism.ValidationErrors() {
+		t.Errorf("Prism found the request invalid: %s", r)
+	}
+	resp, err := noProxyClient().Get(env.dev.Issuer + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	err = json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyfunc := func(tok *jwt.Token) (any, error) {
+		kid, _ := tok.Header["kid"].(string)
+		keys := set.Key(kid)
+		if len(keys) != 1 {
+			return nil, jwt.ErrTokenUnverifiable
+		}
+		return keys[0].Key, nil
+	}
+	type actor struct {
+		Sub string `json:"sub"`
+		Act *actor `json:"act"`
+	}
+	type claims struct {
+		jwt.RegisteredClaims
+		Scope    string `json:"scope"`
+		ClientID string `json:"client_id"`
+		Act      *actor `json:"act"`
+	}
+	for _, r := range reqs {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			t.Errorf("%s %s reached the API without a bearer token", r.Method, r.URI)
+			continue
+		}
+		var c claims
+		if _, err := jwt.ParseWithClaims(tok, &c, keyfunc, jwt.WithValidMethods([]string{"ES256"}),
+			jwt.WithIssuer(env.dev.Issuer), jwt.WithAudience(env.apiAud), jwt.WithExpirationRequired()); err != nil {
+			t.Errorf("%s %s: golang-jwt refuses the API's token for audience %s: %v", r.Method, r.URI, env.apiAud, err)
+			continue
+		}
+		if aud, _ := c.GetAudience(); slices.Contains(aud, env.routeURL) {
+			t.Errorf("%s %s: the client's own token (aud %v) reached the API", r.Method, r.URI, aud)
+		}
+		wantScope := "pets:read"
+		if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+			wantScope = "pets:write"
+		}
+		if c.Subject == "" || c.Scope != wantScope || c.ClientID != env.gwClient || c.Act == nil || c.Act.Sub != env.gwClient ||
+			c.Act.Act == nil || c.Act.Act.Sub != "gatehouse-demo" {
+			t.Errorf("%s %s: token sub %q scope %q client_id %q act %+v; want the user, %s only, %s, act %s then gatehouse-demo",
+				r.Method, r.URI, c.Subject, c.Scope, c.ClientID, c.Act, wantScope, env.gwClient, env.gwClient)
+		}
+	}
+}
