@@ -413,6 +413,10 @@ func fill(v reflect.Value, path string, n *int) {
 		fill(e, path, n)
 		m.SetMapIndex(k, e)
 		v.Set(m)
+	case reflect.Pointer:
+		// An openapi upstream (Upstream.OpenAPI, Upstream.Auth) is a kind
+		// of its own, left nil here: TestOpenAPIUpstreamOptions checks
+		// its mapping.
 	default:
 		panic(fmt.Sprintf("fill: %s has kind %s", path, v.Kind()))
 	}
@@ -435,6 +439,9 @@ func leafPaths(t reflect.Type, prefix string) []string {
 		if ft.Kind() == reflect.Struct {
 			out = append(out, leafPaths(ft, p)...)
 			continue
+		}
+		if ft.Kind() == reflect.Pointer {
+			continue // see fill
 		}
 		out = append(out, p)
 	}
@@ -477,5 +484,59 @@ func TestGatewayOptionsAuditBeforeForward(t *testing.T) {
 		if opts.AuditBeforeForward != set {
 			t.Errorf("gateway.audit_before_forward = %v: gateway.Options.AuditBeforeForward = %v", set, opts.AuditBeforeForward)
 		}
+	}
+}
+
+// TestOpenAPIUpstreamOptions: every key of an openapi upstream reaches the
+// gateway's API: the selection, names and scope rules shape the tools, the
+// header and query credentials and the token exchange are set, and a
+// route with token exchange yields its exchange policy.
+func TestOpenAPIUpstreamOptions(t *testing.T) {
+	doc := []byte(`{"openapi":"3.1.0","info":{"title":"t","version":"1"},"paths":{
+	  "/a":{"get":{"operationId":"getA","tags":["x"],"responses":{"200":{"description":"ok"}}},
+	        "post":{"operationId":"postA","tags":["x"],"responses":{"200":{"description":"ok"}}}},
+	  "/b":{"get":{"operationId":"getB","tags":["y"],"responses":{"200":{"description":"ok"}}},
+	        "delete":{"operationId":"delB","tags":["y"],"responses":{"200":{"description":"ok"}}}}}}`)
+	r := config.GatewayRoute{Name: "api", URL: "https://gw.example.com/api/mcp", Upstream: config.GatewayUpstream{
+		Header: "X-Api-Key", HeaderValue: "header-secret",
+		OpenAPI: &config.GatewayOpenAPI{
+			Document: "api.json", Data: doc, BaseURL: "https://api.example.com/v1", MaxResponseBytes: 777,
+			Include: config.GatewayOpenAPISelect{Methods: []string{"GET", "POST"}},
+			Exclude: config.GatewayOpenAPISelect{Tags: []string{"y"}},
+			Names:   map[string]string{"postA": "make_a"},
+			Scopes: config.GatewayOpenAPIScopes{Read: []string{"api:read"}, Write: []string{"api:write"},
+				Operations: map[string][]string{"getA": {"api:a"}}},
+		},
+		Auth: &config.GatewayAPIAuth{QueryParam: "key", QueryValue: "query-secret", TokenExchange: &config.GatewayTokenExchange{
+			Resource: "https://api.example.com/", ClientID: "gw", ClientSecret: "s3", Header: "X-Token",
+		}},
+	}}
+	opts, err := gatewayOptions(config.Config{Issuer: "https://as.example.com"}, config.Gateway{Routes: []config.GatewayRoute{r}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := opts.Routes[0].Upstream.API
+	if api == nil {
+		t.Fatal("no API upstream")
+	}
+	got := map[string][]string{}
+	for _, tl := range api.Tools {
+		got[tl.Name] = tl.Scopes
+	}
+	want := map[string][]string{"getA": {"api:a"}, "make_a": {"api:write"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tools = %v, want %v (include GET/POST, exclude tag y, names, operation scopes over method scopes)", got, want)
+	}
+	if api.BaseURL != "https://api.example.com/v1" || api.MaxResponseBytes != 777 || api.Header.Get("X-Api-Key") != "header-secret" || api.Query.Get("key") != "query-secret" {
+		t.Errorf("API = base %q max %d header %v query %v", api.BaseURL, api.MaxResponseBytes, api.Header, api.Query)
+	}
+	ex := api.Exchange
+	if ex == nil || ex.Resource != "https://api.example.com/" || ex.Header != "X-Token" || ex.Exchanger.TokenURL != "https://as.example.com/token" ||
+		ex.Exchanger.ClientID != "gw" || ex.Exchanger.ClientSecret != "s3" {
+		t.Errorf("Exchange = %+v", ex)
+	}
+	pol := gatewayExchangeClients(config.Gateway{Routes: []config.GatewayRoute{r}})
+	if len(pol) != 1 || pol[0].ClientID != "gw" || !reflect.DeepEqual(pol[0].SubjectAudiences, []string{r.URL}) || !reflect.DeepEqual(pol[0].Audiences, []string{"https://api.example.com/"}) {
+		t.Errorf("exchange policy = %+v", pol)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -132,5 +133,98 @@ gateway:
 	}
 	if diff := cmp.Diff(wantProblems, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestGatewayOpenAPI (issue 15): an openapi upstream's keys load, its
+// document file and secrets are read by Resolve, and Validate reports
+// each mistake at its key: openapi beside url, a missing document or an
+// http one, a bad base URL, tools rules (an openapi route's scopes are its
+// scope rules), a bad method, path or scope, auth on another upstream, and
+// token exchange without client, secret or a resource identifier.
+func TestGatewayOpenAPI(t *testing.T) {
+	docFile := writeConfig(t, "pets.yaml", "openapi: 3.1.0\n")
+	secret := writeConfig(t, "gw-secret", "s3cret\n")
+	path := writeConfig(t, "gatehouse.yaml", `issuer: https://auth.example.com
+gateway:
+  routes:
+    - name: pets
+      url: https://mcp.example.com/pets/mcp
+      scopes: [pets:read]
+      upstream:
+        openapi:
+          document: `+docFile+`
+          base_url: https://api.example.com/v1
+          include: {tags: [pets], methods: [GET, post]}
+          scopes: {read: [pets:read], write: [pets:write], operations: {deletePet: [pets:admin]}, scope_map: {"read:pets": pets:read}}
+        auth:
+          query_param: api_key
+          query_value_env: PETS_KEY
+          token_exchange: {resource: "https://api.example.com/", client_id: gw, client_secret_file: `+secret+`}
+    - name: bad
+      url: https://mcp.example.com/bad/mcp
+      tools: {x: [a]}
+      upstream:
+        url: http://127.0.0.1:1/mcp
+        openapi:
+          document: http://docs.example.com/api.json
+          base_url: /relative
+          include: {methods: [FETCH], paths: [pets]}
+          scopes: {read: ["bad scope"]}
+        auth:
+          query_value_file: /nonexistent
+          token_exchange: {resource: "not a url"}
+    - name: other
+      url: https://mcp.example.com/other/mcp
+      upstream:
+        url: http://127.0.0.1:2/mcp
+        auth: {query_param: k, query_value_env: K}
+`)
+	c, err := Load(path, env(map[string]string{"PETS_KEY": "key-1"}))
+	must(t, err)
+	o := c.Gateway.Routes[0].Upstream.OpenAPI
+	if o == nil || o.BaseURL != "https://api.example.com/v1" || o.Scopes.Operations["deletePet"][0] != "pets:admin" || o.Include.Methods[1] != "post" {
+		t.Fatalf("openapi = %+v", o)
+	}
+	got := lines(t, path, c.Gateway.Validate(c.Issuer))
+	for _, g := range got {
+		t.Log(g)
+	}
+	for _, want := range []string{
+		`gateway.routes[1] (bad): upstream has openapi and url or command; set one`,
+		`gateway.routes[1] (bad): tools rules do not apply to an openapi route`,
+		`upstream.openapi.document "http://docs.example.com/api.json": fetch the document over https, or save it to a file`,
+		`upstream.openapi.base_url "/relative" must be the API's absolute http(s) base URL`,
+		`upstream.openapi.include.methods: "FETCH" is not an HTTP method`,
+		`upstream.openapi.include.paths: "pets" must start with /`,
+		`"bad scope" is not a scope token`,
+		`upstream.auth: query_value_file or query_value_env needs query_param`,
+		`upstream.auth.token_exchange.resource "not a url" must be the API's absolute http(s) resource identifier`,
+		`upstream.auth.token_exchange.client_id is required`,
+		`upstream.auth.token_exchange needs client_secret_file or client_secret_env`,
+		`gateway.routes[2] (other): upstream.auth applies to an openapi upstream`,
+	} {
+		found := false
+		for _, g := range got {
+			if strings.Contains(g, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no problem %q among:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	for _, g := range got {
+		if strings.Contains(g, "routes[0]") {
+			t.Errorf("the valid route has a problem: %s", g)
+		}
+	}
+
+	// Resolve reads the document and the secrets.
+	c.Gateway.Routes = c.Gateway.Routes[:1]
+	must(t, c.Gateway.Resolve(func(k string) (string, bool) { return map[string]string{"PETS_KEY": "key-1"}[k], k == "PETS_KEY" }))
+	r := c.Gateway.Routes[0].Upstream
+	if string(r.OpenAPI.Data) != "openapi: 3.1.0\n" || r.Auth.QueryValue != "key-1" || r.Auth.TokenExchange.ClientSecret != "s3cret" {
+		t.Errorf("resolved: data %q query %q secret %q", r.OpenAPI.Data, r.Auth.QueryValue, r.Auth.TokenExchange.ClientSecret)
 	}
 }

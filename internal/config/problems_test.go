@@ -255,7 +255,7 @@ gateway:
 		`gatehouse.yaml:5:3: storage.driver "mysql" must be sqlite or postgres`,
 		`gatehouse.yaml:7:3: keys.encryption_key_file: open /nonexistent/kek: no such file or directory`,
 		`gatehouse.yaml:9:3: gateway.listen "localhost:": the port is missing (such as :8080)`,
-		`gatehouse.yaml:11:7: gateway.routes[0] (notes): upstream needs url (Streamable HTTP) or command (stdio)`,
+		`gatehouse.yaml:11:7: gateway.routes[0] (notes): upstream needs url (Streamable HTTP), command (stdio) or openapi (an HTTP API)`,
 		`gatehouse.yaml:13:7: gateway.routes[0] (notes): list_tools "callable" must be grantable (the default), granted or all`,
 		`gatehouse.yaml:16:17: gateway.routes[1].upstream: must be a mapping of keys, not "http://127.0.0.1:3002/mcp"`,
 	}

@@ -198,16 +198,29 @@ func TestOpenAPIRouteCalls(t *testing.T) {
 	if len(forms) != 1 {
 		t.Fatalf("exchanges = %d, want 1", len(forms))
 	}
+	// (more exchanges below)
 	f := forms[0]
 	if f.Get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" || f.Get("subject_token") != "alice-read" ||
 		f.Get("resource") != "https://api.example/" || f.Get("scope") != "fake:read" {
 		t.Errorf("exchange request = %v", f)
 	}
 
-	// The second call reuses the exchanged token.
+	// The second call reuses the exchanged token; the same user through
+	// another client gets a token of its own (its act names that client).
 	c.callTool("getPet", map[string]any{"petId": "rex"})
 	if n := len(te.requests()); n != 1 {
 		t.Errorf("exchanges after a second call = %d, want 1 (cached)", n)
+	}
+	testTokens["alice-other-client"] = &rs.TokenInfo{Subject: "alice", ClientID: "client-z", Scopes: []string{"fake:read"}}
+	t.Cleanup(func() { delete(testTokens, "alice-other-client") })
+	oc := newRawClient(t, tg.base+"/pets/mcp", "alice-other-client")
+	oc.initialize()
+	oc.callTool("getPet", map[string]any{"petId": "rex"})
+	if forms := te.requests(); len(forms) != 2 || forms[1].Get("subject_token") != "alice-other-client" {
+		t.Errorf("exchanges after alice's call through another client = %v, want a second exchange of that client's token", forms)
+	}
+	if last := api.requests()[len(api.requests())-1]; last.Header.Get("Authorization") != "Bearer api:alice-other-client:fake:read" {
+		t.Errorf("alice through another client reached the API with %q", last.Header.Get("Authorization"))
 	}
 
 	// Path parameters stay in their segment; "..", "." and "" are

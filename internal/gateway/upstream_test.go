@@ -20,7 +20,7 @@ func TestRouteUpstream(t *testing.T) {
 		{"HTTP", Upstream{URL: "http://127.0.0.1:1/mcp"}, "*gateway.httpUpstream", false},
 		{"stdio", Upstream{Command: "/bin/true"}, "*gateway.stdioUpstream", false},
 		{"both", Upstream{URL: "http://127.0.0.1:1/mcp", Command: "/bin/true"}, `gateway: route "r": upstream has both URL and Command`, true},
-		{"neither", Upstream{}, `gateway: route "r": upstream needs a URL or a Command`, true},
+		{"neither", Upstream{}, `gateway: route "r": upstream needs a URL, a Command or an API`, true},
 		{"another scheme", Upstream{URL: "ftp://example.com/mcp"}, `gateway: route "r": upstream URL "ftp://example.com/mcp" must be an absolute http(s) URL`, true},
 		{"relative", Upstream{URL: "/mcp"}, `gateway: route "r": upstream URL "/mcp" must be an absolute http(s) URL`, true},
 	} {

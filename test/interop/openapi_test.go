@@ -36,15 +36,20 @@ type openAPIEnv struct {
 	routeURL string
 	apiAud   string // the API's resource identifier
 	gwClient string // the gateway's client at the authorization server
+	granted  bool   // list_tools: granted (tools/list shows only what the token may call)
 }
 
 // startOpenAPIEnv starts Prism on doc and `gatehouse dev --gateway` with
 // an OpenAPI route exchanging tokens for it.
-func startOpenAPIEnv(t *testing.T, doc string) *openAPIEnv {
+func startOpenAPIEnv(t *testing.T, doc string, granted bool) *openAPIEnv {
 	t.Helper()
 	p := startPrism(t, doc)
 	g := newGatehouse(t)
-	env := &openAPIEnv{prism: p, apiAud: "https://pets.example.test/api", gwClient: "gatehouse-gateway-pets"}
+	env := &openAPIEnv{prism: p, apiAud: "https://pets.example.test/api", gwClient: "gatehouse-gateway-pets", granted: granted}
+	listTools := "grantable"
+	if granted {
+		listTools = "granted"
+	}
 	// The gateway's confidential client: the token exchange policy names
 	// it (dev derives the policy from the route). Only `gatehouse dev`
 	// creates a data directory, and the gateway reads the secret when it
@@ -68,6 +73,7 @@ func startOpenAPIEnv(t *testing.T, doc string) *openAPIEnv {
 			"name": "pets", "url": env.routeURL, "title": "the pet store API",
 			"scopes":          []string{"pets:read"},
 			"request_timeout": "30s",
+			"list_tools":      listTools,
 			"upstream": map[string]any{
 				"openapi": map[string]any{"document": doc, "base_url": p.URL()},
 				"auth": map[string]any{"token_exchange": map[string]any{
@@ -99,7 +105,9 @@ func TestOpenAPI(t *testing.T) {
 	}
 	for _, doc := range []string{"pets.yaml", "pets-3.0.yaml"} {
 		t.Run(doc, func(t *testing.T) {
-			env := startOpenAPIEnv(t, petsDoc(t, doc))
+			// The 3.0 document's route lists only the tools a token may
+			// call now: the write tools appear after the step-up.
+			env := startOpenAPIEnv(t, petsDoc(t, doc), doc == "pets-3.0.yaml")
 			t.Run("go-sdk", func(t *testing.T) { runOpenAPIGoSDK(t, env) })
 			if doc == "pets.yaml" {
 				t.Run("typescript-sdk", func(t *testing.T) { runOpenAPITS(t, env) })
@@ -166,8 +174,9 @@ func runOpenAPIGoSDK(t *testing.T, env *openAPIEnv) {
 		}
 	}
 	for _, want := range []string{"listPets", "getPet", "createPet", "deletePet"} {
-		if byName[want] == nil {
-			t.Errorf("tools/list = %v, want %s", slices.Sorted(maps.Keys(byName)), want)
+		write := want == "createPet" || want == "deletePet"
+		if listed := byName[want] != nil; listed != (!env.granted || !write) {
+			t.Errorf("tools/list (list_tools granted: %v) = %v: %s listed %v", env.granted, slices.Sorted(maps.Keys(byName)), want, listed)
 		}
 	}
 	if inventory == "" {
@@ -237,6 +246,9 @@ func runOpenAPIGoSDK(t *testing.T, env *openAPIEnv) {
 	}
 	if len(authorizeURLs) != 2 || !slices.Contains(strings.Fields(authorizeURLs[1].Query().Get("scope")), "pets:write") {
 		t.Errorf("authorizations after the write: %v; want a second one with pets:write", authorizeURLs)
+	}
+	if lt, err := cs.ListTools(ctx, nil); err != nil || !slices.ContainsFunc(lt.Tools, func(tl *mcp.Tool) bool { return tl.Name == "deletePet" }) {
+		t.Errorf("tools/list after the step-up = %v, %v; want deletePet", lt, err)
 	}
 }
 
