@@ -369,3 +369,201 @@ func checkPrismSaw(t *testing.T, env *openAPIEnv) {
 		}
 	}
 }
+
+// TestOpenAPIGitHub (issue 15, "a large real document"): a route serving
+// the repos operations of GitHub's REST API description (npm
+// @octokit/openapi) in front of Prism mocking that document, with a static
+// credential toward the API: tools/list lists every repos operation the
+// document has (those with a non-JSON body named as skipped), and calls
+// with path and query parameters reach Prism as valid requests carrying the
+// gateway's credential, never the client's token.
+func TestOpenAPIGitHub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("interop test: runs Prism on GitHub's document and the gatehouse binary")
+	}
+	doc := githubDoc(t)
+	want := reposOperations(t, doc)
+	p := startPrism(t, doc)
+	g := newGatehouse(t)
+	dir := t.TempDir()
+	const apiCredential = "Bearer github-api-credential-5d1e"
+	gwPort := freePort(t)
+	routeURL := fmt.Sprintf("http://127.0.0.1:%d/github/mcp", gwPort)
+	cfg := map[string]any{"gateway": map[string]any{
+		"listen": fmt.Sprintf("127.0.0.1:%d", gwPort),
+		"routes": []any{map[string]any{
+			"name": "github", "url": routeURL, "scopes": []string{"github:read"},
+			"request_timeout": "30s",
+			"upstream": map[string]any{
+				"openapi": map[string]any{
+					"document": doc, "base_url": p.URL(),
+					"include": map[string]any{"tags": []string{"repos"}},
+					"scopes":  map[string]any{"read": []string{"github:read"}, "write": []string{"github:write"}},
+				},
+				"header": "Authorization", "header_value_env": "GITHUB_API_CREDENTIAL",
+			},
+		}},
+	}}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	cfgFile := filepath.Join(dir, "gateway.json")
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_API_CREDENTIAL", apiCredential)
+	dev := startMCPDevWith(t, g, "ghuser", "ghuser-interop-pw", "--gateway", cfgFile)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const redirectURL = "http://127.0.0.1:53694/callback"
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		PreregisteredClient: &oauthex.ClientCredentials{ClientID: "gatehouse-demo", Issuer: dev.Issuer},
+		RedirectURL:         redirectURL,
+		Client:              noProxyClient(),
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			loc, _, err := playBrowser(ctx, args.URL, dev.Username, dev.Password, redirectURL)
+			if err != nil {
+				return nil, err
+			}
+			q := loc.Query()
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-openapi-github", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: routeURL, HTTPClient: &http.Client{Transport: noProxyClient().Transport}, OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatalf("Connect(%s) = %v\n--- gatehouse dev ---\n%s", routeURL, err, dev.Output())
+	}
+	defer cs.Close()
+	var names []string
+	for tl, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tl.Name)
+	}
+	// Names over 64 characters are cut and given a hash: compare their
+	// first 40.
+	for i, n := range names {
+		if len(n) > 64 {
+			t.Errorf("tool name %q is longer than 64 characters", n)
+		}
+		names[i] = cut40(n)
+	}
+	for i, n := range want {
+		want[i] = cut40(n)
+	}
+	slices.Sort(names)
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("tools/list: %d tools, want the %d repos operations with JSON (or no) bodies;\nmissing %v\nextra %v",
+			len(names), len(want), difference(want, names), difference(names, want))
+	}
+
+	calls := []struct {
+		tool string
+		args map[string]any
+		path string
+	}{
+		{"repos_get", map[string]any{"owner": "octocat", "repo": "hello-world"}, "/repos/octocat/hello-world"},
+		{"repos_list-for-org", map[string]any{"org": "github", "type": "public", "per_page": 5}, "/orgs/github/repos?per_page=5&type=public"},
+		{"repos_get-content", map[string]any{"owner": "octocat", "repo": "hello-world", "path": "docs/README.md"}, "/repos/octocat/hello-world/contents/docs%2FREADME.md"},
+	}
+	for _, c := range calls {
+		before := len(p.Requests())
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: c.tool, Arguments: c.args})
+		if err != nil || res.IsError {
+			t.Errorf("%s %v = %+v, %v", c.tool, c.args, res, err)
+			continue
+		}
+		reqs := p.Requests()[before:]
+		if len(reqs) != 1 {
+			t.Errorf("%s: Prism saw %d requests, want 1", c.tool, len(reqs))
+			continue
+		}
+		if got := canonicalQuery(reqs[0].URI); got != c.path {
+			t.Errorf("%s reached Prism as %q, want %q", c.tool, reqs[0].URI, c.path)
+		}
+		if a := reqs[0].Header.Get("Authorization"); a != apiCredential {
+			t.Errorf("%s reached Prism with Authorization %q, want the gateway's credential", c.tool, a)
+		}
+	}
+	for _, r := range p.ValidationErrors() {
+		t.Errorf("Prism found the request invalid: %s", r)
+	}
+}
+
+// reposOperations lists the tool names the route must serve: every
+// operation of the document tagged repos whose request body, if any, can
+// be JSON, named by its operationId with "/" as "_".
+func reposOperations(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ops := range doc.Paths {
+		for method, raw := range ops {
+			if !slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}, method) {
+				continue
+			}
+			var op struct {
+				OperationID string   `json:"operationId"`
+				Tags        []string `json:"tags"`
+				RequestBody *struct {
+					Content map[string]json.RawMessage `json:"content"`
+				} `json:"requestBody"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(op.Tags, "repos") {
+				continue
+			}
+			if op.RequestBody != nil && len(op.RequestBody.Content) > 0 && op.RequestBody.Content["application/json"] == nil {
+				continue
+			}
+			out = append(out, strings.ReplaceAll(op.OperationID, "/", "_"))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// difference is what a has and b lacks (both sorted).
+func difference(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if _, found := slices.BinarySearch(b, s); !found {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// canonicalQuery is uri with its query parameters sorted.
+func canonicalQuery(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.RawQuery == "" {
+		return uri
+	}
+	return u.EscapedPath() + "?" + u.Query().Encode()
+}
+
+// cut40 is a long tool name's first 40 characters, the part of it that is
+// not a hash.
+func cut40(name string) string {
+	if len(name) >= 64 {
+		return name[:40]
+	}
+	return name
+}
