@@ -163,7 +163,11 @@ func startGateway(ctx context.Context, c config.Config, gw config.Gateway, st st
 	fmt.Fprintf(out, "  Gateway:         listening on %s\n", ln.Addr())
 	for _, r := range gw.Routes {
 		up := r.Upstream.URL
-		if r.Upstream.Command != "" {
+		if o := r.Upstream.OpenAPI; o != nil {
+			// A document URL's query could hold a key: not printed.
+			doc, _, _ := strings.Cut(o.Document, "?")
+			up = "openapi: " + o.BaseURL + " (" + doc + ")"
+		} else if r.Upstream.Command != "" {
 			up = "stdio: " + strings.Join(append([]string{r.Upstream.Command}, r.Upstream.Args...), " ")
 		}
 		fmt.Fprintf(out, "  Gateway route:   %s %s -> %s (scopes %s)\n", r.Name, r.URL, up, strings.Join(r.Scopes, " "))
@@ -280,7 +284,7 @@ func gatewayOptions(c config.Config, gw config.Gateway, st storage.Store, log *s
 		}
 		u := r.Upstream
 		if u.OpenAPI != nil {
-			api, err := openAPIUpstream(opts.Issuer, r)
+			api, err := openAPIUpstream(opts.Issuer, r, log)
 			if err != nil {
 				return gateway.Options{}, err
 			}
@@ -340,7 +344,15 @@ func fetchOpenAPIDocuments(ctx context.Context, gw config.Gateway) error {
 		}
 		res, err := f.Fetch(ctx, o.Document)
 		if err != nil {
-			return fmt.Errorf("gateway route %q: openapi document: %w", gw.Routes[i].Name, err)
+			// The URL's query could hold a key: the message names the
+			// document without it.
+			doc, _, _ := strings.Cut(o.Document, "?")
+			msg := err.Error()
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				msg = ue.Err.Error()
+			}
+			return fmt.Errorf("gateway route %q: openapi document %s: %s", gw.Routes[i].Name, doc, strings.ReplaceAll(msg, o.Document, doc))
 		}
 		o.Data = res.Body
 	}
@@ -349,7 +361,10 @@ func fetchOpenAPIDocuments(ctx context.Context, gw config.Gateway) error {
 
 // openAPIUpstream converts an OpenAPI route's document and keys to the
 // gateway's API: the selected operations as tools, and the credential.
-func openAPIUpstream(issuer string, r config.GatewayRoute) (*gateway.API, error) {
+func openAPIUpstream(issuer string, r config.GatewayRoute, log *slog.Logger) (*gateway.API, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	u := r.Upstream
 	o := u.OpenAPI
 	fail := func(err error) (*gateway.API, error) {
@@ -365,7 +380,7 @@ func openAPIUpstream(issuer string, r config.GatewayRoute) (*gateway.API, error)
 			ExcludeTags: ex.Tags, ExcludeOperationIDs: ex.Operations, ExcludeMethods: ex.Methods, ExcludePathPrefixes: ex.PathPrefixes,
 		}
 	}
-	tools, _, err := doc.Tools(openapi.Options{
+	tools, skipped, err := doc.Tools(openapi.Options{
 		Selection: sel(o.Include, o.Exclude),
 		Names:     o.Names,
 		Scopes: openapi.ScopeRules{
@@ -376,6 +391,10 @@ func openAPIUpstream(issuer string, r config.GatewayRoute) (*gateway.API, error)
 	if err != nil {
 		return fail(err)
 	}
+	for _, sk := range skipped {
+		log.Warn("gateway: openapi operation not served", "route", r.Name, "method", sk.Method, "path", sk.Path, "operation_id", sk.OperationID, "reason", sk.Reason)
+	}
+	log.Info("gateway: openapi route", "route", r.Name, "tools", len(tools), "skipped", len(skipped))
 	api := &gateway.API{Tools: tools, BaseURL: o.BaseURL, MaxResponseBytes: o.MaxResponseBytes}
 	if u.Header != "" {
 		api.Header = http.Header{http.CanonicalHeaderKey(u.Header): {u.HeaderValue}}

@@ -540,3 +540,21 @@ func TestOpenAPIUpstreamOptions(t *testing.T) {
 		t.Errorf("exchange policy = %+v", pol)
 	}
 }
+
+// TestOpenAPIDocumentFetch: a document given as an https URL is fetched
+// with the SSRF-safe fetcher, which refuses a loopback address (an
+// operator's typo must not turn the gateway into a probe of its own
+// network), and http is refused by validation before any fetch.
+func TestOpenAPIDocumentFetch(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the fetcher reached the loopback server: %s", r.URL)
+	}))
+	defer srv.Close()
+	gw := config.Gateway{Routes: []config.GatewayRoute{{Name: "api", Upstream: config.GatewayUpstream{
+		OpenAPI: &config.GatewayOpenAPI{Document: srv.URL + "/openapi.json?key=secret-key", BaseURL: "https://api.example.com"},
+	}}}}
+	err := fetchOpenAPIDocuments(t.Context(), gw)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), `route "api"`) || strings.Contains(err.Error(), "secret-key") {
+		t.Fatalf("fetch of a loopback document = %v, want a refusal naming the address and the route, without the URL's query", err)
+	}
+}
