@@ -30,7 +30,8 @@
 //
 //   - Schemas. Tool schemas are JSON Schema 2020-12, as MCP requires. An
 //     OpenAPI 3.0 schema is converted: nullable becomes a "null" type (and
-//     a null enum value), a boolean exclusiveMinimum/exclusiveMaximum
+//     a null enum value), or, on a schema without a type (GitHub writes
+//     it next to allOf and oneOf), an anyOf with {"type": "null"}; a boolean exclusiveMinimum/exclusiveMaximum
 //     becomes the bound itself, example, discriminator, xml and extensions
 //     are dropped. A pattern that Go's regexp cannot compile (ECMA-262
 //     lookaround, backreferences) is dropped rather than failing the

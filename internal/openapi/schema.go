@@ -149,6 +149,15 @@ func (c *converter) convert(b *bytes.Buffer, n *yaml.Node, depth int, descriptio
 			return
 		}
 	}
+	if c.oas30 && isTrue(mapGet(n, "nullable")) && mapGet(n, "type") == nil {
+		// OpenAPI 3.0.3 says nullable without a type has no effect, but
+		// documents (GitHub's among them) write it next to allOf, oneOf
+		// or anyOf to mean "or null": accept null, the API decides.
+		b.WriteString(`{"anyOf":[`)
+		c.write(b, n, depth+1, description)
+		b.WriteString(`,{"type":"null"}]}`)
+		return
+	}
 	c.write(b, n, depth, description)
 }
 

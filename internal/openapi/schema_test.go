@@ -46,7 +46,7 @@ func TestSchemaConversion(t *testing.T) {
 		want, wantDefs                    string
 	}{
 		{"3.0 nullable", "3.0.3", "{type: string, nullable: true}", "", `{"type":["string","null"]}`, ""},
-		{"3.0 nullable without type has no effect", "3.0.3", "{nullable: true, description: d}", "", `{"description":"d"}`, ""},
+		{"3.0 nullable without type allows null", "3.0.3", "{nullable: true, allOf: [{$ref: '#/components/schemas/A'}]}", "    A: {type: string}\n", `{"anyOf":[{"allOf":[{"type":"string"}]},{"type":"null"}]}`, ""},
 		{"3.0 nullable enum gains null", "3.0.3", "{type: string, enum: [a], nullable: true}", "", `{"type":["string","null"],"enum":["a",null]}`, ""},
 		{"3.0 exclusive bounds", "3.0.3", "{type: number, minimum: 1, exclusiveMinimum: true, maximum: 9, exclusiveMaximum: true}", "", `{"type":"number","exclusiveMinimum":1,"exclusiveMaximum":9}`, ""},
 		{"3.0 exclusive false keeps minimum", "3.0.3", "{type: number, minimum: 1, exclusiveMinimum: false}", "", `{"type":"number","minimum":1}`, ""},
