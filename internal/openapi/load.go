@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/pb33f/go-yaml"
 	"github.com/pb33f/libopenapi"
 	"github.com/pb33f/libopenapi/datamodel"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
@@ -55,6 +56,11 @@ func Load(data []byte) (*Document, error) {
 	// The converter bounds recursive schemas itself; libopenapi's check
 	// would only report them as errors.
 	cfg.SkipCircularReferenceCheck = true
+	// Index metadata (all descriptions, enums...) and $refs inside x-
+	// extensions serve linters, not us; skipping them saves about 15 MB
+	// on GitHub's description, whose conversion must stay under 300 MB.
+	cfg.SkipMetadataCollection = true
+	cfg.ExcludeExtensionRefs = true
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	doc, err := libopenapi.NewDocumentWithConfiguration(data, cfg)
 	if err != nil {
@@ -74,6 +80,13 @@ func Load(data []byte) (*Document, error) {
 	oas30 := strings.HasPrefix(version, "3.0.")
 	if !oas30 && !strings.HasPrefix(version, "3.1.") {
 		return nil, fmt.Errorf("openapi: version %q is not supported; OpenAPI 3.0.x and 3.1.x are", version)
+	}
+	// libopenapi follows a $ref whose target is itself a $ref until it
+	// finds a value, and with its circular-reference check off (see
+	// above) a loop of such references overflows the stack, which no
+	// recover catches: refuse them first.
+	if err := checkRefLoops(info.RootNode); err != nil {
+		return nil, err
 	}
 	model, err := doc.BuildV3Model()
 	if model == nil {
@@ -112,7 +125,7 @@ func Load(data []byte) (*Document, error) {
 	if m.Paths == nil || m.Paths.PathItems == nil || m.Paths.PathItems.Len() == 0 {
 		return nil, errors.New("openapi: the document has no paths, so no operations to offer as tools")
 	}
-	d := &Document{version: version, oas30: oas30, model: m, schemes: make(map[string]string), conv: newConverter(oas30)}
+	d := &Document{version: version, oas30: oas30, model: m, schemes: make(map[string]string), conv: newConverter(oas30, info.RootNode)}
 	if m.Components != nil && m.Components.SecuritySchemes != nil {
 		for name, s := range m.Components.SecuritySchemes.FromOldest() {
 			if s != nil {
@@ -132,6 +145,49 @@ func Load(data []byte) (*Document, error) {
 		}
 	}
 	return d, nil
+}
+
+// checkRefLoops returns an error for a $ref whose target is a $ref, and so
+// on, back to the first: such a chain names no value.
+func checkRefLoops(root *yaml.Node) error {
+	c := newConverter(false, root)
+	next := func(ref string) (string, bool) {
+		target := c.resolve(ref)
+		if r := mapGet(target, "$ref"); r != nil && r.Kind == yaml.ScalarNode {
+			return r.Value, true
+		}
+		return "", false
+	}
+	safe := make(map[string]bool) // refs whose chain ends in a value
+	var walk func(n *yaml.Node, depth int) error
+	walk = func(n *yaml.Node, depth int) error {
+		if n == nil || depth > 10000 {
+			return nil
+		}
+		if n.Kind == yaml.MappingNode {
+			if r := mapGet(n, "$ref"); r != nil && r.Kind == yaml.ScalarNode && strings.HasPrefix(r.Value, "#") && !safe[r.Value] {
+				seen := map[string]bool{}
+				chain := []string{}
+				for ref, ok := r.Value, true; ok && !safe[ref]; ref, ok = next(ref) {
+					if seen[ref] {
+						return fmt.Errorf("openapi: $ref %q (line %d) leads back to itself through $refs alone (%s), so it names no value", r.Value, r.Line, strings.Join(append(chain, ref), " → "))
+					}
+					seen[ref] = true
+					chain = append(chain, ref)
+				}
+				for _, ref := range chain {
+					safe[ref] = true
+				}
+			}
+		}
+		for _, child := range n.Content {
+			if err := walk(child, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(root, 0)
 }
 
 // Version returns the document's "openapi" version, such as "3.1.0".

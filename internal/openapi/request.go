@@ -277,7 +277,10 @@ func (t *Tool) Request(ctx context.Context, base *url.URL, args json.RawMessage)
 
 	var body []byte
 	if b, ok := raw["body"]; ok && t.hasBody {
-		body = compact(b)
+		// null for an optional body is no body, as for parameters.
+		if t.bodyReq || !bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+			body = compact(b)
+		}
 	}
 	var req *http.Request
 	if body != nil {

@@ -116,6 +116,32 @@ func TestRequestArgErrors(t *testing.T) {
 	}
 }
 
+// TestRequestNullOptionalBody checks that null for an optional body sends
+// no body, and that a required body is sent as given.
+func TestRequestNullOptionalBody(t *testing.T) {
+	for _, required := range []bool{false, true} {
+		doc, err := Load([]byte("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /x:\n    post:\n      requestBody: {required: " + map[bool]string{false: "false", true: "true"}[required] + ", content: {application/json: {schema: {type: [object, \"null\"]}}}}\n      responses: {\"204\": {description: ok}}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tools, _, err := doc.Tools(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := tools[0].Request(context.Background(), mustURL(t, "https://api.example.com"), json.RawMessage(`{"body": null}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body []byte
+		if req.Body != nil {
+			body, _ = io.ReadAll(req.Body)
+		}
+		if want := map[bool]string{false: "", true: "null"}[required]; string(body) != want {
+			t.Errorf("required %v: body %q, want %q", required, body, want)
+		}
+	}
+}
+
 func TestRequestBadBase(t *testing.T) {
 	tools, _ := toolsOf(t, loadFixture(t, fixtures[0]), Options{})
 	for _, base := range []*url.URL{nil, {Path: "/v1"}, {Scheme: "https"}} {

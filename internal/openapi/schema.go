@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/pb33f/go-yaml"
 	"github.com/pb33f/libopenapi/datamodel/high/base"
-	"github.com/pb33f/libopenapi/orderedmap"
 )
 
 // maxSchemaDepth bounds how deep a converted schema nests. Recursion through
@@ -22,25 +23,32 @@ const maxSchemaDepth = 48
 
 // converter turns OpenAPI schemas (3.0 dialect or 3.1/JSON Schema 2020-12)
 // into JSON Schema 2020-12 text, the dialect of MCP's inputSchema and
-// outputSchema. One converter serves a whole document: the text of a
-// referenced schema that holds no cycle is cached by its $ref, so each
+// outputSchema. It reads the document's YAML nodes (which libopenapi parsed
+// and keeps) rather than libopenapi's schema objects: building those for
+// every schema of a large document took more memory than the rest of the
+// conversion together. One converter serves a whole document: the text of
+// a referenced schema that holds no cycle is cached by its $ref, so each
 // component is converted once however many operations use it.
 type converter struct {
-	oas30 bool
-	cache map[string][]byte
+	oas30    bool
+	doc      *yaml.Node // the document's root mapping
+	cache    map[string][]byte
+	patterns map[string]bool // pattern → compiles with Go's regexp
 
 	// Per root schema (reset by root):
-	stack   []string                     // $refs being converted, outermost first
-	defs    map[string][]byte            // $defs name → text, for recursive schemas
-	defRefs map[string]string            // $ref → $defs name
-	proxies map[string]*base.SchemaProxy // $ref → its proxy, for $defs
-	pending []string                     // $refs that need a $defs entry
-	cycles  int                          // count of $refs written as #/$defs/...
-	err     error                        // first unresolvable reference
+	stack   []string          // $refs being converted, outermost first
+	defs    map[string][]byte // $defs name → text, for recursive schemas
+	defRefs map[string]string // $ref → $defs name
+	pending []string          // $refs that need a $defs entry
+	cycles  int               // count of $refs written as #/$defs/...
+	err     error             // first unresolvable reference
 }
 
-func newConverter(oas30 bool) *converter {
-	return &converter{oas30: oas30, cache: make(map[string][]byte)}
+func newConverter(oas30 bool, doc *yaml.Node) *converter {
+	for doc != nil && doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	return &converter{oas30: oas30, doc: doc, cache: make(map[string][]byte), patterns: make(map[string]bool)}
 }
 
 // root converts sp as the root of one tool schema. It returns the schema
@@ -49,23 +57,25 @@ func newConverter(oas30 bool) *converter {
 // set, is used if the schema has none (a parameter's own description).
 func (c *converter) root(sp *base.SchemaProxy, description string) (schema []byte, defs map[string][]byte, err error) {
 	c.stack = c.stack[:0]
-	c.defs, c.defRefs, c.proxies, c.pending, c.err = nil, nil, nil, nil, nil
+	c.defs, c.defRefs, c.pending, c.err = nil, nil, nil, nil
 	var b bytes.Buffer
-	c.convert(&b, sp, 0, description)
+	switch {
+	case sp == nil:
+		b.WriteString("{}")
+	case sp.GetReference() != "":
+		c.convertRef(&b, sp.GetReference(), 0, description)
+	default:
+		c.convert(&b, sp.GetValueNode(), 0, description)
+	}
 	// Each recursive reference needs its target in $defs; converting a
 	// target may find further ones.
 	for len(c.pending) > 0 && c.err == nil {
 		ref := c.pending[0]
 		c.pending = c.pending[1:]
-		name := c.defRefs[ref]
-		if _, done := c.defs[name]; done {
-			continue
-		}
-		c.defs[name] = nil // claimed: a reference to it inside is a cycle
 		var d bytes.Buffer
 		c.stack = append(c.stack[:0], ref)
-		c.write(&d, c.proxies[ref], 1, "")
-		c.defs[name] = d.Bytes()
+		c.convert(&d, c.resolve(ref), 1, "")
+		c.defs[c.defRefs[ref]] = d.Bytes()
 	}
 	if c.err != nil {
 		return nil, nil, c.err
@@ -73,58 +83,155 @@ func (c *converter) root(sp *base.SchemaProxy, description string) (schema []byt
 	return b.Bytes(), c.defs, nil
 }
 
-// convert writes the JSON Schema text of sp at the given depth.
-func (c *converter) convert(b *bytes.Buffer, sp *base.SchemaProxy, depth int, description string) {
-	if sp == nil {
+// resolve returns the node a local $ref ("#/json/pointer") points to, or
+// nil.
+func (c *converter) resolve(ref string) *yaml.Node {
+	frag, ok := strings.CutPrefix(ref, "#")
+	if !ok {
+		return nil
+	}
+	if dec, err := url.PathUnescape(frag); err == nil {
+		frag = dec
+	}
+	n := c.doc
+	if frag == "" {
+		return n
+	}
+	if !strings.HasPrefix(frag, "/") {
+		return nil // a plain-name fragment ($anchor) is not supported
+	}
+	for _, tok := range strings.Split(frag[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		n = deref(n)
+		switch {
+		case n == nil:
+			return nil
+		case n.Kind == yaml.MappingNode:
+			n = mapGet(n, tok)
+		case n.Kind == yaml.SequenceNode:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[i]
+		default:
+			return nil
+		}
+	}
+	return deref(n)
+}
+
+// convert writes the JSON Schema text of the schema node n.
+func (c *converter) convert(b *bytes.Buffer, n *yaml.Node, depth int, description string) {
+	n = deref(n)
+	switch {
+	case n == nil:
+		b.WriteString("{}")
+		return
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool":
+		// JSON Schema's boolean schemas (3.1; and additionalProperties:
+		// false in 3.0).
+		if v, _ := strconv.ParseBool(n.Value); v {
+			b.WriteString("true")
+		} else {
+			b.WriteString("false")
+		}
+		return
+	case n.Kind != yaml.MappingNode:
+		b.WriteString("{}") // not a schema: accept anything, the API decides
+		return
+	}
+	if ref := mapGet(n, "$ref"); ref != nil && ref.Kind == yaml.ScalarNode {
+		// OpenAPI 3.0 ignores a $ref's siblings; 3.1 (JSON Schema
+		// 2020-12) applies them too, which write spells as an allOf.
+		if c.oas30 || len(n.Content) == 2 {
+			c.convertRef(b, ref.Value, depth, description)
+			return
+		}
+	}
+	if c.oas30 && isTrue(mapGet(n, "nullable")) && mapGet(n, "type") == nil {
+		// OpenAPI 3.0.3 says nullable without a type has no effect, but
+		// documents (GitHub's among them) write it next to allOf, oneOf
+		// or anyOf to mean "or null": accept null, the API decides.
+		b.WriteString(`{"anyOf":[`)
+		c.write(b, n, depth+1, description)
+		b.WriteString(`,{"type":"null"}]}`)
+		return
+	}
+	c.write(b, n, depth, description)
+}
+
+// convertRef writes the schema that ref points to: from the cache, as a
+// $defs reference when ref is being converted further up (a recursive
+// schema), or converted here.
+func (c *converter) convertRef(b *bytes.Buffer, ref string, depth int, description string) {
+	if !strings.HasPrefix(ref, "#") {
+		c.fail(fmt.Errorf("$ref %q points outside the document", ref))
 		b.WriteString("{}")
 		return
 	}
-	ref := sp.GetReference()
-	if ref != "" {
-		if !strings.HasPrefix(ref, "#") {
-			c.fail(fmt.Errorf("external $ref %q is not supported; bundle the document into one file", ref))
-			b.WriteString("{}")
-			return
-		}
-		for _, onStack := range c.stack {
-			if onStack == ref {
-				c.cycleRef(b, ref, sp)
-				return
-			}
-		}
-		if description == "" {
-			if cached, ok := c.cache[ref]; ok {
-				b.Write(cached)
-				return
-			}
-		}
-		c.stack = append(c.stack, ref)
-		start, cycles := b.Len(), c.cycles
-		c.write(b, sp, depth, description)
-		c.stack = c.stack[:len(c.stack)-1]
-		// Text that points into $defs depends on the root it was made
-		// for; anything else is the same wherever the $ref appears.
-		if c.cycles == cycles && description == "" && c.err == nil {
-			c.cache[ref] = bytes.Clone(b.Bytes()[start:])
-		}
+	if slices.Contains(c.stack, ref) {
+		c.cycleRef(b, ref)
 		return
 	}
-	c.write(b, sp, depth, description)
+	if description == "" {
+		if cached, ok := c.cache[ref]; ok {
+			b.Write(cached)
+			return
+		}
+	}
+	target := c.resolve(ref)
+	if target == nil {
+		c.fail(fmt.Errorf("$ref %q does not resolve", ref))
+		b.WriteString("{}")
+		return
+	}
+	if loopsWithoutSchema(c, ref) {
+		c.fail(fmt.Errorf("$ref %q refers back to itself through $refs alone, so it describes no value", ref))
+		b.WriteString("{}")
+		return
+	}
+	c.stack = append(c.stack, ref)
+	start, cycles := b.Len(), c.cycles
+	c.convert(b, target, depth, description)
+	c.stack = c.stack[:len(c.stack)-1]
+	// Text that points into $defs depends on the root it was made for;
+	// anything else is the same wherever the $ref appears.
+	if c.cycles == cycles && description == "" && c.err == nil {
+		c.cache[ref] = bytes.Clone(b.Bytes()[start:])
+	}
+}
+
+// loopsWithoutSchema reports whether following ref through schemas that
+// are only a $ref comes back to ref (which would make a $defs entry that
+// is only a reference to itself).
+func loopsWithoutSchema(c *converter, ref string) bool {
+	seen := map[string]bool{ref: true}
+	for n := c.resolve(ref); n != nil && n.Kind == yaml.MappingNode && len(n.Content) == 2; {
+		next := mapGet(n, "$ref")
+		if next == nil || next.Kind != yaml.ScalarNode {
+			return false
+		}
+		if seen[next.Value] {
+			return true
+		}
+		seen[next.Value] = true
+		n = c.resolve(next.Value)
+	}
+	return false
 }
 
 // cycleRef writes a reference to the $defs entry for ref, which is being
 // converted further up: this is how a recursive schema stays finite.
-func (c *converter) cycleRef(b *bytes.Buffer, ref string, sp *base.SchemaProxy) {
+func (c *converter) cycleRef(b *bytes.Buffer, ref string) {
 	if c.defRefs == nil {
 		c.defRefs = make(map[string]string)
 		c.defs = make(map[string][]byte)
-		c.proxies = make(map[string]*base.SchemaProxy)
 	}
 	name, ok := c.defRefs[ref]
 	if !ok {
 		name = defName(ref, c.defRefs)
 		c.defRefs[ref] = name
-		c.proxies[ref] = sp
 		c.pending = append(c.pending, ref)
 	}
 	c.cycles++
@@ -137,8 +244,7 @@ func (c *converter) cycleRef(b *bytes.Buffer, ref string, sp *base.SchemaProxy) 
 // safe characters, with a number added if another $ref already has it.
 func defName(ref string, taken map[string]string) string {
 	base := ref[strings.LastIndexByte(ref, '/')+1:]
-	base = strings.NewReplacer("~1", "_", "~0", "_").Replace(base)
-	base = sanitize(base)
+	base = sanitize(strings.NewReplacer("~1", "_", "~0", "_").Replace(base))
 	if base == "" {
 		base = "schema"
 	}
@@ -163,38 +269,30 @@ func (c *converter) fail(err error) {
 	}
 }
 
-// write writes the keywords of the schema sp points to (its $ref already
-// followed by libopenapi).
-func (c *converter) write(b *bytes.Buffer, sp *base.SchemaProxy, depth int, description string) {
+// write writes the keywords of the schema mapping n, in a fixed order
+// ("type" first).
+func (c *converter) write(b *bytes.Buffer, n *yaml.Node, depth int, description string) {
 	if depth > maxSchemaDepth {
 		b.WriteString("{}")
-		return
-	}
-	s := sp.Schema()
-	if s == nil {
-		if err := sp.GetBuildError(); err != nil {
-			c.fail(fmt.Errorf("schema %s: %w", refOrInline(sp), err))
-		} else if sp.IsReference() {
-			c.fail(fmt.Errorf("$ref %q does not resolve", sp.GetReference()))
-		}
-		b.WriteString("{}")
-		return
-	}
-	if s.BooleanSchema != nil {
-		if *s.BooleanSchema {
-			b.WriteString("{}")
-		} else {
-			b.WriteString(`{"not":{}}`)
-		}
 		return
 	}
 	o := objWriter{b: b}
 	b.WriteByte('{')
 
-	nullable := c.oas30 && s.Nullable != nil && *s.Nullable
-	types := s.Type
-	if nullable && len(types) > 0 && !contains(types, "null") {
-		types = append(append([]string(nil), types...), "null")
+	nullable := c.oas30 && isTrue(mapGet(n, "nullable"))
+	var types []string
+	if t := deref(mapGet(n, "type")); t != nil {
+		switch t.Kind {
+		case yaml.ScalarNode:
+			types = []string{t.Value}
+		case yaml.SequenceNode:
+			for _, item := range t.Content {
+				types = append(types, item.Value)
+			}
+		}
+	}
+	if nullable && len(types) > 0 && !slices.Contains(types, "null") {
+		types = append(types, "null")
 	}
 	switch len(types) {
 	case 0:
@@ -205,23 +303,19 @@ func (c *converter) write(b *bytes.Buffer, sp *base.SchemaProxy, depth int, desc
 		o.key("type")
 		writeJSON(b, types)
 	}
-	if s.Title != "" {
-		o.key("title")
-		writeJSONString(b, s.Title)
-	}
-	if d := cmpOr(s.Description, description); d != "" {
+	o.str("title", mapGet(n, "title"))
+	if d := mapGet(n, "description"); d != nil && d.Value != "" {
+		o.str("description", d)
+	} else if description != "" {
 		o.key("description")
-		writeJSONString(b, d)
+		writeJSONString(b, description)
 	}
-	if s.Format != "" {
-		o.key("format")
-		writeJSONString(b, s.Format)
-	}
-	if len(s.Enum) > 0 {
-		vals := make([]any, 0, len(s.Enum)+1)
+	o.str("format", mapGet(n, "format"))
+	if e := deref(mapGet(n, "enum")); e != nil && e.Kind == yaml.SequenceNode {
+		vals := make([]any, 0, len(e.Content)+1)
 		hasNull := false
-		for _, n := range s.Enum {
-			v := nodeValue(n)
+		for _, item := range e.Content {
+			v := nodeValue(item)
 			hasNull = hasNull || v == nil
 			vals = append(vals, v)
 		}
@@ -231,178 +325,203 @@ func (c *converter) write(b *bytes.Buffer, sp *base.SchemaProxy, depth int, desc
 		o.key("enum")
 		writeJSON(b, vals)
 	}
-	if s.Const != nil {
-		o.key("const")
-		writeJSON(b, nodeValue(s.Const))
+	for _, k := range []string{"const", "default"} {
+		if v := mapGet(n, k); v != nil {
+			o.key(k)
+			writeJSON(b, nodeValue(v))
+		}
 	}
-	if s.Default != nil {
-		o.key("default")
-		writeJSON(b, nodeValue(s.Default))
-	}
-	if s.Deprecated != nil && *s.Deprecated {
-		o.key("deprecated")
-		b.WriteString("true")
-	}
-	if s.ReadOnly != nil && *s.ReadOnly {
-		o.key("readOnly")
-		b.WriteString("true")
-	}
-	if s.WriteOnly != nil && *s.WriteOnly {
-		o.key("writeOnly")
-		b.WriteString("true")
+	for _, k := range []string{"deprecated", "readOnly", "writeOnly"} {
+		if isTrue(mapGet(n, k)) {
+			o.key(k)
+			b.WriteString("true")
+		}
 	}
 
 	// Numbers. OpenAPI 3.0 spells an exclusive bound as a boolean next to
 	// minimum/maximum; 2020-12 as the bound itself.
-	minimum, maximum := s.Minimum, s.Maximum
-	if em := s.ExclusiveMinimum; em != nil {
-		if em.IsB() {
-			o.key("exclusiveMinimum")
-			writeJSON(b, em.B)
-		} else if em.A && minimum != nil {
-			o.key("exclusiveMinimum")
-			writeJSON(b, *minimum)
+	minimum, maximum := mapGet(n, "minimum"), mapGet(n, "maximum")
+	if em := deref(mapGet(n, "exclusiveMinimum")); em != nil {
+		if em.ShortTag() != "!!bool" {
+			o.num("exclusiveMinimum", em)
+		} else if isTrue(em) && minimum != nil {
+			o.num("exclusiveMinimum", minimum)
 			minimum = nil
 		}
 	}
-	if em := s.ExclusiveMaximum; em != nil {
-		if em.IsB() {
-			o.key("exclusiveMaximum")
-			writeJSON(b, em.B)
-		} else if em.A && maximum != nil {
-			o.key("exclusiveMaximum")
-			writeJSON(b, *maximum)
+	if em := deref(mapGet(n, "exclusiveMaximum")); em != nil {
+		if em.ShortTag() != "!!bool" {
+			o.num("exclusiveMaximum", em)
+		} else if isTrue(em) && maximum != nil {
+			o.num("exclusiveMaximum", maximum)
 			maximum = nil
 		}
 	}
 	o.num("minimum", minimum)
 	o.num("maximum", maximum)
-	o.num("multipleOf", s.MultipleOf)
+	o.num("multipleOf", mapGet(n, "multipleOf"))
 
 	// Strings. A pattern Go's regexp cannot compile (ECMA-262 lookaround,
 	// backreferences) is left out rather than failing the operation: the
 	// API still checks it.
-	o.int("minLength", s.MinLength)
-	o.int("maxLength", s.MaxLength)
-	if s.Pattern != "" && validPattern(s.Pattern) {
-		o.key("pattern")
-		writeJSONString(b, s.Pattern)
+	o.num("minLength", mapGet(n, "minLength"))
+	o.num("maxLength", mapGet(n, "maxLength"))
+	if p := deref(mapGet(n, "pattern")); p != nil && p.Kind == yaml.ScalarNode && c.validPattern(p.Value) {
+		o.str("pattern", p)
 	}
 
 	// Arrays.
-	if s.Items != nil {
-		if s.Items.IsA() {
-			o.key("items")
-			c.convert(b, s.Items.A, depth+1, "")
-		} else if !s.Items.B {
-			o.key("items")
-			b.WriteString("false")
-		}
-	}
-	c.list(&o, "prefixItems", s.PrefixItems, depth)
-	o.int("minItems", s.MinItems)
-	o.int("maxItems", s.MaxItems)
-	if s.UniqueItems != nil && *s.UniqueItems {
+	c.one(&o, "items", mapGet(n, "items"), depth)
+	c.list(&o, "prefixItems", mapGet(n, "prefixItems"), depth)
+	o.num("minItems", mapGet(n, "minItems"))
+	o.num("maxItems", mapGet(n, "maxItems"))
+	if isTrue(mapGet(n, "uniqueItems")) {
 		o.key("uniqueItems")
 		b.WriteString("true")
 	}
-	c.one(&o, "contains", s.Contains, depth)
-	o.int("minContains", s.MinContains)
-	o.int("maxContains", s.MaxContains)
+	c.one(&o, "contains", mapGet(n, "contains"), depth)
+	o.num("minContains", mapGet(n, "minContains"))
+	o.num("maxContains", mapGet(n, "maxContains"))
 
 	// Objects.
-	if s.Properties != nil && s.Properties.Len() > 0 {
-		o.key("properties")
-		c.schemaMap(b, s.Properties, depth)
-	}
-	if len(s.Required) > 0 {
-		o.key("required")
-		writeJSON(b, s.Required)
-	}
-	if ap := s.AdditionalProperties; ap != nil {
-		if ap.IsA() && ap.A != nil {
-			o.key("additionalProperties")
-			c.convert(b, ap.A, depth+1, "")
-		} else if ap.IsB() && !ap.B {
-			o.key("additionalProperties")
-			b.WriteString("false")
+	c.schemaMap(&o, "properties", mapGet(n, "properties"), depth, nil)
+	if r := deref(mapGet(n, "required")); r != nil && r.Kind == yaml.SequenceNode && len(r.Content) > 0 {
+		names := make([]string, 0, len(r.Content))
+		for _, item := range r.Content {
+			names = append(names, item.Value)
 		}
+		o.key("required")
+		writeJSON(b, names)
 	}
-	if pp := s.PatternProperties; pp != nil && pp.Len() > 0 {
-		valid := orderedmap.New[string, *base.SchemaProxy]()
-		for k, v := range pp.FromOldest() {
-			if validPattern(k) {
-				valid.Set(k, v)
+	if ap := deref(mapGet(n, "additionalProperties")); ap != nil && !isTrue(ap) {
+		c.one(&o, "additionalProperties", ap, depth)
+	}
+	c.schemaMap(&o, "patternProperties", mapGet(n, "patternProperties"), depth, c.validPattern)
+	c.one(&o, "propertyNames", mapGet(n, "propertyNames"), depth)
+	o.num("minProperties", mapGet(n, "minProperties"))
+	o.num("maxProperties", mapGet(n, "maxProperties"))
+	if dr := deref(mapGet(n, "dependentRequired")); dr != nil && dr.Kind == yaml.MappingNode {
+		o.key("dependentRequired")
+		writeJSON(b, nodeValue(dr))
+	}
+	c.schemaMap(&o, "dependentSchemas", mapGet(n, "dependentSchemas"), depth, nil)
+
+	// Composition. A 3.1 $ref with siblings joins the allOf.
+	allOf := deref(mapGet(n, "allOf"))
+	if ref := mapGet(n, "$ref"); ref != nil && !c.oas30 {
+		o.key("allOf")
+		b.WriteByte('[')
+		c.convertRef(b, ref.Value, depth+1, "")
+		if allOf != nil && allOf.Kind == yaml.SequenceNode {
+			for _, item := range allOf.Content {
+				b.WriteByte(',')
+				c.convert(b, item, depth+1, "")
 			}
 		}
-		if valid.Len() > 0 {
-			o.key("patternProperties")
-			c.schemaMap(b, valid, depth)
-		}
+		b.WriteByte(']')
+	} else {
+		c.list(&o, "allOf", allOf, depth)
 	}
-	c.one(&o, "propertyNames", s.PropertyNames, depth)
-	o.int("minProperties", s.MinProperties)
-	o.int("maxProperties", s.MaxProperties)
-	if dr := s.DependentRequired; dr != nil && dr.Len() > 0 {
-		o.key("dependentRequired")
-		m := make(map[string][]string, dr.Len())
-		for k, v := range dr.FromOldest() {
-			m[k] = v
-		}
-		writeJSON(b, m)
+	c.list(&o, "anyOf", mapGet(n, "anyOf"), depth)
+	c.list(&o, "oneOf", mapGet(n, "oneOf"), depth)
+	for _, k := range []string{"not", "if", "then", "else"} {
+		c.one(&o, k, mapGet(n, k), depth)
 	}
-	if ds := s.DependentSchemas; ds != nil && ds.Len() > 0 {
-		o.key("dependentSchemas")
-		c.schemaMap(b, ds, depth)
-	}
-
-	// Composition.
-	c.list(&o, "allOf", s.AllOf, depth)
-	c.list(&o, "anyOf", s.AnyOf, depth)
-	c.list(&o, "oneOf", s.OneOf, depth)
-	c.one(&o, "not", s.Not, depth)
-	c.one(&o, "if", s.If, depth)
-	c.one(&o, "then", s.Then, depth)
-	c.one(&o, "else", s.Else, depth)
 	b.WriteByte('}')
 }
 
-func (c *converter) one(o *objWriter, key string, sp *base.SchemaProxy, depth int) {
-	if sp == nil {
+// one writes key: the schema n, when n is there.
+func (c *converter) one(o *objWriter, key string, n *yaml.Node, depth int) {
+	if n == nil {
 		return
 	}
 	o.key(key)
-	c.convert(o.b, sp, depth+1, "")
+	c.convert(o.b, n, depth+1, "")
 }
 
-func (c *converter) list(o *objWriter, key string, sps []*base.SchemaProxy, depth int) {
-	if len(sps) == 0 {
+// list writes key: [schemas of the sequence n], when n is a non-empty
+// sequence.
+func (c *converter) list(o *objWriter, key string, n *yaml.Node, depth int) {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		return
 	}
 	o.key(key)
 	o.b.WriteByte('[')
-	for i, sp := range sps {
+	for i, item := range n.Content {
 		if i > 0 {
 			o.b.WriteByte(',')
 		}
-		c.convert(o.b, sp, depth+1, "")
+		c.convert(o.b, item, depth+1, "")
 	}
 	o.b.WriteByte(']')
 }
 
-func (c *converter) schemaMap(b *bytes.Buffer, m *orderedmap.Map[string, *base.SchemaProxy], depth int) {
-	b.WriteByte('{')
-	i := 0
-	for k, v := range m.FromOldest() {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		i++
-		writeJSONString(b, k)
-		b.WriteByte(':')
-		c.convert(b, v, depth+1, "")
+// schemaMap writes key: {name: schema...} for the mapping n, in the
+// document's order, keeping only names keep accepts (all when nil).
+func (c *converter) schemaMap(o *objWriter, key string, n *yaml.Node, depth int, keep func(string) bool) {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+		return
 	}
-	b.WriteByte('}')
+	written := 0
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name := n.Content[i].Value
+		if keep != nil && !keep(name) {
+			continue
+		}
+		if written == 0 {
+			o.key(key)
+			o.b.WriteByte('{')
+		} else {
+			o.b.WriteByte(',')
+		}
+		written++
+		writeJSONString(o.b, name)
+		o.b.WriteByte(':')
+		c.convert(o.b, n.Content[i+1], depth+1, "")
+	}
+	if written > 0 {
+		o.b.WriteByte('}')
+	}
+}
+
+// validPattern reports whether Go's regexp (which jsonschema-go uses)
+// compiles p.
+func (c *converter) validPattern(p string) bool {
+	ok, seen := c.patterns[p]
+	if !seen {
+		_, err := regexp.Compile(p)
+		ok = err == nil
+		c.patterns[p] = ok
+	}
+	return ok
+}
+
+// mapGet returns the value of key in the mapping n, or nil.
+func mapGet(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// deref follows YAML aliases.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isTrue(n *yaml.Node) bool {
+	n = deref(n)
+	return n != nil && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" && strings.EqualFold(n.Value, "true")
 }
 
 // objWriter writes the members of a JSON object, commas included.
@@ -420,18 +539,26 @@ func (o *objWriter) key(k string) {
 	o.b.WriteByte(':')
 }
 
-func (o *objWriter) num(k string, v *float64) {
-	if v != nil {
+// num writes k: the number n, when n is a number.
+func (o *objWriter) num(k string, n *yaml.Node) {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return
+	}
+	if v, ok := nodeValue(n).(json.Number); ok {
 		o.key(k)
-		writeJSON(o.b, *v)
+		o.b.WriteString(string(v))
 	}
 }
 
-func (o *objWriter) int(k string, v *int64) {
-	if v != nil {
-		o.key(k)
-		o.b.WriteString(strconv.FormatInt(*v, 10))
+// str writes k: the string n, when n is a scalar.
+func (o *objWriter) str(k string, n *yaml.Node) {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" {
+		return
 	}
+	o.key(k)
+	writeJSONString(o.b, n.Value)
 }
 
 func writeJSONString(b *bytes.Buffer, s string) { writeJSON(b, s) }
@@ -497,29 +624,6 @@ func nodeValue(n *yaml.Node) any {
 	return n.Value
 }
 
-// validPattern reports whether Go's regexp (which jsonschema-go uses)
-// compiles p.
-func validPattern(p string) bool {
-	_, err := regexp.Compile(p)
-	return err == nil
-}
-
-func refOrInline(sp *base.SchemaProxy) string {
-	if r := sp.GetReference(); r != "" {
-		return strconv.Quote(r)
-	}
-	return "(inline)"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func cmpOr(a, b string) string {
 	if a != "" {
 		return a
@@ -530,7 +634,7 @@ func cmpOr(a, b string) string {
 // withDefs returns schema (an object's text) with a "$defs" member holding
 // defs, in name order, or schema itself when defs is empty.
 func withDefs(schema []byte, defs map[string][]byte) []byte {
-	if len(defs) == 0 {
+	if len(defs) == 0 || len(schema) < 2 || schema[0] != '{' {
 		return schema
 	}
 	var b bytes.Buffer
