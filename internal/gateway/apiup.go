@@ -195,6 +195,8 @@ func mcpTool(t *openapi.Tool) *mcp.Tool {
 	if !t.ReadOnly {
 		d := t.Destructive
 		mt.Annotations.DestructiveHint = &d
+		// HTTP says PUT and DELETE are idempotent (RFC 9110 §9.2.2).
+		mt.Annotations.IdempotentHint = t.Method == http.MethodPut || t.Method == http.MethodDelete
 	}
 	return mt
 }
