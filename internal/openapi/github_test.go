@@ -3,6 +3,7 @@ package openapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -42,13 +43,23 @@ func githubDoc(tb testing.TB) []byte {
 	return data
 }
 
-// moduleRoot returns the directory of the main module's go.mod.
+// moduleRoot returns the directory of the module's go.mod, walking up from
+// the package directory the test runs in.
 func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
 }
 
 // githubPinned is what the pinned @octokit/openapi (23.0.2, which is also

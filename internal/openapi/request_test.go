@@ -209,3 +209,23 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestRequestConcurrent calls one tool from many goroutines, the first
+// calls compiling its validator (run with -race).
+func TestRequestConcurrent(t *testing.T) {
+	tools, _ := toolsOf(t, loadFixture(t, fixtures[1]), Options{})
+	tool := tools["createPet"]
+	base := mustURL(t, "https://api.example.com")
+	errs := make(chan error, 16)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			_, err := tool.Request(context.Background(), base, json.RawMessage(`{"body": {"name": "Rex"}}`))
+			errs <- err
+		}()
+	}
+	for i := 0; i < cap(errs); i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
