@@ -395,7 +395,8 @@ func openAPIUpstream(issuer string, r config.GatewayRoute, log *slog.Logger) (*g
 		log.Warn("gateway: openapi operation not served", "route", r.Name, "method", sk.Method, "path", sk.Path, "operation_id", sk.OperationID, "reason", sk.Reason)
 	}
 	log.Info("gateway: openapi route", "route", r.Name, "tools", len(tools), "skipped", len(skipped))
-	api := &gateway.API{Tools: tools, BaseURL: o.BaseURL, MaxResponseBytes: o.MaxResponseBytes}
+	api := &gateway.API{Tools: tools, BaseURL: o.BaseURL, MaxResponseBytes: o.MaxResponseBytes,
+		NoOutputSchemas: o.OutputSchemas != nil && !*o.OutputSchemas}
 	if u.Header != "" {
 		api.Header = http.Header{http.CanonicalHeaderKey(u.Header): {u.HeaderValue}}
 	}

@@ -500,7 +500,7 @@ func TestOpenAPIUpstreamOptions(t *testing.T) {
 	r := config.GatewayRoute{Name: "api", URL: "https://gw.example.com/api/mcp", Upstream: config.GatewayUpstream{
 		Header: "X-Api-Key", HeaderValue: "header-secret",
 		OpenAPI: &config.GatewayOpenAPI{
-			Document: "api.json", Data: doc, BaseURL: "https://api.example.com/v1", MaxResponseBytes: 777,
+			Document: "api.json", Data: doc, BaseURL: "https://api.example.com/v1", MaxResponseBytes: 777, OutputSchemas: new(bool),
 			Include: config.GatewayOpenAPISelect{Methods: []string{"GET", "POST"}},
 			Exclude: config.GatewayOpenAPISelect{Tags: []string{"y"}},
 			Names:   map[string]string{"postA": "make_a"},
@@ -527,7 +527,7 @@ func TestOpenAPIUpstreamOptions(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("tools = %v, want %v (include GET/POST, exclude tag y, names, operation scopes over method scopes)", got, want)
 	}
-	if api.BaseURL != "https://api.example.com/v1" || api.MaxResponseBytes != 777 || api.Header.Get("X-Api-Key") != "header-secret" || api.Query.Get("key") != "query-secret" {
+	if api.BaseURL != "https://api.example.com/v1" || api.MaxResponseBytes != 777 || !api.NoOutputSchemas || api.Header.Get("X-Api-Key") != "header-secret" || api.Query.Get("key") != "query-secret" {
 		t.Errorf("API = base %q max %d header %v query %v", api.BaseURL, api.MaxResponseBytes, api.Header, api.Query)
 	}
 	ex := api.Exchange

@@ -322,6 +322,12 @@ type GatewayOpenAPI struct {
 	// MaxResponseBytes (max_response_bytes) caps the part of an API
 	// response read. Default 1 MiB.
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+	// OutputSchemas (output_schemas) lists each tool's outputSchema (its
+	// JSON 2xx response schema). Default true. Clients check
+	// structuredContent against it and fail the call on a mismatch, and
+	// real APIs often answer other than their documents say: false
+	// leaves the schemas out (structuredContent is still sent).
+	OutputSchemas *bool `json:"output_schemas,omitempty"`
 	// Data is the document's text, read by [Gateway.Resolve] from a
 	// file (a URL is fetched by the command that starts the gateway).
 	Data []byte `json:"-"`

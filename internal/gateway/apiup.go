@@ -48,6 +48,10 @@ type API struct {
 	// Exchange, when set, authenticates each call with a token exchanged
 	// (RFC 8693) for the caller's.
 	Exchange *Exchange
+	// NoOutputSchemas leaves the tools' output schemas out of tools/list
+	// (clients check structuredContent against them and fail a call on
+	// a mismatch; real APIs often differ from their documents).
+	NoOutputSchemas bool
 	// MaxResponseBytes caps the part of an API response that is read.
 	// Zero means [DefaultMaxAPIResponseBytes].
 	MaxResponseBytes int64
@@ -147,7 +151,11 @@ func compileAPI(rt *route, api *API) (upstream, error) {
 		Logger: rt.g.log.With("route", rt.name, "component", "openapi"),
 	})
 	for _, t := range api.Tools {
-		srv.AddTool(mcpTool(t), a.handler(t))
+		mt := mcpTool(t)
+		if api.NoOutputSchemas {
+			mt.OutputSchema = nil
+		}
+		srv.AddTool(mt, a.handler(t))
 	}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
 		JSONResponse: true,
