@@ -136,8 +136,8 @@ type Server struct {
 	dedupKey   []byte    // keys derived client ids (slotID), from Options.Secret
 	pendingKey []byte    // seals pending authorization requests (pending.go), upstream sign-ins (upstream.go) and delegated ones (delegate.go)
 	upstreams  map[string]*upstream
-	delegate   *delegate                 // nil: no delegated login (delegate.go)
-	exchange   map[string]exchangePolicy // by client id; nil: no token exchange (token_exchange.go)
+	delegate   *delegate                   // nil: no delegated login (delegate.go)
+	exchange   map[string][]exchangePolicy // by client id; nil: no token exchange (token_exchange.go)
 }
 
 // Endpoint paths, relative to the issuer.

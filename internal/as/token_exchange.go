@@ -66,8 +66,12 @@ type exchangePolicy struct {
 }
 
 // newExchangePolicies checks o, fills its default lifetime and indexes the
-// policies by client id; nil when no client may exchange.
-func newExchangePolicies(o *TokenExchange) (map[string]exchangePolicy, error) {
+// policies by client id; nil when no client may exchange. A client may
+// have several entries (one gateway serving several OpenAPI routes): each
+// pairs its subject audiences with its audiences, and an exchange must
+// fit one entry, so a token of one route is never exchanged for another
+// route's API.
+func newExchangePolicies(o *TokenExchange) (map[string][]exchangePolicy, error) {
 	if o.Lifetime == 0 {
 		o.Lifetime = 5 * time.Minute
 	}
@@ -91,13 +95,10 @@ func newExchangePolicies(o *TokenExchange) (map[string]exchangePolicy, error) {
 		}
 		return out, nil
 	}
-	m := make(map[string]exchangePolicy, len(o.Clients))
+	m := make(map[string][]exchangePolicy, len(o.Clients))
 	for _, c := range o.Clients {
 		if c.ClientID == "" {
 			return nil, errors.New("as: a token exchange policy has no client id")
-		}
-		if _, dup := m[c.ClientID]; dup {
-			return nil, fmt.Errorf("as: client %q has two token exchange policies", c.ClientID)
 		}
 		subj, err := canon(c.ClientID, "SubjectAudiences", c.SubjectAudiences)
 		if err != nil {
@@ -107,7 +108,7 @@ func newExchangePolicies(o *TokenExchange) (map[string]exchangePolicy, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[c.ClientID] = exchangePolicy{subjectAudiences: subj, audiences: aud, scopes: slices.Clone(c.Scopes), lifetime: o.Lifetime}
+		m[c.ClientID] = append(m[c.ClientID], exchangePolicy{subjectAudiences: subj, audiences: aud, scopes: slices.Clone(c.Scopes), lifetime: o.Lifetime})
 	}
 	return m, nil
 }
@@ -189,7 +190,7 @@ func (s *Server) grantTokenExchange(ctx context.Context, r *http.Request, f form
 }
 
 func (s *Server) exchangeToken(ctx context.Context, r *http.Request, f form, c storage.Client, e *exchangeEvent) ([]byte, error) {
-	pol := s.exchange[c.ID] // exchangeAllowed made sure it exists
+	pols := s.exchange[c.ID] // exchangeAllowed made sure there is one
 
 	// The request (RFC 8693 §2.1).
 	if f.has("actor_token") || f.has("actor_token_type") {
@@ -230,7 +231,13 @@ func (s *Server) exchangeToken(ctx context.Context, r *http.Request, f form, c s
 		return nil, err
 	}
 	e.userID, e.subjectClient, e.subjectAud = userOf(sub), sub.ClientID, sub.Audience
-	if !slices.Contains(pol.subjectAudiences, sub.Audience) {
+	var fits []exchangePolicy // the client's entries for this subject token
+	for _, p := range pols {
+		if slices.Contains(p.subjectAudiences, sub.Audience) {
+			fits = append(fits, p)
+		}
+	}
+	if len(fits) == 0 {
 		return nil, oauth.New(oauth.InvalidGrant, "the subject_token was issued for %s, which is not a resource this client may exchange tokens of (token_exchange.clients[].subject_audiences): a client exchanges only tokens issued to resources it serves", truncate(sub.Audience, 200))
 	}
 	if sub.MayAct != nil && sub.MayAct.Subject != c.ID {
@@ -246,8 +253,16 @@ func (s *Server) exchangeToken(ctx context.Context, r *http.Request, f form, c s
 		return nil, oauth.New(oauth.InvalidTarget, "the target %q is not a resource identifier: %s", truncate(target, 200), err.Error())
 	}
 	e.resource = canon
-	if !slices.Contains(pol.audiences, canon) {
-		return nil, oauth.New(oauth.InvalidTarget, "the client may not exchange tokens for %s (not in its token_exchange.clients[].audiences)", truncate(canon, 200))
+	var pol exchangePolicy
+	found := false
+	for _, p := range fits {
+		if slices.Contains(p.audiences, canon) {
+			pol, found = p, true
+			break
+		}
+	}
+	if !found {
+		return nil, oauth.New(oauth.InvalidTarget, "the client may not exchange tokens for %s (not in the audiences of its token_exchange.clients entry for tokens of %s)", truncate(canon, 200), truncate(sub.Audience, 200))
 	}
 	res, err := s.resolveResource(ctx, []string{canon})
 	if err != nil {

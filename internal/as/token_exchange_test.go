@@ -31,6 +31,13 @@ const (
 // fixtures above registered.
 func newExchangeServer(t *testing.T) *testServer {
 	t.Helper()
+	return newExchangeServerWith(t, nil)
+}
+
+// newExchangeServerWith is newExchangeServer with the token exchange
+// clients policy replaced (nil keeps the default).
+func newExchangeServerWith(t *testing.T, policy []ExchangeClient) *testServer {
+	t.Helper()
 	ts := newTestServer(t, func(o *Options) {
 		// Resource servers get clock leeway; the exchange must not.
 		kr, err := token.NewKeyring(t.Context(), token.KeyringOptions{Keys: o.Store, EncryptionKey: make([]byte, 32), Now: o.Now, Leeway: time.Minute})
@@ -42,6 +49,9 @@ func newExchangeServer(t *testing.T) *testServer {
 			// Named in the policy, and refused anyway: public.
 			{ClientID: publicClient, SubjectAudiences: []string{testResource}, Audiences: []string{exAPI}},
 		}}
+		if policy != nil {
+			o.TokenExchange.Clients = policy
+		}
 	})
 	ctx := t.Context()
 	now := ts.Clock.Now()
@@ -436,4 +446,23 @@ func TestTokenExchangeResponseGolden(t *testing.T) {
 	ts := newExchangeServer(t)
 	s, h, body := ts.post(t, "/token", exForm(ts.userToken(t, "notes:read"), exAPI, ""), exGateway, exGatewaySec)
 	golden(t, ts, "token_exchange_response", fmt.Sprintf("%d %s %s %s", s, h.Get("Content-Type"), h.Get("Cache-Control"), maskTokens(body)))
+}
+
+// TestTokenExchangePolicyPairs: a client with several entries (a gateway
+// serving several OpenAPI routes) exchanges a token only within the entry
+// its subject token fits: a token of one resource is never exchanged for
+// the audience of another entry.
+func TestTokenExchangePolicyPairs(t *testing.T) {
+	ts := newExchangeServerWith(t, []ExchangeClient{
+		{ClientID: exGateway, SubjectAudiences: []string{testResource}, Audiences: []string{exAPI}},
+		{ClientID: exGateway, SubjectAudiences: []string{exAPI}, Audiences: []string{exMachineAPI}},
+	})
+	subject := ts.userToken(t, "notes:read")
+	r, _ := ts.exchangeOK(t, exForm(subject, exAPI, "notes:read"), exGateway, exGatewaySec)
+	status, _, body := ts.post(t, "/token", exForm(subject, exMachineAPI, "notes:read"), exGateway, exGatewaySec)
+	if status != http.StatusBadRequest || !strings.Contains(body, `"invalid_target"`) {
+		t.Errorf("a token of %s exchanged for %s (the other entry's audience) = %d %s, want 400 invalid_target", testResource, exMachineAPI, status, body)
+	}
+	// The API's token fits the second entry.
+	ts.exchangeOK(t, exForm(r.AccessToken, exMachineAPI, "notes:read"), exGateway, exGatewaySec)
 }

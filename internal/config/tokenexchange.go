@@ -16,8 +16,8 @@ type TokenExchange struct {
 	// never outlives the token it was exchanged from. Default 5m; at most
 	// 1h.
 	Lifetime Duration `json:"lifetime"`
-	// Clients (clients) are the clients allowed to exchange, one entry
-	// each. Default none.
+	// Clients (clients) are the clients allowed to exchange. A client may
+	// have several entries; an exchange must fit one. Default none.
 	Clients []ExchangeClient `json:"clients"`
 }
 
@@ -57,12 +57,11 @@ func (x TokenExchange) validate() []error {
 	const at = "token_exchange."
 	bad(x.Lifetime < Duration(time.Second) || x.Lifetime > Duration(time.Hour), at+"lifetime",
 		"token_exchange.lifetime (%s) must be between 1s and 1h: an exchanged token is for one call to an API, and cannot be revoked where the API verifies it locally", time.Duration(x.Lifetime))
-	seen := map[string]bool{}
+	// A client may have several entries: each pairs subject audiences
+	// with audiences (a gateway serving several OpenAPI routes).
 	for i, c := range x.Clients {
 		p := fmt.Sprintf(at+"clients[%d].", i)
 		bad(c.ClientID == "", p+"client_id", "token_exchange.clients[%d].client_id is required", i)
-		bad(c.ClientID != "" && seen[c.ClientID], p+"client_id", "token_exchange.clients: the client %q has two entries; merge them", c.ClientID)
-		seen[c.ClientID] = true
 		for _, l := range []struct {
 			key  string
 			vals []string

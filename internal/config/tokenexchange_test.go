@@ -38,7 +38,6 @@ func TestTokenExchangeLoad(t *testing.T) {
 		{"token_exchange:\n  clients:\n    - client_id: gw\n      subject_audiences: [https://a.example.com]\n", "token_exchange.clients[0].audiences"},
 		{"token_exchange:\n  clients:\n    - client_id: gw\n      subject_audiences: [https://a.example.com]\n      audiences: [my-api]\n", `c.yaml:6:19: token_exchange.clients[0].audiences: "my-api" is not a resource identifier`},
 		{"token_exchange:\n  clients:\n    - client_id: gw\n      subject_audiences: [https://a.example.com]\n      audiences: [https://b.example.com]\n      scopes: [\"a b\"]\n", `c.yaml:7:16: token_exchange.clients[0].scopes: "a b" is not a scope value`},
-		{"token_exchange:\n  clients:\n    - client_id: gw\n      subject_audiences: [https://a.example.com]\n      audiences: [https://b.example.com]\n    - client_id: gw\n      subject_audiences: [https://a.example.com]\n      audiences: [https://b.example.com]\n", `c.yaml:7:7: token_exchange.clients: the client "gw" has two entries`},
 		{"token_exchange:\n  client: []\n", "client"},
 	} {
 		c, err := load("issuer: https://as.example.com\n" + tt.yaml)
