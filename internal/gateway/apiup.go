@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -97,6 +98,11 @@ type callerKey struct{}
 type caller struct {
 	ti    *rs.TokenInfo
 	token string
+	// ctx is the route's context of the request carrying the call: its
+	// deadline is request_timeout, and it ends when the client goes. The
+	// SDK runs a stateful session's handlers on a context of their own,
+	// so the handler ties the API call to this one.
+	ctx context.Context
 }
 
 // compileAPI builds the in-process MCP server of an OpenAPI route and the
@@ -129,6 +135,9 @@ func compileAPI(rt *route, api *API) (upstream, error) {
 		rt: rt, spec: api, base: base, maxBytes: api.MaxResponseBytes,
 		client: &http.Client{
 			Transport: tr,
+			// Also bounded by the request's context (see handler); this
+			// is the backstop should that be lost.
+			Timeout: rt.timeout,
 			// A redirect would carry the API credential elsewhere; the
 			// 3xx is the tool's (error) result.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -145,7 +154,7 @@ func compileAPI(rt *route, api *API) (upstream, error) {
 		if n <= 0 {
 			n = DefaultExchangeCacheEntries
 		}
-		a.cache = &tokenCache{max: n, m: map[string]cachedToken{}}
+		a.cache = &tokenCache{max: n, m: map[cacheKey]cachedToken{}}
 	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "gatehouse-openapi-" + rt.name, Title: rt.title, Version: "1"}, &mcp.ServerOptions{
 		Logger: rt.g.log.With("route", rt.name, "component", "openapi"),
@@ -157,15 +166,32 @@ func compileAPI(rt *route, api *API) (upstream, error) {
 		}
 		srv.AddTool(mt, a.handler(t))
 	}
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+	logger := rt.g.log.With("route", rt.name, "component", "openapi")
+	stateful := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
 		JSONResponse: true,
 		// A session the route closed without a DELETE reaching here
 		// (shutdown) ends on its own.
 		SessionTimeout: 2 * rt.idle,
-		Logger:         rt.g.log.With("route", rt.name, "component", "openapi"),
+		Logger:         logger,
 		// The route in front has checked the origin and host already;
 		// the in-process request has neither a peer nor an origin.
 		DisableLocalhostProtection: true,
+	})
+	// MCP 2026-07-28 requests carry no session: a stateless handler
+	// answers them, as the demo server does.
+	stateless := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+		JSONResponse:               true,
+		Stateless:                  true,
+		Logger:                     logger,
+		DisableLocalhostProtection: true,
+	})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Revisions are dates: they compare as strings.
+		if r.Header.Get(headerProtocolVersion) >= statelessRevisions[0] && r.Header.Get(headerSessionID) == "" {
+			stateless.ServeHTTP(w, r)
+			return
+		}
+		stateful.ServeHTTP(w, r)
 	})
 	// The SDK binds each session to the user it started with and hands
 	// handlers the caller from its bearer middleware: the verifier reads
@@ -219,6 +245,14 @@ func (a *apiServer) handler(t *openapi.Tool) mcp.ToolHandler {
 		if c == nil {
 			return nil, errors.New("gateway: the tool call arrived without its caller")
 		}
+		if c.ctx != nil {
+			// The route's deadline and the client's going away end the
+			// API call too: the answer would go nowhere.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(c.ctx, cancel)()
+		}
 		hr, err := t.Request(ctx, a.base, req.Params.Arguments)
 		if err != nil {
 			var ae *openapi.ArgError
@@ -264,12 +298,61 @@ func (a *apiServer) handler(t *openapi.Tool) mcp.ToolHandler {
 		if err != nil {
 			return toolError("the API's answer could not be read: " + apiFailure(err)), nil
 		}
-		out := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: res.Text}}, IsError: res.IsError}
-		if res.Structured != nil {
-			out.StructuredContent = res.Structured
+		text, structured := res.Text, res.Structured
+		// An API that echoes its request (an error quoting the URL or the
+		// headers) would show the caller the gateway's credential.
+		if scrubbed, found := a.scrub(text, hr); found {
+			text, structured = scrubbed, nil
+		}
+		out := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, IsError: res.IsError}
+		if structured != nil {
+			out.StructuredContent = structured
 		}
 		return out, nil
 	}
+}
+
+// scrub replaces in text every credential the gateway sent with hr (the
+// static header and query values, the exchanged token) and reports
+// whether it found one.
+func (a *apiServer) scrub(text string, hr *http.Request) (string, bool) {
+	var secrets []string
+	for _, vs := range a.spec.Header {
+		secrets = append(secrets, vs...)
+	}
+	for _, vs := range a.spec.Query {
+		secrets = append(secrets, vs...)
+	}
+	if ex := a.spec.Exchange; ex != nil {
+		h := ex.Header
+		if h == "" {
+			h = "Authorization"
+		}
+		if tok, ok := strings.CutPrefix(hr.Header.Get(h), "Bearer "); ok {
+			secrets = append(secrets, tok)
+		}
+	}
+	found := false
+	for _, sec := range secrets {
+		// A credential may be echoed without its scheme ("Bearer x"),
+		// or query-escaped.
+		for _, v := range []string{sec, credentialPart(sec)} {
+			for _, w := range []string{v, url.QueryEscape(v)} {
+				if len(w) >= 8 && strings.Contains(text, w) {
+					text, found = strings.ReplaceAll(text, w, "[credential removed]"), true
+				}
+			}
+		}
+	}
+	return text, found
+}
+
+// credentialPart is a header value without its auth scheme.
+func credentialPart(v string) string {
+	if _, cred, ok := strings.Cut(v, " "); ok {
+		return cred
+	}
+	return v
 }
 
 // toolError is a failed tool call's result.
@@ -299,7 +382,10 @@ func apiFailure(err error) string {
 // cached per user, client and scope set until shortly before it expires.
 func (a *apiServer) exchanged(ctx context.Context, c *caller, scopes []string) (string, error) {
 	now := a.rt.g.now()
-	key := c.ti.Subject + "\x00" + c.ti.ClientID + "\x00" + strings.Join(scopes, " ")
+	// Keyed by the caller's token, not only its user and client: a
+	// token exchanged for one authorization (its gid, its auth_time) is
+	// never served for another's calls.
+	key := cacheKey{token: sha256.Sum256([]byte(c.token)), scopes: strings.Join(scopes, " ")}
 	if tok, ok := a.cache.get(key, now); ok {
 		return tok, nil
 	}
@@ -320,7 +406,13 @@ func (a *apiServer) exchanged(ctx context.Context, c *caller, scopes []string) (
 type tokenCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[string]cachedToken
+	m   map[cacheKey]cachedToken
+}
+
+// cacheKey is the caller's token (hashed) and the scope set.
+type cacheKey struct {
+	token  [sha256.Size]byte
+	scopes string
 }
 
 type cachedToken struct {
@@ -328,7 +420,7 @@ type cachedToken struct {
 	expiry time.Time
 }
 
-func (c *tokenCache) get(key string, now time.Time) (string, bool) {
+func (c *tokenCache) get(key cacheKey, now time.Time) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.m[key]
@@ -338,7 +430,7 @@ func (c *tokenCache) get(key string, now time.Time) (string, bool) {
 	return t.token, true
 }
 
-func (c *tokenCache) put(key string, t cachedToken, now time.Time) {
+func (c *tokenCache) put(key cacheKey, t cachedToken, now time.Time) {
 	if !now.Add(exchangeMargin).Before(t.expiry) {
 		return // too short-lived to reuse
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/openapi"
 	"github.com/gatehouse-mcp/gatehouse/rs"
@@ -324,4 +326,90 @@ func toolIsError(res rpcResult) bool {
 	}
 	json.Unmarshal(res.Result, &r)
 	return r.IsError
+}
+
+// TestOpenAPIRouteLimits: the route's request_timeout ends the API call
+// (not only the client's wait), and an API answer that echoes the
+// gateway's credentials reaches the client with them removed.
+func TestOpenAPIRouteLimits(t *testing.T) {
+	cancelled := make(chan struct{}, 10)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/pets/slow" {
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(20 * time.Second):
+			}
+			return
+		}
+		// Echo the request, as some APIs' errors do.
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"message":"bad request for %s with %s and %s"}`, r.URL.RequestURI(), r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+	}))
+	defer api.Close()
+	te := httptest.NewServer(&tokenEndpoint{})
+	defer te.Close()
+	rt := openAPIRoute(t, api, te)
+	rt.RequestTimeout = 300 * time.Millisecond
+	rt.Upstream.API.Header = http.Header{"X-Api-Key": {"static-key-0123456789"}}
+	rt.Upstream.API.Query = url.Values{"api_key": {"query-key-0123456789"}}
+	tg := newTestGateway(t, []Route{rt}, nil)
+	c := newRawClient(t, tg.base+"/pets/mcp", "alice-read")
+	c.initialize()
+
+	c.callTool("getPet", map[string]any{"petId": "slow"})
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the API call outlived the route's request_timeout by 10 s: it was not cancelled")
+	}
+
+	_, res := c.callTool("getPet", map[string]any{"petId": "echo"})
+	text := string(res.Result)
+	for _, secret := range []string{"static-key-0123456789", "query-key-0123456789", "api:alice-read:fake:read"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the result shows a credential of the gateway (%s): %s", secret, text)
+		}
+	}
+	if !toolIsError(res) || !strings.Contains(text, "[credential removed]") {
+		t.Errorf("echoing API: %s; want a tool error with the credentials removed", text)
+	}
+}
+
+// TestOpenAPIRouteStateless: an MCP 2026-07-28 client (no initialize, no
+// session) lists and calls an OpenAPI route's tools.
+func TestOpenAPIRouteStateless(t *testing.T) {
+	api := &apiRecorder{}
+	apiSrv := httptest.NewServer(api)
+	defer apiSrv.Close()
+	te := httptest.NewServer(&tokenEndpoint{})
+	defer te.Close()
+	tg := newTestGateway(t, []Route{openAPIRoute(t, apiSrv, te)}, nil)
+	c := newRawClient(t, tg.base+"/pets/mcp", "alice-read")
+	meta := map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+		"io.modelcontextprotocol/clientInfo": map[string]any{"name": "raw", "version": "1"}, "io.modelcontextprotocol/clientCapabilities": map[string]any{}}
+	call := func(method, name string, params map[string]any) (int, rpcResult) {
+		params["_meta"] = meta
+		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+		h := []string{"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", method}
+		if name != "" {
+			h = append(h, "Mcp-Name", name)
+		}
+		resp, msgs := c.post(string(b), h...)
+		if len(msgs) != 1 {
+			t.Fatalf("%s: status %d, %d messages", method, resp.StatusCode, len(msgs))
+		}
+		return resp.StatusCode, msgs[0]
+	}
+	status, res := call("tools/list", "", map[string]any{})
+	if status != http.StatusOK || !strings.Contains(string(res.Result), `"getPet"`) {
+		t.Fatalf("stateless tools/list: %d %s %+v", status, res.Result, res.Error)
+	}
+	status, res = call("tools/call", "getPet", map[string]any{"name": "getPet", "arguments": map[string]any{"petId": "rex"}})
+	if status != http.StatusOK || toolIsError(res) || !strings.Contains(string(res.Result), "rex") {
+		t.Fatalf("stateless tools/call: %d %s %+v", status, res.Result, res.Error)
+	}
+	if reqs := api.requests(); len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "Bearer api:alice-read:fake:read" {
+		t.Errorf("API requests %d, last with %q", len(reqs), reqs[len(reqs)-1].Header.Get("Authorization"))
+	}
 }

@@ -45,7 +45,7 @@ func (u *httpUpstream) request(ctx context.Context, method string, r *http.Reque
 	if u.inproc && r != nil {
 		// The in-process server of an OpenAPI route may exchange the
 		// caller's token; it travels in the context, never in a header.
-		ctx = context.WithValue(ctx, callerKey{}, &caller{ti: rs.TokenInfoFromContext(r.Context()), token: bearerToken(r)})
+		ctx = context.WithValue(ctx, callerKey{}, &caller{ti: rs.TokenInfoFromContext(r.Context()), token: bearerToken(r), ctx: ctx})
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.url, rd)
 	if err != nil {
