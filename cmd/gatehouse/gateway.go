@@ -367,8 +367,10 @@ func openAPIUpstream(issuer string, r config.GatewayRoute, log *slog.Logger) (*g
 	}
 	u := r.Upstream
 	o := u.OpenAPI
+	// A document URL's query could hold a key: never printed.
+	docName, _, _ := strings.Cut(o.Document, "?")
 	fail := func(err error) (*gateway.API, error) {
-		return nil, fmt.Errorf("gateway route %q: openapi document %s: %w", r.Name, o.Document, err)
+		return nil, fmt.Errorf("gateway route %q: openapi document %s: %w", r.Name, docName, err)
 	}
 	doc, err := openapi.Load(o.Data)
 	if err != nil {
@@ -463,6 +465,14 @@ func registerGatewayResources(ctx context.Context, st storage.Store, g *gateway.
 			p[scope] = storage.ScopePolicy{Groups: slices.Clone(pol.Groups), Claims: maps.Clone(pol.Claims)}
 		}
 		policies[canon] = p
+		// An OpenAPI route's API is a resource too (its tokens come by
+		// exchange): the route's policies restrict it the same way, or a
+		// user the route refuses a scope could get it for the API.
+		if a := r.Upstream.Auth; r.Upstream.OpenAPI != nil && a != nil && a.TokenExchange != nil {
+			if apiCanon, err := rs.CanonicalResource(a.TokenExchange.Resource); err == nil {
+				policies[apiCanon] = p
+			}
+		}
 	}
 	now := time.Now()
 	for _, res := range g.Resources(desc) {

@@ -176,6 +176,14 @@ func signInToConsent(t *testing.T, issuer, user, resource, scope string) flowPag
 // and returns the token response's scope.
 func consentAndExchange(t *testing.T, issuer string, p flowPage) string {
 	t.Helper()
+	scope, _ := consentAndToken(t, issuer, p)
+	return scope
+}
+
+// consentAndToken is consentAndExchange that also returns the access
+// token.
+func consentAndToken(t *testing.T, issuer string, p flowPage) (scope, accessToken string) {
+	t.Helper()
 	p = p.submit(t, issuer, "consent-form", url.Values{"decision": {"allow"}})
 	loc, err := url.Parse(p.header.Get("Location"))
 	if err != nil || loc.Query().Get("code") == "" {
@@ -192,5 +200,5 @@ func consentAndExchange(t *testing.T, issuer string, p flowPage) string {
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
 		t.Fatalf("token exchange = %d, %v", resp.StatusCode, err)
 	}
-	return strings.Join(slices.Sorted(slices.Values(strings.Fields(tok.Scope))), " ")
+	return strings.Join(slices.Sorted(slices.Values(strings.Fields(tok.Scope))), " "), tok.AccessToken
 }

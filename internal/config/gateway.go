@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -566,6 +567,16 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 	}
 	bad(g.ShutdownTimeout < 0, "gateway.shutdown_timeout", "gateway.shutdown_timeout must not be negative")
 	names := map[string]bool{}
+	var routeURLs []*url.URL
+	for _, r := range g.Routes {
+		if ru, err := url.Parse(r.URL); err == nil && ru.Host != "" {
+			routeURLs = append(routeURLs, ru)
+		}
+	}
+	issuerURL, _ := url.Parse(iss)
+	if issuerURL != nil && issuerURL.Host == "" {
+		issuerURL = nil
+	}
 	endpoints := map[string]string{}
 	for i, r := range g.Routes {
 		path := fmt.Sprintf("gateway.routes[%d]", i)
@@ -607,7 +618,7 @@ func (g Gateway) validate(topIssuer string, topChecked bool) []error {
 		}
 		up := r.Upstream
 		upAt := func(key string) string { return path + ".upstream." + key }
-		errs = append(errs, openAPIProblems(up, upAt, where)...)
+		errs = append(errs, openAPIProblems(up, upAt, where, routeURLs, issuerURL)...)
 		switch {
 		case up.OpenAPI != nil:
 			bad(up.URL != "" || up.Command != "", at("upstream"), "%s: upstream has openapi and url or command; set one", where)
@@ -740,10 +751,13 @@ func (r GatewayRoute) scopePolicyProblems(at func(string) string, where string, 
 	for s := range r.ImpliedScopes {
 		used[s] = true
 	}
+	// An OpenAPI route's tools get scopes from its scope rules and from
+	// the document, which is not read here: any scope may be the route's.
+	openAPI := r.Upstream.OpenAPI != nil
 	for _, scope := range slices.Sorted(maps.Keys(r.ScopePolicies)) {
 		pol := r.ScopePolicies[scope]
 		kp := at("scope_policies." + scope)
-		if !used[scope] {
+		if !used[scope] && !openAPI {
 			errs = append(errs, keyErrorf(kp, "%s: scope_policies: %q is not a scope of the route (of scopes, tools, resources, prompts or implied_scopes)", where, scope))
 		}
 		if len(pol.Groups) == 0 && len(pol.Claims) == 0 {
@@ -830,8 +844,10 @@ func validScope(s string) bool {
 	return !slices.ContainsFunc([]byte(s), func(c byte) bool { return c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e })
 }
 
-// openAPIProblems checks an openapi upstream's keys.
-func openAPIProblems(up GatewayUpstream, upAt func(string) string, where string) []error {
+// openAPIProblems checks an openapi upstream's keys. routeURLs are every
+// route's URL and issuer the authorization server's (nil if unparsable):
+// neither may be the API's resource.
+func openAPIProblems(up GatewayUpstream, upAt func(string) string, where string, routeURLs []*url.URL, issuer *url.URL) []error {
 	o := up.OpenAPI
 	if o == nil {
 		return nil
@@ -846,6 +862,10 @@ func openAPIProblems(up GatewayUpstream, upAt func(string) string, where string)
 	bad(strings.HasPrefix(o.Document, "http://"), upAt("openapi.document"), "%s: upstream.openapi.document %q: fetch the document over https, or save it to a file", where, redactURL(o.Document))
 	if bu, err := url.Parse(o.BaseURL); o.BaseURL == "" || err != nil || bu.Host == "" || (bu.Scheme != "https" && bu.Scheme != "http") || bu.User != nil || bu.RawQuery != "" || bu.Fragment != "" {
 		errs = append(errs, keyErrorf(upAt("openapi.base_url"), "%s: upstream.openapi.base_url %q must be the API's absolute http(s) base URL, without user information, query or fragment", where, redactURL(o.BaseURL)))
+	} else if bu.Scheme == "http" && !loopbackHost(bu.Hostname()) {
+		// Every request carries a credential (a key, a user's exchanged
+		// token): never in clear text off this machine.
+		errs = append(errs, keyErrorf(upAt("openapi.base_url"), "%s: upstream.openapi.base_url %q: use https (http only on loopback: 127.0.0.1, ::1, localhost); every request carries a credential", where, redactURL(o.BaseURL)))
 	}
 	bad(o.MaxResponseBytes < 0, upAt("openapi.max_response_bytes"), "%s: upstream.openapi.max_response_bytes must not be negative", where)
 	for _, sel := range []struct {
@@ -895,11 +915,49 @@ func openAPIProblems(up GatewayUpstream, upAt func(string) string, where string)
 			if te.TokenURL != "" {
 				if tu, err := url.Parse(te.TokenURL); err != nil || tu.Host == "" || (tu.Scheme != "https" && tu.Scheme != "http") {
 					errs = append(errs, keyErrorf(tp+".token_url", "%s: upstream.auth.token_exchange.token_url %q must be an absolute http(s) URL", where, te.TokenURL))
+				} else if tu.Scheme == "http" && !loopbackHost(tu.Hostname()) {
+					errs = append(errs, keyErrorf(tp+".token_url", "%s: upstream.auth.token_exchange.token_url %q: use https (http only on loopback); the client secret and users' tokens travel to it", where, te.TokenURL))
 				}
 			}
 			bad(te.Header != "" && !headerName.MatchString(te.Header), tp+".header", "%s: upstream.auth.token_exchange.header %q is not an HTTP header name", where, te.Header)
-			bad(strings.EqualFold(te.Header, up.Header) && up.Header != "", tp+".header", "%s: upstream.auth.token_exchange.header and upstream.header are the same header", where)
+			// Both default to Authorization: compare what is in force.
+			exH, staticH := cmp.Or(te.Header, "Authorization"), up.Header
+			if staticH == "" && (up.HeaderValueFile != "" || up.HeaderValueEnv != "") {
+				staticH = "Authorization"
+			}
+			bad(staticH != "" && strings.EqualFold(exH, staticH), tp+".header", "%s: upstream.auth.token_exchange.header (%s) and upstream.header carry two credentials in one header; set token_exchange.header to another (such as X-User-Token)", where, exH)
+			if ru, err := url.Parse(te.Resource); err == nil {
+				for _, other := range routeURLs {
+					bad(sameResource(ru, other), tp+".resource", "%s: upstream.auth.token_exchange.resource %q is a gateway route's URL: the API would get tokens it could replay to the route", where, te.Resource)
+				}
+				bad(issuer != nil && sameResource(ru, issuer), tp+".resource", "%s: upstream.auth.token_exchange.resource %q is the authorization server's issuer", where, te.Resource)
+			}
 		}
 	}
 	return errs
+}
+
+// loopbackHost reports whether host is a loopback name or address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// sameResource reports whether a and b name the same resource: scheme and
+// host compared without case, default ports and a trailing "/" ignored.
+func sameResource(a, b *url.URL) bool {
+	norm := func(u *url.URL) string {
+		host := strings.ToLower(u.Host)
+		switch {
+		case strings.EqualFold(u.Scheme, "https"):
+			host = strings.TrimSuffix(host, ":443")
+		case strings.EqualFold(u.Scheme, "http"):
+			host = strings.TrimSuffix(host, ":80")
+		}
+		return strings.ToLower(u.Scheme) + "://" + host + strings.TrimSuffix(u.EscapedPath(), "/")
+	}
+	return norm(a) == norm(b)
 }

@@ -179,6 +179,19 @@ gateway:
       upstream:
         url: http://127.0.0.1:2/mcp
         auth: {query_param: k, query_value_env: K}
+    - name: clash
+      url: https://mcp.example.com/clash/mcp
+      upstream:
+        header_value_env: PETS_KEY
+        openapi: {document: `+docFile+`, base_url: "http://api.example.com/v1"}
+        auth:
+          token_exchange: {resource: "https://MCP.example.com:443/pets/mcp/", client_id: gw, client_secret_env: PETS_KEY, token_url: "http://as.example.com/token"}
+    - name: issuer
+      url: https://mcp.example.com/issuer/mcp
+      upstream:
+        openapi: {document: `+docFile+`, base_url: "http://127.0.0.1:8080/v1"}
+        auth:
+          token_exchange: {resource: "https://auth.example.com", client_id: gw, client_secret_env: PETS_KEY, header: X-User-Token}
 `)
 	c, err := Load(path, env(map[string]string{"PETS_KEY": "key-1"}))
 	must(t, err)
@@ -203,6 +216,11 @@ gateway:
 		`upstream.auth.token_exchange.client_id is required`,
 		`upstream.auth.token_exchange needs client_secret_file or client_secret_env`,
 		`gateway.routes[2] (other): upstream.auth applies to an openapi upstream`,
+		`gateway.routes[3] (clash): upstream.openapi.base_url "http://api.example.com/v1": use https (http only on loopback`,
+		`gateway.routes[3] (clash): upstream.auth.token_exchange.token_url "http://as.example.com/token": use https`,
+		`gateway.routes[3] (clash): upstream.auth.token_exchange.header (Authorization) and upstream.header carry two credentials in one header`,
+		`gateway.routes[3] (clash): upstream.auth.token_exchange.resource "https://MCP.example.com:443/pets/mcp/" is a gateway route's URL`,
+		`gateway.routes[4] (issuer): upstream.auth.token_exchange.resource "https://auth.example.com" is the authorization server's issuer`,
 	} {
 		found := false
 		for _, g := range got {
@@ -215,7 +233,7 @@ gateway:
 		}
 	}
 	for _, g := range got {
-		if strings.Contains(g, "routes[0]") {
+		if strings.Contains(g, "routes[0]") || (strings.Contains(g, "routes[4]") && !strings.Contains(g, "issuer")) {
 			t.Errorf("the valid route has a problem: %s", g)
 		}
 	}
