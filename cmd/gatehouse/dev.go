@@ -344,10 +344,7 @@ func upsertUser(ctx context.Context, st storage.Store, name, pw string) error {
 // they held (storage.ResetUser): whoever knew the old password loses their
 // sessions and tokens too.
 func setPassword(ctx context.Context, st storage.Store, userID, hash string, now time.Time) error {
-	_, err := st.ResetUser(ctx, userID, now, func(u storage.User) (storage.User, error) {
-		u.PasswordHash, u.UpdatedAt = hash, now
-		return u, nil
-	})
+	_, err := storage.SetPassword(ctx, st, userID, hash, now)
 	return err
 }
 

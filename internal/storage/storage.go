@@ -167,6 +167,18 @@ type Users interface {
 	DeleteUser(ctx context.Context, id string) error
 }
 
+// SetPassword stores hash as the user's password and ends everything
+// they held (ResetUser): whoever knew the old password loses their
+// sessions, consents and grants too. `gatehouse user passwd` and the
+// account page's password change both go through it. It returns the
+// user as stored, with the new Epoch.
+func SetPassword(ctx context.Context, users Users, userID, hash string, now time.Time) (User, error) {
+	return users.ResetUser(ctx, userID, now, func(u User) (User, error) {
+		u.PasswordHash, u.UpdatedAt = hash, now
+		return u, nil
+	})
+}
+
 // UserGroups stores the groups of users: plain names, which a resource's
 // ScopePolicies may require for a scope. They come from two sources kept
 // apart, so that neither erases the other: an operator adds and removes

@@ -24,7 +24,7 @@ var templateFS embed.FS
 // pageNames lists the templates under templates/, one per page; each is
 // parsed together with layout.html into its own template set, because
 // every page defines the same "title" and "content" blocks.
-var pageNames = []string{"login", "consent", "error", "message", "consents"}
+var pageNames = []string{"login", "consent", "error", "message", "consents", "account"}
 
 // Options configures [New]. The zero value of every field except CSRFKey
 // is a documented default.
@@ -311,6 +311,89 @@ type ConsentItem struct {
 	Granted time.Time
 }
 
+// AccountData is what the account page (/account) shows the signed-in
+// user: the clients connected to their account, each with a revoke form,
+// and the forms to change the password, sign out other sessions and sign
+// out. Every form posts the csrf_token field.
+type AccountData struct {
+	// CSRF is the csrf_token field. Empty means Account calls
+	// [Pages.CSRFToken] itself.
+	CSRF string
+	// Username is who is signed in.
+	Username string
+	// Notice is a confirmation shown at the top (role status), e.g.
+	// "Access for Claude was revoked." Optional.
+	Notice string
+	// Error is shown above the password form (role alert) when a
+	// password change was refused. Optional.
+	Error string
+	// RevokeAction, PasswordAction, SessionsAction and SignOutAction are
+	// the URLs the forms post to.
+	RevokeAction, PasswordAction, SessionsAction, SignOutAction string
+	// PasswordRules describes what a new password must be, e.g. "at least
+	// 8 characters".
+	PasswordRules string
+	// NoPassword hides the password form: the user has no local password
+	// (they sign in through an identity provider) or local sign-in is off.
+	NoPassword bool
+	// AccessTokenTTL is the access-token lifetime in force, in words
+	// ("10 minutes"): how long a token already issued stays valid at a
+	// resource that checks it locally after a revocation.
+	AccessTokenTTL string
+	// Agents are the connected clients, in the order to show them.
+	Agents []AgentItem
+}
+
+// AgentItem is one client connected to the user's account.
+type AgentItem struct {
+	// ClientName is the client's display name. Empty means ClientID.
+	ClientName string
+	// ClientID is the client_id, posted back by the revoke form.
+	ClientID string
+	// Publisher is the verified domain of a metadata-document (CIMD)
+	// client. When empty, Static says whether an administrator registered
+	// the client; otherwise it is shown as "unverified".
+	Publisher string
+	// Static is true for a client an administrator registered.
+	Static bool
+	// Resources are the resources it may access, each with its scopes.
+	Resources []AgentResource
+	// Granted is when the user first allowed it; Updated when they last
+	// did (or it last got a new authorization). Zero shows "unknown".
+	Granted, Updated time.Time
+	// LastUsed is when it last redeemed an authorization (a code or a
+	// refresh token). Zero shows "not recorded".
+	LastUsed time.Time
+	// AccessUntil is when the last access token issued to it expires, if
+	// that is in the future: the latest a resource that checks tokens
+	// locally still accepts one after a revocation. Zero: none left.
+	AccessUntil time.Time
+	// ToolCalls are its newest tool calls, newest first (at most 5).
+	ToolCalls []ToolCallItem
+}
+
+// AgentResource is a resource a connected client may access.
+type AgentResource struct {
+	// Resource is the resource URL.
+	Resource string
+	// Name is a display name for Resource, optional.
+	Name string
+	// Scopes are the scopes allowed there.
+	Scopes []string
+}
+
+// ToolCallItem is one tool call from the audit log.
+type ToolCallItem struct {
+	// Time is when the call was made.
+	Time time.Time
+	// Tool is the tool's name.
+	Tool string
+	// Resource is the MCP server's resource URL.
+	Resource string
+	// Outcome is the audit outcome, e.g. "allowed", "denied", "ok".
+	Outcome string
+}
+
 // view is what the layout template receives.
 type view struct {
 	Product    string
@@ -407,6 +490,32 @@ func (p *Pages) Consents(w http.ResponseWriter, r *http.Request, d ConsentsData)
 	}
 	d.Items = items
 	p.render(w, r, http.StatusOK, "consents", d)
+}
+
+// Account writes the account page with the given status; 0 means 200
+// (use 400 to show a refused password change). Format characters are
+// removed from everything a client chose (see [Visible]); ClientID is
+// posted back unchanged and shown through visible.
+func (p *Pages) Account(w http.ResponseWriter, r *http.Request, status int, d AccountData) {
+	if d.CSRF == "" {
+		d.CSRF = p.CSRFToken(w, r)
+	}
+	agents := make([]AgentItem, len(d.Agents))
+	for i, a := range d.Agents {
+		if a.ClientName == "" {
+			a.ClientName = a.ClientID
+		}
+		a.ClientName, a.Publisher = Visible(a.ClientName), Visible(a.Publisher)
+		calls := make([]ToolCallItem, len(a.ToolCalls))
+		for j, c := range a.ToolCalls {
+			c.Tool = Visible(c.Tool)
+			calls[j] = c
+		}
+		a.ToolCalls = calls
+		agents[i] = a
+	}
+	d.Agents = agents
+	p.render(w, r, orStatus(status, http.StatusOK), "account", d)
 }
 
 // render executes a page into a buffer first, so that a template error
