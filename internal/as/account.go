@@ -456,6 +456,6 @@ func (s *Server) handleAccountSessions(w http.ResponseWriter, r *http.Request) {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "session.others_ended", UserID: sess.UserID, Outcome: "success", Detail: fmt.Sprintf("%d sessions ended", n)})
+	s.audit(ctx, r, storage.AuditEvent{Type: "user.sessions_ended", UserID: sess.UserID, Outcome: "success", Detail: fmt.Sprintf("%d sessions ended", n)})
 	http.Redirect(w, r, s.base+pathAccount+"?done=sessions", http.StatusSeeOther)
 }
