@@ -28,11 +28,17 @@ const (
 	pathAccountSessions = "/account/sessions"
 )
 
+// AuditDemoToolCall is the audit event type of a tool call to the demo
+// MCP server of `gatehouse dev`, which records them like the gateway.
+const AuditDemoToolCall = "demo.tool_call"
+
 // ToolCallEvents are the audit event types of tool calls the account page
-// lists as a client's last tool calls: the gateway's and the demo MCP
-// server's (gatehouse dev). A server protected only by the rs library
-// reports nothing to the authorization server.
-var ToolCallEvents = []string{"gateway.tool_call", "demo.tool_call"}
+// lists as a client's last tool calls: the gateway's (gateway.
+// AuditToolCall; a test in cmd/gatehouse keeps them equal, so that this
+// package need not import the gateway) and the demo MCP server's. A
+// server protected only by the rs library reports nothing to the
+// authorization server.
+var ToolCallEvents = []string{"gateway.tool_call", AuditDemoToolCall}
 
 // maxToolCalls is how many of a client's newest tool calls the page shows.
 const maxToolCalls = 5
