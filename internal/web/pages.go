@@ -24,7 +24,7 @@ var templateFS embed.FS
 // pageNames lists the templates under templates/, one per page; each is
 // parsed together with layout.html into its own template set, because
 // every page defines the same "title" and "content" blocks.
-var pageNames = []string{"login", "consent", "error", "message", "consents", "account"}
+var pageNames = []string{"login", "consent", "error", "message", "account"}
 
 // Options configures [New]. The zero value of every field except CSRFKey
 // is a documented default.
@@ -278,39 +278,6 @@ type MessageData struct {
 	Body string
 }
 
-// ConsentsData is what the page listing the user's remembered consents
-// shows. Each item gets its own revoke form posting csrf_token, client_id,
-// resource and a submit button named revoke.
-type ConsentsData struct {
-	// Action is the URL the revoke forms post to.
-	Action string
-	// CSRF is the csrf_token field. Empty means Consents calls
-	// [Pages.CSRFToken] itself.
-	CSRF string
-	// Username is who is signed in.
-	Username string
-	// Items are the remembered consents, in the order to show them.
-	Items []ConsentItem
-}
-
-// ConsentItem is one remembered consent on the consents page.
-type ConsentItem struct {
-	// ClientName is the client's display name. Empty means ClientID.
-	ClientName string
-	// ClientID is the client_id, posted back by the revoke form.
-	ClientID string
-	// Resource is the resource the consent is for, posted back by the
-	// revoke form.
-	Resource string
-	// ResourceName is a display name for Resource, optional.
-	ResourceName string
-	// Scopes are the scopes the user allowed.
-	Scopes []string
-	// Granted is when the user allowed them, shown in UTC. Zero shows
-	// "unknown".
-	Granted time.Time
-}
-
 // AccountData is what the account page (/account) shows the signed-in
 // user: the clients connected to their account, each with a revoke form,
 // and the forms to change the password, sign out other sessions and sign
@@ -472,24 +439,6 @@ func isFormat(r rune) bool { return !safetext.Shown(r) }
 // status; 0 means 200.
 func (p *Pages) Message(w http.ResponseWriter, r *http.Request, status int, d MessageData) {
 	p.render(w, r, orStatus(status, http.StatusOK), "message", d)
-}
-
-// Consents writes the page listing the user's remembered consents, each
-// with a revoke button, with status 200.
-func (p *Pages) Consents(w http.ResponseWriter, r *http.Request, d ConsentsData) {
-	if d.CSRF == "" {
-		d.CSRF = p.CSRFToken(w, r)
-	}
-	items := make([]ConsentItem, len(d.Items))
-	for i, it := range d.Items {
-		if it.ClientName == "" {
-			it.ClientName = it.ClientID
-		}
-		it.ClientName = Visible(it.ClientName) // ClientID is posted back: the template shows it through visible
-		items[i] = it
-	}
-	d.Items = items
-	p.render(w, r, http.StatusOK, "consents", d)
 }
 
 // Account writes the account page with the given status; 0 means 200

@@ -106,15 +106,6 @@ var (
 		},
 		Warnings: []string{"This app was registered a minute ago."},
 	}
-	consentsData = ConsentsData{
-		Action:   "/account/consents",
-		CSRF:     "csrf-token-value",
-		Username: "alice",
-		Items: []ConsentItem{
-			{ClientName: "Claude", ClientID: "c-1", Resource: "https://mcp.example.com/mcp", ResourceName: "Example MCP", Scopes: []string{"files:read", "files:write"}, Granted: granted},
-			{ClientID: "c-2", Resource: "https://other.example.com/mcp"},
-		},
-	}
 )
 
 // accountData is alice's account page with a static client (two tool
@@ -187,10 +178,6 @@ func TestPagesGolden(t *testing.T) {
 		{"message", func(w http.ResponseWriter, r *http.Request) {
 			p.Message(w, r, 0, MessageData{Title: "You declined", Body: "Example Agent was not given access. You can close this window."})
 		}, http.StatusOK},
-		{"consents", func(w http.ResponseWriter, r *http.Request) { p.Consents(w, r, consentsData) }, http.StatusOK},
-		{"consents_empty", func(w http.ResponseWriter, r *http.Request) {
-			p.Consents(w, r, ConsentsData{Action: "/account/consents", CSRF: "csrf-token-value", Username: "alice"})
-		}, http.StatusOK},
 		{"account", func(w http.ResponseWriter, r *http.Request) { p.Account(w, r, 0, accountData) }, http.StatusOK},
 		{"account_empty_error", func(w http.ResponseWriter, r *http.Request) {
 			d := accountData
@@ -257,14 +244,6 @@ func TestFormContract(t *testing.T) {
 			`<button id="deny" type="submit" name="decision" value="deny">`,
 			`<button id="allow" type="submit" name="decision" value="allow"`,
 		}},
-		{"consents", func(w http.ResponseWriter, r *http.Request) { p.Consents(w, r, consentsData) }, []string{
-			`<form method="post" action="/account/consents">`,
-			`name="csrf_token" value="csrf-token-value"`,
-			`name="client_id" value="c-1"`,
-			`name="resource" value="https://mcp.example.com/mcp"`,
-			`name="client_id" value="c-2"`,
-			`<button type="submit" name="revoke"`,
-		}},
 		{"account", func(w http.ResponseWriter, r *http.Request) { p.Account(w, r, 0, accountData) }, []string{
 			`<form id="signout-form" method="post" action="/logout"`,
 			`<form method="post" action="/account/revoke" class="revoke">`,
@@ -310,9 +289,6 @@ func TestPagesEscape(t *testing.T) {
 			p.Error(w, r, 400, ErrorData{Title: evil, Description: evil, Detail: evil, Code: evil})
 		}},
 		{"message", func(w http.ResponseWriter, r *http.Request) { p.Message(w, r, 0, MessageData{Title: evil, Body: evil}) }},
-		{"consents", func(w http.ResponseWriter, r *http.Request) {
-			p.Consents(w, r, ConsentsData{Username: evil, Items: []ConsentItem{{ClientName: evil, ClientID: evil, Resource: evil, Scopes: []string{evil}}}})
-		}},
 		{"account", func(w http.ResponseWriter, r *http.Request) {
 			p.Account(w, r, 0, AccountData{Username: evil, Notice: evil, Error: evil, Agents: []AgentItem{{ClientName: evil, ClientID: evil, Publisher: evil,
 				Resources: []AgentResource{{Resource: evil, Name: evil, Scopes: []string{evil}}}, ToolCalls: []ToolCallItem{{Tool: evil, Outcome: evil}}}}})
@@ -348,9 +324,6 @@ func TestPagesStripFormatCharacters(t *testing.T) {
 		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, c) }},
 		{"error", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Description: evil}) }},
 		{"error detail", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Detail: evil}) }},
-		{"consents", func(w http.ResponseWriter, r *http.Request) {
-			p.Consents(w, r, ConsentsData{Items: []ConsentItem{{ClientName: evil, ClientID: evil, Resource: "https://mcp.example.com/mcp"}}})
-		}},
 		{"account", func(w http.ResponseWriter, r *http.Request) {
 			p.Account(w, r, 0, AccountData{Agents: []AgentItem{{ClientName: evil, ClientID: evil, ToolCalls: []ToolCallItem{{Tool: evil}}}}})
 		}},
@@ -359,7 +332,7 @@ func TestPagesStripFormatCharacters(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			body := render(t, tt.f).Body.String()
 			shown := body
-			if tt.name == "consents" || tt.name == "account" {
+			if tt.name == "account" {
 				if got := fieldValue(t, body, "client_id"); got != evil {
 					t.Errorf("revoke form posts client_id %q, want the stored %q", got, evil)
 				}
