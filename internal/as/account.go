@@ -96,9 +96,11 @@ func (s *Server) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.base+pathAccount, http.StatusSeeOther)
 }
 
-// showAccountLogin writes the account sign-in page. Upstream providers
-// are not offered: their sign-in continues a pending authorization
-// request, which the account page does not have.
+// showAccountLogin writes the account sign-in page: the password form
+// and the upstream OpenID providers' buttons, whose request field is a
+// sealed pending request marked Account, so that the provider's callback
+// lands on /account. Delegated login is not offered: the SaaS's page
+// answers an authorization request.
 func (s *Server) showAccountLogin(w http.ResponseWriter, r *http.Request, status int, username, msg string) {
 	d := web.LoginData{
 		Action:     s.base + pathAccountLogin,
@@ -107,8 +109,24 @@ func (s *Server) showAccountLogin(w http.ResponseWriter, r *http.Request, status
 		Error:      msg,
 		NoPassword: s.opts.DisableLocalLogin,
 	}
-	if d.NoPassword && d.Error == "" {
-		d.Error = "Sign-in with a password is turned off on this server, and the account page has no other sign-in yet."
+	if len(s.opts.Upstreams) > 0 {
+		id, err := s.newID()
+		if err != nil {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+		now := s.now()
+		sealed, ok := s.sealedField(w, r, pending{ID: id, Account: true, CreatedAt: now, ExpiresAt: now.Add(s.opts.AuthRequestTTL)})
+		if !ok {
+			return
+		}
+		d.Request = sealed
+		for _, u := range s.opts.Upstreams { // in configuration order
+			d.Providers = append(d.Providers, web.LoginProvider{ID: u.Name, Name: s.upstreams[u.Name].cfg.DisplayName, Action: s.base + pathUpstream + u.Name})
+		}
+	}
+	if d.NoPassword && len(d.Providers) == 0 && d.Error == "" {
+		d.Error = "Sign-in with a password is turned off on this server, and the account page has no other sign-in."
 	}
 	s.opts.Pages.Login(w, r, status, d)
 }

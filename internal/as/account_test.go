@@ -327,3 +327,47 @@ func regexpAll(expr, s string) []string {
 	}
 	return out
 }
+
+// TestAccountSignInUpstream: the account sign-in offers the upstream
+// provider; its callback lands on /account, signed in as the provisioned
+// user, with no authorization to continue.
+func TestAccountSignInUpstream(t *testing.T) {
+	ts, idp := newUpstreamServer(t, nil)
+	b := newBrowser(t)
+	p := b.get(ts.URL + pathAccountLogin)
+	action, v := p.form(t, "oidc-acme")
+	p = b.post(ts.origin()+action, v)
+	p = b.get(location(t, p).String()) // the provider answers at once
+	p = b.get(location(t, p).String()) // Gatehouse's callback
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != pathAccount {
+		t.Fatalf("after the provider's callback: %d Location %q, want 303 to %s:\n%s", p.status, p.header.Get("Location"), pathAccount, p.body)
+	}
+	if p := b.get(ts.URL + pathAccount); p.status != http.StatusOK || !strings.Contains(p.body, "oidc:acme:"+idp.subject) {
+		t.Errorf("account page after the upstream sign-in = %d, want it signed in as oidc:acme:%s", p.status, idp.subject)
+	}
+	// An upstream user has no password to change here.
+	if p := b.get(ts.URL + pathAccount); strings.Contains(p.body, `id="password-form"`) {
+		t.Error("the account page offers a password change to a user without a password")
+	}
+}
+
+// TestAccountRequestRefusedByAuthorizationForms: the account sign-in's
+// sealed request names no client; posted to the authorization flow's
+// login or consent form it is refused, not continued.
+func TestAccountRequestRefusedByAuthorizationForms(t *testing.T) {
+	ts, _ := newUpstreamServer(t, nil)
+	b := newBrowser(t)
+	_, v := b.get(ts.URL+pathAccountLogin).form(t, "oidc-acme")
+	if v.Get("request") == "" {
+		t.Fatal("the account sign-in's provider form has no request field")
+	}
+	v.Set("username", testUser)
+	v.Set("password", testPassword)
+	v.Set("decision", "allow")
+	for _, path := range []string{pathLogin, pathConsent} {
+		p := b.post(ts.URL+path, v)
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, htmlEscape(msgAccountRequest)) {
+			t.Errorf("POST %s with the account sign-in's request = %d, want 400 with %q", path, p.status, msgAccountRequest)
+		}
+	}
+}

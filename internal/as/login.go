@@ -89,6 +89,22 @@ func (s *Server) loadPendingRequest(w http.ResponseWriter, r *http.Request) (pen
 	return p, true
 }
 
+// msgAccountRequest: an account-page sign-in's request field posted to a
+// form of the authorization flow.
+const msgAccountRequest = "the request field is the account page's sign-in, not an authorization request"
+
+// loadAuthorization is loadPendingRequest for the authorization flow's
+// forms: the account page's sign-in request (pending.Account), which
+// names no client, is refused.
+func (s *Server) loadAuthorization(w http.ResponseWriter, r *http.Request) (pending, bool) {
+	p, ok := s.loadPendingRequest(w, r)
+	if ok && p.Account {
+		s.startAgainPage(w, r, http.StatusBadRequest, msgAccountRequest)
+		return pending{}, false
+	}
+	return p, ok
+}
+
 // sealedField is p sealed for a form's "request" field; on failure it
 // shows the server error page and returns false.
 func (s *Server) sealedField(w http.ResponseWriter, r *http.Request, p pending) (string, bool) {
@@ -166,7 +182,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	p, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadAuthorization(w, r)
 	if !ok {
 		return
 	}
@@ -361,7 +377,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	p, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadAuthorization(w, r)
 	if !ok {
 		return
 	}
