@@ -17,7 +17,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -409,18 +408,13 @@ func groupList(groups []string) string {
 }
 
 // passwordRules states the rule checkPassword enforces on a new
-// password; prompts and errors quote it.
-const passwordRules = "at least 8 characters"
+// password; prompts and errors quote it. The account page's password
+// change enforces the same rule (package password).
+const passwordRules = password.Rules
 
-// checkPassword enforces passwordRules on a new user password. It counts
-// characters, as the rule says, not bytes: "pässwörd" is 8 of them, and
-// four two-byte characters are not 8.
-func checkPassword(pw string) error {
-	if utf8.RuneCountInString(pw) < 8 {
-		return errors.New("the password must be " + passwordRules)
-	}
-	return nil
-}
+// checkPassword enforces passwordRules on a new user password
+// (password.CheckNew).
+func checkPassword(pw string) error { return password.CheckNew(pw) }
 
 // readPassword takes the password from the first line of file, or of in
 // when file is empty, never from a flag value. Only the first line is
@@ -1153,7 +1147,7 @@ func auditFlags(fs *flag.FlagSet) (*storage.AuditQuery, *string) {
 // checks the list against the types in the source, so that `--type` can
 // refuse a category that matches nothing rather than print nothing.
 var auditCategories = []string{
-	"authorize", "client", "code", "consent", "gateway", "key", "login", "refresh", "registration", "resource", "scope", "token", "user",
+	"authorize", "client", "code", "consent", "demo", "gateway", "key", "login", "refresh", "registration", "resource", "scope", "token", "user",
 }
 
 // auditType turns the value of --type into the query's Type: a category

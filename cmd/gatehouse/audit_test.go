@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/gateway"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
@@ -99,12 +100,20 @@ func TestAuditQueryFilters(t *testing.T) {
 // Type: "category.name" in an AuditEvent literal.
 var auditTypeLiteral = regexp.MustCompile(`AuditEvent\{[^}]*Type: *"([a-z_]+)\.[a-z_]+"`)
 
+// TestAccountListsGatewayToolCalls: the account page's "last tool calls"
+// reads the type the gateway writes.
+func TestAccountListsGatewayToolCalls(t *testing.T) {
+	if !slices.Contains(as.ToolCallEvents, gateway.AuditToolCall) {
+		t.Errorf("as.ToolCallEvents = %q, want it to contain gateway.AuditToolCall %q", as.ToolCallEvents, gateway.AuditToolCall)
+	}
+}
+
 // TestAuditCategories checks auditCategories, which `audit query --type`
 // accepts, against the event types the code writes: a new category must be
 // added there, or --type would refuse it.
 func TestAuditCategories(t *testing.T) {
 	found := map[string]bool{}
-	for _, c := range []string{gateway.AuditToolCall, gateway.AuditToolResult} {
+	for _, c := range []string{gateway.AuditToolCall, gateway.AuditToolResult, as.AuditDemoToolCall} {
 		cat, _, _ := strings.Cut(c, ".")
 		found[cat] = true
 	}

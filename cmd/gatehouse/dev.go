@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -167,6 +168,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		Name:       devResourceName,
 		ToolScopes: devToolScopes(),
 		Logger:     log.With("server", "demo-mcp"),
+		ToolCalled: demoToolAudit(st, log),
 	})
 	if err != nil {
 		return fmt.Errorf("demo MCP server: %w", err)
@@ -344,11 +346,20 @@ func upsertUser(ctx context.Context, st storage.Store, name, pw string) error {
 // they held (storage.ResetUser): whoever knew the old password loses their
 // sessions and tokens too.
 func setPassword(ctx context.Context, st storage.Store, userID, hash string, now time.Time) error {
-	_, err := st.ResetUser(ctx, userID, now, func(u storage.User) (storage.User, error) {
-		u.PasswordHash, u.UpdatedAt = hash, now
-		return u, nil
-	})
+	_, err := storage.SetPassword(ctx, st, userID, hash, now)
 	return err
+}
+
+// demoToolAudit records the demo MCP server's tool calls in the audit log
+// (demo.tool_call, as the gateway records gateway.tool_call), so that the
+// account page lists a client's last tool calls in dev too.
+func demoToolAudit(st storage.Audit, log *slog.Logger) func(context.Context, demo.ToolCall) {
+	return func(ctx context.Context, c demo.ToolCall) {
+		e := storage.AuditEvent{Time: c.Time.UTC(), Type: as.AuditDemoToolCall, UserID: c.Subject, ClientID: c.ClientID, Resource: c.Resource, Outcome: c.Outcome, Detail: "tool=" + strconv.Quote(c.Tool)}
+		if err := st.AppendAudit(ctx, e); err != nil {
+			log.ErrorContext(ctx, "audit demo tool call", "cause", err)
+		}
+	}
 }
 
 // devScopes are the demo resource's scopes and the tools they unlock.

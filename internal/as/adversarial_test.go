@@ -797,25 +797,29 @@ func TestAdversarialLoginCSRF(t *testing.T) {
 	}
 }
 
-// TestAdversarialAccountCSRF: revoking a consent and signing out are
-// state-changing POSTs; without the CSRF token they are refused and the
-// consent and the session survive.
+// TestAdversarialAccountCSRF: revoking a client (on the account page and
+// at the old consents address), changing the password, signing out other
+// sessions and signing out are state-changing POSTs; without the CSRF
+// token, or with another browser's, they are refused and the consent and
+// the session survive.
 func TestAdversarialAccountCSRF(t *testing.T) {
 	ts := newTestServer(t, nil)
 	b := newBrowser(t)
 	ts.authorize(t, b, defaultAuth())
-	p := b.get(ts.URL + "/account/consents")
+	p := b.get(ts.URL + "/account")
 	if p.status != http.StatusOK {
-		t.Fatalf("consents page = %d", p.status)
+		t.Fatalf("account page = %d", p.status)
 	}
 	v := hiddenFields(p)
+	v.Set("resource", testResource)
 	attacker := newBrowser(t)
 	_, av := attacker.get(defaultAuth().url(ts.URL)).form(t, "login-form")
-	for _, path := range []string{"/account/consents", "/logout"} {
+	for _, path := range []string{"/account/revoke", "/account/consents", "/account/password", "/account/sessions", "/logout"} {
 		for _, tok := range []string{"", av.Get("csrf_token")} {
 			t.Run(fmt.Sprintf("%s token=%v", path, tok != ""), func(t *testing.T) {
 				before := ts.snapshot(t)
-				f := url.Values{"client_id": {v.Get("client_id")}, "resource": {v.Get("resource")}}
+				f := url.Values{"client_id": {v.Get("client_id")}, "resource": {v.Get("resource")},
+					"current_password": {testPassword}, "new_password": {"a new password"}, "new_password2": {"a new password"}}
 				if tok != "" {
 					f.Set("csrf_token", tok)
 				}
@@ -828,7 +832,7 @@ func TestAdversarialAccountCSRF(t *testing.T) {
 			})
 		}
 	}
-	if p := b.get(ts.URL + "/account/consents"); p.status != http.StatusOK || !strings.Contains(p.body, "Public App") {
+	if p := b.get(ts.URL + "/account"); p.status != http.StatusOK || !strings.Contains(p.body, "Public App") {
 		t.Errorf("after the forged requests the session or consent is gone: status %d", p.status)
 	}
 }
@@ -869,12 +873,16 @@ func TestAdversarialClickjackingHeaders(t *testing.T) {
 		{"CSRF refusal", 403, func(t *testing.T) page {
 			return newBrowser(t).post(ts.URL+"/consent", url.Values{"decision": {"allow"}})
 		}},
-		{"consents", 200, func(t *testing.T) page { return signedIn.get(ts.URL + "/account/consents") }},
-		{"consents signed out (message)", 401, func(t *testing.T) page { return newBrowser(t).get(ts.URL + "/account/consents") }},
+		{"account", 200, func(t *testing.T) page { return signedIn.get(ts.URL + "/account") }},
+		{"account sign-in", 200, func(t *testing.T) page { return newBrowser(t).get(ts.URL + "/account/login") }},
+		{"account sign-in failed", 401, func(t *testing.T) page {
+			b := newBrowser(t)
+			return b.post(ts.URL+"/account/login", url.Values{"csrf_token": {hiddenFields(b.get(ts.URL + "/account/login")).Get("csrf_token")}, "username": {"nobody"}, "password": {"wrong"}})
+		}},
 		{"signed out (message)", 200, func(t *testing.T) page {
 			b := newBrowser(t)
 			ts.authorize(t, b, defaultAuth())
-			return b.post(ts.URL+"/logout", url.Values{"csrf_token": {hiddenFields(b.get(ts.URL + "/account/consents")).Get("csrf_token")}})
+			return b.post(ts.URL+"/logout", url.Values{"csrf_token": {hiddenFields(b.get(ts.URL + "/account")).Get("csrf_token")}})
 		}},
 	}
 	for _, tt := range tests {
@@ -939,18 +947,20 @@ func TestAdversarialSessionRenewedAtLogin(t *testing.T) {
 	if second == "" || second == first {
 		t.Fatalf("the session id did not change at the second login")
 	}
-	if p := withSession(first).get(ts.URL + "/account/consents"); p.status != http.StatusUnauthorized {
-		t.Errorf("the pre-login session id still works: status %d, want 401", p.status)
+	// Without a valid session the account page sends the browser to its
+	// sign-in page.
+	if p := withSession(first).get(ts.URL + "/account"); p.status != http.StatusSeeOther {
+		t.Errorf("the pre-login session id still works: status %d, want 303", p.status)
 	}
-	if p := withSession(second).get(ts.URL + "/account/consents"); p.status != http.StatusOK {
+	if p := withSession(second).get(ts.URL + "/account"); p.status != http.StatusOK {
 		t.Fatalf("the new session id does not work: status %d", p.status)
 	}
-	csrf := hiddenFields(b.get(ts.URL + "/account/consents")).Get("csrf_token")
+	csrf := hiddenFields(b.get(ts.URL + "/account")).Get("csrf_token")
 	if p := b.post(ts.URL+"/logout", url.Values{"csrf_token": {csrf}}); p.status != http.StatusOK {
 		t.Fatalf("logout = %d", p.status)
 	}
-	if p := withSession(second).get(ts.URL + "/account/consents"); p.status != http.StatusUnauthorized {
-		t.Errorf("a copied session cookie works after logout: status %d, want 401", p.status)
+	if p := withSession(second).get(ts.URL + "/account"); p.status != http.StatusSeeOther {
+		t.Errorf("a copied session cookie works after logout: status %d, want 303", p.status)
 	}
 }
 

@@ -151,7 +151,7 @@ func (s *Server) handleDelegateStart(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	p, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadAuthorization(w, r)
 	if !ok {
 		return
 	}

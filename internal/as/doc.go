@@ -27,4 +27,10 @@
 // forms, and its state is marked used in storage, so any replica can take
 // the provider's answer, once. The provider's metadata is cached per
 // process; it is only a cache.
+//
+// Users manage their own account at /account (account.go): its own
+// sign-in, the clients connected to them (consents and live grants, with
+// the last tool calls from the audit log) and revoking them, a password
+// change and signing out other sessions. Every account form works on the
+// session's user alone and carries the CSRF token.
 package as

@@ -210,7 +210,7 @@ func TestPagesNameSignedInUser(t *testing.T) {
 			return ts.login(t, b, b.get(defaultAuth().url(ts.URL)), testUser, testPassword)
 		}},
 		{"consent page from /authorize with a session", func() page { return b.get(defaultAuth().url(ts.URL)) }},
-		{"consents page", func() page { return b.get(ts.URL + pathConsents) }},
+		{"account page", func() page { return b.get(ts.URL + pathAccount) }},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			p := step.load()
@@ -331,11 +331,11 @@ func TestConsentRevocation(t *testing.T) {
 	var tr tokenResponse
 	must(t, json.Unmarshal([]byte(body), &tr))
 
-	p := b.get(ts.URL + "/account/consents")
+	p := b.get(ts.URL + "/account")
 	if p.status != 200 || !strings.Contains(p.body, "Public App") {
-		t.Fatalf("consents page = %d, want it to list Public App:\n%s", p.status, p.body)
+		t.Fatalf("account page = %d, want it to list Public App:\n%s", p.status, p.body)
 	}
-	m := regexp.MustCompile(`<form[^>]*action="([^"]+)"`).FindStringSubmatch(p.body)
+	m := regexp.MustCompile(`<form[^>]*action="([^"]*/account/revoke)"`).FindStringSubmatch(p.body)
 	if m == nil {
 		t.Fatalf("no revoke form:\n%s", p.body)
 	}
@@ -343,7 +343,7 @@ func TestConsentRevocation(t *testing.T) {
 	for _, h := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
 		v.Set(h[1], html.UnescapeString(h[2]))
 	}
-	if v.Get("client_id") != publicClient || v.Get("resource") != testResource {
+	if v.Get("client_id") != publicClient {
 		t.Fatalf("revoke form fields = %v", v)
 	}
 	r := b.post(ts.origin()+html.UnescapeString(m[1]), v)

@@ -89,6 +89,22 @@ func (s *Server) loadPendingRequest(w http.ResponseWriter, r *http.Request) (pen
 	return p, true
 }
 
+// msgAccountRequest: an account-page sign-in's request field posted to a
+// form of the authorization flow.
+const msgAccountRequest = "the request field is the account page's sign-in, not an authorization request"
+
+// loadAuthorization is loadPendingRequest for the authorization flow's
+// forms: the account page's sign-in request (pending.Account), which
+// names no client, is refused.
+func (s *Server) loadAuthorization(w http.ResponseWriter, r *http.Request) (pending, bool) {
+	p, ok := s.loadPendingRequest(w, r)
+	if ok && p.Account {
+		s.startAgainPage(w, r, http.StatusBadRequest, msgAccountRequest)
+		return pending{}, false
+	}
+	return p, ok
+}
+
 // sealedField is p sealed for a form's "request" field; on failure it
 // shows the server error page and returns false.
 func (s *Server) sealedField(w http.ResponseWriter, r *http.Request, p pending) (string, bool) {
@@ -160,14 +176,13 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, st
 	s.opts.Pages.Login(w, r, status, d)
 }
 
-// handleLogin checks a username and password. Failures are counted per
-// account and per client IP; past the limit further attempts are refused
-// until the window ends, without checking the password at all.
+// handleLogin checks a username and password (checkLogin) for a pending
+// authorization request and continues it.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	p, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadAuthorization(w, r)
 	if !ok {
 		return
 	}
@@ -177,7 +192,40 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	username := strings.TrimSpace(r.PostForm.Get("username"))
-	pw := r.PostForm.Get("password")
+	u, refused, err := s.checkLogin(w, r, username, r.PostForm.Get("password"), p.ClientID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	if refused != nil {
+		s.showLogin(w, r, p, refused.status, username, refused.msg)
+		return
+	}
+	sess, err := s.startSession(w, r, u)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: p.ClientID, Outcome: "success"})
+	s.continueAuthorization(w, r, p, sess, u, true)
+}
+
+// loginRefusal is why checkLogin refused a sign-in: the status and the
+// message for the sign-in page.
+type loginRefusal struct {
+	status int
+	msg    string
+}
+
+// checkLogin checks a username and password for a sign-in page (the
+// authorization flow's or the account page's; clientID is the client the
+// sign-in is for, empty for the account page). Failures are counted per
+// account and per client IP; past the limit further attempts are refused
+// until the window ends (with Retry-After set on w), without checking the
+// password at all. Every outcome but success is audited here; the caller
+// audits login.success once the session exists.
+func (s *Server) checkLogin(w http.ResponseWriter, r *http.Request, username, pw, clientID string) (storage.User, *loginRefusal, error) {
+	ctx := r.Context()
 	now := s.now()
 	ip := s.clientIP(r)
 	acctKey, ipKey := "login:user:"+strings.ToLower(username), "login:ip:"+clientip.Bucket(ip)
@@ -201,17 +249,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		n, reset, err := s.opts.Store.AddFailure(ctx, lim.key, now, s.opts.LoginWindow)
 		if err != nil {
 			refund()
-			s.serverErrorPage(w, r, err)
-			return
+			return storage.User{}, nil, err
 		}
 		reserved = append(reserved, lim.key)
 		if n > lim.max {
 			refund()
 			wait := reset.Sub(now)
 			w.Header().Set("Retry-After", retryAfter(wait))
-			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: p.ClientID, Outcome: "denied", Detail: "too many failures for this " + lim.what})
-			s.showLogin(w, r, p, http.StatusTooManyRequests, username, fmt.Sprintf(msgTooManyTries, humanDuration(wait)))
-			return
+			s.audit(ctx, r, storage.AuditEvent{Type: "login.throttled", ClientID: clientID, Outcome: "denied", Detail: "too many failures for this " + lim.what})
+			return storage.User{}, &loginRefusal{http.StatusTooManyRequests, fmt.Sprintf(msgTooManyTries, humanDuration(wait))}, nil
 		}
 	}
 	u, err := s.opts.Store.GetUserByName(ctx, username)
@@ -221,8 +267,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		password.VerifyDummy(pw) // same cost as a real check: no user enumeration by timing
 	case err != nil:
 		refund()
-		s.serverErrorPage(w, r, err)
-		return
+		return storage.User{}, nil, err
 	default:
 		valid, err = password.Verify(pw, u.PasswordHash)
 		if err != nil {
@@ -233,28 +278,20 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if valid && !u.DisabledAt.IsZero() {
 		// Only someone who knows the password learns that the account
 		// is disabled; the attempt stays counted.
-		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: p.ClientID, Outcome: "denied"})
-		s.showLogin(w, r, p, http.StatusForbidden, username, msgDisabled)
-		return
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.disabled", UserID: u.ID, ClientID: clientID, Outcome: "denied"})
+		return storage.User{}, &loginRefusal{http.StatusForbidden, msgDisabled}, nil
 	}
 	if !valid {
 		// The attempt was counted above: it stays counted.
-		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: p.ClientID, Outcome: "failure"})
-		s.showLogin(w, r, p, http.StatusUnauthorized, username, msgBadLogin)
-		return
+		s.audit(ctx, r, storage.AuditEvent{Type: "login.failure", UserID: u.ID, ClientID: clientID, Outcome: "failure"})
+		return storage.User{}, &loginRefusal{http.StatusUnauthorized, msgBadLogin}, nil
 	}
 	if err := s.opts.Store.ResetFailures(ctx, acctKey); err != nil {
 		s.log.ErrorContext(ctx, "reset login failures", "cause", err)
 	}
 	reserved = []string{ipKey}
 	refund()
-	sess, err := s.startSession(w, r, u)
-	if err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	}
-	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: p.ClientID, Outcome: "success"})
-	s.continueAuthorization(w, r, p, sess, u, true)
+	return u, nil, nil
 }
 
 // startSession creates a new session for u. The session id is always new,
@@ -340,7 +377,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	p, ok := s.loadPendingRequest(w, r)
+	p, ok := s.loadAuthorization(w, r)
 	if !ok {
 		return
 	}
@@ -396,46 +433,27 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	s.issueCode(w, r, p, sess, true)
 }
 
-// handleConsents lists the signed-in user's remembered consents (GET) and
-// revokes one (POST).
+// handleConsents is the old address of the consents list, kept so that
+// old links and forms work: a GET goes to the account page, and a POST
+// (the old per-resource revoke form) still revokes that one consent and
+// its grants, then goes there too.
 func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
-	sess, u := s.currentSession(r)
-	if sess == nil {
-		s.opts.Pages.Message(w, r, http.StatusUnauthorized, web.MessageData{Title: "Not signed in", Body: "Sign in through an application first to manage what you have allowed."})
+	if r.Method != http.MethodPost {
+		http.Redirect(w, r, s.base+pathAccount, http.StatusSeeOther)
 		return
 	}
-	ctx := r.Context()
-	if r.Method == http.MethodPost {
-		if !s.parseBrowserForm(w, r) {
-			return
-		}
-		clientID, resource := r.PostForm.Get("client_id"), r.PostForm.Get("resource")
-		err := s.opts.Store.DeleteConsent(ctx, sess.UserID, clientID, resource)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.serverErrorPage(w, r, err)
-			return
-		}
-		// Withdrawing consent also ends what it allowed: the client's
-		// refresh tokens for this resource stop working at once.
-		n, err := s.opts.Store.RevokeGrants(ctx, sess.UserID, clientID, resource, s.now())
-		if err != nil {
-			s.serverErrorPage(w, r, err)
-			return
-		}
-		s.audit(ctx, r, storage.AuditEvent{Type: "consent.revoked", UserID: sess.UserID, ClientID: clientID, Resource: resource, Outcome: "success", Detail: fmt.Sprintf("%d grants revoked", n)})
-		http.Redirect(w, r, s.base+pathConsents, http.StatusSeeOther)
+	if !s.parseBrowserForm(w, r) {
 		return
 	}
-	cons, err := s.opts.Store.ListConsents(ctx, sess.UserID)
-	if err != nil {
+	sess, _, ok := s.accountSession(w, r)
+	if !ok {
+		return
+	}
+	if err := s.revokeConsent(r.Context(), r, sess.UserID, r.PostForm.Get("client_id"), r.PostForm.Get("resource")); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	d := web.ConsentsData{Action: s.base + pathConsents, CSRF: s.opts.Pages.CSRFToken(w, r), Username: u.Username}
-	for _, c := range cons {
-		d.Items = append(d.Items, web.ConsentItem{ClientName: s.clientName(ctx, c.ClientID), ClientID: c.ClientID, Resource: c.Resource, Scopes: c.Scopes, Granted: c.UpdatedAt})
-	}
-	s.opts.Pages.Consents(w, r, d)
+	http.Redirect(w, r, s.base+pathAccount+"?done=revoked", http.StatusSeeOther)
 }
 
 // handleLogout ends the browser session (POST with a CSRF token).

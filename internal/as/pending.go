@@ -48,7 +48,12 @@ type pending struct {
 	// form, so the login form's request posted to /consent does not skip
 	// the sign-in prompt=login asked for, and another browser cannot
 	// answer a page it was not shown.
-	Session   string    `json:"session,omitempty"`
+	Session string `json:"session,omitempty"`
+	// Account marks the account page's sign-in (/account/login), which
+	// has no authorization request: an upstream sign-in carrying it
+	// lands on /account. The authorization flow's forms refuse it
+	// (loadAuthorization).
+	Account   bool      `json:"account,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

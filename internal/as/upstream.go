@@ -612,6 +612,10 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "login.success", UserID: u.ID, ClientID: p.ClientID, Outcome: "success", Detail: "provider=" + up.cfg.Name})
+	if p.Account { // the account page's sign-in: no authorization to continue
+		http.Redirect(w, r, s.base+pathAccount, http.StatusSeeOther)
+		return
+	}
 	s.continueAuthorization(w, r, p, sess, u, true)
 }
 

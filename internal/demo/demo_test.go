@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gatehouse-mcp/gatehouse/internal/testissuer"
@@ -37,10 +39,18 @@ func newDemoServer(t *testing.T) *demoServer { return newDemoServerListing(t, ""
 // newDemoServerListing is newDemoServer with Options.ListTools list.
 func newDemoServerListing(t *testing.T, list rs.ListMode) *demoServer {
 	t.Helper()
+	return newDemoServerWith(t, func(o *Options) { o.ListTools = list })
+}
+
+// newDemoServerWith is newDemoServer with options changed by mod.
+func newDemoServerWith(t *testing.T, mod func(*Options)) *demoServer {
+	t.Helper()
 	a := testissuer.New(t)
 	srv := httptest.NewUnstartedServer(nil)
 	d := &demoServer{as: a, srv: srv, resource: "http://" + srv.Listener.Addr().String() + "/mcp", ran: map[string]int{}}
-	h, err := NewHandler(Options{Issuer: a.URL, Resource: d.resource, HTTPClient: a.Client(), ListTools: list})
+	opts := Options{Issuer: a.URL, Resource: d.resource, HTTPClient: a.Client()}
+	mod(&opts)
+	h, err := NewHandler(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +199,48 @@ var revisions = []string{"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"}
 // TestDemoNotes runs the notes through the real SDK client in every
 // revision: per-user notes, the scope of each tool, and a refused call
 // that leaves the client able to go on.
+// TestDemoReportsToolCalls: with ToolCalled set, every tools/call the
+// server handled is reported with the token's subject and client and its
+// outcome; a call rs refused before the server saw it is not.
+func TestDemoReportsToolCalls(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls []ToolCall
+	)
+	d := newDemoServerWith(t, func(o *Options) {
+		o.ToolCalled = func(_ context.Context, c ToolCall) {
+			mu.Lock()
+			calls = append(calls, c)
+			mu.Unlock()
+		}
+	})
+	ctx := t.Context()
+	cs := d.connect(t, d.as.Token(t, d.resource, "alice", "notes:read", nil))
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "read_note", Arguments: map[string]any{"id": "99"}}); err != nil || !res.IsError {
+		t.Fatalf("read_note of a missing note = %+v, %v; want a tool error", res, err)
+	}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"title": "x"}}); err == nil {
+		t.Fatal("add_note with notes:read succeeded")
+	}
+	want := []ToolCall{
+		{Tool: "list_notes", Subject: "alice", ClientID: testissuer.ClientID, Resource: d.resource, Outcome: "ok"},
+		{Tool: "read_note", Subject: "alice", ClientID: testissuer.ClientID, Resource: d.resource, Outcome: "tool_error"},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range calls {
+		if c.Time.IsZero() {
+			t.Errorf("call %s reported without a time", c.Tool)
+		}
+	}
+	if diff := cmp.Diff(want, calls, cmpopts.IgnoreFields(ToolCall{}, "Time")); diff != "" {
+		t.Errorf("reported tool calls (-want +got):\n%s", diff)
+	}
+}
+
 func TestDemoNotes(t *testing.T) {
 	for _, rev := range revisions {
 		t.Run(rev, func(t *testing.T) { testDemoNotes(t, rev) })

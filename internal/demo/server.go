@@ -69,6 +69,25 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+	// ToolCalled, when set, is told of every tools/call after it was
+	// handled (gatehouse dev records them in the audit log, for the
+	// account page's "last tool calls"). It must not block for long: the
+	// call's response waits for it.
+	ToolCalled func(ctx context.Context, c ToolCall)
+}
+
+// ToolCall is one tools/call the demo server handled.
+type ToolCall struct {
+	Time time.Time
+	// Tool is the tool's name as the client sent it.
+	Tool string
+	// Subject and ClientID are the access token's sub and client_id.
+	Subject, ClientID string
+	// Resource is the demo server's resource URL.
+	Resource string
+	// Outcome is "ok", "tool_error" (the tool answered with isError) or
+	// "error" (the call failed: unknown tool, bad arguments).
+	Outcome string
 }
 
 // NewHandler returns the demo server: MCP at the path of opts.Resource,
@@ -137,7 +156,11 @@ func NewHandler(opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	protect.ResourceMetadataURL = metadataURL
-	h := mcpHandler(newMCPServer(newNotes(opts.Now)), log)
+	server := newMCPServer(newNotes(opts.Now))
+	if opts.ToolCalled != nil {
+		server.AddReceivingMiddleware(reportToolCalls(opts))
+	}
+	h := mcpHandler(server, log)
 	mux.Handle(mcpPath, rsmcp.Protect(h, v, protect))
 	if mcpPath != "/" {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -258,6 +281,32 @@ func newMCPServer(store *notes) *mcp.Server {
 			return nil, deleteOut{Deleted: in.ID}, nil
 		})
 	return s
+}
+
+// reportToolCalls is middleware telling opts.ToolCalled of each
+// tools/call once it was handled.
+func reportToolCalls(opts Options) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			res, err := next(ctx, method, req)
+			call, ok := req.(*mcp.CallToolRequest)
+			if method != "tools/call" || !ok || call.Params == nil {
+				return res, err
+			}
+			c := ToolCall{Time: opts.Now(), Tool: call.Params.Name, Resource: opts.Resource, Outcome: "ok"}
+			if ex := call.Extra; ex != nil && ex.TokenInfo != nil {
+				c.Subject = ex.TokenInfo.UserID
+				c.ClientID, _ = ex.TokenInfo.Extra[rsmcp.ExtraClientID].(string)
+			}
+			if r, isResult := res.(*mcp.CallToolResult); err != nil {
+				c.Outcome = "error"
+			} else if isResult && r != nil && r.IsError {
+				c.Outcome = "tool_error"
+			}
+			opts.ToolCalled(ctx, c)
+			return res, err
+		}
+	}
 }
 
 // toolRan, when set (by tests), is called whenever a tool handler starts.

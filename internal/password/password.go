@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -358,4 +359,19 @@ func parseDecimal(s string) (uint32, bool) {
 	}
 	v, err := strconv.ParseUint(s, 10, 32)
 	return uint32(v), err == nil
+}
+
+// Rules states the rule [CheckNew] enforces on a new user password, for
+// prompts, forms and errors to quote.
+const Rules = "at least 8 characters"
+
+// CheckNew enforces [Rules] on a new user password: `gatehouse user add`
+// and `user passwd`, and the account page's password change. It counts
+// characters, as the rule says, not bytes: "pässwörd" is 8 of them, and
+// four two-byte characters are not 8.
+func CheckNew(pw string) error {
+	if utf8.RuneCountInString(pw) < 8 {
+		return errors.New("the password must be " + Rules)
+	}
+	return nil
 }

@@ -167,6 +167,18 @@ type Users interface {
 	DeleteUser(ctx context.Context, id string) error
 }
 
+// SetPassword stores hash as the user's password and ends everything
+// they held (ResetUser): whoever knew the old password loses their
+// sessions, consents and grants too. `gatehouse user passwd` and the
+// account page's password change both go through it. It returns the
+// user as stored, with the new Epoch.
+func SetPassword(ctx context.Context, users Users, userID, hash string, now time.Time) (User, error) {
+	return users.ResetUser(ctx, userID, now, func(u User) (User, error) {
+		u.PasswordHash, u.UpdatedAt = hash, now
+		return u, nil
+	})
+}
+
 // UserGroups stores the groups of users: plain names, which a resource's
 // ScopePolicies may require for a scope. They come from two sources kept
 // apart, so that neither erases the other: an operator adds and removes
@@ -329,6 +341,10 @@ type Sessions interface {
 	CreateSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, idHash string) (Session, error)
 	DeleteSession(ctx context.Context, idHash string) error
+	// DeleteUserSessions deletes every session of userID except the one
+	// whose IDHash is except ("" keeps none), and returns how many it
+	// deleted: "sign out other sessions" on the account page.
+	DeleteUserSessions(ctx context.Context, userID, except string) (int64, error)
 }
 
 // AuthCode is an issued authorization code.
@@ -422,6 +438,22 @@ type Grants interface {
 	// GetRefreshToken); exactly one of any number of concurrent callers
 	// succeeds. ErrNotFound for an unknown hash.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, retry []byte, retryKey string) error
+	// ListUserGrants returns userID's grants that are neither revoked nor
+	// expired at now, ordered by client, resource and id, each with when
+	// it was last used. One user's live grants are few (one per client ×
+	// resource × authorization kept), so the list is not paginated.
+	ListUserGrants(ctx context.Context, userID string, now time.Time) ([]GrantUse, error)
+}
+
+// GrantUse is a grant and when its client last used it.
+type GrantUse struct {
+	Grant
+	// LastUsed is the CreatedAt of the grant's newest refresh token: a
+	// refresh token is made when the grant is and at each refresh, so
+	// this is the last time the client redeemed the grant (its code or a
+	// refresh token). Access-token use at resources is not recorded
+	// here. Zero when the grant has no refresh token (no offline_access).
+	LastUsed time.Time
 }
 
 // Consent records that a user allowed a client scopes at a resource.
@@ -542,7 +574,11 @@ type AuditQuery struct {
 	UserID   string
 	ClientID string
 	AfterID  int64 // only events with ID > AfterID (for tailing)
+	BeforeID int64 // only events with ID < BeforeID (keyset paging with Newest); 0 means no bound
 	Limit    int   // 0 means 100
+	// Newest returns the newest matching events, in descending ID order,
+	// instead of the oldest in ascending order.
+	Newest bool
 }
 
 // Audit stores the audit log.
@@ -554,7 +590,8 @@ type Audit interface {
 	// valid UTF-8, and NUL bytes, are stored as U+FFFD: an event never
 	// fails for what a caller sent, which would fail its whole batch.
 	AppendAudits(ctx context.Context, es []AuditEvent) error
-	// QueryAudit returns matching events in ascending ID order.
+	// QueryAudit returns matching events in ascending ID order, or the
+	// newest first when q.Newest is set.
 	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 	// DeleteAuditBefore deletes at most limit (> 0) events whose Time is
 	// before before, in one transaction, and returns how many it deleted.

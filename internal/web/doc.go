@@ -1,5 +1,6 @@
 // Package web renders the authorization server's browser pages (sign-in,
-// consent, error and message pages, and the list of remembered consents)
+// consent, error and message pages, and the account page with the
+// connected agents)
 // and holds the security plumbing every browser route needs: strict
 // response headers ([SecureHeaders]), signed double-submit CSRF tokens
 // ([Pages.CSRFToken], [Pages.CheckCSRF]) and cookie helpers that add the

@@ -24,7 +24,7 @@ var templateFS embed.FS
 // pageNames lists the templates under templates/, one per page; each is
 // parsed together with layout.html into its own template set, because
 // every page defines the same "title" and "content" blocks.
-var pageNames = []string{"login", "consent", "error", "message", "consents"}
+var pageNames = []string{"login", "consent", "error", "message", "account"}
 
 // Options configures [New]. The zero value of every field except CSRFKey
 // is a documented default.
@@ -278,37 +278,87 @@ type MessageData struct {
 	Body string
 }
 
-// ConsentsData is what the page listing the user's remembered consents
-// shows. Each item gets its own revoke form posting csrf_token, client_id,
-// resource and a submit button named revoke.
-type ConsentsData struct {
-	// Action is the URL the revoke forms post to.
-	Action string
-	// CSRF is the csrf_token field. Empty means Consents calls
+// AccountData is what the account page (/account) shows the signed-in
+// user: the clients connected to their account, each with a revoke form,
+// and the forms to change the password, sign out other sessions and sign
+// out. Every form posts the csrf_token field.
+type AccountData struct {
+	// CSRF is the csrf_token field. Empty means Account calls
 	// [Pages.CSRFToken] itself.
 	CSRF string
 	// Username is who is signed in.
 	Username string
-	// Items are the remembered consents, in the order to show them.
-	Items []ConsentItem
+	// Notice is a confirmation shown at the top (role status), e.g.
+	// "Access for Claude was revoked." Optional.
+	Notice string
+	// Error is shown above the password form (role alert) when a
+	// password change was refused. Optional.
+	Error string
+	// RevokeAction, PasswordAction, SessionsAction and SignOutAction are
+	// the URLs the forms post to.
+	RevokeAction, PasswordAction, SessionsAction, SignOutAction string
+	// PasswordRules describes what a new password must be, e.g. "at least
+	// 8 characters".
+	PasswordRules string
+	// NoPassword hides the password form: the user has no local password
+	// (they sign in through an identity provider) or local sign-in is off.
+	NoPassword bool
+	// AccessTokenTTL is the access-token lifetime in force, in words
+	// ("10 minutes"): how long a token already issued stays valid at a
+	// resource that checks it locally after a revocation.
+	AccessTokenTTL string
+	// Agents are the connected clients, in the order to show them.
+	Agents []AgentItem
 }
 
-// ConsentItem is one remembered consent on the consents page.
-type ConsentItem struct {
+// AgentItem is one client connected to the user's account.
+type AgentItem struct {
 	// ClientName is the client's display name. Empty means ClientID.
 	ClientName string
 	// ClientID is the client_id, posted back by the revoke form.
 	ClientID string
-	// Resource is the resource the consent is for, posted back by the
-	// revoke form.
+	// Publisher is the verified domain of a metadata-document (CIMD)
+	// client. When empty, Static says whether an administrator registered
+	// the client; otherwise it is shown as "unverified".
+	Publisher string
+	// Static is true for a client an administrator registered.
+	Static bool
+	// Resources are the resources it may access, each with its scopes.
+	Resources []AgentResource
+	// Granted is when the user first allowed it; Updated when they last
+	// did (or it last got a new authorization). Zero shows "unknown".
+	Granted, Updated time.Time
+	// LastUsed is when it last redeemed an authorization (a code or a
+	// refresh token). Zero shows "not recorded".
+	LastUsed time.Time
+	// AccessUntil is when the last access token issued to it expires, if
+	// that is in the future: the latest a resource that checks tokens
+	// locally still accepts one after a revocation. Zero: none left.
+	AccessUntil time.Time
+	// ToolCalls are its newest tool calls, newest first (at most 5).
+	ToolCalls []ToolCallItem
+}
+
+// AgentResource is a resource a connected client may access.
+type AgentResource struct {
+	// Resource is the resource URL.
 	Resource string
-	// ResourceName is a display name for Resource, optional.
-	ResourceName string
-	// Scopes are the scopes the user allowed.
+	// Name is a display name for Resource, optional.
+	Name string
+	// Scopes are the scopes allowed there.
 	Scopes []string
-	// Granted is when the user allowed them, shown in UTC. Zero shows
-	// "unknown".
-	Granted time.Time
+}
+
+// ToolCallItem is one tool call from the audit log.
+type ToolCallItem struct {
+	// Time is when the call was made.
+	Time time.Time
+	// Tool is the tool's name.
+	Tool string
+	// Resource is the MCP server's resource URL.
+	Resource string
+	// Outcome is the audit outcome, e.g. "allowed", "denied", "ok".
+	Outcome string
 }
 
 // view is what the layout template receives.
@@ -391,22 +441,30 @@ func (p *Pages) Message(w http.ResponseWriter, r *http.Request, status int, d Me
 	p.render(w, r, orStatus(status, http.StatusOK), "message", d)
 }
 
-// Consents writes the page listing the user's remembered consents, each
-// with a revoke button, with status 200.
-func (p *Pages) Consents(w http.ResponseWriter, r *http.Request, d ConsentsData) {
+// Account writes the account page with the given status; 0 means 200
+// (use 400 to show a refused password change). Format characters are
+// removed from everything a client chose (see [Visible]); ClientID is
+// posted back unchanged and shown through visible.
+func (p *Pages) Account(w http.ResponseWriter, r *http.Request, status int, d AccountData) {
 	if d.CSRF == "" {
 		d.CSRF = p.CSRFToken(w, r)
 	}
-	items := make([]ConsentItem, len(d.Items))
-	for i, it := range d.Items {
-		if it.ClientName == "" {
-			it.ClientName = it.ClientID
+	agents := make([]AgentItem, len(d.Agents))
+	for i, a := range d.Agents {
+		if a.ClientName == "" {
+			a.ClientName = a.ClientID
 		}
-		it.ClientName = Visible(it.ClientName) // ClientID is posted back: the template shows it through visible
-		items[i] = it
+		a.ClientName, a.Publisher = Visible(a.ClientName), Visible(a.Publisher)
+		calls := make([]ToolCallItem, len(a.ToolCalls))
+		for j, c := range a.ToolCalls {
+			c.Tool = Visible(c.Tool)
+			calls[j] = c
+		}
+		a.ToolCalls = calls
+		agents[i] = a
 	}
-	d.Items = items
-	p.render(w, r, http.StatusOK, "consents", d)
+	d.Agents = agents
+	p.render(w, r, orStatus(status, http.StatusOK), "account", d)
 }
 
 // render executes a page into a buffer first, so that a template error

@@ -106,16 +106,30 @@ var (
 		},
 		Warnings: []string{"This app was registered a minute ago."},
 	}
-	consentsData = ConsentsData{
-		Action:   "/account/consents",
-		CSRF:     "csrf-token-value",
-		Username: "alice",
-		Items: []ConsentItem{
-			{ClientName: "Claude", ClientID: "c-1", Resource: "https://mcp.example.com/mcp", ResourceName: "Example MCP", Scopes: []string{"files:read", "files:write"}, Granted: granted},
-			{ClientID: "c-2", Resource: "https://other.example.com/mcp"},
-		},
-	}
 )
+
+// accountData is alice's account page with a static client (two tool
+// calls) and an unverified self-registered one, and one with a verified
+// publisher.
+var accountData = AccountData{
+	CSRF:           "csrf-token-value",
+	Username:       "alice",
+	Notice:         "Access was revoked.",
+	RevokeAction:   "/account/revoke",
+	PasswordAction: "/account/password",
+	SessionsAction: "/account/sessions",
+	SignOutAction:  "/logout",
+	PasswordRules:  "at least 8 characters",
+	AccessTokenTTL: "10 minutes",
+	Agents: []AgentItem{
+		{ClientName: "Claude", ClientID: "c-1", Static: true,
+			Resources: []AgentResource{{Resource: "https://mcp.example.com/mcp", Name: "Example MCP", Scopes: []string{"files:read", "files:write"}}},
+			Granted:   granted, Updated: granted.Add(time.Hour), LastUsed: granted.Add(2 * time.Hour), AccessUntil: granted.Add(2*time.Hour + 10*time.Minute),
+			ToolCalls: []ToolCallItem{{Time: granted.Add(3 * time.Hour), Tool: "read_file", Resource: "https://mcp.example.com/mcp", Outcome: "allowed"}, {Time: granted.Add(2 * time.Hour), Tool: "list_files", Outcome: "ok"}}},
+		{ClientID: "dcr-7f3a", Resources: []AgentResource{{Resource: "https://other.example.com/mcp"}}},
+		{ClientName: "Agent", ClientID: "https://agent.example.com/client.json", Publisher: "agent.example.com", Granted: granted},
+	},
+}
 
 func TestPagesGolden(t *testing.T) {
 	p := newPages(t, true)
@@ -164,9 +178,16 @@ func TestPagesGolden(t *testing.T) {
 		{"message", func(w http.ResponseWriter, r *http.Request) {
 			p.Message(w, r, 0, MessageData{Title: "You declined", Body: "Example Agent was not given access. You can close this window."})
 		}, http.StatusOK},
-		{"consents", func(w http.ResponseWriter, r *http.Request) { p.Consents(w, r, consentsData) }, http.StatusOK},
-		{"consents_empty", func(w http.ResponseWriter, r *http.Request) {
-			p.Consents(w, r, ConsentsData{Action: "/account/consents", CSRF: "csrf-token-value", Username: "alice"})
+		{"account", func(w http.ResponseWriter, r *http.Request) { p.Account(w, r, 0, accountData) }, http.StatusOK},
+		{"account_empty_error", func(w http.ResponseWriter, r *http.Request) {
+			d := accountData
+			d.Agents, d.Notice, d.Error = nil, "", "Your current password is incorrect."
+			p.Account(w, r, http.StatusBadRequest, d)
+		}, http.StatusBadRequest},
+		{"account_no_password", func(w http.ResponseWriter, r *http.Request) {
+			d := accountData
+			d.Agents, d.Notice, d.NoPassword = nil, "", true
+			p.Account(w, r, 0, d)
 		}, http.StatusOK},
 	}
 	for _, tt := range tests {
@@ -223,13 +244,16 @@ func TestFormContract(t *testing.T) {
 			`<button id="deny" type="submit" name="decision" value="deny">`,
 			`<button id="allow" type="submit" name="decision" value="allow"`,
 		}},
-		{"consents", func(w http.ResponseWriter, r *http.Request) { p.Consents(w, r, consentsData) }, []string{
-			`<form method="post" action="/account/consents">`,
-			`name="csrf_token" value="csrf-token-value"`,
+		{"account", func(w http.ResponseWriter, r *http.Request) { p.Account(w, r, 0, accountData) }, []string{
+			`<form id="signout-form" method="post" action="/logout"`,
+			`<form method="post" action="/account/revoke" class="revoke">`,
 			`name="client_id" value="c-1"`,
-			`name="resource" value="https://mcp.example.com/mcp"`,
-			`name="client_id" value="c-2"`,
-			`<button type="submit" name="revoke"`,
+			`name="client_id" value="https://agent.example.com/client.json"`,
+			`<form id="password-form" method="post" action="/account/password">`,
+			`name="current_password" type="password"`,
+			`name="new_password" type="password"`,
+			`name="new_password2" type="password"`,
+			`<form id="sessions-form" method="post" action="/account/sessions">`,
 		}},
 	}
 	for _, tt := range tests {
@@ -265,8 +289,9 @@ func TestPagesEscape(t *testing.T) {
 			p.Error(w, r, 400, ErrorData{Title: evil, Description: evil, Detail: evil, Code: evil})
 		}},
 		{"message", func(w http.ResponseWriter, r *http.Request) { p.Message(w, r, 0, MessageData{Title: evil, Body: evil}) }},
-		{"consents", func(w http.ResponseWriter, r *http.Request) {
-			p.Consents(w, r, ConsentsData{Username: evil, Items: []ConsentItem{{ClientName: evil, ClientID: evil, Resource: evil, Scopes: []string{evil}}}})
+		{"account", func(w http.ResponseWriter, r *http.Request) {
+			p.Account(w, r, 0, AccountData{Username: evil, Notice: evil, Error: evil, Agents: []AgentItem{{ClientName: evil, ClientID: evil, Publisher: evil,
+				Resources: []AgentResource{{Resource: evil, Name: evil, Scopes: []string{evil}}}, ToolCalls: []ToolCallItem{{Tool: evil, Outcome: evil}}}}})
 		}},
 	}
 	for _, tt := range tests {
@@ -299,15 +324,15 @@ func TestPagesStripFormatCharacters(t *testing.T) {
 		{"consent", func(w http.ResponseWriter, r *http.Request) { p.Consent(w, r, c) }},
 		{"error", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Description: evil}) }},
 		{"error detail", func(w http.ResponseWriter, r *http.Request) { p.Error(w, r, 400, ErrorData{Detail: evil}) }},
-		{"consents", func(w http.ResponseWriter, r *http.Request) {
-			p.Consents(w, r, ConsentsData{Items: []ConsentItem{{ClientName: evil, ClientID: evil, Resource: "https://mcp.example.com/mcp"}}})
+		{"account", func(w http.ResponseWriter, r *http.Request) {
+			p.Account(w, r, 0, AccountData{Agents: []AgentItem{{ClientName: evil, ClientID: evil, ToolCalls: []ToolCallItem{{Tool: evil}}}}})
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := render(t, tt.f).Body.String()
 			shown := body
-			if tt.name == "consents" {
+			if tt.name == "account" {
 				if got := fieldValue(t, body, "client_id"); got != evil {
 					t.Errorf("revoke form posts client_id %q, want the stored %q", got, evil)
 				}

@@ -1,5 +1,5 @@
-// Command screenshots takes PNG screenshots of the sign-in, consent and
-// error pages of a running `gatehouse dev`, at 1200×900 in headless
+// Command screenshots takes PNG screenshots of the sign-in, consent,
+// error and account pages of a running `gatehouse dev`, at 1200×900 in headless
 // Chromium, for docs/screenshots. scripts/screenshots.sh starts a
 // branded dev server in a temporary directory and runs it:
 //
@@ -153,6 +153,12 @@ func run(issuer, user, password, out, chromium string) error {
 	if err := shot("consent"); err != nil {
 		return err
 	}
+	// Allow, so that the client is connected to the account. The browser
+	// then fails to reach the redirect URI (nothing listens there), which
+	// does not matter: the consent is remembered.
+	if err := chromedp.Do(ctx, chromedp.Click(css("#allow")), chromedp.WaitNotPresent(css("#consent-form"))); err != nil {
+		return fmt.Errorf("allow: %w", err)
+	}
 	// A redirect URI the client did not register: the page the user sees
 	// instead of being sent anywhere, with "For developers" opened.
 	if err := chromedp.Do(ctx,
@@ -162,7 +168,18 @@ func run(issuer, user, password, out, chromium string) error {
 	); err != nil {
 		return fmt.Errorf("error page: %w", err)
 	}
-	return shot("error")
+	if err := shot("error"); err != nil {
+		return err
+	}
+	// The account page, in the session of the sign-in above, with the
+	// client just allowed.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(issuer+"/account"),
+		chromedp.WaitVisible(css("#agents-heading")),
+	); err != nil {
+		return fmt.Errorf("account page: %w", err)
+	}
+	return shot("account")
 }
 
 func findChromium() string {

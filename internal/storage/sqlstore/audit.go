@@ -115,8 +115,8 @@ func auditText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
-// QueryAudit returns matching events in ascending ID order, at most
-// q.Limit (0 or negative: 100). Since is inclusive and Until exclusive, so
+// QueryAudit returns matching events in ascending ID order (descending
+// with q.Newest), at most q.Limit (0 or negative: 100). Since is inclusive and Until exclusive, so
 // consecutive windows neither overlap nor leave gaps. A Type ending in "."
 // matches by prefix, compared exactly (not with LIKE, which SQLite folds
 // to ASCII case-insensitive and which would need escaping of _ and %).
@@ -148,6 +148,9 @@ func (s *Store) QueryAudit(ctx context.Context, q storage.AuditQuery) ([]storage
 	if q.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, q.AfterID)
 	}
+	if q.BeforeID > 0 {
+		where, args = append(where, "id < ?"), append(args, q.BeforeID)
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = defaultAuditLimit
@@ -156,7 +159,11 @@ func (s *Store) QueryAudit(ctx context.Context, q storage.AuditQuery) ([]storage
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY id LIMIT ?"
+	if q.Newest {
+		query += " ORDER BY id DESC LIMIT ?"
+	} else {
+		query += " ORDER BY id LIMIT ?"
+	}
 	args = append(args, limit)
 	es, err := queryAll(ctx, s, s.r, scanAudit, query, args...)
 	if err != nil {

@@ -54,3 +54,13 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 	}
 	return nil
 }
+
+// DeleteUserSessions deletes userID's sessions other than except (through
+// the sessions_user_id index) and returns the count.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID, except string) (int64, error) {
+	n, err := s.exec(ctx, s.w, "DELETE FROM sessions WHERE user_id = ? AND id_hash <> ?", userID, except)
+	if err != nil {
+		return 0, fmt.Errorf("delete user sessions: %w", err)
+	}
+	return n, nil
+}

@@ -51,6 +51,8 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UpstreamIdentities", testUpstreamIdentities},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
+		{"UserSessions", testUserSessions},
+		{"UserGrants", testUserGrants},
 		{"AuthCodes", testAuthCodes},
 		{"GrantsAndRefreshTokens", testGrantsAndRefreshTokens},
 		{"Consents", testConsents},
@@ -1491,6 +1493,79 @@ func testThrottle(t *testing.T, s storage.Store) {
 
 // ---- audit ----------------------------------------------------------------
 
+// testUserSessions: "sign out other sessions" deletes every session of
+// the user but the one kept, and no other user's.
+func testUserSessions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	for _, ss := range []storage.Session{
+		{IDHash: "a", UserID: "u1"}, {IDHash: "b", UserID: "u1"}, {IDHash: "c", UserID: "u1"}, {IDHash: "d", UserID: "u2"},
+	} {
+		ss.CreatedAt, ss.ExpiresAt = t0, at(time.Hour)
+		mustCreateSession(t, s, ss)
+	}
+	n, err := s.DeleteUserSessions(ctx, "u1", "b")
+	if err != nil || n != 2 {
+		t.Fatalf(`DeleteUserSessions("u1", except "b") = %d, %v; want 2, nil`, n, err)
+	}
+	for hash, want := range map[string]bool{"a": false, "b": true, "c": false, "d": true} {
+		_, err := s.GetSession(ctx, hash)
+		wantFound(t, fmt.Sprintf("GetSession(%q) after DeleteUserSessions", hash), err, want)
+	}
+	n, err = s.DeleteUserSessions(ctx, "u2", "")
+	if err != nil || n != 1 {
+		t.Errorf(`DeleteUserSessions("u2", "") = %d, %v; want 1, nil`, n, err)
+	}
+}
+
+// testUserGrants: ListUserGrants returns the user's live grants only
+// (not revoked, not expired, not another user's), ordered by client,
+// resource and id, each with the creation time of its newest refresh
+// token.
+func testUserGrants(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateClient(t, s, "c1")
+	mustCreateClient(t, s, "c2")
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	g := func(id, client, user, resource string) storage.Grant {
+		gr := newGrant(id, client, user)
+		gr.Resource = resource
+		return gr
+	}
+	live1 := g("g1", "c2", "u1", "https://a.example/")
+	live2 := g("g2", "c1", "u1", "https://b.example/")
+	live3 := g("g3", "c1", "u1", "https://a.example/")
+	live3.ExpiresAt = time.Time{} // never expires
+	revoked := g("g4", "c1", "u1", "https://a.example/")
+	expired := g("g5", "c1", "u1", "https://a.example/")
+	expired.ExpiresAt = at(time.Minute)
+	other := g("g6", "c1", "u2", "https://a.example/")
+	for _, gr := range []storage.Grant{live1, live2, live3, revoked, expired, other} {
+		mustCreateGrant(t, s, gr)
+	}
+	wantErr(t, `RevokeGrant("g4")`, s.RevokeGrant(ctx, "g4", at(time.Second)), nil)
+	// g1: two refresh tokens, the second (a rotation) newer; g2: none.
+	rt := newRefreshToken("rt1", live1)
+	mustCreateRefreshToken(t, s, rt)
+	next := newRefreshToken("rt2", live1)
+	next.CreatedAt = at(10 * time.Minute)
+	wantErr(t, "RotateRefreshToken(rt1)", s.RotateRefreshToken(ctx, "rt1", next, nil, ""), nil)
+	rt3 := newRefreshToken("rt3", live3)
+	rt3.CreatedAt = at(5 * time.Minute)
+	mustCreateRefreshToken(t, s, rt3)
+
+	got, err := s.ListUserGrants(ctx, "u1", at(2*time.Minute))
+	wantErr(t, `ListUserGrants("u1")`, err, nil)
+	want := []storage.GrantUse{{Grant: live3, LastUsed: at(5 * time.Minute)}, {Grant: live2}, {Grant: live1, LastUsed: at(10 * time.Minute)}}
+	diff(t, `ListUserGrants("u1")`, got, want, equateNone)
+	got, err = s.ListUserGrants(ctx, "nobody", t0)
+	if err != nil || len(got) != 0 {
+		t.Errorf(`ListUserGrants("nobody") = %v, %v; want none`, got, err)
+	}
+}
+
 func testAudit(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	events := []storage.AuditEvent{
@@ -1552,6 +1627,10 @@ func testAudit(t *testing.T, s storage.Store) {
 		{"after id", storage.AuditQuery{AfterID: all[4].ID}, pick(5, 6)},
 		{"limit", storage.AuditQuery{Limit: 2}, pick(0, 1)},
 		{"after id and limit", storage.AuditQuery{AfterID: all[0].ID, Limit: 2}, pick(1, 2)},
+		{"newest", storage.AuditQuery{Newest: true, Limit: 2}, pick(6, 5)},
+		{"newest of a user and type", storage.AuditQuery{Newest: true, UserID: "u1", Type: "login."}, pick(0)},
+		{"newest before id (next page)", storage.AuditQuery{Newest: true, BeforeID: all[5].ID, Limit: 2}, pick(4, 3)},
+		{"before id ascending", storage.AuditQuery{BeforeID: all[2].ID}, pick(0, 1)},
 	} {
 		got, err := s.QueryAudit(ctx, tt.q)
 		if err != nil {
