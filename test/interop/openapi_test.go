@@ -121,42 +121,10 @@ func TestOpenAPI(t *testing.T) {
 func runOpenAPIGoSDK(t *testing.T, env *openAPIEnv) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	const redirectURL = "http://127.0.0.1:53692/callback"
-	var authorizeURLs []*url.URL
-	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		PreregisteredClient: &oauthex.ClientCredentials{ClientID: "gatehouse-demo", Issuer: env.dev.Issuer},
-		RedirectURL:         redirectURL,
-		Client:              noProxyClient(),
-		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			u, err := url.Parse(args.URL)
-			if err != nil {
-				return nil, err
-			}
-			authorizeURLs = append(authorizeURLs, u)
-			loc, _, err := playBrowser(ctx, args.URL, env.dev.Username, env.dev.Password, redirectURL)
-			if err != nil {
-				return nil, err
-			}
-			q := loc.Query()
-			if q.Get("error") != "" {
-				return nil, fmt.Errorf("authorization error %s: %s", q.Get("error"), q.Get("error_description"))
-			}
-			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-openapi-interop-go", Version: "1"}, nil)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
-		Endpoint: env.routeURL, HTTPClient: &http.Client{Transport: noProxyClient().Transport}, OAuthHandler: handler,
-	}, nil)
-	if err != nil {
-		t.Fatalf("Connect(%s) = %v\n--- gatehouse dev ---\n%s", env.routeURL, err, env.dev.Output())
-	}
+	cs, authorizeURLs := connectGoSDK(ctx, t, env.dev.devServer, env.routeURL, "http://127.0.0.1:53692/callback", "gatehouse-openapi-interop-go")
 	defer cs.Close()
-	if len(authorizeURLs) != 1 || strings.Join(strings.Fields(authorizeURLs[0].Query().Get("scope")), " ") != "pets:read" {
-		t.Fatalf("authorizations after connect: %v; want one asking for pets:read", authorizeURLs)
+	if len(*authorizeURLs) != 1 || strings.Join(strings.Fields((*authorizeURLs)[0].Query().Get("scope")), " ") != "pets:read" {
+		t.Fatalf("authorizations after connect: %v; want one asking for pets:read", *authorizeURLs)
 	}
 
 	lt, err := cs.ListTools(ctx, nil)
@@ -244,8 +212,8 @@ func runOpenAPIGoSDK(t *testing.T, env *openAPIEnv) {
 	if err != nil || res.IsError {
 		t.Fatalf("createPet (step-up) = %+v, %v\n--- gatehouse dev ---\n%s", res, err, env.dev.Output())
 	}
-	if len(authorizeURLs) != 2 || !slices.Contains(strings.Fields(authorizeURLs[1].Query().Get("scope")), "pets:write") {
-		t.Errorf("authorizations after the write: %v; want a second one with pets:write", authorizeURLs)
+	if len(*authorizeURLs) != 2 || !slices.Contains(strings.Fields((*authorizeURLs)[1].Query().Get("scope")), "pets:write") {
+		t.Errorf("authorizations after the write: %v; want a second one with pets:write", *authorizeURLs)
 	}
 	if lt, err := cs.ListTools(ctx, nil); err != nil || !slices.ContainsFunc(lt.Tools, func(tl *mcp.Tool) bool { return tl.Name == "deletePet" }) {
 		t.Errorf("tools/list after the step-up = %v, %v; want deletePet", lt, err)
@@ -414,28 +382,7 @@ func TestOpenAPIGitHub(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	const redirectURL = "http://127.0.0.1:53694/callback"
-	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		PreregisteredClient: &oauthex.ClientCredentials{ClientID: "gatehouse-demo", Issuer: dev.Issuer},
-		RedirectURL:         redirectURL,
-		Client:              noProxyClient(),
-		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			loc, _, err := playBrowser(ctx, args.URL, dev.Username, dev.Password, redirectURL)
-			if err != nil {
-				return nil, err
-			}
-			q := loc.Query()
-			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "gatehouse-openapi-github", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: routeURL, HTTPClient: &http.Client{Transport: noProxyClient().Transport}, OAuthHandler: handler}, nil)
-	if err != nil {
-		t.Fatalf("Connect(%s) = %v\n--- gatehouse dev ---\n%s", routeURL, err, dev.Output())
-	}
+	cs, _ := connectGoSDK(ctx, t, dev.devServer, routeURL, "http://127.0.0.1:53694/callback", "gatehouse-openapi-github")
 	defer cs.Close()
 	var names []string
 	for tl, err := range cs.Tools(ctx, nil) {
@@ -566,4 +513,44 @@ func cut40(name string) string {
 		return name[:40]
 	}
 	return name
+}
+
+// connectGoSDK connects the Go SDK client to endpoint, authorizing as the
+// dev server's demo user through the public client gatehouse-demo
+// (playing the browser). The returned slice grows with each authorization
+// the client makes, step-ups included.
+func connectGoSDK(ctx context.Context, t *testing.T, dev *devServer, endpoint, redirectURL, name string) (*mcp.ClientSession, *[]*url.URL) {
+	t.Helper()
+	authorizeURLs := &[]*url.URL{}
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		PreregisteredClient: &oauthex.ClientCredentials{ClientID: "gatehouse-demo", Issuer: dev.Issuer},
+		RedirectURL:         redirectURL,
+		Client:              noProxyClient(),
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			u, err := url.Parse(args.URL)
+			if err != nil {
+				return nil, err
+			}
+			*authorizeURLs = append(*authorizeURLs, u)
+			loc, _, err := playBrowser(ctx, args.URL, dev.Username, dev.Password, redirectURL)
+			if err != nil {
+				return nil, err
+			}
+			q := loc.Query()
+			if q.Get("error") != "" {
+				return nil, fmt.Errorf("authorization error %s: %s", q.Get("error"), q.Get("error_description"))
+			}
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: name, Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: endpoint, HTTPClient: &http.Client{Transport: noProxyClient().Transport}, OAuthHandler: handler,
+	}, nil)
+	if err != nil {
+		t.Fatalf("Connect(%s) = %v\n--- gatehouse dev ---\n%s", endpoint, err, dev.Output())
+	}
+	return cs, authorizeURLs
 }
