@@ -400,6 +400,10 @@ type RefreshToken struct {
 	// RetryKey fingerprints the rotating request (client, scope, resource):
 	// only an identical request is answered from Retry.
 	RetryKey string
+	// JKT is the JWK SHA-256 thumbprint (RFC 7638) of the DPoP key the
+	// token is bound to (RFC 9449 §5), or "" for a token that is not
+	// bound: a refresh needs a proof signed by that key.
+	JKT string
 }
 
 // Grants stores grants and their refresh tokens.
