@@ -33,10 +33,10 @@ func TestDependencies(t *testing.T) {
 		switch {
 		case p == "github.com/gatehouse-mcp/gatehouse/rs":
 		case p == "github.com/gatehouse-mcp/gatehouse/internal/mcpauthz", p == "github.com/gatehouse-mcp/gatehouse/internal/oauth",
-			p == "github.com/gatehouse-mcp/gatehouse/internal/boundmap":
+			p == "github.com/gatehouse-mcp/gatehouse/internal/boundmap", p == "github.com/gatehouse-mcp/gatehouse/internal/dpop":
 		case strings.HasPrefix(p, "github.com/go-jose/go-jose/v4"):
 		default:
-			t.Errorf("rs depends on %s; it may import only the standard library, go-jose and internal/{mcpauthz,oauth,boundmap}", p)
+			t.Errorf("rs depends on %s; it may import only the standard library, go-jose and internal/{mcpauthz,oauth,boundmap,dpop}", p)
 		}
 	}
 }
