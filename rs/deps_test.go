@@ -12,8 +12,9 @@ import (
 
 // TestDependencies enforces the package's promise: the standard library
 // and go-jose only, so it can be vendored into any MCP server. The
-// packages of this module it imports, internal/mcpauthz, internal/oauth and
-// internal/boundmap (shared with the gateway and the authorization server),
+// packages of this module it imports, internal/mcpauthz, internal/oauth,
+// internal/boundmap and internal/dpop (shared with the gateway and the
+// authorization server),
 // are held to the same rule: their own imports appear in the list.
 func TestDependencies(t *testing.T) {
 	// A go list that fails is a failure, not a skip: the rule would go

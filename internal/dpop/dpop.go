@@ -190,7 +190,7 @@ func Check(proof string, req Request) (Proof, error) {
 		return Proof{}, invalid("the DPoP proof's header is not base64url-encoded JSON")
 	}
 	if h.Typ != JWTType {
-		return Proof{}, invalid("the DPoP proof's typ is %q, want %q (RFC 9449 §4.2)", clip(h.Typ), JWTType)
+		return Proof{}, invalid("the DPoP proof's typ is %q, want %q (RFC 9449 section 4.2)", clip(h.Typ), JWTType)
 	}
 	if h.Alg == "none" || strings.HasPrefix(h.Alg, "HS") || !slices.Contains(algs, h.Alg) {
 		return Proof{}, invalid("the DPoP proof's alg %q is not accepted; accepted: %s", clip(h.Alg), strings.Join(algs, ", "))
@@ -200,7 +200,7 @@ func Check(proof string, req Request) (Proof, error) {
 	}
 	for _, m := range privateMembers {
 		if _, ok := h.JWK[m]; ok {
-			return Proof{}, invalid("the DPoP proof's jwk has the private member %q: it must be the public key only (RFC 9449 §4.3 item 7)", m)
+			return Proof{}, invalid("the DPoP proof's jwk has the private member %q: it must be the public key only (RFC 9449 section 4.3 item 7)", m)
 		}
 	}
 	joseAlgs := make([]jose.SignatureAlgorithm, len(algs))
@@ -242,7 +242,7 @@ func Check(proof string, req Request) (Proof, error) {
 	}
 	// §4.3 item 8: htm is the request's method.
 	if c.HTM != req.Method {
-		return Proof{}, invalid("the DPoP proof is for the method %q, this request is %s (htm, RFC 9449 §4.3)", clip(c.HTM), req.Method)
+		return Proof{}, invalid("the DPoP proof is for the method %q, this request is %s (htm, RFC 9449 section 4.3)", clip(c.HTM), req.Method)
 	}
 	// §4.3 item 9: htu is the request's URL, without query and fragment.
 	want, err := NormalizeURL(req.URL)
@@ -250,7 +250,7 @@ func Check(proof string, req Request) (Proof, error) {
 		return Proof{}, fmt.Errorf("dpop: the request URL %q: %w", req.URL, err)
 	}
 	if got, err := NormalizeURL(c.HTU); err != nil || got != want {
-		return Proof{}, invalid("the DPoP proof is for the URL %q, this request is for %q (htu, RFC 9449 §4.3)", clip(c.HTU), want)
+		return Proof{}, invalid("the DPoP proof is for the URL %q, this request is for %q (htu, RFC 9449 section 4.3)", clip(c.HTU), want)
 	}
 	// §4.3 item 11: iat within the window.
 	if *c.IAT > math.MaxInt64/float64(time.Second) || *c.IAT < 0 {
@@ -259,10 +259,10 @@ func Check(proof string, req Request) (Proof, error) {
 	iat := time.Unix(0, int64(*c.IAT*float64(time.Second))).UTC()
 	maxAge, maxSkew := req.window()
 	if iat.Before(req.Now.Add(-maxAge)) {
-		return Proof{}, invalid("the DPoP proof was issued at %s, more than %s ago: make a new proof for each request (iat, RFC 9449 §4.3 item 11, §11.1)", iat.Format(time.RFC3339), maxAge)
+		return Proof{}, invalid("the DPoP proof was issued at %s, more than %s ago: make a new proof for each request (iat, RFC 9449 section 4.3 item 11, section 11.1)", iat.Format(time.RFC3339), maxAge)
 	}
 	if iat.After(req.Now.Add(maxSkew)) {
-		return Proof{}, invalid("the DPoP proof was issued at %s, more than %s in the future: check the client's clock (iat, RFC 9449 §4.3 item 11, §11.1)", iat.Format(time.RFC3339), maxSkew)
+		return Proof{}, invalid("the DPoP proof was issued at %s, more than %s in the future: check the client's clock (iat, RFC 9449 section 4.3 item 11, section 11.1)", iat.Format(time.RFC3339), maxSkew)
 	}
 	// §4.3 item 12 (with an access token): ath. The other half of item 12,
 	// the key against the token's cnf.jkt, is the caller's.
@@ -270,9 +270,9 @@ func Check(proof string, req Request) (Proof, error) {
 		sum := sha256.Sum256([]byte(req.AccessToken))
 		if c.ATH != base64.RawURLEncoding.EncodeToString(sum[:]) {
 			if c.ATH == "" {
-				return Proof{}, invalid("the DPoP proof has no ath: a proof sent with an access token must carry its hash (RFC 9449 §4.2, §4.3 item 12)")
+				return Proof{}, invalid("the DPoP proof has no ath: a proof sent with an access token must carry its hash (RFC 9449 section 4.2, section 4.3 item 12)")
 			}
-			return Proof{}, invalid("the DPoP proof's ath is not the hash of this access token (RFC 9449 §4.3 item 12)")
+			return Proof{}, invalid("the DPoP proof's ath is not the hash of this access token (RFC 9449 section 4.3 item 12)")
 		}
 	}
 	tp, err := jwk.Thumbprint(crypto.SHA256)

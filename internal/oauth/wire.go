@@ -76,6 +76,10 @@ type ServerMetadata struct {
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 	// ResourceIndicatorsSupported (resource_indicators_supported, RFC 8707).
 	ResourceIndicatorsSupported bool `json:"resource_indicators_supported"`
+	// DPoPSigningAlgValuesSupported (dpop_signing_alg_values_supported,
+	// RFC 9449 §5.1): the algorithms of DPoP proofs the token endpoint
+	// accepts.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // Introspection is an introspection response ([RFC 7662 §2.2]). The

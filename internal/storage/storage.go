@@ -73,6 +73,10 @@ type Client struct {
 	// before it, or before CreatedAt, are void: the client they were
 	// issued to is not this one any more.
 	ResetAt time.Time
+	// DPoPBound (dpop_bound_access_tokens, RFC 9449 §5.2) means the
+	// client's token requests must carry a DPoP proof: it never gets a
+	// bearer token.
+	DPoPBound bool
 }
 
 // Clients stores OAuth clients.

@@ -166,6 +166,7 @@ func newClient(id string) storage.Client {
 		TokenEndpointAuthMethod: "client_secret_basic",
 		Scopes:                  []string{"read", "write"},
 		ApplicationType:         "web",
+		DPoPBound:               true,
 		JWKS:                    `{"keys":[]}`,
 		JWKSURI:                 "https://" + id + ".example/jwks",
 		Origin:                  storage.OriginDCR,
