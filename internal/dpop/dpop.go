@@ -207,7 +207,7 @@ func Check(proof string, req Request) (Proof, error) {
 	for i, a := range algs {
 		joseAlgs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(proof, joseAlgs)
+	jws, err := jose.ParseSignedCompact(proof, joseAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return Proof{}, invalid("the DPoP proof is not a valid JWS: %s", describe(err))
 	}
