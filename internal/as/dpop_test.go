@@ -169,6 +169,18 @@ func TestDPoPBindsAccessToken(t *testing.T) {
 	if tr.TokenType != "DPoP" || cnfJKT(t, tr.AccessToken) != k.signer.JKT() {
 		t.Errorf("with a proof: token_type %q, cnf.jkt %q; want DPoP, %q", tr.TokenType, cnfJKT(t, tr.AccessToken), k.signer.JKT())
 	}
+	// Introspection says so too (RFC 9449 §6.2).
+	_, _, ib := ts.post(t, "/introspect", url.Values{"token": {tr.AccessToken}}, confClient, confSecret)
+	var intro struct {
+		TokenType string `json:"token_type"`
+		Cnf       struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	must(t, json.Unmarshal([]byte(ib), &intro))
+	if intro.TokenType != "DPoP" || intro.Cnf.JKT != k.signer.JKT() {
+		t.Errorf("introspection = %s, want token_type DPoP and cnf.jkt %s", ib, k.signer.JKT())
+	}
 	s, _, b = ts.postDPoP(t, ccForm, confClient, confSecret)
 	tr = decodeToken(t, s, b)
 	if tr.TokenType != "Bearer" || cnfJKT(t, tr.AccessToken) != "" {

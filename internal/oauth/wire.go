@@ -110,6 +110,23 @@ type Introspection struct {
 	Iss string `json:"iss,omitempty"`
 	// JTI (jti) is the token's identifier.
 	JTI string `json:"jti,omitempty"`
+	// Cnf (cnf, RFC 9449 §6.2) confirms the DPoP key a bound token is
+	// bound to.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is a cnf member (RFC 7800 §3.1) with a JWK SHA-256
+// thumbprint (jkt, RFC 9449 §6).
+type Confirmation struct {
+	JKT string `json:"jkt,omitempty"`
+}
+
+// JKT returns cnf.jkt, "" if absent.
+func (i *Introspection) JKT() string {
+	if i.Cnf == nil {
+		return ""
+	}
+	return i.Cnf.JKT
 }
 
 // Audience is the aud member of a JWT or an introspection response: one
