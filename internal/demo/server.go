@@ -123,7 +123,10 @@ func NewHandler(opts Options) (http.Handler, error) {
 		ToolScopes:     opts.ToolScopes,
 		ListTools:      opts.ListTools,
 		AllowedOrigins: opts.AllowedOrigins,
-		Logger:         log,
+		// DPoP-bound tokens (RFC 9449) are checked on the server's clock;
+		// one process, so the in-memory replay cache is enough.
+		DPoP:   rs.DPoPOptions{Now: opts.Now},
+		Logger: log,
 	}
 	metadataURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
 		Resource:             opts.Resource,
