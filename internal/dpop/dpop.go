@@ -145,9 +145,12 @@ func (r Request) window() (maxAge, maxSkew time.Duration) {
 // header is the protected header, read before go-jose parses the proof so
 // that each refusal can say what is wrong.
 type header struct {
-	Typ string                     `json:"typ"`
-	Alg string                     `json:"alg"`
-	JWK map[string]json.RawMessage `json:"jwk"`
+	Typ string
+	Alg string
+	JWK map[string]json.RawMessage
+	// members holds the names of every header member, for the fast path,
+	// which takes only headers it fully understands.
+	members []string
 }
 
 type claims struct {
@@ -185,9 +188,29 @@ func Check(proof string, req Request) (Proof, error) {
 		return Proof{}, invalid("the DPoP proof is not a JWS in compact serialization")
 	}
 	hb, err := base64.RawURLEncoding.DecodeString(seg)
-	var h header
-	if err != nil || json.Unmarshal(hb, &h) != nil {
+	// Members by their exact names: encoding/json would fill a struct
+	// field from "TYP" as well.
+	var all map[string]json.RawMessage
+	if err != nil || json.Unmarshal(hb, &all) != nil {
 		return Proof{}, invalid("the DPoP proof's header is not base64url-encoded JSON")
+	}
+	var h header
+	for k, v := range all {
+		h.members = append(h.members, k)
+		var dst any
+		switch k {
+		case "typ":
+			dst = &h.Typ
+		case "alg":
+			dst = &h.Alg
+		case "jwk":
+			dst = &h.JWK
+		default:
+			continue
+		}
+		if json.Unmarshal(v, dst) != nil {
+			return Proof{}, invalid("the DPoP proof's header member %q has the wrong type", k)
+		}
 	}
 	if h.Typ != JWTType {
 		return Proof{}, invalid("the DPoP proof's typ is %q, want %q (RFC 9449 section 4.2)", clip(h.Typ), JWTType)
@@ -203,25 +226,16 @@ func Check(proof string, req Request) (Proof, error) {
 			return Proof{}, invalid("the DPoP proof's jwk has the private member %q: it must be the public key only (RFC 9449 section 4.3 item 7)", m)
 		}
 	}
-	joseAlgs := make([]jose.SignatureAlgorithm, len(algs))
-	for i, a := range algs {
-		joseAlgs[i] = jose.SignatureAlgorithm(a)
+	// §4.3 items 6 (the signature, with the key in the header) and 7.
+	var payload []byte
+	var jkt string
+	if h.Alg == "ES256" && fastES256(h) {
+		payload, jkt, err = verifyES256(proof, h)
+	} else {
+		payload, jkt, err = verifyJOSE(proof, h.Alg, algs)
 	}
-	jws, err := jose.ParseSignedCompact(proof, joseAlgs)
-	if err != nil || len(jws.Signatures) != 1 {
-		return Proof{}, invalid("the DPoP proof is not a valid JWS: %s", describe(err))
-	}
-	jwk := jws.Signatures[0].Protected.JSONWebKey
-	if jwk == nil || !jwk.Valid() || !jwk.IsPublic() {
-		return Proof{}, invalid("the DPoP proof's jwk is not a valid public key")
-	}
-	if err := checkKey(h.Alg, jwk.Key); err != nil {
-		return Proof{}, err
-	}
-	// §4.3 item 6: the signature, with the key in the header.
-	payload, err := jws.Verify(jwk.Key)
 	if err != nil {
-		return Proof{}, invalid("the DPoP proof's signature does not verify with its jwk")
+		return Proof{}, err
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
@@ -275,16 +289,40 @@ func Check(proof string, req Request) (Proof, error) {
 			return Proof{}, invalid("the DPoP proof's ath is not the hash of this access token (RFC 9449 section 4.3 item 12)")
 		}
 	}
-	tp, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return Proof{}, invalid("the DPoP proof's jwk has no thumbprint: %s", describe(err))
-	}
 	return Proof{
-		JKT:      base64.RawURLEncoding.EncodeToString(tp),
+		JKT:      jkt,
 		JTI:      c.JTI,
 		IssuedAt: iat,
 		Nonce:    c.Nonce,
 	}, nil
+}
+
+// verifyJOSE verifies proof with the key of its jwk header through
+// go-jose and returns the payload and the key's thumbprint.
+func verifyJOSE(proof, alg string, algs []string) (payload []byte, jkt string, err error) {
+	joseAlgs := make([]jose.SignatureAlgorithm, len(algs))
+	for i, a := range algs {
+		joseAlgs[i] = jose.SignatureAlgorithm(a)
+	}
+	jws, err := jose.ParseSignedCompact(proof, joseAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, "", invalid("the DPoP proof is not a valid JWS: %s", describe(err))
+	}
+	jwk := jws.Signatures[0].Protected.JSONWebKey
+	if jwk == nil || !jwk.Valid() || !jwk.IsPublic() {
+		return nil, "", invalid("the DPoP proof's jwk is not a valid public key")
+	}
+	if err := checkKey(alg, jwk.Key); err != nil {
+		return nil, "", err
+	}
+	if payload, err = jws.Verify(jwk.Key); err != nil {
+		return nil, "", invalid("the DPoP proof's signature does not verify with its jwk")
+	}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, "", invalid("the DPoP proof's jwk has no thumbprint: %s", describe(err))
+	}
+	return payload, base64.RawURLEncoding.EncodeToString(tp), nil
 }
 
 // checkKey refuses a key that does not fit alg, and RSA keys shorter than

@@ -190,3 +190,68 @@ func TestReplayKey(t *testing.T) {
 		t.Errorf("ReplayUntil() = %v, before the window closes at %v", got, now.Add(DefaultMaxAge))
 	}
 }
+
+// TestES256FastPathAgrees holds the ES256 fast path to go-jose's verdicts:
+// for valid proofs and mutations of them (signature, payload, key, point
+// off the curve, padding, non-canonical base64, segments), both accept
+// with the same payload and thumbprint, or both refuse.
+func TestES256FastPathAgrees(t *testing.T) {
+	k, other := newKey(t), newKey(t)
+	good := rawProof(t, k, goodHeader(t, k), goodClaims())
+	parts := strings.Split(good, ".")
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	withJWK := func(edit func(m map[string]any)) string {
+		h := goodHeader(t, k)
+		jwk := h["jwk"].(map[string]any)
+		edit(jwk)
+		return rawProof(t, k, h, goodClaims())
+	}
+	inputs := map[string]string{
+		"valid":                  good,
+		"signature flipped":      parts[0] + "." + parts[1] + "." + flip(parts[2], 5),
+		"payload flipped":        parts[0] + "." + flip(parts[1], 3) + "." + parts[2],
+		"signature short":        parts[0] + "." + parts[1] + "." + parts[2][:84],
+		"signature padded":       good + "==",
+		"four segments":          good + ".x",
+		"two segments":           parts[0] + "." + parts[1],
+		"another key in the jwk": withJWK(func(m map[string]any) { m["x"], m["y"] = publicJWK(t, other)["x"], publicJWK(t, other)["y"] }),
+		"x not on the curve":     withJWK(func(m map[string]any) { m["x"] = b64(make([]byte, 32)) }),
+		"x padded":               withJWK(func(m map[string]any) { m["x"] = m["x"].(string) + "=" }),
+		"x 31 bytes":             withJWK(func(m map[string]any) { m["x"] = b64(make([]byte, 31)) }),
+		"crv P-384":              withJWK(func(m map[string]any) { m["crv"] = "P-384" }),
+		"kty RSA":                withJWK(func(m map[string]any) { m["kty"] = "RSA" }),
+		"y missing":              withJWK(func(m map[string]any) { delete(m, "y") }),
+		"with kid and use":       withJWK(func(m map[string]any) { m["kid"], m["use"] = "k1", "sig" }),
+	}
+	for name, proof := range inputs {
+		t.Run(name, func(t *testing.T) {
+			hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(proof, ".")[0])
+			var all map[string]json.RawMessage
+			json.Unmarshal(hb, &all)
+			h := header{Alg: "ES256"}
+			json.Unmarshal(all["jwk"], &h.JWK)
+			for k := range all {
+				h.members = append(h.members, k)
+			}
+			if !fastES256(h) {
+				t.Fatal("the fast path does not take this header")
+			}
+			fp, fj, ferr := verifyES256(proof, h)
+			jp, jj, jerr := verifyJOSE(proof, "ES256", DefaultAlgs)
+			if (ferr == nil) != (jerr == nil) || string(fp) != string(jp) || fj != jj {
+				t.Errorf("fast path = (%q, %s, %v), go-jose = (%q, %s, %v)", fp, fj, ferr, jp, jj, jerr)
+			}
+			if name == "valid" && ferr != nil {
+				t.Errorf("a valid proof refused: %v", ferr)
+			}
+		})
+	}
+}
