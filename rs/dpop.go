@@ -24,6 +24,11 @@ import (
 // a valid proof signed by that key, and bearer tokens keep working as
 // before. The zero value works for a single process.
 //
+// A proof's htu must be the origin of [Options.ResourceMetadataURL] and
+// the request's path, so that a proxy in front (which changes the Host
+// and scheme the server sees) does not matter; without a
+// ResourceMetadataURL, the request's Host and whether it came over TLS.
+//
 // [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
 type DPoPOptions struct {
 	// Algorithms are the proof signing algorithms accepted, sent as algs

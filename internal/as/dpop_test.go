@@ -379,3 +379,23 @@ func TestDPoPBoundClient(t *testing.T) {
 		t.Error("a bound client's token is not bound to its proof's key")
 	}
 }
+
+// TestDPoPCORS: a page's DPoP client may send the DPoP header to /token
+// (preflight) and read the DPoP-Nonce of the answer (RFC 9449 §8).
+func TestDPoPCORS(t *testing.T) {
+	ts := newTestServer(t, func(o *Options) { o.DPoP.RequireNonce = true })
+	req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/token", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "dpop")
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "DPoP") {
+		t.Errorf("preflight Access-Control-Allow-Headers = %q, want DPoP", resp.Header.Get("Access-Control-Allow-Headers"))
+	}
+	_, h, _ := ts.postDPoP(t, ccForm, confClient, confSecret, ts.proof(t, newDPoPKey(t), ""))
+	if h.Get("DPoP-Nonce") == "" || !strings.Contains(h.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") {
+		t.Errorf("use_dpop_nonce answer: DPoP-Nonce %q, Access-Control-Expose-Headers %q; want the nonce exposed", h.Get("DPoP-Nonce"), h.Get("Access-Control-Expose-Headers"))
+	}
+}

@@ -367,9 +367,10 @@ func levelFor(oe *oauth.Error) slog.Level {
 
 // cors opens a route to browser clients (MCP Inspector and other web
 // clients read metadata and call /token from a page). No credentials are
-// allowed, so a page gains nothing it could not do from a server.
+// allowed, so a page gains nothing it could not do from a server. A page's
+// DPoP client sends the DPoP header and must read DPoP-Nonce (RFC 9449 §8).
 func cors(next http.Handler) http.Handler {
-	return corsAllowing("GET, POST, OPTIONS", "Authorization, Content-Type, MCP-Protocol-Version", next)
+	return corsAllowing("GET, POST, OPTIONS", "Authorization, Content-Type, MCP-Protocol-Version, DPoP", next)
 }
 
 // regCORS opens the client configuration endpoint to browser clients
@@ -385,6 +386,7 @@ func corsAllowing(methods, headers string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "DPoP-Nonce")
 		h.Set("X-Content-Type-Options", "nosniff")
 		if r.Method == http.MethodOptions {
 			h.Set("Access-Control-Allow-Methods", methods)
