@@ -143,7 +143,13 @@ func TestRequireBearerDPoP(t *testing.T) {
 // TestRequireBearerDPoPRefuses is the negative table at the resource: each
 // request is answered 401 with a DPoP challenge (RFC 9449 §7.1) and the
 // right error, the tool never runs, and no refused proof is recorded in
-// the replay cache.
+// the replay cache. The MCP DPoP profile (SEP-1932,
+// modelcontextprotocol/modelcontextprotocol seps/1932-dpop-extension.md
+// lines 33-37, "Stateless DPoP Proof Replay Protection") lets a server
+// that keeps no jti state accept iat within ±5 minutes; rs keeps the jti
+// (§11.1), so its window is the tighter default of DPoPOptions (60 s
+// back, 10 s ahead), and the profile adds no claim (no body digest in
+// that revision) for it to check.
 func TestRequireBearerDPoPRefuses(t *testing.T) {
 	a := newTestAS(t)
 	c := newClock()
