@@ -3,6 +3,7 @@ package dpop
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -253,5 +254,35 @@ func TestES256FastPathAgrees(t *testing.T) {
 				t.Errorf("a valid proof refused: %v", ferr)
 			}
 		})
+	}
+}
+
+// TestCheckOtherAlgs: EdDSA (Ed25519) and RS256 proofs with a 2048-bit key,
+// the other algorithms of DefaultAlgs, pass with their key's thumbprint;
+// a request that accepts only ES256 refuses them (§4.3 item 5).
+func TestCheckOtherAlgs(t *testing.T) {
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for alg, key := range map[string]crypto.Signer{"EdDSA": ed, "RS256": rk} {
+		s, err := NewSigner(alg, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := s.Proof(ProofClaims{Method: "POST", URL: endpoint, IssuedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := Check(proof, Request{Method: "POST", URL: endpoint, Now: now}); err != nil || p.JKT != s.JKT() {
+			t.Errorf("%s: Check() = %+v, %v; want the key's thumbprint %s", alg, p, err, s.JKT())
+		}
+		if _, err := Check(proof, Request{Method: "POST", URL: endpoint, Now: now, Algs: []string{"ES256"}}); err == nil {
+			t.Errorf("%s proof accepted where only ES256 is", alg)
+		}
 	}
 }
