@@ -74,6 +74,7 @@ type Error struct {
 	Description string
 }
 
+// Error returns the code and the description.
 func (e *Error) Error() string { return "dpop: " + e.Code + ": " + e.Description }
 
 func invalid(format string, args ...any) error {
