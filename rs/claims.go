@@ -11,7 +11,7 @@ import (
 
 // claimNames are the claims rs reads, by their exact (case-sensitive)
 // names; see jwtClaims.field.
-var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "auth_time", "jti", "client_id", "scope"}
+var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "auth_time", "jti", "client_id", "scope", "cnf"}
 
 // maxFoldedClaimName bounds the length of a member name that can case-fold
 // to one of claimNames: 9 characters ("client_id", "auth_time"), each at
@@ -42,8 +42,29 @@ func (c *jwtClaims) field(name []byte) any {
 		return &c.ClientID
 	case "scope":
 		return &c.Scope
+	case "cnf":
+		return &c.Cnf
 	}
 	return nil
+}
+
+// confirmation is the cnf claim (RFC 7800 §3.1); rs reads its jkt member
+// (RFC 9449 §6.1) as strictly as the claims: by its exact name, once.
+type confirmation struct {
+	JKT string
+}
+
+// UnmarshalJSON reads a cnf object.
+func (c *confirmation) UnmarshalJSON(b []byte) error {
+	return eachMember(b, func(name, value []byte) error {
+		switch {
+		case string(name) == "jkt":
+			return json.Unmarshal(value, &c.JKT)
+		case bytes.EqualFold(name, []byte("jkt")):
+			return fmt.Errorf("member %.40q is not \"jkt\": claim names are case-sensitive", name)
+		}
+		return nil
+	})
 }
 
 // parseClaims decodes a JWT claims set strictly. encoding/json alone

@@ -12,8 +12,9 @@ import (
 
 // TestDependencies enforces the package's promise: the standard library
 // and go-jose only, so it can be vendored into any MCP server. The
-// packages of this module it imports, internal/mcpauthz, internal/oauth and
-// internal/boundmap (shared with the gateway and the authorization server),
+// packages of this module it imports, internal/mcpauthz, internal/oauth,
+// internal/boundmap and internal/dpop (shared with the gateway and the
+// authorization server),
 // are held to the same rule: their own imports appear in the list.
 func TestDependencies(t *testing.T) {
 	// A go list that fails is a failure, not a skip: the rule would go
@@ -33,10 +34,10 @@ func TestDependencies(t *testing.T) {
 		switch {
 		case p == "github.com/gatehouse-mcp/gatehouse/rs":
 		case p == "github.com/gatehouse-mcp/gatehouse/internal/mcpauthz", p == "github.com/gatehouse-mcp/gatehouse/internal/oauth",
-			p == "github.com/gatehouse-mcp/gatehouse/internal/boundmap":
+			p == "github.com/gatehouse-mcp/gatehouse/internal/boundmap", p == "github.com/gatehouse-mcp/gatehouse/internal/dpop":
 		case strings.HasPrefix(p, "github.com/go-jose/go-jose/v4"):
 		default:
-			t.Errorf("rs depends on %s; it may import only the standard library, go-jose and internal/{mcpauthz,oauth,boundmap}", p)
+			t.Errorf("rs depends on %s; it may import only the standard library, go-jose and internal/{mcpauthz,oauth,boundmap,dpop}", p)
 		}
 	}
 }

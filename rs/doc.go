@@ -19,6 +19,12 @@
 //     When it reads the body for the scopes, it also refuses Mcp-Method
 //     and Mcp-Name headers that disagree with it (SEP-2243; 400, JSON-RPC
 //     -32020), so the policy and the MCP server act on the same call.
+//     A DPoP-bound token ([RFC 9449], cnf.jkt) is accepted only as
+//     "Authorization: DPoP" with a proof signed by its key, for this method
+//     and URL, with the token's hash (ath), fresh (iat) and not seen before
+//     (jti); as a bearer token it is refused with a DPoP challenge. See
+//     [DPoPOptions] for the replay cache (in memory unless you plug in a
+//     shared one) and nonces.
 //   - [MetadataHandler] and [HandleMetadata] serve the protected resource
 //     metadata ([RFC 9728]).
 //   - [Exchanger] calls the authorization server's token endpoint for
@@ -48,17 +54,18 @@
 //
 // What the package follows: the MCP authorization specification
 // (2026-07-28 and the older revisions clients still use), OAuth 2.1
-// §5.2–5.3, RFC 6750, RFC 7662, RFC 8707, RFC 9068 and RFC 9728.
+// §5.2–5.3, RFC 6750, RFC 7662, RFC 8707, RFC 9068, RFC 9449 and RFC 9728.
 //
-// Not supported: DPoP ([RFC 9449]) and mTLS-bound tokens, tokens in a form
+// Not supported: mTLS-bound tokens, tokens in a form
 // body or the query string (RFC 6750 §2.2, §2.3; OAuth 2.1 forbids the
 // query), encrypted (JWE) access tokens, and signed resource metadata
 // (RFC 9728 §2.2).
 //
 // Dependencies: rs imports the standard library,
-// github.com/go-jose/go-jose/v4 and three packages of this module it shares
+// github.com/go-jose/go-jose/v4 and four packages of this module it shares
 // with the gateway and the authorization server (internal/mcpauthz,
-// internal/oauth, internal/boundmap), which are held to the same rule; no
+// internal/oauth, internal/boundmap, internal/dpop), which are held to the
+// same rule; no
 // type of go-jose appears in its API, so rs can be used in any MCP server.
 // It must not import any other package of this module (TestDependencies).
 //

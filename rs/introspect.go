@@ -256,6 +256,7 @@ func (v *IntrospectionVerifier) introspect(ctx context.Context, token string) (*
 		IssuedAt:  r.Iat.Time(),
 		NotBefore: r.Nbf.Time(),
 		ID:        r.JTI,
+		JKT:       r.JKT(),
 	}, nil
 }
 

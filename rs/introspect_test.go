@@ -23,6 +23,8 @@ func TestIntrospectionVerifier(t *testing.T) {
 		"short-expiry":  {"active": true, "sub": "user-1", "aud": testResource, "exp": t0.Add(10 * time.Second).Unix()},
 		"no-sub":        {"active": true, "aud": testResource},
 		"server-broken": nil,
+		// RFC 9449 §6.2: a bound token's introspection carries cnf.jkt.
+		"bound": {"active": true, "sub": "user-1", "aud": testResource, "token_type": "DPoP", "cnf": map[string]any{"jkt": "thumb"}},
 	}
 	answers["good"]["iss"] = a.issuer
 	a.introspect = func(w http.ResponseWriter, r *http.Request) {
@@ -76,6 +78,12 @@ func TestIntrospectionVerifier(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("Verify(%q) = %v, want %v", tt.token, err, tt.want)
 		}
+	}
+	if info, err := v.Verify(ctx, "bound"); err != nil || info.JKT != "thumb" {
+		t.Errorf("Verify(bound) = %+v, %v; want JKT thumb (RFC 9449 §6.2)", info, err)
+	}
+	if info, _ := v.Verify(ctx, "good"); info == nil || info.JKT != "" {
+		t.Errorf("Verify(good) = %+v, want no JKT", info)
 	}
 	// Cached: asking again costs nothing, except for the server error.
 	before := calls.Load()

@@ -387,6 +387,7 @@ func (v *JWTVerifier) check(c *jwtClaims) (*TokenInfo, error) {
 		NotBefore: c.Nbf.Time(),
 		AuthTime:  c.AuthTime.Time(),
 		ID:        c.JTI,
+		JKT:       c.Cnf.JKT,
 	}
 	if err := v.checkTimes(info, v.now()); err != nil {
 		return nil, err
@@ -415,6 +416,7 @@ type jwtClaims struct {
 	JTI      string
 	ClientID string
 	Scope    string
+	Cnf      confirmation
 }
 
 // splitScope splits a scope claim at spaces, dropping empty tokens.

@@ -216,7 +216,11 @@ func TestJWTVerify(t *testing.T) {
 	add(`"ſcope" (long s) next to "scope"`, signPayload(t, header(k), withMembers(`"ſcope":"notes:write"`), k), ErrMalformed)
 	add(`"aud" twice, the second escaped`, signPayload(t, header(k), withMembers(`"aud":"https://other.example.com"`), k), ErrMalformed)
 	add("a private claim twice", signPayload(t, header(k), withMembers(`"gid":"grant-2"`), k), ErrMalformed)
-	add("duplicates inside a nested value", signPayload(t, header(k), withMembers(`"cnf":{"jkt":"a","jkt":"b"}`), k), nil)
+	add("duplicates inside a nested value", signPayload(t, header(k), withMembers(`"act":{"sub":"a","sub":"b"}`), k), nil)
+	// cnf is read (RFC 9449 §6.1), as strictly as the claims.
+	add("cnf.jkt twice", signPayload(t, header(k), withMembers(`"cnf":{"jkt":"a","jkt":"b"}`), k), ErrMalformed)
+	add("cnf.JKT", signPayload(t, header(k), withMembers(`"cnf":{"JKT":"a"}`), k), ErrMalformed)
+	add("cnf not an object", signPayload(t, header(k), withMembers(`"cnf":"a"`), k), ErrMalformed)
 	add("a private claim that only resembles one", signPayload(t, header(k), withMembers(`"AUDIENCE":"x","subject":"y"`), k), nil)
 	add("claims an array", signPayload(t, header(k), []byte(`[`+valid+`]`), k), ErrMalformed)
 	add("claims followed by more JSON", signPayload(t, header(k), []byte(valid+`{}`), k), ErrMalformed)

@@ -15,7 +15,7 @@ import (
 // server of this resource.
 //
 // Not supported: signed metadata (signed_metadata, §2.2), jwks_uri and the
-// other members about resource-signed responses, mTLS and DPoP.
+// other members about resource-signed responses, and mTLS.
 //
 // [RFC 9728 §2]: https://www.rfc-editor.org/rfc/rfc9728#section-2
 type ResourceMetadata struct {
@@ -52,6 +52,10 @@ type ResourceMetadata struct {
 	// ResourceTOSURI (resource_tos_uri) is a URL of the terms of service.
 	// Empty leaves it out.
 	ResourceTOSURI string `json:"resource_tos_uri,omitempty"`
+	// DPoPSigningAlgValuesSupported (dpop_signing_alg_values_supported,
+	// RFC 9728 §2) are the DPoP proof algorithms [RequireBearer] accepts
+	// ([DPoPOptions.Algorithms]). Nil leaves it out.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // validate checks m and fills defaults.

@@ -119,6 +119,11 @@ type Options struct {
 	// that validates Host itself).
 	AllowedHosts []string
 
+	// DPoP configures the checking of DPoP proofs for DPoP-bound tokens
+	// (RFC 9449); see [DPoPOptions]. The zero value checks them, with an
+	// in-memory replay cache and no nonces.
+	DPoP DPoPOptions
+
 	// Logger receives server errors and, at debug level, why tokens were
 	// refused (never the tokens). Nil means no logging.
 	Logger *slog.Logger
@@ -176,8 +181,8 @@ func (o *Options) AllScopes() []string {
 // CORS header values of the MCP endpoint.
 const (
 	corsAllowMethods  = "GET, POST, DELETE, OPTIONS"
-	corsAllowHeaders  = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name"
-	corsExposeHeaders = "WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version"
+	corsAllowHeaders  = "Authorization, DPoP, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name"
+	corsExposeHeaders = "WWW-Authenticate, DPoP-Nonce, Mcp-Session-Id, Mcp-Protocol-Version"
 )
 
 // RequireBearer returns middleware that lets a request through only with a
@@ -244,6 +249,7 @@ type middleware struct {
 	origins     map[string]bool
 	anyHost     bool
 	hosts       map[string]bool
+	dpop        *dpopChecker
 	log         *slog.Logger
 }
 
@@ -261,6 +267,7 @@ func newMiddleware(v Verifier, opts *Options) *middleware {
 		maxToken:    opts.MaxTokenBytes,
 		origins:     map[string]bool{},
 		log:         opts.Logger,
+		dpop:        newDPoPChecker(opts.DPoP, opts.ResourceMetadataURL),
 	}
 	if m.maxBody <= 0 {
 		m.maxBody = DefaultMaxBodyBytes
@@ -362,10 +369,11 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		mcpauthz.WriteJSON(w, http.StatusBadRequest, mcpauthz.OAuthError("invalid_request", "more than one Authorization header"))
 		return
 	}
-	token, sent := "", false
+	token, sent, dpopScheme := "", false, false
 	if len(auth) == 1 {
 		scheme, rest, _ := strings.Cut(auth[0], " ")
-		if strings.EqualFold(scheme, "Bearer") {
+		// RFC 9449 §7.1: a DPoP-bound token comes with the DPoP scheme.
+		if dpopScheme = strings.EqualFold(scheme, "DPoP"); dpopScheme || strings.EqualFold(scheme, "Bearer") {
 			sent = true
 			token = strings.Trim(rest, " ")
 		}
@@ -395,6 +403,10 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			m.log.Debug("rs: token refused", "cause", err, "path", r.URL.Path)
 		}
 		m.unauthorized(w, "invalid_token", ErrorDescription(err))
+		return
+	}
+	if f := m.dpop.check(r, token, info, dpopScheme); f != nil {
+		m.refuseDPoP(w, r, f)
 		return
 	}
 	if info.Machine() && !m.machines {

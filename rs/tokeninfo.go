@@ -39,6 +39,11 @@ type TokenInfo struct {
 	AuthTime time.Time
 	// ID (jti) is the token's unique identifier.
 	ID string
+	// JKT (cnf.jkt, RFC 9449 §6) is the JWK SHA-256 thumbprint of the
+	// DPoP key the token is bound to; "" for a bearer token.
+	// [RequireBearer] accepts a bound token only with a DPoP proof signed
+	// by that key (see [DPoPOptions]).
+	JKT string
 }
 
 // Machine reports whether the token was issued to a client acting on its

@@ -84,6 +84,7 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(&grants, "grant-type", "grant type (repeatable; default authorization_code and refresh_token, or client_credentials for a confidential client without redirect URIs)")
 	fs.Var(&scopes, "scope", "scope the client may be granted (repeatable; default: any scope of the resource); it must be a scope of a registered resource")
 	unknownOK := fs.Bool("allow-unknown-scope", false, "accept a --scope no registered resource offers yet (say, of a gateway route not started yet)")
+	dpopBound := fs.Bool("dpop-bound", false, "the client always uses DPoP (RFC 9449 dpop_bound_access_tokens): a token request without a DPoP proof is refused, so it never holds a bearer token")
 	return withStore(ctx, fs, &sf, args, func(st storage.Store) error {
 		if !*unknownOK {
 			if err := checkClientScopes(ctx, st, scopes); err != nil {
@@ -156,6 +157,7 @@ func clientCreate(ctx context.Context, args []string, out io.Writer) error {
 			ID: cid, Name: *name, RedirectURIs: redirects, GrantTypes: grants, ResponseTypes: []string{"code"},
 			TokenEndpointAuthMethod: m, Scopes: scopes, ApplicationType: at, JWKS: jwks,
 			Origin: storage.OriginStatic, Metadata: "{}", CreatedAt: now, UpdatedAt: now,
+			DPoPBound: *dpopBound,
 		}
 		var secret string
 		if m == "client_secret_basic" || m == "client_secret_post" {
@@ -241,6 +243,7 @@ func clientShow(ctx context.Context, args []string, out io.Writer) error {
 			"token_endpoint_auth_method": c.TokenEndpointAuthMethod, "scopes": c.Scopes, "application_type": c.ApplicationType,
 			"origin": c.Origin, "created_at": fmtTime(c.CreatedAt), "last_used_at": fmtTime(c.LastUsedAt),
 			"token_count": c.TokenCount, "has_secret": c.SecretHash != "",
+			"dpop_bound_access_tokens": c.DPoPBound,
 		}
 		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintln(out, string(safetext.EscapeJSON(b)))

@@ -545,6 +545,25 @@ func TestClientCreateScopes(t *testing.T) {
 	}
 }
 
+// TestClientCreateDPoPBound: --dpop-bound stores a client that gets no
+// token without a DPoP proof (RFC 9449 §5.2 dpop_bound_access_tokens), and
+// client show says so; without the flag the client is not bound.
+func TestClientCreateDPoPBound(t *testing.T) {
+	a := newAdminCLI(t)
+	a.ok("client", "create", "--id", "bound", "--confidential", "--dpop-bound")
+	a.ok("client", "create", "--id", "plain", "--confidential")
+	a.store(func(st storage.Store) {
+		for id, want := range map[string]bool{"bound": true, "plain": false} {
+			if c, err := st.GetClient(t.Context(), id); err != nil || c.DPoPBound != want {
+				t.Errorf("client %s: DPoPBound %v, %v; want %v", id, c.DPoPBound, err, want)
+			}
+		}
+	})
+	if out := a.ok("client", "show", "bound"); !strings.Contains(out, `"dpop_bound_access_tokens": true`) {
+		t.Errorf("client show bound = %s, want dpop_bound_access_tokens true", out)
+	}
+}
+
 // TestResourceWithoutDefaultScope: a resource with scopes but no default
 // scope gets tokens with no scope for a request naming none; resource add
 // and resource list say so, and serve logs it at start.

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-mcp/gatehouse/internal/demo"
 	"github.com/gatehouse-mcp/gatehouse/internal/password"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
+	"github.com/gatehouse-mcp/gatehouse/rs"
 )
 
 // Names of what dev mode registers.
@@ -42,6 +43,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	mcpListen := fs.String("mcp-listen", "", "listen address of the demo MCP server (default: the port after --listen)")
 	user := fs.String("user", devUserDefault, "name of the demo user")
 	pwFile := fs.String("password-file", "", "file whose first line is the demo user's password (default: env "+devPasswordEnv+", else a generated one kept in the data directory)")
+	dpopNonce := fs.Bool("dpop-require-nonce", false, "require server nonces in DPoP proofs at the token endpoint and the demo MCP server (dpop.require_nonce; RFC 9449 §8, §9), to watch DPoP clients retry")
 	accessTTL := fs.Duration("access-token-ttl", 0, "access-token lifetime (default: the configuration default, 10m); a short one lets you watch clients refresh")
 	gatewayFile := fs.String("gateway", "", "config file whose gateway section is served too (MCP servers without auth behind OAuth, on gateway.listen; see docs/gateway.md)")
 	brandName := fs.String("branding-name", "", "display name of the server or organisation on the sign-in, consent and error pages (branding.name)")
@@ -102,6 +104,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	if len(cimdAllow) > 0 {
 		c.Registration.CIMD.AllowHosts = cimdAllow
 	}
+	c.DPoP.RequireNonce = *dpopNonce
 	c.Branding.Name, c.Branding.LogoURL = *brandName, *brandLogo
 	if idp != nil {
 		c.Identity.Providers = []config.IdentityProvider{*idp}
@@ -162,11 +165,23 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	// The demo MCP server: a listener of its own, served once the
 	// authorization server listens (it fetches the JWKS from it on the
 	// first request) and shut down with it.
+	var nonces rs.DPoPNonces
+	if *dpopNonce {
+		// One process: a secret of its own is enough.
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+		if nonces, err = rs.NewDPoPNonces(secret, 0, nil); err != nil {
+			return err
+		}
+	}
 	mcpHandler, err := demo.NewHandler(demo.Options{
 		Issuer:     c.Issuer,
 		Resource:   resourceURL,
 		Name:       devResourceName,
 		ToolScopes: devToolScopes(),
+		DPoPNonces: nonces,
 		Logger:     log.With("server", "demo-mcp"),
 		ToolCalled: demoToolAudit(st, log),
 	})

@@ -143,6 +143,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		AllowHTTPIssuer:    allowHTTP,
 		Registration:       registrationOptions(c.Registration, dev),
 		TokenExchange:      tokenExchangeOptions(c.TokenExchange),
+		DPoP:               as.DPoP{RequireNonce: c.DPoP.RequireNonce},
 		Upstreams:          upstreamOptions(c.Identity),
 		Delegate:           delegateOption(c.Identity),
 		DisableLocalLogin:  !c.Identity.Local,

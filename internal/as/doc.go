@@ -8,6 +8,13 @@
 // process memory that correctness depends on, so any number of processes can
 // share one database.
 //
+// DPoP (RFC 9449, dpop.go) binds the tokens of the three grants above to
+// the key of the request's proof (cnf.jkt, and the refresh token's family).
+// The proof is checked by the dispatcher, after client authentication and
+// before the grant, so a refused proof consumes no code; its jti goes to
+// the database's replay table and its nonces are stateless, so replicas
+// agree on both.
+//
 // Shared security phases — client authentication, exact redirect matching,
 // PKCE, resource-to-audience and scope policy — live in the dispatchers
 // (authorize.go, token.go), not in the individual grants, so a grant cannot

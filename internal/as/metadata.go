@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/dpop"
 	"github.com/gatehouse-mcp/gatehouse/internal/oauth"
 	"github.com/gatehouse-mcp/gatehouse/internal/storage"
 )
@@ -68,6 +69,7 @@ func (s *Server) buildMetadata(ctx context.Context) ([]byte, error) {
 		SubjectTypesSupported:            []string{"public"},
 		IDTokenSigningAlgValuesSupported: []string{},
 		ResourceIndicatorsSupported:      true,
+		DPoPSigningAlgValuesSupported:    dpop.DefaultAlgs,
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

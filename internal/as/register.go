@@ -401,6 +401,7 @@ func clientFromMetadata(id string, md *clientreg.Metadata, origin storage.Client
 		JWKSURI:                 md.JWKSURI,
 		Origin:                  origin,
 		Metadata:                md.JSON(),
+		DPoPBound:               md.DPoPBound,
 	}
 }
 

@@ -171,10 +171,16 @@ func (s *Server) introspectAccess(ctx context.Context, tok string) (oauth.Intros
 			return oauth.Introspection{}, nil
 		}
 	}
+	// RFC 9449 §6.2: a bound token's introspection says so (token_type
+	// DPoP and cnf.jkt), so an introspecting resource server checks proofs.
+	var cnf *oauth.Confirmation
+	if claims.JKT != "" {
+		cnf = &oauth.Confirmation{JKT: claims.JKT}
+	}
 	return oauth.Introspection{
-		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: tokenType(claims.JKT),
 		Exp: oauth.NewNumericDate(claims.ExpiresAt), Iat: oauth.NewNumericDate(claims.IssuedAt), Nbf: oauth.NewNumericDate(claims.NotBefore),
-		Sub: claims.Subject, Aud: oauth.OneAudience(claims.Audience), Iss: claims.Issuer, JTI: claims.JTI,
+		Sub: claims.Subject, Aud: oauth.OneAudience(claims.Audience), Iss: claims.Issuer, JTI: claims.JTI, Cnf: cnf,
 	}, nil
 }
 

@@ -111,6 +111,9 @@ type Options struct {
 	// TokenExchange configures the RFC 8693 token exchange grant; see
 	// [TokenExchange]. The zero value (no clients) disables the grant.
 	TokenExchange TokenExchange
+	// DPoP configures sender-constrained tokens (RFC 9449); see [DPoP].
+	// The zero value accepts proofs without a nonce.
+	DPoP DPoP
 }
 
 // Server is the authorization server.
@@ -138,6 +141,7 @@ type Server struct {
 	upstreams  map[string]*upstream
 	delegate   *delegate                   // nil: no delegated login (delegate.go)
 	exchange   map[string][]exchangePolicy // by client id; nil: no token exchange (token_exchange.go)
+	nonceKey   []byte                      // makes DPoP nonces (dpop.go), from Options.Secret
 }
 
 // Endpoint paths, relative to the issuer.
@@ -213,6 +217,9 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("as: Secret must be at least 32 bytes")
 	}
 	if s.dedupKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse dcr client ids v2", 32); err != nil {
+		return nil, err
+	}
+	if s.nonceKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse dpop nonces v1", 32); err != nil {
 		return nil, err
 	}
 	if s.pendingKey, err = hkdf.Key(sha256.New, secret, nil, "gatehouse pending authorization requests v1", token.KeySize); err != nil {
@@ -365,9 +372,10 @@ func levelFor(oe *oauth.Error) slog.Level {
 
 // cors opens a route to browser clients (MCP Inspector and other web
 // clients read metadata and call /token from a page). No credentials are
-// allowed, so a page gains nothing it could not do from a server.
+// allowed, so a page gains nothing it could not do from a server. A page's
+// DPoP client sends the DPoP header and must read DPoP-Nonce (RFC 9449 §8).
 func cors(next http.Handler) http.Handler {
-	return corsAllowing("GET, POST, OPTIONS", "Authorization, Content-Type, MCP-Protocol-Version", next)
+	return corsAllowing("GET, POST, OPTIONS", "Authorization, Content-Type, MCP-Protocol-Version, DPoP", next)
 }
 
 // regCORS opens the client configuration endpoint to browser clients
@@ -383,6 +391,7 @@ func corsAllowing(methods, headers string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "DPoP-Nonce")
 		h.Set("X-Content-Type-Options", "nosniff")
 		if r.Method == http.MethodOptions {
 			h.Set("Access-Control-Allow-Methods", methods)

@@ -81,6 +81,12 @@ func (s *Server) runGrant(w http.ResponseWriter, r *http.Request, f form, gt str
 		}
 		return err
 	}
+	if dpopGrants[gt] {
+		if ctx, err = s.checkDPoP(w, r, c); err != nil {
+			s.audit(r.Context(), r, storage.AuditEvent{Type: "token.refused", ClientID: c.ID, Outcome: "failure", Detail: gt + ": " + string(oauth.As(err).Code)})
+			return err
+		}
+	}
 	body, err := grant(ctx, r, f, c)
 	if err != nil {
 		// A token exchange audits its own refusals (token.exchange),
@@ -185,6 +191,9 @@ type accessToken struct {
 	expiresAt time.Time
 	// act is the act claim (RFC 8693 §4.1) of an exchanged token.
 	act *token.Actor
+	// jkt binds the token to a DPoP key (cnf.jkt, RFC 9449 §6.1); "" for
+	// a bearer token.
+	jkt string
 }
 
 // mintAccess signs an RFC 9068 access token and returns it with its
@@ -224,6 +233,7 @@ func (s *Server) mintAccess(ctx context.Context, a accessToken) (string, error) 
 		ExpiresAt: exp,
 		AuthTime:  a.authTime,
 		Act:       a.act,
+		JKT:       a.jkt,
 	})
 	if err != nil {
 		return "", oauth.Internal(err)
@@ -231,11 +241,12 @@ func (s *Server) mintAccess(ctx context.Context, a accessToken) (string, error) 
 	return tok, nil
 }
 
-// encodeTokenResponse builds the JSON body of a token response.
-func (s *Server) encodeTokenResponse(access string, scopes []string, refresh string) ([]byte, error) {
+// encodeTokenResponse builds the JSON body of a token response; jkt is the
+// DPoP key the access token is bound to, "" for a bearer token.
+func (s *Server) encodeTokenResponse(access string, scopes []string, refresh, jkt string) ([]byte, error) {
 	b, err := json.Marshal(tokenResponse{
 		AccessToken:  access,
-		TokenType:    "Bearer",
+		TokenType:    tokenType(jkt),
 		ExpiresIn:    int64(s.opts.AccessTokenTTL / time.Second),
 		Scope:        oauth.JoinScope(scopes),
 		RefreshToken: refresh,

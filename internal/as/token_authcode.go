@@ -69,9 +69,10 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, r *http.Request, f 
 	if err := s.checkGrantUser(ctx, g); err != nil {
 		return nil, err
 	}
+	jkt := proofJKT(ctx)
 	access, err := s.mintAccess(ctx, accessToken{
 		subject: ac.UserID, clientID: c.ID, grantID: ac.GrantID,
-		resource: ac.Resource, scopes: ac.Scopes, authTime: ac.AuthTime,
+		resource: ac.Resource, scopes: ac.Scopes, authTime: ac.AuthTime, jkt: jkt,
 	})
 	if err != nil {
 		return nil, err
@@ -86,6 +87,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, r *http.Request, f 
 			Hash: token.Hash(refresh), GrantID: ac.GrantID, ClientID: c.ID, UserID: ac.UserID,
 			Scopes: ac.Scopes, Resource: ac.Resource, CreatedAt: now,
 			ExpiresAt: minTime(now.Add(s.opts.RefreshTokenTTL), g.ExpiresAt),
+			JKT:       jkt, // RFC 9449 §5: bound to the key the access token is
 		})
 		if err != nil {
 			return nil, oauth.Internal(err)
@@ -94,7 +96,7 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, r *http.Request, f 
 	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "token.issued", UserID: ac.UserID, ClientID: c.ID, Resource: ac.Resource, Outcome: "success", Detail: "authorization_code"}); err != nil {
 		return nil, err
 	}
-	return s.encodeTokenResponse(access, ac.Scopes, refresh)
+	return s.encodeTokenResponse(access, ac.Scopes, refresh, jkt)
 }
 
 // s256 is the PKCE S256 transformation: BASE64URL(SHA256(verifier)).

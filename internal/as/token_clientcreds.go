@@ -53,14 +53,15 @@ func (s *Server) grantClientCredentials(ctx context.Context, r *http.Request, f 
 			return nil, err
 		}
 	}
-	access, err := s.mintAccess(ctx, accessToken{machine: true, clientID: c.ID, resource: res.URL, scopes: scopes})
+	jkt := proofJKT(ctx)
+	access, err := s.mintAccess(ctx, accessToken{machine: true, clientID: c.ID, resource: res.URL, scopes: scopes, jkt: jkt})
 	if err != nil {
 		return nil, err
 	}
 	if err := s.auditIssued(ctx, r, storage.AuditEvent{Type: "token.issued", ClientID: c.ID, Resource: res.URL, Outcome: "success", Detail: "client_credentials"}); err != nil {
 		return nil, err
 	}
-	return s.encodeTokenResponse(access, scopes, "")
+	return s.encodeTokenResponse(access, scopes, "", jkt)
 }
 
 // machineScopes holds a dynamic client's client_credentials token to

@@ -38,20 +38,28 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	if err != nil {
 		return nil, oauth.Internal(err)
 	}
+	// The DPoP binding first, before the retry window or reuse detection
+	// can answer: a bound token is worth nothing without its key, so a
+	// request without it gets no response, sealed or new, and revokes
+	// nothing (RFC 9449 §5; issue 18 item 1).
+	jkt := proofJKT(ctx)
+	if rt.JKT != "" && jkt != rt.JKT {
+		return nil, errBoundRefresh(jkt)
+	}
 	scopes, reqErr := refreshScopes(f, c, rt)
 	if !rt.RotatedAt.IsZero() {
 		// Reuse first: only a request that would otherwise be valid can
 		// be an identical retry; any other one gets no key to match.
 		key := ""
 		if reqErr == nil {
-			key = retryKey(c.ID, scopes, rt.Resource)
+			key = retryKey(c.ID, scopes, rt.Resource, jkt)
 		}
 		return s.refreshReplay(ctx, r, presented, rt, key)
 	}
 	if reqErr != nil {
 		return nil, reqErr
 	}
-	key := retryKey(c.ID, scopes, rt.Resource)
+	key := retryKey(c.ID, scopes, rt.Resource, jkt)
 	now := s.now()
 	g, err := s.opts.Store.GetGrant(ctx, rt.GrantID)
 	if err != nil {
@@ -77,7 +85,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 
 	access, err := s.mintAccess(ctx, accessToken{
 		subject: rt.UserID, clientID: c.ID, grantID: rt.GrantID,
-		resource: rt.Resource, scopes: scopes, authTime: g.AuthTime,
+		resource: rt.Resource, scopes: scopes, authTime: g.AuthTime, jkt: jkt,
 	})
 	if err != nil {
 		return nil, err
@@ -86,7 +94,7 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 	if err != nil {
 		return nil, oauth.Internal(err)
 	}
-	body, err := s.encodeTokenResponse(access, scopes, next)
+	body, err := s.encodeTokenResponse(access, scopes, next, jkt)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +106,10 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, f form,
 		Hash: token.Hash(next), GrantID: rt.GrantID, ClientID: c.ID, UserID: rt.UserID,
 		Scopes: family, Resource: rt.Resource, CreatedAt: now,
 		ExpiresAt: minTime(now.Add(s.opts.RefreshTokenTTL), g.ExpiresAt),
+		// A bound family stays bound; an unbound one refreshed with a
+		// proof becomes bound to its key, as a refresh token issued to a
+		// DPoP request is.
+		JKT: jkt,
 	}, sealed, key)
 	if errors.Is(err, storage.ErrTokenReused) {
 		// A concurrent request rotated it first: this one is a replay of it.
@@ -231,10 +243,11 @@ func (s *Server) successorUnused(ctx context.Context, body []byte) (bool, error)
 }
 
 // retryKey fingerprints a refresh request so only an identical retry is
-// answered from the sealed response.
-func retryKey(clientID string, scopes []string, resource string) string {
+// answered from the sealed response: same client, scope, resource and DPoP
+// key (the sealed access token is bound to it).
+func retryKey(clientID string, scopes []string, resource, jkt string) string {
 	h := sha256.New()
-	for _, p := range []string{clientID, oauth.JoinScope(scopes), resource} {
+	for _, p := range []string{clientID, oauth.JoinScope(scopes), resource, jkt} {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}

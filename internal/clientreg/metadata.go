@@ -102,6 +102,9 @@ type Metadata struct {
 	JWKS                    string // JSON text, "" if absent
 	JWKSURI                 string
 	SoftwareID              string
+	// DPoPBound is dpop_bound_access_tokens (RFC 9449 §5.2): the client
+	// always uses DPoP, and a token request without a proof is refused.
+	DPoPBound bool
 	// ClientSecret is the client_secret of an update request, to be
 	// compared with the stored hash; never stored in Fields.
 	ClientSecret string
@@ -398,6 +401,17 @@ func Parse(body []byte, o Options) (*Metadata, error) {
 			return nil, metadataError("token_endpoint_auth_method private_key_jwt needs the client's public keys in jwks or jwks_uri")
 		}
 		return nil, metadataError("token_endpoint_auth_method private_key_jwt needs the client's public keys in jwks")
+	}
+
+	// DPoP (RFC 9449 §5.2): a boolean, false when absent.
+	if v, ok := raw["dpop_bound_access_tokens"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return nil, metadataError("dpop_bound_access_tokens must be true or false (RFC 9449 §5.2)")
+		}
+		m.DPoPBound = b
+		m.Fields["dpop_bound_access_tokens"] = b
+		p.done("dpop_bound_access_tokens")
 	}
 
 	// Everything else is kept as sent.

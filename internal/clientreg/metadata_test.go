@@ -128,6 +128,22 @@ func TestParseDefaultsAndUnknownFields(t *testing.T) {
 	}
 }
 
+// TestParseDPoPBound: dpop_bound_access_tokens (RFC 9449 §5.2) is read,
+// kept in the stored metadata, and false when absent.
+func TestParseDPoPBound(t *testing.T) {
+	md, err := Parse([]byte(`{"redirect_uris":["https://app.example.com/cb"],"dpop_bound_access_tokens":true}`), Options{Kind: Register})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !md.DPoPBound || !strings.Contains(md.JSON(), `"dpop_bound_access_tokens":true`) {
+		t.Errorf("DPoPBound = %v, JSON %s; want true, kept", md.DPoPBound, md.JSON())
+	}
+	md, err = Parse([]byte(`{"redirect_uris":["https://app.example.com/cb"]}`), Options{Kind: Register})
+	if err != nil || md.DPoPBound {
+		t.Errorf("without the member: DPoPBound = %v, %v; want false", md.DPoPBound, err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	const doc = "https://client.example.com/meta.json"
 	reg := func(s string) string { return `{"redirect_uris":["https://a.example/cb"],` + s + `}` }
@@ -158,6 +174,7 @@ func TestParseErrors(t *testing.T) {
 		{"refresh alone", Register, reg(`"grant_types":["refresh_token"]`), CodeInvalidClientMetadata, "refresh_token needs authorization_code"},
 		{"client_credentials with none", Register, `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}`, CodeInvalidClientMetadata, "needs a confidential client"},
 		{"response type token", Register, reg(`"response_types":["token"]`), CodeInvalidClientMetadata, `response type "token" is not supported`},
+		{"dpop_bound_access_tokens a string (RFC 9449 §5.2)", Register, reg(`"dpop_bound_access_tokens":"true"`), CodeInvalidClientMetadata, "dpop_bound_access_tokens must be true or false"},
 		{"jwks and jwks_uri", Register, reg(`"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"EC"}]},"jwks_uri":"https://a.example/jwks"`), CodeInvalidClientMetadata, "must not both be present"},
 		{"jwks_uri registered", Register, reg(`"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://a.example/jwks"`), CodeInvalidClientMetadata, "jwks_uri is not supported"},
 		{"private_key_jwt without keys", Register, reg(`"token_endpoint_auth_method":"private_key_jwt"`), CodeInvalidClientMetadata, "needs the client's public keys"},

@@ -84,7 +84,10 @@ type Config struct {
 	// TokenExchange (token_exchange) is the RFC 8693 token exchange
 	// grant's policy; by default no client may exchange.
 	TokenExchange TokenExchange `json:"token_exchange"`
-	Gateway       Gateway       `json:"gateway"`
+	// DPoP (dpop) configures DPoP-bound tokens (RFC 9449) at the token
+	// endpoint.
+	DPoP    DPoP    `json:"dpop"`
+	Gateway Gateway `json:"gateway"`
 	// Branding (branding) is what the browser pages show of who runs
 	// this server.
 	Branding Branding `json:"branding"`
@@ -92,6 +95,17 @@ type Config struct {
 	// src is where each value came from, for placing problems; set by
 	// Load, shared with Gateway.src.
 	src *sources
+}
+
+// DPoP configures DPoP (RFC 9449) at the token endpoint. Proofs are always
+// accepted and bind the tokens issued with them.
+type DPoP struct {
+	// RequireNonce (require_nonce) makes every proof carry a nonce the
+	// server issued (RFC 9449 §8): a proof without one is answered
+	// use_dpop_nonce with the nonce, and the client retries. Default
+	// false: one more round trip per token request for every DPoP client,
+	// against proofs made in advance by someone who had the key briefly.
+	RequireNonce bool `json:"require_nonce"`
 }
 
 // Storage selects and configures the storage backend.

@@ -309,3 +309,22 @@ func TestSecretsInWrongPlacesNotEchoed(t *testing.T) {
 		})
 	}
 }
+
+// TestDPoPConfig: dpop.require_nonce defaults to false and is read from
+// the file and from GATEHOUSE_DPOP_REQUIRE_NONCE.
+func TestDPoPConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\n"), 0o600))
+	c, err := Load(path, env(nil))
+	if err != nil || c.DPoP.RequireNonce {
+		t.Fatalf("default: require_nonce %v, %v; want false", c.DPoP.RequireNonce, err)
+	}
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\ndpop:\n  require_nonce: true\n"), 0o600))
+	if c, err = Load(path, env(nil)); err != nil || !c.DPoP.RequireNonce {
+		t.Errorf("from the file: require_nonce %v, %v; want true", c.DPoP.RequireNonce, err)
+	}
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\n"), 0o600))
+	if c, err = Load(path, env(map[string]string{"GATEHOUSE_DPOP_REQUIRE_NONCE": "true"})); err != nil || !c.DPoP.RequireNonce {
+		t.Errorf("from the environment: require_nonce %v, %v; want true", c.DPoP.RequireNonce, err)
+	}
+}

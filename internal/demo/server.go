@@ -65,6 +65,9 @@ type Options struct {
 	// AllowedOrigins are the browser origins allowed to call. Nil means
 	// InspectorOrigins.
 	AllowedOrigins []string
+	// DPoPNonces, if set, makes DPoP proofs carry a nonce the server
+	// issued (rs.DPoPOptions.Nonces). Nil requires none.
+	DPoPNonces rs.DPoPNonces
 	// Logger receives the server's log. Nil means no logging.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -142,7 +145,10 @@ func NewHandler(opts Options) (http.Handler, error) {
 		ToolScopes:     opts.ToolScopes,
 		ListTools:      opts.ListTools,
 		AllowedOrigins: opts.AllowedOrigins,
-		Logger:         log,
+		// DPoP-bound tokens (RFC 9449) are checked on the server's clock;
+		// one process, so the in-memory replay cache is enough.
+		DPoP:   rs.DPoPOptions{Now: opts.Now, Nonces: opts.DPoPNonces},
+		Logger: log,
 	}
 	metadataURL, err := rs.HandleMetadata(mux, rs.ResourceMetadata{
 		Resource:             opts.Resource,

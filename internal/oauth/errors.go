@@ -32,6 +32,9 @@ const (
 	LoginRequired           Code = "login_required"
 	ConsentRequired         Code = "consent_required"
 	SlowDown                Code = "slow_down"
+	// InvalidDPoPProof and UseDPoPNonce are RFC 9449's (§5, §8, §9).
+	InvalidDPoPProof Code = "invalid_dpop_proof"
+	UseDPoPNonce     Code = "use_dpop_nonce"
 )
 
 // Error is an OAuth error response. Code and Description are sent to the

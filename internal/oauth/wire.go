@@ -76,6 +76,10 @@ type ServerMetadata struct {
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 	// ResourceIndicatorsSupported (resource_indicators_supported, RFC 8707).
 	ResourceIndicatorsSupported bool `json:"resource_indicators_supported"`
+	// DPoPSigningAlgValuesSupported (dpop_signing_alg_values_supported,
+	// RFC 9449 §5.1): the algorithms of DPoP proofs the token endpoint
+	// accepts.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // Introspection is an introspection response ([RFC 7662 §2.2]). The
@@ -106,6 +110,23 @@ type Introspection struct {
 	Iss string `json:"iss,omitempty"`
 	// JTI (jti) is the token's identifier.
 	JTI string `json:"jti,omitempty"`
+	// Cnf (cnf, RFC 9449 §6.2) confirms the DPoP key a bound token is
+	// bound to.
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is a cnf member (RFC 7800 §3.1) with a JWK SHA-256
+// thumbprint (jkt, RFC 9449 §6).
+type Confirmation struct {
+	JKT string `json:"jkt,omitempty"`
+}
+
+// JKT returns cnf.jkt, "" if absent.
+func (i *Introspection) JKT() string {
+	if i.Cnf == nil {
+		return ""
+	}
+	return i.Cnf.JKT
 }
 
 // Audience is the aud member of a JWT or an introspection response: one

@@ -73,6 +73,10 @@ type Client struct {
 	// before it, or before CreatedAt, are void: the client they were
 	// issued to is not this one any more.
 	ResetAt time.Time
+	// DPoPBound (dpop_bound_access_tokens, RFC 9449 §5.2) means the
+	// client's token requests must carry a DPoP proof: it never gets a
+	// bearer token.
+	DPoPBound bool
 }
 
 // Clients stores OAuth clients.
@@ -416,6 +420,10 @@ type RefreshToken struct {
 	// RetryKey fingerprints the rotating request (client, scope, resource):
 	// only an identical request is answered from Retry.
 	RetryKey string
+	// JKT is the JWK SHA-256 thumbprint (RFC 7638) of the DPoP key the
+	// token is bound to (RFC 9449 §5), or "" for a token that is not
+	// bound: a refresh needs a proof signed by that key.
+	JKT string
 }
 
 // Grants stores grants and their refresh tokens.

@@ -58,6 +58,17 @@ type AccessClaims struct {
 	//
 	// [RFC 8693 §4.4]: https://www.rfc-editor.org/rfc/rfc8693#section-4.4
 	MayAct *Actor
+	// JKT (cnf.jkt, [RFC 9449 §6.1]) is the JWK SHA-256 thumbprint of the
+	// DPoP key the token is bound to; "" for a bearer token. A resource
+	// server must then require a DPoP proof signed by that key.
+	//
+	// [RFC 9449 §6.1]: https://www.rfc-editor.org/rfc/rfc9449#section-6.1
+	JKT string
+}
+
+// confirmation is the cnf claim (RFC 7800 §3.1) of a DPoP-bound token.
+type confirmation struct {
+	JKT string `json:"jkt,omitempty"`
 }
 
 // Actor is the value of an act or may_act claim (RFC 8693 §4.1, §4.4): a
@@ -83,19 +94,20 @@ func (a *Actor) Depth() int {
 // wireAccess is the JSON form of AccessClaims. Field order is the order
 // on the wire.
 type wireAccess struct {
-	Iss      string `json:"iss"`
-	Sub      string `json:"sub"`
-	Aud      string `json:"aud"`
-	Exp      int64  `json:"exp"`
-	Nbf      int64  `json:"nbf,omitempty"`
-	Iat      int64  `json:"iat"`
-	AuthTime int64  `json:"auth_time,omitempty"`
-	JTI      string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope,omitempty"`
-	GID      string `json:"gid,omitempty"`
-	Act      *Actor `json:"act,omitempty"`
-	MayAct   *Actor `json:"may_act,omitempty"`
+	Iss      string        `json:"iss"`
+	Sub      string        `json:"sub"`
+	Aud      string        `json:"aud"`
+	Exp      int64         `json:"exp"`
+	Nbf      int64         `json:"nbf,omitempty"`
+	Iat      int64         `json:"iat"`
+	AuthTime int64         `json:"auth_time,omitempty"`
+	JTI      string        `json:"jti"`
+	ClientID string        `json:"client_id"`
+	Scope    string        `json:"scope,omitempty"`
+	GID      string        `json:"gid,omitempty"`
+	Act      *Actor        `json:"act,omitempty"`
+	MayAct   *Actor        `json:"may_act,omitempty"`
+	Cnf      *confirmation `json:"cnf,omitempty"`
 }
 
 func (c AccessClaims) wire() wireAccess {
@@ -113,7 +125,15 @@ func (c AccessClaims) wire() wireAccess {
 		GID:      c.GrantID,
 		Act:      c.Act,
 		MayAct:   c.MayAct,
+		Cnf:      cnf(c.JKT),
 	}
+}
+
+func cnf(jkt string) *confirmation {
+	if jkt == "" {
+		return nil
+	}
+	return &confirmation{JKT: jkt}
 }
 
 func (w wireAccess) claims() AccessClaims {
@@ -131,7 +151,15 @@ func (w wireAccess) claims() AccessClaims {
 		AuthTime:  timeOrZero(w.AuthTime),
 		Act:       w.Act,
 		MayAct:    w.MayAct,
+		JKT:       w.jkt(),
 	}
+}
+
+func (w wireAccess) jkt() string {
+	if w.Cnf == nil {
+		return ""
+	}
+	return w.Cnf.JKT
 }
 
 // validate checks that c has what RFC 9068 §2.2 requires. A token missing

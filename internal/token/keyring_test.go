@@ -129,6 +129,23 @@ func TestSignWireClaims(t *testing.T) {
 			},
 		},
 	}
+	bound := testClaims(now)
+	bound.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	tests = append(tests, struct {
+		name   string
+		claims AccessClaims
+		want   map[string]any
+	}{
+		// RFC 9449 §6.1: a DPoP-bound token confirms its key with cnf.jkt.
+		name:   "DPoP-bound",
+		claims: bound,
+		want: map[string]any{
+			"iss": "https://as.example.com", "sub": "user-1", "aud": "https://mcp.example.com/mcp",
+			"client_id": "client-1", "scope": "tools:read tools:write", "jti": "jti-1", "gid": "grant-1",
+			"iat": float64(now.Unix()), "nbf": float64(now.Unix()), "exp": float64(now.Unix() + 300),
+			"auth_time": float64(now.Unix() - 60), "cnf": map[string]any{"jkt": bound.JKT},
+		},
+	})
 	for _, tt := range tests {
 		tok, err := f.k.Sign(t.Context(), tt.claims)
 		if err != nil {
@@ -1041,5 +1058,22 @@ func TestReseal(t *testing.T) {
 	}
 	if _, err := NewKeyring(ctx, KeyringOptions{Keys: f.store, EncryptionKey: testEncKey, Algorithm: ES256, Now: f.clock.Now, RetireFor: time.Hour}); err == nil {
 		t.Error("the old master key still opens the keys")
+	}
+}
+
+// TestVerifyReadsJKT: cnf.jkt survives Sign and Verify, so the
+// authorization server's own introspection and revocation see the
+// binding (RFC 9449 §6.1).
+func TestVerifyReadsJKT(t *testing.T) {
+	f := newTestKeyring(t, ES256)
+	want := testClaims(f.clock.Now())
+	want.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	tok, err := f.k.Sign(t.Context(), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.k.Verify(t.Context(), tok)
+	if err != nil || got.JKT != want.JKT {
+		t.Errorf("Verify(Sign(claims with jkt)) = jkt %q, %v; want %q", got.JKT, err, want.JKT)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
@@ -78,7 +79,21 @@ func Protect(h http.Handler, v rs.Verifier, opts *rs.Options) http.Handler {
 		AllowMissingExpiration: true,
 		ClockSkew:              maxSkew,
 	})(h)
-	return rs.RequireBearer(v, opts)(inner)
+	return rs.RequireBearer(v, opts)(dpopAsBearer(inner))
+}
+
+// dpopAsBearer hands the SDK's middleware, which reads only the Bearer
+// scheme, a request whose DPoP-bound token rs.RequireBearer has accepted
+// with its proof (Authorization: DPoP, RFC 9449 §7.1) as if it were sent
+// as Bearer: the SDK only reads the TokenInfo rs put in the context.
+func dpopAsBearer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "DPoP") && rs.TokenInfoFromContext(r.Context()) != nil {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+strings.Trim(tok, " "))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // maxSkew keeps the SDK's expiry check from refusing a token that

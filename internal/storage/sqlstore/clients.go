@@ -19,7 +19,7 @@ var clientCols = []string{
 	"grant_types", "response_types", "token_endpoint_auth_method", "scopes",
 	"application_type", "jwks", "jwks_uri", "origin",
 	"registration_token_hash", "metadata", "created_at", "updated_at",
-	"last_used_at", "token_count", "reset_at",
+	"last_used_at", "token_count", "reset_at", "dpop_bound",
 }
 
 var (
@@ -36,7 +36,7 @@ func clientArgs(c storage.Client) []any {
 		encodeJSON(c.Scopes), c.ApplicationType, c.JWKS, c.JWKSURI,
 		string(c.Origin), c.RegistrationTokenHash, c.Metadata,
 		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.LastUsedAt),
-		c.TokenCount, micros(c.ResetAt),
+		c.TokenCount, micros(c.ResetAt), boolInt(c.DPoPBound),
 	}
 }
 
@@ -44,14 +44,14 @@ func scanClient(r rowScanner) (storage.Client, error) {
 	var (
 		c                                      storage.Client
 		secretExp, created, updated, lastUsed  int64
-		reset                                  int64
+		reset, dpopBound                       int64
 		redirect, grants, responses, scopes, o string
 	)
 	err := r.Scan(&c.ID, &c.SecretHash, &secretExp, &c.Name, &redirect,
 		&grants, &responses, &c.TokenEndpointAuthMethod, &scopes,
 		&c.ApplicationType, &c.JWKS, &c.JWKSURI, &o,
 		&c.RegistrationTokenHash, &c.Metadata, &created, &updated,
-		&lastUsed, &c.TokenCount, &reset)
+		&lastUsed, &c.TokenCount, &reset, &dpopBound)
 	if err != nil {
 		return storage.Client{}, err
 	}
@@ -65,6 +65,7 @@ func scanClient(r rowScanner) (storage.Client, error) {
 	c.UpdatedAt = fromMicros(updated)
 	c.LastUsedAt = fromMicros(lastUsed)
 	c.ResetAt = fromMicros(reset)
+	c.DPoPBound = dpopBound != 0
 	return c, err
 }
 

@@ -136,7 +136,7 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, t time.Time) error {
 
 var refreshTokenCols = []string{
 	"hash", "grant_id", "client_id", "user_id", "scopes", "resource",
-	"created_at", "expires_at", "rotated_at", "retry", "retry_key",
+	"created_at", "expires_at", "rotated_at", "retry", "retry_key", "jkt",
 }
 
 var (
@@ -148,7 +148,7 @@ func refreshTokenArgs(t storage.RefreshToken) []any {
 	return []any{
 		t.Hash, t.GrantID, t.ClientID, t.UserID, encodeJSON(t.Scopes),
 		t.Resource, micros(t.CreatedAt), micros(t.ExpiresAt),
-		micros(t.RotatedAt), nilIfEmpty(t.Retry), t.RetryKey,
+		micros(t.RotatedAt), nilIfEmpty(t.Retry), t.RetryKey, t.JKT,
 	}
 }
 
@@ -159,7 +159,7 @@ func scanRefreshToken(r rowScanner) (storage.RefreshToken, error) {
 		created, expiry, rotated int64
 	)
 	err := r.Scan(&t.Hash, &t.GrantID, &t.ClientID, &t.UserID, &scopes,
-		&t.Resource, &created, &expiry, &rotated, &t.Retry, &t.RetryKey)
+		&t.Resource, &created, &expiry, &rotated, &t.Retry, &t.RetryKey, &t.JKT)
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}

@@ -168,6 +168,7 @@ func newClient(id string) storage.Client {
 		TokenEndpointAuthMethod: "client_secret_basic",
 		Scopes:                  []string{"read", "write"},
 		ApplicationType:         "web",
+		DPoPBound:               true,
 		JWKS:                    `{"keys":[]}`,
 		JWKSURI:                 "https://" + id + ".example/jwks",
 		Origin:                  storage.OriginDCR,
@@ -1169,6 +1170,8 @@ func testGrantsAndRefreshTokens(t *testing.T, s storage.Store) {
 	// Rotation.
 	rt2 := newRefreshToken("rt2", g)
 	rt2.CreatedAt, rt2.ExpiresAt = at(time.Hour), at(25*time.Hour)
+	// A DPoP-bound token (RFC 9449 §5) keeps its key's thumbprint.
+	rt2.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 	retry := []byte("sealed response 1")
 	wantErr(t, `RotateRefreshToken("rt1", "rt2")`, s.RotateRefreshToken(ctx, "rt1", rt2, retry, "key1"), nil)
 	wantRT1 := rt1
