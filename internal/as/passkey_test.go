@@ -84,9 +84,9 @@ func (a *softAuthenticator) create(t *testing.T, options string) string {
 	var err error
 	a.userHandle, err = b64.DecodeString(o.PublicKey.User.ID)
 	must(t, err)
-	x, y := make([]byte, 32), make([]byte, 32)
-	a.key.PublicKey.X.FillBytes(x)
-	a.key.PublicKey.Y.FillBytes(y)
+	pub, err := a.key.PublicKey.Bytes() // uncompressed: 0x04 || x || y
+	must(t, err)
+	x, y := pub[1:33], pub[33:]
 	cose, err := cbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: x, -3: y})
 	must(t, err)
 	attested := make([]byte, 16) // AAGUID: none
