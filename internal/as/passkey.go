@@ -130,6 +130,13 @@ func newWebAuthn(o Passkeys, iss *url.URL) (*webauthn.WebAuthn, error) {
 	return w, nil
 }
 
+// offerPasskey adds "Sign in with a passkey" to a sign-in page.
+func (s *Server) offerPasskey(d *web.LoginData) {
+	if s.webauthn != nil {
+		d.PasskeyAction, d.PasskeyOptions = s.base+pathPasskeyLogin, s.base+pathPasskeyOptions
+	}
+}
+
 // PasskeysEnabled reports whether the server offers passkeys.
 func (s *Server) PasskeysEnabled() bool { return s.webauthn != nil }
 
@@ -260,17 +267,17 @@ func (s *Server) handlePasskeyAdd(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	if len([]rune(name)) > maxPasskeyNameLen {
-		s.showAccount(w, r, sess, u, http.StatusBadRequest, "", msgPasskeyNameLong)
+		s.showAccountPage(w, r, sess, u, http.StatusBadRequest, "", "", msgPasskeyNameLong)
 		return
 	}
 	session, ok := s.finishFlight(w, r, passkeyRegisterCookie, passkeyRegisterAAD+u.ID)
 	if !ok {
-		s.showAccount(w, r, sess, u, http.StatusBadRequest, "", fmt.Sprintf(msgPasskeyNotAdded, "it took too long, or was already used"))
+		s.showAccountPage(w, r, sess, u, http.StatusBadRequest, "", "", fmt.Sprintf(msgPasskeyNotAdded, "it took too long, or was already used"))
 		return
 	}
 	refuse := func(reason string, cause error) {
 		s.audit(ctx, r, storage.AuditEvent{Type: "passkey.add_failed", UserID: u.ID, Outcome: "failure", Detail: reason + ": " + protocolReason(cause)})
-		s.showAccount(w, r, sess, u, http.StatusBadRequest, "", fmt.Sprintf(msgPasskeyNotAdded, reason))
+		s.showAccountPage(w, r, sess, u, http.StatusBadRequest, "", "", fmt.Sprintf(msgPasskeyNotAdded, reason))
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes([]byte(r.PostForm.Get("credential")))
 	if err != nil {
@@ -339,7 +346,7 @@ func (s *Server) handlePasskeyRename(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	if name == "" || len([]rune(name)) > maxPasskeyNameLen {
-		s.showAccount(w, r, sess, u, http.StatusBadRequest, "", "A passkey name must have 1 to 64 characters.")
+		s.showAccountPage(w, r, sess, u, http.StatusBadRequest, "", "", "A passkey name must have 1 to 64 characters.")
 		return
 	}
 	err := s.opts.Store.RenamePasskey(r.Context(), u.ID, r.PostForm.Get("id"), name)

@@ -8,8 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -169,9 +171,25 @@ func (ts *testServer) addPasskey(t *testing.T, b *browser, a *softAuthenticator,
 // passkeySignIn signs b in with a on the account sign-in page.
 func (ts *testServer) passkeySignIn(t *testing.T, b *browser, a *softAuthenticator) page {
 	t.Helper()
-	cred := a.get(t, ts.passkeyOptions(t, b, pathAccountLogin, pathPasskeyOptions))
-	csrf := hiddenFields(b.get(ts.URL + pathAccountLogin)).Get("csrf_token")
-	return b.post(ts.URL+pathPasskeyLogin, url.Values{"csrf_token": {csrf}, "credential": {cred}})
+	return ts.passkeyForm(t, b, b.get(ts.URL+pathAccountLogin), a)
+}
+
+// passkeyForm does what the script does with the sign-in page p's
+// passkey form: fetches the options, has a answer them, and submits the
+// form with the answer.
+func (ts *testServer) passkeyForm(t *testing.T, b *browser, p page, a *softAuthenticator) page {
+	t.Helper()
+	action, v := p.form(t, "passkey-login")
+	options := regexp.MustCompile(`data-options="([^"]*)"`).FindStringSubmatch(p.body)
+	if options == nil {
+		t.Fatalf("passkey form without data-options:\n%s", p.body)
+	}
+	o := b.post(ts.origin()+html.UnescapeString(options[1]), url.Values{"csrf_token": {v.Get("csrf_token")}})
+	if o.status != http.StatusOK {
+		t.Fatalf("passkey options = %d\n%s", o.status, o.body)
+	}
+	v.Set("credential", a.get(t, o.body))
+	return b.post(ts.origin()+action, v)
 }
 
 func auditTypes(t *testing.T, ts *testServer, prefix string) []storage.AuditEvent {
@@ -422,5 +440,62 @@ func TestPasskeyConfig(t *testing.T) {
 	w, err := newWebAuthn(Passkeys{}, iss)
 	if err != nil || w.Config.RPID != "auth.example.com" || len(w.Config.RPOrigins) != 1 || w.Config.RPOrigins[0] != "https://auth.example.com" {
 		t.Errorf("defaults from the issuer = %+v, %v; want auth.example.com and its origin", w, err)
+	}
+}
+
+// TestPasskeyAuthorizationSignIn: the authorization flow's sign-in page
+// offers the passkey, and signing in with it continues the request to
+// the consent page and on to the client with a code.
+func TestPasskeyAuthorizationSignIn(t *testing.T) {
+	ts, origin := newPasskeyServer(t)
+	b := newBrowser(t)
+	ts.accountLogin(t, b, testUser, testPassword)
+	a := newSoftAuthenticator(t, origin, "localhost")
+	if p := ts.addPasskey(t, b, a, "key"); p.status != http.StatusSeeOther {
+		t.Fatalf("add = %d\n%s", p.status, p.body)
+	}
+	b2 := newBrowser(t)
+	p := b2.get(defaultAuth().url(ts.URL))
+	p = ts.passkeyForm(t, b2, p, a)
+	if p.status != http.StatusOK || !strings.Contains(p.body, `id="consent-form"`) {
+		t.Fatalf("passkey sign-in in the authorization flow = %d, want the consent page\n%s", p.status, p.body)
+	}
+	loc := location(t, ts.consent(t, b2, p, "allow"))
+	if loc.Query().Get("code") == "" || loc.Query().Get("state") != "st-1" {
+		t.Errorf("redirect after consent = %s, want a code and the state", loc)
+	}
+	es := auditTypes(t, ts, "login.success")
+	if last := es[len(es)-1]; last.ClientID != publicClient || !strings.HasPrefix(last.Detail, "passkey") {
+		t.Errorf("last login.success = %+v, want by passkey for %s", last, publicClient)
+	}
+}
+
+// TestPasskeySignInThrottled: passkey sign-ins share the login throttle
+// of the client IP: past its limit even a valid passkey gets 429 with
+// Retry-After, and failed passkey attempts count toward it.
+func TestPasskeySignInThrottled(t *testing.T) {
+	var origin string
+	ts := newTestServer(t, func(o *Options) {
+		u, _ := url.Parse(o.Issuer)
+		origin = "http://localhost:" + u.Port()
+		o.Passkeys = Passkeys{RPID: "localhost", Origins: []string{origin}}
+		o.LoginMaxFailures = 1 // the IP's limit is 4
+	})
+	b := newBrowser(t)
+	ts.accountLogin(t, b, testUser, testPassword)
+	a := newSoftAuthenticator(t, origin, "localhost")
+	if p := ts.addPasskey(t, b, a, "key"); p.status != http.StatusSeeOther {
+		t.Fatalf("add = %d\n%s", p.status, p.body)
+	}
+	bad := *a
+	bad.noUV = true
+	for i := range 4 {
+		if p := ts.passkeySignIn(t, newBrowser(t), &bad); p.status != http.StatusUnauthorized {
+			t.Fatalf("failed attempt %d = %d, want 401", i+1, p.status)
+		}
+	}
+	p := ts.passkeySignIn(t, newBrowser(t), a)
+	if p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
+		t.Errorf("valid passkey past the limit = %d Retry-After %q, want 429 with Retry-After", p.status, p.header.Get("Retry-After"))
 	}
 }
