@@ -128,7 +128,7 @@ func (s *Server) showAccountLogin(w http.ResponseWriter, r *http.Request, status
 			d.Providers = append(d.Providers, web.LoginProvider{ID: u.Name, Name: s.upstreams[u.Name].cfg.DisplayName, Action: s.base + pathUpstream + u.Name})
 		}
 	}
-	s.offerPasskey(&d)
+	s.offerPasskey(r, &d)
 	if d.NoPassword && len(d.Providers) == 0 && d.PasskeyAction == "" && d.Error == "" {
 		d.Error = "Sign-in with a password is turned off on this server, and the account page has no other sign-in."
 	}
@@ -191,7 +191,7 @@ func (s *Server) showAccountPage(w http.ResponseWriter, r *http.Request, sess *s
 		Agents:         agents,
 		PasskeyError:   passkeyErr,
 	}
-	if s.webauthn != nil {
+	if s.passkeyOrigin(r) {
 		ps, err := s.opts.Store.ListPasskeys(r.Context(), u.ID)
 		if err != nil {
 			s.serverErrorPage(w, r, err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,6 +85,18 @@ var selection = protocol.AuthenticatorSelection{
 	UserVerification:   protocol.VerificationRequired,
 }
 
+// CheckPasskeys reports what is wrong with o for issuer (an absolute
+// URL), as New would: an IP-address RP ID, an origin that is not one or
+// not on the RP ID.
+func CheckPasskeys(issuer string, o Passkeys) error {
+	iss, err := url.Parse(issuer)
+	if err != nil {
+		return err
+	}
+	_, err = newWebAuthn(o, iss)
+	return err
+}
+
 // newWebAuthn returns the relying party of o for issuer iss, nil when
 // passkeys are off.
 func newWebAuthn(o Passkeys, iss *url.URL) (*webauthn.WebAuthn, error) {
@@ -130,11 +143,20 @@ func newWebAuthn(o Passkeys, iss *url.URL) (*webauthn.WebAuthn, error) {
 	return w, nil
 }
 
-// offerPasskey adds "Sign in with a passkey" to a sign-in page.
-func (s *Server) offerPasskey(d *web.LoginData) {
-	if s.webauthn != nil {
+// offerPasskey adds "Sign in with a passkey" to a sign-in page reached
+// on one of the passkey origins: on another (`gatehouse dev`'s
+// 127.0.0.1 beside its localhost origin) the browser would refuse the
+// ceremony anyway.
+func (s *Server) offerPasskey(r *http.Request, d *web.LoginData) {
+	if s.passkeyOrigin(r) {
 		d.PasskeyAction, d.PasskeyOptions = s.base+pathPasskeyLogin, s.base+pathPasskeyOptions
 	}
+}
+
+// passkeyOrigin reports whether passkeys are on and r came to one of
+// their origins (the issuer's scheme, r's Host).
+func (s *Server) passkeyOrigin(r *http.Request) bool {
+	return s.webauthn != nil && slices.Contains(s.webauthn.Config.RPOrigins, s.issuer.Scheme+"://"+r.Host)
 }
 
 // PasskeysEnabled reports whether the server offers passkeys.

@@ -137,16 +137,26 @@ func (a *softAuthenticator) credentialJSON(t *testing.T, response map[string]any
 }
 
 // newPasskeyServer is a test server whose relying party is localhost on
-// the test listener's port (an IP address cannot be an RP ID), and the
-// origin its pages would have there.
+// the test listener's port (an IP address cannot be an RP ID), like
+// `gatehouse dev`'s, reached there: its URL is that origin (the issuer
+// stays on 127.0.0.1). It returns the origin too.
 func newPasskeyServer(t *testing.T) (*testServer, string) {
+	t.Helper()
+	return newPasskeyServerWith(t, nil)
+}
+
+func newPasskeyServerWith(t *testing.T, mod func(*Options)) (*testServer, string) {
 	t.Helper()
 	var origin string
 	ts := newTestServer(t, func(o *Options) {
 		u, _ := url.Parse(o.Issuer)
 		origin = "http://localhost:" + u.Port()
 		o.Passkeys = Passkeys{RPID: "localhost", Origins: []string{origin}}
+		if mod != nil {
+			mod(o)
+		}
 	})
+	ts.URL = origin
 	return ts, origin
 }
 
@@ -415,6 +425,18 @@ func TestPasskeyCannotRemoveOthers(t *testing.T) {
 // (the endpoints are not found); an IP-address rp_id, or an origin not on
 // the rp_id, is a configuration error.
 func TestPasskeyConfig(t *testing.T) {
+	// On a page reached at another origin than the passkeys' (dev's
+	// 127.0.0.1 beside localhost) the browser would refuse the
+	// ceremony: neither page offers it there.
+	pts, _ := newPasskeyServer(t)
+	ip := newBrowser(t)
+	if p := ip.get(pts.Issuer() + pathAccountLogin); p.status != http.StatusOK || strings.Contains(p.body, "passkey") {
+		t.Errorf("GET %s on 127.0.0.1 = %d, offers passkeys:\n%s", pathAccountLogin, p.status, p.body)
+	}
+	if p := ip.get(pts.URL + pathAccountLogin); !strings.Contains(p.body, `id="passkey-login"`) {
+		t.Errorf("GET %s on localhost does not offer passkeys:\n%s", pathAccountLogin, p.body)
+	}
+
 	ts := newTestServer(t, nil)
 	if ts.PasskeysEnabled() {
 		t.Error("passkeys enabled on an IP-address issuer")
@@ -474,13 +496,7 @@ func TestPasskeyAuthorizationSignIn(t *testing.T) {
 // of the client IP: past its limit even a valid passkey gets 429 with
 // Retry-After, and failed passkey attempts count toward it.
 func TestPasskeySignInThrottled(t *testing.T) {
-	var origin string
-	ts := newTestServer(t, func(o *Options) {
-		u, _ := url.Parse(o.Issuer)
-		origin = "http://localhost:" + u.Port()
-		o.Passkeys = Passkeys{RPID: "localhost", Origins: []string{origin}}
-		o.LoginMaxFailures = 1 // the IP's limit is 4
-	})
+	ts, origin := newPasskeyServerWith(t, func(o *Options) { o.LoginMaxFailures = 1 }) // the IP's limit is 4
 	b := newBrowser(t)
 	ts.accountLogin(t, b, testUser, testPassword)
 	a := newSoftAuthenticator(t, origin, "localhost")
