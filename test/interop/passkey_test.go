@@ -82,7 +82,7 @@ func TestPasskey(t *testing.T) {
 	if err != nil || !strings.Contains(list, "Chromium virtual key") {
 		fail("the passkeys list = %q (%v), want the new passkey", list, err)
 	}
-	creds, err := chromedp.Call(bctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+	creds, err := chromedp.Call(bctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
 	if err != nil || len(creds.Credentials) != 1 || !creds.Credentials[0].IsResidentCredential || creds.Credentials[0].RpID != "localhost" {
 		t.Fatalf("the virtual authenticator holds %+v (%v), want one resident credential for localhost", creds, err)
 	}
@@ -102,7 +102,7 @@ func TestPasskey(t *testing.T) {
 	if err != nil || !strings.Contains(who, d.Username) {
 		fail("after the passkey sign-in the page says %q (%v), want %s", who, err, d.Username)
 	}
-	creds, err = chromedp.Call(bctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+	creds, err = chromedp.Call(bctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
 	if err != nil || len(creds.Credentials) != 1 || creds.Credentials[0].SignCount < 1 {
 		t.Errorf("after the sign-in the credential is %+v (%v), want its counter moved", creds, err)
 	}
