@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates docs/screenshots/{login,consent,error,account}.png: starts a branded
+# Regenerates docs/screenshots/{login,consent,error,account,passkeys}.png: starts a branded
 # `gatehouse dev` with a fresh data directory on 127.0.0.1:18080 (and its
 # demo MCP server on 18081; GATEHOUSE_SCREENSHOTS_PORT changes that), runs
 # scripts/screenshots (headless Chromium at 1200×900) against it, and

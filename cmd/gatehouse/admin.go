@@ -1150,7 +1150,7 @@ func auditFlags(fs *flag.FlagSet) (*storage.AuditQuery, *string) {
 // checks the list against the types in the source, so that `--type` can
 // refuse a category that matches nothing rather than print nothing.
 var auditCategories = []string{
-	"authorize", "client", "code", "consent", "demo", "gateway", "key", "login", "refresh", "registration", "resource", "scope", "token", "user",
+	"authorize", "client", "code", "consent", "demo", "gateway", "key", "login", "passkey", "refresh", "registration", "resource", "scope", "token", "user",
 }
 
 // auditType turns the value of --type into the query's Type: a category

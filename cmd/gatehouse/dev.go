@@ -105,6 +105,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		c.Registration.CIMD.AllowHosts = cimdAllow
 	}
 	c.DPoP.RequireNonce = *dpopNonce
+	devPasskeys(&c, host, port)
 	c.Branding.Name, c.Branding.LogoURL = *brandName, *brandLogo
 	if idp != nil {
 		c.Identity.Providers = []config.IdentityProvider{*idp}
@@ -214,6 +215,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "  Identity provider: %s (\"Continue with %s\" on the sign-in page; client id %s)\n", idp.Issuer, idp.DisplayName, idp.ClientID)
 			fmt.Fprintf(out, "    Register this redirect URI at the provider: %s\n", as.UpstreamRedirectURI(c.Issuer, idp.Name))
 			fmt.Fprintf(out, "    Its people become users named oidc:%s:<subject> at their first sign-in.\n", idp.Name)
+		}
+		if c.Passkeys.RPID != "" {
+			fmt.Fprintf(out, "  Account page:    %s/account (passkeys work here: WebAuthn refuses an IP address such as 127.0.0.1)\n", c.Passkeys.Origins[0])
+		} else {
+			fmt.Fprintf(out, "  Account page:    %s/account\n", c.Issuer)
 		}
 		fmt.Fprintf(out, "  Data directory:  %s\n", *data)
 		fmt.Fprintf(out, "%s\n", gatewayLines.String())
@@ -465,4 +471,17 @@ func randomID() (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// devPasskeys makes dev's passkeys work on a loopback IP listener: a
+// browser refuses an IP address as the WebAuthn relying party ID, so the
+// relying party is localhost, on the listener's port, and the pages
+// offer passkeys when reached at http://localhost:<port> (SECOND-WAVE:
+// dev offers passkeys on a localhost origin). Other listeners keep the
+// defaults (the issuer's host and origin).
+func devPasskeys(c *config.Config, host, port string) {
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		c.Passkeys.RPID = "localhost"
+		c.Passkeys.Origins = []string{"http://" + net.JoinHostPort("localhost", port)}
+	}
 }

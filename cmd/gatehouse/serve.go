@@ -144,6 +144,7 @@ func newServer(ctx context.Context, c config.Config, st storage.Store, log *slog
 		Registration:       registrationOptions(c.Registration, dev),
 		TokenExchange:      tokenExchangeOptions(c.TokenExchange),
 		DPoP:               as.DPoP{RequireNonce: c.DPoP.RequireNonce},
+		Passkeys:           c.PasskeyOptions(),
 		Upstreams:          upstreamOptions(c.Identity),
 		Delegate:           delegateOption(c.Identity),
 		DisableLocalLogin:  !c.Identity.Local,

@@ -369,7 +369,7 @@ func TestServeBranding(t *testing.T) {
 	if !strings.Contains(string(body), want) {
 		t.Errorf("page does not contain %q:\n%s", want, body)
 	}
-	if got, want := resp.Header.Get("Content-Security-Policy"), "default-src 'none'; style-src 'self'; img-src 'self' data: https://cdn.acme.example; frame-ancestors 'none'; base-uri 'none'"; got != want {
+	if got, want := resp.Header.Get("Content-Security-Policy"), "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data: https://cdn.acme.example; frame-ancestors 'none'; base-uri 'none'"; got != want {
 		t.Errorf("Content-Security-Policy = %q, want %q", got, want)
 	}
 

@@ -46,9 +46,12 @@ const maxToolCalls = 5
 // Notices after a successful POST, chosen by a fixed key in the redirect
 // (?done=…), so that nothing a request carries is echoed on the page.
 var accountNotices = map[string]string{
-	"revoked":  "Access was revoked. The application has to ask you again to connect.",
-	"password": "Your password was changed. You were signed out everywhere else, and every connected application was revoked.",
-	"sessions": "You were signed out of every other session.",
+	"revoked":         "Access was revoked. The application has to ask you again to connect.",
+	"password":        "Your password was changed. You were signed out everywhere else, and every connected application was revoked.",
+	"sessions":        "You were signed out of every other session.",
+	"passkey-added":   "Your passkey was added. You can sign in with it instead of your password.",
+	"passkey-renamed": "Your passkey was renamed.",
+	"passkey-removed": "Your passkey was removed. It cannot sign in to this account any more.",
 }
 
 // Messages of the password form.
@@ -125,7 +128,8 @@ func (s *Server) showAccountLogin(w http.ResponseWriter, r *http.Request, status
 			d.Providers = append(d.Providers, web.LoginProvider{ID: u.Name, Name: s.upstreams[u.Name].cfg.DisplayName, Action: s.base + pathUpstream + u.Name})
 		}
 	}
-	if d.NoPassword && len(d.Providers) == 0 && d.Error == "" {
+	s.offerPasskey(r, &d)
+	if d.NoPassword && len(d.Providers) == 0 && d.PasskeyAction == "" && d.Error == "" {
 		d.Error = "Sign-in with a password is turned off on this server, and the account page has no other sign-in."
 	}
 	s.opts.Pages.Login(w, r, status, d)
@@ -162,12 +166,17 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, sess *storage.Session, u storage.User, status int, notice, errMsg string) {
+	s.showAccountPage(w, r, sess, u, status, notice, errMsg, "")
+}
+
+// showAccountPage is showAccount with an error for the Passkeys section.
+func (s *Server) showAccountPage(w http.ResponseWriter, r *http.Request, sess *storage.Session, u storage.User, status int, notice, errMsg, passkeyErr string) {
 	agents, err := s.connectedAgents(r.Context(), sess.UserID, u.Epoch)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}
-	s.opts.Pages.Account(w, r, status, web.AccountData{
+	d := web.AccountData{
 		CSRF:           s.opts.Pages.CSRFToken(w, r),
 		Username:       u.Username,
 		Notice:         notice,
@@ -180,7 +189,23 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request, sess *stora
 		NoPassword:     s.opts.DisableLocalLogin || u.PasswordHash == "",
 		AccessTokenTTL: humanDuration(s.opts.AccessTokenTTL),
 		Agents:         agents,
-	})
+		PasskeyError:   passkeyErr,
+	}
+	if s.passkeyOrigin(r) {
+		ps, err := s.opts.Store.ListPasskeys(r.Context(), u.ID)
+		if err != nil {
+			s.serverErrorPage(w, r, err)
+			return
+		}
+		for _, p := range ps {
+			d.Passkeys = append(d.Passkeys, web.PasskeyItem{ID: p.ID, Name: p.Name, Created: p.CreatedAt, LastUsed: p.LastUsedAt})
+		}
+		d.PasskeyAddAction = s.base + pathAccountPasskeyAdd
+		d.PasskeyOptionsAction = s.base + pathAccountPasskeyOptions
+		d.PasskeyRenameAction = s.base + pathAccountPasskeyRename
+		d.PasskeyRemoveAction = s.base + pathAccountPasskeyRemove
+	}
+	s.opts.Pages.Account(w, r, status, d)
 }
 
 // connectedAgents lists the clients with access to userID's data: one

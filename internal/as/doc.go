@@ -38,6 +38,14 @@
 // Users manage their own account at /account (account.go): its own
 // sign-in, the clients connected to them (consents and live grants, with
 // the last tool calls from the audit log) and revoking them, a password
-// change and signing out other sessions. Every account form works on the
-// session's user alone and carries the CSRF token.
+// change, passkeys and signing out other sessions. Every account form
+// works on the session's user alone and carries the CSRF token.
+//
+// Passkeys (passkey.go, with go-webauthn): a user adds discoverable
+// credentials with user verification on /account and signs in with one on
+// either sign-in page, throttled, audited and given a new session like a
+// password sign-in. A ceremony's WebAuthn session data travels sealed in a
+// short-lived cookie and its challenge is marked used in storage, so any
+// replica finishes it, once. The relying party ID and origins come from
+// the issuer unless configured ([Passkeys]).
 package as

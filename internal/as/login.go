@@ -173,6 +173,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, p pending, st
 	if s.delegate != nil {
 		d.Providers = append(d.Providers, s.delegateLoginProvider())
 	}
+	s.offerPasskey(r, &d)
 	s.opts.Pages.Login(w, r, status, d)
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"io"
 	"log/slog"
 	"net/http"
@@ -114,6 +115,10 @@ type Options struct {
 	// DPoP configures sender-constrained tokens (RFC 9449); see [DPoP].
 	// The zero value accepts proofs without a nonce.
 	DPoP DPoP
+	// Passkeys configures sign-in with passkeys (WebAuthn); see
+	// [Passkeys]. The zero value derives the relying party from the
+	// issuer, and turns passkeys off when its host is an IP address.
+	Passkeys Passkeys
 }
 
 // Server is the authorization server.
@@ -142,6 +147,7 @@ type Server struct {
 	delegate   *delegate                   // nil: no delegated login (delegate.go)
 	exchange   map[string][]exchangePolicy // by client id; nil: no token exchange (token_exchange.go)
 	nonceKey   []byte                      // makes DPoP nonces (dpop.go), from Options.Secret
+	webauthn   *webauthn.WebAuthn          // nil: passkeys off (passkey.go)
 }
 
 // Endpoint paths, relative to the issuer.
@@ -238,6 +244,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.exchange, err = newExchangePolicies(&s.opts.TokenExchange); err != nil {
+		return nil, err
+	}
+	if s.webauthn, err = newWebAuthn(opts.Passkeys, iss); err != nil {
 		return nil, err
 	}
 	b, err := s.buildMetadata(context.Background())
@@ -337,6 +346,12 @@ func (s *Server) routes() {
 	mux.Handle(b+pathAccountRevoke, browser(s.handleAccountRevoke))
 	mux.Handle(b+pathAccountPassword, browser(s.handleAccountPassword))
 	mux.Handle(b+pathAccountSessions, browser(s.handleAccountSessions))
+	mux.Handle(b+pathAccountPasskeyOptions, browser(s.handlePasskeyRegisterOptions))
+	mux.Handle(b+pathAccountPasskeyAdd, browser(s.handlePasskeyAdd))
+	mux.Handle(b+pathAccountPasskeyRename, browser(s.handlePasskeyRename))
+	mux.Handle(b+pathAccountPasskeyRemove, browser(s.handlePasskeyRemove))
+	mux.Handle(b+pathPasskeyOptions, browser(s.handlePasskeyLoginOptions))
+	mux.Handle(b+pathPasskeyLogin, browser(s.handlePasskeyLogin))
 	mux.Handle(b+pathLogout, browser(s.handleLogout))
 	mux.Handle(b+pathStatic, http.StripPrefix(b, s.opts.Pages.StaticHandler()))
 	mux.Handle("/", browser(s.handleNotFound))

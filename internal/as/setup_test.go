@@ -232,7 +232,19 @@ type browser struct {
 
 func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
+	// localhost is dialled at 127.0.0.1, where the test servers listen:
+	// the passkey tests reach their server on a localhost origin, as a
+	// browser must (WebAuthn refuses an IP address).
+	dialer := &net.Dialer{}
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if port, ok := strings.CutPrefix(addr, "localhost:"); ok {
+			addr = "127.0.0.1:" + port
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(transport.CloseIdleConnections)
 	return &browser{t: t, client: &http.Client{
+		Transport:     transport,
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}

@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/as"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientip"
 	"github.com/gatehouse-mcp/gatehouse/internal/clientreg"
 	"github.com/gatehouse-mcp/gatehouse/internal/safetext"
@@ -86,8 +87,11 @@ type Config struct {
 	TokenExchange TokenExchange `json:"token_exchange"`
 	// DPoP (dpop) configures DPoP-bound tokens (RFC 9449) at the token
 	// endpoint.
-	DPoP    DPoP    `json:"dpop"`
-	Gateway Gateway `json:"gateway"`
+	DPoP DPoP `json:"dpop"`
+	// Passkeys (passkeys) configures sign-in with passkeys (WebAuthn) on
+	// the account and sign-in pages.
+	Passkeys Passkeys `json:"passkeys"`
+	Gateway  Gateway  `json:"gateway"`
 	// Branding (branding) is what the browser pages show of who runs
 	// this server.
 	Branding Branding `json:"branding"`
@@ -106,6 +110,24 @@ type DPoP struct {
 	// false: one more round trip per token request for every DPoP client,
 	// against proofs made in advance by someone who had the key briefly.
 	RequireNonce bool `json:"require_nonce"`
+}
+
+// Passkeys configures passkeys (WebAuthn). By default they are on, with
+// the issuer's host as the relying party ID and its origin as the only
+// origin; on an issuer whose host is an IP address they are off unless
+// rp_id names a domain (browsers refuse an IP address).
+type Passkeys struct {
+	// Disabled (disabled) turns passkeys off. Default false.
+	Disabled bool `json:"disabled"`
+	// RPID (rp_id) is the WebAuthn relying party ID: the issuer's host or
+	// a registrable suffix of it. Default: the issuer's host. A passkey
+	// works only under the RP ID it was made for: changing it strands
+	// every registered passkey.
+	RPID string `json:"rp_id"`
+	// Origins (origins) are the origins (scheme://host[:port]) the pages
+	// are reached on, each on the RP ID or a subdomain. Default: the
+	// issuer's origin.
+	Origins []string `json:"origins"`
 }
 
 // Storage selects and configures the storage backend.
@@ -470,6 +492,11 @@ func (c *Config) Validate(dev bool) error {
 	errs = append(errs, c.TokenExchange.validate()...)
 	errs = append(errs, c.Gateway.validate(c.Issuer, true)...)
 	errs = append(errs, c.Branding.validate()...)
+	if c.Issuer != "" {
+		if err := as.CheckPasskeys(c.Issuer, c.PasskeyOptions()); err != nil {
+			errs = append(errs, keyErrorf("passkeys", "passkeys: %v", strings.TrimPrefix(err.Error(), "as: passkeys ")))
+		}
+	}
 	errs = append(errs, c.Identity.validate(dev || c.AllowInsecureIssuer)...)
 	bad(c.Registration.IdleTTL != 0 && c.Registration.IdleTTL < c.Tokens.RefreshTokenTTL, "registration.idle_ttl",
 		"registration.idle_ttl (%s) must be at least tokens.refresh_token_ttl (%s), or clients are reaped while their refresh tokens are still valid",
@@ -587,4 +614,9 @@ func redactURL(s string) string {
 		u.RawQuery = "redacted"
 	}
 	return u.String()
+}
+
+// PasskeyOptions is c.Passkeys as the authorization server takes them.
+func (c *Config) PasskeyOptions() as.Passkeys {
+	return as.Passkeys{Disabled: c.Passkeys.Disabled, RPID: c.Passkeys.RPID, Origins: c.Passkeys.Origins}
 }

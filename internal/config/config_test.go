@@ -328,3 +328,26 @@ func TestDPoPConfig(t *testing.T) {
 		t.Errorf("from the environment: require_nonce %v, %v; want true", c.DPoP.RequireNonce, err)
 	}
 }
+
+// TestPasskeysConfig: passkeys.rp_id and passkeys.origins are read from
+// the file; an IP-address rp_id and an origin off the rp_id are problems
+// named by their key.
+func TestPasskeysConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\npasskeys:\n  rp_id: example.com\n  origins: [https://auth.example.com, https://login.example.com]\n"), 0o600))
+	c, err := Load(path, env(nil))
+	if err != nil || c.Passkeys.RPID != "example.com" || len(c.Passkeys.Origins) != 2 {
+		t.Fatalf("passkeys = %+v, %v; want rp_id example.com and two origins", c.Passkeys, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"passkeys:\n  rp_id: 10.0.0.1\n", `passkeys: rp_id "10.0.0.1" is an IP address`},
+		{"passkeys:\n  origins: [https://evil.example.net]\n", `passkeys: origin "https://evil.example.net" is not on the rp_id "auth.example.com"`},
+	} {
+		must(t, os.WriteFile(path, []byte("issuer: https://auth.example.com\n"+tc.yaml), 0o600))
+		c, err := Load(path, env(nil))
+		must(t, err)
+		if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate() of %q = %v, want an error containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -172,7 +172,7 @@ gateway:
 	c, err := Load(path, env(nil))
 	want := []string{
 		`gatehouse.yaml:5:21: tokens.access_token_ttl: "10" is not a duration: give a number and a unit, such as "90s", "10m" or "720h"`,
-		`gatehouse.yaml:10:1: base: unknown key "base" (the keys of the top level are issuer, listen, admin_listen, allow_insecure_issuer, trust_proxy_headers, trusted_proxies, storage, keys, tokens, login, log, audit, identity, registration, token_exchange, dpop, gateway, branding)`,
+		`gatehouse.yaml:10:1: base: unknown key "base" (the keys of the top level are issuer, listen, admin_listen, allow_insecure_issuer, trust_proxy_headers, trusted_proxies, storage, keys, tokens, login, log, audit, identity, registration, token_exchange, dpop, passkeys, gateway, branding)`,
 	}
 	if diff := cmp.Diff(want, lines(t, path, err)); diff != "" {
 		t.Errorf("Load problems (-want +got):\n%s", diff)

@@ -167,7 +167,8 @@ type Users interface {
 	// refresh tokens stop working and access tokens introspect inactive.
 	ResetUser(ctx context.Context, id string, t time.Time, fn func(User) (User, error)) (User, error)
 	// DeleteUser removes the user with their sessions, consents, codes,
-	// refresh tokens, groups, upstream claims and upstream identities.
+	// refresh tokens, groups, upstream claims, upstream identities and
+	// passkeys.
 	DeleteUser(ctx context.Context, id string) error
 }
 
@@ -234,6 +235,53 @@ type UserClaims interface {
 	// claim name, each value once and in order (none for an unknown or
 	// local user): the claims a scope policy sees.
 	ListUserClaims(ctx context.Context, userID string) (map[string][]string, error)
+}
+
+// Passkey is a user's WebAuthn credential (issue 16 item 3): a
+// discoverable credential ("passkey") the user signs in with instead of a
+// password. DeleteUser deletes it with the user; a reset (ResetUser)
+// keeps it, as a password change keeps the user's authenticator.
+type Passkey struct {
+	// ID is the credential ID, base64url without padding: what an
+	// assertion's id field carries.
+	ID     string
+	UserID string
+	// PublicKey is the credential's COSE-encoded public key.
+	PublicKey []byte
+	// SignCount is the authenticator's signature counter at the last
+	// sign-in (0 for authenticators that keep none, as most passkeys).
+	SignCount  uint32
+	Transports []string
+	AAGUID     []byte
+	// BackupEligible and BackupState are the authenticator data's BE and
+	// BS flags: BE never changes for a credential, BS may.
+	BackupEligible bool
+	BackupState    bool
+	// Name is the user's label for it.
+	Name       string
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero until first used to sign in
+}
+
+// Passkeys stores users' passkeys.
+type Passkeys interface {
+	// CreatePasskey stores p. ErrAlreadyExists if its ID is taken (by any
+	// user), ErrNotFound if there is no user p.UserID.
+	CreatePasskey(ctx context.Context, p Passkey) error
+	// GetPasskey returns the passkey with credential ID id, whoever's it is.
+	GetPasskey(ctx context.Context, id string) (Passkey, error)
+	// ListPasskeys returns userID's passkeys, oldest first (none for an
+	// unknown user).
+	ListPasskeys(ctx context.Context, userID string) ([]Passkey, error)
+	// UsePasskey records a sign-in with passkey id at t with the
+	// authenticator's new signature counter and backup state.
+	UsePasskey(ctx context.Context, id string, signCount uint32, backupState bool, t time.Time) error
+	// RenamePasskey sets the name of userID's passkey id; ErrNotFound if
+	// userID has no passkey id (another user's is not found either).
+	RenamePasskey(ctx context.Context, userID, id, name string) error
+	// DeletePasskey deletes userID's passkey id; ErrNotFound if userID has
+	// no passkey id (another user's passkey is never deleted).
+	DeletePasskey(ctx context.Context, userID, id string) error
 }
 
 // UpstreamIdentity ties an account at an upstream OpenID provider to a
@@ -627,6 +675,7 @@ type Store interface {
 	UserGroups
 	UserClaims
 	UpstreamIdentities
+	Passkeys
 	Resources
 	Sessions
 	AuthCodes

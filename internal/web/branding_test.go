@@ -55,7 +55,7 @@ func TestPagesLogoCSP(t *testing.T) {
 		{"none", "", ContentSecurityPolicy, ""},
 		{"data", testLogo, ContentSecurityPolicy, `<img class="logo" src="` + strings.ReplaceAll(testLogo, "+", "&#43;") + `"`}, // html/template escapes + in attributes
 		{"https", "https://cdn.acme.example/logo.svg?v=2&amp=1",
-			"default-src 'none'; style-src 'self'; img-src 'self' data: https://cdn.acme.example; frame-ancestors 'none'; base-uri 'none'",
+			"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data: https://cdn.acme.example; frame-ancestors 'none'; base-uri 'none'",
 			`<img class="logo" src="https://cdn.acme.example/logo.svg?v=2&amp;amp=1"`},
 	}
 	for _, tt := range tests {

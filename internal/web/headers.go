@@ -3,8 +3,10 @@ package web
 import "net/http"
 
 // ContentSecurityPolicy is the policy [SecureHeaders] sends: nothing may
-// load but the same-origin stylesheet (and data: images), no page may frame
-// ours, and <base> may not rebase relative URLs. The pages send it too,
+// load but the same-origin stylesheet, script (the passkey script, a
+// static file: no inline script) and data: images, a script may fetch
+// from this origin only, no page may frame ours, and <base> may not
+// rebase relative URLs. The pages send it too,
 // with one more img-src origin when Options.LogoURL is an https URL.
 //
 // There is deliberately no form-action directive. Chromium applies
@@ -13,7 +15,7 @@ import "net/http"
 // client's redirect_uri, which is on another origin (a loopback port, a
 // private-use scheme, another site). The forms post only to Action URLs
 // this server renders, and html/template rejects javascript: URLs there.
-const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
 
 // SecureHeaders wraps a browser route and sets, before calling next:
 //

@@ -17,7 +17,7 @@ func TestSecureHeaders(t *testing.T) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/authorize", nil))
 	want := http.Header{
-		"Content-Security-Policy":    {"default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"},
+		"Content-Security-Policy":    {"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"},
 		"X-Frame-Options":            {"DENY"},
 		"X-Content-Type-Options":     {"nosniff"},
 		"Referrer-Policy":            {"no-referrer"},
@@ -58,6 +58,7 @@ func TestStaticHandler(t *testing.T) {
 		{"old hash", mux, http.MethodGet, "/static/gatehouse.000000000000.css", http.StatusNotFound, "no-store", false},
 		{"other file", mux, http.MethodGet, "/static/app.js", http.StatusNotFound, "no-store", false},
 		{"POST", mux, http.MethodPost, hashed, http.StatusMethodNotAllowed, "no-store", false},
+		{"script", mux, http.MethodGet, p.ScriptURL(), http.StatusOK, "public, max-age=31536000, immutable", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,14 +76,18 @@ func TestStaticHandler(t *testing.T) {
 			if tt.wantCode != http.StatusOK {
 				return
 			}
-			if got, want := w.Header().Get("Content-Type"), "text/css; charset=utf-8"; got != want {
+			wantType, wantBody := "text/css; charset=utf-8", stylesheet
+			if tt.path == p.ScriptURL() {
+				wantType, wantBody = "text/javascript; charset=utf-8", script
+			}
+			if got, want := w.Header().Get("Content-Type"), wantType; got != want {
 				t.Errorf("%s %s: Content-Type got %q, want %q", tt.method, tt.path, got, want)
 			}
 			if got := w.Header().Get("ETag"); got == "" {
 				t.Errorf("%s %s: no ETag", tt.method, tt.path)
 			}
-			if tt.wantBody && !bytes.Equal(w.Body.Bytes(), stylesheet) {
-				t.Errorf("%s %s: body is not the embedded stylesheet", tt.method, tt.path)
+			if tt.wantBody && !bytes.Equal(w.Body.Bytes(), wantBody) {
+				t.Errorf("%s %s: body is not the embedded file", tt.method, tt.path)
 			}
 			if !tt.wantBody && w.Body.Len() != 0 {
 				t.Errorf("%s %s: got a %d-byte body, want none", tt.method, tt.path, w.Body.Len())

@@ -73,6 +73,8 @@ type Pages struct {
 	prefix     string
 	stylesheet string // full URL path of the content-hashed stylesheet
 	cssETag    string
+	script     string // full URL path of the content-hashed passkey script
+	jsETag     string
 	log        *slog.Logger
 	tmpl       map[string]*template.Template
 }
@@ -122,6 +124,10 @@ func New(opts Options) (*Pages, error) {
 	hash := hex.EncodeToString(sum[:6])
 	p.stylesheet = p.prefix + "gatehouse." + hash + ".css"
 	p.cssETag = `"` + hash + `"`
+	jsSum := sha256.Sum256(script)
+	jsHash := hex.EncodeToString(jsSum[:6])
+	p.script = p.prefix + "passkey." + jsHash + ".js"
+	p.jsETag = `"` + jsHash + `"`
 
 	funcs := template.FuncMap{
 		"join":       strings.Join,
@@ -143,6 +149,10 @@ func New(opts Options) (*Pages, error) {
 // from: StaticPrefix plus a file name carrying a hash of its content, so it
 // can be cached for a year and still change with each release.
 func (p *Pages) StylesheetURL() string { return p.stylesheet }
+
+// ScriptURL returns the URL path of the passkey script, content-hashed
+// like [Pages.StylesheetURL]. Only pages that offer passkeys load it.
+func (p *Pages) ScriptURL() string { return p.script }
 
 // LoginData is what the sign-in page shows.
 type LoginData struct {
@@ -168,6 +178,10 @@ type LoginData struct {
 	// NoPassword hides the username and password form: local sign-in is
 	// turned off (identity.local: false).
 	NoPassword bool
+	// PasskeyAction, when set, adds "Sign in with a passkey": a form
+	// posting csrf_token, request and the browser's answer (credential)
+	// to it, after the script fetched the options from PasskeyOptions.
+	PasskeyAction, PasskeyOptions string
 }
 
 // LoginProvider is one "Continue with …" button of the sign-in page.
@@ -309,6 +323,25 @@ type AccountData struct {
 	AccessTokenTTL string
 	// Agents are the connected clients, in the order to show them.
 	Agents []AgentItem
+	// PasskeyAddAction, when set, shows the Passkeys section: the user's
+	// Passkeys with rename (PasskeyRenameAction) and remove
+	// (PasskeyRemoveAction) forms, and "Add a passkey", whose script
+	// fetches the options from PasskeyOptionsAction.
+	PasskeyAddAction, PasskeyOptionsAction, PasskeyRenameAction, PasskeyRemoveAction string
+	Passkeys                                                                         []PasskeyItem
+	// PasskeyError is shown in the Passkeys section (role alert) when
+	// adding or renaming a passkey was refused. Optional.
+	PasskeyError string
+}
+
+// PasskeyItem is one of the user's passkeys on the account page.
+type PasskeyItem struct {
+	// ID is the credential ID (base64url), the forms' id field.
+	ID string
+	// Name is the user's label for it; format characters are removed.
+	Name     string
+	Created  time.Time
+	LastUsed time.Time // zero: never used
 }
 
 // AgentItem is one client connected to the user's account.
@@ -368,6 +401,7 @@ type view struct {
 	Logo       template.URL
 	Host       string
 	Stylesheet string
+	Script     string // the passkey script's URL
 	Page       any
 }
 
@@ -464,6 +498,12 @@ func (p *Pages) Account(w http.ResponseWriter, r *http.Request, status int, d Ac
 		agents[i] = a
 	}
 	d.Agents = agents
+	passkeys := make([]PasskeyItem, len(d.Passkeys))
+	for i, k := range d.Passkeys {
+		k.Name = Visible(k.Name)
+		passkeys[i] = k
+	}
+	d.Passkeys = passkeys
 	p.render(w, r, orStatus(status, http.StatusOK), "account", d)
 }
 
@@ -473,7 +513,7 @@ func (p *Pages) Account(w http.ResponseWriter, r *http.Request, status int, d Ac
 // forgot to wrap in SecureHeaders.
 func (p *Pages) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
 	var buf bytes.Buffer
-	err := p.tmpl[page].ExecuteTemplate(&buf, "layout", view{Product: p.product, Named: p.named, Logo: p.logo, Host: p.host, Stylesheet: p.stylesheet, Page: data})
+	err := p.tmpl[page].ExecuteTemplate(&buf, "layout", view{Product: p.product, Named: p.named, Logo: p.logo, Host: p.host, Stylesheet: p.stylesheet, Script: p.script, Page: data})
 	h := w.Header()
 	setSecurityHeaders(h)
 	h.Set("Content-Security-Policy", p.csp)

@@ -490,3 +490,44 @@ func TestNewCopiesKey(t *testing.T) {
 		t.Errorf("CSRFToken after caller changed its key slice: got %q, want %q", got, before)
 	}
 }
+
+// TestPagesPasskeys: a sign-in page offering passkeys and an account page
+// with the Passkeys section load the one script from ScriptURL, with no
+// inline script; the passkey forms carry the CSRF token and stay hidden
+// until the script shows them; a passkey's name is escaped.
+func TestPagesPasskeys(t *testing.T) {
+	p := newPages(t, false)
+	const evil = `<script>alert(1)</script>`
+	login := render(t, func(w http.ResponseWriter, r *http.Request) {
+		p.Login(w, r, 0, LoginData{CSRF: "tok", PasskeyAction: "/passkey/login", PasskeyOptions: "/passkey/options"})
+	}).Body.String()
+	account := render(t, func(w http.ResponseWriter, r *http.Request) {
+		p.Account(w, r, 0, AccountData{CSRF: "tok", Username: "alice", PasskeyAddAction: "/account/passkeys/add", PasskeyOptionsAction: "/account/passkeys/options",
+			PasskeyRenameAction: "/account/passkeys/rename", PasskeyRemoveAction: "/account/passkeys/remove",
+			Passkeys: []PasskeyItem{{ID: "cred-1", Name: evil}}})
+	}).Body.String()
+	for name, tc := range map[string]struct{ body, form, ceremony string }{
+		"login":   {login, `<form id="passkey-login" method="post" action="/passkey/login" class="provider" data-ceremony="get" data-options="/passkey/options" hidden>`, "get"},
+		"account": {account, `<form id="passkey-add" method="post" action="/account/passkeys/add" data-ceremony="create" data-options="/account/passkeys/options" hidden>`, "create"},
+	} {
+		if got := strings.Count(tc.body, "<script"); got != 1 || !strings.Contains(tc.body, `<script src="`+p.ScriptURL()+`"></script>`) {
+			t.Errorf("%s: %d <script> elements, want exactly <script src=%q></script>:\n%s", name, got, p.ScriptURL(), tc.body)
+		}
+		if !strings.Contains(tc.body, tc.form) {
+			t.Errorf("%s: no %s passkey form %s:\n%s", name, tc.ceremony, tc.form, tc.body)
+		}
+	}
+	for _, action := range []string{"rename", "remove"} {
+		if want := `action="/account/passkeys/` + action + `" class="inline">` + "\n" + `<input type="hidden" name="csrf_token" value="tok">`; !strings.Contains(account, want) {
+			t.Errorf("account: no %s form with the CSRF token:\n%s", action, account)
+		}
+	}
+	if strings.Contains(account, evil) || !strings.Contains(account, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("account: passkey name not escaped:\n%s", account)
+	}
+	// Without passkeys, no script.
+	plain := render(t, func(w http.ResponseWriter, r *http.Request) { p.Login(w, r, 0, LoginData{}) }).Body.String()
+	if strings.Contains(plain, "<script") || strings.Contains(plain, "passkey") {
+		t.Errorf("login without passkeys mentions them:\n%s", plain)
+	}
+}

@@ -1,5 +1,7 @@
 // Command screenshots takes PNG screenshots of the sign-in, consent,
-// error and account pages of a running `gatehouse dev`, at 1200×900 in headless
+// error and account pages of a running `gatehouse dev`, and of the
+// account page's Passkeys section on its localhost origin (a passkey
+// added with Chromium's virtual authenticator), at 1200×900 in headless
 // Chromium, for docs/screenshots. scripts/screenshots.sh starts a
 // branded dev server in a temporary directory and runs it:
 //
@@ -35,6 +37,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
 
@@ -179,7 +182,50 @@ func run(issuer, user, password, out, chromium string) error {
 	); err != nil {
 		return fmt.Errorf("account page: %w", err)
 	}
-	return shot("account")
+	if err := shot("account"); err != nil {
+		return err
+	}
+	return passkeyShot(ctx, issuer, user, password, shot)
+}
+
+// passkeyShot adds a passkey with Chromium's virtual authenticator on
+// dev's localhost origin (WebAuthn refuses 127.0.0.1, and the pages offer
+// passkeys only on the passkey origin) and shoots the account page's
+// Passkeys section as passkeys.png.
+func passkeyShot(ctx context.Context, issuer, user, password string, shot func(string) error) error {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return err
+	}
+	account := "http://localhost:" + u.Port() + "/account"
+	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		return fmt.Errorf("WebAuthn.enable: %w", err)
+	}
+	if _, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+		Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
+		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+	}}); err != nil {
+		return fmt.Errorf("WebAuthn.addVirtualAuthenticator: %w", err)
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(account),
+		chromedp.WaitVisible(css("#login-form")),
+		chromedp.SendKeys(css("#username"), user),
+		chromedp.SendKeys(css("#password"), password),
+		chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css("#passkey-add-button")),
+		chromedp.SendKeys(css("#passkey-name"), "Work laptop"),
+		chromedp.Click(css("#passkey-add-button")),
+		chromedp.WaitVisible(css("ul.passkeys")),
+	); err != nil {
+		return fmt.Errorf("passkeys on %s: %w", account, err)
+	}
+	// The section at the top of the window.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('passkeys-heading').parentElement.scrollIntoView({block: 'start'}), true`)); err != nil {
+		return fmt.Errorf("scroll to the passkeys: %w", err)
+	}
+	return shot("passkeys")
 }
 
 func findChromium() string {

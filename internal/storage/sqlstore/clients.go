@@ -366,6 +366,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			"DELETE FROM upstream_groups WHERE user_id = ?",
 			"DELETE FROM upstream_claims WHERE user_id = ?",
 			"DELETE FROM upstream_identities WHERE user_id = ?",
+			"DELETE FROM passkeys WHERE user_id = ?",
 			"DELETE FROM users WHERE id = ?",
 		)
 	})

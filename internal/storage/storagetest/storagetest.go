@@ -49,6 +49,7 @@ func RunTests(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"UpstreamGroups", testUpstreamGroups},
 		{"UpstreamClaims", testUpstreamClaims},
 		{"UpstreamIdentities", testUpstreamIdentities},
+		{"Passkeys", testPasskeys},
 		{"Resources", testResources},
 		{"Sessions", testSessions},
 		{"UserSessions", testUserSessions},
@@ -1957,4 +1958,63 @@ func testTimezoneRoundTrip(t *testing.T, s storage.Store) {
 
 func testPing(t *testing.T, s storage.Store) {
 	wantErr(t, "Ping()", s.Ping(t.Context()), nil)
+}
+
+// testPasskeys: passkeys round-trip, are listed per user oldest first,
+// an ID is unique across users, a user can rename and delete only their
+// own, a reset keeps them and deleting the user deletes them.
+func testPasskeys(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, "u1")
+	mustCreateUser(t, s, "u2")
+	p1 := storage.Passkey{
+		ID: "cred-1", UserID: "u1", PublicKey: []byte{0xa5, 0x01, 0x02}, SignCount: 7,
+		Transports: []string{"internal", "hybrid"}, AAGUID: make([]byte, 16),
+		BackupEligible: true, BackupState: false, Name: "Laptop", CreatedAt: at(time.Minute),
+	}
+	p1.AAGUID[0] = 0xad
+	p2 := storage.Passkey{ID: "cred-2", UserID: "u1", PublicKey: []byte{1}, CreatedAt: t0}
+	p3 := storage.Passkey{ID: "cred-3", UserID: "u2", PublicKey: []byte{2}, CreatedAt: t0}
+	for _, p := range []storage.Passkey{p1, p2, p3} {
+		wantErr(t, "CreatePasskey("+p.ID+")", s.CreatePasskey(ctx, p), nil)
+	}
+	wantErr(t, "CreatePasskey(cred-1) for u2", s.CreatePasskey(ctx, storage.Passkey{ID: "cred-1", UserID: "u2", PublicKey: []byte{3}}), storage.ErrAlreadyExists)
+	wantErr(t, "CreatePasskey(cred-9) for nope", s.CreatePasskey(ctx, storage.Passkey{ID: "cred-9", UserID: "nope", PublicKey: []byte{3}}), storage.ErrNotFound)
+
+	got, err := s.GetPasskey(ctx, "cred-1")
+	wantErr(t, "GetPasskey(cred-1)", err, nil)
+	diff(t, "GetPasskey(cred-1)", got, p1)
+	_, err = s.GetPasskey(ctx, "cred-9")
+	wantErr(t, "GetPasskey(cred-9)", err, storage.ErrNotFound)
+	list, err := s.ListPasskeys(ctx, "u1")
+	wantErr(t, "ListPasskeys(u1)", err, nil)
+	diff(t, "ListPasskeys(u1)", list, []storage.Passkey{p2, p1})
+
+	wantErr(t, "UsePasskey(cred-1)", s.UsePasskey(ctx, "cred-1", 8, true, at(time.Hour)), nil)
+	wantErr(t, "UsePasskey(cred-9)", s.UsePasskey(ctx, "cred-9", 1, false, at(time.Hour)), storage.ErrNotFound)
+	p1.SignCount, p1.BackupState, p1.LastUsedAt = 8, true, at(time.Hour)
+	got, _ = s.GetPasskey(ctx, "cred-1")
+	diff(t, "GetPasskey(cred-1) after UsePasskey", got, p1)
+
+	// Another user's passkey is neither renamed nor deleted.
+	wantErr(t, "RenamePasskey(u2, cred-1)", s.RenamePasskey(ctx, "u2", "cred-1", "mine"), storage.ErrNotFound)
+	wantErr(t, "DeletePasskey(u2, cred-1)", s.DeletePasskey(ctx, "u2", "cred-1"), storage.ErrNotFound)
+	wantErr(t, "RenamePasskey(u1, cred-1)", s.RenamePasskey(ctx, "u1", "cred-1", "Phone"), nil)
+	p1.Name = "Phone"
+	got, _ = s.GetPasskey(ctx, "cred-1")
+	diff(t, "GetPasskey(cred-1) after RenamePasskey", got, p1)
+
+	if _, err := s.ResetUser(ctx, "u1", at(2*time.Hour), func(u storage.User) (storage.User, error) { return u, nil }); err != nil {
+		t.Fatalf("ResetUser(u1) = %v", err)
+	}
+	list, _ = s.ListPasskeys(ctx, "u1")
+	diff(t, "ListPasskeys(u1) after ResetUser", list, []storage.Passkey{p2, p1})
+
+	wantErr(t, "DeletePasskey(u1, cred-2)", s.DeletePasskey(ctx, "u1", "cred-2"), nil)
+	wantErr(t, "DeletePasskey(u1, cred-2) again", s.DeletePasskey(ctx, "u1", "cred-2"), storage.ErrNotFound)
+	wantErr(t, "DeleteUser(u1)", s.DeleteUser(ctx, "u1"), nil)
+	_, err = s.GetPasskey(ctx, "cred-1")
+	wantErr(t, "GetPasskey(cred-1) after DeleteUser(u1)", err, storage.ErrNotFound)
+	list, _ = s.ListPasskeys(ctx, "u2")
+	diff(t, "ListPasskeys(u2)", list, []storage.Passkey{p3})
 }
