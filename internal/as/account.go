@@ -376,33 +376,13 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 		s.startAgainPage(w, r, http.StatusBadRequest, "the form has no client_id field")
 		return
 	}
-	cons, err := s.opts.Store.ListConsents(ctx, sess.UserID)
+	resources, err := s.heldResources(ctx, sess.UserID, clientID)
 	if err != nil {
 		s.serverErrorPage(w, r, err)
 		return
-	}
-	grants, err := s.opts.Store.ListUserGrants(ctx, sess.UserID, s.now())
-	if err != nil {
-		s.serverErrorPage(w, r, err)
-		return
-	}
-	var resources []string
-	for _, c := range cons {
-		if c.ClientID == clientID && !slices.Contains(resources, c.Resource) {
-			resources = append(resources, c.Resource)
-		}
-	}
-	for _, g := range grants {
-		if g.ClientID == clientID && !slices.Contains(resources, g.Resource) {
-			resources = append(resources, g.Resource)
-		}
 	}
 	if len(resources) == 0 {
-		s.opts.Pages.Error(w, r, http.StatusNotFound, web.ErrorData{
-			Title:       "Nothing to revoke",
-			Description: "This application has no access to your account (any more). Go back to your account page.",
-			Detail:      "no consent or live grant of the signed-in user for this client_id",
-		})
+		s.nothingToRevoke(w, r)
 		return
 	}
 	for _, res := range resources {
@@ -507,4 +487,39 @@ func (s *Server) handleAccountSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(ctx, r, storage.AuditEvent{Type: "user.sessions_ended", UserID: sess.UserID, Outcome: "success", Detail: fmt.Sprintf("%d sessions ended", n)})
 	http.Redirect(w, r, s.base+pathAccount+"?done=sessions", http.StatusSeeOther)
+}
+
+// heldResources are the resources at which userID has a consent or a live
+// grant for clientID: what a revocation of clientID by userID may touch.
+func (s *Server) heldResources(ctx context.Context, userID, clientID string) ([]string, error) {
+	cons, err := s.opts.Store.ListConsents(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	grants, err := s.opts.Store.ListUserGrants(ctx, userID, s.now())
+	if err != nil {
+		return nil, err
+	}
+	var resources []string
+	for _, c := range cons {
+		if c.ClientID == clientID && !slices.Contains(resources, c.Resource) {
+			resources = append(resources, c.Resource)
+		}
+	}
+	for _, g := range grants {
+		if g.ClientID == clientID && !slices.Contains(resources, g.Resource) {
+			resources = append(resources, g.Resource)
+		}
+	}
+	return resources, nil
+}
+
+// nothingToRevoke answers a revocation of something the user does not
+// hold: 404, and nothing audited.
+func (s *Server) nothingToRevoke(w http.ResponseWriter, r *http.Request) {
+	s.opts.Pages.Error(w, r, http.StatusNotFound, web.ErrorData{
+		Title:       "Nothing to revoke",
+		Description: "This application has no access to your account (any more). Go back to your account page.",
+		Detail:      "no consent or live grant of the signed-in user for this client_id",
+	})
 }

@@ -220,6 +220,26 @@ func TestAccountConsentsRedirect(t *testing.T) {
 	if p := newBrowser(t).get(ts.URL + pathConsents); p.status != http.StatusSeeOther || p.header.Get("Location") != pathAccount {
 		t.Errorf("GET %s = %d Location %q, want 303 to %s", pathConsents, p.status, p.header.Get("Location"), pathAccount)
 	}
+	// The old form's POST revokes only a consent or grant the user holds;
+	// anything else is 404 and leaves no audit row (review of 16a, L1).
+	b := newBrowser(t)
+	ts.accountLogin(t, b, testUser, testPassword)
+	before, err := ts.Store.QueryAudit(t.Context(), storage.AuditQuery{Type: "consent.revoked", Limit: 100})
+	must(t, err)
+	for _, f := range []url.Values{
+		{"client_id": {"https://evil.example/ \u202e fake"}, "resource": {""}},
+		{"client_id": {publicClient}, "resource": {testResource}},
+		{"client_id": {""}, "resource": {testResource}},
+	} {
+		if p := ts.accountPost(t, b, pathConsents, f); p.status != http.StatusNotFound {
+			t.Errorf("POST %s %v = %d, want 404 (nothing held)", pathConsents, f, p.status)
+		}
+	}
+	after, err := ts.Store.QueryAudit(t.Context(), storage.AuditQuery{Type: "consent.revoked", Limit: 100})
+	must(t, err)
+	if len(after) != len(before) {
+		t.Errorf("consent.revoked rows %d -> %d: a revocation of nothing was audited as a success", len(before), len(after))
+	}
 }
 
 // TestAccountPasswordChange: the current password must be right, the new

@@ -450,7 +450,19 @@ func (s *Server) handleConsents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.revokeConsent(r.Context(), r, sess.UserID, r.PostForm.Get("client_id"), r.PostForm.Get("resource")); err != nil {
+	// Only a consent or grant the user holds is revoked (and audited):
+	// the form's fields name what to revoke, never whose.
+	clientID, resource := r.PostForm.Get("client_id"), r.PostForm.Get("resource")
+	held, err := s.heldResources(r.Context(), sess.UserID, clientID)
+	if err != nil {
+		s.serverErrorPage(w, r, err)
+		return
+	}
+	if clientID == "" || !slices.Contains(held, resource) {
+		s.nothingToRevoke(w, r)
+		return
+	}
+	if err := s.revokeConsent(r.Context(), r, sess.UserID, clientID, resource); err != nil {
 		s.serverErrorPage(w, r, err)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/gatehouse-mcp/gatehouse/internal/mcpauthz"
 	"github.com/gatehouse-mcp/gatehouse/rs"
 	"github.com/gatehouse-mcp/gatehouse/rs/rsmcp"
 )
@@ -299,7 +300,9 @@ func reportToolCalls(opts Options) mcp.Middleware {
 			if method != "tools/call" || !ok || call.Params == nil {
 				return res, err
 			}
-			c := ToolCall{Time: opts.Now(), Tool: call.Params.Name, Resource: opts.Resource, Outcome: "ok"}
+			// The name is the client's text and reaches the user's
+			// account page: clipped as the gateway clips it.
+			c := ToolCall{Time: opts.Now(), Tool: mcpauthz.Clip(call.Params.Name), Resource: opts.Resource, Outcome: "ok"}
 			if ex := call.Extra; ex != nil && ex.TokenInfo != nil {
 				c.Subject = ex.TokenInfo.UserID
 				c.ClientID, _ = ex.TokenInfo.Extra[rsmcp.ExtraClientID].(string)
