@@ -470,3 +470,32 @@ func TestTokenExchangePolicyPairs(t *testing.T) {
 	// The API's token fits the second entry.
 	ts.exchangeOK(t, exForm(r.AccessToken, exMachineAPI, "notes:read"), exGateway, exGatewaySec)
 }
+
+// TestTokenExchangeDynamicClients (issue 11's invariant, for this grant):
+// a self-registered client (RFC 7591) or a metadata-document client is
+// refused with unauthorized_client even when the policy names it and it
+// authenticates, and nothing is stored.
+func TestTokenExchangeDynamicClients(t *testing.T) {
+	for _, origin := range []storage.ClientOrigin{storage.OriginDCR, storage.OriginCIMD} {
+		t.Run(string(origin), func(t *testing.T) {
+			const id, secret = "dyn-client", "dyn-client-secret-0123456789"
+			ts := newExchangeServerWith(t, []ExchangeClient{{ClientID: id, SubjectAudiences: []string{testResource}, Audiences: []string{exAPI}}})
+			now := ts.Clock.Now()
+			must(t, ts.Store.CreateClient(t.Context(), storage.Client{
+				ID: id, Name: "Dynamic", SecretHash: token.Hash(secret), GrantTypes: []string{"client_credentials"},
+				TokenEndpointAuthMethod: "client_secret_basic", ApplicationType: "web", ResponseTypes: []string{"code"},
+				Origin: origin, Metadata: "{}", CreatedAt: now, UpdatedAt: now,
+			}))
+			subject := ts.userToken(t, "notes:read")
+			before := ts.snapshot(t)
+			s, _, body := ts.post(t, "/token", exForm(subject, exAPI, "notes:read"), id, secret)
+			assertOAuthError(t, s, body, http.StatusBadRequest, "unauthorized_client")
+			if !strings.Contains(body, "self-registered") {
+				t.Errorf("refusal %s does not name the rule", body)
+			}
+			if ts.snapshot(t) != before {
+				t.Error("storage changed")
+			}
+		})
+	}
+}
